@@ -1,0 +1,136 @@
+/*
+ * ast.h -- the syntax tree of one .zdm file.
+ *
+ * The parser builds it in the compile's arena and does no checking beyond
+ * syntax; check.c judges it and lower.c turns it into a plan.  Every node
+ * keeps the byte offset of where it was written, so later passes can point
+ * at the exact token.  Names are stored as PostgreSQL would see them:
+ * unquoted names folded to lower case, "quoted" ones as written.
+ */
+#ifndef ZDMC_AST_H
+#define ZDMC_AST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arena.h"
+#include "diag.h"
+
+typedef struct zdmc_name {
+	const char *name; /* NULL when absent (e.g. no schema given) */
+	size_t offset;
+	bool quoted;
+} zdmc_name;
+
+/* SQL carried verbatim: the text between the parentheses of using (...). */
+typedef struct zdmc_expr {
+	const char *text; /* NULL when absent */
+	size_t offset;    /* offset of text[0] in the source */
+	size_t len;
+} zdmc_expr;
+
+/* A column type as written, e.g. "numeric(12,2)"; checked by libpg_query. */
+typedef struct zdmc_type {
+	const char *text;
+	size_t offset;
+} zdmc_type;
+
+typedef enum zdmc_option_kind {
+	ZDMC_OPTVAL_INTEGER, /* 5000 */
+	ZDMC_OPTVAL_STRING,  /* '500ms' */
+	ZDMC_OPTVAL_WORD,    /* trigger */
+	ZDMC_OPTVAL_LIST     /* (switch, contract), possibly () */
+} zdmc_option_kind;
+
+typedef struct zdmc_option {
+	zdmc_name name;
+	zdmc_option_kind kind;
+	const char *text; /* integer digits, string contents or word */
+	size_t value_offset;
+	zdmc_name *items; /* LIST */
+	size_t nitems;
+	struct zdmc_option *next;
+} zdmc_option;
+
+typedef enum zdmc_reverse_kind {
+	ZDMC_REVERSE_MISSING, /* neither clause: an error unless ... nothing */
+	ZDMC_REVERSE_USING,   /* reverse using (expr) */
+	ZDMC_REVERSE_IRREVERSIBLE
+} zdmc_reverse_kind;
+
+typedef struct zdmc_reverse {
+	zdmc_reverse_kind kind;
+	zdmc_expr expr;
+	size_t offset; /* of the clause, or where it was expected */
+} zdmc_reverse;
+
+/* A new column of a split: first_name text [not null] using (...) */
+typedef struct zdmc_coldef {
+	zdmc_name name;
+	zdmc_type type;
+	bool not_null;
+	zdmc_expr using; /* text NULL when missing */
+	zdmc_reverse reverse; /* only as parsed; moved to the split */
+	size_t offset;
+	struct zdmc_coldef *next;
+} zdmc_coldef;
+
+typedef enum zdmc_action_kind {
+	ZDMC_ACTION_SPLIT,  /* split column c into coldef, ... reverse */
+	ZDMC_ACTION_RENAME, /* rename column c to d */
+	ZDMC_ACTION_TYPE    /* alter column c type t [using] reverse */
+} zdmc_action_kind;
+
+typedef struct zdmc_action {
+	zdmc_action_kind kind;
+	size_t offset;
+	zdmc_name column; /* the existing column the action is about */
+	/* SPLIT */
+	zdmc_coldef *into;
+	size_t ninto;
+	bool split_closed; /* its reverse clause was seen: no more columns */
+	/* RENAME */
+	zdmc_name to;
+	/* TYPE */
+	zdmc_type type;
+	zdmc_expr using; /* text NULL: a plain cast */
+	/* SPLIT and TYPE */
+	zdmc_reverse reverse;
+	struct zdmc_action *next;
+} zdmc_action;
+
+typedef struct zdmc_stmt {
+	zdmc_name schema; /* name NULL: public */
+	zdmc_name table;
+	size_t offset;
+	zdmc_action *actions;
+	zdmc_action *last_action;
+	bool broken; /* had a syntax error: later passes skip it */
+	struct zdmc_stmt *next;
+} zdmc_stmt;
+
+typedef struct zdmc_migration {
+	bool has_header;
+	zdmc_name name;
+	size_t offset;
+	zdmc_option *options;
+	zdmc_stmt *stmts;
+	zdmc_stmt *last_stmt;
+	size_t end_offset; /* end of file, for "no statements" */
+} zdmc_migration;
+
+/* Parse src into *out (allocated in arena); syntax errors go to diag.
+ * Returns the number of syntax errors. */
+int zdmc_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_source *src,
+               zdmc_migration **out);
+
+/*
+ * Grammar helpers: the column definitions of a split are separate list items
+ * to the LALR(1) grammar (a comma may start another new column or another
+ * action), so the parser hands every item here and the split collects its
+ * columns; a column definition with no split before it is reported.
+ */
+void zdmc_ast_add_action(zdmc_diag *diag, zdmc_stmt *stmt, zdmc_action *action);
+void zdmc_ast_add_coldef(zdmc_diag *diag, zdmc_stmt *stmt, zdmc_coldef *coldef);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * diag.c -- collect diagnostics, print them with the line and a caret.
+ *
+ * The caret line copies tabs from the source line so it lines up in any
+ * terminal; other characters become one space per code point.
+ */
+#include "diag.h"
+
+#include <stdarg.h>
+
+void
+zdmc_diag_init(zdmc_diag *diag, zdmc_arena *arena, const zdmc_source *src)
+{
+	diag->arena = arena;
+	diag->src = src;
+	diag->first = NULL;
+	diag->last = NULL;
+	diag->nerrors = 0;
+}
+
+static void
+diag_add(zdmc_diag *diag, zdmc_diag_level level, size_t offset,
+         const char *fmt, va_list ap)
+{
+	zdmc_diagnostic *d = ZDMC_NEW(diag->arena, zdmc_diagnostic);
+
+	d->level = level;
+	d->offset = offset;
+	d->message = zdmc_arena_vprintf(diag->arena, fmt, ap);
+	if (diag->last)
+		diag->last->next = d;
+	else
+		diag->first = d;
+	diag->last = d;
+	if (level == ZDMC_DIAG_ERROR)
+		diag->nerrors++;
+}
+
+void
+zdmc_diag_error(zdmc_diag *diag, size_t offset, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_add(diag, ZDMC_DIAG_ERROR, offset, fmt, ap);
+	va_end(ap);
+}
+
+void
+zdmc_diag_note(zdmc_diag *diag, size_t offset, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	diag_add(diag, ZDMC_DIAG_NOTE, offset, fmt, ap);
+	va_end(ap);
+}
+
+bool
+zdmc_diag_has_error_at(const zdmc_diag *diag, size_t offset)
+{
+	const zdmc_diagnostic *d;
+
+	for (d = diag->first; d != NULL; d = d->next)
+		if (d->level == ZDMC_DIAG_ERROR && d->offset == offset)
+			return true;
+	return false;
+}
+
+static void
+diag_print_one(const zdmc_diag *diag, const zdmc_diagnostic *d, FILE *out)
+{
+	const zdmc_source *src = diag->src;
+	const char *line;
+	size_t line_len, i, upto;
+	int lineno, col;
+
+	zdmc_source_position(src, d->offset, &lineno, &col);
+	fprintf(out, "%s:%d:%d: %s: %s\n", src->name, lineno, col,
+	        d->level == ZDMC_DIAG_ERROR ? "error" : "note", d->message);
+	line = zdmc_source_line(src, d->offset, &line_len);
+	fprintf(out, "%.*s\n", (int)line_len, line);
+	upto = (size_t)(src->text + (d->offset > src->len ? src->len : d->offset) -
+	                line);
+	if (upto > line_len)
+		upto = line_len;
+	for (i = 0; i < upto; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c == '\t')
+			fputc('\t', out);
+		else if ((c & 0xC0) != 0x80)
+			fputc(' ', out);
+	}
+	fputs("^\n", out);
+}
+
+void
+zdmc_diag_print(const zdmc_diag *diag, FILE *out)
+{
+	const zdmc_diagnostic *d;
+
+	if (out == NULL)
+		return;
+	for (d = diag->first; d != NULL; d = d->next)
+		diag_print_one(diag, d, out);
+}

@@ -1,0 +1,1147 @@
+/*
+ * lower.c -- turn a checked migration into the plan: every statement, in
+ * phases, with its compensation.
+ *
+ * The mechanism, per changed table T (docs/plan-format.md tells it for
+ * reviewers):
+ *
+ * expand (one transaction per table, so no client ever sees half of it --
+ * the lesson of pgroll's #905/#906): new columns are added as nullable
+ * zdm_new_<name> (metadata only), plus zdm_sync_pending boolean NOT NULL
+ * DEFAULT true, which marks rows whose new columns have never been computed
+ * (a constant default is metadata only too).  A BEFORE trigger keeps both
+ * shapes right: an old-version write (the old columns change) recomputes the
+ * new columns with using; a new-version write (only new columns change)
+ * recomputes the old ones with reverse using; either clears the marker.  The
+ * UPDATE trigger has a WHEN clause, evaluated in C without entering
+ * plpgsql, that is false when the marker flips -- which only the backfill
+ * does -- so the backfill's own writes never pay for the trigger.  The new
+ * version is a schema of views that rename columns; it is built from the
+ * catalog at run time (the compiler never sees the table's other columns),
+ * by a DO block whose every line is in the plan.
+ *
+ * backfill: one UPDATE per batch of heap pages (ctid ranges: no key needed,
+ * TID range scans, batches on disjoint ranges can run in parallel), touching
+ * only rows still marked pending, so it never overwrites a value a trigger
+ * wrote.  Every row that moves (an UPDATE) goes through the trigger and is
+ * no longer pending, so one pass over the pages that existed when the
+ * backfill started finds every pending row.
+ *
+ * verify: NOT NULL as CHECK ... NOT VALID, then VALIDATE (no long lock);
+ * checks that return a count that must be zero.
+ *
+ * contract (one transaction per table): drop the triggers, the view, the
+ * old columns; rename the new ones into place; SET NOT NULL, which skips its
+ * scan because the validated check proves it.  Dropping the version schema
+ * lets new-version clients, whose search_path is "<version>, public", fall
+ * through to the contracted table, which now has their shape.
+ *
+ * This file must not report errors: everything it relies on was checked.
+ */
+#include <string.h>
+
+#include "ident.h"
+#include "model.h"
+#include "plan.h"
+#include "source.h"
+#include "zdmc.h"
+
+#define PENDING_COLUMN "zdm_sync_pending"
+#define INSERT_TRIGGER "zdm_sync_insert"
+#define UPDATE_TRIGGER "zdm_sync_update"
+
+typedef struct lower_ctx {
+	zdmc_arena *arena;
+	const zdmc_model *model;
+	const zdmc_source *src;
+	zdmc_plan *plan;
+	zdmc_plan_phase *phase;
+	zdmc_plan_step **tail;
+	int nsteps;           /* in the current phase */
+	const char *tx_label; /* NULL: each step is its own transaction */
+} lower_ctx;
+
+/* ---- names ----------------------------------------------------------- */
+
+static const char *
+Q(lower_ctx *ctx, const char *name)
+{
+	return zdmc_ident_quote(ctx->arena, name);
+}
+
+static const char *
+lower_sync_function(lower_ctx *ctx, const zdmc_table *t)
+{
+	return zdmc_ident_qualified(ctx->arena, t->schema,
+	                            zdmc_arena_printf(ctx->arena, "zdm_sync_%s",
+	                                              t->name));
+}
+
+static const char *
+lower_view(lower_ctx *ctx, const zdmc_table *t)
+{
+	return zdmc_ident_qualified(ctx->arena, ctx->model->version_schema,
+	                            t->name);
+}
+
+static const char *
+lower_nn_constraint(lower_ctx *ctx, const zdmc_newcol *col)
+{
+	return Q(ctx, zdmc_arena_printf(ctx->arena, "zdm_nn_%s", col->name));
+}
+
+/* ---- expressions, rebound to where they are evaluated --------------------- */
+
+typedef struct lower_map {
+	lower_ctx *ctx;
+	const zdmc_table *table;
+	const zdmc_change *change; /* round trip: whose forwards to inline */
+	const char *prefix;        /* "NEW." in triggers, "" elsewhere */
+} lower_map;
+
+static const char *
+lower_map_old(void *arg, const zdmc_colref *ref)
+{
+	lower_map *m = arg;
+
+	return zdmc_arena_printf(m->ctx->arena, "%s%s", m->prefix,
+	                         Q(m->ctx, ref->column));
+}
+
+static const char *
+lower_map_new(void *arg, const zdmc_colref *ref)
+{
+	lower_map *m = arg;
+
+	return zdmc_arena_printf(m->ctx->arena, "%s%s", m->prefix,
+	                         Q(m->ctx, zdmc_model_new_physical(m->table,
+	                                                           ref->column)));
+}
+
+static const char *
+lower_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_newcol *col,
+              const char *prefix)
+{
+	lower_map m = {ctx, t, NULL, prefix};
+
+	return zdmc_sqlexpr_rewrite(ctx->arena, col->forward, lower_map_old, &m);
+}
+
+static const char *
+lower_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+              const char *prefix)
+{
+	lower_map m = {ctx, t, NULL, prefix};
+
+	return zdmc_sqlexpr_rewrite(ctx->arena, c->reverse, lower_map_new, &m);
+}
+
+/* reverse(using(old)): each new column of the change becomes its using. */
+static const char *
+lower_map_round_trip(void *arg, const zdmc_colref *ref)
+{
+	lower_map *m = arg;
+	size_t i;
+
+	for (i = 0; i < m->change->ncols; i++)
+		if (strcmp(m->change->cols[i].name, ref->column) == 0)
+			return zdmc_arena_printf(m->ctx->arena, "(%s)",
+			                         lower_forward(m->ctx, m->table,
+			                                       &m->change->cols[i],
+			                                       ""));
+	return lower_map_new(arg, ref);
+}
+
+static const char *
+lower_round_trip(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
+{
+	lower_map m = {ctx, t, c, ""};
+
+	return zdmc_sqlexpr_rewrite(ctx->arena, c->reverse, lower_map_round_trip,
+	                            &m);
+}
+
+/* Old-shape columns whose change means "recompute the new columns". */
+static void
+lower_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
+                      const char **seen, size_t *nseen)
+{
+	size_t i, j, k;
+
+	for (i = 0; i <= c->ncols; i++) {
+		const zdmc_sqlexpr *e = i < c->ncols ? c->cols[i].forward : NULL;
+		size_t nrefs = e ? e->nrefs : 1;
+
+		for (j = 0; j < nrefs; j++) {
+			const char *col = e ? e->refs[j].column : c->column;
+
+			for (k = 0; k < *nseen; k++)
+				if (strcmp(seen[k], col) == 0)
+					break;
+			if (k < *nseen)
+				continue;
+			seen[(*nseen)++] = col;
+			if (cond->len)
+				zdmc_buf_puts(cond, " OR ");
+			zdmc_buf_printf(cond, "NEW.%s IS DISTINCT FROM OLD.%s",
+			                Q(ctx, col), Q(ctx, col));
+		}
+	}
+}
+
+static size_t
+lower_count_refs(const zdmc_change *c)
+{
+	size_t i, n = 1;
+
+	for (i = 0; i < c->ncols; i++)
+		n += c->cols[i].forward->nrefs;
+	return n;
+}
+
+static const char *
+lower_forward_changed(lower_ctx *ctx, const zdmc_change *c)
+{
+	const char **seen = zdmc_arena_alloc(ctx->arena, lower_count_refs(c) *
+	                                                     sizeof(char *));
+	size_t nseen = 0;
+	zdmc_buf cond;
+
+	zdmc_buf_init(&cond, ctx->arena);
+	lower_forward_sources(ctx, c, &cond, seen, &nseen);
+	return zdmc_buf_cstr(&cond);
+}
+
+static const char *
+lower_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
+                  const char *join)
+{
+	zdmc_buf cond;
+	size_t i;
+
+	zdmc_buf_init(&cond, ctx->arena);
+	for (i = 0; i < c->ncols; i++) {
+		const char *p = Q(ctx, c->cols[i].physical);
+
+		if (i)
+			zdmc_buf_puts(&cond, join);
+		if (strcmp(op, "IS NOT NULL") == 0)
+			zdmc_buf_printf(&cond, "NEW.%s IS NOT NULL", p);
+		else
+			zdmc_buf_printf(&cond, "NEW.%s %s OLD.%s", p, op, p);
+	}
+	return zdmc_buf_cstr(&cond);
+}
+
+/* ---- steps ------------------------------------------------------------- */
+
+static void
+lower_phase(lower_ctx *ctx, zdmc_phase phase)
+{
+	zdmc_plan_phase *p = ZDMC_NEW(ctx->arena, zdmc_plan_phase);
+	zdmc_plan_phase **tail = &ctx->plan->phases;
+
+	p->name = zdmc_phase_names[phase];
+	while (*tail != NULL)
+		tail = &(*tail)->next;
+	*tail = p;
+	ctx->phase = p;
+	ctx->tail = &p->steps;
+	ctx->nsteps = 0;
+	ctx->tx_label = NULL;
+}
+
+static zdmc_plan_step *
+lower_step(lower_ctx *ctx, zdmc_step_kind kind, const zdmc_table *t,
+           const char *description, const char *sql, const char *compensation)
+{
+	zdmc_plan_step *s = ZDMC_NEW(ctx->arena, zdmc_plan_step);
+
+	s->kind = kind;
+	s->id = zdmc_arena_printf(ctx->arena, "%s.%d", ctx->phase->name,
+	                          ++ctx->nsteps);
+	s->description = description;
+	s->table = t ? t->qname : NULL;
+	if (kind != ZDMC_STEP_GATE) {
+		s->transaction = ctx->tx_label ? ctx->tx_label : s->id;
+		s->lock_timeout_ms = ctx->model->options.lock_timeout_ms;
+	}
+	s->sql = sql;
+	s->compensation = compensation;
+	*ctx->tail = s;
+	ctx->tail = &s->next;
+	return s;
+}
+
+static void
+lower_approval_gate(lower_ctx *ctx, zdmc_phase phase)
+{
+	zdmc_plan_step *s;
+
+	if (!(ctx->model->options.approve & (1u << phase)))
+		return;
+	s = lower_step(ctx, ZDMC_STEP_GATE, NULL,
+	               zdmc_arena_printf(ctx->arena,
+	                                 "approval needed before %s",
+	                                 zdmc_phase_names[phase]),
+	               NULL, NULL);
+	s->gate = zdmc_phase_names[phase];
+	s->approval = true;
+}
+
+/* A dollar-quote tag that does not occur in body. */
+static const char *
+lower_dollar_tag(lower_ctx *ctx, const char *body)
+{
+	const char *tag = "$zdm$";
+	int n = 0;
+
+	while (strstr(body, tag) != NULL)
+		tag = zdmc_arena_printf(ctx->arena, "$zdm%d$", ++n);
+	return tag;
+}
+
+static const char *
+lower_new_column_list(lower_ctx *ctx, const zdmc_change *c)
+{
+	zdmc_buf list;
+	size_t i;
+
+	zdmc_buf_init(&list, ctx->arena);
+	for (i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(&list, "%s%s", i ? ", " : "", c->cols[i].name);
+	return zdmc_buf_cstr(&list);
+}
+
+/* ---- expand ------------------------------------------------------------ */
+
+static void
+lower_assign_forward(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
+                     const zdmc_change *c, const char *indent)
+{
+	size_t i;
+
+	for (i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent,
+		                Q(ctx, c->cols[i].physical),
+		                lower_forward(ctx, t, &c->cols[i], "NEW."));
+}
+
+static void
+lower_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
+                     const zdmc_change *c, const char *indent)
+{
+	if (c->irreversible)
+		zdmc_buf_printf(b, "%sNULL; -- irreversible: the old shape is not written back\n",
+		                indent);
+	else
+		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent, Q(ctx, c->column),
+		                lower_reverse(ctx, t, c, "NEW."));
+}
+
+static const char *
+lower_change_title(lower_ctx *ctx, const zdmc_change *c)
+{
+	if (c->kind == ZDMC_ACTION_SPLIT)
+		return zdmc_arena_printf(ctx->arena, "split column %s into %s",
+		                         c->column, lower_new_column_list(ctx, c));
+	return zdmc_arena_printf(ctx->arena, "alter column %s type %s",
+	                         c->column, c->cols[0].type);
+}
+
+static const char *
+lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
+{
+	zdmc_buf body, sql;
+	const char *tag;
+	size_t i, j;
+
+	zdmc_buf_init(&body, ctx->arena);
+	zdmc_buf_printf(&body,
+	                "BEGIN\n"
+	                "    -- zdm migration %s: keeps the old and the new shape of %s\n"
+	                "    -- in step while both application versions write.\n"
+	                "    IF TG_OP = 'INSERT' THEN\n",
+	                ctx->model->migration, t->qname);
+	for (i = 0; i < t->nchanges; i++) {
+		const zdmc_change *c = &t->changes[i];
+
+		if (c->kind == ZDMC_ACTION_RENAME)
+			continue;
+		zdmc_buf_printf(&body,
+		                "        -- %s\n"
+		                "        IF NEW.%s IS NULL AND (%s) THEN\n",
+		                lower_change_title(ctx, c), Q(ctx, c->column),
+		                lower_new_changed(ctx, c, "IS NOT NULL", " OR "));
+		lower_assign_reverse(ctx, &body, t, c, "            ");
+		zdmc_buf_puts(&body, "        ELSE\n");
+		lower_assign_forward(ctx, &body, t, c, "            ");
+		zdmc_buf_puts(&body, "        END IF;\n");
+	}
+	zdmc_buf_puts(&body, "    ELSE\n");
+	for (i = 0; i < t->nchanges; i++) {
+		const zdmc_change *c = &t->changes[i];
+
+		if (c->kind == ZDMC_ACTION_RENAME)
+			continue;
+		zdmc_buf_printf(&body, "        -- %s\n", lower_change_title(ctx, c));
+		zdmc_buf_printf(&body, "        IF %s THEN\n",
+		                lower_forward_changed(ctx, c));
+		lower_assign_forward(ctx, &body, t, c, "            ");
+		zdmc_buf_printf(&body, "        ELSIF %s THEN\n",
+		                lower_new_changed(ctx, c, "IS DISTINCT FROM", " OR "));
+		zdmc_buf_printf(&body,
+		                "            IF OLD.%s THEN\n"
+		                "                -- never backfilled: what the client did not set comes from the old shape\n",
+		                PENDING_COLUMN);
+		for (j = 0; j < c->ncols; j++) {
+			const char *p = Q(ctx, c->cols[j].physical);
+
+			zdmc_buf_printf(&body,
+			                "                IF NEW.%s IS NOT DISTINCT FROM OLD.%s THEN\n"
+			                "                    NEW.%s := (%s);\n"
+			                "                END IF;\n",
+			                p, p, p,
+			                lower_forward(ctx, t, &c->cols[j], "NEW."));
+		}
+		zdmc_buf_puts(&body, "            END IF;\n");
+		lower_assign_reverse(ctx, &body, t, c, "            ");
+		zdmc_buf_printf(&body, "        ELSIF OLD.%s THEN\n", PENDING_COLUMN);
+		lower_assign_forward(ctx, &body, t, c, "            ");
+		zdmc_buf_puts(&body, "        END IF;\n");
+	}
+	zdmc_buf_printf(&body,
+	                "    END IF;\n"
+	                "    NEW.%s := false;\n"
+	                "    RETURN NEW;\n"
+	                "END\n",
+	                PENDING_COLUMN);
+	tag = lower_dollar_tag(ctx, zdmc_buf_cstr(&body));
+	zdmc_buf_init(&sql, ctx->arena);
+	zdmc_buf_printf(&sql,
+	                "CREATE FUNCTION %s() RETURNS trigger\n"
+	                "LANGUAGE plpgsql AS %s\n%s%s",
+	                lower_sync_function(ctx, t), tag, zdmc_buf_cstr(&body),
+	                tag);
+	return zdmc_buf_cstr(&sql);
+}
+
+/* WHEN of the UPDATE trigger: a client write that touches what we sync.
+ * The backfill flips the marker, so it never matches. */
+static const char *
+lower_update_when(lower_ctx *ctx, const zdmc_table *t)
+{
+	const char **seen;
+	size_t nseen = 0, nrefs = 0, i;
+	zdmc_buf cond, when;
+
+	for (i = 0; i < t->nchanges; i++)
+		if (t->changes[i].kind != ZDMC_ACTION_RENAME)
+			nrefs += lower_count_refs(&t->changes[i]);
+	seen = zdmc_arena_alloc(ctx->arena, (nrefs + 1) * sizeof(char *));
+	zdmc_buf_init(&cond, ctx->arena);
+	for (i = 0; i < t->nchanges; i++) {
+		const zdmc_change *c = &t->changes[i];
+
+		if (c->kind == ZDMC_ACTION_RENAME)
+			continue;
+		lower_forward_sources(ctx, c, &cond, seen, &nseen);
+	}
+	for (i = 0; i < t->nchanges; i++) {
+		const zdmc_change *c = &t->changes[i];
+
+		if (c->kind == ZDMC_ACTION_RENAME || c->irreversible)
+			continue;
+		zdmc_buf_printf(&cond, "\n       OR %s",
+		                lower_new_changed(ctx, c, "IS DISTINCT FROM",
+		                                  "\n       OR "));
+	}
+	zdmc_buf_init(&when, ctx->arena);
+	zdmc_buf_printf(&when,
+	                "NEW.%s = OLD.%s\n"
+	                "      AND (OLD.%s\n       OR %s)",
+	                PENDING_COLUMN, PENDING_COLUMN, PENDING_COLUMN,
+	                zdmc_buf_cstr(&cond));
+	return zdmc_buf_cstr(&when);
+}
+
+/* The new version's view, built from the catalog: every column of the table
+ * in order, the changed ones replaced in place by their new shape. */
+static const char *
+lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
+{
+	zdmc_buf values, sql;
+	size_t i, j;
+
+	zdmc_buf_init(&values, ctx->arena);
+	for (i = 0; i < t->nchanges; i++) {
+		const zdmc_change *c = &t->changes[i];
+
+		if (c->kind == ZDMC_ACTION_RENAME) {
+			zdmc_buf_printf(&values, "%s(%s, 1, %s)",
+			                values.len ? ",\n                        " : "",
+			                zdmc_ident_literal(ctx->arena, c->column),
+			                zdmc_ident_literal(ctx->arena,
+			                                   zdmc_arena_printf(ctx->arena, "%s AS %s",
+			                                                     Q(ctx, c->column),
+			                                                     Q(ctx, c->rename_to))));
+			continue;
+		}
+		for (j = 0; j < c->ncols; j++)
+			zdmc_buf_printf(&values, "%s(%s, %zu, %s)",
+			                values.len ? ",\n                        " : "",
+			                zdmc_ident_literal(ctx->arena, c->column), j + 1,
+			                zdmc_ident_literal(ctx->arena,
+			                                   zdmc_arena_printf(ctx->arena, "%s AS %s",
+			                                                     Q(ctx, c->cols[j].physical),
+			                                                     Q(ctx, c->cols[j].name))));
+	}
+	zdmc_buf_init(&sql, ctx->arena);
+	zdmc_buf_printf(&sql,
+	                "DO $zdm$\n"
+	                "DECLARE\n"
+	                "    select_list text;\n"
+	                "BEGIN\n"
+	                "    -- every column of %s in order; zdm's own columns hidden;\n"
+	                "    -- the columns this migration changes replaced by their new shape\n"
+	                "    SELECT pg_catalog.string_agg(coalesce(m.new_shape, pg_catalog.quote_ident(a.attname)),\n"
+	                "                                 ', ' ORDER BY a.attnum, m.position)\n"
+	                "      INTO select_list\n"
+	                "      FROM pg_catalog.pg_attribute AS a\n"
+	                "      LEFT JOIN (VALUES %s)\n"
+	                "           AS m(old_column, position, new_shape)\n"
+	                "        ON m.old_column = a.attname\n"
+	                "     WHERE a.attrelid = %s::pg_catalog.regclass\n"
+	                "       AND a.attnum > 0 AND NOT a.attisdropped\n"
+	                "       AND a.attname !~ '^zdm_';\n"
+	                "    EXECUTE 'CREATE VIEW %s WITH (security_invoker = true) AS SELECT '\n"
+	                "            || select_list || ' FROM %s';\n"
+	                "END\n"
+	                "$zdm$",
+	                t->qname, zdmc_buf_cstr(&values),
+	                zdmc_ident_literal(ctx->arena, t->qname),
+	                lower_view(ctx, t), t->qname);
+	return zdmc_buf_cstr(&sql);
+}
+
+static void
+lower_expand(lower_ctx *ctx)
+{
+	const zdmc_model *m = ctx->model;
+	const char *schema = Q(ctx, m->version_schema);
+	size_t i, j, k;
+
+	lower_phase(ctx, ZDMC_PHASE_EXPAND);
+	lower_approval_gate(ctx, ZDMC_PHASE_EXPAND);
+	for (i = 0; i < m->ntables; i++) {
+		const zdmc_table *t = &m->tables[i];
+
+		ctx->tx_label = zdmc_arena_printf(ctx->arena, "expand %s", t->qname);
+		if (i == 0)
+			lower_step(ctx, ZDMC_STEP_SQL, NULL,
+			           zdmc_arena_printf(ctx->arena,
+			                             "create schema %s for the new version's views",
+			                             m->version_schema),
+			           zdmc_arena_printf(ctx->arena, "CREATE SCHEMA %s", schema),
+			           zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s", schema));
+		if (t->needs_sync) {
+			zdmc_buf add, drop, names;
+			const char *sep = "";
+
+			zdmc_buf_init(&add, ctx->arena);
+			zdmc_buf_init(&drop, ctx->arena);
+			zdmc_buf_init(&names, ctx->arena);
+			zdmc_buf_printf(&add, "ALTER TABLE %s", t->qname);
+			zdmc_buf_printf(&drop, "ALTER TABLE %s", t->qname);
+			for (j = 0; j < t->nchanges; j++) {
+				const zdmc_change *c = &t->changes[j];
+
+				for (k = 0; k < c->ncols; k++) {
+					const char *p = Q(ctx, c->cols[k].physical);
+
+					zdmc_buf_printf(&add, "%s\n    ADD COLUMN %s %s",
+					                sep, p, c->cols[k].type);
+					zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s",
+					                sep, p);
+					sep = ",";
+					zdmc_buf_printf(&names, "%s, ", c->cols[k].physical);
+				}
+			}
+			zdmc_buf_printf(&add, ",\n    ADD COLUMN %s boolean NOT NULL DEFAULT true",
+			                PENDING_COLUMN);
+			zdmc_buf_printf(&drop, ",\n    DROP COLUMN %s", PENDING_COLUMN);
+			lower_step(ctx, ZDMC_STEP_SQL, t,
+			           zdmc_arena_printf(ctx->arena,
+			                             "add %sand the backfill marker %s to %s (nullable and a constant default: no table rewrite)",
+			                             zdmc_buf_cstr(&names), PENDING_COLUMN, t->qname),
+			           zdmc_buf_cstr(&add), zdmc_buf_cstr(&drop));
+			lower_step(ctx, ZDMC_STEP_SQL, t,
+			           zdmc_arena_printf(ctx->arena,
+			                             "create the function that keeps both shapes of %s in sync",
+			                             t->qname),
+			           lower_sync_function_sql(ctx, t),
+			           zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s()",
+			                             lower_sync_function(ctx, t)));
+			lower_step(ctx, ZDMC_STEP_SQL, t,
+			           zdmc_arena_printf(ctx->arena,
+			                             "run it on every insert into %s", t->qname),
+			           zdmc_arena_printf(ctx->arena,
+			                             "CREATE TRIGGER %s BEFORE INSERT ON %s\n"
+			                             "    FOR EACH ROW EXECUTE FUNCTION %s()",
+			                             INSERT_TRIGGER, t->qname,
+			                             lower_sync_function(ctx, t)),
+			           zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
+			                             INSERT_TRIGGER, t->qname));
+			lower_step(ctx, ZDMC_STEP_SQL, t,
+			           zdmc_arena_printf(ctx->arena,
+			                             "run it on updates of %s that change a synced column (the backfill's writes do not match the WHEN clause)",
+			                             t->qname),
+			           zdmc_arena_printf(ctx->arena,
+			                             "CREATE TRIGGER %s BEFORE UPDATE ON %s\n"
+			                             "    FOR EACH ROW\n"
+			                             "    WHEN (%s)\n"
+			                             "    EXECUTE FUNCTION %s()",
+			                             UPDATE_TRIGGER, t->qname,
+			                             lower_update_when(ctx, t),
+			                             lower_sync_function(ctx, t)),
+			           zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
+			                             UPDATE_TRIGGER, t->qname));
+		}
+		lower_step(ctx, ZDMC_STEP_SQL, t,
+		           zdmc_arena_printf(ctx->arena,
+		                             "create view %s.%s: %s in the new shape",
+		                             m->version_schema, t->name, t->qname),
+		           lower_view_sql(ctx, t),
+		           zdmc_arena_printf(ctx->arena, "DROP VIEW %s", lower_view(ctx, t)));
+	}
+	ctx->tx_label = NULL;
+}
+
+/* ---- backfill ------------------------------------------------------------ */
+
+static void
+lower_backfill(lower_ctx *ctx)
+{
+	const zdmc_model *m = ctx->model;
+	size_t i, j, k;
+
+	lower_phase(ctx, ZDMC_PHASE_BACKFILL);
+	lower_approval_gate(ctx, ZDMC_PHASE_BACKFILL);
+	for (i = 0; i < m->ntables; i++) {
+		const zdmc_table *t = &m->tables[i];
+		zdmc_buf sql, names;
+		zdmc_plan_step *s;
+
+		if (!t->needs_sync)
+			continue;
+		zdmc_buf_init(&sql, ctx->arena);
+		zdmc_buf_init(&names, ctx->arena);
+		zdmc_buf_printf(&sql, "UPDATE %s\n   SET ", t->qname);
+		for (j = 0; j < t->nchanges; j++) {
+			const zdmc_change *c = &t->changes[j];
+
+			for (k = 0; k < c->ncols; k++) {
+				zdmc_buf_printf(&sql, "%s = (%s),\n       ",
+				                Q(ctx, c->cols[k].physical),
+				                lower_forward(ctx, t, &c->cols[k], ""));
+				zdmc_buf_printf(&names, "%s%s", names.len ? ", " : "",
+				                c->cols[k].name);
+			}
+		}
+		zdmc_buf_printf(&sql,
+		                "%s = false\n"
+		                " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid\n"
+		                "   AND %s",
+		                PENDING_COLUMN, PENDING_COLUMN);
+		s = lower_step(ctx, ZDMC_STEP_BACKFILL, t,
+		               zdmc_arena_printf(ctx->arena,
+		                                 "compute %s for the rows of %s that no write has synced yet, in batches of pages",
+		                                 zdmc_buf_cstr(&names), t->qname),
+		               zdmc_buf_cstr(&sql), NULL);
+		s->key = "ctid";
+		s->batch_size = m->options.batch_size;
+		s->batch_pause_ms = m->options.batch_pause_ms;
+	}
+}
+
+/* ---- verify ------------------------------------------------------------ */
+
+static void
+lower_check(lower_ctx *ctx, const zdmc_table *t, const char *description,
+            const char *from_where, const char *examples)
+{
+	zdmc_plan_step *s;
+
+	s = lower_step(ctx, ZDMC_STEP_CHECK, t, description,
+	               zdmc_arena_printf(ctx->arena, "SELECT count(*) FROM %s",
+	                                 from_where),
+	               NULL);
+	s->expect = 0;
+	s->examples_sql = examples;
+}
+
+static void
+lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
+                      const zdmc_newcol *col)
+{
+	const char *con = lower_nn_constraint(ctx, col);
+	const char *add = zdmc_arena_printf(ctx->arena,
+	                                    "ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID",
+	                                    t->qname, con, Q(ctx, col->physical));
+	const char *validate = zdmc_arena_printf(ctx->arena,
+	                                         "ALTER TABLE %s VALIDATE CONSTRAINT %s",
+	                                         t->qname, con);
+
+	if (col->not_null) {
+		lower_step(ctx, ZDMC_STEP_SQL, t,
+		           zdmc_arena_printf(ctx->arena,
+		                             "require %s NOT NULL, first as a check NOT VALID (no scan under the lock)",
+		                             col->name),
+		           add,
+		           zdmc_arena_printf(ctx->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
+		                             t->qname, con));
+		lower_step(ctx, ZDMC_STEP_SQL, t,
+		           zdmc_arena_printf(ctx->arena,
+		                             "validate %s (scans the table without blocking writes)",
+		                             con),
+		           validate, NULL);
+		return;
+	}
+	/* type change: only if the old column is NOT NULL, which the catalog
+	 * knows and the compiler does not */
+	lower_step(ctx, ZDMC_STEP_SQL, t,
+	           zdmc_arena_printf(ctx->arena,
+	                             "if %s is NOT NULL, require the same of its new type, first as a check NOT VALID",
+	                             col->name),
+	           zdmc_arena_printf(ctx->arena,
+	                             "DO $zdm$\n"
+	                             "BEGIN\n"
+	                             "    IF (SELECT attnotnull FROM pg_catalog.pg_attribute\n"
+	                             "         WHERE attrelid = %s::pg_catalog.regclass AND attname = %s) THEN\n"
+	                             "        %s;\n"
+	                             "    END IF;\n"
+	                             "END\n"
+	                             "$zdm$",
+	                             zdmc_ident_literal(ctx->arena, t->qname),
+	                             zdmc_ident_literal(ctx->arena, col->name), add),
+	           zdmc_arena_printf(ctx->arena,
+	                             "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
+	                             t->qname, con));
+	lower_step(ctx, ZDMC_STEP_SQL, t,
+	           zdmc_arena_printf(ctx->arena,
+	                             "validate %s if it was added (scans the table without blocking writes)",
+	                             con),
+	           zdmc_arena_printf(ctx->arena,
+	                             "DO $zdm$\n"
+	                             "BEGIN\n"
+	                             "    IF EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
+	                             "                WHERE conrelid = %s::pg_catalog.regclass AND conname = %s) THEN\n"
+	                             "        %s;\n"
+	                             "    END IF;\n"
+	                             "END\n"
+	                             "$zdm$",
+	                             zdmc_ident_literal(ctx->arena, t->qname),
+	                             zdmc_ident_literal(ctx->arena,
+	                                                zdmc_arena_printf(ctx->arena, "zdm_nn_%s",
+	                                                                  col->name)),
+	                             validate),
+	           NULL);
+}
+
+static void
+lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
+{
+	const zdmc_model *m = ctx->model;
+	bool constraints = false;
+	size_t j, k;
+
+	for (j = 0; j < t->nchanges; j++)
+		for (k = 0; k < t->changes[j].ncols; k++) {
+			const zdmc_newcol *col = &t->changes[j].cols[k];
+
+			if (col->not_null || col->carry_not_null) {
+				lower_not_null_checks(ctx, t, col);
+				constraints = true;
+			}
+		}
+	lower_check(ctx, t,
+	            zdmc_arena_printf(ctx->arena,
+	                              "no row of %s is left unsynced (the backfill reached every row)",
+	                              t->qname),
+	            zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname,
+	                              PENDING_COLUMN),
+	            zdmc_arena_printf(ctx->arena,
+	                              "SELECT ctid FROM %s WHERE %s LIMIT 5",
+	                              t->qname, PENDING_COLUMN));
+	for (j = 0; j < t->nchanges; j++) {
+		const zdmc_change *c = &t->changes[j];
+		zdmc_buf forward;
+		const char *where;
+
+		if (c->kind == ZDMC_ACTION_RENAME)
+			continue;
+		zdmc_buf_init(&forward, ctx->arena);
+		for (k = 0; k < c->ncols; k++) {
+			const zdmc_newcol *col = &c->cols[k];
+			const char *f = lower_forward(ctx, t, col, "");
+
+			where = zdmc_arena_printf(ctx->arena,
+			                          "%s IS NULL AND (%s) IS NOT NULL",
+			                          Q(ctx, col->physical), f);
+			lower_check(ctx, t,
+			            zdmc_arena_printf(ctx->arena,
+			                              "%s is never NULL where its using expression is not",
+			                              col->name),
+			            zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname, where),
+			            zdmc_arena_printf(ctx->arena,
+			                              "SELECT ctid FROM %s WHERE %s LIMIT 5",
+			                              t->qname, where));
+			zdmc_buf_printf(&forward, "%s%s IS NOT DISTINCT FROM (%s)",
+			                k ? "\n        AND " : "",
+			                Q(ctx, col->physical), f);
+		}
+		if (c->irreversible)
+			continue; /* the old shape goes stale by design: no parity */
+		where = zdmc_arena_printf(ctx->arena,
+		                          "NOT ((%s)\n       OR %s IS NOT DISTINCT FROM (%s))",
+		                          zdmc_buf_cstr(&forward), Q(ctx, c->column),
+		                          lower_reverse(ctx, t, c, ""));
+		lower_check(ctx, t,
+		            zdmc_arena_printf(ctx->arena,
+		                              "every row agrees: the new columns equal using (old), or, where the new version wrote, %s equals reverse using (new)",
+		                              c->column),
+		            zdmc_arena_printf(ctx->arena, "%s\n WHERE %s", t->qname, where),
+		            zdmc_arena_printf(ctx->arena,
+		                              "SELECT ctid FROM %s\n WHERE %s\n LIMIT 5",
+		                              t->qname, where));
+		where = zdmc_arena_printf(ctx->arena, "%s IS DISTINCT FROM (%s)",
+		                          Q(ctx, c->column), lower_round_trip(ctx, t, c));
+		lower_check(ctx, t,
+		            zdmc_arena_printf(ctx->arena,
+		                              "reverse using gives %s back from using on a random sample of %ld rows (finds lossy transforms)",
+		                              c->column, m->options.verify_sample),
+		            zdmc_arena_printf(ctx->arena,
+		                              "(SELECT * FROM %s WHERE %s IS NOT NULL\n"
+		                              "        ORDER BY pg_catalog.random() LIMIT %ld) AS sample\n"
+		                              " WHERE %s",
+		                              t->qname, Q(ctx, c->column),
+		                              m->options.verify_sample, where),
+		            zdmc_arena_printf(ctx->arena,
+		                              "SELECT ctid, %s, (%s) AS round_trip FROM %s\n"
+		                              " WHERE %s IS NOT NULL AND %s\n LIMIT 5",
+		                              Q(ctx, c->column), lower_round_trip(ctx, t, c),
+		                              t->qname, Q(ctx, c->column), where));
+	}
+	if (constraints)
+		lower_check(ctx, t,
+		            zdmc_arena_printf(ctx->arena,
+		                              "every constraint zdm added to %s is validated",
+		                              t->qname),
+		            zdmc_arena_printf(ctx->arena,
+		                              "pg_catalog.pg_constraint\n"
+		                              " WHERE conrelid = %s::pg_catalog.regclass\n"
+		                              "   AND conname ~ '^zdm_' AND NOT convalidated",
+		                              zdmc_ident_literal(ctx->arena, t->qname)),
+		            zdmc_arena_printf(ctx->arena,
+		                              "SELECT conname FROM pg_catalog.pg_constraint\n"
+		                              " WHERE conrelid = %s::pg_catalog.regclass\n"
+		                              "   AND conname ~ '^zdm_' AND NOT convalidated",
+		                              zdmc_ident_literal(ctx->arena, t->qname)));
+}
+
+static void
+lower_verify(lower_ctx *ctx)
+{
+	size_t i;
+
+	lower_phase(ctx, ZDMC_PHASE_VERIFY);
+	lower_approval_gate(ctx, ZDMC_PHASE_VERIFY);
+	for (i = 0; i < ctx->model->ntables; i++)
+		if (ctx->model->tables[i].needs_sync)
+			lower_verify_table(ctx, &ctx->model->tables[i]);
+}
+
+/* ---- switch ------------------------------------------------------------- */
+
+static void
+lower_switch(lower_ctx *ctx)
+{
+	const zdmc_model *m = ctx->model;
+	zdmc_plan_step *s;
+	bool irreversible = false;
+	size_t i, j;
+
+	for (i = 0; i < m->ntables; i++)
+		for (j = 0; j < m->tables[i].nchanges; j++)
+			irreversible |= m->tables[i].changes[j].irreversible;
+	lower_phase(ctx, ZDMC_PHASE_SWITCH);
+	s = lower_step(ctx, ZDMC_STEP_GATE, NULL,
+	               zdmc_arena_printf(ctx->arena,
+	                                 "applications move to the new version (SET search_path = %s); old-version clients must stop before contract",
+	                                 ctx->plan->search_path),
+	               NULL, NULL);
+	s->gate = "switch";
+	s->approval = (m->options.approve & (1u << ZDMC_PHASE_SWITCH)) != 0;
+	/* an irreversible change stops writing the old shape back, so once
+	 * the new version writes, the old shape is stale */
+	s->point_of_no_return = irreversible;
+}
+
+/* ---- contract ------------------------------------------------------------ */
+
+static zdmc_plan_step *
+lower_final_step(lower_ctx *ctx, const zdmc_table *t, const char *description,
+                 const char *sql)
+{
+	zdmc_plan_step *s = lower_step(ctx, ZDMC_STEP_SQL, t, description, sql,
+	                               NULL);
+
+	s->point_of_no_return = true;
+	return s;
+}
+
+static void
+lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
+{
+	size_t j, k;
+
+	ctx->tx_label = zdmc_arena_printf(ctx->arena, "contract %s", t->qname);
+	if (t->needs_sync) {
+		lower_final_step(ctx, t, "drop the update sync trigger",
+		                 zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
+		                                   UPDATE_TRIGGER, t->qname));
+		lower_final_step(ctx, t, "drop the insert sync trigger",
+		                 zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
+		                                   INSERT_TRIGGER, t->qname));
+		lower_final_step(ctx, t, "drop the sync function",
+		                 zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s()",
+		                                   lower_sync_function(ctx, t)));
+	}
+	lower_final_step(ctx, t,
+	                 zdmc_arena_printf(ctx->arena,
+	                                   "drop view %s.%s (new-version clients fall through to %s)",
+	                                   ctx->model->version_schema, t->name,
+	                                   t->qname),
+	                 zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
+	                                   lower_view(ctx, t)));
+	for (j = 0; j < t->nchanges; j++) {
+		const zdmc_change *c = &t->changes[j];
+
+		if (c->kind == ZDMC_ACTION_RENAME)
+			continue;
+		lower_final_step(ctx, t,
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "drop the old column %s (rollback is impossible from here)",
+		                                   c->column),
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "ALTER TABLE %s DROP COLUMN %s",
+		                                   t->qname, Q(ctx, c->column)));
+	}
+	if (t->needs_sync)
+		lower_final_step(ctx, t, "drop the backfill marker",
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "ALTER TABLE %s DROP COLUMN %s",
+		                                   t->qname, PENDING_COLUMN));
+	for (j = 0; j < t->nchanges; j++) {
+		const zdmc_change *c = &t->changes[j];
+
+		if (c->kind == ZDMC_ACTION_RENAME) {
+			lower_final_step(ctx, t,
+			                 zdmc_arena_printf(ctx->arena, "rename %s to %s",
+			                                   c->column, c->rename_to),
+			                 zdmc_arena_printf(ctx->arena,
+			                                   "ALTER TABLE %s RENAME COLUMN %s TO %s",
+			                                   t->qname, Q(ctx, c->column),
+			                                   Q(ctx, c->rename_to)));
+			continue;
+		}
+		for (k = 0; k < c->ncols; k++)
+			lower_final_step(ctx, t,
+			                 zdmc_arena_printf(ctx->arena,
+			                                   "rename %s into place as %s",
+			                                   c->cols[k].physical,
+			                                   c->cols[k].name),
+			                 zdmc_arena_printf(ctx->arena,
+			                                   "ALTER TABLE %s RENAME COLUMN %s TO %s",
+			                                   t->qname,
+			                                   Q(ctx, c->cols[k].physical),
+			                                   Q(ctx, c->cols[k].name)));
+	}
+	for (j = 0; j < t->nchanges; j++) {
+		const zdmc_change *c = &t->changes[j];
+
+		for (k = 0; k < c->ncols; k++) {
+			const zdmc_newcol *col = &c->cols[k];
+			const char *con = lower_nn_constraint(ctx, col);
+			const char *set = zdmc_arena_printf(ctx->arena,
+			                                    "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL",
+			                                    t->qname, Q(ctx, col->name));
+			const char *drop = zdmc_arena_printf(ctx->arena,
+			                                     "ALTER TABLE %s DROP CONSTRAINT %s",
+			                                     t->qname, con);
+
+			if (col->not_null) {
+				lower_final_step(ctx, t,
+				                 zdmc_arena_printf(ctx->arena,
+				                                   "set NOT NULL on %s (no scan: the validated check proves it)",
+				                                   col->name),
+				                 set);
+				lower_final_step(ctx, t,
+				                 zdmc_arena_printf(ctx->arena,
+				                                   "drop the check %s, now redundant",
+				                                   con),
+				                 drop);
+			} else if (col->carry_not_null) {
+				lower_final_step(ctx, t,
+				                 zdmc_arena_printf(ctx->arena,
+				                                   "if the check %s exists, set NOT NULL on %s (no scan) and drop the check",
+				                                   con, col->name),
+				                 zdmc_arena_printf(ctx->arena,
+				                                   "DO $zdm$\n"
+				                                   "BEGIN\n"
+				                                   "    IF EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
+				                                   "                WHERE conrelid = %s::pg_catalog.regclass AND conname = %s) THEN\n"
+				                                   "        %s;\n"
+				                                   "        %s;\n"
+				                                   "    END IF;\n"
+				                                   "END\n"
+				                                   "$zdm$",
+				                                   zdmc_ident_literal(ctx->arena, t->qname),
+				                                   zdmc_ident_literal(ctx->arena,
+				                                                      zdmc_arena_printf(ctx->arena, "zdm_nn_%s",
+				                                                                        col->name)),
+				                                   set, drop));
+			}
+		}
+	}
+	ctx->tx_label = NULL;
+}
+
+static void
+lower_contract(lower_ctx *ctx)
+{
+	size_t i;
+
+	lower_phase(ctx, ZDMC_PHASE_CONTRACT);
+	lower_approval_gate(ctx, ZDMC_PHASE_CONTRACT);
+	for (i = 0; i < ctx->model->ntables; i++)
+		lower_contract_table(ctx, &ctx->model->tables[i]);
+	lower_final_step(ctx, NULL,
+	                 zdmc_arena_printf(ctx->arena,
+	                                   "drop schema %s: the migration is complete",
+	                                   ctx->model->version_schema),
+	                 zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
+	                                   Q(ctx, ctx->model->version_schema)));
+}
+
+/* ---- the plan's header --------------------------------------------------- */
+
+static const char *
+lower_at(lower_ctx *ctx, size_t offset)
+{
+	int line, col;
+
+	zdmc_source_position(ctx->src, offset, &line, &col);
+	return zdmc_arena_printf(ctx->arena, "%s:%d:%d", ctx->plan->source_file,
+	                         line, col);
+}
+
+static void
+lower_summary(lower_ctx *ctx)
+{
+	const zdmc_model *m = ctx->model;
+	zdmc_plan_table **ttail = &ctx->plan->tables;
+	size_t i, j, k;
+
+	for (i = 0; i < m->ntables; i++) {
+		const zdmc_table *t = &m->tables[i];
+		zdmc_plan_table *pt = ZDMC_NEW(ctx->arena, zdmc_plan_table);
+		zdmc_plan_change **ctail = &pt->changes;
+
+		pt->name = t->qname;
+		for (j = 0; j < t->nchanges; j++) {
+			const zdmc_change *c = &t->changes[j];
+			zdmc_plan_change *pc = ZDMC_NEW(ctx->arena, zdmc_plan_change);
+			zdmc_plan_column **coltail = &pc->into;
+
+			pc->at = lower_at(ctx, c->action->offset);
+			pc->column = c->column;
+			pc->irreversible = c->irreversible;
+			pc->reverse_using = c->reverse ? c->reverse->text : NULL;
+			switch (c->kind) {
+			case ZDMC_ACTION_RENAME:
+				pc->kind = "rename_column";
+				pc->to = c->rename_to;
+				break;
+			case ZDMC_ACTION_TYPE:
+				pc->kind = "alter_column_type";
+				pc->type = c->cols[0].type;
+				pc->using = c->cols[0].forward->text;
+				break;
+			case ZDMC_ACTION_SPLIT:
+				pc->kind = "split_column";
+				for (k = 0; k < c->ncols; k++) {
+					zdmc_plan_column *col = ZDMC_NEW(ctx->arena,
+					                                 zdmc_plan_column);
+
+					col->name = c->cols[k].name;
+					col->type = c->cols[k].type;
+					col->using = c->cols[k].forward->text;
+					col->not_null = c->cols[k].not_null;
+					*coltail = col;
+					coltail = &col->next;
+				}
+				break;
+			}
+			*ctail = pc;
+			ctail = &pc->next;
+		}
+		*ttail = pt;
+		ttail = &pt->next;
+	}
+}
+
+void
+zdmc_lower(zdmc_arena *arena, const zdmc_model *model, const zdmc_source *src,
+           zdmc_plan *plan)
+{
+	lower_ctx ctx;
+	const char *slash = strrchr(src->name, '/');
+	size_t n = 0;
+	int i;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.arena = arena;
+	ctx.model = model;
+	ctx.src = src;
+	ctx.plan = plan;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->format_version = ZDMC_PLAN_FORMAT_VERSION;
+	plan->compiler = "zdmc " ZDMC_VERSION;
+	plan->migration = model->migration;
+	plan->source_file = slash ? slash + 1 : src->name;
+	plan->min_server_version_num = 150000; /* security_invoker views */
+	plan->batch_size = model->options.batch_size;
+	plan->batch_pause_ms = model->options.batch_pause_ms;
+	plan->lock_timeout_ms = model->options.lock_timeout_ms;
+	plan->lock_retries = model->options.lock_retries;
+	plan->approve = zdmc_arena_alloc(arena, ZDMC_NPHASES * sizeof(char *));
+	for (i = 0; i < ZDMC_NPHASES; i++)
+		if (model->options.approve & (1u << i))
+			plan->approve[n++] = zdmc_phase_names[i];
+	plan->napprove = n;
+	plan->sync = model->options.sync;
+	plan->verify_sample = model->options.verify_sample;
+	plan->version_schema = model->version_schema;
+	plan->search_path = zdmc_arena_printf(arena, "%s, %s",
+	                                      Q(&ctx, model->version_schema),
+	                                      Q(&ctx, model->tables[0].schema));
+
+	lower_summary(&ctx);
+	lower_expand(&ctx);
+	lower_backfill(&ctx);
+	lower_verify(&ctx);
+	lower_switch(&ctx);
+	lower_contract(&ctx);
+}

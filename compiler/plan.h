@@ -1,0 +1,116 @@
+/*
+ * plan.h -- the compiled plan, as a tree, before it is written as YAML.
+ *
+ * lower.c builds it; plan_write.c serialises it.  It mirrors
+ * docs/plan-format.md field for field: whatever is here the runtime sees,
+ * and the runtime sees nothing else.  All strings live in the compile arena;
+ * NULL means "absent" (written as null, or left out where the format says).
+ */
+#ifndef ZDMC_PLAN_H
+#define ZDMC_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ZDMC_PLAN_FORMAT_VERSION 1
+
+typedef enum zdmc_step_kind {
+	ZDMC_STEP_SQL,      /* run sql */
+	ZDMC_STEP_BACKFILL, /* run sql once per batch, $1/$2 = batch bounds */
+	ZDMC_STEP_CHECK,    /* run sql, it returns one bigint that must = expect */
+	ZDMC_STEP_GATE      /* stop here until approved (if approval) */
+} zdmc_step_kind;
+
+typedef struct zdmc_plan_step {
+	zdmc_step_kind kind;
+	const char *id;          /* "expand.1": phase name and 1-based number */
+	const char *description; /* one line for people */
+	const char *table;       /* quoted qualified name, or NULL */
+	const char *transaction; /* label: consecutive steps that share it run
+	                          * in one transaction */
+	long lock_timeout_ms;
+	const char *sql;          /* NULL only for GATE */
+	const char *compensation; /* NULL: nothing to undo */
+	bool point_of_no_return;  /* once done, rollback is refused */
+	/* BACKFILL */
+	const char *key; /* "ctid" */
+	long batch_size;
+	long batch_pause_ms;
+	/* CHECK */
+	long long expect;
+	const char *examples_sql; /* returns up to 5 offending rows' keys */
+	/* GATE */
+	const char *gate; /* "switch", "contract", ... */
+	bool approval;    /* needs `zdm approve` before it passes */
+	struct zdmc_plan_step *next;
+} zdmc_plan_step;
+
+typedef struct zdmc_plan_phase {
+	const char *name; /* expand, backfill, verify, switch, contract */
+	zdmc_plan_step *steps;
+	struct zdmc_plan_phase *next;
+} zdmc_plan_phase;
+
+typedef struct zdmc_plan_column {
+	const char *name;
+	const char *type;
+	const char *using;
+	bool not_null;
+	struct zdmc_plan_column *next;
+} zdmc_plan_column;
+
+/* The source's intent, restated for reviewers (the runtime ignores it). */
+typedef struct zdmc_plan_change {
+	const char *kind;   /* split_column, rename_column, alter_column_type */
+	const char *at;     /* "file.zdm:8:3" */
+	const char *column; /* the existing column */
+	const char *to;     /* rename_column */
+	const char *type;   /* alter_column_type */
+	const char *using;  /* alter_column_type */
+	zdmc_plan_column *into; /* split_column */
+	const char *reverse_using; /* NULL when irreversible or rename */
+	bool irreversible;
+	struct zdmc_plan_change *next;
+} zdmc_plan_change;
+
+typedef struct zdmc_plan_table {
+	const char *name; /* quoted qualified, e.g. public.users */
+	zdmc_plan_change *changes;
+	struct zdmc_plan_table *next;
+} zdmc_plan_table;
+
+typedef struct zdmc_plan {
+	int format_version;
+	const char *compiler; /* "zdmc 0.1.0" */
+	const char *migration;
+	const char *source_file;   /* file name only, never a directory */
+	const char *source_sha256; /* hex of the source bytes */
+	int min_server_version_num;
+	/* options, resolved with defaults */
+	long batch_size;
+	long batch_pause_ms;
+	long lock_timeout_ms;
+	long lock_retries;
+	const char **approve; /* gate names, in phase order */
+	size_t napprove;
+	const char *sync; /* "trigger" */
+	long verify_sample;
+	/* the new version */
+	const char *version_schema; /* public_split_user_name */
+	const char *search_path;    /* what new-version clients set */
+	zdmc_plan_table *tables;
+	zdmc_plan_phase *phases;
+} zdmc_plan;
+
+/*
+ * Serialise plan as YAML (libyaml's emitter).  The last line is
+ * "plan_sha256: <hex>", the SHA-256 of every byte before that line.  *out is
+ * malloc'd.  Returns 0, or -1 with a message in errbuf.
+ */
+int zdmc_plan_write(const zdmc_plan *plan, char **out, size_t *outlen,
+                    char *errbuf, size_t errlen);
+
+/* Lower-case hex SHA-256 of data into hex[65]. */
+void zdmc_sha256_hex(const void *data, size_t len, char hex[65]);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * sqlexpr.h -- SQL expressions and types, checked by PostgreSQL's own parser.
+ *
+ * A using (...) expression is handed to libpg_query wrapped as a SELECT; a
+ * syntax error is reported at its exact place in the .zdm file.  From the
+ * parse tree we keep the column references (with their byte spans in the
+ * expression text), which lets check.c enforce "using sees the old shape,
+ * reverse using the new one" and lets lower.c rebind each reference (NEW.x in
+ * a trigger, a physical column in the backfill) without touching anything
+ * else in the text.  This file never connects to a database.
+ */
+#ifndef ZDMC_SQLEXPR_H
+#define ZDMC_SQLEXPR_H
+
+#include <stddef.h>
+
+#include "arena.h"
+#include "ast.h"
+#include "diag.h"
+
+typedef struct zdmc_colref {
+	const char *column;    /* last field, as PostgreSQL resolves it */
+	const char *qualifier; /* "users" or "public.users", NULL if bare */
+	size_t offset;         /* span of the whole reference in the text */
+	size_t length;
+} zdmc_colref;
+
+typedef struct zdmc_sqlexpr {
+	const char *text; /* verbatim from the source */
+	size_t len;
+	size_t src_offset; /* where text starts in the .zdm file */
+	zdmc_colref *refs; /* in text order */
+	size_t nrefs;
+} zdmc_sqlexpr;
+
+/*
+ * Parse expr with libpg_query.  Reports into diag, at source positions:
+ * syntax errors; an empty expression; constructs a using expression may not
+ * contain, because they cannot be evaluated per row inside a trigger or
+ * would make the result depend on other rows: subqueries, aggregate-like
+ * window calls (OVER), parameters ($1), whole-row or star references
+ * (t.*), and column references with more than three parts.  what names the
+ * clause in messages ("using", "reverse using").  Returns NULL on error.
+ */
+zdmc_sqlexpr *zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag,
+                                 const zdmc_expr *expr, const char *what);
+
+/*
+ * Check a column type written in the source (e.g. "numeric(12,2)",
+ * "timestamp with time zone", "text[]") by parsing "SELECT NULL::<type>".
+ * Reports a syntax error at its source position.  Returns 0 or -1.
+ */
+int zdmc_sqlexpr_check_type(zdmc_arena *arena, zdmc_diag *diag,
+                            const zdmc_type *type);
+
+/*
+ * Rebind column references: a copy of the expression's text in which every
+ * reference is replaced by map(ctx, ref) (or left as written when map returns
+ * NULL).  The rest of the text, comments included, is kept byte for byte.
+ */
+typedef const char *(*zdmc_colref_map)(void *ctx, const zdmc_colref *ref);
+const char *zdmc_sqlexpr_rewrite(zdmc_arena *arena, const zdmc_sqlexpr *expr,
+                                 zdmc_colref_map map, void *ctx);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * grammar_state.h -- state shared by the scanner (zdm.l) and parser (zdm.y).
+ *
+ * Private to grammar/: the rest of the compiler sees only zdmc_parse() from
+ * compiler/ast.h.
+ */
+#ifndef ZDMC_GRAMMAR_STATE_H
+#define ZDMC_GRAMMAR_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arena.h"
+#include "ast.h"
+#include "diag.h"
+#include "source.h"
+
+typedef struct zdmc_lexer_state {
+	zdmc_arena *arena;
+	zdmc_diag *diag;
+	const zdmc_source *src;
+	size_t offset;          /* bytes consumed so far */
+	bool expect_expr;       /* the previous token was USING */
+	int depth;              /* parenthesis depth inside an expression */
+	size_t expr_start;      /* offset just after the expression's "(" */
+	size_t construct_start; /* where an open string or comment began */
+	int comment_depth;      /* slash-star comments nest, as in PostgreSQL */
+	const char *dolq_tag;   /* the $tag$ that closes a dollar quote */
+} zdmc_lexer_state;
+
+typedef struct zdmc_parse_ctx {
+	zdmc_arena *arena;
+	zdmc_diag *diag;
+	const zdmc_source *src;
+	zdmc_migration *mig;
+	bool in_stmt; /* between "alter table" and its ";" */
+} zdmc_parse_ctx;
+
+#endif

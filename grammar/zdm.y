@@ -1,0 +1,451 @@
+/*
+ * zdm.y -- the grammar of the .zdm language.
+ *
+ * A pure, reentrant LALR(1) parser with no conflicts (%expect 0).  It builds
+ * the AST and judges nothing but syntax: every semantic rule lives in
+ * compiler/check.c, so one run reports every problem.  After a syntax error
+ * the parser skips to the next ";" and carries on (the "error ';'" rule).
+ * Anything that can be left to a later pass with a better message is
+ * accepted here: a missing header, a column type PostgreSQL would refuse
+ * (libpg_query judges it), a change with no reverse clause.
+ */
+%code requires {
+#include <stddef.h>
+
+#include "ast.h"
+
+typedef struct zdmc_loc {
+	size_t first; /* byte offsets, [first, last) */
+	size_t last;
+} zdmc_loc;
+
+typedef void *yyscan_t;
+struct zdmc_parse_ctx;
+}
+
+%code provides {
+/* flex's generated header still speaks of the unprefixed names. */
+#define YYSTYPE ZDMC_YYSTYPE
+#define YYLTYPE ZDMC_YYLTYPE
+}
+
+%code {
+#include <string.h>
+
+#include "grammar_state.h"
+#include "zdm_lexer.h"
+
+static void zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner,
+                         zdmc_parse_ctx *ctx, const char *msg);
+static zdmc_action *grammar_action(zdmc_parse_ctx *ctx, zdmc_action_kind kind,
+                                   size_t offset, zdmc_name column);
+static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
+
+#define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
+	do {                                                       \
+		if (N) {                                           \
+			(Cur).first = YYRHSLOC(Rhs, 1).first;      \
+			(Cur).last = YYRHSLOC(Rhs, N).last;        \
+		} else {                                           \
+			(Cur).first = (Cur).last = YYRHSLOC(Rhs, 0).last; \
+		}                                                  \
+	} while (0)
+}
+
+%define api.pure full
+%define api.prefix {zdmc_yy}
+%define api.location.type {zdmc_loc}
+%define parse.error detailed
+%locations
+%param {yyscan_t scanner}
+%parse-param {struct zdmc_parse_ctx *ctx}
+%expect 0
+
+%union {
+	zdmc_name name;
+	struct {
+		const char *text;
+		size_t offset;
+	} word;
+	zdmc_expr expr;
+	zdmc_option *option;
+	zdmc_coldef *coldef;
+	zdmc_action *action;
+	zdmc_stmt *stmt;
+	zdmc_reverse reverse;
+	zdmc_type type;
+	bool flag;
+	struct {
+		zdmc_name *items;
+		size_t n;
+	} names;
+}
+
+%token <name> IDENT "identifier"
+%token <name> QIDENT "quoted identifier"
+%token <word> STRING "string"
+%token <word> INTEGER "integer"
+%token <expr> EXPR "parenthesized expression"
+%token LEX_ERROR "invalid token"
+%token <name> ALTER "alter" COLUMN "column" DATA "data" INTO "into"
+%token <name> IRREVERSIBLE "irreversible" MIGRATION "migration" NOT "not"
+%token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
+%token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
+%token <name> WITH "with"
+
+%type <name> name type_word
+%type <option> opt_with option_list option
+%type <names> name_list
+%type <coldef> coldef
+%type <reverse> opt_reverse
+%type <expr> opt_using
+%type <flag> opt_not_null
+%type <stmt> alter_head
+
+%%
+
+file:
+	%empty
+	| file toplevel
+	;
+
+toplevel:
+	header ';'
+	| alter_stmt ';'        { ctx->in_stmt = false; }
+	| error ';'             { yyerrok; ctx->in_stmt = false; }
+	;
+
+header:
+	MIGRATION name opt_with
+	{
+		zdmc_migration *mig = ctx->mig;
+
+		if (mig->has_header) {
+			zdmc_diag_error(ctx->diag, @1.first,
+			                "a file holds one migration; \"migration\" appears again here");
+			zdmc_diag_note(ctx->diag, mig->offset, "first declared here");
+		} else {
+			if (mig->stmts != NULL)
+				zdmc_diag_error(ctx->diag, @1.first,
+				                "the migration header must come before any statement");
+			mig->has_header = true;
+			mig->name = $2;
+			mig->offset = @1.first;
+			mig->options = $3;
+		}
+	}
+	;
+
+opt_with:
+	%empty                  { $$ = NULL; }
+	| WITH '(' ')'          { $$ = NULL; }
+	| WITH '(' option_list ')' { $$ = $3; }
+	;
+
+option_list:
+	option                  { $$ = $1; }
+	| option_list ',' option
+	{
+		zdmc_option *o = $1;
+
+		while (o->next != NULL)
+			o = o->next;
+		o->next = $3;
+		$$ = $1;
+	}
+	;
+
+option:
+	name '=' INTEGER
+	{
+		$$ = ZDMC_NEW(ctx->arena, zdmc_option);
+		$$->name = $1;
+		$$->kind = ZDMC_OPTVAL_INTEGER;
+		$$->text = $3.text;
+		$$->value_offset = @3.first;
+	}
+	| name '=' STRING
+	{
+		$$ = ZDMC_NEW(ctx->arena, zdmc_option);
+		$$->name = $1;
+		$$->kind = ZDMC_OPTVAL_STRING;
+		$$->text = $3.text;
+		$$->value_offset = @3.first;
+	}
+	| name '=' name
+	{
+		$$ = ZDMC_NEW(ctx->arena, zdmc_option);
+		$$->name = $1;
+		$$->kind = ZDMC_OPTVAL_WORD;
+		$$->text = $3.name;
+		$$->value_offset = @3.first;
+	}
+	| name '=' '(' ')'
+	{
+		$$ = ZDMC_NEW(ctx->arena, zdmc_option);
+		$$->name = $1;
+		$$->kind = ZDMC_OPTVAL_LIST;
+		$$->value_offset = @3.first;
+	}
+	| name '=' '(' name_list ')'
+	{
+		$$ = ZDMC_NEW(ctx->arena, zdmc_option);
+		$$->name = $1;
+		$$->kind = ZDMC_OPTVAL_LIST;
+		$$->items = $4.items;
+		$$->nitems = $4.n;
+		$$->value_offset = @3.first;
+	}
+	;
+
+name_list:
+	name
+	{
+		$$.items = zdmc_arena_alloc(ctx->arena, sizeof(zdmc_name));
+		$$.items[0] = $1;
+		$$.n = 1;
+	}
+	| name_list ',' name
+	{
+		zdmc_name *items = zdmc_arena_alloc(ctx->arena,
+		                                    ($1.n + 1) * sizeof(zdmc_name));
+
+		memcpy(items, $1.items, $1.n * sizeof(zdmc_name));
+		items[$1.n] = $3;
+		$$.items = items;
+		$$.n = $1.n + 1;
+	}
+	;
+
+alter_stmt:
+	alter_head alter_items
+	;
+
+alter_head:
+	ALTER TABLE name
+	{
+		zdmc_stmt *s = ZDMC_NEW(ctx->arena, zdmc_stmt);
+
+		s->table = $3;
+		s->offset = @1.first;
+		if (ctx->mig->last_stmt)
+			ctx->mig->last_stmt->next = s;
+		else
+			ctx->mig->stmts = s;
+		ctx->mig->last_stmt = s;
+		ctx->in_stmt = true;
+		$$ = s;
+	}
+	| ALTER TABLE name '.' name
+	{
+		zdmc_stmt *s = ZDMC_NEW(ctx->arena, zdmc_stmt);
+
+		s->schema = $3;
+		s->table = $5;
+		s->offset = @1.first;
+		if (ctx->mig->last_stmt)
+			ctx->mig->last_stmt->next = s;
+		else
+			ctx->mig->stmts = s;
+		ctx->mig->last_stmt = s;
+		ctx->in_stmt = true;
+		$$ = s;
+	}
+	;
+
+alter_items:
+	alter_item
+	| alter_items ',' alter_item
+	;
+
+alter_item:
+	SPLIT opt_column name INTO coldef
+	{
+		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_SPLIT, @1.first, $3);
+
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+		zdmc_ast_add_coldef(ctx->diag, ctx->mig->last_stmt, $5);
+	}
+	| coldef
+	{
+		zdmc_ast_add_coldef(ctx->diag, ctx->mig->last_stmt, $1);
+	}
+	| RENAME opt_column name TO name
+	{
+		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_RENAME, @1.first, $3);
+
+		a->to = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+	}
+	| ALTER opt_column name TYPE type_name opt_using opt_reverse
+	{
+		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_TYPE, @1.first, $3);
+
+		a->type = grammar_type(ctx, @5);
+		a->using = $6;
+		a->reverse = $7;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+	}
+	| ALTER opt_column name SET DATA TYPE type_name opt_using opt_reverse
+	{
+		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_TYPE, @1.first, $3);
+
+		a->type = grammar_type(ctx, @7);
+		a->using = $8;
+		a->reverse = $9;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+	}
+	;
+
+opt_column:
+	%empty
+	| COLUMN
+	;
+
+coldef:
+	name type_name opt_not_null opt_using opt_reverse
+	{
+		zdmc_coldef *c = ZDMC_NEW(ctx->arena, zdmc_coldef);
+
+		c->name = $1;
+		c->type = grammar_type(ctx, @2);
+		c->not_null = $3;
+		c->using = $4;
+		c->reverse = $5;
+		c->offset = @1.first;
+		$$ = c;
+	}
+	;
+
+opt_not_null:
+	%empty                  { $$ = false; }
+	| NOT NULL_P            { $$ = true; }
+	;
+
+opt_using:
+	%empty                  { memset(&$$, 0, sizeof($$)); }
+	| USING EXPR            { $$ = $2; }
+	;
+
+opt_reverse:
+	%empty
+	{
+		memset(&$$, 0, sizeof($$));
+		$$.kind = ZDMC_REVERSE_MISSING;
+		$$.offset = @$.first;
+	}
+	| REVERSE USING EXPR
+	{
+		$$.kind = ZDMC_REVERSE_USING;
+		$$.expr = $3;
+		$$.offset = @1.first;
+	}
+	| IRREVERSIBLE
+	{
+		memset(&$$, 0, sizeof($$));
+		$$.kind = ZDMC_REVERSE_IRREVERSIBLE;
+		$$.offset = @1.first;
+	}
+	;
+
+/*
+ * Types are kept as the text the user wrote and checked by libpg_query, so
+ * the grammar only has to find where a type ends: words ("double
+ * precision", "timestamp with time zone", "interval day to second"),
+ * dotted names, modifiers "(12,2)" and array brackets.
+ */
+type_name:
+	type_word
+	| type_name type_word
+	| type_name '.' type_word
+	| type_name '(' typmods ')'
+	| type_name '[' ']'
+	| type_name '[' INTEGER ']'
+	;
+
+type_word:
+	IDENT | QIDENT | WITH | TO | DATA
+	;
+
+typmods:
+	INTEGER
+	| typmods ',' INTEGER
+	;
+
+name:
+	IDENT | QIDENT | DATA | MIGRATION | IRREVERSIBLE | TYPE | INTO | REVERSE
+	;
+
+%%
+
+static void
+zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner, zdmc_parse_ctx *ctx,
+             const char *msg)
+{
+	(void)scanner;
+	if (ctx->in_stmt && ctx->mig->last_stmt != NULL)
+		ctx->mig->last_stmt->broken = true;
+	/* the scanner already explained an invalid token at this place */
+	if (zdmc_diag_has_error_at(ctx->diag, loc->first))
+		return;
+	zdmc_diag_error(ctx->diag, loc->first, "%s", msg);
+}
+
+static zdmc_action *
+grammar_action(zdmc_parse_ctx *ctx, zdmc_action_kind kind, size_t offset,
+               zdmc_name column)
+{
+	zdmc_action *a = ZDMC_NEW(ctx->arena, zdmc_action);
+
+	a->kind = kind;
+	a->offset = offset;
+	a->column = column;
+	a->reverse.kind = ZDMC_REVERSE_MISSING;
+	a->reverse.offset = offset;
+	return a;
+}
+
+static zdmc_type
+grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc)
+{
+	zdmc_type t;
+
+	t.text = zdmc_arena_strndup(ctx->arena, ctx->src->text + loc.first,
+	                            loc.last - loc.first);
+	t.offset = loc.first;
+	return t;
+}
+
+int
+zdmc_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_source *src,
+           zdmc_migration **out)
+{
+	zdmc_lexer_state lexer;
+	zdmc_parse_ctx ctx;
+	yyscan_t scanner;
+	YY_BUFFER_STATE buffer;
+	int before = diag->nerrors;
+
+	memset(&lexer, 0, sizeof(lexer));
+	lexer.arena = arena;
+	lexer.diag = diag;
+	lexer.src = src;
+	ctx.arena = arena;
+	ctx.diag = diag;
+	ctx.src = src;
+	ctx.in_stmt = false;
+	ctx.mig = ZDMC_NEW(arena, zdmc_migration);
+	ctx.mig->end_offset = src->len;
+
+	if (zdmc_yylex_init_extra(&lexer, &scanner) != 0) {
+		zdmc_diag_error(diag, 0, "cannot initialise the scanner");
+		*out = ctx.mig;
+		return 1;
+	}
+	buffer = zdmc_yy_scan_bytes(src->text, (int)src->len, scanner);
+	(void)zdmc_yyparse(scanner, &ctx);
+	zdmc_yy_delete_buffer(buffer, scanner);
+	zdmc_yylex_destroy(scanner);
+	*out = ctx.mig;
+	return diag->nerrors - before;
+}

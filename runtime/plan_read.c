@@ -1,0 +1,1140 @@
+/*
+ * plan_read.c -- read and validate a compiled plan (plan.out).
+ *
+ * The runtime's half of the only contract between zdmc and zdm; it knows
+ * docs/plan-format.md and nothing of the compiler's code (compiler/
+ * plan_write.c is the other half, and a unit test holds the two together).
+ * The YAML is loaded with libyaml's document API, then walked once into a
+ * zdm_plan of plain malloc'd C data, so nothing downstream sees YAML.
+ *
+ * Invariants:
+ *   - A plan is accepted whole or refused with one message, before anything
+ *     touches a database.  The checks run in the order that gives the most
+ *     useful message: is it YAML, is it a plan, is it a version we read, do
+ *     its bytes still match plan_sha256 (an edited plan is reported as
+ *     edited, not as whatever the edit broke), and only then is every field
+ *     checked for presence and type.
+ *   - The checksum is over the raw bytes, not over a re-serialisation:
+ *     everything before the final line, which must be exactly
+ *     "plan_sha256: " and 64 lower-case hex digits.
+ *   - Messages are "NAME:line:col: error: ..." (1-based, from libyaml's
+ *     marks) when a place is known, "NAME: error: ..." otherwise.
+ *   - Keys this version does not know are ignored: the format may grow
+ *     optional keys without a version bump.  Keys it knows must have the
+ *     right type; a string that is a plain null reads as absent.
+ *
+ * It must not guess: no defaults for required fields (the compiler resolved
+ * every option; a missing one means a broken plan, not "use the default"),
+ * no repair of a bad checksum, and no knowledge of what the SQL does.
+ */
+#include "plan.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define CHECKSUM_PREFIX "plan_sha256: "
+
+typedef struct plan_reader {
+	const char *name; /* for messages: the path, or what the caller said */
+	yaml_document_t doc;
+	char *errbuf;
+	size_t errlen;
+} plan_reader;
+
+static int
+reader_fail(plan_reader *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int
+reader_fail_line(plan_reader *r, size_t line, size_t col, const char *fmt,
+                 ...) __attribute__((format(printf, 4, 5)));
+static int
+reader_fail_at(plan_reader *r, const yaml_node_t *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+reader_vfail(plan_reader *r, size_t line, size_t col, const char *fmt,
+             va_list ap)
+{
+	int n;
+
+	if (!r->errbuf || r->errlen == 0)
+		return -1;
+	if (line)
+		n = snprintf(r->errbuf, r->errlen, "%s:%zu:%zu: error: ", r->name,
+		             line, col);
+	else
+		n = snprintf(r->errbuf, r->errlen, "%s: error: ", r->name);
+	if (n >= 0 && (size_t)n < r->errlen)
+		vsnprintf(r->errbuf + n, r->errlen - (size_t)n, fmt, ap);
+	return -1;
+}
+
+/* "NAME: error: ..." -- about the whole plan.  Always returns -1. */
+static int
+reader_fail(plan_reader *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reader_vfail(r, 0, 0, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* "NAME:line:col: error: ..." with a 1-based line and column. */
+static int
+reader_fail_line(plan_reader *r, size_t line, size_t col, const char *fmt,
+                 ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reader_vfail(r, line, col, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* At the start of node (libyaml's marks are 0-based). */
+static int
+reader_fail_at(plan_reader *r, const yaml_node_t *node, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	reader_vfail(r, node->start_mark.line + 1, node->start_mark.column + 1,
+	             fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* libyaml's own account of why the bytes are not YAML. */
+static int
+reader_fail_yaml(plan_reader *r, const yaml_parser_t *parser)
+{
+	if (parser->error == YAML_MEMORY_ERROR)
+		return reader_fail(r, "out of memory");
+	if (parser->error == YAML_READER_ERROR)
+		/* the reader reports a byte offset, not a line */
+		return reader_fail(r, "not valid YAML: %s at byte %zu",
+		                   parser->problem ? parser->problem : "unknown",
+		                   parser->problem_offset);
+	if (parser->context)
+		return reader_fail_line(
+		    r, parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+		    "not valid YAML: %s (%s at line %zu, column %zu)",
+		    parser->problem ? parser->problem : "unknown", parser->context,
+		    parser->context_mark.line + 1, parser->context_mark.column + 1);
+	return reader_fail_line(r, parser->problem_mark.line + 1,
+	                        parser->problem_mark.column + 1,
+	                        "not valid YAML: %s",
+	                        parser->problem ? parser->problem : "unknown");
+}
+
+static const char *
+node_type_name(const yaml_node_t *node)
+{
+	switch (node->type) {
+	case YAML_SCALAR_NODE:
+		return "a scalar";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "empty";
+	}
+}
+
+/* ---- scalars ------------------------------------------------------------ */
+
+static bool
+scalar_is(const yaml_node_t *node, const char *text)
+{
+	size_t len = strlen(text);
+
+	return node->type == YAML_SCALAR_NODE &&
+	       node->data.scalar.length == len &&
+	       memcmp(node->data.scalar.value, text, len) == 0;
+}
+
+static bool
+scalar_is_plain(const yaml_node_t *node)
+{
+	return node->type == YAML_SCALAR_NODE &&
+	       node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+/* YAML's null: a plain ~, null, Null, NULL or nothing at all.  A quoted
+ * 'null' is the four-letter string. */
+static bool
+node_is_null(const yaml_node_t *node)
+{
+	return scalar_is_plain(node) &&
+	       (node->data.scalar.length == 0 || scalar_is(node, "~") ||
+	        scalar_is(node, "null") || scalar_is(node, "Null") ||
+	        scalar_is(node, "NULL"));
+}
+
+/*
+ * A plain decimal integer, as YAML 1.2's core schema has it ([-+]?[0-9]+).
+ * The other spellings YAML allows (0x, 0o, 1_000) are refused: zdmc never
+ * writes them and a plan is not the place to be clever.
+ */
+static bool
+scalar_to_integer(const yaml_node_t *node, long long *out, bool *overflow)
+{
+	const char *s = (const char *)node->data.scalar.value;
+	size_t len = node->data.scalar.length;
+	size_t i = 0;
+	char text[32];
+	char *end;
+
+	*overflow = false;
+	if (!scalar_is_plain(node) || len == 0 || len >= sizeof(text))
+		return false;
+	if (s[0] == '-' || s[0] == '+')
+		i++;
+	if (i == len)
+		return false;
+	for (; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	memcpy(text, s, len);
+	text[len] = '\0';
+	errno = 0;
+	*out = strtoll(text, &end, 10);
+	if (errno == ERANGE)
+		*overflow = true;
+	return true;
+}
+
+/* ---- mappings ----------------------------------------------------------- */
+
+/* The value for key in map, or NULL.  Keys that are not scalars are never
+ * ours, so they are skipped. */
+static yaml_node_t *
+map_get(plan_reader *r, const yaml_node_t *map, const char *key)
+{
+	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
+		yaml_node_t *k = yaml_document_get_node(&r->doc, pair->key);
+
+		if (k && scalar_is(k, key))
+			return yaml_document_get_node(&r->doc, pair->value);
+	}
+	return NULL;
+}
+
+/*
+ * A mapping we are about to read: it must be one, and no key may appear
+ * twice (libyaml keeps both; which one counted would be an accident).
+ */
+static int
+check_mapping(plan_reader *r, const yaml_node_t *node, const char *what)
+{
+	yaml_node_pair_t *start, *top;
+
+	if (node->type != YAML_MAPPING_NODE)
+		return reader_fail_at(r, node, "%s must be a mapping, not %s", what,
+		                      node_type_name(node));
+	start = node->data.mapping.pairs.start;
+	top = node->data.mapping.pairs.top;
+	for (yaml_node_pair_t *a = start; a < top; a++) {
+		yaml_node_t *ka = yaml_document_get_node(&r->doc, a->key);
+
+		if (!ka || ka->type != YAML_SCALAR_NODE)
+			continue;
+		for (yaml_node_pair_t *b = start; b < a; b++) {
+			yaml_node_t *kb = yaml_document_get_node(&r->doc, b->key);
+
+			if (kb && kb->type == YAML_SCALAR_NODE &&
+			    kb->data.scalar.length == ka->data.scalar.length &&
+			    memcmp(kb->data.scalar.value, ka->data.scalar.value,
+			           ka->data.scalar.length) == 0)
+				return reader_fail_at(
+				    r, ka, "%s has key \"%.*s\" twice (first at line %zu)",
+				    what, (int)ka->data.scalar.length,
+				    (const char *)ka->data.scalar.value,
+				    kb->start_mark.line + 1);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Every key in keys[] must be in map.  All the missing ones are named in
+ * one message, so a tool writer fixes them in one go.
+ */
+static int
+require_keys(plan_reader *r, const yaml_node_t *map, const char *what,
+             const char *const *keys, size_t nkeys)
+{
+	char list[512];
+	size_t used = 0, missing = 0;
+
+	list[0] = '\0';
+	for (size_t i = 0; i < nkeys; i++) {
+		int n;
+
+		if (map_get(r, map, keys[i]))
+			continue;
+		n = snprintf(list + used, sizeof(list) - used, "%s\"%s\"",
+		             missing ? ", " : "", keys[i]);
+		if (n > 0 && (size_t)n < sizeof(list) - used)
+			used += (size_t)n;
+		missing++;
+	}
+	if (missing == 0)
+		return 0;
+	return reader_fail_at(r, map, "%s%smissing required key%s %s", what,
+	                      what[0] ? ": " : "", missing > 1 ? "s" : "", list);
+}
+
+/*
+ * Field readers.  what names the enclosing mapping in messages ("options",
+ * "step expand.1", "" at the top); the key has been checked present by
+ * require_keys where the format requires it.
+ */
+#define WHAT_SEP(what) (what)[0] ? ": " : ""
+
+/*
+ * A string, malloc'd into *out.  Absent or null gives NULL when nullable;
+ * otherwise null is an error.  Any scalar style is a string: the writer
+ * quotes what must be quoted, and a plain "10" in a string field means the
+ * text 10 to any reader that asked for a string.
+ */
+static int
+get_string(plan_reader *r, const yaml_node_t *map, const char *what,
+           const char *key, bool nullable, char **out)
+{
+	yaml_node_t *node = map_get(r, map, key);
+	size_t len;
+
+	*out = NULL;
+	if (!node || (nullable && node_is_null(node)))
+		return 0;
+	if (node->type != YAML_SCALAR_NODE)
+		return reader_fail_at(r, node, "%s%s\"%s\" must be a string, not %s",
+		                      what, WHAT_SEP(what), key, node_type_name(node));
+	if (node_is_null(node))
+		return reader_fail_at(r, node, "%s%s\"%s\" must be a string, not null",
+		                      what, WHAT_SEP(what), key);
+	len = node->data.scalar.length;
+	/* "\0" in a double-quoted scalar: C strings cannot carry it, and
+	 * silently cutting SQL short is the worst way to fail */
+	if (memchr(node->data.scalar.value, '\0', len))
+		return reader_fail_at(r, node, "%s%s\"%s\" contains a NUL character",
+		                      what, WHAT_SEP(what), key);
+	*out = malloc(len + 1);
+	if (!*out)
+		return reader_fail(r, "out of memory");
+	memcpy(*out, node->data.scalar.value, len);
+	(*out)[len] = '\0';
+	return 0;
+}
+
+static int
+get_integer(plan_reader *r, const yaml_node_t *map, const char *what,
+            const char *key, long long min, long long max, long long *out)
+{
+	yaml_node_t *node = map_get(r, map, key);
+	bool overflow;
+
+	*out = 0;
+	if (!node)
+		return 0;
+	if (!scalar_to_integer(node, out, &overflow))
+		return reader_fail_at(r, node, "%s%s\"%s\" must be an integer", what,
+		                      WHAT_SEP(what), key);
+	if (overflow || *out < min || *out > max) {
+		if (max == LLONG_MAX)
+			return reader_fail_at(r, node,
+			                      "%s%s\"%s\" must be at least %lld, not %.*s",
+			                      what, WHAT_SEP(what), key, min,
+			                      (int)node->data.scalar.length,
+			                      (const char *)node->data.scalar.value);
+		return reader_fail_at(r, node,
+		                      "%s%s\"%s\" must be between %lld and %lld, "
+		                      "not %.*s",
+		                      what, WHAT_SEP(what), key, min, max,
+		                      (int)node->data.scalar.length,
+		                      (const char *)node->data.scalar.value);
+	}
+	return 0;
+}
+
+static int
+get_long(plan_reader *r, const yaml_node_t *map, const char *what,
+         const char *key, long min, long *out)
+{
+	long long v;
+	int error = get_integer(r, map, what, key, min, LONG_MAX, &v);
+
+	*out = (long)v;
+	return error;
+}
+
+/* A duration: whole milliseconds with the unit, "500ms". */
+static int
+get_duration(plan_reader *r, const yaml_node_t *map, const char *what,
+             const char *key, long *out)
+{
+	yaml_node_t *node = map_get(r, map, key);
+	const char *s;
+	size_t len, digits;
+	long long v = 0;
+
+	*out = 0;
+	if (!node)
+		return 0;
+	if (node->type != YAML_SCALAR_NODE)
+		goto bad;
+	s = (const char *)node->data.scalar.value;
+	len = node->data.scalar.length;
+	for (digits = 0; digits < len && s[digits] >= '0' && s[digits] <= '9';
+	     digits++) {
+		if (v > (LONG_MAX - (s[digits] - '0')) / 10)
+			return reader_fail_at(r, node, "%s%s\"%s\" is out of range", what,
+			                      WHAT_SEP(what), key);
+		v = v * 10 + (s[digits] - '0');
+	}
+	if (digits == 0 || len != digits + 2 || memcmp(s + digits, "ms", 2) != 0)
+		goto bad;
+	*out = (long)v;
+	return 0;
+
+bad:
+	return reader_fail_at(r, node,
+	                      "%s%s\"%s\" must be a duration in milliseconds, "
+	                      "like 500ms",
+	                      what, WHAT_SEP(what), key);
+}
+
+/* true or false (the YAML 1.2 core spellings); absent is false. */
+static int
+get_bool(plan_reader *r, const yaml_node_t *map, const char *what,
+         const char *key, bool *out)
+{
+	yaml_node_t *node = map_get(r, map, key);
+
+	*out = false;
+	if (!node)
+		return 0;
+	if (scalar_is_plain(node) &&
+	    (scalar_is(node, "true") || scalar_is(node, "True") ||
+	     scalar_is(node, "TRUE"))) {
+		*out = true;
+		return 0;
+	}
+	if (scalar_is_plain(node) &&
+	    (scalar_is(node, "false") || scalar_is(node, "False") ||
+	     scalar_is(node, "FALSE")))
+		return 0;
+	return reader_fail_at(r, node, "%s%s\"%s\" must be true or false", what,
+	                      WHAT_SEP(what), key);
+}
+
+/* The list under key, which must be one. */
+static int
+get_list(plan_reader *r, const yaml_node_t *map, const char *what,
+         const char *key, yaml_node_t **out)
+{
+	yaml_node_t *node = map_get(r, map, key);
+
+	*out = NULL;
+	if (!node)
+		return 0;
+	if (node->type != YAML_SEQUENCE_NODE)
+		return reader_fail_at(r, node, "%s%s\"%s\" must be a list, not %s",
+		                      what, WHAT_SEP(what), key, node_type_name(node));
+	*out = node;
+	return 0;
+}
+
+static size_t
+list_length(const yaml_node_t *list)
+{
+	return (size_t)(list->data.sequence.items.top -
+	                list->data.sequence.items.start);
+}
+
+static yaml_node_t *
+list_item(plan_reader *r, const yaml_node_t *list, size_t i)
+{
+	return yaml_document_get_node(&r->doc,
+	                              list->data.sequence.items.start[i]);
+}
+
+/* ---- the checksum ------------------------------------------------------- */
+
+static int
+sha256_hex(plan_reader *r, const void *data, size_t len, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
+	    mdlen != 32)
+		return reader_fail(r, "could not compute SHA-256 (OpenSSL failed)");
+	for (unsigned int i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	hex[64] = '\0';
+	return 0;
+}
+
+static size_t
+line_number_at(const char *data, size_t offset)
+{
+	size_t line = 1;
+
+	for (size_t i = 0; i < offset; i++)
+		if (data[i] == '\n')
+			line++;
+	return line;
+}
+
+/*
+ * The final line must be "plan_sha256: <64 lower-case hex>", optionally
+ * followed by one \n, and must be the top-level key libyaml saw (not, say,
+ * the tail of a multi-line string).  Its value is the SHA-256 of every byte
+ * before that line.  The hex is copied to hex_out.
+ */
+static int
+verify_checksum(plan_reader *r, const yaml_node_t *root, const char *data,
+                size_t len, char hex_out[65])
+{
+	const size_t prefixlen = sizeof(CHECKSUM_PREFIX) - 1;
+	size_t end = len, start, line;
+	const char *hex;
+	yaml_node_t *node;
+	char actual[65];
+
+	if (end > 0 && data[end - 1] == '\n')
+		end--;
+	start = end;
+	while (start > 0 && data[start - 1] != '\n')
+		start--;
+	line = line_number_at(data, start);
+
+	if (end - start < prefixlen ||
+	    memcmp(data + start, CHECKSUM_PREFIX, prefixlen) != 0) {
+		/* Appended to after compiling?  Then say so, not "truncated". */
+		for (size_t i = start; i-- > 0;) {
+			if ((i == 0 || data[i - 1] == '\n') && len - i >= prefixlen &&
+			    memcmp(data + i, CHECKSUM_PREFIX, prefixlen) == 0)
+				return reader_fail_line(r, line_number_at(data, i), 1,
+				                        "plan_sha256 must be the last line "
+				                        "of the plan");
+		}
+		return reader_fail(r, "the plan does not end with a plan_sha256 "
+		                      "line; it is truncated or was not written by "
+		                      "zdmc");
+	}
+	hex = data + start + prefixlen;
+	if (end - start - prefixlen != 64 ||
+	    strspn(hex, "0123456789abcdef") < 64)
+		return reader_fail_line(r, line, prefixlen + 1,
+		                        "malformed plan_sha256: expected 64 "
+		                        "lower-case hexadecimal digits");
+	node = map_get(r, root, "plan_sha256");
+	if (!node || node->type != YAML_SCALAR_NODE ||
+	    node->data.scalar.length != 64 ||
+	    memcmp(node->data.scalar.value, hex, 64) != 0 ||
+	    node->start_mark.line + 1 != line)
+		return reader_fail_line(r, line, 1,
+		                        "malformed plan_sha256: the last line is not "
+		                        "the plan's top-level plan_sha256 key");
+
+	if (sha256_hex(r, data, start, actual) < 0)
+		return -1;
+	if (memcmp(actual, hex, 64) != 0)
+		return reader_fail(r, "plan checksum mismatch: the plan was edited "
+		                      "after it was compiled; recompile it with zdmc");
+	memcpy(hex_out, hex, 64);
+	hex_out[64] = '\0';
+	return 0;
+}
+
+/* ---- the parts of a plan ------------------------------------------------ */
+
+static int
+read_source(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {"file", "sha256"};
+	yaml_node_t *map = map_get(r, root, "source");
+	int error;
+
+	if ((error = check_mapping(r, map, "\"source\"")) < 0 ||
+	    (error = require_keys(r, map, "source", required, 2)) < 0 ||
+	    (error = get_string(r, map, "source", "file", false,
+	                        &plan->source_file)) < 0 ||
+	    (error = get_string(r, map, "source", "sha256", false,
+	                        &plan->source_sha256)) < 0)
+		return error;
+	return 0;
+}
+
+static int
+read_requires(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {"server_version_num"};
+	yaml_node_t *map = map_get(r, root, "requires");
+	long long v;
+	int error;
+
+	if ((error = check_mapping(r, map, "\"requires\"")) < 0 ||
+	    (error = require_keys(r, map, "requires", required, 1)) < 0 ||
+	    (error = get_integer(r, map, "requires", "server_version_num", 0,
+	                         INT_MAX, &v)) < 0)
+		return error;
+	plan->min_server_version_num = (int)v;
+	return 0;
+}
+
+static int
+read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {
+	    "batch_size", "batch_pause", "lock_timeout", "lock_retries",
+	    "approve",    "sync",        "verify_sample"};
+	yaml_node_t *map = map_get(r, root, "options");
+	yaml_node_t *approve;
+	int error;
+
+	if ((error = check_mapping(r, map, "\"options\"")) < 0 ||
+	    (error = require_keys(r, map, "options", required,
+	                          sizeof(required) / sizeof(required[0]))) < 0 ||
+	    (error = get_long(r, map, "options", "batch_size", 1,
+	                      &plan->batch_size)) < 0 ||
+	    (error = get_duration(r, map, "options", "batch_pause",
+	                          &plan->batch_pause_ms)) < 0 ||
+	    (error = get_duration(r, map, "options", "lock_timeout",
+	                          &plan->lock_timeout_ms)) < 0 ||
+	    (error = get_long(r, map, "options", "lock_retries", 0,
+	                      &plan->lock_retries)) < 0 ||
+	    (error = get_list(r, map, "options", "approve", &approve)) < 0 ||
+	    (error = get_string(r, map, "options", "sync", false, &plan->sync)) <
+	        0 ||
+	    (error = get_long(r, map, "options", "verify_sample", 0,
+	                      &plan->verify_sample)) < 0)
+		return error;
+
+	plan->napprove = list_length(approve);
+	if (plan->napprove == 0)
+		return 0;
+	plan->approve = calloc(plan->napprove, sizeof(char *));
+	if (!plan->approve) {
+		plan->napprove = 0;
+		return reader_fail(r, "out of memory");
+	}
+	for (size_t i = 0; i < plan->napprove; i++) {
+		yaml_node_t *item = list_item(r, approve, i);
+		size_t len;
+
+		if (item->type != YAML_SCALAR_NODE || node_is_null(item))
+			return reader_fail_at(r, item,
+			                      "options: \"approve\" must be a list of "
+			                      "gate names");
+		len = item->data.scalar.length;
+		if (memchr(item->data.scalar.value, '\0', len))
+			return reader_fail_at(r, item,
+			                      "options: \"approve\" holds a name with a "
+			                      "NUL character");
+		plan->approve[i] = malloc(len + 1);
+		if (!plan->approve[i])
+			return reader_fail(r, "out of memory");
+		memcpy(plan->approve[i], item->data.scalar.value, len);
+		plan->approve[i][len] = '\0';
+	}
+	return 0;
+}
+
+static int
+read_new_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {"schema", "search_path"};
+	yaml_node_t *map = map_get(r, root, "new_version");
+	int error;
+
+	if ((error = check_mapping(r, map, "\"new_version\"")) < 0 ||
+	    (error = require_keys(r, map, "new_version", required, 2)) < 0 ||
+	    (error = get_string(r, map, "new_version", "schema", false,
+	                        &plan->version_schema)) < 0 ||
+	    (error = get_string(r, map, "new_version", "search_path", false,
+	                        &plan->search_path)) < 0)
+		return error;
+	return 0;
+}
+
+/* Only the names: "changes" restates the source for reviewers and the
+ * runtime acts on steps alone. */
+static int
+read_tables(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {"table"};
+	yaml_node_t *list;
+	char what[64];
+	int error;
+
+	if ((error = get_list(r, root, "", "tables", &list)) < 0)
+		return error;
+	plan->ntables = list_length(list);
+	if (plan->ntables == 0)
+		return 0;
+	plan->tables = calloc(plan->ntables, sizeof(char *));
+	if (!plan->tables) {
+		plan->ntables = 0;
+		return reader_fail(r, "out of memory");
+	}
+	for (size_t i = 0; i < plan->ntables; i++) {
+		yaml_node_t *item = list_item(r, list, i);
+
+		snprintf(what, sizeof(what), "tables[%zu]", i + 1);
+		if ((error = check_mapping(r, item, what)) < 0 ||
+		    (error = require_keys(r, item, what, required, 1)) < 0 ||
+		    (error = get_string(r, item, what, "table", false,
+		                        &plan->tables[i])) < 0)
+			return error;
+	}
+	return 0;
+}
+
+static int
+parse_step_kind(const yaml_node_t *node, zdm_step_kind *out)
+{
+	static const struct {
+		const char *name;
+		zdm_step_kind kind;
+	} kinds[] = {
+	    {"sql", ZDM_STEP_SQL},
+	    {"backfill", ZDM_STEP_BACKFILL},
+	    {"check", ZDM_STEP_CHECK},
+	    {"gate", ZDM_STEP_GATE},
+	};
+
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		if (scalar_is(node, kinds[i].name)) {
+			*out = kinds[i].kind;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/*
+ * One step.  Which keys are required depends on the kind, so the kind is
+ * read first; the id next, so every later message can name the step.
+ */
+static int
+read_step(plan_reader *r, const yaml_node_t *map, const char *position,
+          const char *phase, zdm_step *step)
+{
+	static const char *const base[] = {"id", "kind", "description"};
+	static const char *const runs[] = {"transaction", "lock_timeout", "sql",
+	                                   "compensation"};
+	static const char *const backfill[] = {"key", "batch_size",
+	                                       "batch_pause"};
+	static const char *const check[] = {"expect"};
+	static const char *const gate[] = {"gate", "approval"};
+	char what[160];
+	yaml_node_t *kind_node;
+	int error;
+
+	if ((error = check_mapping(r, map, position)) < 0 ||
+	    (error = require_keys(r, map, position, base, 3)) < 0 ||
+	    (error = get_string(r, map, position, "id", false, &step->id)) < 0)
+		return error;
+	snprintf(what, sizeof(what), "step %s", step->id);
+
+	step->phase = strdup(phase);
+	if (!step->phase)
+		return reader_fail(r, "out of memory");
+
+	kind_node = map_get(r, map, "kind");
+	if (parse_step_kind(kind_node, &step->kind) < 0) {
+		if (kind_node->type != YAML_SCALAR_NODE)
+			return reader_fail_at(r, kind_node,
+			                      "%s: \"kind\" must be a string, not %s",
+			                      what, node_type_name(kind_node));
+		return reader_fail_at(r, kind_node,
+		                      "%s: unknown step kind \"%.*s\" (expected sql, "
+		                      "backfill, check or gate)",
+		                      what, (int)kind_node->data.scalar.length,
+		                      (const char *)kind_node->data.scalar.value);
+	}
+
+	if ((error = get_string(r, map, what, "description", false,
+	                        &step->description)) < 0 ||
+	    (error = get_string(r, map, what, "table", true, &step->table)) < 0 ||
+	    (error = get_bool(r, map, what, "point_of_no_return",
+	                      &step->point_of_no_return)) < 0)
+		return error;
+
+	if (step->kind == ZDM_STEP_GATE) {
+		/* A gate runs nothing; any sql or transaction key is ignored
+		 * like any other key this version does not expect. */
+		if ((error = require_keys(r, map, what, gate, 2)) < 0 ||
+		    (error = get_string(r, map, what, "gate", false, &step->gate)) <
+		        0 ||
+		    (error = get_bool(r, map, what, "approval", &step->approval)) < 0)
+			return error;
+		return 0;
+	}
+
+	/* compensation is required as a key even though it may be null: a
+	 * plan that leaves it out says nothing, and "nothing to undo" must be
+	 * said */
+	if ((error = require_keys(r, map, what, runs, 4)) < 0 ||
+	    (error = get_string(r, map, what, "transaction", false,
+	                        &step->transaction)) < 0 ||
+	    (error = get_duration(r, map, what, "lock_timeout",
+	                          &step->lock_timeout_ms)) < 0 ||
+	    (error = get_string(r, map, what, "sql", false, &step->sql)) < 0 ||
+	    (error = get_string(r, map, what, "compensation", true,
+	                        &step->compensation)) < 0)
+		return error;
+
+	if (step->kind == ZDM_STEP_BACKFILL) {
+		if ((error = require_keys(r, map, what, backfill, 3)) < 0 ||
+		    (error = get_string(r, map, what, "key", false, &step->key)) < 0 ||
+		    (error = get_long(r, map, what, "batch_size", 1,
+		                      &step->batch_size)) < 0 ||
+		    (error = get_duration(r, map, what, "batch_pause",
+		                          &step->batch_pause_ms)) < 0)
+			return error;
+	} else if (step->kind == ZDM_STEP_CHECK) {
+		if ((error = require_keys(r, map, what, check, 1)) < 0 ||
+		    (error = get_integer(r, map, what, "expect", LLONG_MIN,
+		                         LLONG_MAX, &step->expect)) < 0 ||
+		    (error = get_string(r, map, what, "examples", true,
+		                        &step->examples_sql)) < 0)
+			return error;
+	}
+	return 0;
+}
+
+/*
+ * Phases, flattened: each step keeps its phase's name.  Two passes over the
+ * list, one to size the array and one to fill it, so zdm_plan holds one
+ * allocation of steps and the count is right even on a failed read (which
+ * zdm_plan_free relies on).
+ */
+static int
+read_phases(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {"phase", "steps"};
+	yaml_node_t *phases;
+	size_t nphases, total = 0, k = 0;
+	size_t *id_lines = NULL; /* where each step's id is, for duplicates */
+	char what[64];
+	int error;
+
+	if ((error = get_list(r, root, "", "phases", &phases)) < 0)
+		goto cleanup;
+	nphases = list_length(phases);
+	for (size_t i = 0; i < nphases; i++) {
+		yaml_node_t *ph = list_item(r, phases, i);
+		yaml_node_t *steps;
+
+		snprintf(what, sizeof(what), "phases[%zu]", i + 1);
+		if ((error = check_mapping(r, ph, what)) < 0 ||
+		    (error = require_keys(r, ph, what, required, 2)) < 0 ||
+		    (error = get_list(r, ph, what, "steps", &steps)) < 0)
+			goto cleanup;
+		total += list_length(steps);
+	}
+	if (total == 0) {
+		error = 0;
+		goto cleanup;
+	}
+
+	plan->steps = calloc(total, sizeof(zdm_step));
+	id_lines = calloc(total, sizeof(size_t));
+	if (!plan->steps || !id_lines) {
+		error = reader_fail(r, "out of memory");
+		goto cleanup;
+	}
+	plan->nsteps = total;
+
+	for (size_t i = 0; i < nphases; i++) {
+		yaml_node_t *ph = list_item(r, phases, i);
+		yaml_node_t *steps = map_get(r, ph, "steps");
+		char *phase_name = NULL;
+
+		snprintf(what, sizeof(what), "phases[%zu]", i + 1);
+		if ((error = get_string(r, ph, what, "phase", false, &phase_name)) <
+		    0)
+			goto cleanup;
+		for (size_t j = 0; j < list_length(steps); j++, k++) {
+			yaml_node_t *item = list_item(r, steps, j);
+			char position[96];
+
+			snprintf(position, sizeof(position), "phases[%zu].steps[%zu]",
+			         i + 1, j + 1);
+			error = read_step(r, item, position, phase_name, &plan->steps[k]);
+			if (error == 0)
+				id_lines[k] = map_get(r, item, "id")->start_mark.line + 1;
+			for (size_t m = 0; error == 0 && m < k; m++) {
+				if (strcmp(plan->steps[m].id, plan->steps[k].id) == 0)
+					error = reader_fail_at(
+					    r, map_get(r, item, "id"),
+					    "duplicate step id \"%s\" (first at line %zu)",
+					    plan->steps[k].id, id_lines[m]);
+			}
+			if (error < 0) {
+				free(phase_name);
+				goto cleanup;
+			}
+		}
+		free(phase_name);
+	}
+	error = 0;
+
+cleanup:
+	free(id_lines);
+	return error;
+}
+
+/* zdm_plan: the first thing checked, so a newer plan gets the one message
+ * that helps ("upgrade zdm") rather than whatever else changed. */
+static int
+read_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	yaml_node_t *node = map_get(r, root, "zdm_plan");
+	long long version;
+	bool overflow;
+
+	if (!node)
+		return reader_fail_at(r, root,
+		                      "not a zdm plan: no \"zdm_plan\" key at the top "
+		                      "level");
+	if (!scalar_to_integer(node, &version, &overflow))
+		return reader_fail_at(r, node,
+		                      "\"zdm_plan\" must be an integer (the plan "
+		                      "format version)");
+	if (overflow || version != ZDM_PLAN_FORMAT_VERSION)
+		return reader_fail_at(r, node,
+		                      "unsupported plan format version %.*s; this zdm "
+		                      "reads version %d",
+		                      (int)node->data.scalar.length,
+		                      (const char *)node->data.scalar.value,
+		                      ZDM_PLAN_FORMAT_VERSION);
+	plan->format_version = (int)version;
+	return 0;
+}
+
+static int
+read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	/* plan_sha256 and zdm_plan were checked before the content */
+	static const char *const required[] = {
+	    "migration", "source", "requires", "options",
+	    "new_version", "tables", "phases"};
+	int error;
+
+	if ((error = check_mapping(r, root, "the plan")) < 0 ||
+	    (error = require_keys(r, root, "", required,
+	                          sizeof(required) / sizeof(required[0]))) < 0 ||
+	    (error = get_string(r, root, "", "migration", false,
+	                        &plan->migration)) < 0 ||
+	    (error = read_source(r, root, plan)) < 0 ||
+	    (error = read_requires(r, root, plan)) < 0 ||
+	    (error = read_options(r, root, plan)) < 0 ||
+	    (error = read_new_version(r, root, plan)) < 0 ||
+	    (error = read_tables(r, root, plan)) < 0 ||
+	    (error = read_phases(r, root, plan)) < 0)
+		return error;
+	return 0;
+}
+
+int
+zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
+               size_t len, char *errbuf, size_t errlen)
+{
+	plan_reader r;
+	yaml_parser_t parser;
+	yaml_document_t extra;
+	bool parser_ready = false, doc_ready = false;
+	yaml_node_t *root;
+	zdm_plan *plan = NULL;
+	char hex[65];
+	int error = -1;
+
+	assert(out && name && (data || len == 0));
+	*out = NULL;
+	memset(&r, 0, sizeof(r));
+	r.name = name;
+	r.errbuf = errbuf;
+	r.errlen = errlen;
+	if (errbuf && errlen)
+		errbuf[0] = '\0';
+
+	if (!yaml_parser_initialize(&parser)) {
+		reader_fail(&r, "out of memory");
+		goto cleanup;
+	}
+	parser_ready = true;
+	/* libyaml asserts on a NULL input even when its size is 0 */
+	yaml_parser_set_input_string(&parser,
+	                             (const unsigned char *)(data ? data : ""),
+	                             len);
+	if (!yaml_parser_load(&parser, &r.doc)) {
+		reader_fail_yaml(&r, &parser);
+		goto cleanup;
+	}
+	doc_ready = true;
+
+	root = yaml_document_get_root_node(&r.doc);
+	if (!root) {
+		reader_fail(&r, "the plan is empty");
+		goto cleanup;
+	}
+	/* A second document would be bytes the runtime never reads, so it is
+	 * refused rather than ignored. */
+	if (!yaml_parser_load(&parser, &extra)) {
+		reader_fail_yaml(&r, &parser);
+		goto cleanup;
+	}
+	if (yaml_document_get_root_node(&extra)) {
+		reader_fail_line(&r, extra.start_mark.line + 1,
+		                 extra.start_mark.column + 1,
+		                 "the plan holds more than one YAML document");
+		yaml_document_delete(&extra);
+		goto cleanup;
+	}
+	yaml_document_delete(&extra);
+
+	if (root->type != YAML_MAPPING_NODE) {
+		reader_fail_at(&r, root,
+		               "not a zdm plan: the top level is %s, not a mapping",
+		               node_type_name(root));
+		goto cleanup;
+	}
+
+	plan = calloc(1, sizeof(*plan));
+	if (!plan) {
+		reader_fail(&r, "out of memory");
+		goto cleanup;
+	}
+	if (read_version(&r, root, plan) < 0 ||
+	    verify_checksum(&r, root, data, len, hex) < 0)
+		goto cleanup;
+	plan->plan_sha256 = strdup(hex);
+	if (!plan->plan_sha256) {
+		reader_fail(&r, "out of memory");
+		goto cleanup;
+	}
+	if (read_plan(&r, root, plan) < 0)
+		goto cleanup;
+
+	*out = plan;
+	plan = NULL;
+	error = 0;
+
+cleanup:
+	zdm_plan_free(plan);
+	if (doc_ready)
+		yaml_document_delete(&r.doc);
+	if (parser_ready)
+		yaml_parser_delete(&parser);
+	return error;
+}
+
+int
+zdm_plan_load(zdm_plan **out, const char *path, char *errbuf, size_t errlen)
+{
+	plan_reader r;
+	FILE *f = NULL;
+	char *data = NULL, *grown;
+	size_t len = 0, cap = 0, n;
+	int error = -1;
+
+	assert(out && path);
+	*out = NULL;
+	memset(&r, 0, sizeof(r));
+	r.name = path;
+	r.errbuf = errbuf;
+	r.errlen = errlen;
+
+	f = fopen(path, "rb");
+	if (!f) {
+		reader_fail(&r, "could not open plan: %s", strerror(errno));
+		goto cleanup;
+	}
+	/* Read to the end rather than trusting a size from stat: the path may
+	 * be a pipe (zdm run <(zdmc ...)). */
+	for (;;) {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 65536;
+			grown = realloc(data, cap);
+			if (!grown) {
+				reader_fail(&r, "out of memory");
+				goto cleanup;
+			}
+			data = grown;
+		}
+		n = fread(data + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		reader_fail(&r, "could not read plan: %s", strerror(errno));
+		goto cleanup;
+	}
+
+	error = zdm_plan_parse(out, path, data, len, errbuf, errlen);
+
+cleanup:
+	if (f)
+		fclose(f);
+	free(data);
+	return error;
+}
+
+void
+zdm_plan_free(zdm_plan *plan)
+{
+	if (!plan)
+		return;
+	free(plan->migration);
+	free(plan->source_file);
+	free(plan->source_sha256);
+	free(plan->plan_sha256);
+	for (size_t i = 0; i < plan->napprove; i++)
+		free(plan->approve[i]);
+	free(plan->approve);
+	free(plan->sync);
+	free(plan->version_schema);
+	free(plan->search_path);
+	for (size_t i = 0; i < plan->ntables; i++)
+		free(plan->tables[i]);
+	free(plan->tables);
+	for (size_t i = 0; i < plan->nsteps; i++) {
+		zdm_step *s = &plan->steps[i];
+
+		free(s->id);
+		free(s->phase);
+		free(s->description);
+		free(s->table);
+		free(s->transaction);
+		free(s->sql);
+		free(s->compensation);
+		free(s->key);
+		free(s->examples_sql);
+		free(s->gate);
+	}
+	free(plan->steps);
+	free(plan);
+}

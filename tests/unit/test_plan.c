@@ -1,0 +1,1287 @@
+/*
+ * test_plan.c -- the plan file, written by zdmc and read back by zdm.
+ *
+ * compiler/plan_write.c and runtime/plan_read.c share no code, only
+ * docs/plan-format.md; this test is what holds them together.  It builds a
+ * zdmc_plan in C with every kind of step and change, writes it, pins the
+ * bytes, reads them back and compares every field.  Then it breaks plans on
+ * purpose -- edits, truncation, a newer version, missing keys -- and pins the
+ * exact message each one gets, since those messages are what a user sees
+ * when a plan is refused.
+ *
+ * Both plan.h headers are included by relative path: the two directories
+ * each have one, and which "plan.h" an -I path finds first is not something
+ * a test should depend on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../compiler/plan.h"
+#include "../../runtime/plan.h"
+
+#define NAME "plan.out"
+
+/* ---- the fixture: every kind of step and change ------------------------- */
+
+static zdmc_plan_column col_last = {
+    .name = "last_name",
+    .type = "text",
+    .using = "split_part(name, ' ', 2)",
+    .not_null = false,
+};
+static zdmc_plan_column col_first = {
+    .name = "first_name",
+    .type = "text",
+    .using = "split_part(name, ' ', 1)",
+    .not_null = true,
+    .next = &col_last,
+};
+static zdmc_plan_change change_lossy = {
+    .kind = "alter_column_type",
+    .at = "split_name.zdm:15:3",
+    .column = "note",
+    .type = "varchar(10)",
+    .using = "left(note, 10)",
+    .irreversible = true,
+};
+static zdmc_plan_change change_retype = {
+    .kind = "alter_column_type",
+    .at = "split_name.zdm:14:3",
+    .column = "amount",
+    .type = "numeric(12,2)",
+    .using = "amount / 100.0",
+    .reverse_using = "(amount * 100)::integer",
+    .next = &change_lossy,
+};
+static zdmc_plan_change change_rename = {
+    .kind = "rename_column",
+    .at = "split_name.zdm:12:3",
+    .column = "email",
+    .to = "email_address",
+};
+static zdmc_plan_change change_split = {
+    .kind = "split_column",
+    .at = "split_name.zdm:8:3",
+    .column = "name",
+    .into = &col_first,
+    .reverse_using = "concat_ws(' ', first_name, last_name)",
+    .next = &change_rename,
+};
+static zdmc_plan_table table_payments = {
+    .name = "public.payments",
+    .changes = &change_retype,
+};
+static zdmc_plan_table table_users = {
+    .name = "public.users",
+    .changes = &change_split,
+    .next = &table_payments,
+};
+
+/* contract: a gate that needs no approval, then the drop */
+static zdmc_plan_step step_contract_2 = {
+    .kind = ZDMC_STEP_SQL,
+    .id = "contract.2",
+    .description = "drop the old column name",
+    .table = "public.users",
+    .transaction = "contract.2",
+    .lock_timeout_ms = 500,
+    .sql = "ALTER TABLE public.users DROP COLUMN name",
+    .compensation = NULL,
+    .point_of_no_return = true,
+};
+static zdmc_plan_step step_contract_1 = {
+    .kind = ZDMC_STEP_GATE,
+    .id = "contract.1",
+    .description = "wait for approval to drop the old columns",
+    .gate = "contract",
+    .approval = false,
+    .next = &step_contract_2,
+};
+static zdmc_plan_phase phase_contract = {
+    .name = "contract",
+    .steps = &step_contract_1,
+};
+
+/* switch: a gate with approval, two statements in one transaction */
+static zdmc_plan_step step_switch_3 = {
+    .kind = ZDMC_STEP_SQL,
+    .id = "switch.3",
+    .description = "publish the new version's view",
+    .table = "public.users",
+    .transaction = "switch.2",
+    .lock_timeout_ms = 250,
+    .sql = "CREATE VIEW public_split_user_name.users AS\n"
+           "SELECT id, first_name, last_name, email AS email_address\n"
+           "FROM public.users",
+    .compensation = "DROP VIEW public_split_user_name.users",
+};
+static zdmc_plan_step step_switch_2 = {
+    .kind = ZDMC_STEP_SQL,
+    .id = "switch.2",
+    .description = "make first_name NOT NULL (validated)",
+    .table = "public.users",
+    .transaction = "switch.2",
+    .lock_timeout_ms = 250,
+    .sql = "ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL",
+    .compensation = "ALTER TABLE public.users ALTER COLUMN first_name DROP "
+                    "NOT NULL",
+    .next = &step_switch_3,
+};
+static zdmc_plan_step step_switch_1 = {
+    .kind = ZDMC_STEP_GATE,
+    .id = "switch.1",
+    .description = "wait for `zdm approve switch`",
+    .gate = "switch",
+    .approval = true,
+    .next = &step_switch_2,
+};
+static zdmc_plan_phase phase_switch = {
+    .name = "switch",
+    .steps = &step_switch_1,
+    .next = &phase_contract,
+};
+
+/* verify: one check with examples, one without */
+static zdmc_plan_step step_verify_2 = {
+    .kind = ZDMC_STEP_CHECK,
+    .id = "verify.2",
+    .description = "no negative amounts",
+    .table = "public.payments",
+    .transaction = "verify.2",
+    .lock_timeout_ms = 500,
+    .sql = "SELECT count(*) FROM public.payments WHERE amount_new < 0",
+    .expect = -1,
+};
+static zdmc_plan_step step_verify_1 = {
+    .kind = ZDMC_STEP_CHECK,
+    .id = "verify.1",
+    .description = "every row's first_name is filled",
+    .table = "public.users",
+    .transaction = "verify.1",
+    .lock_timeout_ms = 500,
+    .sql = "SELECT count(*)\n"
+           "FROM public.users\n"
+           "WHERE first_name IS NULL AND name IS NOT NULL",
+    .expect = 0,
+    .examples_sql = "SELECT ctid FROM public.users\n"
+                    "WHERE first_name IS NULL AND name IS NOT NULL\n"
+                    "LIMIT 5",
+    .next = &step_verify_2,
+};
+static zdmc_plan_phase phase_verify = {
+    .name = "verify",
+    .steps = &step_verify_1,
+    .next = &phase_switch,
+};
+
+static zdmc_plan_step step_backfill_1 = {
+    .kind = ZDMC_STEP_BACKFILL,
+    .id = "backfill.1",
+    .description = "fill first_name and last_name from name",
+    .table = "public.users",
+    .transaction = "backfill.1",
+    .lock_timeout_ms = 500,
+    .key = "ctid",
+    .batch_size = 10000,
+    .batch_pause_ms = 20,
+    .sql = "UPDATE public.users\n"
+           "SET first_name = split_part(name, ' ', 1),\n"
+           "    last_name = split_part(name, ' ', 2)\n"
+           "WHERE ctid >= $1::tid AND ctid < $2::tid\n",
+    .compensation = NULL,
+};
+static zdmc_plan_phase phase_backfill = {
+    .name = "backfill",
+    .steps = &step_backfill_1,
+    .next = &phase_verify,
+};
+
+static zdmc_plan_step step_expand_2 = {
+    .kind = ZDMC_STEP_SQL,
+    .id = "expand.2",
+    .description = "add first_name",
+    .table = "public.users",
+    .transaction = "expand.1",
+    .lock_timeout_ms = 500,
+    .sql = "ALTER TABLE public.users ADD COLUMN first_name text",
+    .compensation = "ALTER TABLE public.users DROP COLUMN first_name",
+};
+static zdmc_plan_step step_expand_1 = {
+    .kind = ZDMC_STEP_SQL,
+    .id = "expand.1",
+    .description = "create schema public_split_user_name for the new version",
+    .transaction = "expand.1",
+    .lock_timeout_ms = 500,
+    .sql = "CREATE SCHEMA public_split_user_name",
+    .compensation = "DROP SCHEMA public_split_user_name",
+    .next = &step_expand_2,
+};
+static zdmc_plan_phase phase_expand = {
+    .name = "expand",
+    .steps = &step_expand_1,
+    .next = &phase_backfill,
+};
+
+static const char *approve_gates[] = {"switch", "contract"};
+
+static zdmc_plan fixture = {
+    .format_version = ZDMC_PLAN_FORMAT_VERSION,
+    .compiler = "zdmc 0.1.0",
+    .migration = "split_user_name",
+    .source_file = "split_name.zdm",
+    .source_sha256 =
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    .min_server_version_num = 150000,
+    .batch_size = 10000,
+    .batch_pause_ms = 0,
+    .lock_timeout_ms = 500,
+    .lock_retries = 10,
+    .approve = approve_gates,
+    .napprove = 2,
+    .sync = "trigger",
+    .verify_sample = 10000,
+    .version_schema = "public_split_user_name",
+    .search_path = "public_split_user_name, public",
+    .tables = &table_users,
+    .phases = &phase_expand,
+};
+
+/*
+ * The fixture's bytes.  A change here is a change to the plan format: update
+ * docs/plan-format.md, and ask whether old plans still read the same.
+ */
+static const char fixture_yaml[] =
+    "zdm_plan: 1\n"
+    "compiler: zdmc 0.1.0\n"
+    "migration: split_user_name\n"
+    "source:\n"
+    "  file: split_name.zdm\n"
+    "  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+    "requires:\n"
+    "  server_version_num: 150000\n"
+    "options:\n"
+    "  batch_size: 10000\n"
+    "  batch_pause: 0ms\n"
+    "  lock_timeout: 500ms\n"
+    "  lock_retries: 10\n"
+    "  approve: [switch, contract]\n"
+    "  sync: trigger\n"
+    "  verify_sample: 10000\n"
+    "new_version:\n"
+    "  schema: public_split_user_name\n"
+    "  search_path: public_split_user_name, public\n"
+    "tables:\n"
+    "- table: public.users\n"
+    "  changes:\n"
+    "  - change: split_column\n"
+    "    at: split_name.zdm:8:3\n"
+    "    column: name\n"
+    "    into:\n"
+    "    - column: first_name\n"
+    "      type: text\n"
+    "      not_null: true\n"
+    "      using: split_part(name, ' ', 1)\n"
+    "    - column: last_name\n"
+    "      type: text\n"
+    "      not_null: false\n"
+    "      using: split_part(name, ' ', 2)\n"
+    "    reverse_using: concat_ws(' ', first_name, last_name)\n"
+    "  - change: rename_column\n"
+    "    at: split_name.zdm:12:3\n"
+    "    column: email\n"
+    "    to: email_address\n"
+    "- table: public.payments\n"
+    "  changes:\n"
+    "  - change: alter_column_type\n"
+    "    at: split_name.zdm:14:3\n"
+    "    column: amount\n"
+    "    type: numeric(12,2)\n"
+    "    using: amount / 100.0\n"
+    "    reverse_using: (amount * 100)::integer\n"
+    "  - change: alter_column_type\n"
+    "    at: split_name.zdm:15:3\n"
+    "    column: note\n"
+    "    type: varchar(10)\n"
+    "    using: left(note, 10)\n"
+    "    irreversible: true\n"
+    "phases:\n"
+    "- phase: expand\n"
+    "  steps:\n"
+    "  - id: expand.1\n"
+    "    kind: sql\n"
+    "    description: create schema public_split_user_name for the new version\n"
+    "    transaction: expand.1\n"
+    "    lock_timeout: 500ms\n"
+    "    sql: CREATE SCHEMA public_split_user_name\n"
+    "    compensation: DROP SCHEMA public_split_user_name\n"
+    "  - id: expand.2\n"
+    "    kind: sql\n"
+    "    description: add first_name\n"
+    "    table: public.users\n"
+    "    transaction: expand.1\n"
+    "    lock_timeout: 500ms\n"
+    "    sql: ALTER TABLE public.users ADD COLUMN first_name text\n"
+    "    compensation: ALTER TABLE public.users DROP COLUMN first_name\n"
+    "- phase: backfill\n"
+    "  steps:\n"
+    "  - id: backfill.1\n"
+    "    kind: backfill\n"
+    "    description: fill first_name and last_name from name\n"
+    "    table: public.users\n"
+    "    transaction: backfill.1\n"
+    "    lock_timeout: 500ms\n"
+    "    key: ctid\n"
+    "    batch_size: 10000\n"
+    "    batch_pause: 20ms\n"
+    "    sql: |\n"
+    "      UPDATE public.users\n"
+    "      SET first_name = split_part(name, ' ', 1),\n"
+    "          last_name = split_part(name, ' ', 2)\n"
+    "      WHERE ctid >= $1::tid AND ctid < $2::tid\n"
+    "    compensation: null\n"
+    "- phase: verify\n"
+    "  steps:\n"
+    "  - id: verify.1\n"
+    "    kind: check\n"
+    "    description: every row's first_name is filled\n"
+    "    table: public.users\n"
+    "    transaction: verify.1\n"
+    "    lock_timeout: 500ms\n"
+    "    sql: |-\n"
+    "      SELECT count(*)\n"
+    "      FROM public.users\n"
+    "      WHERE first_name IS NULL AND name IS NOT NULL\n"
+    "    compensation: null\n"
+    "    expect: 0\n"
+    "    examples: |-\n"
+    "      SELECT ctid FROM public.users\n"
+    "      WHERE first_name IS NULL AND name IS NOT NULL\n"
+    "      LIMIT 5\n"
+    "  - id: verify.2\n"
+    "    kind: check\n"
+    "    description: no negative amounts\n"
+    "    table: public.payments\n"
+    "    transaction: verify.2\n"
+    "    lock_timeout: 500ms\n"
+    "    sql: SELECT count(*) FROM public.payments WHERE amount_new < 0\n"
+    "    compensation: null\n"
+    "    expect: -1\n"
+    "- phase: switch\n"
+    "  steps:\n"
+    "  - id: switch.1\n"
+    "    kind: gate\n"
+    "    description: wait for `zdm approve switch`\n"
+    "    gate: switch\n"
+    "    approval: true\n"
+    "  - id: switch.2\n"
+    "    kind: sql\n"
+    "    description: make first_name NOT NULL (validated)\n"
+    "    table: public.users\n"
+    "    transaction: switch.2\n"
+    "    lock_timeout: 250ms\n"
+    "    sql: ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL\n"
+    "    compensation: ALTER TABLE public.users ALTER COLUMN first_name DROP NOT NULL\n"
+    "  - id: switch.3\n"
+    "    kind: sql\n"
+    "    description: publish the new version's view\n"
+    "    table: public.users\n"
+    "    transaction: switch.2\n"
+    "    lock_timeout: 250ms\n"
+    "    sql: |-\n"
+    "      CREATE VIEW public_split_user_name.users AS\n"
+    "      SELECT id, first_name, last_name, email AS email_address\n"
+    "      FROM public.users\n"
+    "    compensation: DROP VIEW public_split_user_name.users\n"
+    "- phase: contract\n"
+    "  steps:\n"
+    "  - id: contract.1\n"
+    "    kind: gate\n"
+    "    description: wait for approval to drop the old columns\n"
+    "    gate: contract\n"
+    "    approval: false\n"
+    "  - id: contract.2\n"
+    "    kind: sql\n"
+    "    description: drop the old column name\n"
+    "    table: public.users\n"
+    "    transaction: contract.2\n"
+    "    lock_timeout: 500ms\n"
+    "    sql: ALTER TABLE public.users DROP COLUMN name\n"
+    "    compensation: null\n"
+    "    point_of_no_return: true\n"
+    "plan_sha256: ";
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static char *
+write_plan(const zdmc_plan *plan, size_t *len)
+{
+	char err[512];
+	char *out = NULL;
+
+	if (zdmc_plan_write(plan, &out, len, err, sizeof(err)) != 0)
+		fail_msg("zdmc_plan_write: %s", err);
+	assert_non_null(out);
+	assert_int_equal(strlen(out), *len);
+	return out;
+}
+
+static zdm_plan *
+parse_ok(const char *text, size_t len)
+{
+	char err[512];
+	zdm_plan *plan = NULL;
+
+	if (zdm_plan_parse(&plan, NAME, text, len, err, sizeof(err)) != 0)
+		fail_msg("zdm_plan_parse: %s", err);
+	assert_non_null(plan);
+	return plan;
+}
+
+/* The plan must be refused with exactly this message. */
+static void
+assert_refused(const char *text, size_t len, const char *message)
+{
+	char err[512];
+	zdm_plan *plan = NULL;
+
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(zdm_plan_parse(&plan, NAME, text, len, err, sizeof(err)),
+	                 -1);
+	assert_null(plan);
+	assert_string_equal(err, message);
+}
+
+static void
+assert_same_string(const char *want, const char *got)
+{
+	if (!want) {
+		assert_null(got);
+		return;
+	}
+	assert_non_null(got);
+	assert_string_equal(want, got);
+}
+
+/* A copy of text with the first "from" replaced by "to". */
+static char *
+edit(const char *text, const char *from, const char *to)
+{
+	const char *at = strstr(text, from);
+	size_t len = strlen(text) - strlen(from) + strlen(to);
+	char *out;
+
+	if (!at)
+		fail_msg("edit: \"%s\" not in the plan", from);
+	out = malloc(len + 1);
+	assert_non_null(out);
+	memcpy(out, text, (size_t)(at - text));
+	strcpy(out + (at - text), to);
+	strcat(out, at + strlen(from));
+	return out;
+}
+
+/*
+ * Recompute plan_sha256 after an edit, as a tool writing its own plans
+ * would: so a test can reach the checks that come after the checksum.
+ */
+static void
+reseal(char *text)
+{
+	char *line = strstr(text, "\nplan_sha256: ");
+	char hex[65];
+
+	assert_non_null(line);
+	while (strstr(line + 1, "\nplan_sha256: "))
+		line = strstr(line + 1, "\nplan_sha256: ");
+	line++;
+	zdmc_sha256_hex(text, (size_t)(line - text), hex);
+	memcpy(line + strlen("plan_sha256: "), hex, 64);
+}
+
+/* Edit the fixture's plan, reseal it, and expect this message. */
+static void
+assert_edit_refused(const char *from, const char *to, const char *message)
+{
+	size_t len;
+	char *text = write_plan(&fixture, &len);
+	char *edited = edit(text, from, to);
+
+	reseal(edited);
+	assert_refused(edited, strlen(edited), message);
+	free(edited);
+	free(text);
+}
+
+static void
+assert_same_step(const zdmc_plan_step *want, const char *phase,
+                 const zdm_step *got)
+{
+	assert_int_equal((int)want->kind, (int)got->kind);
+	assert_same_string(want->id, got->id);
+	assert_same_string(phase, got->phase);
+	assert_same_string(want->description, got->description);
+	assert_same_string(want->table, got->table);
+	assert_same_string(want->transaction, got->transaction);
+	assert_int_equal(want->lock_timeout_ms, got->lock_timeout_ms);
+	assert_same_string(want->sql, got->sql);
+	assert_same_string(want->compensation, got->compensation);
+	assert_int_equal(want->point_of_no_return, got->point_of_no_return);
+	assert_same_string(want->key, got->key);
+	assert_int_equal(want->batch_size, got->batch_size);
+	assert_int_equal(want->batch_pause_ms, got->batch_pause_ms);
+	assert_true(want->expect == got->expect);
+	assert_same_string(want->examples_sql, got->examples_sql);
+	assert_same_string(want->gate, got->gate);
+	assert_int_equal(want->approval, got->approval);
+}
+
+/* Every field zdm sees equals the field zdmc wrote. */
+static void
+assert_same_plan(const zdmc_plan *want, const zdm_plan *got)
+{
+	size_t i = 0;
+
+	assert_int_equal(want->format_version, got->format_version);
+	assert_same_string(want->migration, got->migration);
+	assert_same_string(want->source_file, got->source_file);
+	assert_same_string(want->source_sha256, got->source_sha256);
+	assert_non_null(got->plan_sha256);
+	assert_int_equal(strlen(got->plan_sha256), 64);
+	assert_int_equal(want->min_server_version_num,
+	                 got->min_server_version_num);
+	assert_int_equal(want->batch_size, got->batch_size);
+	assert_int_equal(want->batch_pause_ms, got->batch_pause_ms);
+	assert_int_equal(want->lock_timeout_ms, got->lock_timeout_ms);
+	assert_int_equal(want->lock_retries, got->lock_retries);
+	assert_int_equal(want->napprove, got->napprove);
+	for (size_t k = 0; k < want->napprove; k++)
+		assert_same_string(want->approve[k], got->approve[k]);
+	assert_same_string(want->sync, got->sync);
+	assert_int_equal(want->verify_sample, got->verify_sample);
+	assert_same_string(want->version_schema, got->version_schema);
+	assert_same_string(want->search_path, got->search_path);
+
+	for (const zdmc_plan_table *t = want->tables; t; t = t->next, i++) {
+		assert_true(i < got->ntables);
+		assert_same_string(t->name, got->tables[i]);
+	}
+	assert_int_equal(i, got->ntables);
+
+	i = 0;
+	for (const zdmc_plan_phase *ph = want->phases; ph; ph = ph->next)
+		for (const zdmc_plan_step *s = ph->steps; s; s = s->next, i++) {
+			assert_true(i < got->nsteps);
+			assert_same_step(s, ph->name, &got->steps[i]);
+		}
+	assert_int_equal(i, got->nsteps);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+static void
+test_write_is_deterministic(void **state)
+{
+	size_t len1, len2;
+	char *a, *b;
+
+	(void)state;
+	a = write_plan(&fixture, &len1);
+	b = write_plan(&fixture, &len2);
+	assert_int_equal(len1, len2);
+	assert_memory_equal(a, b, len1);
+	free(a);
+	free(b);
+}
+
+static void
+test_write_matches_format(void **state)
+{
+	size_t len, body = sizeof(fixture_yaml) - 1;
+	char *text;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	/* everything up to the checksum's value, byte for byte */
+	assert_int_equal(len, body + 64 + 1);
+	assert_memory_equal(text, fixture_yaml, body);
+	assert_int_equal(strspn(text + body, "0123456789abcdef"), 64);
+	assert_int_equal(text[len - 1], '\n');
+	free(text);
+}
+
+static void
+test_checksum_covers_every_byte_before_last_line(void **state)
+{
+	size_t len, start;
+	char *text, hex[65];
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	start = len - strlen("plan_sha256: ") - 64 - 1;
+	assert_memory_equal(text + start, "plan_sha256: ", 13);
+	zdmc_sha256_hex(text, start, hex);
+	assert_memory_equal(text + start + 13, hex, 64);
+	free(text);
+}
+
+static void
+test_sha256_hex(void **state)
+{
+	char hex[65];
+
+	(void)state;
+	zdmc_sha256_hex("", 0, hex);
+	assert_string_equal(
+	    hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	zdmc_sha256_hex("abc", 3, hex);
+	assert_string_equal(
+	    hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void
+test_write_refuses_missing_required_field(void **state)
+{
+	zdmc_plan_step step = step_expand_1;
+	zdmc_plan_phase phase = {.name = "expand", .steps = &step};
+	zdmc_plan plan = fixture;
+	char err[256];
+	char *out = (char *)"untouched";
+	size_t len = 99;
+
+	(void)state;
+	step.next = NULL;
+	step.sql = NULL;
+	plan.phases = &phase;
+	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
+	                 -1);
+	assert_null(out);
+	assert_int_equal(len, 0);
+	assert_string_equal(err,
+	                    "cannot write the plan: step expand.1: \"sql\" is "
+	                    "missing");
+
+	step.sql = "SELECT 1";
+	step.batch_size = 0;
+	step.kind = ZDMC_STEP_BACKFILL;
+	step.key = "ctid";
+	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
+	                 -1);
+	assert_string_equal(err,
+	                    "cannot write the plan: step expand.1: \"batch_size\" "
+	                    "is 0, below its minimum 1");
+
+	step.kind = ZDMC_STEP_SQL;
+	step.sql = "SELECT '\xff'";
+	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
+	                 -1);
+	assert_string_equal(err,
+	                    "cannot write the plan: step expand.1: \"sql\" is "
+	                    "not valid UTF-8");
+
+	plan = fixture;
+	plan.migration = NULL;
+	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
+	                 -1);
+	assert_string_equal(err, "cannot write the plan: \"migration\" is missing");
+
+	plan = fixture;
+	plan.format_version = 2;
+	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
+	                 -1);
+	assert_string_equal(err, "cannot write the plan: this zdmc writes plan "
+	                         "format version 1, not 2");
+}
+
+/* ---- reading back ------------------------------------------------------- */
+
+static void
+test_round_trip(void **state)
+{
+	size_t len;
+	char *text;
+	zdm_plan *plan;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	plan = parse_ok(text, len);
+	assert_same_plan(&fixture, plan);
+	assert_memory_equal(plan->plan_sha256, text + len - 65, 64);
+	zdm_plan_free(plan);
+
+	/* an editor that strips the final newline changes nothing hashed */
+	plan = parse_ok(text, len - 1);
+	zdm_plan_free(plan);
+	free(text);
+}
+
+static void
+test_load_file(void **state)
+{
+	char path[] = "/tmp/zdm-test-plan-XXXXXX";
+	char err[512];
+	size_t len;
+	char *text;
+	zdm_plan *plan = NULL;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+
+	if (zdm_plan_load(&plan, path, err, sizeof(err)) != 0)
+		fail_msg("zdm_plan_load: %s", err);
+	assert_same_plan(&fixture, plan);
+	zdm_plan_free(plan);
+	unlink(path);
+
+	assert_int_equal(zdm_plan_load(&plan, path, err, sizeof(err)), -1);
+	assert_null(plan);
+	{
+		char want[128];
+
+		snprintf(want, sizeof(want),
+		         "%s: error: could not open plan: No such file or directory",
+		         path);
+		assert_string_equal(err, want);
+	}
+	assert_int_equal(zdm_plan_load(&plan, "/tmp", err, sizeof(err)), -1);
+	assert_string_equal(err,
+	                    "/tmp: error: could not read plan: Is a directory");
+	free(text);
+}
+
+static void
+test_unknown_keys_are_ignored(void **state)
+{
+	size_t len;
+	char *text, *a, *b;
+	zdm_plan *plan;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	a = edit(text, "migration: split_user_name\n",
+	         "migration: split_user_name\nfuture:\n  nested: [1, 2]\n");
+	b = edit(a, "    kind: backfill\n",
+	         "    kind: backfill\n    parallelism: 4\n");
+	reseal(b);
+	plan = parse_ok(b, strlen(b));
+	assert_same_plan(&fixture, plan);
+	zdm_plan_free(plan);
+	free(b);
+	free(a);
+	free(text);
+}
+
+/* ---- refusing ----------------------------------------------------------- */
+
+static void
+test_edited_sql_is_caught(void **state)
+{
+	size_t len;
+	char *text;
+	const char *sql;
+	size_t start, end;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	/* every byte of the backfill's SQL, literal block and all */
+	sql = strstr(text, "      UPDATE public.users\n");
+	assert_non_null(sql);
+	start = (size_t)(sql - text);
+	end = (size_t)(strstr(text, "    compensation: null\n- phase: verify") -
+	               text);
+	for (size_t i = start; i < end; i++) {
+		char saved = text[i];
+
+		if (saved == '\n' || saved == ' ')
+			continue; /* would change the YAML's shape, not just the SQL */
+		text[i] = saved == 'X' ? 'Y' : 'X';
+		assert_refused(text, len,
+		               NAME ": error: plan checksum mismatch: the plan was "
+		                    "edited after it was compiled; recompile it with "
+		                    "zdmc");
+		text[i] = saved;
+	}
+	/* and a one-line SQL value */
+	{
+		char *edited = edit(text, "DROP COLUMN name", "DROP COLUMN nime");
+
+		assert_refused(edited, len,
+		               NAME ": error: plan checksum mismatch: the plan was "
+		                    "edited after it was compiled; recompile it with "
+		                    "zdmc");
+		free(edited);
+	}
+	free(text);
+}
+
+/* No change to any single byte gets past the reader, whatever it breaks. */
+static void
+test_every_byte_matters(void **state)
+{
+	size_t len;
+	char *text;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	for (size_t i = 0; i < len; i++) {
+		char err[512];
+		zdm_plan *plan = NULL;
+
+		text[i] ^= 0x01;
+		if (zdm_plan_parse(&plan, NAME, text, len, err, sizeof(err)) == 0)
+			fail_msg("flipping byte %zu was not noticed", i);
+		assert_null(plan);
+		text[i] ^= 0x01;
+	}
+	free(text);
+}
+
+static void
+test_truncated(void **state)
+{
+	size_t len;
+	char *text;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	/* every cut refuses the plan (len - 1 only drops the final newline) */
+	for (size_t cut = 0; cut < len - 1; cut++) {
+		char err[512];
+		zdm_plan *plan = NULL;
+
+		if (zdm_plan_parse(&plan, NAME, text, cut, err, sizeof(err)) == 0)
+			fail_msg("a plan cut to %zu bytes was accepted", cut);
+	}
+	/* at a line boundary: still YAML, but the seal is gone */
+	assert_refused(text, (size_t)(strstr(text, "- phase: verify") - text),
+	               NAME ": error: the plan does not end with a plan_sha256 "
+	                    "line; it is truncated or was not written by zdmc");
+	/* inside the hex */
+	assert_refused(text, len - 10,
+	               NAME ":150:14: error: malformed plan_sha256: expected 64 "
+	                    "lower-case hexadecimal digits");
+	assert_refused(text, 0, NAME ": error: the plan is empty");
+	free(text);
+
+	/* inside a quoted string: libyaml's own words */
+	{
+		const char *cut = "zdm_plan: 1\nmigration: \"split_us";
+
+		assert_refused(cut, strlen(cut),
+		               NAME ":2:23: error: not valid YAML: found unexpected "
+		                    "end of stream (while scanning a quoted scalar at "
+		                    "line 2, column 12)");
+	}
+}
+
+static void
+test_missing_checksum(void **state)
+{
+	size_t len;
+	char *text;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	assert_refused(text, len - 65 - 13,
+	               NAME ": error: the plan does not end with a plan_sha256 "
+	                    "line; it is truncated or was not written by zdmc");
+	free(text);
+}
+
+static void
+test_malformed_checksum(void **state)
+{
+	size_t len;
+	char *text, *appended, *upper;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+
+	upper = strdup(text);
+	for (char *p = upper + len - 65; *p; p++)
+		if (*p >= 'a' && *p <= 'f')
+			*p = (char)(*p - 'a' + 'A');
+	if (strcmp(upper, text) != 0)
+		assert_refused(upper, len,
+		               NAME ":150:14: error: malformed plan_sha256: expected "
+		                    "64 lower-case hexadecimal digits");
+	free(upper);
+
+	appended = malloc(len + 32);
+	assert_non_null(appended);
+	memcpy(appended, text, len);
+	strcpy(appended + len, "extra: 1\n");
+	assert_refused(appended, strlen(appended),
+	               NAME ":150:1: error: plan_sha256 must be the last line of "
+	                    "the plan");
+	free(appended);
+
+	appended = malloc(len + 32);
+	assert_non_null(appended);
+	memcpy(appended, text, len);
+	strcpy(appended + len, "\n");
+	assert_refused(appended, strlen(appended),
+	               NAME ":150:1: error: plan_sha256 must be the last line of "
+	                    "the plan");
+	free(appended);
+	free(text);
+
+	/* the right shape of line, but inside a string, not the key */
+	{
+		char hex[65];
+		char plan[512];
+		size_t body;
+
+		body = (size_t)snprintf(plan, sizeof(plan),
+		                        "zdm_plan: 1\nmigration: \"abc\n");
+		zdmc_sha256_hex(plan, body, hex);
+		snprintf(plan + body, sizeof(plan) - body, "plan_sha256: %s\"\n",
+		         hex);
+		assert_refused(plan, strlen(plan),
+		               NAME ":3:14: error: malformed plan_sha256: expected "
+		                    "64 lower-case hexadecimal digits");
+	}
+}
+
+static void
+test_not_a_plan(void **state)
+{
+	(void)state;
+	assert_refused("a: [b\n", 6,
+	               NAME ":2:1: error: not valid YAML: did not find expected "
+	                    "',' or ']' (while parsing a flow sequence at line "
+	                    "1, column 4)");
+	assert_refused("- a\n- b\n", 8,
+	               NAME ":1:1: error: not a zdm plan: the top level is a "
+	                    "list, not a mapping");
+	assert_refused("migration: x\n", 13,
+	               NAME ":1:1: error: not a zdm plan: no \"zdm_plan\" key at "
+	                    "the top level");
+	assert_refused("zdm_plan: one\n", 14,
+	               NAME ":1:11: error: \"zdm_plan\" must be an integer (the "
+	                    "plan format version)");
+	assert_refused("zdm_plan: 1\n---\nzdm_plan: 1\n", 28,
+	               NAME ":2:1: error: the plan holds more than one YAML "
+	                    "document");
+	assert_refused("zdm_plan: 1\n\x01\n", 14,
+	               NAME ": error: not valid YAML: control characters are not "
+	                    "allowed at byte 12");
+}
+
+static void
+test_newer_version(void **state)
+{
+	size_t len;
+	char *text, *edited;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	/* no reseal: the version is checked before the checksum, so a plan
+	 * from a newer zdmc says "newer", whatever else changed */
+	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 2\n");
+	assert_refused(edited, len,
+	               NAME ":1:11: error: unsupported plan format version 2; "
+	                    "this zdm reads version 1");
+	free(edited);
+	free(text);
+}
+
+static void
+test_missing_keys(void **state)
+{
+	size_t len;
+	char *text, *edited;
+	char *phases;
+
+	(void)state;
+	/* phases removed, checksum recomputed */
+	text = write_plan(&fixture, &len);
+	phases = strstr(text, "phases:\n");
+	edited = malloc(len + 1);
+	assert_non_null(edited);
+	memcpy(edited, text, (size_t)(phases - text));
+	strcpy(edited + (phases - text), strstr(phases, "plan_sha256: "));
+	reseal(edited);
+	assert_refused(edited, strlen(edited),
+	               NAME ":1:1: error: missing required key \"phases\"");
+	free(edited);
+	free(text);
+
+	assert_edit_refused("options:\n  batch_size: 10000\n", "options:\n",
+	                    NAME ":10:3: error: options: missing required key "
+	                         "\"batch_size\"");
+	assert_edit_refused("migration: split_user_name\n", "",
+	                    NAME ":1:1: error: missing required key "
+	                         "\"migration\"");
+	assert_edit_refused(
+	    "    compensation: DROP SCHEMA public_split_user_name\n", "",
+	    NAME ":52:5: error: step expand.1: missing required key "
+	         "\"compensation\"");
+	assert_edit_refused("    key: ctid\n    batch_size: 10000\n", "",
+	                    NAME ":72:5: error: step backfill.1: missing required "
+	                         "keys \"key\", \"batch_size\"");
+	assert_edit_refused("    gate: switch\n", "",
+	                    NAME ":114:5: error: step switch.1: missing required "
+	                         "key \"gate\"");
+	assert_edit_refused("  - id: expand.2\n", "  - ident: expand.2\n",
+	                    NAME ":59:5: error: phases[1].steps[2]: missing "
+	                         "required key \"id\"");
+}
+
+static void
+test_wrong_types(void **state)
+{
+	(void)state;
+	assert_edit_refused("  batch_size: 10000\n", "  batch_size: lots\n",
+	                    NAME ":10:15: error: options: \"batch_size\" must be "
+	                         "an integer");
+	assert_edit_refused("  batch_size: 10000\n", "  batch_size: '10000'\n",
+	                    NAME ":10:15: error: options: \"batch_size\" must be "
+	                         "an integer");
+	assert_edit_refused("  batch_size: 10000\n", "  batch_size: 0\n",
+	                    NAME ":10:15: error: options: \"batch_size\" must be "
+	                         "at least 1, not 0");
+	assert_edit_refused("  server_version_num: 150000\n",
+	                    "  server_version_num: 99999999999\n",
+	                    NAME ":8:23: error: requires: \"server_version_num\" "
+	                         "must be between 0 and 2147483647, not "
+	                         "99999999999");
+	assert_edit_refused("  lock_timeout: 500ms\n", "  lock_timeout: 500\n",
+	                    NAME ":12:17: error: options: \"lock_timeout\" must "
+	                         "be a duration in milliseconds, like 500ms");
+	assert_edit_refused("    batch_pause: 20ms\n", "    batch_pause: 2s\n",
+	                    NAME ":76:18: error: step backfill.1: \"batch_pause\" "
+	                         "must be a duration in milliseconds, like 500ms");
+	assert_edit_refused("migration: split_user_name\n",
+	                    "migration: [split_user_name]\n",
+	                    NAME ":3:12: error: \"migration\" must be a string, not "
+	                         "a list");
+	assert_edit_refused("migration: split_user_name\n", "migration: ~\n",
+	                    NAME ":3:12: error: \"migration\" must be a string, not "
+	                         "null");
+	assert_edit_refused("    sql: CREATE SCHEMA public_split_user_name\n",
+	                    "    sql: null\n",
+	                    NAME ":51:10: error: step expand.1: \"sql\" must be a "
+	                         "string, not null");
+	assert_edit_refused("    approval: true\n", "    approval: yes\n",
+	                    NAME ":115:15: error: step switch.1: \"approval\" must "
+	                         "be true or false");
+	assert_edit_refused("  approve: [switch, contract]\n",
+	                    "  approve: switch\n",
+	                    NAME ":14:12: error: options: \"approve\" must be a "
+	                         "list, not a scalar");
+	assert_edit_refused("source:\n  file: split_name.zdm\n",
+	                    "source: split_name.zdm\nxsource:\n  file: x\n",
+	                    NAME ":4:9: error: \"source\" must be a mapping, not a "
+	                         "scalar");
+	assert_edit_refused("    expect: 0\n", "    expect: 0.0\n",
+	                    NAME ":93:13: error: step verify.1: \"expect\" must be "
+	                         "an integer");
+	assert_edit_refused("    kind: check\n", "    kind: chekc\n",
+	                    NAME ":83:11: error: step verify.1: unknown step kind "
+	                         "\"chekc\" (expected sql, backfill, check or "
+	                         "gate)");
+	assert_edit_refused("  - id: expand.2\n", "  - id: expand.1\n",
+	                    NAME ":56:9: error: duplicate step id \"expand.1\" "
+	                         "(first at line 49)");
+	assert_edit_refused("    kind: backfill\n",
+	                    "    kind: backfill\n    kind: sql\n",
+	                    NAME ":70:5: error: phases[2].steps[1] has key "
+	                         "\"kind\" twice (first at line 69)");
+}
+
+/* ---- strings that YAML could get wrong ---------------------------------- */
+
+static const char *const tricky[] = {
+    "SELECT 'it''s', \"quoted\" FROM t",
+    "a: b",
+    "key:value",
+    "# not a comment",
+    "x # y",
+    "  leading spaces",
+    "trailing spaces  ",
+    " ",
+    "",
+    "\ttab first",
+    "tab\tinside",
+    "unicode: naïve café — 日本語 ✓ 🐘",
+    "null", "Null", "NULL", "~",
+    "true", "False", "yes", "no", "on", "OFF", "y", "n",
+    "123", "-5", "+7", "0", "007", "1.5", ".5", "1e3", "1_000", "0x1F",
+    "0o17", "0b101", "1:30", ".inf", "-.INF", ".nan", "2024-01-01",
+    "2001-12-14t21:59:43.10-05:00", "<<", "=",
+    "0ms", "500ms", "expand.1", "public.users",
+    "SELECT 1\n",
+    "SELECT 1\n\n",
+    "SELECT 1\n\n\n",
+    "\nleading newline",
+    "  indented first line\nsecond",
+    "line\n  indented\nline",
+    "trailing space \nbefore a break",
+    "tab\tin\nmulti-line\ttext\n",
+    "\ttab-led\nlines",
+    "crlf\r\nline",
+    "lone\rcr",
+    "nel\xc2\x85line sep\xe2\x80\xa8para sep\xe2\x80\xa9",
+    "bom\xef\xbb\xbfinside",
+    "control\x01\x7f",
+    "back\\slash \\n not a newline",
+    "- dash", "-", "--", "---", "--- doc", "...", "a\n---\nb", "a\n...\nb",
+    "[", "]", "{a}", ",", "&anchor", "*alias", "!tag", "!!str x", "%YAML",
+    "@at", "`tick", "|", ">", "? q", "?", "'", "\"", "''", "\"\"",
+    "x\nplan_sha256: "
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "plan_sha256: abc",
+};
+
+/* One plan that carries s in every kind of string field. */
+static void
+round_trip_string(const char *s)
+{
+	zdmc_plan_step gate = {
+	    .kind = ZDMC_STEP_GATE,
+	    .id = "switch.1",
+	    .description = s,
+	    .gate = s,
+	    .approval = true,
+	};
+	zdmc_plan_step check = {
+	    .kind = ZDMC_STEP_CHECK,
+	    .id = "verify.1",
+	    .description = s,
+	    .table = s,
+	    .transaction = s,
+	    .sql = s,
+	    .compensation = s,
+	    .examples_sql = s,
+	    .next = &gate,
+	};
+	zdmc_plan_step backfill = {
+	    .kind = ZDMC_STEP_BACKFILL,
+	    .id = "backfill.1",
+	    .description = s,
+	    .table = s,
+	    .transaction = s,
+	    .key = s,
+	    .batch_size = 1,
+	    .sql = s,
+	    .compensation = s,
+	    .next = &check,
+	};
+	zdmc_plan_phase phase = {.name = s, .steps = &backfill};
+	zdmc_plan_column col = {.name = s, .type = s, .using = s};
+	zdmc_plan_change change = {
+	    .kind = s, .at = s, .column = s, .to = s, .type = s,
+	    .using = s, .into = &col, .reverse_using = s,
+	};
+	zdmc_plan_table table = {.name = s, .changes = &change};
+	const char *approve[] = {s, s};
+	zdmc_plan plan = fixture;
+	char *text;
+	size_t len;
+	zdm_plan *got;
+
+	plan.compiler = s;
+	plan.migration = s;
+	plan.source_file = s;
+	plan.source_sha256 = s;
+	plan.approve = approve;
+	plan.napprove = 2;
+	plan.sync = s;
+	plan.version_schema = s;
+	plan.search_path = s;
+	plan.tables = &table;
+	plan.phases = &phase;
+
+	text = write_plan(&plan, &len);
+	got = parse_ok(text, len);
+	assert_same_plan(&plan, got);
+	zdm_plan_free(got);
+	free(text);
+}
+
+static void
+test_tricky_strings_round_trip(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(tricky) / sizeof(tricky[0]); i++)
+		round_trip_string(tricky[i]);
+}
+
+/* The same, for strings glued together from troublesome pieces, with a
+ * fixed seed so a failure reproduces. */
+static void
+test_random_strings_round_trip(void **state)
+{
+	static const char *const pieces[] = {
+	    "a", "Z", "0", "1", ".", " ", "  ", "\n", "\n\n", "\t", "'", "\"",
+	    ":", ": ", "#", " #", "-", "- ", "?", "[", "]", "{", "}", ",", "&",
+	    "*", "!", "|", ">", "%", "@", "`", "\\", "é", "日本", "🐘", "\r",
+	    "\xc2\x85", "\xe2\x80\xa8", "\xef\xbb\xbf", "\x01", "\x7f", "null",
+	    "true", "e", "x", "~", "---", "...", "ms", "$1", ";",
+	};
+	uint32_t seed = 12345;
+	char s[256];
+
+	(void)state;
+	for (int round = 0; round < 3000; round++) {
+		size_t n, used = 0;
+
+		seed = seed * 1103515245u + 12345u;
+		n = (seed >> 16) % 10;
+		s[0] = '\0';
+		for (size_t k = 0; k < n; k++) {
+			const char *p;
+
+			seed = seed * 1103515245u + 12345u;
+			p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+			assert_true(used + strlen(p) < sizeof(s));
+			strcpy(s + used, p);
+			used += strlen(p);
+		}
+		round_trip_string(s);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_sha256_hex),
+	    cmocka_unit_test(test_write_is_deterministic),
+	    cmocka_unit_test(test_write_matches_format),
+	    cmocka_unit_test(test_checksum_covers_every_byte_before_last_line),
+	    cmocka_unit_test(test_write_refuses_missing_required_field),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_load_file),
+	    cmocka_unit_test(test_unknown_keys_are_ignored),
+	    cmocka_unit_test(test_edited_sql_is_caught),
+	    cmocka_unit_test(test_every_byte_matters),
+	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_missing_checksum),
+	    cmocka_unit_test(test_malformed_checksum),
+	    cmocka_unit_test(test_not_a_plan),
+	    cmocka_unit_test(test_newer_version),
+	    cmocka_unit_test(test_missing_keys),
+	    cmocka_unit_test(test_wrong_types),
+	    cmocka_unit_test(test_tricky_strings_round_trip),
+	    cmocka_unit_test(test_random_strings_round_trip),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
