@@ -117,6 +117,7 @@ typedef struct zdmc_migration {
 	zdmc_stmt *stmts;
 	zdmc_stmt *last_stmt;
 	size_t end_offset; /* end of file, for "no statements" */
+	bool header_broken; /* a syntax error before any header or statement */
 } zdmc_migration;
 
 /* Parse src into *out (allocated in arena); syntax errors go to diag.

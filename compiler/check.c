@@ -471,8 +471,9 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 	ctx.model = out;
 
 	if (!mig->has_header) {
-		zdmc_diag_error(diag, mig->stmts ? mig->stmts->offset : 0,
-		                "missing migration header: a .zdm file starts with \"migration NAME;\"");
+		if (!mig->header_broken)
+			zdmc_diag_error(diag, mig->stmts ? mig->stmts->offset : 0,
+			                "missing migration header: a .zdm file starts with \"migration NAME;\"");
 	} else {
 		out->migration = mig->name.name;
 		out->migration_offset = mig->name.offset;
@@ -498,7 +499,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		}
 		check_ident_length(&ctx, &stmt->table);
 		ct = check_table_for(&ctx, stmt);
-		if (ctx.model->ntables > 1 &&
+		if (ctx.model->ntables > 1 && !check_reserved(ct->table->schema) &&
 		    strcmp(ct->table->schema, out->tables[0].schema) != 0)
 			zdmc_diag_error(diag, stmt->schema.name ? stmt->schema.offset
 			                                        : stmt->table.offset,

@@ -95,13 +95,38 @@ diag_print_one(const zdmc_diag *diag, const zdmc_diagnostic *d, FILE *out)
 	fputs("^\n", out);
 }
 
+/*
+ * Passes report in their own order (syntax first, then meaning); readers
+ * want source order.  Each error keeps the notes that follow it, and equal
+ * offsets keep the order they were reported in (a stable insertion sort:
+ * there are never many).
+ */
 void
 zdmc_diag_print(const zdmc_diag *diag, FILE *out)
 {
-	const zdmc_diagnostic *d;
+	const zdmc_diagnostic *d, **groups;
+	size_t n = 0, i, j;
 
-	if (out == NULL)
+	if (out == NULL || diag->first == NULL)
 		return;
 	for (d = diag->first; d != NULL; d = d->next)
-		diag_print_one(diag, d, out);
+		n++;
+	groups = zdmc_arena_alloc(diag->arena, n * sizeof(*groups));
+	n = 0;
+	for (d = diag->first; d != NULL; d = d->next)
+		if (d->level == ZDMC_DIAG_ERROR || n == 0)
+			groups[n++] = d;
+	for (i = 1; i < n; i++) {
+		const zdmc_diagnostic *g = groups[i];
+
+		for (j = i; j > 0 && groups[j - 1]->offset > g->offset; j--)
+			groups[j] = groups[j - 1];
+		groups[j] = g;
+	}
+	for (i = 0; i < n; i++) {
+		diag_print_one(diag, groups[i], out);
+		for (d = groups[i]->next; d != NULL && d->level == ZDMC_DIAG_NOTE;
+		     d = d->next)
+			diag_print_one(diag, d, out);
+	}
 }

@@ -20,8 +20,9 @@
  * everywhere: the RESERVED, COL_NAME and TYPE_FUNC_NAME categories of
  * src/include/parser/kwlist.h (unreserved keywords such as "name" need no
  * quotes).  Checked against the list compiled into libpg_query 15-4.0.0.
- * Sorted in ASCII order for bsearch.
+ * Sorted in ASCII order for bsearch; kept as a table, not one word a line.
  */
+/* clang-format off */
 static const char *const ident_keywords[] = {
 	"all", "analyse", "analyze", "and", "any", "array", "as", "asc",
 	"asymmetric", "authorization", "between", "bigint", "binary", "bit",
@@ -48,6 +49,7 @@ static const char *const ident_keywords[] = {
 	"xmlnamespaces", "xmlparse", "xmlpi", "xmlroot", "xmlserialize",
 	"xmltable",
 };
+/* clang-format on */
 
 static int
 ident_keyword_cmp(const void *key, const void *entry)
@@ -98,7 +100,8 @@ zdmc_ident_quote(zdmc_arena *arena, const char *name)
 		       *p == '_';
 	if (safe && zdmc_ident_is_keyword(name))
 		safe = false;
-	return safe ? zdmc_arena_strdup(arena, name) : ident_wrap(arena, name, '"');
+	return safe ? zdmc_arena_strdup(arena, name)
+	            : ident_wrap(arena, name, '"');
 }
 
 const char *
@@ -107,7 +110,8 @@ zdmc_ident_qualified(zdmc_arena *arena, const char *schema, const char *name)
 	assert(arena != NULL && name != NULL);
 	if (schema == NULL)
 		return zdmc_ident_quote(arena, name);
-	return zdmc_arena_printf(arena, "%s.%s", zdmc_ident_quote(arena, schema),
+	return zdmc_arena_printf(arena, "%s.%s",
+	                         zdmc_ident_quote(arena, schema),
 	                         zdmc_ident_quote(arena, name));
 }
 

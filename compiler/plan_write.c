@@ -101,8 +101,9 @@ writer_fail(plan_writer *w, const char *fmt, ...)
 	w->failed = true;
 	if (!w->errbuf || w->errlen == 0)
 		return;
-	n = snprintf(w->errbuf, w->errlen, "cannot write the plan: %s%s",
-	             w->where, w->where[0] ? ": " : "");
+	/* no "cannot write the plan" here: the caller says what failed */
+	n = snprintf(w->errbuf, w->errlen, "%s%s", w->where,
+	             w->where[0] ? ": " : "");
 	if (n < 0 || (size_t)n >= w->errlen)
 		return;
 	va_start(ap, fmt);

@@ -34,10 +34,10 @@
 #include <pg_query.h>
 
 /*
- * The newline before ")" ends a trailing -- comment.  Parentheses also mean
- * an expression text such as "a) FROM t WHERE (b" parses; the ARRAY[...]
- * parse below catches that, since no PostgreSQL production can close "[" with
- * ")".
+ * The newline before ")" ends a trailing -- comment.  Wrapping in
+ * parentheses alone would let a text such as "a) FROM t WHERE (b" through;
+ * a second parse as ARRAY[...] rejects it, since no production of
+ * PostgreSQL's grammar closes "[" with ")".
  */
 #define SQLEXPR_PREFIX "SELECT ("
 #define SQLEXPR_SUFFIX "\n)"
@@ -48,7 +48,7 @@
 
 /* A text of the source, wrapped into a statement libpg_query can parse. */
 typedef struct sqlexpr_query {
-	const char *sql; /* prefix + text + suffix, NUL-terminated, in the arena */
+	const char *sql; /* prefix + text + suffix, in the arena */
 	size_t prefix_len;
 	const char *text; /* the part written in the source */
 	size_t len;
@@ -85,7 +85,7 @@ typedef struct sqlexpr_walk {
 	size_t nproblems, problems_cap;
 } sqlexpr_walk;
 
-/* ---- text ------------------------------------------------------------------ */
+/* ---- text -------------------------------------------------------------- */
 
 static bool
 sqlexpr_is_space(unsigned char c)
@@ -204,10 +204,12 @@ sqlexpr_skip_blank(const char *s, size_t len, size_t i)
 
 			i += 2;
 			while (i < len && depth > 0) {
-				if (i + 1 < len && s[i] == '/' && s[i + 1] == '*') {
+				if (i + 1 < len && s[i] == '/' &&
+				    s[i + 1] == '*') {
 					depth++;
 					i += 2;
-				} else if (i + 1 < len && s[i] == '*' && s[i + 1] == '/') {
+				} else if (i + 1 < len && s[i] == '*' &&
+				           s[i + 1] == '/') {
 					depth--;
 					i += 2;
 				} else {
@@ -323,7 +325,7 @@ sqlexpr_ref_end(const char *s, size_t len, size_t start, size_t nfields,
 	return true;
 }
 
-/* ---- libpg_query ---------------------------------------------------------------- */
+/* ---- libpg_query ------------------------------------------------------- */
 
 static void
 sqlexpr_query_init(sqlexpr_query *q, zdmc_arena *arena, const char *prefix,
@@ -403,7 +405,8 @@ sqlexpr_clean_message(zdmc_arena *arena, const char *msg)
 	if (cut == NULL)
 		return zdmc_arena_strdup(arena, msg);
 	n = (size_t)(cut - msg);
-	while (n > (size_t)(near - msg) && (msg[n - 1] == ' ' || msg[n - 1] == '\t'))
+	while (n > (size_t)(near - msg) &&
+	       (msg[n - 1] == ' ' || msg[n - 1] == '\t'))
 		n--;
 	return zdmc_arena_printf(arena, "%.*s\"", (int)n, msg);
 }
@@ -425,10 +428,12 @@ sqlexpr_run(zdmc_arena *arena, const sqlexpr_query *q, json_t **tree,
 	memset(fail, 0, sizeof(*fail));
 	result = pg_query_parse(q->sql);
 	if (result.error != NULL) {
-		long long loc = sqlexpr_error_location(q, result.error->cursorpos);
+		long long loc =
+			sqlexpr_error_location(q, result.error->cursorpos);
 
 		fail->offset = sqlexpr_map_location(q, loc);
-		fail->message = sqlexpr_clean_message(arena, result.error->message);
+		fail->message =
+			sqlexpr_clean_message(arena, result.error->message);
 		fail->past_text = loc >= (long long)(q->prefix_len + q->len);
 		status = SQLEXPR_RUN_SYNTAX;
 		goto cleanup;
@@ -437,9 +442,10 @@ sqlexpr_run(zdmc_arena *arena, const sqlexpr_query *q, json_t **tree,
 	*tree = json_loads(result.parse_tree, 0, &jerr);
 	if (*tree == NULL) {
 		fail->offset = q->src_offset;
-		fail->message = json_error_code(&jerr) == json_error_stack_overflow
-		                    ? "nested too deeply"
-		                    : zdmc_arena_strdup(arena, jerr.text);
+		fail->message =
+			json_error_code(&jerr) == json_error_stack_overflow
+				? "nested too deeply"
+				: zdmc_arena_strdup(arena, jerr.text);
 		status = SQLEXPR_RUN_TREE;
 		goto cleanup;
 	}
@@ -450,7 +456,7 @@ cleanup:
 	return status;
 }
 
-/* ---- parse tree ---------------------------------------------------------------- */
+/* ---- parse tree -------------------------------------------------------- */
 
 static long long
 sqlexpr_node_location(const json_t *fields)
@@ -465,27 +471,47 @@ static long long
 sqlexpr_first_location(json_t *v)
 {
 	long long best = -1, loc;
-	const char *key;
-	json_t *member;
+	void *it;
 	size_t i;
 
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, member) {
+	for (i = 0; i < json_array_size(v); i++) {
+		loc = sqlexpr_first_location(json_array_get(v, i));
+		if (loc >= 0 && (best < 0 || loc < best))
+			best = loc;
+	}
+	for (it = json_object_iter(v); it != NULL;
+	     it = json_object_iter_next(v, it)) {
+		json_t *member = json_object_iter_value(it);
+
+		if (strcmp(json_object_iter_key(it), "location") == 0 &&
+		    json_is_integer(member))
+			loc = (long long)json_integer_value(member);
+		else
 			loc = sqlexpr_first_location(member);
-			if (loc >= 0 && (best < 0 || loc < best))
-				best = loc;
-		}
-	} else if (json_is_object(v)) {
-		json_object_foreach(v, key, member) {
-			if (strcmp(key, "location") == 0 && json_is_integer(member))
-				loc = (long long)json_integer_value(member);
-			else
-				loc = sqlexpr_first_location(member);
-			if (loc >= 0 && (best < 0 || loc < best))
-				best = loc;
-		}
+		if (loc >= 0 && (best < 0 || loc < best))
+			best = loc;
 	}
 	return best;
+}
+
+static bool
+sqlexpr_string_is(const json_t *v, const char *s)
+{
+	const char *str = json_string_value(v);
+
+	return str != NULL && strcmp(str, s) == 0;
+}
+
+/* Does a list (ColumnRef fields, A_Indirection) contain a "*"? */
+static bool
+sqlexpr_has_star(const json_t *list)
+{
+	size_t i;
+
+	for (i = 0; i < json_array_size(list); i++)
+		if (json_object_get(json_array_get(list, i), "A_Star") != NULL)
+			return true;
+	return false;
 }
 
 /*
@@ -497,25 +523,28 @@ static json_t *
 sqlexpr_single_target(json_t *tree)
 {
 	json_t *stmts = json_object_get(tree, "stmts");
-	json_t *select, *targets, *target, *member;
-	const char *key;
+	json_t *select, *targets, *target;
+	void *it;
 
 	if (json_array_size(stmts) != 1)
 		return NULL;
-	select = json_object_get(json_object_get(json_array_get(stmts, 0), "stmt"),
-	                         "SelectStmt");
+	select = json_object_get(
+		json_object_get(json_array_get(stmts, 0), "stmt"),
+		"SelectStmt");
 	if (!json_is_object(select))
 		return NULL;
-	json_object_foreach(select, key, member) {
+	for (it = json_object_iter(select); it != NULL;
+	     it = json_object_iter_next(select, it)) {
+		const char *key = json_object_iter_key(it);
+		json_t *member = json_object_iter_value(it);
+
 		if (strcmp(key, "targetList") == 0)
 			continue;
 		if (strcmp(key, "op") == 0 &&
-		    strcmp(json_string_value(member) ? json_string_value(member) : "",
-		           "SETOP_NONE") == 0)
+		    sqlexpr_string_is(member, "SETOP_NONE"))
 			continue;
 		if (strcmp(key, "limitOption") == 0 &&
-		    strcmp(json_string_value(member) ? json_string_value(member) : "",
-		           "LIMIT_OPTION_DEFAULT") == 0)
+		    sqlexpr_string_is(member, "LIMIT_OPTION_DEFAULT"))
 			continue;
 		return NULL;
 	}
@@ -523,15 +552,15 @@ sqlexpr_single_target(json_t *tree)
 	if (json_array_size(targets) != 1)
 		return NULL;
 	target = json_object_get(json_array_get(targets, 0), "ResTarget");
-	if (!json_is_object(target) || json_object_get(target, "name") != NULL ||
+	if (!json_is_object(target) ||
+	    json_object_get(target, "name") != NULL ||
 	    json_object_get(target, "indirection") != NULL)
 		return NULL;
 	return json_object_get(target, "val");
 }
 
-static void
-sqlexpr_problem_add(sqlexpr_walk *w, long long loc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void sqlexpr_problem_add(sqlexpr_walk *w, long long loc, const char *fmt,
+                                ...) __attribute__((format(printf, 3, 4)));
 
 static void
 sqlexpr_problem_add(sqlexpr_walk *w, long long loc, const char *fmt, ...)
@@ -542,10 +571,11 @@ sqlexpr_problem_add(sqlexpr_walk *w, long long loc, const char *fmt, ...)
 	if (w->nproblems == w->problems_cap) {
 		size_t cap = w->problems_cap ? w->problems_cap * 2 : 8;
 		sqlexpr_problem *grown =
-		    zdmc_arena_alloc(w->arena, cap * sizeof(*grown));
+			zdmc_arena_alloc(w->arena, cap * sizeof(*grown));
 
 		if (w->nproblems)
-			memcpy(grown, w->problems, w->nproblems * sizeof(*grown));
+			memcpy(grown, w->problems,
+			       w->nproblems * sizeof(*grown));
 		w->problems = grown;
 		w->problems_cap = cap;
 	}
@@ -562,7 +592,8 @@ sqlexpr_ref_add(sqlexpr_walk *w)
 {
 	if (w->nrefs == w->refs_cap) {
 		size_t cap = w->refs_cap ? w->refs_cap * 2 : 8;
-		zdmc_colref *grown = zdmc_arena_alloc(w->arena, cap * sizeof(*grown));
+		zdmc_colref *grown =
+			zdmc_arena_alloc(w->arena, cap * sizeof(*grown));
 
 		if (w->nrefs)
 			memcpy(grown, w->refs, w->nrefs * sizeof(*grown));
@@ -575,33 +606,34 @@ sqlexpr_ref_add(sqlexpr_walk *w)
 static void
 sqlexpr_walk_columnref(sqlexpr_walk *w, json_t *node)
 {
-	json_t *fields = json_object_get(node, "fields"), *field;
+	json_t *fields = json_object_get(node, "fields");
 	long long loc = sqlexpr_node_location(node);
 	size_t nfields = json_array_size(fields), i, start, end;
 	zdmc_buf qualifier;
 	zdmc_colref *ref;
 	const char *column = NULL;
 
-	json_array_foreach(fields, i, field) {
-		if (json_object_get(field, "A_Star") != NULL) {
-			sqlexpr_problem_add(w, loc,
-			                    "whole-row references (t.*) are not allowed in a %s expression",
-			                    w->what);
-			return;
-		}
+	if (sqlexpr_has_star(fields)) {
+		sqlexpr_problem_add(
+			w, loc,
+			"whole-row references (t.*) are not allowed in a %s expression",
+			w->what);
+		return;
 	}
 	if (nfields > 3) {
-		sqlexpr_problem_add(w, loc,
-		                    "column references with more than three parts are not allowed in a %s expression",
-		                    w->what);
+		sqlexpr_problem_add(
+			w, loc,
+			"column references with more than three parts are not allowed in a %s expression",
+			w->what);
 		return;
 	}
 	zdmc_buf_init(&qualifier, w->arena);
-	json_array_foreach(fields, i, field) {
-		const char *sval = json_string_value(
-		    json_object_get(json_object_get(field, "String"), "sval"));
+	for (i = 0; i < nfields; i++) {
+		const char *sval = json_string_value(json_object_get(
+			json_object_get(json_array_get(fields, i), "String"),
+			"sval"));
 
-		if (sval == NULL || nfields == 0)
+		if (sval == NULL)
 			break;
 		if (i + 1 == nfields) {
 			column = sval;
@@ -612,21 +644,23 @@ sqlexpr_walk_columnref(sqlexpr_walk *w, json_t *node)
 		}
 	}
 	start = loc >= (long long)w->q->prefix_len
-	            ? (size_t)loc - w->q->prefix_len
-	            : w->q->len;
+	                ? (size_t)loc - w->q->prefix_len
+	                : w->q->len;
 	if (column == NULL || start >= w->q->len ||
 	    !sqlexpr_ref_end(w->q->text, w->q->len, start, nfields, &end)) {
 		/* Would mean libpg_query and this file disagree about SQL. */
-		sqlexpr_problem_add(w, loc,
-		                    "cannot find the extent of a column reference in %s expression",
-		                    w->what);
+		sqlexpr_problem_add(
+			w, loc,
+			"cannot find the extent of a column reference in a %s expression",
+			w->what);
 		return;
 	}
 	ref = sqlexpr_ref_add(w);
 	ref->column = zdmc_arena_strdup(w->arena, column);
-	ref->qualifier = nfields > 1 ? zdmc_arena_strdup(w->arena,
-	                                                 zdmc_buf_cstr(&qualifier))
-	                             : NULL;
+	ref->qualifier =
+		nfields > 1
+			? zdmc_arena_strdup(w->arena, zdmc_buf_cstr(&qualifier))
+			: NULL;
 	ref->offset = start;
 	ref->length = end - start;
 }
@@ -636,8 +670,8 @@ static bool
 sqlexpr_is_aggregate_call(json_t *node)
 {
 	static const char *const markers[] = {"agg_star", "agg_distinct",
-	                                       "agg_within_group", "agg_order",
-	                                       "agg_filter"};
+	                                      "agg_within_group", "agg_order",
+	                                      "agg_filter"};
 	size_t i;
 
 	for (i = 0; i < sizeof(markers) / sizeof(markers[0]); i++) {
@@ -664,40 +698,39 @@ sqlexpr_walk_node(sqlexpr_walk *w, const char *key, json_t *node)
 		return false;
 	}
 	if (strcmp(key, "SubLink") == 0) {
-		sqlexpr_problem_add(w, loc,
-		                    "subqueries are not allowed in a %s expression",
-		                    w->what);
+		sqlexpr_problem_add(
+			w, loc, "subqueries are not allowed in a %s expression",
+			w->what);
 		return false;
 	}
 	if (strcmp(key, "ParamRef") == 0) {
-		sqlexpr_problem_add(w, loc,
-		                    "parameters ($1) are not allowed in a %s expression",
-		                    w->what);
+		sqlexpr_problem_add(
+			w, loc,
+			"parameters ($1) are not allowed in a %s expression",
+			w->what);
 		return false;
 	}
 	if (strcmp(key, "FuncCall") == 0) {
 		if (json_object_get(node, "over") != NULL)
-			sqlexpr_problem_add(w, loc,
-			                    "window functions are not allowed in a %s expression",
-			                    w->what);
+			sqlexpr_problem_add(
+				w, loc,
+				"window functions are not allowed in a %s expression",
+				w->what);
 		else if (sqlexpr_is_aggregate_call(node))
-			sqlexpr_problem_add(w, loc,
-			                    "aggregate functions are not allowed in a %s expression",
-			                    w->what);
+			sqlexpr_problem_add(
+				w, loc,
+				"aggregate functions are not allowed in a %s expression",
+				w->what);
 		return true;
 	}
 	if (strcmp(key, "A_Indirection") == 0) {
 		/* (t).* or (f(x)).*: a whole row spelled differently */
-		json_t *ind = json_object_get(node, "indirection"), *el;
-		size_t i;
-
-		json_array_foreach(ind, i, el) {
-			if (json_object_get(el, "A_Star") != NULL) {
-				sqlexpr_problem_add(w, sqlexpr_first_location(node),
-				                    "whole-row references (t.*) are not allowed in a %s expression",
-				                    w->what);
-				return false;
-			}
+		if (sqlexpr_has_star(json_object_get(node, "indirection"))) {
+			sqlexpr_problem_add(
+				w, sqlexpr_first_location(node),
+				"whole-row references (t.*) are not allowed in a %s expression",
+				w->what);
+			return false;
 		}
 		return true;
 	}
@@ -709,19 +742,19 @@ sqlexpr_walk_node(sqlexpr_walk *w, const char *key, json_t *node)
 static void
 sqlexpr_walk_value(sqlexpr_walk *w, json_t *value)
 {
-	const char *key;
-	json_t *member;
+	void *it;
 	size_t i;
 
-	if (json_is_array(value)) {
-		json_array_foreach(value, i, member)
-			sqlexpr_walk_value(w, member);
-	} else if (json_is_object(value)) {
-		json_object_foreach(value, key, member) {
-			if (json_is_object(member) && !sqlexpr_walk_node(w, key, member))
-				continue;
-			sqlexpr_walk_value(w, member);
-		}
+	for (i = 0; i < json_array_size(value); i++)
+		sqlexpr_walk_value(w, json_array_get(value, i));
+	for (it = json_object_iter(value); it != NULL;
+	     it = json_object_iter_next(value, it)) {
+		json_t *member = json_object_iter_value(it);
+
+		if (json_is_object(member) &&
+		    !sqlexpr_walk_node(w, json_object_iter_key(it), member))
+			continue;
+		sqlexpr_walk_value(w, member);
 	}
 }
 
@@ -749,7 +782,8 @@ sqlexpr_report_problems(zdmc_diag *diag, sqlexpr_walk *w)
 {
 	size_t i;
 
-	qsort(w->problems, w->nproblems, sizeof(*w->problems), sqlexpr_problem_cmp);
+	qsort(w->problems, w->nproblems, sizeof(*w->problems),
+	      sqlexpr_problem_cmp);
 	for (i = 0; i < w->nproblems; i++) {
 		const sqlexpr_problem *p = &w->problems[i];
 
@@ -772,14 +806,14 @@ sqlexpr_sort_refs(sqlexpr_walk *w)
 	qsort(w->refs, w->nrefs, sizeof(*w->refs), sqlexpr_ref_cmp);
 	for (i = 0; i < w->nrefs; i++) {
 		if (n > 0 && w->refs[i].offset < w->refs[n - 1].offset +
-		                                     w->refs[n - 1].length)
+		                                         w->refs[n - 1].length)
 			continue;
 		w->refs[n++] = w->refs[i];
 	}
 	w->nrefs = n;
 }
 
-/* ---- public -------------------------------------------------------------------- */
+/* ---- public ------------------------------------------------------------ */
 
 zdmc_sqlexpr *
 zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
@@ -798,7 +832,8 @@ zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
 	memset(&w, 0, sizeof(w));
 
 	if (sqlexpr_is_blank(text, len)) {
-		zdmc_diag_error(diag, expr->offset, "empty %s expression", what);
+		zdmc_diag_error(diag, expr->offset, "empty %s expression",
+		                what);
 		goto cleanup;
 	}
 	bad = sqlexpr_utf8_invalid(text, len);
@@ -815,17 +850,20 @@ zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
 	if (status == SQLEXPR_RUN_SYNTAX && fail.past_text &&
 	    sqlexpr_skip_blank(text, len, 0) == len) {
 		/* nothing but comments */
-		zdmc_diag_error(diag, expr->offset, "empty %s expression", what);
+		zdmc_diag_error(diag, expr->offset, "empty %s expression",
+		                what);
 		goto cleanup;
 	}
 	if (status == SQLEXPR_RUN_SYNTAX) {
-		zdmc_diag_error(diag, fail.offset, "syntax error in %s expression: %s",
-		                what, fail.message);
+		zdmc_diag_error(diag, fail.offset,
+		                "syntax error in %s expression: %s", what,
+		                fail.message);
 		goto cleanup;
 	}
 	if (status == SQLEXPR_RUN_TREE) {
-		zdmc_diag_error(diag, fail.offset, "%s expression is too complex: %s",
-		                what, fail.message);
+		zdmc_diag_error(diag, fail.offset,
+		                "%s expression is too complex: %s", what,
+		                fail.message);
 		goto cleanup;
 	}
 
@@ -850,25 +888,29 @@ zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
 	}
 	if (status == SQLEXPR_RUN_SYNTAX) {
 		zdmc_diag_error(diag, fail.offset,
-		                "unbalanced parentheses in %s expression", what);
+		                "unbalanced parentheses in %s expression",
+		                what);
 		goto cleanup;
 	}
 	if (status == SQLEXPR_RUN_TREE) {
-		zdmc_diag_error(diag, fail.offset, "%s expression is too complex: %s",
-		                what, fail.message);
+		zdmc_diag_error(diag, fail.offset,
+		                "%s expression is too complex: %s", what,
+		                fail.message);
 		goto cleanup;
 	}
-	elements = json_object_get(json_object_get(sqlexpr_single_target(atree),
-	                                           "A_ArrayExpr"),
-	                           "elements");
+	elements = json_object_get(
+		json_object_get(sqlexpr_single_target(atree), "A_ArrayExpr"),
+		"elements");
 	if (target == NULL || json_array_size(elements) != 1) {
 		/* "a, b": a row in one wrapping, two values in another */
 		long long loc = json_array_size(elements) > 1
-		                    ? sqlexpr_first_location(json_array_get(elements, 1))
-		                    : -1;
+		                        ? sqlexpr_first_location(
+						  json_array_get(elements, 1))
+		                        : -1;
 
 		zdmc_diag_error(diag, sqlexpr_map_location(&aq, loc),
-		                "%s expression must be a single expression", what);
+		                "%s expression must be a single expression",
+		                what);
 		goto cleanup;
 	}
 
@@ -906,7 +948,8 @@ zdmc_sqlexpr_check_type(zdmc_arena *arena, zdmc_diag *diag,
 	}
 	bad = sqlexpr_utf8_invalid(text, len);
 	if (bad < len) {
-		zdmc_diag_error(diag, type->offset + bad, "invalid byte 0x%02x in type",
+		zdmc_diag_error(diag, type->offset + bad,
+		                "invalid byte 0x%02x in type",
 		                (unsigned char)text[bad]);
 		goto cleanup;
 	}
@@ -931,7 +974,8 @@ zdmc_sqlexpr_check_type(zdmc_arena *arena, zdmc_diag *diag,
 	type_name = json_object_get(cast, "typeName");
 	if (!json_is_true(json_object_get(arg, "isnull")) ||
 	    !json_is_object(type_name)) {
-		zdmc_diag_error(diag, type->offset, "\"%s\" is not a type name", text);
+		zdmc_diag_error(diag, type->offset, "\"%s\" is not a type name",
+		                text);
 		goto cleanup;
 	}
 	if (json_is_true(json_object_get(type_name, "setof"))) {
@@ -959,7 +1003,8 @@ zdmc_sqlexpr_rewrite(zdmc_arena *arena, const zdmc_sqlexpr *expr,
 		const zdmc_colref *ref = &expr->refs[i];
 		const char *replacement;
 
-		assert(ref->offset >= pos && ref->offset + ref->length <= expr->len);
+		assert(ref->offset >= pos &&
+		       ref->offset + ref->length <= expr->len);
 		replacement = map(ctx, ref);
 		if (replacement == NULL)
 			continue;

@@ -385,6 +385,8 @@ zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner, zdmc_parse_ctx *ctx,
 	(void)scanner;
 	if (ctx->in_stmt && ctx->mig->last_stmt != NULL)
 		ctx->mig->last_stmt->broken = true;
+	if (!ctx->mig->has_header && ctx->mig->stmts == NULL)
+		ctx->mig->header_broken = true; /* don't also say "missing" */
 	/* the scanner already explained an invalid token at this place */
 	if (zdmc_diag_has_error_at(ctx->diag, loc->first))
 		return;

@@ -32,8 +32,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 example=${1:?usage: run_example.sh EXAMPLE}
 fixtures=$root/tests/sql/fixtures
 ZDMC=${ZDMC:-$root/build/release/zdmc}
-ZDM_TRAFFIC=${ZDM_TRAFFIC:-$root/build/release/zdm_traffic}
-ZDM_PLAN_EXEC=${ZDM_PLAN_EXEC:-$root/build/release/zdm_plan_exec}
+ZDM_TRAFFIC=${ZDM_TRAFFIC:-$root/build/release/tests/zdm_traffic}
+ZDM_PLAN_EXEC=${ZDM_PLAN_EXEC:-$root/build/release/tests/zdm_plan_exec}
 CLIENT_IDS=${CLIENT_IDS:-1:2000}
 phases=(expand backfill verify switch contract)
 

@@ -35,7 +35,8 @@ test_quote_plain(void **state)
 	zdmc_arena *arena = *state;
 
 	assert_string_equal(zdmc_ident_quote(arena, "users"), "users");
-	assert_string_equal(zdmc_ident_quote(arena, "first_name"), "first_name");
+	assert_string_equal(zdmc_ident_quote(arena, "first_name"),
+	                    "first_name");
 	assert_string_equal(zdmc_ident_quote(arena, "_x1"), "_x1");
 	assert_string_equal(zdmc_ident_quote(arena, "a$"), "\"a$\"");
 }
@@ -46,7 +47,8 @@ test_quote_case_and_characters(void **state)
 	zdmc_arena *arena = *state;
 
 	assert_string_equal(zdmc_ident_quote(arena, "Users"), "\"Users\"");
-	assert_string_equal(zdmc_ident_quote(arena, "first name"), "\"first name\"");
+	assert_string_equal(zdmc_ident_quote(arena, "first name"),
+	                    "\"first name\"");
 	assert_string_equal(zdmc_ident_quote(arena, "1abc"), "\"1abc\"");
 	assert_string_equal(zdmc_ident_quote(arena, "a\"b"), "\"a\"\"b\"");
 	assert_string_equal(zdmc_ident_quote(arena, "\""), "\"\"\"\"");
@@ -73,24 +75,28 @@ test_quote_keywords(void **state)
 	assert_string_equal(zdmc_ident_quote(arena, "authorization"),
 	                    "\"authorization\"");
 	/* the last of the list, to catch an unsorted table */
-	assert_string_equal(zdmc_ident_quote(arena, "xmltable"), "\"xmltable\"");
+	assert_string_equal(zdmc_ident_quote(arena, "xmltable"),
+	                    "\"xmltable\"");
 	/* unreserved keywords need no quotes */
 	assert_string_equal(zdmc_ident_quote(arena, "name"), "name");
 	assert_string_equal(zdmc_ident_quote(arena, "data"), "data");
 	assert_string_equal(zdmc_ident_quote(arena, "over"), "over");
 	/* new in PostgreSQL 16, not a keyword in 15 */
-	assert_string_equal(zdmc_ident_quote(arena, "system_user"), "system_user");
+	assert_string_equal(zdmc_ident_quote(arena, "system_user"),
+	                    "system_user");
 }
 
 static void
 test_is_keyword(void **state)
 {
 	static const char *const yes[] = {
-	    "all", "analyse", "select", "from", "table", "normalize", "setof",
-	    "time", "timestamp", "xmlattributes", "xmltable", "current_user",
+		"all",       "analyse",       "select",   "from",
+		"table",     "normalize",     "setof",    "time",
+		"timestamp", "xmlattributes", "xmltable", "current_user",
 	};
 	static const char *const no[] = {
-	    "name", "abort", "zone", "", "users", "selec", "selects", "SELECT",
+		"name",  "abort", "zone",    "",
+		"users", "selec", "selects", "SELECT",
 	};
 	size_t i;
 
@@ -112,7 +118,8 @@ test_qualified(void **state)
 	                    "public.users");
 	assert_string_equal(zdmc_ident_qualified(arena, "My Schema", "user"),
 	                    "\"My Schema\".\"user\"");
-	assert_string_equal(zdmc_ident_qualified(arena, NULL, "Users"), "\"Users\"");
+	assert_string_equal(zdmc_ident_qualified(arena, NULL, "Users"),
+	                    "\"Users\"");
 }
 
 static void
@@ -134,12 +141,17 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_quote_plain, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_quote_case_and_characters, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_quote_keywords, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_is_keyword, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_qualified, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_literal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quote_plain, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_quote_case_and_characters,
+	                                        setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quote_keywords, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_is_keyword, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_qualified, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_literal, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -664,9 +664,7 @@ test_write_refuses_missing_required_field(void **state)
 	                 -1);
 	assert_null(out);
 	assert_int_equal(len, 0);
-	assert_string_equal(err,
-	                    "cannot write the plan: step expand.1: \"sql\" is "
-	                    "missing");
+	assert_string_equal(err, "step expand.1: \"sql\" is missing");
 
 	step.sql = "SELECT 1";
 	step.batch_size = 0;
@@ -674,30 +672,27 @@ test_write_refuses_missing_required_field(void **state)
 	step.key = "ctid";
 	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
 	                 -1);
-	assert_string_equal(err,
-	                    "cannot write the plan: step expand.1: \"batch_size\" "
-	                    "is 0, below its minimum 1");
+	assert_string_equal(err, "step expand.1: \"batch_size\" is 0, below "
+	                         "its minimum 1");
 
 	step.kind = ZDMC_STEP_SQL;
 	step.sql = "SELECT '\xff'";
 	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
 	                 -1);
-	assert_string_equal(err,
-	                    "cannot write the plan: step expand.1: \"sql\" is "
-	                    "not valid UTF-8");
+	assert_string_equal(err, "step expand.1: \"sql\" is not valid UTF-8");
 
 	plan = fixture;
 	plan.migration = NULL;
 	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
 	                 -1);
-	assert_string_equal(err, "cannot write the plan: \"migration\" is missing");
+	assert_string_equal(err, "\"migration\" is missing");
 
 	plan = fixture;
 	plan.format_version = 2;
 	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
 	                 -1);
-	assert_string_equal(err, "cannot write the plan: this zdmc writes plan "
-	                         "format version 1, not 2");
+	assert_string_equal(err,
+	                    "this zdmc writes plan format version 1, not 2");
 }
 
 /* ---- reading back ------------------------------------------------------- */
@@ -873,7 +868,7 @@ test_truncated(void **state)
 	                    "line; it is truncated or was not written by zdmc");
 	/* inside the hex */
 	assert_refused(text, len - 10,
-	               NAME ":150:14: error: malformed plan_sha256: expected 64 "
+	               NAME ":158:14: error: malformed plan_sha256: expected 64 "
 	                    "lower-case hexadecimal digits");
 	assert_refused(text, 0, NAME ": error: the plan is empty");
 	free(text);
@@ -883,7 +878,7 @@ test_truncated(void **state)
 		const char *cut = "zdm_plan: 1\nmigration: \"split_us";
 
 		assert_refused(cut, strlen(cut),
-		               NAME ":2:23: error: not valid YAML: found unexpected "
+		               NAME ":2:21: error: not valid YAML: found unexpected "
 		                    "end of stream (while scanning a quoted scalar at "
 		                    "line 2, column 12)");
 	}
@@ -918,7 +913,7 @@ test_malformed_checksum(void **state)
 			*p = (char)(*p - 'a' + 'A');
 	if (strcmp(upper, text) != 0)
 		assert_refused(upper, len,
-		               NAME ":150:14: error: malformed plan_sha256: expected "
+		               NAME ":158:14: error: malformed plan_sha256: expected "
 		                    "64 lower-case hexadecimal digits");
 	free(upper);
 
@@ -927,7 +922,7 @@ test_malformed_checksum(void **state)
 	memcpy(appended, text, len);
 	strcpy(appended + len, "extra: 1\n");
 	assert_refused(appended, strlen(appended),
-	               NAME ":150:1: error: plan_sha256 must be the last line of "
+	               NAME ":158:1: error: plan_sha256 must be the last line of "
 	                    "the plan");
 	free(appended);
 
@@ -936,7 +931,7 @@ test_malformed_checksum(void **state)
 	memcpy(appended, text, len);
 	strcpy(appended + len, "\n");
 	assert_refused(appended, strlen(appended),
-	               NAME ":150:1: error: plan_sha256 must be the last line of "
+	               NAME ":158:1: error: plan_sha256 must be the last line of "
 	                    "the plan");
 	free(appended);
 	free(text);
@@ -1030,16 +1025,16 @@ test_missing_keys(void **state)
 	                         "\"migration\"");
 	assert_edit_refused(
 	    "    compensation: DROP SCHEMA public_split_user_name\n", "",
-	    NAME ":52:5: error: step expand.1: missing required key "
+	    NAME ":57:5: error: step expand.1: missing required key "
 	         "\"compensation\"");
 	assert_edit_refused("    key: ctid\n    batch_size: 10000\n", "",
-	                    NAME ":72:5: error: step backfill.1: missing required "
+	                    NAME ":74:5: error: step backfill.1: missing required "
 	                         "keys \"key\", \"batch_size\"");
 	assert_edit_refused("    gate: switch\n", "",
-	                    NAME ":114:5: error: step switch.1: missing required "
+	                    NAME ":118:5: error: step switch.1: missing required "
 	                         "key \"gate\"");
 	assert_edit_refused("  - id: expand.2\n", "  - ident: expand.2\n",
-	                    NAME ":59:5: error: phases[1].steps[2]: missing "
+	                    NAME ":64:5: error: phases[1].steps[2]: missing "
 	                         "required key \"id\"");
 }
 
@@ -1065,7 +1060,7 @@ test_wrong_types(void **state)
 	                    NAME ":12:17: error: options: \"lock_timeout\" must "
 	                         "be a duration in milliseconds, like 500ms");
 	assert_edit_refused("    batch_pause: 20ms\n", "    batch_pause: 2s\n",
-	                    NAME ":76:18: error: step backfill.1: \"batch_pause\" "
+	                    NAME ":82:18: error: step backfill.1: \"batch_pause\" "
 	                         "must be a duration in milliseconds, like 500ms");
 	assert_edit_refused("migration: split_user_name\n",
 	                    "migration: [split_user_name]\n",
@@ -1076,10 +1071,10 @@ test_wrong_types(void **state)
 	                         "null");
 	assert_edit_refused("    sql: CREATE SCHEMA public_split_user_name\n",
 	                    "    sql: null\n",
-	                    NAME ":51:10: error: step expand.1: \"sql\" must be a "
+	                    NAME ":62:10: error: step expand.1: \"sql\" must be a "
 	                         "string, not null");
 	assert_edit_refused("    approval: true\n", "    approval: yes\n",
-	                    NAME ":115:15: error: step switch.1: \"approval\" must "
+	                    NAME ":122:15: error: step switch.1: \"approval\" must "
 	                         "be true or false");
 	assert_edit_refused("  approve: [switch, contract]\n",
 	                    "  approve: switch\n",
@@ -1090,19 +1085,19 @@ test_wrong_types(void **state)
 	                    NAME ":4:9: error: \"source\" must be a mapping, not a "
 	                         "scalar");
 	assert_edit_refused("    expect: 0\n", "    expect: 0.0\n",
-	                    NAME ":93:13: error: step verify.1: \"expect\" must be "
+	                    NAME ":102:13: error: step verify.1: \"expect\" must be "
 	                         "an integer");
 	assert_edit_refused("    kind: check\n", "    kind: chekc\n",
-	                    NAME ":83:11: error: step verify.1: unknown step kind "
+	                    NAME ":92:11: error: step verify.1: unknown step kind "
 	                         "\"chekc\" (expected sql, backfill, check or "
 	                         "gate)");
 	assert_edit_refused("  - id: expand.2\n", "  - id: expand.1\n",
-	                    NAME ":56:9: error: duplicate step id \"expand.1\" "
-	                         "(first at line 49)");
+	                    NAME ":64:9: error: duplicate step id \"expand.1\" "
+	                         "(first at line 57)");
 	assert_edit_refused("    kind: backfill\n",
 	                    "    kind: backfill\n    kind: sql\n",
-	                    NAME ":70:5: error: phases[2].steps[1] has key "
-	                         "\"kind\" twice (first at line 69)");
+	                    NAME ":76:5: error: phases[2].steps[1] has key "
+	                         "\"kind\" twice (first at line 75)");
 }
 
 /* ---- strings that YAML could get wrong ---------------------------------- */

@@ -21,7 +21,8 @@
 #include "sqlexpr.h"
 
 /* The expression starts on line 3, column 28. */
-#define LEAD "alter table users\n  split column name into\n    first_name text using ("
+#define LEAD \
+	"alter table users\n  split column name into\n    first_name text using ("
 #define LEAD_LEN (sizeof(LEAD) - 1)
 #define LEAD_COL 28
 #define TYPE_LEAD "alter table users\n  alter column id type "
@@ -148,7 +149,7 @@ assert_expr_error(test_state *st, const zdmc_sqlexpr *e, size_t offset,
 	assert_error(st, LEAD_LEN, offset, message);
 }
 
-/* ---- column references ---------------------------------------------------- */
+/* ---- column references ------------------------------------------------- */
 
 static void
 test_ref_function_argument(void **state)
@@ -190,8 +191,9 @@ static void
 test_ref_spaced_and_commented(void **state)
 {
 	test_state *st = *state;
-	zdmc_sqlexpr *e =
-	    parse(st, "users . /* the table */ name -- why\n  || u&\"d!0061t\" UESCAPE '!'");
+	zdmc_sqlexpr *e = parse(
+		st,
+		"users . /* the table */ name -- why\n  || u&\"d!0061t\" UESCAPE '!'");
 
 	assert_ok(st, e, 2);
 	assert_ref(e, 0, "users", "name", 0, "users . /* the table */ name");
@@ -202,8 +204,9 @@ static void
 test_ref_casts(void **state)
 {
 	test_state *st = *state;
-	zdmc_sqlexpr *e =
-	    parse(st, "name::text || (age)::int::text || CAST(t.code AS varchar(10))");
+	zdmc_sqlexpr *e = parse(
+		st,
+		"name::text || (age)::int::text || CAST(t.code AS varchar(10))");
 
 	assert_ok(st, e, 3);
 	assert_ref(e, 0, NULL, "name", 0, "name");
@@ -215,8 +218,9 @@ static void
 test_ref_case(void **state)
 {
 	test_state *st = *state;
-	zdmc_sqlexpr *e =
-	    parse(st, "CASE WHEN status = 'x' THEN a WHEN b IS NULL THEN 'none' ELSE c END");
+	zdmc_sqlexpr *e = parse(
+		st,
+		"CASE WHEN status = 'x' THEN a WHEN b IS NULL THEN 'none' ELSE c END");
 
 	assert_ok(st, e, 4);
 	assert_ref(e, 0, NULL, "status", 10, "status");
@@ -242,8 +246,9 @@ static void
 test_ref_not_in_strings_or_comments(void **state)
 {
 	test_state *st = *state;
-	zdmc_sqlexpr *e = parse(st, "'name' || $x$name$x$ || $$name$$ || /* name */ "
-	                            "E'it\\'s name' || name -- name\n");
+	zdmc_sqlexpr *e =
+		parse(st, "'name' || $x$name$x$ || $$name$$ || /* name */ "
+	                  "E'it\\'s name' || name -- name\n");
 
 	assert_ok(st, e, 1);
 	assert_ref(e, 0, NULL, "name", 64, "name");
@@ -280,7 +285,7 @@ test_no_refs(void **state)
 	assert_ok(st, e, 0);
 }
 
-/* ---- rewrite -------------------------------------------------------------- */
+/* ---- rewrite ----------------------------------------------------------- */
 
 static const char *
 map_name_to_new(void *ctx, const zdmc_colref *ref)
@@ -300,7 +305,7 @@ test_rewrite(void **state)
 {
 	test_state *st = *state;
 	const char *text = "split_part(name, ' ', 1) /* name */ || 'name' || "
-	                   "\"name\" || users.id || other.name || Name";
+			   "\"name\" || users.id || other.name || Name";
 	zdmc_sqlexpr *e = parse(st, text);
 	const char *out;
 	int calls = 0;
@@ -308,9 +313,9 @@ test_rewrite(void **state)
 	assert_ok(st, e, 5);
 	out = zdmc_sqlexpr_rewrite(st->arena, e, map_name_to_new, &calls);
 	assert_int_equal(calls, 5);
-	assert_string_equal(out,
-	                    "split_part(NEW.name, ' ', 1) /* name */ || 'name' || "
-	                    "NEW.name || \"u\".x || other.name || NEW.name");
+	assert_string_equal(
+		out, "split_part(NEW.name, ' ', 1) /* name */ || 'name' || "
+		     "NEW.name || \"u\".x || other.name || NEW.name");
 }
 
 static void
@@ -322,18 +327,18 @@ test_rewrite_keeps_text(void **state)
 	int calls = 0;
 
 	assert_ok(st, e, 1);
-	assert_string_equal(zdmc_sqlexpr_rewrite(st->arena, e, map_name_to_new,
-	                                         &calls),
-	                    "  lower(\n\tNEW.name)  -- keep me\n");
+	assert_string_equal(
+		zdmc_sqlexpr_rewrite(st->arena, e, map_name_to_new, &calls),
+		"  lower(\n\tNEW.name)  -- keep me\n");
 	/* nothing mapped: byte for byte the original */
 	e = parse(st, "other + 1");
 	assert_ok(st, e, 1);
-	assert_string_equal(zdmc_sqlexpr_rewrite(st->arena, e, map_name_to_new,
-	                                         &calls),
-	                    "other + 1");
+	assert_string_equal(
+		zdmc_sqlexpr_rewrite(st->arena, e, map_name_to_new, &calls),
+		"other + 1");
 }
 
-/* ---- syntax errors -------------------------------------------------------- */
+/* ---- syntax errors ----------------------------------------------------- */
 
 static void
 test_syntax_error_position(void **state)
@@ -342,8 +347,9 @@ test_syntax_error_position(void **state)
 	zdmc_sqlexpr *e = parse(st, "split_part(name,, 1)");
 	int line, col;
 
-	assert_expr_error(st, e, 16,
-	                  "syntax error in using expression: syntax error at or near \",\"");
+	assert_expr_error(
+		st, e, 16,
+		"syntax error in using expression: syntax error at or near \",\"");
 	zdmc_source_position(st->src, st->diag.first->offset, &line, &col);
 	assert_int_equal(line, 3);
 	assert_int_equal(col, LEAD_COL + 16);
@@ -356,8 +362,9 @@ test_syntax_error_multiline(void **state)
 	zdmc_sqlexpr *e = parse(st, "a ||\n      b c");
 	int line, col;
 
-	assert_expr_error(st, e, 13,
-	                  "syntax error in using expression: syntax error at or near \"c\"");
+	assert_expr_error(
+		st, e, 13,
+		"syntax error in using expression: syntax error at or near \"c\"");
 	zdmc_source_position(st->src, st->diag.first->offset, &line, &col);
 	assert_int_equal(line, 4);
 	assert_int_equal(col, 9);
@@ -370,8 +377,9 @@ test_syntax_error_at_end(void **state)
 	zdmc_sqlexpr *e = parse(st, "a +\n b +");
 
 	/* PostgreSQL complains about our closing ")": point at the last byte */
-	assert_expr_error(st, e, 7,
-	                  "syntax error in using expression: syntax error at or near \")\"");
+	assert_expr_error(
+		st, e, 7,
+		"syntax error in using expression: syntax error at or near \")\"");
 }
 
 static void
@@ -379,11 +387,13 @@ test_syntax_error_after_multibyte(void **state)
 {
 	test_state *st = *state;
 	/* 3 three-byte characters: the cursor is 6 characters, 12 bytes, in */
-	zdmc_sqlexpr *e = parse(st, "'\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e' ||, x");
+	zdmc_sqlexpr *e =
+		parse(st, "'\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e' ||, x");
 	int line, col;
 
-	assert_expr_error(st, e, 14,
-	                  "syntax error in using expression: syntax error at or near \",\"");
+	assert_expr_error(
+		st, e, 14,
+		"syntax error in using expression: syntax error at or near \",\"");
 	zdmc_source_position(st->src, st->diag.first->offset, &line, &col);
 	assert_int_equal(col, LEAD_COL + 8);
 }
@@ -395,8 +405,9 @@ test_unterminated_string(void **state)
 	zdmc_sqlexpr *e = parse(st, "x || 'abc\n  more");
 
 	/* the quoted rest of input stops at the line end, without our ")" */
-	assert_expr_error(st, e, 5,
-	                  "syntax error in using expression: unterminated quoted string at or near \"'abc\"");
+	assert_expr_error(
+		st, e, 5,
+		"syntax error in using expression: unterminated quoted string at or near \"'abc\"");
 }
 
 static void
@@ -415,7 +426,8 @@ test_empty(void **state)
 	test_state *st = *state;
 
 	assert_expr_error(st, parse(st, ""), 0, "empty using expression");
-	assert_expr_error(st, parse(st, "  \n\t "), 0, "empty using expression");
+	assert_expr_error(st, parse(st, "  \n\t "), 0,
+	                  "empty using expression");
 	assert_expr_error(st, parse(st, " /* nothing */ -- here\n"), 0,
 	                  "empty using expression");
 	assert_expr_error(st, parse_len(st, "", 0, "reverse using"), 0,
@@ -438,13 +450,15 @@ test_what_in_messages(void **state)
 {
 	test_state *st = *state;
 
-	assert_expr_error(st, parse_len(st, "1 +", 3, "reverse using"), 2,
-	                  "syntax error in reverse using expression: syntax error at or near \")\"");
-	assert_expr_error(st, parse_len(st, "$1", 2, "reverse using"), 0,
-	                  "parameters ($1) are not allowed in a reverse using expression");
+	assert_expr_error(
+		st, parse_len(st, "1 +", 3, "reverse using"), 2,
+		"syntax error in reverse using expression: syntax error at or near \")\"");
+	assert_expr_error(
+		st, parse_len(st, "$1", 2, "reverse using"), 0,
+		"parameters ($1) are not allowed in a reverse using expression");
 }
 
-/* ---- rejected constructs ---------------------------------------------------- */
+/* ---- rejected constructs ----------------------------------------------- */
 
 static void
 test_reject_subqueries(void **state)
@@ -463,17 +477,22 @@ static void
 test_reject_window_and_aggregates(void **state)
 {
 	test_state *st = *state;
-	const char *window = "window functions are not allowed in a using expression";
-	const char *agg = "aggregate functions are not allowed in a using expression";
+	const char *window =
+		"window functions are not allowed in a using expression";
+	const char *agg =
+		"aggregate functions are not allowed in a using expression";
 
-	assert_expr_error(st, parse(st, "row_number() over (order by id)"), 0, window);
+	assert_expr_error(st, parse(st, "row_number() over (order by id)"), 0,
+	                  window);
 	assert_expr_error(st, parse(st, "1 + sum(x) over w"), 4, window);
 	assert_expr_error(st, parse(st, "count(*)"), 0, agg);
 	assert_expr_error(st, parse(st, "1 + count(distinct x)"), 4, agg);
 	assert_expr_error(st, parse(st, "sum(x) filter (where x > 0)"), 0, agg);
-	assert_expr_error(st, parse(st, "string_agg(x, ',' order by x)"), 0, agg);
-	assert_expr_error(st, parse(st, "percentile_cont(0.5) within group (order by x)"),
-	                  0, agg);
+	assert_expr_error(st, parse(st, "string_agg(x, ',' order by x)"), 0,
+	                  agg);
+	assert_expr_error(
+		st, parse(st, "percentile_cont(0.5) within group (order by x)"),
+		0, agg);
 }
 
 static void
@@ -481,8 +500,9 @@ test_reject_parameters(void **state)
 {
 	test_state *st = *state;
 
-	assert_expr_error(st, parse(st, "name || $2"), 8,
-	                  "parameters ($1) are not allowed in a using expression");
+	assert_expr_error(
+		st, parse(st, "name || $2"), 8,
+		"parameters ($1) are not allowed in a using expression");
 }
 
 static void
@@ -490,7 +510,7 @@ test_reject_whole_row(void **state)
 {
 	test_state *st = *state;
 	const char *msg =
-	    "whole-row references (t.*) are not allowed in a using expression";
+		"whole-row references (t.*) are not allowed in a using expression";
 
 	assert_expr_error(st, parse(st, "row_to_json(t.*)"), 12, msg);
 	assert_expr_error(st, parse(st, "row_to_json((users).*)"), 13, msg);
@@ -501,8 +521,9 @@ test_reject_long_names(void **state)
 {
 	test_state *st = *state;
 
-	assert_expr_error(st, parse(st, "1 + db.public.users.name"), 4,
-	                  "column references with more than three parts are not allowed in a using expression");
+	assert_expr_error(
+		st, parse(st, "1 + db.public.users.name"), 4,
+		"column references with more than three parts are not allowed in a using expression");
 }
 
 static void
@@ -516,20 +537,23 @@ test_reject_several_in_order(void **state)
 	assert_int_equal(st->diag.nerrors, 4);
 	d = st->diag.first;
 	assert_int_equal(d->offset, LEAD_LEN + 0);
-	assert_string_equal(d->message,
-	                    "parameters ($1) are not allowed in a using expression");
+	assert_string_equal(
+		d->message,
+		"parameters ($1) are not allowed in a using expression");
 	d = d->next;
 	assert_int_equal(d->offset, LEAD_LEN + 5);
-	assert_string_equal(d->message,
-	                    "aggregate functions are not allowed in a using expression");
+	assert_string_equal(
+		d->message,
+		"aggregate functions are not allowed in a using expression");
 	d = d->next;
 	assert_int_equal(d->offset, LEAD_LEN + 16);
 	assert_string_equal(d->message,
 	                    "subqueries are not allowed in a using expression");
 	d = d->next;
 	assert_int_equal(d->offset, LEAD_LEN + 29);
-	assert_string_equal(d->message,
-	                    "whole-row references (t.*) are not allowed in a using expression");
+	assert_string_equal(
+		d->message,
+		"whole-row references (t.*) are not allowed in a using expression");
 }
 
 static void
@@ -541,7 +565,8 @@ test_reject_unbalanced(void **state)
 	/* each parses inside "SELECT (...)", but is not one expression */
 	assert_expr_error(st, parse(st, "a) + (b"), 1, msg);
 	assert_expr_error(st, parse(st, "a) FROM t WHERE (b"), 1, msg);
-	assert_expr_error(st, parse(st, "1); DROP TABLE users; SELECT (1"), 1, msg);
+	assert_expr_error(st, parse(st, "1); DROP TABLE users; SELECT (1"), 1,
+	                  msg);
 }
 
 static void
@@ -553,17 +578,19 @@ test_reject_list(void **state)
 	                  "using expression must be a single expression");
 }
 
-/* ---- types ------------------------------------------------------------------ */
+/* ---- types ------------------------------------------------------------- */
 
 static void
 test_types_ok(void **state)
 {
 	test_state *st = *state;
 	static const char *const ok[] = {
-	    "numeric(12,2)", "timestamp with time zone", "text[]",
-	    "double precision", "varchar(20)", "character varying(5)[]",
-	    "public.my_type", "\"My Type\"", "int4range", "interval day to second(3)",
-	    "bit varying(8)", "int -- trailing comment",
+		"numeric(12,2)",  "timestamp with time zone",
+		"text[]",         "double precision",
+		"varchar(20)",    "character varying(5)[]",
+		"public.my_type", "\"My Type\"",
+		"int4range",      "interval day to second(3)",
+		"bit varying(8)", "int -- trailing comment",
 	};
 	size_t i;
 
@@ -589,7 +616,8 @@ test_types_bad(void **state)
 
 	/* PostgreSQL 14+ takes "primary" as a bare column alias */
 	assert_int_equal(check_type(st, "integer primary"), -1);
-	assert_error(st, TYPE_LEAD_LEN, 0, "\"integer primary\" is not a type name");
+	assert_error(st, TYPE_LEAD_LEN, 0,
+	             "\"integer primary\" is not a type name");
 
 	assert_int_equal(check_type(st, "int FROM t"), -1);
 	assert_error(st, TYPE_LEAD_LEN, 0, "\"int FROM t\" is not a type name");
@@ -599,10 +627,12 @@ test_types_bad(void **state)
 	             "\"int COLLATE \"C\"\" is not a type name");
 
 	assert_int_equal(check_type(st, "int; select 1"), -1);
-	assert_error(st, TYPE_LEAD_LEN, 0, "\"int; select 1\" is not a type name");
+	assert_error(st, TYPE_LEAD_LEN, 0,
+	             "\"int; select 1\" is not a type name");
 
 	assert_int_equal(check_type(st, "setof int"), -1);
-	assert_error(st, TYPE_LEAD_LEN, 0, "setof is not allowed in a column type");
+	assert_error(st, TYPE_LEAD_LEN, 0,
+	             "setof is not allowed in a column type");
 
 	assert_int_equal(check_type(st, ""), -1);
 	assert_error(st, TYPE_LEAD_LEN, 0, "empty type");
@@ -612,38 +642,65 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_ref_function_argument, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_qualified, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_quoted, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_spaced_and_commented, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_casts, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_case, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_nested_parens, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_not_in_strings_or_comments, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_multibyte, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ref_row_constructor, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_no_refs, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rewrite, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rewrite_keeps_text, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_syntax_error_position, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_syntax_error_multiline, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_syntax_error_at_end, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_syntax_error_after_multibyte, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_unterminated_string, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_trailing_line_comment, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_bad_bytes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_what_in_messages, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_subqueries, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_window_and_aggregates, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_parameters, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_whole_row, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_long_names, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_several_in_order, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_unbalanced, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_reject_list, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_types_ok, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_types_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ref_function_argument,
+	                                        setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ref_qualified, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_ref_quoted, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_ref_spaced_and_commented,
+	                                        setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ref_casts, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_ref_case, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ref_nested_parens, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(
+			test_ref_not_in_strings_or_comments, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ref_multibyte, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_ref_row_constructor, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_no_refs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewrite, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewrite_keeps_text, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_syntax_error_position,
+	                                        setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syntax_error_multiline,
+	                                        setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syntax_error_at_end, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(
+			test_syntax_error_after_multibyte, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unterminated_string, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_trailing_line_comment,
+	                                        setup, teardown),
+		cmocka_unit_test_setup_teardown(test_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_bytes, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_what_in_messages, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_reject_subqueries, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(
+			test_reject_window_and_aggregates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reject_parameters, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_reject_whole_row, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_reject_long_names, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_reject_several_in_order,
+	                                        setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reject_unbalanced, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_reject_list, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_types_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_types_bad, setup,
+	                                        teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
