@@ -86,9 +86,8 @@ zdmc_sha256_hex(const void *data, size_t len, char hex[65])
 	hex[64] = '\0';
 }
 
-static void
-writer_fail(plan_writer *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void writer_fail(plan_writer *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 writer_fail(plan_writer *w, const char *fmt, ...)
@@ -111,9 +110,8 @@ writer_fail(plan_writer *w, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
-writer_where(plan_writer *w, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static void writer_where(plan_writer *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void
 writer_where(plan_writer *w, const char *fmt, ...)
@@ -185,13 +183,14 @@ static bool
 plain_would_resolve(const char *s)
 {
 	static const char *const words[] = {
-	    "",     "~",     "null",  "Null",  "NULL", "true", "True", "TRUE",
-	    "false", "False", "FALSE", "y",     "Y",    "yes",  "Yes",  "YES",
-	    "n",    "N",     "no",    "No",    "NO",   "on",   "On",   "ON",
-	    "off",  "Off",   "OFF",   "<<",    "=",
+		"",     "~",    "null",  "Null",  "NULL",  "true",
+		"True", "TRUE", "false", "False", "FALSE", "y",
+		"Y",    "yes",  "Yes",   "YES",   "n",     "N",
+		"no",   "No",   "NO",    "on",    "On",    "ON",
+		"off",  "Off",  "OFF",   "<<",    "=",
 	};
 	static const char *const specials[] = {
-	    ".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN",
+		".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN",
 	};
 	const char *p = s;
 
@@ -229,7 +228,8 @@ has_odd_line_break(const char *s)
 			return true;
 		if (p[0] == 0xc2 && p[1] == 0x85)
 			return true;
-		if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+		if (p[0] == 0xe2 && p[1] == 0x80 &&
+		    (p[2] == 0xa8 || p[2] == 0xa9))
 			return true;
 	}
 	return false;
@@ -244,7 +244,8 @@ has_odd_line_break(const char *s)
 static bool
 needs_keep_chomping(const char *s, size_t len)
 {
-	return len > 0 && s[len - 1] == '\n' && (len == 1 || s[len - 2] == '\n');
+	return len > 0 && s[len - 1] == '\n' &&
+	       (len == 1 || s[len - 2] == '\n');
 }
 
 /* The same test libyaml makes before it accepts a scalar, done first so the
@@ -381,7 +382,8 @@ emit_sequence_start(plan_writer *w, yaml_sequence_style_t style)
 
 	if (w->failed)
 		return;
-	if (!yaml_sequence_start_event_initialize(&event, NULL, NULL, 1, style)) {
+	if (!yaml_sequence_start_event_initialize(&event, NULL, NULL, 1,
+	                                          style)) {
 		writer_fail(w, "out of memory");
 		return;
 	}
@@ -445,8 +447,8 @@ put_integer(plan_writer *w, const char *key, long long value, long long min)
 	if (w->failed)
 		return;
 	if (value < min) {
-		writer_fail(w, "\"%s\" is %lld, below its minimum %lld", key, value,
-		            min);
+		writer_fail(w, "\"%s\" is %lld, below its minimum %lld", key,
+		            value, min);
 		return;
 	}
 	snprintf(text, sizeof(text), "%lld", value);
@@ -656,7 +658,8 @@ write_document(plan_writer *w, const zdmc_plan *plan)
 	emit(w, &event);
 	if (!w->failed) {
 		/* implicit: no "---"; the plan is always exactly one document */
-		if (!yaml_document_start_event_initialize(&event, NULL, NULL, NULL, 1))
+		if (!yaml_document_start_event_initialize(&event, NULL, NULL,
+		                                          NULL, 1))
 			writer_fail(w, "out of memory");
 		else
 			emit(w, &event);
@@ -737,14 +740,16 @@ seal(plan_writer *w)
 
 	if (w->len < taillen ||
 	    memcmp(w->buf + w->len - taillen, tail, taillen) != 0) {
-		writer_fail(w, "libyaml did not end the plan with the "
-		               "plan_sha256 line");
+		writer_fail(
+			w,
+			"libyaml did not end the plan with the plan_sha256 line");
 		return;
 	}
 	start = w->len - taillen;
 	if (start > 0 && w->buf[start - 1] != '\n') {
-		writer_fail(w, "libyaml did not start plan_sha256 on a line of "
-		               "its own");
+		writer_fail(
+			w,
+			"libyaml did not start plan_sha256 on a line of its own");
 		return;
 	}
 	zdmc_sha256_hex(w->buf, start, hex);
@@ -752,8 +757,8 @@ seal(plan_writer *w)
 }
 
 int
-zdmc_plan_write(const zdmc_plan *plan, char **out, size_t *outlen,
-                char *errbuf, size_t errlen)
+zdmc_plan_write(const zdmc_plan *plan, char **out, size_t *outlen, char *errbuf,
+                size_t errlen)
 {
 	plan_writer w;
 	bool emitter_ready = false;
@@ -773,7 +778,8 @@ zdmc_plan_write(const zdmc_plan *plan, char **out, size_t *outlen,
 		goto cleanup;
 	}
 	if (plan->format_version != ZDMC_PLAN_FORMAT_VERSION) {
-		writer_fail(&w, "this zdmc writes plan format version %d, not %d",
+		writer_fail(&w,
+		            "this zdmc writes plan format version %d, not %d",
 		            ZDMC_PLAN_FORMAT_VERSION, plan->format_version);
 		goto cleanup;
 	}

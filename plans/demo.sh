@@ -22,9 +22,9 @@ zdmc=$root/build/release/zdmc
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-# Print a plan's steps from its YAML: the plan writer puts one key per line,
-# so the lines "phase:", "id:", "kind:", "description:", "compensation:" and
-# "point_of_no_return:" are all this needs.
+# Print a plan's steps from its YAML, one line each: the plan writer puts one
+# key per line, so the lines "phase:", "id:", "kind:", "description:",
+# "compensation:" and "point_of_no_return:" are all this needs.
 summarise()
 {
 	awk '
@@ -40,26 +40,39 @@ summarise()
 		if (kind == "gate")
 			undo = "gate"
 		else if (pnr)
-			undo = "no undo: point of no return"
+			undo = "NO UNDO"
 		else if (comp)
-			undo = "undo: yes"
+			undo = "undo"
 		else
-			undo = "undo: nothing to undo"
-		printf "    %-12s %-8s %s\n", id, kind, desc
-		printf "    %-12s %-8s (%s)\n", "", "", undo
-		id = ""; kind = ""; desc = ""; comp = 0; pnr = 0
+			undo = "-"
+		printf "    %-12s %-9s %-8s %s\n", id, kind, undo, desc
+		id = ""; kind = ""; desc = ""; comp = 0; pnr = 0; nsteps++
 	}
-	/^ *(- )?phase: / { flush(); printf "  %s\n", value($0); next }
+	function phase_end() {
+		flush()
+		if (phase != "" && nsteps == 0)
+			printf "    (no steps)\n"
+	}
+	/^ *(- )?phase: / {
+		phase_end()
+		phase = value($0); nsteps = 0
+		printf "  %s\n", phase
+		next
+	}
 	/^ *(- )?id: / { flush(); id = value($0); next }
 	id != "" && /^ *kind: / { kind = value($0); next }
 	id != "" && /^ *description: / { desc = value($0); next }
 	id != "" && /^ *compensation: / { comp = (value($0) != "null"); next }
 	id != "" && /^ *point_of_no_return: true/ { pnr = 1; next }
-	/^[a-z_]+:/ { flush() }
-	END { flush() }
+	/^[a-z_]+:/ { phase_end(); phase = "" }
+	END { phase_end() }
 	' "$1"
 }
 
+echo "Each example below: its source, then its plan step by step.  The column"
+echo "after the kind says how a step is undone: undo (it has a compensation),"
+echo "- (nothing to undo), NO UNDO (a point of no return) or gate (waits for"
+echo "approval)."
 n=0
 for src in plans/*.zdm; do
 	[ -f "$src" ] || continue
@@ -67,10 +80,10 @@ for src in plans/*.zdm; do
 	name=$(basename "$src" .zdm)
 	echo
 	echo "== $src"
-	sed -n '/^--/!{/./p}' "$src" | head -n 20 | sed 's/^/  | /'
+	sed 's/^/  | /' "$src"
 	(cd plans && "$zdmc" compile -o "$out/$name.plan" "$name.zdm")
-	echo "  compiled to $(wc -l <"$out/$name.plan") lines of plan" \
-		"(committed as plans/$name.plan):"
+	echo "  compiles to a plan of $(wc -l <"$out/$name.plan") lines" \
+		"(as committed in plans/$name.plan):"
 	summarise "$out/$name.plan"
 done
 if [ "$n" = 0 ]; then

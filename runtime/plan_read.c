@@ -41,6 +41,7 @@
 #include <yaml.h>
 
 #define CHECKSUM_PREFIX "plan_sha256: "
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 typedef struct plan_reader {
 	const char *name; /* for messages: the path, or what the caller said */
@@ -49,15 +50,14 @@ typedef struct plan_reader {
 	size_t errlen;
 } plan_reader;
 
-static int
-reader_fail(plan_reader *r, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int
-reader_fail_line(plan_reader *r, size_t line, size_t col, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
-static int
-reader_fail_at(plan_reader *r, const yaml_node_t *node, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int reader_fail(plan_reader *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int reader_fail_line(plan_reader *r, size_t line, size_t col,
+                            const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int reader_fail_at(plan_reader *r, const yaml_node_t *node,
+                          const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static int
 reader_vfail(plan_reader *r, size_t line, size_t col, const char *fmt,
@@ -68,8 +68,8 @@ reader_vfail(plan_reader *r, size_t line, size_t col, const char *fmt,
 	if (!r->errbuf || r->errlen == 0)
 		return -1;
 	if (line)
-		n = snprintf(r->errbuf, r->errlen, "%s:%zu:%zu: error: ", r->name,
-		             line, col);
+		n = snprintf(r->errbuf, r->errlen,
+		             "%s:%zu:%zu: error: ", r->name, line, col);
 	else
 		n = snprintf(r->errbuf, r->errlen, "%s: error: ", r->name);
 	if (n >= 0 && (size_t)n < r->errlen)
@@ -91,8 +91,7 @@ reader_fail(plan_reader *r, const char *fmt, ...)
 
 /* "NAME:line:col: error: ..." with a 1-based line and column. */
 static int
-reader_fail_line(plan_reader *r, size_t line, size_t col, const char *fmt,
-                 ...)
+reader_fail_line(plan_reader *r, size_t line, size_t col, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -124,14 +123,17 @@ reader_fail_yaml(plan_reader *r, const yaml_parser_t *parser)
 	if (parser->error == YAML_READER_ERROR)
 		/* the reader reports a byte offset, not a line */
 		return reader_fail(r, "not valid YAML: %s at byte %zu",
-		                   parser->problem ? parser->problem : "unknown",
+		                   parser->problem ? parser->problem
+		                                   : "unknown",
 		                   parser->problem_offset);
 	if (parser->context)
 		return reader_fail_line(
-		    r, parser->problem_mark.line + 1, parser->problem_mark.column + 1,
-		    "not valid YAML: %s (%s at line %zu, column %zu)",
-		    parser->problem ? parser->problem : "unknown", parser->context,
-		    parser->context_mark.line + 1, parser->context_mark.column + 1);
+			r, parser->problem_mark.line + 1,
+			parser->problem_mark.column + 1,
+			"not valid YAML: %s (%s at line %zu, column %zu)",
+			parser->problem ? parser->problem : "unknown",
+			parser->context, parser->context_mark.line + 1,
+			parser->context_mark.column + 1);
 	return reader_fail_line(r, parser->problem_mark.line + 1,
 	                        parser->problem_mark.column + 1,
 	                        "not valid YAML: %s",
@@ -243,8 +245,8 @@ check_mapping(plan_reader *r, const yaml_node_t *node, const char *what)
 	yaml_node_pair_t *start, *top;
 
 	if (node->type != YAML_MAPPING_NODE)
-		return reader_fail_at(r, node, "%s must be a mapping, not %s", what,
-		                      node_type_name(node));
+		return reader_fail_at(r, node, "%s must be a mapping, not %s",
+		                      what, node_type_name(node));
 	start = node->data.mapping.pairs.start;
 	top = node->data.mapping.pairs.top;
 	for (yaml_node_pair_t *a = start; a < top; a++) {
@@ -253,17 +255,19 @@ check_mapping(plan_reader *r, const yaml_node_t *node, const char *what)
 		if (!ka || ka->type != YAML_SCALAR_NODE)
 			continue;
 		for (yaml_node_pair_t *b = start; b < a; b++) {
-			yaml_node_t *kb = yaml_document_get_node(&r->doc, b->key);
+			yaml_node_t *kb =
+				yaml_document_get_node(&r->doc, b->key);
 
 			if (kb && kb->type == YAML_SCALAR_NODE &&
 			    kb->data.scalar.length == ka->data.scalar.length &&
 			    memcmp(kb->data.scalar.value, ka->data.scalar.value,
 			           ka->data.scalar.length) == 0)
 				return reader_fail_at(
-				    r, ka, "%s has key \"%.*s\" twice (first at line %zu)",
-				    what, (int)ka->data.scalar.length,
-				    (const char *)ka->data.scalar.value,
-				    kb->start_mark.line + 1);
+					r, ka,
+					"%s has key \"%.*s\" twice (first at line %zu)",
+					what, (int)ka->data.scalar.length,
+					(const char *)ka->data.scalar.value,
+					kb->start_mark.line + 1);
 		}
 	}
 	return 0;
@@ -295,7 +299,8 @@ require_keys(plan_reader *r, const yaml_node_t *map, const char *what,
 	if (missing == 0)
 		return 0;
 	return reader_fail_at(r, map, "%s%smissing required key%s %s", what,
-	                      what[0] ? ": " : "", missing > 1 ? "s" : "", list);
+	                      what[0] ? ": " : "", missing > 1 ? "s" : "",
+	                      list);
 }
 
 /*
@@ -303,7 +308,7 @@ require_keys(plan_reader *r, const yaml_node_t *map, const char *what,
  * "step expand.1", "" at the top); the key has been checked present by
  * require_keys where the format requires it.
  */
-#define WHAT_SEP(what) (what)[0] ? ": " : ""
+#define WHAT_SEP(what) ((what)[0] ? ": " : "")
 
 /*
  * A string, malloc'd into *out.  Absent or null gives NULL when nullable;
@@ -322,16 +327,19 @@ get_string(plan_reader *r, const yaml_node_t *map, const char *what,
 	if (!node || (nullable && node_is_null(node)))
 		return 0;
 	if (node->type != YAML_SCALAR_NODE)
-		return reader_fail_at(r, node, "%s%s\"%s\" must be a string, not %s",
-		                      what, WHAT_SEP(what), key, node_type_name(node));
+		return reader_fail_at(
+			r, node, "%s%s\"%s\" must be a string, not %s", what,
+			WHAT_SEP(what), key, node_type_name(node));
 	if (node_is_null(node))
-		return reader_fail_at(r, node, "%s%s\"%s\" must be a string, not null",
+		return reader_fail_at(r, node,
+		                      "%s%s\"%s\" must be a string, not null",
 		                      what, WHAT_SEP(what), key);
 	len = node->data.scalar.length;
 	/* "\0" in a double-quoted scalar: C strings cannot carry it, and
 	 * silently cutting SQL short is the worst way to fail */
 	if (memchr(node->data.scalar.value, '\0', len))
-		return reader_fail_at(r, node, "%s%s\"%s\" contains a NUL character",
+		return reader_fail_at(r, node,
+		                      "%s%s\"%s\" contains a NUL character",
 		                      what, WHAT_SEP(what), key);
 	*out = malloc(len + 1);
 	if (!*out)
@@ -352,21 +360,25 @@ get_integer(plan_reader *r, const yaml_node_t *map, const char *what,
 	if (!node)
 		return 0;
 	if (!scalar_to_integer(node, out, &overflow))
-		return reader_fail_at(r, node, "%s%s\"%s\" must be an integer", what,
-		                      WHAT_SEP(what), key);
-	if (overflow || *out < min || *out > max) {
+		return reader_fail_at(r, node, "%s%s\"%s\" must be an integer",
+		                      what, WHAT_SEP(what), key);
+	if (overflow)
+		return reader_fail_at(r, node, "%s%s\"%s\" is out of range",
+		                      what, WHAT_SEP(what), key);
+	if (*out < min || *out > max) {
 		if (max == LLONG_MAX)
-			return reader_fail_at(r, node,
-			                      "%s%s\"%s\" must be at least %lld, not %.*s",
-			                      what, WHAT_SEP(what), key, min,
-			                      (int)node->data.scalar.length,
-			                      (const char *)node->data.scalar.value);
-		return reader_fail_at(r, node,
-		                      "%s%s\"%s\" must be between %lld and %lld, "
-		                      "not %.*s",
-		                      what, WHAT_SEP(what), key, min, max,
-		                      (int)node->data.scalar.length,
-		                      (const char *)node->data.scalar.value);
+			return reader_fail_at(
+				r, node,
+				"%s%s\"%s\" must be at least %lld, not %.*s",
+				what, WHAT_SEP(what), key, min,
+				(int)node->data.scalar.length,
+				(const char *)node->data.scalar.value);
+		return reader_fail_at(
+			r, node,
+			"%s%s\"%s\" must be between %lld and %lld, not %.*s",
+			what, WHAT_SEP(what), key, min, max,
+			(int)node->data.scalar.length,
+			(const char *)node->data.scalar.value);
 	}
 	return 0;
 }
@@ -402,20 +414,22 @@ get_duration(plan_reader *r, const yaml_node_t *map, const char *what,
 	for (digits = 0; digits < len && s[digits] >= '0' && s[digits] <= '9';
 	     digits++) {
 		if (v > (LONG_MAX - (s[digits] - '0')) / 10)
-			return reader_fail_at(r, node, "%s%s\"%s\" is out of range", what,
-			                      WHAT_SEP(what), key);
+			return reader_fail_at(r, node,
+			                      "%s%s\"%s\" is out of range",
+			                      what, WHAT_SEP(what), key);
 		v = v * 10 + (s[digits] - '0');
 	}
-	if (digits == 0 || len != digits + 2 || memcmp(s + digits, "ms", 2) != 0)
+	if (digits == 0 || len != digits + 2 ||
+	    memcmp(s + digits, "ms", 2) != 0)
 		goto bad;
 	*out = (long)v;
 	return 0;
 
 bad:
-	return reader_fail_at(r, node,
-	                      "%s%s\"%s\" must be a duration in milliseconds, "
-	                      "like 500ms",
-	                      what, WHAT_SEP(what), key);
+	return reader_fail_at(
+		r, node,
+		"%s%s\"%s\" must be a duration in milliseconds, like 500ms",
+		what, WHAT_SEP(what), key);
 }
 
 /* true or false (the YAML 1.2 core spellings); absent is false. */
@@ -453,8 +467,9 @@ get_list(plan_reader *r, const yaml_node_t *map, const char *what,
 	if (!node)
 		return 0;
 	if (node->type != YAML_SEQUENCE_NODE)
-		return reader_fail_at(r, node, "%s%s\"%s\" must be a list, not %s",
-		                      what, WHAT_SEP(what), key, node_type_name(node));
+		return reader_fail_at(
+			r, node, "%s%s\"%s\" must be a list, not %s", what,
+			WHAT_SEP(what), key, node_type_name(node));
 	*out = node;
 	return 0;
 }
@@ -484,7 +499,8 @@ sha256_hex(plan_reader *r, const void *data, size_t len, char hex[65])
 
 	if (EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) != 1 ||
 	    mdlen != 32)
-		return reader_fail(r, "could not compute SHA-256 (OpenSSL failed)");
+		return reader_fail(
+			r, "could not compute SHA-256 (OpenSSL failed)");
 	for (unsigned int i = 0; i < mdlen; i++) {
 		hex[2 * i] = digits[md[i] >> 4];
 		hex[2 * i + 1] = digits[md[i] & 0xf];
@@ -517,6 +533,7 @@ verify_checksum(plan_reader *r, const yaml_node_t *root, const char *data,
 	const size_t prefixlen = sizeof(CHECKSUM_PREFIX) - 1;
 	size_t end = len, start, line;
 	const char *hex;
+	bool well_formed;
 	yaml_node_t *node;
 	char actual[65];
 
@@ -531,36 +548,42 @@ verify_checksum(plan_reader *r, const yaml_node_t *root, const char *data,
 	    memcmp(data + start, CHECKSUM_PREFIX, prefixlen) != 0) {
 		/* Appended to after compiling?  Then say so, not "truncated". */
 		for (size_t i = start; i-- > 0;) {
-			if ((i == 0 || data[i - 1] == '\n') && len - i >= prefixlen &&
+			if ((i == 0 || data[i - 1] == '\n') &&
+			    len - i >= prefixlen &&
 			    memcmp(data + i, CHECKSUM_PREFIX, prefixlen) == 0)
-				return reader_fail_line(r, line_number_at(data, i), 1,
-				                        "plan_sha256 must be the last line "
-				                        "of the plan");
+				return reader_fail_line(
+					r, line_number_at(data, i), 1,
+					"plan_sha256 must be the last line of the plan");
 		}
-		return reader_fail(r, "the plan does not end with a plan_sha256 "
-		                      "line; it is truncated or was not written by "
-		                      "zdmc");
+		return reader_fail(
+			r,
+			"the plan does not end with a plan_sha256 line; it is truncated or was not written by zdmc");
 	}
 	hex = data + start + prefixlen;
-	if (end - start - prefixlen != 64 ||
-	    strspn(hex, "0123456789abcdef") < 64)
-		return reader_fail_line(r, line, prefixlen + 1,
-		                        "malformed plan_sha256: expected 64 "
-		                        "lower-case hexadecimal digits");
+	well_formed = end - start - prefixlen == 64;
+	/* data need not be NUL-terminated: no strspn here */
+	for (size_t i = 0; well_formed && i < 64; i++)
+		well_formed = (hex[i] >= '0' && hex[i] <= '9') ||
+		              (hex[i] >= 'a' && hex[i] <= 'f');
+	if (!well_formed)
+		return reader_fail_line(
+			r, line, prefixlen + 1,
+			"malformed plan_sha256: expected 64 lower-case hexadecimal digits");
 	node = map_get(r, root, "plan_sha256");
 	if (!node || node->type != YAML_SCALAR_NODE ||
 	    node->data.scalar.length != 64 ||
 	    memcmp(node->data.scalar.value, hex, 64) != 0 ||
 	    node->start_mark.line + 1 != line)
-		return reader_fail_line(r, line, 1,
-		                        "malformed plan_sha256: the last line is not "
-		                        "the plan's top-level plan_sha256 key");
+		return reader_fail_line(
+			r, line, 1,
+			"malformed plan_sha256: the last line is not the plan's top-level plan_sha256 key");
 
 	if (sha256_hex(r, data, start, actual) < 0)
 		return -1;
 	if (memcmp(actual, hex, 64) != 0)
-		return reader_fail(r, "plan checksum mismatch: the plan was edited "
-		                      "after it was compiled; recompile it with zdmc");
+		return reader_fail(
+			r,
+			"plan checksum mismatch: the plan was edited after it was compiled; recompile it with zdmc");
 	memcpy(hex_out, hex, 64);
 	hex_out[64] = '\0';
 	return 0;
@@ -606,15 +629,15 @@ static int
 read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
 	static const char *const required[] = {
-	    "batch_size", "batch_pause", "lock_timeout", "lock_retries",
-	    "approve",    "sync",        "verify_sample"};
+		"batch_size", "batch_pause", "lock_timeout", "lock_retries",
+		"approve",    "sync",        "verify_sample"};
 	yaml_node_t *map = map_get(r, root, "options");
 	yaml_node_t *approve;
 	int error;
 
 	if ((error = check_mapping(r, map, "\"options\"")) < 0 ||
 	    (error = require_keys(r, map, "options", required,
-	                          sizeof(required) / sizeof(required[0]))) < 0 ||
+	                          NELEM(required))) < 0 ||
 	    (error = get_long(r, map, "options", "batch_size", 1,
 	                      &plan->batch_size)) < 0 ||
 	    (error = get_duration(r, map, "options", "batch_pause",
@@ -624,8 +647,8 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = get_long(r, map, "options", "lock_retries", 0,
 	                      &plan->lock_retries)) < 0 ||
 	    (error = get_list(r, map, "options", "approve", &approve)) < 0 ||
-	    (error = get_string(r, map, "options", "sync", false, &plan->sync)) <
-	        0 ||
+	    (error = get_string(r, map, "options", "sync", false,
+	                        &plan->sync)) < 0 ||
 	    (error = get_long(r, map, "options", "verify_sample", 0,
 	                      &plan->verify_sample)) < 0)
 		return error;
@@ -643,14 +666,14 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 		size_t len;
 
 		if (item->type != YAML_SCALAR_NODE || node_is_null(item))
-			return reader_fail_at(r, item,
-			                      "options: \"approve\" must be a list of "
-			                      "gate names");
+			return reader_fail_at(
+				r, item,
+				"options: \"approve\" must be a list of gate names");
 		len = item->data.scalar.length;
 		if (memchr(item->data.scalar.value, '\0', len))
-			return reader_fail_at(r, item,
-			                      "options: \"approve\" holds a name with a "
-			                      "NUL character");
+			return reader_fail_at(
+				r, item,
+				"options: \"approve\" holds a name with a NUL character");
 		plan->approve[i] = malloc(len + 1);
 		if (!plan->approve[i])
 			return reader_fail(r, "out of memory");
@@ -717,13 +740,13 @@ parse_step_kind(const yaml_node_t *node, zdm_step_kind *out)
 		const char *name;
 		zdm_step_kind kind;
 	} kinds[] = {
-	    {"sql", ZDM_STEP_SQL},
-	    {"backfill", ZDM_STEP_BACKFILL},
-	    {"check", ZDM_STEP_CHECK},
-	    {"gate", ZDM_STEP_GATE},
+		{"sql", ZDM_STEP_SQL},
+		{"backfill", ZDM_STEP_BACKFILL},
+		{"check", ZDM_STEP_CHECK},
+		{"gate", ZDM_STEP_GATE},
 	};
 
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+	for (size_t i = 0; i < NELEM(kinds); i++) {
 		if (scalar_is(node, kinds[i].name)) {
 			*out = kinds[i].kind;
 			return 0;
@@ -764,19 +787,21 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 	kind_node = map_get(r, map, "kind");
 	if (parse_step_kind(kind_node, &step->kind) < 0) {
 		if (kind_node->type != YAML_SCALAR_NODE)
-			return reader_fail_at(r, kind_node,
-			                      "%s: \"kind\" must be a string, not %s",
-			                      what, node_type_name(kind_node));
-		return reader_fail_at(r, kind_node,
-		                      "%s: unknown step kind \"%.*s\" (expected sql, "
-		                      "backfill, check or gate)",
-		                      what, (int)kind_node->data.scalar.length,
-		                      (const char *)kind_node->data.scalar.value);
+			return reader_fail_at(
+				r, kind_node,
+				"%s: \"kind\" must be a string, not %s", what,
+				node_type_name(kind_node));
+		return reader_fail_at(
+			r, kind_node,
+			"%s: unknown step kind \"%.*s\" (expected sql, backfill, check or gate)",
+			what, (int)kind_node->data.scalar.length,
+			(const char *)kind_node->data.scalar.value);
 	}
 
 	if ((error = get_string(r, map, what, "description", false,
 	                        &step->description)) < 0 ||
-	    (error = get_string(r, map, what, "table", true, &step->table)) < 0 ||
+	    (error = get_string(r, map, what, "table", true, &step->table)) <
+	            0 ||
 	    (error = get_bool(r, map, what, "point_of_no_return",
 	                      &step->point_of_no_return)) < 0)
 		return error;
@@ -785,9 +810,10 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 		/* A gate runs nothing; any sql or transaction key is ignored
 		 * like any other key this version does not expect. */
 		if ((error = require_keys(r, map, what, gate, 2)) < 0 ||
-		    (error = get_string(r, map, what, "gate", false, &step->gate)) <
-		        0 ||
-		    (error = get_bool(r, map, what, "approval", &step->approval)) < 0)
+		    (error = get_string(r, map, what, "gate", false,
+		                        &step->gate)) < 0 ||
+		    (error = get_bool(r, map, what, "approval",
+		                      &step->approval)) < 0)
 			return error;
 		return 0;
 	}
@@ -807,7 +833,8 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 
 	if (step->kind == ZDM_STEP_BACKFILL) {
 		if ((error = require_keys(r, map, what, backfill, 3)) < 0 ||
-		    (error = get_string(r, map, what, "key", false, &step->key)) < 0 ||
+		    (error = get_string(r, map, what, "key", false,
+		                        &step->key)) < 0 ||
 		    (error = get_long(r, map, what, "batch_size", 1,
 		                      &step->batch_size)) < 0 ||
 		    (error = get_duration(r, map, what, "batch_pause",
@@ -873,24 +900,28 @@ read_phases(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 		char *phase_name = NULL;
 
 		snprintf(what, sizeof(what), "phases[%zu]", i + 1);
-		if ((error = get_string(r, ph, what, "phase", false, &phase_name)) <
-		    0)
+		if ((error = get_string(r, ph, what, "phase", false,
+		                        &phase_name)) < 0)
 			goto cleanup;
 		for (size_t j = 0; j < list_length(steps); j++, k++) {
 			yaml_node_t *item = list_item(r, steps, j);
 			char position[96];
 
-			snprintf(position, sizeof(position), "phases[%zu].steps[%zu]",
-			         i + 1, j + 1);
-			error = read_step(r, item, position, phase_name, &plan->steps[k]);
+			snprintf(position, sizeof(position),
+			         "phases[%zu].steps[%zu]", i + 1, j + 1);
+			error = read_step(r, item, position, phase_name,
+			                  &plan->steps[k]);
 			if (error == 0)
-				id_lines[k] = map_get(r, item, "id")->start_mark.line + 1;
+				id_lines[k] = map_get(r, item, "id")
+				                      ->start_mark.line +
+				              1;
 			for (size_t m = 0; error == 0 && m < k; m++) {
-				if (strcmp(plan->steps[m].id, plan->steps[k].id) == 0)
+				if (strcmp(plan->steps[m].id,
+				           plan->steps[k].id) == 0)
 					error = reader_fail_at(
-					    r, map_get(r, item, "id"),
-					    "duplicate step id \"%s\" (first at line %zu)",
-					    plan->steps[k].id, id_lines[m]);
+						r, map_get(r, item, "id"),
+						"duplicate step id \"%s\" (first at line %zu)",
+						plan->steps[k].id, id_lines[m]);
 			}
 			if (error < 0) {
 				free(phase_name);
@@ -916,20 +947,20 @@ read_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	bool overflow;
 
 	if (!node)
-		return reader_fail_at(r, root,
-		                      "not a zdm plan: no \"zdm_plan\" key at the top "
-		                      "level");
+		return reader_fail_at(
+			r, root,
+			"not a zdm plan: no \"zdm_plan\" key at the top level");
 	if (!scalar_to_integer(node, &version, &overflow))
-		return reader_fail_at(r, node,
-		                      "\"zdm_plan\" must be an integer (the plan "
-		                      "format version)");
+		return reader_fail_at(
+			r, node,
+			"\"zdm_plan\" must be an integer (the plan format version)");
 	if (overflow || version != ZDM_PLAN_FORMAT_VERSION)
-		return reader_fail_at(r, node,
-		                      "unsupported plan format version %.*s; this zdm "
-		                      "reads version %d",
-		                      (int)node->data.scalar.length,
-		                      (const char *)node->data.scalar.value,
-		                      ZDM_PLAN_FORMAT_VERSION);
+		return reader_fail_at(
+			r, node,
+			"unsupported plan format version %.*s; this zdm reads version %d",
+			(int)node->data.scalar.length,
+			(const char *)node->data.scalar.value,
+			ZDM_PLAN_FORMAT_VERSION);
 	plan->format_version = (int)version;
 	return 0;
 }
@@ -939,13 +970,13 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
 	/* plan_sha256 and zdm_plan were checked before the content */
 	static const char *const required[] = {
-	    "migration", "source", "requires", "options",
-	    "new_version", "tables", "phases"};
+		"migration",   "source", "requires", "options",
+		"new_version", "tables", "phases"};
 	int error;
 
 	if ((error = check_mapping(r, root, "the plan")) < 0 ||
-	    (error = require_keys(r, root, "", required,
-	                          sizeof(required) / sizeof(required[0]))) < 0 ||
+	    (error = require_keys(r, root, "", required, NELEM(required))) <
+	            0 ||
 	    (error = get_string(r, root, "", "migration", false,
 	                        &plan->migration)) < 0 ||
 	    (error = read_source(r, root, plan)) < 0 ||
@@ -959,8 +990,8 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 }
 
 int
-zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
-               size_t len, char *errbuf, size_t errlen)
+zdm_plan_parse(zdm_plan **out, const char *name, const char *data, size_t len,
+               char *errbuf, size_t errlen)
 {
 	plan_reader r;
 	yaml_parser_t parser;
@@ -986,9 +1017,8 @@ zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
 	}
 	parser_ready = true;
 	/* libyaml asserts on a NULL input even when its size is 0 */
-	yaml_parser_set_input_string(&parser,
-	                             (const unsigned char *)(data ? data : ""),
-	                             len);
+	yaml_parser_set_input_string(
+		&parser, (const unsigned char *)(data ? data : ""), len);
 	if (!yaml_parser_load(&parser, &r.doc)) {
 		reader_fail_yaml(&r, &parser);
 		goto cleanup;
@@ -1016,9 +1046,10 @@ zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
 	yaml_document_delete(&extra);
 
 	if (root->type != YAML_MAPPING_NODE) {
-		reader_fail_at(&r, root,
-		               "not a zdm plan: the top level is %s, not a mapping",
-		               node_type_name(root));
+		reader_fail_at(
+			&r, root,
+			"not a zdm plan: the top level is %s, not a mapping",
+			node_type_name(root));
 		goto cleanup;
 	}
 

@@ -14,7 +14,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${1:?usage: run.sh BUILD_DIR SECONDS}
 seconds=${2:?usage: run.sh BUILD_DIR SECONDS}
-target=$build/fuzz_compile
+target=$build/tests/fuzz_compile
+[ -x "$target" ] || target=$build/fuzz_compile
 if [ ! -x "$target" ]; then
 	echo "run.sh: no $target (configure with CC=clang-14 -DZDM_FUZZ=ON)" >&2
 	exit 2

@@ -79,7 +79,8 @@ version_schema=$("$ZDM_PLAN_EXEC" "$plan" get version_schema)
 pg_start
 say "server on port $PGPORT; new version: search_path $search_path"
 q -c 'CREATE DATABASE zdm_fixture'
-q -d zdm_fixture -f "$fixtures/$example.sql"
+PGOPTIONS="-c client_min_messages=warning" \
+	q -d zdm_fixture -f "$fixtures/$example.sql" >/dev/null
 q -d zdm_fixture -c 'VACUUM ANALYZE'
 
 # A fresh database from the fixture, cheaper than reloading it.
@@ -159,7 +160,7 @@ JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'fixture_snapshot')
   AND n.nspname NOT LIKE 'pg\_toast%'
-ORDER BY 1, a.attnum
+ORDER BY c.oid::regclass::text, a.attnum
 SQL
 diff -u "$fixtures/$example.columns" "$work/columns" ||
 	die "final columns differ from $example.columns (- expected, + found)"
@@ -193,9 +194,24 @@ fi
 
 say "checking the data"
 # Split EXAMPLE.check.sql at its "-- check:" lines; each query returns 0.
-awk -v dir="$work" '
-	/^-- check:/ { n++; file = sprintf("%s/check.%03d.sql", dir, n) }
-	n { print > file }
+# "\ir FILE" lines include a file of fixtures/, as psql would.
+awk -v dir="$work" -v fixtures="$fixtures" '
+	function take(line) {
+		if (line ~ /^-- check:/) {
+			n++
+			file = sprintf("%s/check.%03d.sql", dir, n)
+		}
+		if (n)
+			print line > file
+	}
+	/^\\ir / {
+		inc = fixtures "/" substr($0, 5)
+		while ((getline line < inc) > 0)
+			take(line)
+		close(inc)
+		next
+	}
+	{ take($0) }
 ' "$fixtures/$example.check.sql"
 nchecks=0
 for f in "$work"/check.*.sql; do
@@ -214,7 +230,9 @@ say "forward: $nchecks data checks hold"
 dump()
 {
 	local db=$1 out=$2
-	pg_dump --schema-only --no-owner -d "$db" >"$out.schema"
+	# \restrict lines carry a random key (pg_dump 15.14 and later)
+	pg_dump --schema-only --no-owner -d "$db" |
+		grep -v '^\\\(un\)\?restrict ' >"$out.schema"
 	q -d "$db" -At >"$out.copy" <<'SQL'
 SELECT format(E'\\echo -- %s\nCOPY (SELECT * FROM %s ORDER BY %s) TO STDOUT;',
               c.oid::regclass, c.oid::regclass,

@@ -13,10 +13,12 @@
  * each have one, and which "plan.h" an -I path finds first is not something
  * a test should depend on.
  */
+/* cmocka.h needs these first */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #include <stdio.h>
@@ -32,226 +34,227 @@
 /* ---- the fixture: every kind of step and change ------------------------- */
 
 static zdmc_plan_column col_last = {
-    .name = "last_name",
-    .type = "text",
-    .using = "split_part(name, ' ', 2)",
-    .not_null = false,
+	.name = "last_name",
+	.type = "text",
+	.using = "split_part(name, ' ', 2)",
+	.not_null = false,
 };
 static zdmc_plan_column col_first = {
-    .name = "first_name",
-    .type = "text",
-    .using = "split_part(name, ' ', 1)",
-    .not_null = true,
-    .next = &col_last,
+	.name = "first_name",
+	.type = "text",
+	.using = "split_part(name, ' ', 1)",
+	.not_null = true,
+	.next = &col_last,
 };
 static zdmc_plan_change change_lossy = {
-    .kind = "alter_column_type",
-    .at = "split_name.zdm:15:3",
-    .column = "note",
-    .type = "varchar(10)",
-    .using = "left(note, 10)",
-    .irreversible = true,
+	.kind = "alter_column_type",
+	.at = "split_name.zdm:15:3",
+	.column = "note",
+	.type = "varchar(10)",
+	.using = "left(note, 10)",
+	.irreversible = true,
 };
 static zdmc_plan_change change_retype = {
-    .kind = "alter_column_type",
-    .at = "split_name.zdm:14:3",
-    .column = "amount",
-    .type = "numeric(12,2)",
-    .using = "amount / 100.0",
-    .reverse_using = "(amount * 100)::integer",
-    .next = &change_lossy,
+	.kind = "alter_column_type",
+	.at = "split_name.zdm:14:3",
+	.column = "amount",
+	.type = "numeric(12,2)",
+	.using = "amount / 100.0",
+	.reverse_using = "(amount * 100)::integer",
+	.next = &change_lossy,
 };
 static zdmc_plan_change change_rename = {
-    .kind = "rename_column",
-    .at = "split_name.zdm:12:3",
-    .column = "email",
-    .to = "email_address",
+	.kind = "rename_column",
+	.at = "split_name.zdm:12:3",
+	.column = "email",
+	.to = "email_address",
 };
 static zdmc_plan_change change_split = {
-    .kind = "split_column",
-    .at = "split_name.zdm:8:3",
-    .column = "name",
-    .into = &col_first,
-    .reverse_using = "concat_ws(' ', first_name, last_name)",
-    .next = &change_rename,
+	.kind = "split_column",
+	.at = "split_name.zdm:8:3",
+	.column = "name",
+	.into = &col_first,
+	.reverse_using = "concat_ws(' ', first_name, last_name)",
+	.next = &change_rename,
 };
 static zdmc_plan_table table_payments = {
-    .name = "public.payments",
-    .changes = &change_retype,
+	.name = "public.payments",
+	.changes = &change_retype,
 };
 static zdmc_plan_table table_users = {
-    .name = "public.users",
-    .changes = &change_split,
-    .next = &table_payments,
+	.name = "public.users",
+	.changes = &change_split,
+	.next = &table_payments,
 };
 
 /* contract: a gate that needs no approval, then the drop */
 static zdmc_plan_step step_contract_2 = {
-    .kind = ZDMC_STEP_SQL,
-    .id = "contract.2",
-    .description = "drop the old column name",
-    .table = "public.users",
-    .transaction = "contract.2",
-    .lock_timeout_ms = 500,
-    .sql = "ALTER TABLE public.users DROP COLUMN name",
-    .compensation = NULL,
-    .point_of_no_return = true,
+	.kind = ZDMC_STEP_SQL,
+	.id = "contract.2",
+	.description = "drop the old column name",
+	.table = "public.users",
+	.transaction = "contract.2",
+	.lock_timeout_ms = 500,
+	.sql = "ALTER TABLE public.users DROP COLUMN name",
+	.compensation = NULL,
+	.point_of_no_return = true,
 };
 static zdmc_plan_step step_contract_1 = {
-    .kind = ZDMC_STEP_GATE,
-    .id = "contract.1",
-    .description = "wait for approval to drop the old columns",
-    .gate = "contract",
-    .approval = false,
-    .next = &step_contract_2,
+	.kind = ZDMC_STEP_GATE,
+	.id = "contract.1",
+	.description = "wait for approval to drop the old columns",
+	.gate = "contract",
+	.approval = false,
+	.next = &step_contract_2,
 };
 static zdmc_plan_phase phase_contract = {
-    .name = "contract",
-    .steps = &step_contract_1,
+	.name = "contract",
+	.steps = &step_contract_1,
 };
 
 /* switch: a gate with approval, two statements in one transaction */
 static zdmc_plan_step step_switch_3 = {
-    .kind = ZDMC_STEP_SQL,
-    .id = "switch.3",
-    .description = "publish the new version's view",
-    .table = "public.users",
-    .transaction = "switch.2",
-    .lock_timeout_ms = 250,
-    .sql = "CREATE VIEW public_split_user_name.users AS\n"
-           "SELECT id, first_name, last_name, email AS email_address\n"
-           "FROM public.users",
-    .compensation = "DROP VIEW public_split_user_name.users",
+	.kind = ZDMC_STEP_SQL,
+	.id = "switch.3",
+	.description = "publish the new version's view",
+	.table = "public.users",
+	.transaction = "switch.2",
+	.lock_timeout_ms = 250,
+	.sql = "CREATE VIEW public_split_user_name.users AS\n"
+	       "SELECT id, first_name, last_name, email AS email_address\n"
+	       "FROM public.users",
+	.compensation = "DROP VIEW public_split_user_name.users",
 };
 static zdmc_plan_step step_switch_2 = {
-    .kind = ZDMC_STEP_SQL,
-    .id = "switch.2",
-    .description = "make first_name NOT NULL (validated)",
-    .table = "public.users",
-    .transaction = "switch.2",
-    .lock_timeout_ms = 250,
-    .sql = "ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL",
-    .compensation = "ALTER TABLE public.users ALTER COLUMN first_name DROP "
-                    "NOT NULL",
-    .next = &step_switch_3,
+	.kind = ZDMC_STEP_SQL,
+	.id = "switch.2",
+	.description = "make first_name NOT NULL (validated)",
+	.table = "public.users",
+	.transaction = "switch.2",
+	.lock_timeout_ms = 250,
+	.sql = "ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL",
+	.compensation =
+		"ALTER TABLE public.users ALTER COLUMN first_name DROP NOT NULL",
+	.next = &step_switch_3,
 };
 static zdmc_plan_step step_switch_1 = {
-    .kind = ZDMC_STEP_GATE,
-    .id = "switch.1",
-    .description = "wait for `zdm approve switch`",
-    .gate = "switch",
-    .approval = true,
-    .next = &step_switch_2,
+	.kind = ZDMC_STEP_GATE,
+	.id = "switch.1",
+	.description = "wait for `zdm approve switch`",
+	.gate = "switch",
+	.approval = true,
+	.next = &step_switch_2,
 };
 static zdmc_plan_phase phase_switch = {
-    .name = "switch",
-    .steps = &step_switch_1,
-    .next = &phase_contract,
+	.name = "switch",
+	.steps = &step_switch_1,
+	.next = &phase_contract,
 };
 
 /* verify: one check with examples, one without */
 static zdmc_plan_step step_verify_2 = {
-    .kind = ZDMC_STEP_CHECK,
-    .id = "verify.2",
-    .description = "no negative amounts",
-    .table = "public.payments",
-    .transaction = "verify.2",
-    .lock_timeout_ms = 500,
-    .sql = "SELECT count(*) FROM public.payments WHERE amount_new < 0",
-    .expect = -1,
+	.kind = ZDMC_STEP_CHECK,
+	.id = "verify.2",
+	.description = "no negative amounts",
+	.table = "public.payments",
+	.transaction = "verify.2",
+	.lock_timeout_ms = 500,
+	.sql = "SELECT count(*) FROM public.payments WHERE amount_new < 0",
+	.expect = -1,
 };
 static zdmc_plan_step step_verify_1 = {
-    .kind = ZDMC_STEP_CHECK,
-    .id = "verify.1",
-    .description = "every row's first_name is filled",
-    .table = "public.users",
-    .transaction = "verify.1",
-    .lock_timeout_ms = 500,
-    .sql = "SELECT count(*)\n"
-           "FROM public.users\n"
-           "WHERE first_name IS NULL AND name IS NOT NULL",
-    .expect = 0,
-    .examples_sql = "SELECT ctid FROM public.users\n"
-                    "WHERE first_name IS NULL AND name IS NOT NULL\n"
-                    "LIMIT 5",
-    .next = &step_verify_2,
+	.kind = ZDMC_STEP_CHECK,
+	.id = "verify.1",
+	.description = "every row's first_name is filled",
+	.table = "public.users",
+	.transaction = "verify.1",
+	.lock_timeout_ms = 500,
+	.sql = "SELECT count(*)\n"
+	       "FROM public.users\n"
+	       "WHERE first_name IS NULL AND name IS NOT NULL",
+	.expect = 0,
+	.examples_sql = "SELECT ctid FROM public.users\n"
+			"WHERE first_name IS NULL AND name IS NOT NULL\n"
+			"LIMIT 5",
+	.next = &step_verify_2,
 };
 static zdmc_plan_phase phase_verify = {
-    .name = "verify",
-    .steps = &step_verify_1,
-    .next = &phase_switch,
+	.name = "verify",
+	.steps = &step_verify_1,
+	.next = &phase_switch,
 };
 
 static zdmc_plan_step step_backfill_1 = {
-    .kind = ZDMC_STEP_BACKFILL,
-    .id = "backfill.1",
-    .description = "fill first_name and last_name from name",
-    .table = "public.users",
-    .transaction = "backfill.1",
-    .lock_timeout_ms = 500,
-    .key = "ctid",
-    .batch_size = 10000,
-    .batch_pause_ms = 20,
-    .sql = "UPDATE public.users\n"
-           "SET first_name = split_part(name, ' ', 1),\n"
-           "    last_name = split_part(name, ' ', 2)\n"
-           "WHERE ctid >= $1::tid AND ctid < $2::tid\n",
-    .compensation = NULL,
+	.kind = ZDMC_STEP_BACKFILL,
+	.id = "backfill.1",
+	.description = "fill first_name and last_name from name",
+	.table = "public.users",
+	.transaction = "backfill.1",
+	.lock_timeout_ms = 500,
+	.key = "ctid",
+	.batch_size = 10000,
+	.batch_pause_ms = 20,
+	.sql = "UPDATE public.users\n"
+	       "SET first_name = split_part(name, ' ', 1),\n"
+	       "    last_name = split_part(name, ' ', 2)\n"
+	       "WHERE ctid >= $1::tid AND ctid < $2::tid\n",
+	.compensation = NULL,
 };
 static zdmc_plan_phase phase_backfill = {
-    .name = "backfill",
-    .steps = &step_backfill_1,
-    .next = &phase_verify,
+	.name = "backfill",
+	.steps = &step_backfill_1,
+	.next = &phase_verify,
 };
 
 static zdmc_plan_step step_expand_2 = {
-    .kind = ZDMC_STEP_SQL,
-    .id = "expand.2",
-    .description = "add first_name",
-    .table = "public.users",
-    .transaction = "expand.1",
-    .lock_timeout_ms = 500,
-    .sql = "ALTER TABLE public.users ADD COLUMN first_name text",
-    .compensation = "ALTER TABLE public.users DROP COLUMN first_name",
+	.kind = ZDMC_STEP_SQL,
+	.id = "expand.2",
+	.description = "add first_name",
+	.table = "public.users",
+	.transaction = "expand.1",
+	.lock_timeout_ms = 500,
+	.sql = "ALTER TABLE public.users ADD COLUMN first_name text",
+	.compensation = "ALTER TABLE public.users DROP COLUMN first_name",
 };
 static zdmc_plan_step step_expand_1 = {
-    .kind = ZDMC_STEP_SQL,
-    .id = "expand.1",
-    .description = "create schema public_split_user_name for the new version",
-    .transaction = "expand.1",
-    .lock_timeout_ms = 500,
-    .sql = "CREATE SCHEMA public_split_user_name",
-    .compensation = "DROP SCHEMA public_split_user_name",
-    .next = &step_expand_2,
+	.kind = ZDMC_STEP_SQL,
+	.id = "expand.1",
+	.description =
+		"create schema public_split_user_name for the new version",
+	.transaction = "expand.1",
+	.lock_timeout_ms = 500,
+	.sql = "CREATE SCHEMA public_split_user_name",
+	.compensation = "DROP SCHEMA public_split_user_name",
+	.next = &step_expand_2,
 };
 static zdmc_plan_phase phase_expand = {
-    .name = "expand",
-    .steps = &step_expand_1,
-    .next = &phase_backfill,
+	.name = "expand",
+	.steps = &step_expand_1,
+	.next = &phase_backfill,
 };
 
 static const char *approve_gates[] = {"switch", "contract"};
 
 static zdmc_plan fixture = {
-    .format_version = ZDMC_PLAN_FORMAT_VERSION,
-    .compiler = "zdmc 0.1.0",
-    .migration = "split_user_name",
-    .source_file = "split_name.zdm",
-    .source_sha256 =
-        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-    .min_server_version_num = 150000,
-    .batch_size = 10000,
-    .batch_pause_ms = 0,
-    .lock_timeout_ms = 500,
-    .lock_retries = 10,
-    .approve = approve_gates,
-    .napprove = 2,
-    .sync = "trigger",
-    .verify_sample = 10000,
-    .version_schema = "public_split_user_name",
-    .search_path = "public_split_user_name, public",
-    .tables = &table_users,
-    .phases = &phase_expand,
+	.format_version = ZDMC_PLAN_FORMAT_VERSION,
+	.compiler = "zdmc 0.1.0",
+	.migration = "split_user_name",
+	.source_file = "split_name.zdm",
+	.source_sha256 =
+		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+	.min_server_version_num = 150000,
+	.batch_size = 10000,
+	.batch_pause_ms = 0,
+	.lock_timeout_ms = 500,
+	.lock_retries = 10,
+	.approve = approve_gates,
+	.napprove = 2,
+	.sync = "trigger",
+	.verify_sample = 10000,
+	.version_schema = "public_split_user_name",
+	.search_path = "public_split_user_name, public",
+	.tables = &table_users,
+	.phases = &phase_expand,
 };
 
 /*
@@ -259,164 +262,164 @@ static zdmc_plan fixture = {
  * docs/plan-format.md, and ask whether old plans still read the same.
  */
 static const char fixture_yaml[] =
-    "zdm_plan: 1\n"
-    "compiler: zdmc 0.1.0\n"
-    "migration: split_user_name\n"
-    "source:\n"
-    "  file: split_name.zdm\n"
-    "  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
-    "requires:\n"
-    "  server_version_num: 150000\n"
-    "options:\n"
-    "  batch_size: 10000\n"
-    "  batch_pause: 0ms\n"
-    "  lock_timeout: 500ms\n"
-    "  lock_retries: 10\n"
-    "  approve: [switch, contract]\n"
-    "  sync: trigger\n"
-    "  verify_sample: 10000\n"
-    "new_version:\n"
-    "  schema: public_split_user_name\n"
-    "  search_path: public_split_user_name, public\n"
-    "tables:\n"
-    "- table: public.users\n"
-    "  changes:\n"
-    "  - change: split_column\n"
-    "    at: split_name.zdm:8:3\n"
-    "    column: name\n"
-    "    into:\n"
-    "    - column: first_name\n"
-    "      type: text\n"
-    "      not_null: true\n"
-    "      using: split_part(name, ' ', 1)\n"
-    "    - column: last_name\n"
-    "      type: text\n"
-    "      not_null: false\n"
-    "      using: split_part(name, ' ', 2)\n"
-    "    reverse_using: concat_ws(' ', first_name, last_name)\n"
-    "  - change: rename_column\n"
-    "    at: split_name.zdm:12:3\n"
-    "    column: email\n"
-    "    to: email_address\n"
-    "- table: public.payments\n"
-    "  changes:\n"
-    "  - change: alter_column_type\n"
-    "    at: split_name.zdm:14:3\n"
-    "    column: amount\n"
-    "    type: numeric(12,2)\n"
-    "    using: amount / 100.0\n"
-    "    reverse_using: (amount * 100)::integer\n"
-    "  - change: alter_column_type\n"
-    "    at: split_name.zdm:15:3\n"
-    "    column: note\n"
-    "    type: varchar(10)\n"
-    "    using: left(note, 10)\n"
-    "    irreversible: true\n"
-    "phases:\n"
-    "- phase: expand\n"
-    "  steps:\n"
-    "  - id: expand.1\n"
-    "    kind: sql\n"
-    "    description: create schema public_split_user_name for the new version\n"
-    "    transaction: expand.1\n"
-    "    lock_timeout: 500ms\n"
-    "    sql: CREATE SCHEMA public_split_user_name\n"
-    "    compensation: DROP SCHEMA public_split_user_name\n"
-    "  - id: expand.2\n"
-    "    kind: sql\n"
-    "    description: add first_name\n"
-    "    table: public.users\n"
-    "    transaction: expand.1\n"
-    "    lock_timeout: 500ms\n"
-    "    sql: ALTER TABLE public.users ADD COLUMN first_name text\n"
-    "    compensation: ALTER TABLE public.users DROP COLUMN first_name\n"
-    "- phase: backfill\n"
-    "  steps:\n"
-    "  - id: backfill.1\n"
-    "    kind: backfill\n"
-    "    description: fill first_name and last_name from name\n"
-    "    table: public.users\n"
-    "    transaction: backfill.1\n"
-    "    lock_timeout: 500ms\n"
-    "    key: ctid\n"
-    "    batch_size: 10000\n"
-    "    batch_pause: 20ms\n"
-    "    sql: |\n"
-    "      UPDATE public.users\n"
-    "      SET first_name = split_part(name, ' ', 1),\n"
-    "          last_name = split_part(name, ' ', 2)\n"
-    "      WHERE ctid >= $1::tid AND ctid < $2::tid\n"
-    "    compensation: null\n"
-    "- phase: verify\n"
-    "  steps:\n"
-    "  - id: verify.1\n"
-    "    kind: check\n"
-    "    description: every row's first_name is filled\n"
-    "    table: public.users\n"
-    "    transaction: verify.1\n"
-    "    lock_timeout: 500ms\n"
-    "    sql: |-\n"
-    "      SELECT count(*)\n"
-    "      FROM public.users\n"
-    "      WHERE first_name IS NULL AND name IS NOT NULL\n"
-    "    compensation: null\n"
-    "    expect: 0\n"
-    "    examples: |-\n"
-    "      SELECT ctid FROM public.users\n"
-    "      WHERE first_name IS NULL AND name IS NOT NULL\n"
-    "      LIMIT 5\n"
-    "  - id: verify.2\n"
-    "    kind: check\n"
-    "    description: no negative amounts\n"
-    "    table: public.payments\n"
-    "    transaction: verify.2\n"
-    "    lock_timeout: 500ms\n"
-    "    sql: SELECT count(*) FROM public.payments WHERE amount_new < 0\n"
-    "    compensation: null\n"
-    "    expect: -1\n"
-    "- phase: switch\n"
-    "  steps:\n"
-    "  - id: switch.1\n"
-    "    kind: gate\n"
-    "    description: wait for `zdm approve switch`\n"
-    "    gate: switch\n"
-    "    approval: true\n"
-    "  - id: switch.2\n"
-    "    kind: sql\n"
-    "    description: make first_name NOT NULL (validated)\n"
-    "    table: public.users\n"
-    "    transaction: switch.2\n"
-    "    lock_timeout: 250ms\n"
-    "    sql: ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL\n"
-    "    compensation: ALTER TABLE public.users ALTER COLUMN first_name DROP NOT NULL\n"
-    "  - id: switch.3\n"
-    "    kind: sql\n"
-    "    description: publish the new version's view\n"
-    "    table: public.users\n"
-    "    transaction: switch.2\n"
-    "    lock_timeout: 250ms\n"
-    "    sql: |-\n"
-    "      CREATE VIEW public_split_user_name.users AS\n"
-    "      SELECT id, first_name, last_name, email AS email_address\n"
-    "      FROM public.users\n"
-    "    compensation: DROP VIEW public_split_user_name.users\n"
-    "- phase: contract\n"
-    "  steps:\n"
-    "  - id: contract.1\n"
-    "    kind: gate\n"
-    "    description: wait for approval to drop the old columns\n"
-    "    gate: contract\n"
-    "    approval: false\n"
-    "  - id: contract.2\n"
-    "    kind: sql\n"
-    "    description: drop the old column name\n"
-    "    table: public.users\n"
-    "    transaction: contract.2\n"
-    "    lock_timeout: 500ms\n"
-    "    sql: ALTER TABLE public.users DROP COLUMN name\n"
-    "    compensation: null\n"
-    "    point_of_no_return: true\n"
-    "plan_sha256: ";
+	"zdm_plan: 1\n"
+	"compiler: zdmc 0.1.0\n"
+	"migration: split_user_name\n"
+	"source:\n"
+	"  file: split_name.zdm\n"
+	"  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+	"requires:\n"
+	"  server_version_num: 150000\n"
+	"options:\n"
+	"  batch_size: 10000\n"
+	"  batch_pause: 0ms\n"
+	"  lock_timeout: 500ms\n"
+	"  lock_retries: 10\n"
+	"  approve: [switch, contract]\n"
+	"  sync: trigger\n"
+	"  verify_sample: 10000\n"
+	"new_version:\n"
+	"  schema: public_split_user_name\n"
+	"  search_path: public_split_user_name, public\n"
+	"tables:\n"
+	"- table: public.users\n"
+	"  changes:\n"
+	"  - change: split_column\n"
+	"    at: split_name.zdm:8:3\n"
+	"    column: name\n"
+	"    into:\n"
+	"    - column: first_name\n"
+	"      type: text\n"
+	"      not_null: true\n"
+	"      using: split_part(name, ' ', 1)\n"
+	"    - column: last_name\n"
+	"      type: text\n"
+	"      not_null: false\n"
+	"      using: split_part(name, ' ', 2)\n"
+	"    reverse_using: concat_ws(' ', first_name, last_name)\n"
+	"  - change: rename_column\n"
+	"    at: split_name.zdm:12:3\n"
+	"    column: email\n"
+	"    to: email_address\n"
+	"- table: public.payments\n"
+	"  changes:\n"
+	"  - change: alter_column_type\n"
+	"    at: split_name.zdm:14:3\n"
+	"    column: amount\n"
+	"    type: numeric(12,2)\n"
+	"    using: amount / 100.0\n"
+	"    reverse_using: (amount * 100)::integer\n"
+	"  - change: alter_column_type\n"
+	"    at: split_name.zdm:15:3\n"
+	"    column: note\n"
+	"    type: varchar(10)\n"
+	"    using: left(note, 10)\n"
+	"    irreversible: true\n"
+	"phases:\n"
+	"- phase: expand\n"
+	"  steps:\n"
+	"  - id: expand.1\n"
+	"    kind: sql\n"
+	"    description: create schema public_split_user_name for the new version\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: CREATE SCHEMA public_split_user_name\n"
+	"    compensation: DROP SCHEMA public_split_user_name\n"
+	"  - id: expand.2\n"
+	"    kind: sql\n"
+	"    description: add first_name\n"
+	"    table: public.users\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TABLE public.users ADD COLUMN first_name text\n"
+	"    compensation: ALTER TABLE public.users DROP COLUMN first_name\n"
+	"- phase: backfill\n"
+	"  steps:\n"
+	"  - id: backfill.1\n"
+	"    kind: backfill\n"
+	"    description: fill first_name and last_name from name\n"
+	"    table: public.users\n"
+	"    transaction: backfill.1\n"
+	"    lock_timeout: 500ms\n"
+	"    key: ctid\n"
+	"    batch_size: 10000\n"
+	"    batch_pause: 20ms\n"
+	"    sql: |\n"
+	"      UPDATE public.users\n"
+	"      SET first_name = split_part(name, ' ', 1),\n"
+	"          last_name = split_part(name, ' ', 2)\n"
+	"      WHERE ctid >= $1::tid AND ctid < $2::tid\n"
+	"    compensation: null\n"
+	"- phase: verify\n"
+	"  steps:\n"
+	"  - id: verify.1\n"
+	"    kind: check\n"
+	"    description: every row's first_name is filled\n"
+	"    table: public.users\n"
+	"    transaction: verify.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: |-\n"
+	"      SELECT count(*)\n"
+	"      FROM public.users\n"
+	"      WHERE first_name IS NULL AND name IS NOT NULL\n"
+	"    compensation: null\n"
+	"    expect: 0\n"
+	"    examples: |-\n"
+	"      SELECT ctid FROM public.users\n"
+	"      WHERE first_name IS NULL AND name IS NOT NULL\n"
+	"      LIMIT 5\n"
+	"  - id: verify.2\n"
+	"    kind: check\n"
+	"    description: no negative amounts\n"
+	"    table: public.payments\n"
+	"    transaction: verify.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: SELECT count(*) FROM public.payments WHERE amount_new < 0\n"
+	"    compensation: null\n"
+	"    expect: -1\n"
+	"- phase: switch\n"
+	"  steps:\n"
+	"  - id: switch.1\n"
+	"    kind: gate\n"
+	"    description: wait for `zdm approve switch`\n"
+	"    gate: switch\n"
+	"    approval: true\n"
+	"  - id: switch.2\n"
+	"    kind: sql\n"
+	"    description: make first_name NOT NULL (validated)\n"
+	"    table: public.users\n"
+	"    transaction: switch.2\n"
+	"    lock_timeout: 250ms\n"
+	"    sql: ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL\n"
+	"    compensation: ALTER TABLE public.users ALTER COLUMN first_name DROP NOT NULL\n"
+	"  - id: switch.3\n"
+	"    kind: sql\n"
+	"    description: publish the new version's view\n"
+	"    table: public.users\n"
+	"    transaction: switch.2\n"
+	"    lock_timeout: 250ms\n"
+	"    sql: |-\n"
+	"      CREATE VIEW public_split_user_name.users AS\n"
+	"      SELECT id, first_name, last_name, email AS email_address\n"
+	"      FROM public.users\n"
+	"    compensation: DROP VIEW public_split_user_name.users\n"
+	"- phase: contract\n"
+	"  steps:\n"
+	"  - id: contract.1\n"
+	"    kind: gate\n"
+	"    description: wait for approval to drop the old columns\n"
+	"    gate: contract\n"
+	"    approval: false\n"
+	"  - id: contract.2\n"
+	"    kind: sql\n"
+	"    description: drop the old column name\n"
+	"    table: public.users\n"
+	"    transaction: contract.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TABLE public.users DROP COLUMN name\n"
+	"    compensation: null\n"
+	"    point_of_no_return: true\n"
+	"plan_sha256: ";
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -453,8 +456,8 @@ assert_refused(const char *text, size_t len, const char *message)
 	zdm_plan *plan = NULL;
 
 	memset(err, 'x', sizeof(err));
-	assert_int_equal(zdm_plan_parse(&plan, NAME, text, len, err, sizeof(err)),
-	                 -1);
+	assert_int_equal(
+		zdm_plan_parse(&plan, NAME, text, len, err, sizeof(err)), -1);
 	assert_null(plan);
 	assert_string_equal(err, message);
 }
@@ -640,10 +643,12 @@ test_sha256_hex(void **state)
 	(void)state;
 	zdmc_sha256_hex("", 0, hex);
 	assert_string_equal(
-	    hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+		hex,
+		"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	zdmc_sha256_hex("abc", 3, hex);
 	assert_string_equal(
-	    hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+		hex,
+		"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 static void
@@ -672,8 +677,8 @@ test_write_refuses_missing_required_field(void **state)
 	step.key = "ctid";
 	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
 	                 -1);
-	assert_string_equal(err, "step expand.1: \"batch_size\" is 0, below "
-	                         "its minimum 1");
+	assert_string_equal(
+		err, "step expand.1: \"batch_size\" is 0, below its minimum 1");
 
 	step.kind = ZDMC_STEP_SQL;
 	step.sql = "SELECT '\xff'";
@@ -717,6 +722,32 @@ test_round_trip(void **state)
 	free(text);
 }
 
+/* No tables, no phases, no gates to approve: empty lists, not absent keys. */
+static void
+test_empty_lists(void **state)
+{
+	zdmc_plan plan = fixture;
+	size_t len;
+	char *text;
+	zdm_plan *got;
+
+	(void)state;
+	plan.tables = NULL;
+	plan.phases = NULL;
+	plan.napprove = 0;
+	text = write_plan(&plan, &len);
+	assert_non_null(strstr(text, "\n  approve: []\n"));
+	assert_non_null(
+		strstr(text, "\ntables: []\nphases: []\nplan_sha256: "));
+	got = parse_ok(text, len);
+	assert_same_plan(&plan, got);
+	assert_null(got->steps);
+	assert_null(got->tables);
+	assert_null(got->approve);
+	zdm_plan_free(got);
+	free(text);
+}
+
 static void
 test_load_file(void **state)
 {
@@ -748,9 +779,10 @@ test_load_file(void **state)
 	{
 		char want[128];
 
-		snprintf(want, sizeof(want),
-		         "%s: error: could not open plan: No such file or directory",
-		         path);
+		snprintf(
+			want, sizeof(want),
+			"%s: error: could not open plan: No such file or directory",
+			path);
 		assert_string_equal(err, want);
 	}
 	assert_int_equal(zdm_plan_load(&plan, "/tmp", err, sizeof(err)), -1);
@@ -805,20 +837,21 @@ test_edited_sql_is_caught(void **state)
 		if (saved == '\n' || saved == ' ')
 			continue; /* would change the YAML's shape, not just the SQL */
 		text[i] = saved == 'X' ? 'Y' : 'X';
-		assert_refused(text, len,
-		               NAME ": error: plan checksum mismatch: the plan was "
-		                    "edited after it was compiled; recompile it with "
-		                    "zdmc");
+		assert_refused(
+			text, len,
+			NAME
+			": error: plan checksum mismatch: the plan was edited after it was compiled; recompile it with zdmc");
 		text[i] = saved;
 	}
 	/* and a one-line SQL value */
 	{
-		char *edited = edit(text, "DROP COLUMN name", "DROP COLUMN nime");
+		char *edited =
+			edit(text, "DROP COLUMN name", "DROP COLUMN nime");
 
-		assert_refused(edited, len,
-		               NAME ": error: plan checksum mismatch: the plan was "
-		                    "edited after it was compiled; recompile it with "
-		                    "zdmc");
+		assert_refused(
+			edited, len,
+			NAME
+			": error: plan checksum mismatch: the plan was edited after it was compiled; recompile it with zdmc");
 		free(edited);
 	}
 	free(text);
@@ -838,7 +871,8 @@ test_every_byte_matters(void **state)
 		zdm_plan *plan = NULL;
 
 		text[i] ^= 0x01;
-		if (zdm_plan_parse(&plan, NAME, text, len, err, sizeof(err)) == 0)
+		if (zdm_plan_parse(&plan, NAME, text, len, err, sizeof(err)) ==
+		    0)
 			fail_msg("flipping byte %zu was not noticed", i);
 		assert_null(plan);
 		text[i] ^= 0x01;
@@ -854,22 +888,33 @@ test_truncated(void **state)
 
 	(void)state;
 	text = write_plan(&fixture, &len);
-	/* every cut refuses the plan (len - 1 only drops the final newline) */
+	/*
+	 * Every cut refuses the plan (len - 1 only drops the final newline).
+	 * Each prefix is copied to a buffer of exactly its size, so that a
+	 * reader looking one byte past the end trips AddressSanitizer.
+	 */
 	for (size_t cut = 0; cut < len - 1; cut++) {
 		char err[512];
 		zdm_plan *plan = NULL;
+		char *prefix = malloc(cut ? cut : 1);
 
-		if (zdm_plan_parse(&plan, NAME, text, cut, err, sizeof(err)) == 0)
+		assert_non_null(prefix);
+		memcpy(prefix, text, cut);
+		if (zdm_plan_parse(&plan, NAME, prefix, cut, err,
+		                   sizeof(err)) == 0)
 			fail_msg("a plan cut to %zu bytes was accepted", cut);
+		free(prefix);
 	}
 	/* at a line boundary: still YAML, but the seal is gone */
-	assert_refused(text, (size_t)(strstr(text, "- phase: verify") - text),
-	               NAME ": error: the plan does not end with a plan_sha256 "
-	                    "line; it is truncated or was not written by zdmc");
+	assert_refused(
+		text, (size_t)(strstr(text, "- phase: verify") - text),
+		NAME
+		": error: the plan does not end with a plan_sha256 line; it is truncated or was not written by zdmc");
 	/* inside the hex */
-	assert_refused(text, len - 10,
-	               NAME ":158:14: error: malformed plan_sha256: expected 64 "
-	                    "lower-case hexadecimal digits");
+	assert_refused(
+		text, len - 10,
+		NAME
+		":158:14: error: malformed plan_sha256: expected 64 lower-case hexadecimal digits");
 	assert_refused(text, 0, NAME ": error: the plan is empty");
 	free(text);
 
@@ -877,10 +922,10 @@ test_truncated(void **state)
 	{
 		const char *cut = "zdm_plan: 1\nmigration: \"split_us";
 
-		assert_refused(cut, strlen(cut),
-		               NAME ":2:21: error: not valid YAML: found unexpected "
-		                    "end of stream (while scanning a quoted scalar at "
-		                    "line 2, column 12)");
+		assert_refused(
+			cut, strlen(cut),
+			NAME
+			":2:21: error: not valid YAML: found unexpected end of stream (while scanning a quoted scalar at line 2, column 12)");
 	}
 }
 
@@ -892,9 +937,10 @@ test_missing_checksum(void **state)
 
 	(void)state;
 	text = write_plan(&fixture, &len);
-	assert_refused(text, len - 65 - 13,
-	               NAME ": error: the plan does not end with a plan_sha256 "
-	                    "line; it is truncated or was not written by zdmc");
+	assert_refused(
+		text, len - 65 - 13,
+		NAME
+		": error: the plan does not end with a plan_sha256 line; it is truncated or was not written by zdmc");
 	free(text);
 }
 
@@ -912,27 +958,30 @@ test_malformed_checksum(void **state)
 		if (*p >= 'a' && *p <= 'f')
 			*p = (char)(*p - 'a' + 'A');
 	if (strcmp(upper, text) != 0)
-		assert_refused(upper, len,
-		               NAME ":158:14: error: malformed plan_sha256: expected "
-		                    "64 lower-case hexadecimal digits");
+		assert_refused(
+			upper, len,
+			NAME
+			":158:14: error: malformed plan_sha256: expected 64 lower-case hexadecimal digits");
 	free(upper);
 
 	appended = malloc(len + 32);
 	assert_non_null(appended);
 	memcpy(appended, text, len);
 	strcpy(appended + len, "extra: 1\n");
-	assert_refused(appended, strlen(appended),
-	               NAME ":158:1: error: plan_sha256 must be the last line of "
-	                    "the plan");
+	assert_refused(
+		appended, strlen(appended),
+		NAME
+		":158:1: error: plan_sha256 must be the last line of the plan");
 	free(appended);
 
 	appended = malloc(len + 32);
 	assert_non_null(appended);
 	memcpy(appended, text, len);
 	strcpy(appended + len, "\n");
-	assert_refused(appended, strlen(appended),
-	               NAME ":158:1: error: plan_sha256 must be the last line of "
-	                    "the plan");
+	assert_refused(
+		appended, strlen(appended),
+		NAME
+		":158:1: error: plan_sha256 must be the last line of the plan");
 	free(appended);
 	free(text);
 
@@ -945,11 +994,12 @@ test_malformed_checksum(void **state)
 		body = (size_t)snprintf(plan, sizeof(plan),
 		                        "zdm_plan: 1\nmigration: \"abc\n");
 		zdmc_sha256_hex(plan, body, hex);
-		snprintf(plan + body, sizeof(plan) - body, "plan_sha256: %s\"\n",
-		         hex);
-		assert_refused(plan, strlen(plan),
-		               NAME ":3:14: error: malformed plan_sha256: expected "
-		                    "64 lower-case hexadecimal digits");
+		snprintf(plan + body, sizeof(plan) - body,
+		         "plan_sha256: %s\"\n", hex);
+		assert_refused(
+			plan, strlen(plan),
+			NAME
+			":3:14: error: malformed plan_sha256: expected 64 lower-case hexadecimal digits");
 	}
 }
 
@@ -957,25 +1007,29 @@ static void
 test_not_a_plan(void **state)
 {
 	(void)state;
-	assert_refused("a: [b\n", 6,
-	               NAME ":2:1: error: not valid YAML: did not find expected "
-	                    "',' or ']' (while parsing a flow sequence at line "
-	                    "1, column 4)");
-	assert_refused("- a\n- b\n", 8,
-	               NAME ":1:1: error: not a zdm plan: the top level is a "
-	                    "list, not a mapping");
-	assert_refused("migration: x\n", 13,
-	               NAME ":1:1: error: not a zdm plan: no \"zdm_plan\" key at "
-	                    "the top level");
-	assert_refused("zdm_plan: one\n", 14,
-	               NAME ":1:11: error: \"zdm_plan\" must be an integer (the "
-	                    "plan format version)");
-	assert_refused("zdm_plan: 1\n---\nzdm_plan: 1\n", 28,
-	               NAME ":2:1: error: the plan holds more than one YAML "
-	                    "document");
-	assert_refused("zdm_plan: 1\n\x01\n", 14,
-	               NAME ": error: not valid YAML: control characters are not "
-	                    "allowed at byte 12");
+	assert_refused(
+		"a: [b\n", 6,
+		NAME
+		":2:1: error: not valid YAML: did not find expected ',' or ']' (while parsing a flow sequence at line 1, column 4)");
+	assert_refused(
+		"- a\n- b\n", 8,
+		NAME
+		":1:1: error: not a zdm plan: the top level is a list, not a mapping");
+	assert_refused(
+		"migration: x\n", 13,
+		NAME
+		":1:1: error: not a zdm plan: no \"zdm_plan\" key at the top level");
+	assert_refused(
+		"zdm_plan: one\n", 14,
+		NAME
+		":1:11: error: \"zdm_plan\" must be an integer (the plan format version)");
+	assert_refused(
+		"zdm_plan: 1\n---\nzdm_plan: 1\n", 28,
+		NAME ":2:1: error: the plan holds more than one YAML document");
+	assert_refused(
+		"zdm_plan: 1\n\x01\n", 14,
+		NAME
+		": error: not valid YAML: control characters are not allowed at byte 12");
 }
 
 static void
@@ -989,9 +1043,10 @@ test_newer_version(void **state)
 	/* no reseal: the version is checked before the checksum, so a plan
 	 * from a newer zdmc says "newer", whatever else changed */
 	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 2\n");
-	assert_refused(edited, len,
-	               NAME ":1:11: error: unsupported plan format version 2; "
-	                    "this zdm reads version 1");
+	assert_refused(
+		edited, len,
+		NAME
+		":1:11: error: unsupported plan format version 2; this zdm reads version 1");
 	free(edited);
 	free(text);
 }
@@ -1017,131 +1072,202 @@ test_missing_keys(void **state)
 	free(edited);
 	free(text);
 
-	assert_edit_refused("options:\n  batch_size: 10000\n", "options:\n",
-	                    NAME ":10:3: error: options: missing required key "
-	                         "\"batch_size\"");
-	assert_edit_refused("migration: split_user_name\n", "",
-	                    NAME ":1:1: error: missing required key "
-	                         "\"migration\"");
 	assert_edit_refused(
-	    "    compensation: DROP SCHEMA public_split_user_name\n", "",
-	    NAME ":57:5: error: step expand.1: missing required key "
-	         "\"compensation\"");
-	assert_edit_refused("    key: ctid\n    batch_size: 10000\n", "",
-	                    NAME ":74:5: error: step backfill.1: missing required "
-	                         "keys \"key\", \"batch_size\"");
-	assert_edit_refused("    gate: switch\n", "",
-	                    NAME ":118:5: error: step switch.1: missing required "
-	                         "key \"gate\"");
-	assert_edit_refused("  - id: expand.2\n", "  - ident: expand.2\n",
-	                    NAME ":64:5: error: phases[1].steps[2]: missing "
-	                         "required key \"id\"");
+		"options:\n  batch_size: 10000\n", "options:\n",
+		NAME
+		":10:3: error: options: missing required key \"batch_size\"");
+	assert_edit_refused("migration: split_user_name\n", "",
+	                    NAME
+	                    ":1:1: error: missing required key \"migration\"");
+	assert_edit_refused(
+		"    compensation: DROP SCHEMA public_split_user_name\n", "",
+		NAME
+		":57:5: error: step expand.1: missing required key \"compensation\"");
+	assert_edit_refused(
+		"    key: ctid\n    batch_size: 10000\n", "",
+		NAME
+		":74:5: error: step backfill.1: missing required keys \"key\", \"batch_size\"");
+	assert_edit_refused(
+		"    gate: switch\n", "",
+		NAME
+		":118:5: error: step switch.1: missing required key \"gate\"");
+	assert_edit_refused(
+		"  - id: expand.2\n", "  - ident: expand.2\n",
+		NAME
+		":64:5: error: phases[1].steps[2]: missing required key \"id\"");
 }
 
 static void
 test_wrong_types(void **state)
 {
 	(void)state;
-	assert_edit_refused("  batch_size: 10000\n", "  batch_size: lots\n",
-	                    NAME ":10:15: error: options: \"batch_size\" must be "
-	                         "an integer");
-	assert_edit_refused("  batch_size: 10000\n", "  batch_size: '10000'\n",
-	                    NAME ":10:15: error: options: \"batch_size\" must be "
-	                         "an integer");
-	assert_edit_refused("  batch_size: 10000\n", "  batch_size: 0\n",
-	                    NAME ":10:15: error: options: \"batch_size\" must be "
-	                         "at least 1, not 0");
-	assert_edit_refused("  server_version_num: 150000\n",
-	                    "  server_version_num: 99999999999\n",
-	                    NAME ":8:23: error: requires: \"server_version_num\" "
-	                         "must be between 0 and 2147483647, not "
-	                         "99999999999");
-	assert_edit_refused("  lock_timeout: 500ms\n", "  lock_timeout: 500\n",
-	                    NAME ":12:17: error: options: \"lock_timeout\" must "
-	                         "be a duration in milliseconds, like 500ms");
-	assert_edit_refused("    batch_pause: 20ms\n", "    batch_pause: 2s\n",
-	                    NAME ":82:18: error: step backfill.1: \"batch_pause\" "
-	                         "must be a duration in milliseconds, like 500ms");
-	assert_edit_refused("migration: split_user_name\n",
-	                    "migration: [split_user_name]\n",
-	                    NAME ":3:12: error: \"migration\" must be a string, not "
-	                         "a list");
-	assert_edit_refused("migration: split_user_name\n", "migration: ~\n",
-	                    NAME ":3:12: error: \"migration\" must be a string, not "
-	                         "null");
-	assert_edit_refused("    sql: CREATE SCHEMA public_split_user_name\n",
-	                    "    sql: null\n",
-	                    NAME ":62:10: error: step expand.1: \"sql\" must be a "
-	                         "string, not null");
-	assert_edit_refused("    approval: true\n", "    approval: yes\n",
-	                    NAME ":122:15: error: step switch.1: \"approval\" must "
-	                         "be true or false");
-	assert_edit_refused("  approve: [switch, contract]\n",
-	                    "  approve: switch\n",
-	                    NAME ":14:12: error: options: \"approve\" must be a "
-	                         "list, not a scalar");
-	assert_edit_refused("source:\n  file: split_name.zdm\n",
-	                    "source: split_name.zdm\nxsource:\n  file: x\n",
-	                    NAME ":4:9: error: \"source\" must be a mapping, not a "
-	                         "scalar");
-	assert_edit_refused("    expect: 0\n", "    expect: 0.0\n",
-	                    NAME ":102:13: error: step verify.1: \"expect\" must be "
-	                         "an integer");
-	assert_edit_refused("    kind: check\n", "    kind: chekc\n",
-	                    NAME ":92:11: error: step verify.1: unknown step kind "
-	                         "\"chekc\" (expected sql, backfill, check or "
-	                         "gate)");
-	assert_edit_refused("  - id: expand.2\n", "  - id: expand.1\n",
-	                    NAME ":64:9: error: duplicate step id \"expand.1\" "
-	                         "(first at line 57)");
-	assert_edit_refused("    kind: backfill\n",
-	                    "    kind: backfill\n    kind: sql\n",
-	                    NAME ":76:5: error: phases[2].steps[1] has key "
-	                         "\"kind\" twice (first at line 75)");
+	assert_edit_refused(
+		"  batch_size: 10000\n", "  batch_size: lots\n",
+		NAME
+		":10:15: error: options: \"batch_size\" must be an integer");
+	assert_edit_refused(
+		"  batch_size: 10000\n", "  batch_size: '10000'\n",
+		NAME
+		":10:15: error: options: \"batch_size\" must be an integer");
+	assert_edit_refused(
+		"  batch_size: 10000\n", "  batch_size: 0\n",
+		NAME
+		":10:15: error: options: \"batch_size\" must be at least 1, not 0");
+	assert_edit_refused(
+		"  server_version_num: 150000\n",
+		"  server_version_num: 99999999999\n",
+		NAME
+		":8:23: error: requires: \"server_version_num\" must be between 0 and 2147483647, not 99999999999");
+	assert_edit_refused(
+		"    expect: -1\n", "    expect: 99999999999999999999\n",
+		NAME
+		":115:13: error: step verify.2: \"expect\" is out of range");
+	assert_edit_refused(
+		"  lock_timeout: 500ms\n", "  lock_timeout: 500\n",
+		NAME
+		":12:17: error: options: \"lock_timeout\" must be a duration in milliseconds, like 500ms");
+	assert_edit_refused(
+		"    batch_pause: 20ms\n", "    batch_pause: 2s\n",
+		NAME
+		":82:18: error: step backfill.1: \"batch_pause\" must be a duration in milliseconds, like 500ms");
+	assert_edit_refused(
+		"migration: split_user_name\n",
+		"migration: [split_user_name]\n",
+		NAME
+		":3:12: error: \"migration\" must be a string, not a list");
+	assert_edit_refused(
+		"migration: split_user_name\n", "migration: ~\n",
+		NAME ":3:12: error: \"migration\" must be a string, not null");
+	assert_edit_refused(
+		"    sql: CREATE SCHEMA public_split_user_name\n",
+		"    sql: null\n",
+		NAME
+		":62:10: error: step expand.1: \"sql\" must be a string, not null");
+	assert_edit_refused(
+		"    approval: true\n", "    approval: yes\n",
+		NAME
+		":122:15: error: step switch.1: \"approval\" must be true or false");
+	assert_edit_refused(
+		"  approve: [switch, contract]\n", "  approve: switch\n",
+		NAME
+		":14:12: error: options: \"approve\" must be a list, not a scalar");
+	assert_edit_refused(
+		"source:\n  file: split_name.zdm\n",
+		"source: split_name.zdm\nxsource:\n  file: x\n",
+		NAME ":4:9: error: \"source\" must be a mapping, not a scalar");
+	assert_edit_refused(
+		"    expect: 0\n", "    expect: 0.0\n",
+		NAME
+		":102:13: error: step verify.1: \"expect\" must be an integer");
+	assert_edit_refused(
+		"    kind: check\n", "    kind: chekc\n",
+		NAME
+		":92:11: error: step verify.1: unknown step kind \"chekc\" (expected sql, backfill, check or gate)");
+	assert_edit_refused(
+		"  - id: expand.2\n", "  - id: expand.1\n",
+		NAME
+		":64:9: error: duplicate step id \"expand.1\" (first at line 57)");
+	assert_edit_refused(
+		"    kind: backfill\n", "    kind: backfill\n    kind: sql\n",
+		NAME
+		":76:5: error: phases[2].steps[1] has key \"kind\" twice (first at line 75)");
 }
 
 /* ---- strings that YAML could get wrong ---------------------------------- */
 
 static const char *const tricky[] = {
-    "SELECT 'it''s', \"quoted\" FROM t",
-    "a: b",
-    "key:value",
-    "# not a comment",
-    "x # y",
-    "  leading spaces",
-    "trailing spaces  ",
-    " ",
-    "",
-    "\ttab first",
-    "tab\tinside",
-    "unicode: naïve café — 日本語 ✓ 🐘",
-    "null", "Null", "NULL", "~",
-    "true", "False", "yes", "no", "on", "OFF", "y", "n",
-    "123", "-5", "+7", "0", "007", "1.5", ".5", "1e3", "1_000", "0x1F",
-    "0o17", "0b101", "1:30", ".inf", "-.INF", ".nan", "2024-01-01",
-    "2001-12-14t21:59:43.10-05:00", "<<", "=",
-    "0ms", "500ms", "expand.1", "public.users",
-    "SELECT 1\n",
-    "SELECT 1\n\n",
-    "SELECT 1\n\n\n",
-    "\nleading newline",
-    "  indented first line\nsecond",
-    "line\n  indented\nline",
-    "trailing space \nbefore a break",
-    "tab\tin\nmulti-line\ttext\n",
-    "\ttab-led\nlines",
-    "crlf\r\nline",
-    "lone\rcr",
-    "nel\xc2\x85line sep\xe2\x80\xa8para sep\xe2\x80\xa9",
-    "bom\xef\xbb\xbfinside",
-    "control\x01\x7f",
-    "back\\slash \\n not a newline",
-    "- dash", "-", "--", "---", "--- doc", "...", "a\n---\nb", "a\n...\nb",
-    "[", "]", "{a}", ",", "&anchor", "*alias", "!tag", "!!str x", "%YAML",
-    "@at", "`tick", "|", ">", "? q", "?", "'", "\"", "''", "\"\"",
-    "x\nplan_sha256: "
-    "0000000000000000000000000000000000000000000000000000000000000000",
-    "plan_sha256: abc",
+	"SELECT 'it''s', \"quoted\" FROM t",
+	"a: b",
+	"key:value",
+	"# not a comment",
+	"x # y",
+	"  leading spaces",
+	"trailing spaces  ",
+	" ",
+	"",
+	"\ttab first",
+	"tab\tinside",
+	"unicode: naïve café — 日本語 ✓ 🐘",
+	"null",
+	"Null",
+	"NULL",
+	"~",
+	"true",
+	"False",
+	"yes",
+	"no",
+	"on",
+	"OFF",
+	"y",
+	"n",
+	"123",
+	"-5",
+	"+7",
+	"0",
+	"007",
+	"1.5",
+	".5",
+	"1e3",
+	"1_000",
+	"0x1F",
+	"0o17",
+	"0b101",
+	"1:30",
+	".inf",
+	"-.INF",
+	".nan",
+	"2024-01-01",
+	"2001-12-14t21:59:43.10-05:00",
+	"<<",
+	"=",
+	"0ms",
+	"500ms",
+	"expand.1",
+	"public.users",
+	"SELECT 1\n",
+	"SELECT 1\n\n",
+	"SELECT 1\n\n\n",
+	"\nleading newline",
+	"  indented first line\nsecond",
+	"line\n  indented\nline",
+	"trailing space \nbefore a break",
+	"tab\tin\nmulti-line\ttext\n",
+	"\ttab-led\nlines",
+	"crlf\r\nline",
+	"lone\rcr",
+	"nel\xc2\x85line sep\xe2\x80\xa8para sep\xe2\x80\xa9",
+	"bom\xef\xbb\xbfinside",
+	"control\x01\x7f",
+	"back\\slash \\n not a newline",
+	"- dash",
+	"-",
+	"--",
+	"---",
+	"--- doc",
+	"...",
+	"a\n---\nb",
+	"a\n...\nb",
+	"[",
+	"]",
+	"{a}",
+	",",
+	"&anchor",
+	"*alias",
+	"!tag",
+	"!!str x",
+	"%YAML",
+	"@at",
+	"`tick",
+	"|",
+	">",
+	"? q",
+	"?",
+	"'",
+	"\"",
+	"''",
+	"\"\"",
+	"x\nplan_sha256: 0000000000000000000000000000000000000000000000000000000000000000",
+	"plan_sha256: abc",
 };
 
 /* One plan that carries s in every kind of string field. */
@@ -1149,40 +1275,46 @@ static void
 round_trip_string(const char *s)
 {
 	zdmc_plan_step gate = {
-	    .kind = ZDMC_STEP_GATE,
-	    .id = "switch.1",
-	    .description = s,
-	    .gate = s,
-	    .approval = true,
+		.kind = ZDMC_STEP_GATE,
+		.id = "switch.1",
+		.description = s,
+		.gate = s,
+		.approval = true,
 	};
 	zdmc_plan_step check = {
-	    .kind = ZDMC_STEP_CHECK,
-	    .id = "verify.1",
-	    .description = s,
-	    .table = s,
-	    .transaction = s,
-	    .sql = s,
-	    .compensation = s,
-	    .examples_sql = s,
-	    .next = &gate,
+		.kind = ZDMC_STEP_CHECK,
+		.id = "verify.1",
+		.description = s,
+		.table = s,
+		.transaction = s,
+		.sql = s,
+		.compensation = s,
+		.examples_sql = s,
+		.next = &gate,
 	};
 	zdmc_plan_step backfill = {
-	    .kind = ZDMC_STEP_BACKFILL,
-	    .id = "backfill.1",
-	    .description = s,
-	    .table = s,
-	    .transaction = s,
-	    .key = s,
-	    .batch_size = 1,
-	    .sql = s,
-	    .compensation = s,
-	    .next = &check,
+		.kind = ZDMC_STEP_BACKFILL,
+		.id = "backfill.1",
+		.description = s,
+		.table = s,
+		.transaction = s,
+		.key = s,
+		.batch_size = 1,
+		.sql = s,
+		.compensation = s,
+		.next = &check,
 	};
 	zdmc_plan_phase phase = {.name = s, .steps = &backfill};
 	zdmc_plan_column col = {.name = s, .type = s, .using = s};
 	zdmc_plan_change change = {
-	    .kind = s, .at = s, .column = s, .to = s, .type = s,
-	    .using = s, .into = &col, .reverse_using = s,
+		.kind = s,
+		.at = s,
+		.column = s,
+		.to = s,
+		.type = s,
+		.using = s,
+		.into = &col,
+		.reverse_using = s,
 	};
 	zdmc_plan_table table = {.name = s, .changes = &change};
 	const char *approve[] = {s, s};
@@ -1224,11 +1356,58 @@ static void
 test_random_strings_round_trip(void **state)
 {
 	static const char *const pieces[] = {
-	    "a", "Z", "0", "1", ".", " ", "  ", "\n", "\n\n", "\t", "'", "\"",
-	    ":", ": ", "#", " #", "-", "- ", "?", "[", "]", "{", "}", ",", "&",
-	    "*", "!", "|", ">", "%", "@", "`", "\\", "é", "日本", "🐘", "\r",
-	    "\xc2\x85", "\xe2\x80\xa8", "\xef\xbb\xbf", "\x01", "\x7f", "null",
-	    "true", "e", "x", "~", "---", "...", "ms", "$1", ";",
+		"a",
+		"Z",
+		"0",
+		"1",
+		".",
+		" ",
+		"  ",
+		"\n",
+		"\n\n",
+		"\t",
+		"'",
+		"\"",
+		":",
+		": ",
+		"#",
+		" #",
+		"-",
+		"- ",
+		"?",
+		"[",
+		"]",
+		"{",
+		"}",
+		",",
+		"&",
+		"*",
+		"!",
+		"|",
+		">",
+		"%",
+		"@",
+		"`",
+		"\\",
+		"é",
+		"日本",
+		"🐘",
+		"\r",
+		"\xc2\x85",
+		"\xe2\x80\xa8",
+		"\xef\xbb\xbf",
+		"\x01",
+		"\x7f",
+		"null",
+		"true",
+		"e",
+		"x",
+		"~",
+		"---",
+		"...",
+		"ms",
+		"$1",
+		";",
 	};
 	uint32_t seed = 12345;
 	char s[256];
@@ -1244,7 +1423,8 @@ test_random_strings_round_trip(void **state)
 			const char *p;
 
 			seed = seed * 1103515245u + 12345u;
-			p = pieces[(seed >> 16) % (sizeof(pieces) / sizeof(pieces[0]))];
+			p = pieces[(seed >> 16) %
+			           (sizeof(pieces) / sizeof(pieces[0]))];
 			assert_true(used + strlen(p) < sizeof(s));
 			strcpy(s + used, p);
 			used += strlen(p);
@@ -1257,25 +1437,27 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_sha256_hex),
-	    cmocka_unit_test(test_write_is_deterministic),
-	    cmocka_unit_test(test_write_matches_format),
-	    cmocka_unit_test(test_checksum_covers_every_byte_before_last_line),
-	    cmocka_unit_test(test_write_refuses_missing_required_field),
-	    cmocka_unit_test(test_round_trip),
-	    cmocka_unit_test(test_load_file),
-	    cmocka_unit_test(test_unknown_keys_are_ignored),
-	    cmocka_unit_test(test_edited_sql_is_caught),
-	    cmocka_unit_test(test_every_byte_matters),
-	    cmocka_unit_test(test_truncated),
-	    cmocka_unit_test(test_missing_checksum),
-	    cmocka_unit_test(test_malformed_checksum),
-	    cmocka_unit_test(test_not_a_plan),
-	    cmocka_unit_test(test_newer_version),
-	    cmocka_unit_test(test_missing_keys),
-	    cmocka_unit_test(test_wrong_types),
-	    cmocka_unit_test(test_tricky_strings_round_trip),
-	    cmocka_unit_test(test_random_strings_round_trip),
+		cmocka_unit_test(test_sha256_hex),
+		cmocka_unit_test(test_write_is_deterministic),
+		cmocka_unit_test(test_write_matches_format),
+		cmocka_unit_test(
+			test_checksum_covers_every_byte_before_last_line),
+		cmocka_unit_test(test_write_refuses_missing_required_field),
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_empty_lists),
+		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_unknown_keys_are_ignored),
+		cmocka_unit_test(test_edited_sql_is_caught),
+		cmocka_unit_test(test_every_byte_matters),
+		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_missing_checksum),
+		cmocka_unit_test(test_malformed_checksum),
+		cmocka_unit_test(test_not_a_plan),
+		cmocka_unit_test(test_newer_version),
+		cmocka_unit_test(test_missing_keys),
+		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_tricky_strings_round_trip),
+		cmocka_unit_test(test_random_strings_round_trip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
