@@ -1,0 +1,197 @@
+/*
+ * main.c -- the zdm command line: argument parsing, the plan, exit codes.
+ *
+ * Everything that touches the database lives in runner.c and status.c; a
+ * plan that cannot be read is refused here, before any connection, with
+ * exit status 2 (bad usage or bad plan, nothing touched).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "plan.h"
+#include "runner.h"
+#include "zdm.h"
+
+static const char usage_text[] =
+    "usage: zdm apply PLAN [options]       run the migration from where it stands to its end or the next gate\n"
+    "       zdm status [PLAN] [--json]     where a migration stands (all migrations without PLAN)\n"
+    "       zdm approve PLAN GATE          record an approval of GATE (who: --by, else $USER)\n"
+    "       zdm rollback PLAN              undo every completed step, in reverse, before the point of no return\n"
+    "       zdm --help | --version\n"
+    "\n"
+    "options:\n"
+    "  --db CONNINFO         connection string or URI; default $DATABASE_URL, else libpq's PG* environment\n"
+    "  --approve GATE[,GATE] approve these gates for this run (expand, backfill, verify, switch, contract)\n"
+    "  --approve-all         approve every gate for this run\n"
+    "  --wait                at a gate that needs approval, wait for `zdm approve` instead of exiting\n"
+    "  --by NAME             who approves (default $USER)\n"
+    "  --batch-size N        rows per backfill batch (default: the plan's)\n"
+    "  --pause DURATION      pause between backfill batches, e.g. 10ms (default: the plan's)\n"
+    "  --jobs N              parallel backfill workers on disjoint page ranges (default 2)\n"
+    "  --json                machine-readable status\n"
+    "\n"
+    "exit status: 0 done (or already done), 1 failed (state kept in the journal), 2 bad usage or bad plan\n"
+    "(nothing touched), 3 stopped safely and an operator is needed (lock retries exhausted, verification\n"
+    "failed, rollback refused), 4 paused at a gate awaiting approval.  See docs/runbook.md.\n";
+
+static int
+usage_error(const char *msg, const char *arg)
+{
+	fprintf(stderr, "zdm: %s%s%s\nTry 'zdm --help'.\n", msg, arg ? " " : "",
+	        arg ? arg : "");
+	return ZDM_EXIT_USAGE;
+}
+
+static int
+parse_count(const char *text, long min, long max, long *out)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+
+	if (*text == '\0' || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_duration_ms(const char *text, long *out)
+{
+	char *end;
+	long v = strtol(text, &end, 10);
+
+	if (end == text || v < 0)
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		*out = v;
+	else if (strcmp(end, "s") == 0)
+		*out = v * 1000;
+	else if (strcmp(end, "min") == 0)
+		*out = v * 60000;
+	else
+		return -1;
+	return 0;
+}
+
+/* Split "a,b" into opts->approve (pointers into a strdup'd copy). */
+static void
+parse_gates(zdm_apply_opts *opts, char *list)
+{
+	char *tok, *save = NULL;
+
+	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char **grown = realloc(opts->approve, (opts->napprove + 1) * sizeof(char *));
+
+		if (grown == NULL)
+			return;
+		opts->approve = grown;
+		opts->approve[opts->napprove++] = tok;
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	zdm_apply_opts opts;
+	const char *cmd, *positional[3] = {NULL, NULL, NULL};
+	char *gate_lists[16];
+	size_t npos = 0, ngate_lists = 0, i;
+	bool json = false;
+	zdm_plan *plan = NULL;
+	char errbuf[1024];
+	int rc, a;
+	long v;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.pause_ms = -1;
+	opts.jobs = 2;
+	if (argc < 2)
+		return usage_error("no command given", NULL);
+	cmd = argv[1];
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+		fputs(usage_text, stdout);
+		return ZDM_EXIT_OK;
+	}
+	if (strcmp(cmd, "--version") == 0) {
+		printf("zdm %s (plan format %d)\n", ZDM_VERSION, ZDM_PLAN_FORMAT_VERSION);
+		return ZDM_EXIT_OK;
+	}
+	if (strcmp(cmd, "apply") != 0 && strcmp(cmd, "status") != 0 &&
+	    strcmp(cmd, "approve") != 0 && strcmp(cmd, "rollback") != 0)
+		return usage_error("unknown command", cmd);
+
+	for (a = 2; a < argc; a++) {
+		const char *arg = argv[a];
+		const char *val = a + 1 < argc ? argv[a + 1] : NULL;
+
+		if (strcmp(arg, "--db") == 0 || strcmp(arg, "--approve") == 0 ||
+		    strcmp(arg, "--by") == 0 || strcmp(arg, "--batch-size") == 0 ||
+		    strcmp(arg, "--pause") == 0 || strcmp(arg, "--jobs") == 0) {
+			if (val == NULL)
+				return usage_error("option needs a value:", arg);
+			a++;
+			if (strcmp(arg, "--db") == 0)
+				opts.conninfo = val;
+			else if (strcmp(arg, "--by") == 0)
+				opts.approved_by = val;
+			else if (strcmp(arg, "--approve") == 0) {
+				if (ngate_lists == sizeof(gate_lists) / sizeof(gate_lists[0]))
+					return usage_error("too many --approve options", NULL);
+				gate_lists[ngate_lists] = strdup(val);
+				parse_gates(&opts, gate_lists[ngate_lists++]);
+			} else if (strcmp(arg, "--batch-size") == 0) {
+				if (parse_count(val, 1, 1000000, &opts.batch_size) != 0)
+					return usage_error("--batch-size must be between 1 and 1000000, not", val);
+			} else if (strcmp(arg, "--pause") == 0) {
+				if (parse_duration_ms(val, &opts.pause_ms) != 0)
+					return usage_error("--pause takes a duration such as 10ms, 1s or 1min, not", val);
+			} else {
+				if (parse_count(val, 1, 64, &v) != 0)
+					return usage_error("--jobs must be between 1 and 64, not", val);
+				opts.jobs = (int)v;
+			}
+		} else if (strcmp(arg, "--approve-all") == 0) {
+			opts.approve_all = true;
+		} else if (strcmp(arg, "--wait") == 0) {
+			opts.wait = true;
+		} else if (strcmp(arg, "--json") == 0) {
+			json = true;
+		} else if (arg[0] == '-' && arg[1] != '\0') {
+			return usage_error("unknown option", arg);
+		} else if (npos < 3) {
+			positional[npos++] = arg;
+		} else {
+			return usage_error("too many arguments:", arg);
+		}
+	}
+
+	if (strcmp(cmd, "status") == 0 ? npos > 1
+	    : strcmp(cmd, "approve") == 0 ? npos != 2
+	                                  : npos != 1)
+		return usage_error(strcmp(cmd, "approve") == 0 ? "usage: zdm approve PLAN GATE"
+		                   : strcmp(cmd, "status") == 0 ? "usage: zdm status [PLAN]"
+		                                                : "a plan file is needed, e.g. zdm apply plan.out",
+		                   NULL);
+	if (npos >= 1) {
+		if (zdm_plan_load(&plan, positional[0], errbuf, sizeof(errbuf)) != 0) {
+			fprintf(stderr, "zdm: %s\n", errbuf);
+			rc = ZDM_EXIT_USAGE;
+			goto done;
+		}
+		opts.plan_path = positional[0];
+	}
+	if (strcmp(cmd, "apply") == 0)
+		rc = zdm_apply(plan, &opts);
+	else if (strcmp(cmd, "rollback") == 0)
+		rc = zdm_rollback(plan, &opts);
+	else if (strcmp(cmd, "approve") == 0)
+		rc = zdm_approve(plan, &opts, positional[1]);
+	else
+		rc = zdm_status(plan, opts.plan_path, opts.conninfo, json);
+done:
+	zdm_plan_free(plan);
+	for (i = 0; i < ngate_lists; i++)
+		free(gate_lists[i]);
+	free(opts.approve);
+	return rc;
+}

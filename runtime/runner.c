@@ -1,0 +1,1064 @@
+/*
+ * runner.c -- apply a plan, roll it back, approve its gates.
+ *
+ * Invariants:
+ * - One runner per migration: a session-level advisory lock on
+ *   hashtextextended('zdm:' || migration, 0), held on the control connection
+ *   for the whole run; a second runner is refused at once.
+ * - A run never runs a statement the plan does not hold.  The only SQL of
+ *   zdm's own is the journal's (schema zdm) and read-only catalog queries.
+ * - Steps that share a transaction label run in one transaction together
+ *   with the journal rows that mark them done, so after a crash the journal
+ *   says exactly what committed.  A step found "running" on resume did not
+ *   commit, and is run again.
+ * - Every transaction sets lock_timeout from the plan; a lock timeout or a
+ *   deadlock rolls back, waits with backoff and retries, up to the plan's
+ *   lock_retries, then stops safely (exit 3) with the journal saying where.
+ * - Rollback runs the compensations of completed steps in reverse, a
+ *   transaction group at a time, and is refused once a step marked
+ *   point_of_no_return is done.
+ */
+#include "runner.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backfill.h"
+#include "journal.h"
+#include "preflight.h"
+
+typedef struct runner {
+	const zdm_plan *plan;
+	const zdm_apply_opts *opts;
+	PGconn *conn;
+	char *schema;           /* the plan's schema, the session's search_path */
+	zdm_step_state *states; /* per plan step, from the journal */
+	zdm_error err;
+} runner;
+
+/* ---- small helpers --------------------------------------------------- */
+
+static char *
+runner_plan_schema(const zdm_plan *plan)
+{
+	const char *sp = plan->search_path ? plan->search_path : "public";
+	const char *comma = strrchr(sp, ',');
+	const char *tail = comma ? comma + 1 : sp;
+
+	while (*tail == ' ')
+		tail++;
+	return strdup(tail);
+}
+
+static long
+runner_backoff_ms(int attempt)
+{
+	long ms = 100L << (attempt < 6 ? attempt : 6);
+
+	if (ms > 5000)
+		ms = 5000;
+	return ms + (long)(rand() % 50);
+}
+
+static int
+runner_exec_params(runner *r, const char *sql, int n, const char *const *params)
+{
+	PGresult *res;
+
+	if (zdm_conn_query(r->conn, sql, n, params, &res, &r->err) != 0)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+static void
+runner_rollback_quietly(runner *r)
+{
+	zdm_error ignored;
+
+	if (PQtransactionStatus(r->conn) != PQTRANS_IDLE)
+		(void)zdm_conn_exec(r->conn, "ROLLBACK", &ignored);
+}
+
+static void
+runner_event(runner *r, const char *step_id, const char *event,
+             const char *message)
+{
+	const char *params[4] = {r->plan->migration, step_id, event, message};
+	zdm_error saved = r->err;
+
+	(void)runner_exec_params(r,
+	                         "INSERT INTO zdm.events (migration, step_id, event, message)"
+	                         " VALUES ($1, $2, $3, $4)",
+	                         4, params);
+	r->err = saved;
+}
+
+/* The migration row's state, outside any step transaction. */
+static void
+runner_set_state(runner *r, const char *state, const char *step_id,
+                 const char *gate, const zdm_error *err)
+{
+	const char *params[6];
+	zdm_error saved = r->err;
+
+	params[0] = r->plan->migration;
+	params[1] = state;
+	params[2] = step_id;
+	params[3] = gate;
+	params[4] = err && err->message[0] ? err->message : NULL;
+	params[5] = err && err->sqlstate[0] ? err->sqlstate : NULL;
+	(void)runner_exec_params(r,
+	                         "UPDATE zdm.migrations SET state = $2,"
+	                         " current_step = coalesce($3, current_step),"
+	                         " waiting_gate = $4, last_error = $5, last_sqlstate = $6,"
+	                         " updated_at = pg_catalog.now(),"
+	                         " finished_at = CASE WHEN $2 IN ('done', 'rolled_back')"
+	                         "   THEN pg_catalog.now() END"
+	                         " WHERE migration = $1",
+	                         6, params);
+	r->err = saved;
+}
+
+static void
+runner_step_failed(runner *r, const zdm_step *step, const char *result)
+{
+	const char *params[5] = {r->plan->migration, step->id, r->err.message,
+	                         r->err.sqlstate[0] ? r->err.sqlstate : NULL,
+	                         result};
+	zdm_error saved = r->err;
+
+	(void)runner_exec_params(r,
+	                         "UPDATE zdm.steps SET state = 'failed', error = $3,"
+	                         " sqlstate = $4, result = coalesce($5, result),"
+	                         " finished_at = pg_catalog.now()"
+	                         " WHERE migration = $1 AND step_id = $2",
+	                         5, params);
+	r->err = saved;
+}
+
+static int
+runner_mark_running(runner *r, size_t from, size_t to)
+{
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		const char *params[2] = {r->plan->migration, r->plan->steps[i].id};
+
+		if (runner_exec_params(r,
+		                       "UPDATE zdm.steps SET state = 'running',"
+		                       " attempts = attempts + 1, started_at = pg_catalog.now(),"
+		                       " error = NULL, sqlstate = NULL"
+		                       " WHERE migration = $1 AND step_id = $2",
+		                       2, params) != 0)
+			return -1;
+		r->states[i] = ZDM_STATE_RUNNING;
+	}
+	return 0;
+}
+
+static int
+runner_mark_done(runner *r, const zdm_step *step, const char *rows,
+                 const char *result)
+{
+	const char *params[4] = {r->plan->migration, step->id, rows, result};
+
+	return runner_exec_params(r,
+	                          "UPDATE zdm.steps SET state = 'done',"
+	                          " finished_at = pg_catalog.now(), rows = $3::bigint,"
+	                          " result = $4, error = NULL, sqlstate = NULL"
+	                          " WHERE migration = $1 AND step_id = $2",
+	                          4, params);
+}
+
+static int
+runner_set_lock_timeout(runner *r, long ms)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = '%ldms'", ms);
+	return zdm_conn_exec(r->conn, sql, &r->err);
+}
+
+/* ---- start or resume --------------------------------------------------- */
+
+static int
+runner_lock_migration(runner *r)
+{
+	const char *params[1] = {r->plan->migration};
+	PGresult *res;
+	int got;
+
+	if (zdm_conn_query(r->conn,
+	                   "SELECT pg_catalog.pg_try_advisory_lock("
+	                   "pg_catalog.hashtextextended('zdm:' || $1, 0))",
+	                   1, params, &res, &r->err) != 0)
+		return -1;
+	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (got)
+		return 0;
+	zdm_error_set(&r->err,
+	              "another zdm is already running migration %s; one runner at a time",
+	              r->plan->migration);
+	if (zdm_conn_query(r->conn,
+	                   "SELECT a.pid, coalesce(a.application_name, ''),"
+	                   " coalesce(a.client_addr::text, 'local'),"
+	                   " pg_catalog.to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS')"
+	                   " FROM pg_catalog.pg_locks l"
+	                   " JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+	                   " WHERE l.locktype = 'advisory' AND l.granted"
+	                   " AND (l.classid::bigint << 32 | l.objid::bigint) ="
+	                   "     pg_catalog.hashtextextended('zdm:' || $1, 0)",
+	                   1, params, &res, &r->err) == 0) {
+		if (PQntuples(res) > 0)
+			snprintf(r->err.detail, sizeof(r->err.detail),
+			         "held by backend pid %s (%s, from %s, connected since %s)",
+			         PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+			         PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+		PQclear(res);
+		zdm_error_set(&r->err,
+		              "another zdm is already running migration %s; one runner at a time",
+		              r->plan->migration);
+	}
+	snprintf(r->err.hint, sizeof(r->err.hint),
+	         "wait for it, or see where it stands with: zdm status %s",
+	         r->opts->plan_path);
+	return -1;
+}
+
+static int
+runner_connect(runner *r)
+{
+	r->schema = runner_plan_schema(r->plan);
+	r->conn = zdm_conn_open(r->opts->conninfo, r->plan->migration, r->schema,
+	                        &r->err);
+	if (r->conn == NULL)
+		return -1;
+	if (zdm_journal_init(r->conn, &r->err) != 0)
+		return -1;
+	return runner_lock_migration(r);
+}
+
+static void
+runner_close(runner *r)
+{
+	if (r->conn)
+		PQfinish(r->conn); /* also releases the advisory lock */
+	free(r->schema);
+	free(r->states);
+}
+
+/* Journal row of this migration: 0 found, 1 none, -1 error. */
+static int
+runner_load_migration(runner *r, char **state, char **sha)
+{
+	const char *params[1] = {r->plan->migration};
+	PGresult *res;
+
+	*state = *sha = NULL;
+	if (zdm_conn_query(r->conn,
+	                   "SELECT state, plan_sha256 FROM zdm.migrations WHERE migration = $1",
+	                   1, params, &res, &r->err) != 0)
+		return -1;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return 1;
+	}
+	*state = strdup(PQgetvalue(res, 0, 0));
+	*sha = strdup(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return 0;
+}
+
+static int
+runner_load_states(runner *r)
+{
+	const char *params[1] = {r->plan->migration};
+	PGresult *res;
+	size_t i;
+	int row;
+
+	r->states = calloc(r->plan->nsteps ? r->plan->nsteps : 1,
+	                   sizeof(zdm_step_state));
+	if (zdm_conn_query(r->conn,
+	                   "SELECT step_id, state FROM zdm.steps WHERE migration = $1",
+	                   1, params, &res, &r->err) != 0)
+		return -1;
+	for (row = 0; row < PQntuples(res); row++) {
+		const char *id = PQgetvalue(res, row, 0);
+		const char *st = PQgetvalue(res, row, 1);
+
+		for (i = 0; i < r->plan->nsteps; i++) {
+			if (strcmp(r->plan->steps[i].id, id) != 0)
+				continue;
+			if (strcmp(st, "done") == 0)
+				r->states[i] = ZDM_STATE_DONE;
+			else if (strcmp(st, "running") == 0)
+				r->states[i] = ZDM_STATE_RUNNING;
+			else if (strcmp(st, "failed") == 0)
+				r->states[i] = ZDM_STATE_FAILED;
+			else if (strcmp(st, "compensated") == 0)
+				r->states[i] = ZDM_STATE_COMPENSATED;
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* A new journal entry: the migration and every step, pending. */
+static int
+runner_start(runner *r, const char *plan_text)
+{
+	const zdm_plan *plan = r->plan;
+	size_t i;
+
+	if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0)
+		return -1;
+	{
+		const char *params[4] = {plan->migration, plan->plan_sha256,
+		                         plan->source_file, plan_text};
+
+		if (runner_exec_params(r, "DELETE FROM zdm.migrations WHERE migration = $1",
+		                       1, params) != 0 ||
+		    runner_exec_params(r, "DELETE FROM zdm.backfill WHERE migration = $1",
+		                       1, params) != 0 ||
+		    runner_exec_params(r,
+		                       "INSERT INTO zdm.migrations"
+		                       " (migration, plan_sha256, source_file, plan, state)"
+		                       " VALUES ($1, $2, $3, $4, 'running')",
+		                       4, params) != 0)
+			goto fail;
+	}
+	for (i = 0; i < plan->nsteps; i++) {
+		char pos[32];
+		const char *params[4] = {plan->migration, plan->steps[i].id, pos,
+		                         plan->steps[i].phase};
+
+		snprintf(pos, sizeof(pos), "%zu", i + 1);
+		if (runner_exec_params(r,
+		                       "INSERT INTO zdm.steps (migration, step_id, position, phase)"
+		                       " VALUES ($1, $2, $3::integer, $4)",
+		                       4, params) != 0)
+			goto fail;
+	}
+	if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
+		goto fail;
+	return 0;
+fail:
+	runner_rollback_quietly(r);
+	return -1;
+}
+
+/* ---- steps ----------------------------------------------------------- */
+
+/* Run steps [from, to), which share a transaction label, as one
+ * transaction with their journal rows; retry on lock conflicts. */
+static int
+runner_run_group(runner *r, size_t from, size_t to)
+{
+	const zdm_plan *plan = r->plan;
+	const zdm_step *first = &plan->steps[from];
+	int attempt;
+	size_t i;
+
+	for (attempt = 0;; attempt++) {
+		double t0 = zdm_now();
+
+		if (runner_mark_running(r, from, to) != 0)
+			return ZDM_EXIT_FAILED;
+		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0 ||
+		    runner_set_lock_timeout(r, first->lock_timeout_ms) != 0)
+			goto failed;
+		for (i = from; i < to; i++) {
+			if (zdm_conn_exec(r->conn, plan->steps[i].sql, &r->err) != 0) {
+				snprintf(r->err.step, sizeof(r->err.step), "%s",
+				         plan->steps[i].id);
+				goto failed;
+			}
+		}
+		for (i = from; i < to; i++)
+			if (runner_mark_done(r, &plan->steps[i], NULL, NULL) != 0)
+				goto failed;
+		{
+			const char *params[2] = {plan->migration, plan->steps[to - 1].id};
+
+			if (runner_exec_params(r,
+			                       "UPDATE zdm.migrations SET current_step = $2,"
+			                       " updated_at = pg_catalog.now() WHERE migration = $1",
+			                       2, params) != 0)
+				goto failed;
+		}
+		if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
+			goto failed;
+		for (i = from; i < to; i++) {
+			r->states[i] = ZDM_STATE_DONE;
+			printf("  %-12s %s\n", plan->steps[i].id, plan->steps[i].description);
+		}
+		printf("  %-12s committed in %.0f ms (%zu statement%s, transaction \"%s\")\n",
+		       "", (zdm_now() - t0) * 1000.0, to - from, to - from == 1 ? "" : "s",
+		       first->transaction);
+		fflush(stdout);
+		return ZDM_EXIT_OK;
+
+failed:
+		{
+			zdm_error failure = r->err;
+			const zdm_step *at = &plan->steps[from];
+
+			for (i = from; i < to; i++)
+				if (strcmp(plan->steps[i].id, failure.step) == 0)
+					at = &plan->steps[i];
+			runner_rollback_quietly(r);
+			r->err = failure;
+			if (zdm_error_is_lock_conflict(&failure) &&
+			    attempt < plan->lock_retries) {
+				long wait = runner_backoff_ms(attempt);
+				char msg[1200];
+
+				snprintf(msg, sizeof(msg), "%s; retry %d of %ld in %ld ms",
+				         failure.message, attempt + 1, plan->lock_retries, wait);
+				printf("  %-12s %s\n", at->id, msg);
+				fflush(stdout);
+				runner_event(r, at->id, "lock_retry", msg);
+				zdm_sleep_ms(wait);
+				continue;
+			}
+			if (r->err.step[0] == '\0')
+				snprintf(r->err.step, sizeof(r->err.step), "%s", at->id);
+			runner_step_failed(r, at, NULL);
+			if (zdm_error_is_lock_conflict(&failure)) {
+				snprintf(r->err.hint, sizeof(r->err.hint),
+				         "a lock on %s was not granted within %ld ms in %ld attempts; nothing of this step was left half done. Find the blocking session (pg_locks, pg_stat_activity), then run zdm apply %s again",
+				         at->table ? at->table : "the table", at->lock_timeout_ms,
+				         plan->lock_retries + 1, r->opts->plan_path);
+				runner_set_state(r, "stopped", at->id, NULL, &r->err);
+				runner_event(r, at->id, "stopped", r->err.message);
+				return ZDM_EXIT_STOPPED;
+			}
+			runner_set_state(r, "failed", at->id, NULL, &r->err);
+			runner_event(r, at->id, "failed", r->err.message);
+			return ZDM_EXIT_FAILED;
+		}
+	}
+}
+
+static int
+runner_run_check(runner *r, size_t idx)
+{
+	const zdm_step *step = &r->plan->steps[idx];
+	PGresult *res = NULL;
+	long long got;
+	char result[1024];
+	int attempt;
+
+	if (runner_mark_running(r, idx, idx + 1) != 0)
+		return ZDM_EXIT_FAILED;
+	for (attempt = 0;; attempt++) {
+		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) == 0 &&
+		    runner_set_lock_timeout(r, step->lock_timeout_ms) == 0 &&
+		    zdm_conn_query(r->conn, step->sql, 0, NULL, &res, &r->err) == 0)
+			break;
+		{
+			zdm_error failure = r->err;
+
+			runner_rollback_quietly(r);
+			r->err = failure;
+		}
+		if (zdm_error_is_lock_conflict(&r->err) &&
+		    attempt < r->plan->lock_retries) {
+			zdm_sleep_ms(runner_backoff_ms(attempt));
+			continue;
+		}
+		snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+		runner_step_failed(r, step, NULL);
+		runner_set_state(r, zdm_error_is_lock_conflict(&r->err) ? "stopped" : "failed",
+		                 step->id, NULL, &r->err);
+		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED : ZDM_EXIT_FAILED;
+	}
+	got = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+	PQclear(res);
+	if (got == step->expect) {
+		snprintf(result, sizeof(result), "%lld (expected %lld)", got, step->expect);
+		if (runner_mark_done(r, step, NULL, result) != 0 ||
+		    zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0) {
+			runner_rollback_quietly(r);
+			return ZDM_EXIT_FAILED;
+		}
+		r->states[idx] = ZDM_STATE_DONE;
+		printf("  %-12s ok: %s\n", step->id, step->description);
+		fflush(stdout);
+		return ZDM_EXIT_OK;
+	}
+
+	/* failed: say what, how many, and a few examples */
+	{
+		size_t n = (size_t)snprintf(result, sizeof(result),
+		                            "%lld rows (expected %lld)", got, step->expect);
+
+		if (step->examples_sql != NULL &&
+		    zdm_conn_query(r->conn, step->examples_sql, 0, NULL, &res, &r->err) == 0) {
+			int row, col;
+
+			n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0,
+			                      "; examples (%s", PQfname(res, 0));
+			for (col = 1; col < PQnfields(res); col++)
+				n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0,
+				                      ", %s", PQfname(res, col));
+			n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0, "):");
+			for (row = 0; row < PQntuples(res) && row < 5; row++) {
+				n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0,
+				                      "%s %s", row ? ";" : "", PQgetvalue(res, row, 0));
+				for (col = 1; col < PQnfields(res); col++)
+					n += (size_t)snprintf(result + n,
+					                      n < sizeof(result) ? sizeof(result) - n : 0,
+					                      ", %s",
+					                      PQgetisnull(res, row, col) ? "NULL"
+					                                                 : PQgetvalue(res, row, col));
+			}
+			PQclear(res);
+		}
+	}
+	runner_rollback_quietly(r);
+	zdm_error_set(&r->err, "verification failed: %s", step->description);
+	snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+	snprintf(r->err.detail, sizeof(r->err.detail), "%s", result);
+	snprintf(r->err.hint, sizeof(r->err.hint),
+	         "the migration is stopped before switch; inspect the rows, then fix the data and run zdm apply %s again, or undo with zdm rollback %s",
+	         r->opts->plan_path, r->opts->plan_path);
+	runner_step_failed(r, step, result);
+	runner_set_state(r, "stopped", step->id, NULL, &r->err);
+	runner_event(r, step->id, "check_failed", result);
+	return ZDM_EXIT_STOPPED;
+}
+
+static bool
+runner_gate_preapproved(const zdm_apply_opts *opts, const char *gate)
+{
+	size_t i;
+
+	if (opts->approve_all)
+		return true;
+	for (i = 0; i < opts->napprove; i++)
+		if (strcmp(opts->approve[i], gate) == 0)
+			return true;
+	return false;
+}
+
+static const char *
+runner_who(const zdm_apply_opts *opts)
+{
+	const char *who = opts->approved_by;
+
+	if (who == NULL || who[0] == '\0')
+		who = getenv("USER");
+	if (who == NULL || who[0] == '\0')
+		who = getenv("LOGNAME");
+	return who && who[0] ? who : "unknown";
+}
+
+/* 1 approved (result filled), 0 not, -1 error. */
+static int
+runner_gate_approved(runner *r, const char *gate, char *result, size_t len)
+{
+	const char *params[2] = {r->plan->migration, gate};
+	PGresult *res;
+	int found;
+
+	if (zdm_conn_query(r->conn,
+	                   "SELECT approved_by, pg_catalog.to_char(approved_at,"
+	                   " 'YYYY-MM-DD\"T\"HH24:MI:SSOF') FROM zdm.approvals"
+	                   " WHERE migration = $1 AND gate = $2",
+	                   2, params, &res, &r->err) != 0)
+		return -1;
+	found = PQntuples(res) > 0;
+	if (found)
+		snprintf(result, len, "approved by %s at %s", PQgetvalue(res, 0, 0),
+		         PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return found;
+}
+
+static int
+runner_record_approval(runner *r, const char *gate, const char *who)
+{
+	const char *params[3] = {r->plan->migration, gate, who};
+
+	return runner_exec_params(r,
+	                          "INSERT INTO zdm.approvals (migration, gate, approved_by)"
+	                          " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+	                          3, params);
+}
+
+static int
+runner_run_gate(runner *r, size_t idx)
+{
+	const zdm_step *step = &r->plan->steps[idx];
+	char result[256] = "no approval needed";
+	int approved = 1;
+	bool announced = false;
+
+	printf("  %-12s gate %s: %s\n", step->id, step->gate, step->description);
+	if (step->approval) {
+		for (;;) {
+			approved = runner_gate_approved(r, step->gate, result, sizeof(result));
+			if (approved < 0)
+				return ZDM_EXIT_FAILED;
+			if (!approved && runner_gate_preapproved(r->opts, step->gate)) {
+				if (runner_record_approval(r, step->gate, runner_who(r->opts)) != 0)
+					return ZDM_EXIT_FAILED;
+				runner_event(r, step->id, "approved", runner_who(r->opts));
+				continue;
+			}
+			if (approved || !r->opts->wait)
+				break;
+			if (!announced) {
+				runner_set_state(r, "paused", step->id, step->gate, NULL);
+				printf("  %-12s waiting for approval: zdm approve %s %s\n", "",
+				       r->opts->plan_path, step->gate);
+				fflush(stdout);
+				announced = true;
+			}
+			zdm_sleep_ms(1000);
+		}
+		if (!approved) {
+			runner_set_state(r, "paused", step->id, step->gate, NULL);
+			runner_event(r, step->id, "paused", step->gate);
+			printf("\nzdm: paused at gate \"%s\" of migration %s; it needs an approval.\n"
+			       "To continue:\n"
+			       "    zdm approve %s %s && zdm apply %s\n",
+			       step->gate, r->plan->migration, r->opts->plan_path, step->gate,
+			       r->opts->plan_path);
+			return ZDM_EXIT_GATE;
+		}
+	}
+	if (runner_mark_done(r, step, NULL, result) != 0)
+		return ZDM_EXIT_FAILED;
+	r->states[idx] = ZDM_STATE_DONE;
+	printf("  %-12s %s\n", "", result);
+	runner_set_state(r, "running", step->id, NULL, NULL);
+	return ZDM_EXIT_OK;
+}
+
+static int
+runner_run_backfill(runner *r, size_t idx)
+{
+	const zdm_step *step = &r->plan->steps[idx];
+	zdm_backfill_opts bo;
+	zdm_backfill_stats stats;
+	char rows[32], result[256];
+
+	memset(&bo, 0, sizeof(bo));
+	memset(&stats, 0, sizeof(stats));
+	bo.conninfo = r->opts->conninfo;
+	bo.schema = r->schema;
+	bo.migration = r->plan->migration;
+	bo.jobs = r->opts->jobs > 0 ? r->opts->jobs : 1;
+	bo.batch_size = r->opts->batch_size > 0 ? r->opts->batch_size : step->batch_size;
+	bo.pause_ms = r->opts->pause_ms >= 0 ? r->opts->pause_ms : step->batch_pause_ms;
+	bo.lock_timeout_ms = step->lock_timeout_ms;
+	bo.lock_retries = r->plan->lock_retries;
+	bo.progress_tty = isatty(STDERR_FILENO);
+	bo.log = bo.progress_tty ? NULL : stdout;
+
+	if (runner_mark_running(r, idx, idx + 1) != 0)
+		return ZDM_EXIT_FAILED;
+	printf("  %-12s %s\n", step->id, step->description);
+	fflush(stdout);
+	if (zdm_backfill_run(r->conn, step, &bo, &stats, &r->err) != 0) {
+		if (r->err.step[0] == '\0')
+			snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+		runner_step_failed(r, step, NULL);
+		if (zdm_error_is_lock_conflict(&r->err)) {
+			snprintf(r->err.hint, sizeof(r->err.hint),
+			         "batches keep waiting for row locks; every committed batch is checkpointed, so zdm apply %s continues from where it stopped",
+			         r->opts->plan_path);
+			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			return ZDM_EXIT_STOPPED;
+		}
+		runner_set_state(r, "failed", step->id, NULL, &r->err);
+		return ZDM_EXIT_FAILED;
+	}
+	snprintf(rows, sizeof(rows), "%lld", stats.rows);
+	snprintf(result, sizeof(result),
+	         "%lld rows in %.1f s (%.0f rows/s), %lld batches, batch p50 %.1f ms, p99 %.1f ms, max %.1f ms, %lld lock retries",
+	         stats.rows, stats.seconds,
+	         stats.seconds > 0 ? (double)stats.rows / stats.seconds : 0.0,
+	         stats.batches, stats.batch_ms_p50, stats.batch_ms_p99, stats.batch_ms_max,
+	         stats.retries);
+	if (runner_mark_done(r, step, rows, result) != 0)
+		return ZDM_EXIT_FAILED;
+	r->states[idx] = ZDM_STATE_DONE;
+	printf("  %-12s %s\n", "", result);
+	fflush(stdout);
+	return ZDM_EXIT_OK;
+}
+
+static int
+runner_run_steps(runner *r)
+{
+	const zdm_plan *plan = r->plan;
+	const char *phase = NULL;
+	size_t i = 0;
+
+	while (i < plan->nsteps) {
+		const zdm_step *step = &plan->steps[i];
+		int rc;
+
+		if (r->states[i] == ZDM_STATE_DONE) {
+			i++;
+			continue;
+		}
+		if (phase == NULL || strcmp(phase, step->phase) != 0) {
+			phase = step->phase;
+			printf("%s\n", phase);
+			fflush(stdout);
+		}
+		switch (step->kind) {
+		case ZDM_STEP_GATE:
+			rc = runner_run_gate(r, i);
+			i++;
+			break;
+		case ZDM_STEP_CHECK:
+			rc = runner_run_check(r, i);
+			i++;
+			break;
+		case ZDM_STEP_BACKFILL:
+			rc = runner_run_backfill(r, i);
+			i++;
+			break;
+		case ZDM_STEP_SQL:
+		default: {
+			size_t j = i + 1;
+
+			while (j < plan->nsteps && plan->steps[j].kind == ZDM_STEP_SQL &&
+			       r->states[j] != ZDM_STATE_DONE &&
+			       strcmp(plan->steps[j].transaction, step->transaction) == 0)
+				j++;
+			rc = runner_run_group(r, i, j);
+			i = j;
+			break;
+		}
+		}
+		if (rc != ZDM_EXIT_OK)
+			return rc;
+	}
+	return ZDM_EXIT_OK;
+}
+
+/* The plan file's bytes, for the journal ("the plan as applied"). */
+static char *
+runner_read_plan_text(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long len;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 &&
+	    fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc((size_t)len + 1);
+		if (buf != NULL) {
+			size_t got = fread(buf, 1, (size_t)len, f);
+
+			buf[got] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+int
+zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
+{
+	runner r;
+	char *state = NULL, *sha = NULL;
+	int rc = ZDM_EXIT_FAILED, found;
+
+	memset(&r, 0, sizeof(r));
+	r.plan = plan;
+	r.opts = opts;
+	srand((unsigned)getpid());
+	if (runner_connect(&r) != 0)
+		goto done;
+	found = runner_load_migration(&r, &state, &sha);
+	if (found < 0)
+		goto done;
+	if (found == 0 && strcmp(sha, plan->plan_sha256) != 0) {
+		zdm_error_set(&r.err,
+		              "migration %s was started with a different plan (plan_sha256 %.12s...); this plan is %.12s...",
+		              plan->migration, sha, plan->plan_sha256);
+		snprintf(r.err.hint, sizeof(r.err.hint),
+		         "a migration in flight runs the plan it started with; finish or roll back with that plan first");
+		rc = ZDM_EXIT_USAGE;
+		goto done;
+	}
+	if (found == 0 && strcmp(state, "done") == 0) {
+		printf("migration %s is already done\n", plan->migration);
+		rc = ZDM_EXIT_OK;
+		goto done;
+	}
+	if (found == 1 || strcmp(state, "rolled_back") == 0) {
+		char *text;
+
+		printf("migration %s: preflight\n", plan->migration);
+		if (zdm_preflight(r.conn, plan, stdout, &r.err) != 0) {
+			rc = ZDM_EXIT_USAGE;
+			goto done;
+		}
+		text = runner_read_plan_text(opts->plan_path);
+		if (text == NULL) {
+			zdm_error_set(&r.err, "cannot read %s again", opts->plan_path);
+			goto done;
+		}
+		rc = runner_start(&r, text);
+		free(text);
+		if (rc != 0) {
+			rc = ZDM_EXIT_FAILED;
+			goto done;
+		}
+		printf("migration %s: started (plan %.12s...)\n", plan->migration,
+		       plan->plan_sha256);
+	} else {
+		printf("migration %s: resuming (was %s)\n", plan->migration, state);
+		runner_set_state(&r, "running", NULL, NULL, NULL);
+	}
+	if (runner_load_states(&r) != 0)
+		goto done;
+	rc = runner_run_steps(&r);
+	if (rc == ZDM_EXIT_OK) {
+		runner_set_state(&r, "done", NULL, NULL, NULL);
+		runner_event(&r, NULL, "done", NULL);
+		printf("migration %s: done\n", plan->migration);
+	}
+done:
+	if (rc != ZDM_EXIT_OK && rc != ZDM_EXIT_GATE)
+		zdm_error_print(&r.err, stderr);
+	free(state);
+	free(sha);
+	runner_close(&r);
+	return rc;
+}
+
+/* ---- rollback ---------------------------------------------------------- */
+
+static int
+runner_compensate_group(runner *r, const size_t *idx, size_t n)
+{
+	const zdm_plan *plan = r->plan;
+	int attempt;
+	size_t k;
+
+	for (attempt = 0;; attempt++) {
+		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0 ||
+		    runner_set_lock_timeout(r, plan->steps[idx[0]].lock_timeout_ms) != 0)
+			goto failed;
+		for (k = 0; k < n; k++) {
+			const zdm_step *s = &plan->steps[idx[k]];
+			const char *params[2] = {plan->migration, s->id};
+
+			if (s->compensation != NULL &&
+			    zdm_conn_exec(r->conn, s->compensation, &r->err) != 0) {
+				snprintf(r->err.step, sizeof(r->err.step), "%s", s->id);
+				goto failed;
+			}
+			if (runner_exec_params(r,
+			                       "UPDATE zdm.steps SET state = 'compensated',"
+			                       " finished_at = pg_catalog.now()"
+			                       " WHERE migration = $1 AND step_id = $2",
+			                       2, params) != 0)
+				goto failed;
+		}
+		if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
+			goto failed;
+		for (k = 0; k < n; k++) {
+			const zdm_step *s = &plan->steps[idx[k]];
+
+			r->states[idx[k]] = ZDM_STATE_COMPENSATED;
+			printf("  %-12s undone%s\n", s->id,
+			       s->compensation ? "" : " (nothing to undo)");
+		}
+		fflush(stdout);
+		return ZDM_EXIT_OK;
+failed:
+		{
+			zdm_error failure = r->err;
+
+			runner_rollback_quietly(r);
+			r->err = failure;
+		}
+		if (zdm_error_is_lock_conflict(&r->err) && attempt < plan->lock_retries) {
+			zdm_sleep_ms(runner_backoff_ms(attempt));
+			continue;
+		}
+		runner_set_state(r, "failed", NULL, NULL, &r->err);
+		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED : ZDM_EXIT_FAILED;
+	}
+}
+
+int
+zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
+{
+	runner r;
+	char *state = NULL, *sha = NULL;
+	size_t *group = NULL, ngroup = 0, i;
+	int rc = ZDM_EXIT_FAILED, found;
+
+	memset(&r, 0, sizeof(r));
+	r.plan = plan;
+	r.opts = opts;
+	if (runner_connect(&r) != 0)
+		goto done;
+	found = runner_load_migration(&r, &state, &sha);
+	if (found < 0)
+		goto done;
+	if (found == 1) {
+		printf("migration %s has not started: nothing to roll back\n", plan->migration);
+		rc = ZDM_EXIT_OK;
+		goto done;
+	}
+	if (strcmp(sha, plan->plan_sha256) != 0) {
+		zdm_error_set(&r.err,
+		              "migration %s was started with a different plan (plan_sha256 %.12s...); roll back with that plan",
+		              plan->migration, sha);
+		rc = ZDM_EXIT_USAGE;
+		goto done;
+	}
+	if (strcmp(state, "rolled_back") == 0) {
+		printf("migration %s is already rolled back\n", plan->migration);
+		rc = ZDM_EXIT_OK;
+		goto done;
+	}
+	if (runner_load_states(&r) != 0)
+		goto done;
+	for (i = 0; i < plan->nsteps; i++) {
+		if (r.states[i] == ZDM_STATE_DONE && plan->steps[i].point_of_no_return) {
+			zdm_error_set(&r.err,
+			              "cannot roll back migration %s: step %s (%s) is done, past the point of no return",
+			              plan->migration, plan->steps[i].id, plan->steps[i].description);
+			snprintf(r.err.detail, sizeof(r.err.detail),
+			         "%s",
+			         strcmp(plan->steps[i].phase, "contract") == 0
+			             ? "contract has dropped or renamed the old shape; there is nothing left to go back to"
+			             : "an irreversible change stopped writing the old shape back once the new version took over");
+			snprintf(r.err.hint, sizeof(r.err.hint),
+			         "finish the migration with zdm apply %s; to go back, write a new migration",
+			         opts->plan_path);
+			rc = ZDM_EXIT_STOPPED;
+			goto done;
+		}
+	}
+	printf("migration %s: rolling back\n", plan->migration);
+	runner_set_state(&r, "rolling_back", NULL, NULL, NULL);
+	group = calloc(plan->nsteps ? plan->nsteps : 1, sizeof(size_t));
+	/* reverse order; a transaction group is undone in one transaction */
+	for (i = plan->nsteps; i-- > 0;) {
+		const zdm_step *s = &plan->steps[i];
+
+		if (r.states[i] != ZDM_STATE_DONE || s->kind == ZDM_STEP_GATE ||
+		    s->kind == ZDM_STEP_CHECK)
+			continue;
+		if (ngroup > 0 &&
+		    strcmp(plan->steps[group[0]].transaction, s->transaction) != 0) {
+			rc = runner_compensate_group(&r, group, ngroup);
+			ngroup = 0;
+			if (rc != ZDM_EXIT_OK)
+				goto done;
+		}
+		group[ngroup++] = i;
+	}
+	if (ngroup > 0) {
+		rc = runner_compensate_group(&r, group, ngroup);
+		if (rc != ZDM_EXIT_OK)
+			goto done;
+	}
+	{
+		const char *params[1] = {plan->migration};
+
+		if (runner_exec_params(&r, "DELETE FROM zdm.backfill WHERE migration = $1", 1, params) != 0 ||
+		    runner_exec_params(&r, "DELETE FROM zdm.approvals WHERE migration = $1", 1, params) != 0 ||
+		    runner_exec_params(&r,
+		                       "UPDATE zdm.steps SET state = 'compensated'"
+		                       " WHERE migration = $1 AND state <> 'pending'",
+		                       1, params) != 0)
+			goto done;
+	}
+	runner_set_state(&r, "rolled_back", NULL, NULL, NULL);
+	runner_event(&r, NULL, "rolled_back", NULL);
+	printf("migration %s: rolled back\n", plan->migration);
+	rc = ZDM_EXIT_OK;
+done:
+	if (rc != ZDM_EXIT_OK)
+		zdm_error_print(&r.err, stderr);
+	free(group);
+	free(state);
+	free(sha);
+	runner_close(&r);
+	return rc;
+}
+
+/* ---- approve ---------------------------------------------------------- */
+
+int
+zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
+{
+	zdm_error err;
+	PGconn *conn;
+	char *schema = runner_plan_schema(plan);
+	const char *params[3] = {plan->migration, gate, runner_who(opts)};
+	PGresult *res;
+	size_t i;
+	bool known = false;
+	int rc = ZDM_EXIT_FAILED;
+
+	for (i = 0; i < plan->nsteps; i++)
+		if (plan->steps[i].kind == ZDM_STEP_GATE && plan->steps[i].approval &&
+		    strcmp(plan->steps[i].gate, gate) == 0)
+			known = true;
+	if (!known) {
+		fprintf(stderr, "zdm: error: migration %s has no gate \"%s\" that needs approval; its gates are:",
+		        plan->migration, gate);
+		for (i = 0; i < plan->nsteps; i++)
+			if (plan->steps[i].kind == ZDM_STEP_GATE && plan->steps[i].approval)
+				fprintf(stderr, " %s", plan->steps[i].gate);
+		fputc('\n', stderr);
+		free(schema);
+		return ZDM_EXIT_USAGE;
+	}
+	conn = zdm_conn_open(opts->conninfo, "approve", schema, &err);
+	free(schema);
+	if (conn == NULL) {
+		zdm_error_print(&err, stderr);
+		return ZDM_EXIT_FAILED;
+	}
+	if (zdm_journal_init(conn, &err) != 0 ||
+	    zdm_conn_query(conn,
+	                   "INSERT INTO zdm.approvals (migration, gate, approved_by)"
+	                   " VALUES ($1, $2, $3) ON CONFLICT (migration, gate) DO NOTHING"
+	                   " RETURNING approved_by",
+	                   3, params, &res, &err) != 0) {
+		zdm_error_print(&err, stderr);
+		goto done;
+	}
+	if (PQntuples(res) == 0)
+		printf("gate %s of migration %s was already approved\n", gate, plan->migration);
+	else
+		printf("gate %s of migration %s approved by %s\n", gate, plan->migration,
+		       params[2]);
+	PQclear(res);
+	{
+		const char *ev[3] = {plan->migration, gate, params[2]};
+
+		if (zdm_conn_query(conn,
+		                   "INSERT INTO zdm.events (migration, event, message)"
+		                   " VALUES ($1, 'approved', $2 || ' by ' || $3)",
+		                   3, ev, &res, &err) == 0)
+			PQclear(res);
+	}
+	rc = ZDM_EXIT_OK;
+done:
+	PQfinish(conn);
+	return rc;
+}
