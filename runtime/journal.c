@@ -11,6 +11,7 @@
  * hashtextextended('zdm:' || migration, 0) and cannot collide with it in
  * practice. */
 static const char journal_schema_sql[] =
+    "SET LOCAL client_min_messages = warning;\n"
     "SELECT pg_catalog.pg_advisory_xact_lock(7306541063204617568);\n"
     "CREATE SCHEMA IF NOT EXISTS zdm;\n"
     "CREATE TABLE IF NOT EXISTS zdm.migrations (\n"

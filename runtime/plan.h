@@ -45,6 +45,36 @@ typedef struct zdm_step {
 	bool approval;
 } zdm_step;
 
+/*
+ * One item of tables[].changes: the source's intent, restated.  The steps
+ * are what runs; the preflight reads these to know which columns the
+ * migration replaces (split, retype: the old column is dropped at contract),
+ * renames, or creates, and checks the live table against them.
+ */
+typedef struct zdm_change {
+	char *kind;   /* split_column | rename_column | alter_column_type */
+	char *at;     /* "file.zdm:8:3" in the source; NULL when absent */
+	char *column; /* the existing column (a plain name, not quoted) */
+	char *to;     /* rename_column: the new name; else NULL */
+	char *type;   /* alter_column_type: the new type; else NULL */
+	char *using;  /* alter_column_type: the new value; NULL when absent */
+	char *reverse_using; /* split, type change: NULL when irreversible */
+	/* split_column: the new columns, ninto of each (else NULL and 0) */
+	char **into;
+	char **into_types;
+	bool *into_not_null;
+	char **into_using;
+	size_t ninto;
+	bool irreversible;
+} zdm_change;
+
+/* A changed table with its changes, in plan order (parallel to tables). */
+typedef struct zdm_table_info {
+	char *name; /* as in tables[].table: quoted, qualified */
+	zdm_change *changes;
+	size_t nchanges;
+} zdm_table_info;
+
 typedef struct zdm_plan {
 	int format_version;
 	char *migration;
@@ -64,6 +94,8 @@ typedef struct zdm_plan {
 	char *search_path;
 	char **tables; /* quoted qualified names, in plan order */
 	size_t ntables;
+	zdm_table_info *table_info; /* the same tables, with their changes */
+	size_t ntable_info;
 	zdm_step *steps; /* every step of every phase, in order */
 	size_t nsteps;
 } zdm_plan;

@@ -700,8 +700,142 @@ read_new_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	return 0;
 }
 
-/* Only the names: "changes" restates the source for reviewers and the
- * runtime acts on steps alone. */
+/* ---- tables and their changes ------------------------------------------ */
+
+static const char *const change_kinds[] = {"split_column", "rename_column",
+                                           "alter_column_type"};
+
+/* One new column of a split: tables[1].changes[1].into[2]. */
+static int
+read_into_column(plan_reader *r, const yaml_node_t *map, const char *what,
+                 zdm_change *change, size_t i)
+{
+	static const char *const required[] = {"column", "type", "not_null"};
+	int error;
+
+	if ((error = check_mapping(r, map, what)) < 0 ||
+	    (error = require_keys(r, map, what, required,
+	                          NELEM(required))) < 0 ||
+	    (error = get_string(r, map, what, "column", false,
+	                        &change->into[i])) < 0 ||
+	    (error = get_string(r, map, what, "type", false,
+	                        &change->into_types[i])) < 0 ||
+	    (error = get_bool(r, map, what, "not_null",
+	                      &change->into_not_null[i])) < 0 ||
+	    (error = get_string(r, map, what, "using", false,
+	                        &change->into_using[i])) < 0)
+		return error;
+	return 0;
+}
+
+static int
+read_split(plan_reader *r, const yaml_node_t *map, const char *what,
+           zdm_change *change)
+{
+	static const char *const required[] = {"into"};
+	yaml_node_t *list;
+	char item_what[128];
+	int error;
+
+	if ((error = require_keys(r, map, what, required, 1)) < 0 ||
+	    (error = get_list(r, map, what, "into", &list)) < 0)
+		return error;
+	if (list_length(list) == 0)
+		return reader_fail_at(r, list,
+		                      "%s: \"into\" must list the new columns",
+		                      what);
+	change->into = calloc(list_length(list), sizeof(char *));
+	change->into_types = calloc(list_length(list), sizeof(char *));
+	change->into_not_null = calloc(list_length(list), sizeof(bool));
+	change->into_using = calloc(list_length(list), sizeof(char *));
+	if (!change->into || !change->into_types || !change->into_not_null ||
+	    !change->into_using)
+		return reader_fail(r, "out of memory");
+	change->ninto = list_length(list);
+	for (size_t i = 0; i < change->ninto; i++) {
+		snprintf(item_what, sizeof(item_what), "%s.into[%zu]", what,
+		         i + 1);
+		if ((error = read_into_column(r, list_item(r, list, i),
+		                              item_what, change, i)) < 0)
+			return error;
+	}
+	return 0;
+}
+
+/*
+ * One item of tables[].changes.  The kind is checked first, since it says
+ * which other keys are required; keys that belong to another kind are
+ * ignored, like any key this version does not expect there.
+ */
+static int
+read_change(plan_reader *r, const yaml_node_t *map, const char *what,
+            zdm_change *change)
+{
+	static const char *const base[] = {"change", "column"};
+	static const char *const rename[] = {"to"};
+	static const char *const retype[] = {"type"};
+	yaml_node_t *kind_node;
+	size_t k;
+	int error;
+
+	if ((error = check_mapping(r, map, what)) < 0 ||
+	    (error = require_keys(r, map, what, base, NELEM(base))) < 0)
+		return error;
+	kind_node = map_get(r, map, "change");
+	for (k = 0; k < NELEM(change_kinds); k++)
+		if (scalar_is(kind_node, change_kinds[k]))
+			break;
+	if (k == NELEM(change_kinds)) {
+		if (kind_node->type != YAML_SCALAR_NODE)
+			return reader_fail_at(
+				r, kind_node,
+				"%s: \"change\" must be a string, not %s", what,
+				node_type_name(kind_node));
+		return reader_fail_at(
+			r, kind_node,
+			"%s: unknown change \"%.*s\" (expected split_column, rename_column or alter_column_type)",
+			what, (int)kind_node->data.scalar.length,
+			(const char *)kind_node->data.scalar.value);
+	}
+	change->kind = strdup(change_kinds[k]);
+	if (!change->kind)
+		return reader_fail(r, "out of memory");
+
+	if ((error = get_string(r, map, what, "at", false, &change->at)) < 0 ||
+	    (error = get_string(r, map, what, "column", false,
+	                        &change->column)) < 0 ||
+	    (error = get_bool(r, map, what, "irreversible",
+	                      &change->irreversible)) < 0)
+		return error;
+
+	if (strcmp(change->kind, "rename_column") == 0) {
+		if ((error = require_keys(r, map, what, rename, 1)) < 0 ||
+		    (error = get_string(r, map, what, "to", false,
+		                        &change->to)) < 0)
+			return error;
+		return 0;
+	}
+	if ((error = get_string(r, map, what, "reverse_using", true,
+	                        &change->reverse_using)) < 0)
+		return error;
+	if (strcmp(change->kind, "alter_column_type") == 0) {
+		if ((error = require_keys(r, map, what, retype, 1)) < 0 ||
+		    (error = get_string(r, map, what, "type", false,
+		                        &change->type)) < 0 ||
+		    (error = get_string(r, map, what, "using", false,
+		                        &change->using)) < 0)
+			return error;
+		return 0;
+	}
+	return read_split(r, map, what, change);
+}
+
+/*
+ * The tables, twice: tables[] keeps the plain list of names the steps
+ * refer to, table_info[] the same names with their changes.  Every count
+ * is set right after its array is allocated, so zdm_plan_free can free a
+ * plan whose read stopped half way.
+ */
 static int
 read_tables(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
@@ -712,23 +846,44 @@ read_tables(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 
 	if ((error = get_list(r, root, "", "tables", &list)) < 0)
 		return error;
-	plan->ntables = list_length(list);
-	if (plan->ntables == 0)
+	if (list_length(list) == 0)
 		return 0;
-	plan->tables = calloc(plan->ntables, sizeof(char *));
-	if (!plan->tables) {
-		plan->ntables = 0;
+	plan->tables = calloc(list_length(list), sizeof(char *));
+	plan->table_info = calloc(list_length(list), sizeof(zdm_table_info));
+	if (!plan->tables || !plan->table_info)
 		return reader_fail(r, "out of memory");
-	}
+	plan->ntables = plan->ntable_info = list_length(list);
 	for (size_t i = 0; i < plan->ntables; i++) {
 		yaml_node_t *item = list_item(r, list, i);
+		zdm_table_info *info = &plan->table_info[i];
+		yaml_node_t *changes;
 
 		snprintf(what, sizeof(what), "tables[%zu]", i + 1);
 		if ((error = check_mapping(r, item, what)) < 0 ||
 		    (error = require_keys(r, item, what, required, 1)) < 0 ||
 		    (error = get_string(r, item, what, "table", false,
-		                        &plan->tables[i])) < 0)
+		                        &plan->tables[i])) < 0 ||
+		    (error = get_list(r, item, what, "changes", &changes)) < 0)
 			return error;
+		info->name = strdup(plan->tables[i]);
+		if (!info->name)
+			return reader_fail(r, "out of memory");
+		if (!changes || list_length(changes) == 0)
+			continue;
+		info->changes = calloc(list_length(changes), sizeof(zdm_change));
+		if (!info->changes)
+			return reader_fail(r, "out of memory");
+		info->nchanges = list_length(changes);
+		for (size_t j = 0; j < info->nchanges; j++) {
+			char change_what[96];
+
+			snprintf(change_what, sizeof(change_what),
+			         "tables[%zu].changes[%zu]", i + 1, j + 1);
+			if ((error = read_change(r, list_item(r, changes, j),
+			                         change_what,
+			                         &info->changes[j])) < 0)
+				return error;
+		}
 	}
 	return 0;
 }
@@ -1134,6 +1289,27 @@ cleanup:
 	return error;
 }
 
+static void
+change_free(zdm_change *c)
+{
+	free(c->kind);
+	free(c->at);
+	free(c->column);
+	free(c->to);
+	free(c->type);
+	free(c->using);
+	free(c->reverse_using);
+	for (size_t i = 0; i < c->ninto; i++) {
+		free(c->into[i]);
+		free(c->into_types[i]);
+		free(c->into_using[i]);
+	}
+	free(c->into);
+	free(c->into_types);
+	free(c->into_not_null);
+	free(c->into_using);
+}
+
 void
 zdm_plan_free(zdm_plan *plan)
 {
@@ -1152,6 +1328,15 @@ zdm_plan_free(zdm_plan *plan)
 	for (size_t i = 0; i < plan->ntables; i++)
 		free(plan->tables[i]);
 	free(plan->tables);
+	for (size_t i = 0; i < plan->ntable_info; i++) {
+		zdm_table_info *info = &plan->table_info[i];
+
+		for (size_t j = 0; j < info->nchanges; j++)
+			change_free(&info->changes[j]);
+		free(info->changes);
+		free(info->name);
+	}
+	free(plan->table_info);
 	for (size_t i = 0; i < plan->nsteps; i++) {
 		zdm_step *s = &plan->steps[i];
 

@@ -20,6 +20,7 @@
  */
 #include "runner.h"
 
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -236,9 +237,24 @@ runner_connect(runner *r)
 	                        &r->err);
 	if (r->conn == NULL)
 		return -1;
-	if (zdm_journal_init(r->conn, &r->err) != 0)
-		return -1;
 	return runner_lock_migration(r);
+}
+
+/* 1 when schema zdm exists: a database zdm never touched stays untouched
+ * until a migration passes preflight. */
+static int
+runner_journal_exists(runner *r)
+{
+	PGresult *res;
+	int exists;
+
+	if (zdm_conn_query(r->conn,
+	                   "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
+	                   0, NULL, &res, &r->err) != 0)
+		return -1;
+	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return exists;
 }
 
 static void
@@ -258,6 +274,12 @@ runner_load_migration(runner *r, char **state, char **sha)
 	PGresult *res;
 
 	*state = *sha = NULL;
+	switch (runner_journal_exists(r)) {
+	case -1:
+		return -1;
+	case 0:
+		return 1;
+	}
 	if (zdm_conn_query(r->conn,
 	                   "SELECT state, plan_sha256 FROM zdm.migrations WHERE migration = $1",
 	                   1, params, &res, &r->err) != 0)
@@ -555,6 +577,11 @@ runner_who(const zdm_apply_opts *opts)
 		who = getenv("USER");
 	if (who == NULL || who[0] == '\0')
 		who = getenv("LOGNAME");
+	if (who == NULL || who[0] == '\0') {
+		struct passwd *pw = getpwuid(getuid());
+
+		who = pw ? pw->pw_name : NULL;
+	}
 	return who && who[0] ? who : "unknown";
 }
 
@@ -808,6 +835,8 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 			rc = ZDM_EXIT_USAGE;
 			goto done;
 		}
+		if (zdm_journal_init(r.conn, &r.err) != 0)
+			goto done;
 		text = runner_read_plan_text(opts->plan_path);
 		if (text == NULL) {
 			zdm_error_set(&r.err, "cannot read %s again", opts->plan_path);

@@ -1,0 +1,1145 @@
+/*
+ * preflight.c -- what must hold of the live database before expand.
+ *
+ * zdmc compiles a migration without ever connecting anywhere, so a plan
+ * assumes things about the tables that only the catalog can confirm.  This
+ * file confirms them, all at once, and reports every problem it finds
+ * rather than the first, so one run gives the whole list:
+ *
+ *   - the server is at least requires.server_version_num;
+ *   - each table exists, is an ordinary table (not partitioned, not a
+ *     partition, not in an inheritance hierarchy, not typed), and the
+ *     current user can alter it;
+ *   - the names the plan creates are free: the version schema, columns,
+ *     triggers, constraints and the sync function (zdm_* is reserved), and
+ *     the new columns' names;
+ *   - each changed column exists; each new type exists;
+ *   - a column the migration replaces (split, type change: the old column
+ *     is dropped at contract) has nothing on it that the plan does not carry
+ *     over.  The plan carries over NOT NULL and nothing else, so indexes,
+ *     constraints (either end of a foreign key), a default, identity,
+ *     generated columns, views, rules, policies, statistics objects, owned
+ *     sequences, privileges, comments and per-column settings are each
+ *     refused by name -- "never silently lost";
+ *   - no user trigger is on a changed table (zdm cannot know what it reads);
+ *     the table is in no publication (subscribers match columns by name);
+ *   - a table with a backfill has a key: its primary key, else a unique
+ *     index over NOT NULL columns without expressions or a predicate, that
+ *     survives the migration.
+ *
+ * Invariants: it changes nothing.  Every query runs in one READ ONLY,
+ * REPEATABLE READ transaction (one snapshot, so the checks agree with each
+ * other), ended by ROLLBACK; every catalog name is qualified with
+ * pg_catalog, so the session's search_path cannot redirect a check.  The
+ * only locks it takes are ACCESS SHARE, for the size, under the plan's
+ * lock_timeout.  The SQL is here as named constants, each with why it is
+ * shaped so.
+ *
+ * It must not guess at what user code does: a trigger or a publication is
+ * refused because zdm cannot see inside it, not because it is known to
+ * break.  Function bodies that name a column (PL/pgSQL, SQL in a string)
+ * are invisible to the catalog and so are not checked at all.
+ */
+#include "preflight.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the SQL ------------------------------------------------------------ */
+
+/*
+ * REPEATABLE READ: every check below reads the same snapshot, so a DDL that
+ * commits half way through cannot make two checks disagree.  READ ONLY: the
+ * server itself guarantees that the preflight writes nothing.
+ */
+static const char SQL_BEGIN[] =
+	"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+/* set_config(..., true) is SET LOCAL with the value as a parameter. */
+static const char SQL_LOCK_TIMEOUT[] =
+	"SELECT pg_catalog.set_config('lock_timeout', $1, true)";
+
+/* Nothing to keep: ROLLBACK says so louder than COMMIT. */
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+
+/* The number, for comparing; the text, for the message. */
+static const char SQL_SERVER[] =
+	"SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,\n"
+	"       pg_catalog.current_setting('server_version')";
+
+/*
+ * Expand creates new_version.schema (CREATE needs the database's CREATE
+ * privilege), which must not exist yet.  $1 is the plan's schema name as
+ * PostgreSQL stores it (the plan writes it unquoted), so it is compared to
+ * nspname and quoted only for the message.
+ */
+static const char SQL_DATABASE[] =
+	"SELECT pg_catalog.quote_ident(pg_catalog.current_database()),\n"
+	"       pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE'),\n"
+	"       pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text),\n"
+	"       pg_catalog.quote_ident($1::pg_catalog.text),\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_namespace AS n\n"
+	"                WHERE n.nspname = $1::pg_catalog.text::pg_catalog.name)";
+
+/*
+ * The table, by the plan's quoted qualified name: to_regclass parses the
+ * quoting and returns NULL, not an error, when there is no such relation,
+ * and unlike ::regclass takes no lock.  One row with everything the
+ * table-level checks need, or no row.  pg_has_role(owner, 'USAGE') is
+ * PostgreSQL's own ownership test (the owner or a member of the owning
+ * role, or a superuser); FORCE ROW LEVEL SECURITY matters because the
+ * backfill runs as the current user, and policies would hide rows from it.
+ * reltuples is -1 until the table is first vacuumed or analyzed.
+ */
+static const char SQL_TABLE[] =
+	"SELECT c.oid, c.relkind, c.relispartition, c.relname,\n"
+	"       pg_catalog.quote_ident(n.nspname),\n"
+	"       CASE WHEN c.reloftype <> 0\n"
+	"            THEN pg_catalog.format_type(c.reloftype, NULL) END,\n"
+	"       (SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', pn.nspname, p.relname),\n"
+	"                                     ', ' ORDER BY pn.nspname, p.relname)\n"
+	"          FROM pg_catalog.pg_inherits AS i\n"
+	"          JOIN pg_catalog.pg_class AS p ON p.oid = i.inhparent\n"
+	"          JOIN pg_catalog.pg_namespace AS pn ON pn.oid = p.relnamespace\n"
+	"         WHERE i.inhrelid = c.oid),\n"
+	"       (SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', pn.nspname, p.relname),\n"
+	"                                     ', ' ORDER BY pn.nspname, p.relname)\n"
+	"          FROM pg_catalog.pg_inherits AS i\n"
+	"          JOIN pg_catalog.pg_class AS p ON p.oid = i.inhrelid\n"
+	"          JOIN pg_catalog.pg_namespace AS pn ON pn.oid = p.relnamespace\n"
+	"         WHERE i.inhparent = c.oid),\n"
+	"       pg_catalog.pg_has_role(c.relowner, 'USAGE'),\n"
+	"       pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(c.relowner)::pg_catalog.text),\n"
+	"       pg_catalog.has_schema_privilege(c.relnamespace, 'CREATE'),\n"
+	"       c.relrowsecurity AND c.relforcerowsecurity\n"
+	"         AND NOT EXISTS (SELECT FROM pg_catalog.pg_roles AS r\n"
+	"                          WHERE r.rolname = CURRENT_USER\n"
+	"                            AND (r.rolsuper OR r.rolbypassrls)),\n"
+	"       c.reltuples::pg_catalog.int8\n"
+	"  FROM pg_catalog.pg_class AS c\n"
+	"  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace\n"
+	" WHERE c.oid = pg_catalog.to_regclass($1::pg_catalog.text)";
+
+/*
+ * Table, indexes and TOAST, for the report.  The only statement here that
+ * locks anything (ACCESS SHARE, to open the files): it runs in a savepoint
+ * under lock_timeout, so a table held by someone's ACCESS EXCLUSIVE lock
+ * costs the size, not the preflight.
+ */
+static const char SQL_TABLE_SIZE[] =
+	"SELECT pg_catalog.pg_size_pretty(pg_catalog.pg_total_relation_size($1::pg_catalog.oid))";
+
+/*
+ * Columns named zdm_*: the plan adds zdm_new_<column> and zdm_sync_pending,
+ * and the new version's view hides every column matching '^zdm_' (the same
+ * case-sensitive pattern as the view's DO block), so any such column would
+ * clash or vanish from the new version.
+ */
+static const char SQL_RESERVED_COLUMNS[] =
+	"SELECT 'column ' || pg_catalog.quote_ident(a.attname::pg_catalog.text)\n"
+	"  FROM pg_catalog.pg_attribute AS a\n"
+	" WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
+	"   AND a.attname ~ '^zdm_'\n"
+	" ORDER BY a.attnum";
+
+/*
+ * The other objects expand and verify create on the table: the two sync
+ * triggers, zdm_nn_* check constraints (any zdm_* constraint is refused, as
+ * the verify phase checks every one of them), and the sync function
+ * <schema>.zdm_sync_<table>, whatever its arguments (a leftover with other
+ * arguments is still zdm's name).
+ */
+static const char SQL_RESERVED_OBJECTS[] =
+	"SELECT 'trigger ' || pg_catalog.quote_ident(t.tgname::pg_catalog.text)\n"
+	"  FROM pg_catalog.pg_trigger AS t\n"
+	" WHERE t.tgrelid = $1::pg_catalog.oid\n"
+	"   AND t.tgname IN ('zdm_sync_insert', 'zdm_sync_update')\n"
+	"UNION ALL\n"
+	"SELECT 'constraint ' || pg_catalog.quote_ident(c.conname::pg_catalog.text)\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	" WHERE c.conrelid = $1::pg_catalog.oid AND c.conname ~ '^zdm_'\n"
+	"UNION ALL\n"
+	"SELECT 'function ' || pg_catalog.format('%I.%I(%s)', n.nspname, p.proname,\n"
+	"                                        pg_catalog.pg_get_function_identity_arguments(p.oid))\n"
+	"  FROM pg_catalog.pg_class AS r\n"
+	"  JOIN pg_catalog.pg_proc AS p ON p.pronamespace = r.relnamespace\n"
+	"  JOIN pg_catalog.pg_namespace AS n ON n.oid = p.pronamespace\n"
+	" WHERE r.oid = $1::pg_catalog.oid\n"
+	"   AND p.proname = ('zdm_sync_' || r.relname::pg_catalog.text)::pg_catalog.name\n"
+	" ORDER BY 1";
+
+/*
+ * pg_publication_tables already resolves the three ways a table is
+ * published (FOR TABLE, FOR TABLES IN SCHEMA, FOR ALL TABLES), including a
+ * partition published through its root.
+ */
+static const char SQL_PUBLICATIONS[] =
+	"SELECT pg_catalog.quote_ident(pt.pubname::pg_catalog.text)\n"
+	"  FROM pg_catalog.pg_class AS c\n"
+	"  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace\n"
+	"  JOIN pg_catalog.pg_publication_tables AS pt\n"
+	"    ON pt.schemaname = n.nspname AND pt.tablename = c.relname\n"
+	" WHERE c.oid = $1::pg_catalog.oid\n"
+	" ORDER BY pt.pubname";
+
+/*
+ * One column by its plain name ($2, as the plan writes it), always one row:
+ * the quoted name for messages comes from the server (quote_ident knows the
+ * keywords), and a missing column is a NULL attnum.  Everything on the
+ * column itself that dropping it loses: the default or generation
+ * expression, privileges, comment, and the settings ALTER COLUMN SET can
+ * give it (an explicit COLLATE, a statistics target, options, storage or
+ * compression that differ from the type's defaults).  attstattarget >= 0 is
+ * "explicitly set" on 15 (-1 is the default) and on 17 (NULL is).
+ */
+static const char SQL_COLUMN[] =
+	"SELECT pg_catalog.quote_ident($2::pg_catalog.text),\n"
+	"       a.attnum,\n"
+	"       pg_catalog.format_type(a.atttypid, a.atttypmod),\n"
+	"       a.attnotnull, a.attidentity, a.attgenerated,\n"
+	"       pg_catalog.pg_get_expr(d.adbin, d.adrelid),\n"
+	"       CASE WHEN pg_catalog.cardinality(a.attacl) > 0\n"
+	"            THEN a.attacl::pg_catalog.text END,\n"
+	"       pg_catalog.col_description(a.attrelid, a.attnum) IS NOT NULL,\n"
+	"       CASE WHEN a.attcollation <> t.typcollation\n"
+	"            THEN pg_catalog.quote_ident(co.collname::pg_catalog.text) END,\n"
+	"       CASE WHEN a.attstattarget >= 0 THEN a.attstattarget END,\n"
+	"       pg_catalog.array_to_string(a.attoptions, ', '),\n"
+	"       CASE WHEN a.attstorage <> t.typstorage\n"
+	"            THEN CASE a.attstorage WHEN 'p' THEN 'plain' WHEN 'e' THEN 'external'\n"
+	"                                   WHEN 'm' THEN 'main' ELSE 'extended' END END,\n"
+	"       CASE a.attcompression WHEN 'p' THEN 'pglz' WHEN 'l' THEN 'lz4' END\n"
+	"  FROM (SELECT) AS one\n"
+	"  LEFT JOIN pg_catalog.pg_attribute AS a\n"
+	"    ON a.attrelid = $1::pg_catalog.oid\n"
+	"   AND a.attname = $2::pg_catalog.text::pg_catalog.name\n"
+	"   AND NOT a.attisdropped\n"
+	"  LEFT JOIN pg_catalog.pg_type AS t ON t.oid = a.atttypid\n"
+	"  LEFT JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation\n"
+	"  LEFT JOIN pg_catalog.pg_attrdef AS d\n"
+	"    ON d.adrelid = a.attrelid AND d.adnum = a.attnum";
+
+/*
+ * A new type, resolved as expand will resolve it (the session's
+ * search_path).  to_regtype returns NULL for an unknown type but raises a
+ * syntax error for a malformed one, so this runs in a savepoint.
+ */
+static const char SQL_TYPE_EXISTS[] =
+	"SELECT pg_catalog.to_regtype($1::pg_catalog.text) IS NOT NULL";
+
+/*
+ * Everything outside the column that depends on column $2 of table $1,
+ * one row per object: what it is (kind and name, for the message), how it
+ * depends (a verb), and an order.  Contract drops the column: what depends
+ * on it automatically (indexes, CHECKs, generated columns, statistics
+ * objects, owned sequences) silently goes with it, and what depends on it
+ * normally (views, foreign keys, policies) makes the DROP fail after the
+ * point of no return.  Both are refused.
+ *
+ * pg_depend is the source of truth for references inside expressions
+ * (index expressions and predicates, CHECK, policies, view queries,
+ * statistics expressions); indkey, conkey, confkey and stxkeys are read too,
+ * for plain column references.  A generated column's expression depends on
+ * the columns it reads as its pg_attrdef row (up to 16) or as the column
+ * itself (later versions): both are looked for.  An index that implements a constraint is
+ * reported as the constraint.  The last branch catches any other dependent
+ * the catalog knows (a BEGIN ATOMIC function body, ...) by its
+ * pg_describe_object, so a new kind of object is refused, not missed.
+ * Triggers and the column's own default are checked elsewhere.
+ */
+static const char SQL_COLUMN_DEPENDENTS[] =
+	"WITH dep AS (\n"
+	"    SELECT DISTINCT d.classid, d.objid, d.objsubid\n"
+	"      FROM pg_catalog.pg_depend AS d\n"
+	"     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"       AND d.refobjid = $1::pg_catalog.oid\n"
+	"       AND d.refobjsubid = $2::pg_catalog.int4\n"
+	"       AND d.deptype <> 'i')\n"
+	"SELECT 1, 'index ' || pg_catalog.quote_ident(ic.relname::pg_catalog.text), 'uses'\n"
+	"  FROM pg_catalog.pg_index AS i\n"
+	"  JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	" WHERE i.indrelid = $1::pg_catalog.oid\n"
+	"   AND ($2::pg_catalog.int2 = ANY (i.indkey::pg_catalog.int2[])\n"
+	"        OR i.indexrelid IN (SELECT objid FROM dep\n"
+	"                             WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass))\n"
+	"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint AS c\n"
+	"                    WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid\n"
+	"                      AND c.contype IN ('p', 'u', 'x'))\n"
+	"UNION ALL\n"
+	"SELECT 2, CASE c.contype WHEN 'p' THEN 'primary key ' WHEN 'u' THEN 'unique constraint '\n"
+	"                         WHEN 'c' THEN 'check constraint ' WHEN 'x' THEN 'exclusion constraint '\n"
+	"                         ELSE 'foreign key ' END\n"
+	"          || pg_catalog.quote_ident(c.conname::pg_catalog.text)\n"
+	"          || CASE WHEN c.contype = 'f'\n"
+	"                  THEN pg_catalog.format(' (to %I.%I)', rn.nspname, r.relname) ELSE '' END,\n"
+	"       'uses'\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  LEFT JOIN pg_catalog.pg_class AS r ON r.oid = c.confrelid\n"
+	"  LEFT JOIN pg_catalog.pg_namespace AS rn ON rn.oid = r.relnamespace\n"
+	" WHERE c.conrelid = $1::pg_catalog.oid AND c.contype IN ('p', 'u', 'c', 'x', 'f')\n"
+	"   AND ($2::pg_catalog.int2 = ANY (c.conkey)\n"
+	"        OR c.oid IN (SELECT objid FROM dep\n"
+	"                      WHERE classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass))\n"
+	"UNION ALL\n"
+	"SELECT 3, pg_catalog.format('foreign key %I on %I.%I', c.conname, rn.nspname, r.relname),\n"
+	"       'references'\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  JOIN pg_catalog.pg_class AS r ON r.oid = c.conrelid\n"
+	"  JOIN pg_catalog.pg_namespace AS rn ON rn.oid = r.relnamespace\n"
+	" WHERE c.contype = 'f' AND c.confrelid = $1::pg_catalog.oid\n"
+	"   AND c.conrelid <> $1::pg_catalog.oid\n"
+	"   AND $2::pg_catalog.int2 = ANY (c.confkey)\n"
+	"UNION ALL\n"
+	"SELECT 4, 'generated column ' || pg_catalog.quote_ident(a.attname::pg_catalog.text),\n"
+	"       'is computed from'\n"
+	"  FROM pg_catalog.pg_attribute AS a\n"
+	" WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
+	"   AND a.attgenerated <> ''\n"
+	"   AND (EXISTS (SELECT FROM dep\n"
+	"                  JOIN pg_catalog.pg_attrdef AS ad ON ad.oid = dep.objid\n"
+	"                 WHERE dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass\n"
+	"                   AND ad.adrelid = a.attrelid AND ad.adnum = a.attnum\n"
+	"                   AND ad.adnum <> $2::pg_catalog.int2)\n"
+	"        OR EXISTS (SELECT FROM dep\n"
+	"                    WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"                      AND dep.objid = a.attrelid AND dep.objsubid = a.attnum))\n"
+	"UNION ALL\n"
+	"SELECT 5, CASE WHEN rw.rulename <> '_RETURN'\n"
+	"               THEN pg_catalog.format('rule %I on %I.%I', rw.rulename, vn.nspname, v.relname)\n"
+	"               WHEN v.relkind = 'm'\n"
+	"               THEN pg_catalog.format('materialized view %I.%I', vn.nspname, v.relname)\n"
+	"               ELSE pg_catalog.format('view %I.%I', vn.nspname, v.relname) END,\n"
+	"       'uses'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_rewrite AS rw ON rw.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_class AS v ON v.oid = rw.ev_class\n"
+	"  JOIN pg_catalog.pg_namespace AS vn ON vn.oid = v.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 6, pg_catalog.format('row-level security policy %I on %I.%I',\n"
+	"                            pol.polname, pn.nspname, p.relname),\n"
+	"       'uses'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_policy AS pol ON pol.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_class AS p ON p.oid = pol.polrelid\n"
+	"  JOIN pg_catalog.pg_namespace AS pn ON pn.oid = p.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 7, pg_catalog.format('statistics object %I.%I', sn.nspname, s.stxname), 'uses'\n"
+	"  FROM pg_catalog.pg_statistic_ext AS s\n"
+	"  JOIN pg_catalog.pg_namespace AS sn ON sn.oid = s.stxnamespace\n"
+	" WHERE s.stxrelid = $1::pg_catalog.oid\n"
+	"   AND ($2::pg_catalog.int2 = ANY (s.stxkeys::pg_catalog.int2[])\n"
+	"        OR s.oid IN (SELECT objid FROM dep\n"
+	"                      WHERE classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass))\n"
+	"UNION ALL\n"
+	"SELECT 8, pg_catalog.format('sequence %I.%I', qn.nspname, q.relname), 'is owned by'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_class AS q ON q.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_namespace AS qn ON qn.oid = q.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND q.relkind = 'S'\n"
+	"UNION ALL\n"
+	"SELECT 9, pg_catalog.pg_describe_object(dep.classid, dep.objid, dep.objsubid), 'depends on'\n"
+	"  FROM dep\n"
+	" WHERE dep.classid NOT IN ('pg_catalog.pg_class'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_constraint'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_rewrite'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_policy'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_statistic_ext'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_trigger'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_attrdef'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_publication_rel'::pg_catalog.regclass)\n"
+	" ORDER BY 1, 2";
+
+/*
+ * User triggers on the table ($2: the attnums the migration replaces, as
+ * an int2[] literal).  Internal triggers (foreign keys' RI triggers) are
+ * the constraints' business; zdm_sync_* are reported as reserved names.
+ * The second column names the replaced columns in the trigger's UPDATE OF
+ * list: such a trigger depends on the column and is refused even when
+ * disabled, since DROP COLUMN would fail on it.
+ */
+static const char SQL_TRIGGERS[] =
+	"SELECT pg_catalog.quote_ident(t.tgname::pg_catalog.text),\n"
+	"       (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname::pg_catalog.text),\n"
+	"                                     ', ' ORDER BY a.attnum)\n"
+	"          FROM pg_catalog.pg_attribute AS a\n"
+	"         WHERE a.attrelid = t.tgrelid\n"
+	"           AND a.attnum = ANY (t.tgattr::pg_catalog.int2[])\n"
+	"           AND a.attnum = ANY ($2::pg_catalog.int2[])),\n"
+	"       t.tgenabled = 'D'\n"
+	"  FROM pg_catalog.pg_trigger AS t\n"
+	" WHERE t.tgrelid = $1::pg_catalog.oid AND NOT t.tgisinternal\n"
+	"   AND t.tgname NOT IN ('zdm_sync_insert', 'zdm_sync_update')\n"
+	" ORDER BY t.tgname";
+
+/*
+ * Keys that identify a row, best first: the primary key, then unique
+ * indexes that are valid, plain (no expression, no predicate: an expression
+ * key cannot be compared with a row's columns, a partial index does not
+ * cover every row) and over NOT NULL columns only (NULLs are never equal,
+ * so they identify nothing), fewest columns first.  Only the key columns
+ * count (indkey holds INCLUDE columns after indnkeyatts; cast to int2[] it
+ * starts at index 0).  The last column says whether the key uses a column
+ * the migration replaces ($2), which would not survive contract.
+ */
+static const char SQL_KEYS[] =
+	"SELECT pg_catalog.quote_ident(ic.relname::pg_catalog.text),\n"
+	"       i.indisprimary,\n"
+	"       (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname::pg_catalog.text),\n"
+	"                                     ', ' ORDER BY k.n)\n"
+	"          FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n)\n"
+	"          JOIN pg_catalog.pg_attribute AS a\n"
+	"            ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n"
+	"         WHERE k.n <= i.indnkeyatts),\n"
+	"       (i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1]\n"
+	"         OPERATOR(pg_catalog.&&) $2::pg_catalog.int2[]\n"
+	"  FROM pg_catalog.pg_index AS i\n"
+	"  JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	" WHERE i.indrelid = $1::pg_catalog.oid\n"
+	"   AND i.indisunique AND i.indisvalid AND i.indisready AND i.indislive\n"
+	"   AND i.indexprs IS NULL AND i.indpred IS NULL\n"
+	"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a\n"
+	"                    WHERE a.attrelid = i.indrelid\n"
+	"                      AND a.attnum = ANY ((i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1])\n"
+	"                      AND NOT a.attnotnull)\n"
+	" ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname";
+
+/* ---- reporting ---------------------------------------------------------- */
+
+typedef struct preflight {
+	PGconn *conn;
+	const zdm_plan *plan;
+	FILE *report;
+	zdm_error *err;
+	int problems;
+	char user[256]; /* the current user, quoted, for messages */
+} preflight;
+
+static void report_problem(preflight *pf, const char *object, const char *fmt,
+                           ...) __attribute__((format(printf, 3, 4)));
+static void report_hint(preflight *pf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void report_info(preflight *pf, const char *object, const char *fmt,
+                        ...) __attribute__((format(printf, 3, 4)));
+
+/* "zdm: preflight: <object>: <problem>", counted. */
+static void
+report_problem(preflight *pf, const char *object, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(pf->report, "zdm: preflight: %s: ", object);
+	va_start(ap, fmt);
+	vfprintf(pf->report, fmt, ap);
+	va_end(ap);
+	fputc('\n', pf->report);
+	pf->problems++;
+}
+
+/* "HINT: ...", after the problem(s) it is about. */
+static void
+report_hint(preflight *pf, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("HINT: ", pf->report);
+	va_start(ap, fmt);
+	vfprintf(pf->report, fmt, ap);
+	va_end(ap);
+	fputc('\n', pf->report);
+}
+
+/* "zdm: preflight: info: <object>: <fact>", not a problem. */
+static void
+report_info(preflight *pf, const char *object, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(pf->report, "zdm: preflight: info: %s: ", object);
+	va_start(ap, fmt);
+	vfprintf(pf->report, fmt, ap);
+	va_end(ap);
+	fputc('\n', pf->report);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+static int
+query(preflight *pf, const char *sql, int nparams, const char *const *params,
+      PGresult **res)
+{
+	return zdm_conn_query(pf->conn, sql, nparams, params, res, pf->err);
+}
+
+/* The value, or NULL for SQL NULL. */
+static const char *
+value(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+static bool
+value_true(const PGresult *res, int row, int col)
+{
+	const char *v = value(res, row, col);
+
+	return v && strcmp(v, "t") == 0;
+}
+
+/*
+ * A query whose failure is a finding, not the end of the preflight (a
+ * malformed type name, a lock timeout): it runs in a savepoint, and on
+ * failure *res is NULL, the savepoint is rolled back and the server's
+ * message is copied to why.  Returns -1 only when the savepoint itself
+ * fails.
+ */
+static int
+query_guarded(preflight *pf, const char *sql, int nparams,
+              const char *const *params, PGresult **res, char *why,
+              size_t whylen)
+{
+	zdm_error qerr;
+
+	*res = NULL;
+	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight", pf->err) < 0)
+		return -1;
+	if (zdm_conn_query(pf->conn, sql, nparams, params, res, &qerr) < 0) {
+		size_t n = strlen(qerr.message);
+
+		/* cut to fit: a finding's reason, not worth -Wformat-truncation */
+		if (n >= whylen)
+			n = whylen - 1;
+		memcpy(why, qerr.message, n);
+		why[n] = '\0';
+		return zdm_conn_exec(pf->conn,
+		                     "ROLLBACK TO SAVEPOINT zdm_preflight",
+		                     pf->err);
+	}
+	return zdm_conn_exec(pf->conn, "RELEASE SAVEPOINT zdm_preflight",
+	                     pf->err);
+}
+
+/* ---- the checks --------------------------------------------------------- */
+
+/* What the checks of one table share. */
+typedef struct table_check {
+	const zdm_table_info *info;
+	char oid[16];
+	char *relname;     /* as stored (for zdm_sync_<table>) */
+	bool has_replaced; /* a split or a type change: trigger, backfill */
+	char replaced[512]; /* int2[] literal of the replaced attnums */
+} table_check;
+
+static bool
+change_replaces(const zdm_change *c)
+{
+	return strcmp(c->kind, "rename_column") != 0;
+}
+
+static int
+check_server(preflight *pf, bool *ok)
+{
+	PGresult *res;
+
+	*ok = true;
+	if (query(pf, SQL_SERVER, 0, NULL, &res) < 0)
+		return -1;
+	if (atoi(PQgetvalue(res, 0, 0)) < pf->plan->min_server_version_num) {
+		report_problem(
+			pf, "server",
+			"PostgreSQL %s (server_version_num %s) is older than the plan requires (server_version_num %d)",
+			PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0),
+			pf->plan->min_server_version_num);
+		*ok = false;
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+check_database(preflight *pf)
+{
+	const char *params[1] = {pf->plan->version_schema};
+	PGresult *res;
+	char object[600];
+
+	if (query(pf, SQL_DATABASE, 1, params, &res) < 0)
+		return -1;
+	snprintf(pf->user, sizeof(pf->user), "%s", PQgetvalue(res, 0, 2));
+	if (!value_true(res, 0, 1)) {
+		snprintf(object, sizeof(object), "database %s",
+		         PQgetvalue(res, 0, 0));
+		report_problem(
+			pf, object,
+			"the current user %s may not create schemas in it (CREATE privilege), and expand creates schema %s",
+			pf->user, PQgetvalue(res, 0, 3));
+	}
+	if (value_true(res, 0, 4)) {
+		snprintf(object, sizeof(object), "schema %s",
+		         PQgetvalue(res, 0, 3));
+		report_problem(
+			pf, object,
+			"already exists, and expand creates it for the new version's views");
+		report_hint(
+			pf,
+			"a run of this migration that did not finish may have left it (see zdm status); otherwise drop or rename it");
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* The table's own kind, owner and privileges.  *usable is false when it is
+ * no table zdm can check further. */
+static int
+check_table_kind(preflight *pf, table_check *tc, bool *usable)
+{
+	const char *name = tc->info->name;
+	const char *params[1] = {name};
+	PGresult *res;
+	const char *kind;
+
+	*usable = false;
+	if (query(pf, SQL_TABLE, 1, params, &res) < 0)
+		return -1;
+	if (PQntuples(res) == 0) {
+		report_problem(pf, name, "table does not exist");
+		PQclear(res);
+		return 0;
+	}
+	snprintf(tc->oid, sizeof(tc->oid), "%s", PQgetvalue(res, 0, 0));
+	tc->relname = strdup(PQgetvalue(res, 0, 3));
+	if (!tc->relname) {
+		zdm_error_set(pf->err, "out of memory");
+		PQclear(res);
+		return -1;
+	}
+	kind = PQgetvalue(res, 0, 1);
+	if (strcmp(kind, "p") == 0) {
+		report_problem(
+			pf, name,
+			"is a partitioned table, which zdm does not migrate: its rows are in its partitions, and the backfill walks the pages of one table");
+		PQclear(res);
+		return 0;
+	}
+	if (strcmp(kind, "r") != 0) {
+		static const struct {
+			const char *relkind, *what;
+		} kinds[] = {
+			{"v", "a view"},     {"m", "a materialized view"},
+			{"f", "a foreign table"}, {"S", "a sequence"},
+			{"i", "an index"},   {"I", "a partitioned index"},
+			{"c", "a composite type"}, {"t", "a TOAST table"},
+		};
+		const char *what = "not a table";
+
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			if (strcmp(kind, kinds[i].relkind) == 0)
+				what = kinds[i].what;
+		report_problem(pf, name, "is %s, not a table", what);
+		PQclear(res);
+		return 0;
+	}
+	*usable = true;
+
+	if (value_true(res, 0, 2))
+		report_problem(
+			pf, name,
+			"is a partition of %s, which zdm does not migrate: columns are added and dropped on the partitioned table",
+			PQgetvalue(res, 0, 6));
+	else if (value(res, 0, 6))
+		report_problem(
+			pf, name,
+			"inherits from %s; zdm does not migrate inheritance hierarchies",
+			PQgetvalue(res, 0, 6));
+	if (value(res, 0, 7))
+		report_problem(
+			pf, name,
+			"has inheritance children (%s); zdm does not migrate inheritance hierarchies",
+			PQgetvalue(res, 0, 7));
+	if (value(res, 0, 5))
+		report_problem(
+			pf, name,
+			"is a typed table (OF %s), and PostgreSQL adds no columns to one",
+			PQgetvalue(res, 0, 5));
+	if (!value_true(res, 0, 8))
+		report_problem(
+			pf, name,
+			"is owned by %s, and the current user %s is not a member of that role: ALTER TABLE needs the owner's rights",
+			PQgetvalue(res, 0, 9), pf->user);
+	else if (tc->has_replaced && !value_true(res, 0, 10))
+		report_problem(
+			pf, name,
+			"the current user %s may not create objects in schema %s (CREATE privilege), and expand creates the sync function there",
+			pf->user, PQgetvalue(res, 0, 4));
+	if (tc->has_replaced && value_true(res, 0, 11))
+		report_problem(
+			pf, name,
+			"has FORCE ROW LEVEL SECURITY: the backfill and the checks would see only the rows its policies show %s",
+			pf->user);
+
+	{
+		long long tuples = atoll(PQgetvalue(res, 0, 12));
+		PGresult *size;
+		char why[256];
+		const char *size_params[1] = {tc->oid};
+		char rows[64];
+
+		if (tuples < 0)
+			snprintf(rows, sizeof(rows),
+			         "row count unknown (never analyzed)");
+		else
+			snprintf(rows, sizeof(rows), "about %lld rows",
+			         tuples);
+		PQclear(res);
+		if (query_guarded(pf, SQL_TABLE_SIZE, 1, size_params, &size,
+		                  why, sizeof(why)) < 0)
+			return -1;
+		if (size) {
+			report_info(pf, name, "%s, %s with indexes and TOAST",
+			            rows, PQgetvalue(size, 0, 0));
+			PQclear(size);
+		} else {
+			report_info(pf, name, "%s, size unknown (%s)", rows,
+			            why);
+		}
+	}
+	return 0;
+}
+
+/* zdm_* columns and objects, and the sync function's name. */
+static int
+check_reserved_names(preflight *pf, const table_check *tc)
+{
+	static const char *const sqls[] = {SQL_RESERVED_COLUMNS,
+	                                   SQL_RESERVED_OBJECTS};
+	const char *params[1] = {tc->oid};
+	int found = 0;
+
+	for (size_t q = 0; q < 2; q++) {
+		PGresult *res;
+
+		if (q == 1 && !tc->has_replaced)
+			break; /* a rename creates no trigger, function or check */
+		if (query(pf, sqls[q], 1, params, &res) < 0)
+			return -1;
+		for (int i = 0; i < PQntuples(res); i++, found++)
+			report_problem(
+				pf, tc->info->name,
+				"%s has a name zdm reserves for its own objects",
+				PQgetvalue(res, i, 0));
+		PQclear(res);
+	}
+	if (found)
+		report_hint(
+			pf,
+			"zdm_* names are zdm's own: a run of a migration that did not finish may have left %s (see zdm status); otherwise rename %s",
+			found > 1 ? "them" : "it", found > 1 ? "them" : "it");
+	return 0;
+}
+
+static int
+check_publications(preflight *pf, const table_check *tc)
+{
+	const char *params[1] = {tc->oid};
+	PGresult *res;
+
+	if (query(pf, SQL_PUBLICATIONS, 1, params, &res) < 0)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++)
+		report_problem(
+			pf, tc->info->name,
+			"is in publication %s: its subscribers match columns by name, so the columns zdm adds, drops and renames would break them",
+			PQgetvalue(res, i, 0));
+	PQclear(res);
+	return 0;
+}
+
+/* A type the plan will create a column of. */
+static int
+check_type(preflight *pf, const char *object, const char *type)
+{
+	const char *params[1] = {type};
+	PGresult *res;
+	char why[256];
+
+	if (query_guarded(pf, SQL_TYPE_EXISTS, 1, params, &res, why,
+	                  sizeof(why)) < 0)
+		return -1;
+	if (!res)
+		report_problem(pf, object, "type %s is not a type name (%s)",
+		               type, why);
+	else if (!value_true(res, 0, 0))
+		report_problem(pf, object, "type %s does not exist", type);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * A name the plan gives a column (a split's new column, a rename's new
+ * name): no column may have it yet.  The quoted name goes to object.
+ */
+static int
+check_new_name(preflight *pf, const table_check *tc, const char *new_name,
+               const char *why, char *object, size_t objlen)
+{
+	const char *params[2] = {tc->oid, new_name};
+	PGresult *res;
+
+	if (query(pf, SQL_COLUMN, 2, params, &res) < 0)
+		return -1;
+	snprintf(object, objlen, "%s.%s", tc->info->name,
+	         PQgetvalue(res, 0, 0));
+	if (value(res, 0, 1))
+		report_problem(pf, object, "column already exists, and %s",
+		               why);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * A column the migration replaces: everything on it or depending on it is
+ * refused, except NOT NULL, which the plan carries over.  col is the
+ * SQL_COLUMN row.
+ */
+static int
+check_replaced_column(preflight *pf, const table_check *tc,
+                      const zdm_change *c, const char *object,
+                      const char *quoted, const PGresult *col)
+{
+	const char *attnum = value(col, 0, 1);
+	const char *params[2] = {tc->oid, attnum};
+	const char *v;
+	PGresult *res;
+	int before;
+
+	if (value_true(col, 0, 3) && c->irreversible) {
+		report_problem(
+			pf, object,
+			"is NOT NULL and the change is irreversible: rows the new version inserts leave it NULL, so they would fail");
+		report_hint(
+			pf,
+			"give the change a reverse using, or drop NOT NULL from %s before the migration",
+			quoted);
+	}
+	before = pf->problems;
+	if ((v = value(col, 0, 4)) && v[0])
+		report_problem(
+			pf, object,
+			"is an identity column (GENERATED %s AS IDENTITY); zdm does not carry it over",
+			v[0] == 'a' ? "ALWAYS" : "BY DEFAULT");
+	if ((v = value(col, 0, 5)) && v[0])
+		report_problem(
+			pf, object,
+			"is a generated column (GENERATED ALWAYS AS (%s) %s); zdm does not carry it over",
+			value(col, 0, 6) ? value(col, 0, 6) : "?",
+			v[0] == 's' ? "STORED" : "VIRTUAL");
+	else if ((v = value(col, 0, 6)))
+		report_problem(
+			pf, object,
+			"has a default (%s); zdm does not carry it over, and its sync trigger would take a new-version insert, which gets the default, for an old-version write",
+			v);
+	if ((v = value(col, 0, 7)))
+		report_problem(
+			pf, object,
+			"has column privileges (%s); zdm does not carry them over",
+			v);
+	if (value_true(col, 0, 8))
+		report_problem(pf, object,
+		               "has a comment; zdm does not carry it over");
+	if ((v = value(col, 0, 9)))
+		report_problem(pf, object,
+		               "has collation %s; zdm does not carry it over",
+		               v);
+	if ((v = value(col, 0, 10)))
+		report_problem(
+			pf, object,
+			"has a statistics target (%s); zdm does not carry it over",
+			v);
+	if ((v = value(col, 0, 11)) && v[0])
+		report_problem(pf, object,
+		               "has options (%s); zdm does not carry them over",
+		               v);
+	if ((v = value(col, 0, 12)))
+		report_problem(pf, object,
+		               "has storage %s; zdm does not carry it over", v);
+	if ((v = value(col, 0, 13)))
+		report_problem(pf, object,
+		               "has compression %s; zdm does not carry it over",
+		               v);
+
+	if (query(pf, SQL_COLUMN_DEPENDENTS, 2, params, &res) < 0)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++)
+		report_problem(pf, object,
+		               "%s %s the column; zdm does not carry it over",
+		               PQgetvalue(res, i, 1), PQgetvalue(res, i, 2));
+	PQclear(res);
+
+	if (pf->problems > before) {
+		if (strcmp(c->kind, "split_column") == 0)
+			report_hint(
+				pf,
+				"zdm replaces %s with new columns and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new columns need after contract",
+				quoted);
+		else
+			report_hint(
+				pf,
+				"zdm replaces %s with a new column of type %s and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new column needs after contract",
+				quoted, c->type);
+	}
+	return 0;
+}
+
+static int
+append_attnum(preflight *pf, table_check *tc, const char *attnum)
+{
+	size_t used = strlen(tc->replaced);
+	int n;
+
+	if (used == 0)
+		used = (size_t)snprintf(tc->replaced, sizeof(tc->replaced), "{");
+	else
+		tc->replaced[--used] = ','; /* over the closing brace */
+	n = snprintf(tc->replaced + used, sizeof(tc->replaced) - used, "%s}",
+	             attnum);
+	if (n < 0 || (size_t)n >= sizeof(tc->replaced) - used) {
+		zdm_error_set(pf->err, "too many changed columns in %s",
+		              tc->info->name);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_change(preflight *pf, table_check *tc, const zdm_change *c)
+{
+	const char *params[2] = {tc->oid, c->column};
+	PGresult *res;
+	char object[512], new_object[512], why[512];
+	const char *attnum, *quoted;
+	int error = 0;
+
+	if (query(pf, SQL_COLUMN, 2, params, &res) < 0)
+		return -1;
+	quoted = PQgetvalue(res, 0, 0);
+	snprintf(object, sizeof(object), "%s.%s", tc->info->name, quoted);
+	attnum = value(res, 0, 1);
+	if (!attnum)
+		report_problem(pf, object, "column does not exist");
+	else if (atoi(attnum) < 0)
+		report_problem(pf, object, "is a system column");
+	else if (strcmp(c->kind, "alter_column_type") == 0)
+		report_info(pf, object, "%s%s, becomes %s%s",
+		            PQgetvalue(res, 0, 2),
+		            value_true(res, 0, 3) ? " NOT NULL" : "", c->type,
+		            value_true(res, 0, 3) ? " NOT NULL" : "");
+
+	if (attnum && atoi(attnum) > 0 && change_replaces(c)) {
+		if ((error = append_attnum(pf, tc, attnum)) < 0 ||
+		    (error = check_replaced_column(pf, tc, c, object, quoted,
+		                                   res)) < 0)
+			goto cleanup;
+	}
+
+	if (strcmp(c->kind, "rename_column") == 0) {
+		snprintf(why, sizeof(why), "the rename of %s needs the name",
+		         quoted);
+		error = check_new_name(pf, tc, c->to, why, new_object,
+		                       sizeof(new_object));
+	} else if (strcmp(c->kind, "alter_column_type") == 0) {
+		error = check_type(pf, object, c->type);
+	} else {
+		snprintf(why, sizeof(why), "the split of %s creates it",
+		         quoted);
+		for (size_t i = 0; error == 0 && i < c->ninto; i++)
+			if ((error = check_new_name(pf, tc, c->into[i], why,
+			                            new_object,
+			                            sizeof(new_object))) == 0)
+				error = check_type(pf, new_object,
+				                   c->into_types[i]);
+	}
+
+cleanup:
+	PQclear(res);
+	return error;
+}
+
+static int
+check_triggers(preflight *pf, const table_check *tc)
+{
+	const char *params[2] = {tc->oid, tc->replaced[0] ? tc->replaced : "{}"};
+	PGresult *res;
+	int generic = 0;
+
+	if (query(pf, SQL_TRIGGERS, 2, params, &res) < 0)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *update_of = value(res, i, 1);
+
+		if (update_of) {
+			report_problem(
+				pf, tc->info->name,
+				"trigger %s fires on UPDATE OF %s, which the migration replaces; zdm does not carry it over",
+				PQgetvalue(res, i, 0), update_of);
+		} else if (!value_true(res, i, 2)) {
+			report_problem(
+				pf, tc->info->name,
+				"has trigger %s, and zdm cannot know what it reads or writes while the table has two shapes",
+				PQgetvalue(res, i, 0));
+			generic++;
+		}
+	}
+	PQclear(res);
+	if (generic)
+		report_hint(
+			pf,
+			"zdm cannot tell whether a trigger reads a column the migration replaces or renames, and one that does fails once contract runs: disable it for the migration (ALTER TABLE ... DISABLE TRIGGER) or drop it, and recreate it for the new shape after contract");
+	return 0;
+}
+
+static int
+check_key(preflight *pf, const table_check *tc)
+{
+	const char *params[2] = {tc->oid, tc->replaced[0] ? tc->replaced : "{}"};
+	PGresult *res;
+	int chosen = -1, n;
+
+	if (query(pf, SQL_KEYS, 2, params, &res) < 0)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; i < n && chosen < 0; i++)
+		if (!value_true(res, i, 3))
+			chosen = i;
+	if (chosen >= 0) {
+		report_info(pf, tc->info->name, "key %s (%s), %s",
+		            PQgetvalue(res, chosen, 0),
+		            PQgetvalue(res, chosen, 2),
+		            value_true(res, chosen, 1) ? "the primary key"
+		                                       : "a unique index");
+	} else if (n > 0) {
+		char keys[1024];
+		size_t used = 0;
+
+		keys[0] = '\0';
+		for (int i = 0; i < n && used < sizeof(keys); i++) {
+			int w = snprintf(keys + used, sizeof(keys) - used,
+			                 "%s%s (%s)", i ? ", " : "",
+			                 PQgetvalue(res, i, 0),
+			                 PQgetvalue(res, i, 2));
+			if (w > 0)
+				used += (size_t)w;
+		}
+		report_problem(
+			pf, tc->info->name,
+			"%s %s %s a column the migration replaces; zdm needs a key that survives the migration",
+			n > 1 ? "keys" : "key", keys, n > 1 ? "each use" : "uses");
+		report_hint(
+			pf,
+			"add a unique index over NOT NULL columns the migration keeps (CREATE UNIQUE INDEX CONCURRENTLY)");
+	} else {
+		report_problem(
+			pf, tc->info->name,
+			"has no primary key and no unique index over NOT NULL columns without expressions or a predicate; zdm needs a key to batch by and to name rows");
+		report_hint(
+			pf,
+			"add one first: CREATE UNIQUE INDEX CONCURRENTLY, then ALTER TABLE ... ADD PRIMARY KEY USING INDEX");
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+check_table(preflight *pf, const zdm_table_info *info)
+{
+	table_check tc;
+	bool usable;
+	int error;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.info = info;
+	for (size_t i = 0; i < info->nchanges; i++)
+		if (change_replaces(&info->changes[i]))
+			tc.has_replaced = true;
+
+	if ((error = check_table_kind(pf, &tc, &usable)) < 0 || !usable)
+		goto cleanup;
+	if ((error = check_reserved_names(pf, &tc)) < 0 ||
+	    (error = check_publications(pf, &tc)) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < info->nchanges; i++)
+		if ((error = check_change(pf, &tc, &info->changes[i])) < 0)
+			goto cleanup;
+	if ((error = check_triggers(pf, &tc)) < 0)
+		goto cleanup;
+	/* only a backfill batches and only checks name rows: a table that is
+	 * just renamed needs no key */
+	if (tc.has_replaced)
+		error = check_key(pf, &tc);
+
+cleanup:
+	free(tc.relname);
+	return error;
+}
+
+int
+zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report,
+              zdm_error *err)
+{
+	preflight pf;
+	char timeout[32];
+	const char *params[1] = {timeout};
+	PGresult *res;
+	bool server_ok;
+	int error = -1;
+
+	assert(conn && plan && report && err);
+	assert(PQtransactionStatus(conn) == PQTRANS_IDLE);
+	memset(&pf, 0, sizeof(pf));
+	pf.conn = conn;
+	pf.plan = plan;
+	pf.report = report;
+	pf.err = err;
+	zdm_error_clear(err);
+
+	if (zdm_conn_exec(conn, SQL_BEGIN, err) < 0)
+		return -1;
+	snprintf(timeout, sizeof(timeout), "%ldms", plan->lock_timeout_ms);
+	if (query(&pf, SQL_LOCK_TIMEOUT, 1, params, &res) < 0)
+		goto cleanup;
+	PQclear(res);
+
+	if (check_server(&pf, &server_ok) < 0)
+		goto cleanup;
+	/* an older server's catalogs may lack what the checks below read */
+	if (server_ok) {
+		if (check_database(&pf) < 0)
+			goto cleanup;
+		for (size_t i = 0; i < plan->ntable_info; i++)
+			if (check_table(&pf, &plan->table_info[i]) < 0)
+				goto cleanup;
+	}
+	error = 0;
+
+cleanup:
+	if (error < 0) {
+		/* keep the server's error, not the rollback's */
+		zdm_error saved = *err;
+
+		zdm_conn_exec(conn, SQL_ROLLBACK, err);
+		*err = saved;
+		return -1;
+	}
+	if (zdm_conn_exec(conn, SQL_ROLLBACK, err) < 0)
+		return -1;
+	fflush(report);
+	if (pf.problems > 0) {
+		zdm_error_set(err, "preflight found %d problem%s", pf.problems,
+		              pf.problems == 1 ? "" : "s");
+		return -1;
+	}
+	return 0;
+}
