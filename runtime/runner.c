@@ -21,6 +21,7 @@
 #include "runner.h"
 
 #include <pwd.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,17 @@
 #include "backfill.h"
 #include "journal.h"
 #include "preflight.h"
+
+/* Set by SIGINT/SIGTERM: the backfill finishes its batches in flight,
+ * checkpoints and returns; the run then stops with exit 3. */
+static volatile sig_atomic_t runner_interrupted;
+
+static void
+runner_on_signal(int signo)
+{
+	(void)signo;
+	runner_interrupted = 1;
+}
 
 typedef struct runner {
 	const zdm_plan *plan;
@@ -675,6 +687,7 @@ runner_run_backfill(runner *r, size_t idx)
 	zdm_backfill_opts bo;
 	zdm_backfill_stats stats;
 	char rows[32], result[256];
+	int rc;
 
 	memset(&bo, 0, sizeof(bo));
 	memset(&stats, 0, sizeof(stats));
@@ -688,14 +701,23 @@ runner_run_backfill(runner *r, size_t idx)
 	bo.lock_retries = r->plan->lock_retries;
 	bo.progress_tty = isatty(STDERR_FILENO);
 	bo.log = bo.progress_tty ? NULL : stdout;
+	bo.interrupt = &runner_interrupted;
 
 	if (runner_mark_running(r, idx, idx + 1) != 0)
 		return ZDM_EXIT_FAILED;
 	printf("  %-12s %s\n", step->id, step->description);
 	fflush(stdout);
-	if (zdm_backfill_run(r->conn, step, &bo, &stats, &r->err) != 0) {
+	rc = zdm_backfill_run(r->conn, step, &bo, &stats, &r->err);
+	if (rc != 0) {
 		if (r->err.step[0] == '\0')
 			snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+		if (rc == 1) {
+			/* interrupted: every committed batch is checkpointed */
+			snprintf(r->err.hint, sizeof(r->err.hint),
+			         "zdm apply %s continues from the checkpoints", r->opts->plan_path);
+			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			return ZDM_EXIT_STOPPED;
+		}
 		runner_step_failed(r, step, NULL);
 		if (zdm_error_is_lock_conflict(&r->err)) {
 			snprintf(r->err.hint, sizeof(r->err.hint),
@@ -736,6 +758,14 @@ runner_run_steps(runner *r)
 		if (r->states[i] == ZDM_STATE_DONE) {
 			i++;
 			continue;
+		}
+		if (runner_interrupted) {
+			zdm_error_set(&r->err, "interrupted before step %s", step->id);
+			snprintf(r->err.hint, sizeof(r->err.hint),
+			         "nothing is half done; zdm apply %s continues from here",
+			         r->opts->plan_path);
+			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			return ZDM_EXIT_STOPPED;
 		}
 		if (phase == NULL || strcmp(phase, step->phase) != 0) {
 			phase = step->phase;
@@ -808,6 +838,15 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	r.plan = plan;
 	r.opts = opts;
 	srand((unsigned)getpid());
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = runner_on_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	if (runner_connect(&r) != 0)
 		goto done;
 	found = runner_load_migration(&r, &state, &sha);
