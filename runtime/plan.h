@@ -24,8 +24,8 @@ typedef enum zdm_step_kind {
 
 typedef struct zdm_step {
 	zdm_step_kind kind;
-	char *id;          /* "expand.1" */
-	char *phase;       /* "expand" */
+	char *id;    /* "expand.1" */
+	char *phase; /* "expand" */
 	char *description;
 	char *table;       /* NULL when absent */
 	char *transaction; /* label shared by steps that run in one transaction */

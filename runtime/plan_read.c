@@ -714,8 +714,8 @@ read_into_column(plan_reader *r, const yaml_node_t *map, const char *what,
 	int error;
 
 	if ((error = check_mapping(r, map, what)) < 0 ||
-	    (error = require_keys(r, map, what, required,
-	                          NELEM(required))) < 0 ||
+	    (error = require_keys(r, map, what, required, NELEM(required))) <
+	            0 ||
 	    (error = get_string(r, map, what, "column", false,
 	                        &change->into[i])) < 0 ||
 	    (error = get_string(r, map, what, "type", false,
@@ -870,7 +870,8 @@ read_tables(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 			return reader_fail(r, "out of memory");
 		if (!changes || list_length(changes) == 0)
 			continue;
-		info->changes = calloc(list_length(changes), sizeof(zdm_change));
+		info->changes =
+			calloc(list_length(changes), sizeof(zdm_change));
 		if (!info->changes)
 			return reader_fail(r, "out of memory");
 		info->nchanges = list_length(changes);

@@ -65,6 +65,15 @@ static const char SQL_LOCK_TIMEOUT[] =
 /* Nothing to keep: ROLLBACK says so louder than COMMIT. */
 static const char SQL_ROLLBACK[] = "ROLLBACK";
 
+/*
+ * Around a query whose error is a finding, not a failure: an error aborts
+ * the whole transaction unless a savepoint catches it.
+ */
+static const char SQL_SAVEPOINT[] = "SAVEPOINT zdm_preflight";
+static const char SQL_ROLLBACK_TO_SAVEPOINT[] =
+	"ROLLBACK TO SAVEPOINT zdm_preflight";
+static const char SQL_RELEASE_SAVEPOINT[] = "RELEASE SAVEPOINT zdm_preflight";
+
 /* The number, for comparing; the text, for the message. */
 static const char SQL_SERVER[] =
 	"SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4,\n"
@@ -423,8 +432,8 @@ static void report_problem(preflight *pf, const char *object, const char *fmt,
                            ...) __attribute__((format(printf, 3, 4)));
 static void report_hint(preflight *pf, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void report_info(preflight *pf, const char *object, const char *fmt,
-                        ...) __attribute__((format(printf, 3, 4)));
+static void report_info(preflight *pf, const char *object, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* "zdm: preflight: <object>: <problem>", counted. */
 static void
@@ -505,7 +514,7 @@ query_guarded(preflight *pf, const char *sql, int nparams,
 	zdm_error qerr;
 
 	*res = NULL;
-	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight", pf->err) < 0)
+	if (zdm_conn_exec(pf->conn, SQL_SAVEPOINT, pf->err) < 0)
 		return -1;
 	if (zdm_conn_query(pf->conn, sql, nparams, params, res, &qerr) < 0) {
 		size_t n = strlen(qerr.message);
@@ -515,12 +524,15 @@ query_guarded(preflight *pf, const char *sql, int nparams,
 			n = whylen - 1;
 		memcpy(why, qerr.message, n);
 		why[n] = '\0';
-		return zdm_conn_exec(pf->conn,
-		                     "ROLLBACK TO SAVEPOINT zdm_preflight",
+		return zdm_conn_exec(pf->conn, SQL_ROLLBACK_TO_SAVEPOINT,
 		                     pf->err);
 	}
-	return zdm_conn_exec(pf->conn, "RELEASE SAVEPOINT zdm_preflight",
-	                     pf->err);
+	if (zdm_conn_exec(pf->conn, SQL_RELEASE_SAVEPOINT, pf->err) < 0) {
+		PQclear(*res);
+		*res = NULL;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- the checks --------------------------------------------------------- */
@@ -529,8 +541,7 @@ query_guarded(preflight *pf, const char *sql, int nparams,
 typedef struct table_check {
 	const zdm_table_info *info;
 	char oid[16];
-	char *relname;     /* as stored (for zdm_sync_<table>) */
-	bool has_replaced; /* a split or a type change: trigger, backfill */
+	bool has_replaced;  /* a split or a type change: trigger, backfill */
 	char replaced[512]; /* int2[] literal of the replaced attnums */
 } table_check;
 
@@ -611,12 +622,6 @@ check_table_kind(preflight *pf, table_check *tc, bool *usable)
 		return 0;
 	}
 	snprintf(tc->oid, sizeof(tc->oid), "%s", PQgetvalue(res, 0, 0));
-	tc->relname = strdup(PQgetvalue(res, 0, 3));
-	if (!tc->relname) {
-		zdm_error_set(pf->err, "out of memory");
-		PQclear(res);
-		return -1;
-	}
 	kind = PQgetvalue(res, 0, 1);
 	if (strcmp(kind, "p") == 0) {
 		report_problem(
@@ -629,9 +634,9 @@ check_table_kind(preflight *pf, table_check *tc, bool *usable)
 		static const struct {
 			const char *relkind, *what;
 		} kinds[] = {
-			{"v", "a view"},     {"m", "a materialized view"},
-			{"f", "a foreign table"}, {"S", "a sequence"},
-			{"i", "an index"},   {"I", "a partitioned index"},
+			{"v", "a view"},           {"m", "a materialized view"},
+			{"f", "a foreign table"},  {"S", "a sequence"},
+			{"i", "an index"},         {"I", "a partitioned index"},
 			{"c", "a composite type"}, {"t", "a TOAST table"},
 		};
 		const char *what = "not a table";
@@ -692,8 +697,7 @@ check_table_kind(preflight *pf, table_check *tc, bool *usable)
 			snprintf(rows, sizeof(rows),
 			         "row count unknown (never analyzed)");
 		else
-			snprintf(rows, sizeof(rows), "about %lld rows",
-			         tuples);
+			snprintf(rows, sizeof(rows), "about %lld rows", tuples);
 		PQclear(res);
 		if (query_guarded(pf, SQL_TABLE_SIZE, 1, size_params, &size,
 		                  why, sizeof(why)) < 0)
@@ -806,9 +810,9 @@ check_new_name(preflight *pf, const table_check *tc, const char *new_name,
  * SQL_COLUMN row.
  */
 static int
-check_replaced_column(preflight *pf, const table_check *tc,
-                      const zdm_change *c, const char *object,
-                      const char *quoted, const PGresult *col)
+check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
+                      const char *object, const char *quoted,
+                      const PGresult *col)
 {
 	const char *attnum = value(col, 0, 1);
 	const char *params[2] = {tc->oid, attnum};
@@ -901,7 +905,8 @@ append_attnum(preflight *pf, table_check *tc, const char *attnum)
 	int n;
 
 	if (used == 0)
-		used = (size_t)snprintf(tc->replaced, sizeof(tc->replaced), "{");
+		used = (size_t)snprintf(tc->replaced, sizeof(tc->replaced),
+		                        "{");
 	else
 		tc->replaced[--used] = ','; /* over the closing brace */
 	n = snprintf(tc->replaced + used, sizeof(tc->replaced) - used, "%s}",
@@ -971,7 +976,8 @@ cleanup:
 static int
 check_triggers(preflight *pf, const table_check *tc)
 {
-	const char *params[2] = {tc->oid, tc->replaced[0] ? tc->replaced : "{}"};
+	const char *params[2] = {tc->oid,
+	                         tc->replaced[0] ? tc->replaced : "{}"};
 	PGresult *res;
 	int generic = 0;
 
@@ -1004,7 +1010,8 @@ check_triggers(preflight *pf, const table_check *tc)
 static int
 check_key(preflight *pf, const table_check *tc)
 {
-	const char *params[2] = {tc->oid, tc->replaced[0] ? tc->replaced : "{}"};
+	const char *params[2] = {tc->oid,
+	                         tc->replaced[0] ? tc->replaced : "{}"};
 	PGresult *res;
 	int chosen = -1, n;
 
@@ -1036,7 +1043,8 @@ check_key(preflight *pf, const table_check *tc)
 		report_problem(
 			pf, tc->info->name,
 			"%s %s %s a column the migration replaces; zdm needs a key that survives the migration",
-			n > 1 ? "keys" : "key", keys, n > 1 ? "each use" : "uses");
+			n > 1 ? "keys" : "key", keys,
+			n > 1 ? "each use" : "uses");
 		report_hint(
 			pf,
 			"add a unique index over NOT NULL columns the migration keeps (CREATE UNIQUE INDEX CONCURRENTLY)");
@@ -1057,7 +1065,6 @@ check_table(preflight *pf, const zdm_table_info *info)
 {
 	table_check tc;
 	bool usable;
-	int error;
 
 	memset(&tc, 0, sizeof(tc));
 	tc.info = info;
@@ -1065,29 +1072,27 @@ check_table(preflight *pf, const zdm_table_info *info)
 		if (change_replaces(&info->changes[i]))
 			tc.has_replaced = true;
 
-	if ((error = check_table_kind(pf, &tc, &usable)) < 0 || !usable)
-		goto cleanup;
-	if ((error = check_reserved_names(pf, &tc)) < 0 ||
-	    (error = check_publications(pf, &tc)) < 0)
-		goto cleanup;
+	if (check_table_kind(pf, &tc, &usable) < 0)
+		return -1;
+	if (!usable)
+		return 0;
+	if (check_reserved_names(pf, &tc) < 0 ||
+	    check_publications(pf, &tc) < 0)
+		return -1;
 	for (size_t i = 0; i < info->nchanges; i++)
-		if ((error = check_change(pf, &tc, &info->changes[i])) < 0)
-			goto cleanup;
-	if ((error = check_triggers(pf, &tc)) < 0)
-		goto cleanup;
+		if (check_change(pf, &tc, &info->changes[i]) < 0)
+			return -1;
+	if (check_triggers(pf, &tc) < 0)
+		return -1;
 	/* only a backfill batches and only checks name rows: a table that is
 	 * just renamed needs no key */
-	if (tc.has_replaced)
-		error = check_key(pf, &tc);
-
-cleanup:
-	free(tc.relname);
-	return error;
+	if (tc.has_replaced && check_key(pf, &tc) < 0)
+		return -1;
+	return 0;
 }
 
 int
-zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report,
-              zdm_error *err)
+zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report, zdm_error *err)
 {
 	preflight pf;
 	char timeout[32];
@@ -1125,6 +1130,7 @@ zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report,
 	error = 0;
 
 cleanup:
+	fflush(report);
 	if (error < 0) {
 		/* keep the server's error, not the rollback's */
 		zdm_error saved = *err;
@@ -1135,7 +1141,6 @@ cleanup:
 	}
 	if (zdm_conn_exec(conn, SQL_ROLLBACK, err) < 0)
 		return -1;
-	fflush(report);
 	if (pf.problems > 0) {
 		zdm_error_set(err, "preflight found %d problem%s", pf.problems,
 		              pf.problems == 1 ? "" : "s");

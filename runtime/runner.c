@@ -871,7 +871,9 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 
 		printf("migration %s: preflight\n", plan->migration);
 		if (zdm_preflight(r.conn, plan, stdout, &r.err) != 0) {
-			rc = ZDM_EXIT_USAGE;
+			/* problems found: the plan does not fit this database
+			 * (nothing touched); a SQLSTATE: the check itself failed */
+			rc = r.err.sqlstate[0] ? ZDM_EXIT_FAILED : ZDM_EXIT_USAGE;
 			goto done;
 		}
 		if (zdm_journal_init(r.conn, &r.err) != 0)

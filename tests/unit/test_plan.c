@@ -546,6 +546,66 @@ assert_same_step(const zdmc_plan_step *want, const char *phase,
 	assert_int_equal(want->approval, got->approval);
 }
 
+/*
+ * A change as zdm reads it: the keys of its kind, and none of another's
+ * (the writer writes whatever is set; the reader keeps what applies).
+ */
+static void
+assert_same_change(const zdmc_plan_change *want, const zdm_change *got)
+{
+	size_t n = 0;
+
+	assert_same_string(want->kind, got->kind);
+	assert_same_string(want->at, got->at);
+	assert_same_string(want->column, got->column);
+	assert_int_equal(want->irreversible, got->irreversible);
+	if (strcmp(want->kind, "rename_column") == 0) {
+		assert_same_string(want->to, got->to);
+		assert_null(got->reverse_using);
+	} else {
+		assert_null(got->to);
+		assert_same_string(want->reverse_using, got->reverse_using);
+	}
+	if (strcmp(want->kind, "alter_column_type") == 0) {
+		assert_same_string(want->type, got->type);
+		assert_same_string(want->using, got->using);
+	} else {
+		assert_null(got->type);
+		assert_null(got->using);
+	}
+	if (strcmp(want->kind, "split_column") != 0) {
+		assert_null(got->into);
+		assert_null(got->into_types);
+		assert_null(got->into_not_null);
+		assert_null(got->into_using);
+		assert_int_equal(got->ninto, 0);
+		return;
+	}
+	for (const zdmc_plan_column *c = want->into; c; c = c->next, n++) {
+		assert_true(n < got->ninto);
+		assert_same_string(c->name, got->into[n]);
+		assert_same_string(c->type, got->into_types[n]);
+		assert_int_equal(c->not_null, got->into_not_null[n]);
+		assert_same_string(c->using, got->into_using[n]);
+	}
+	assert_int_equal(n, got->ninto);
+}
+
+static void
+assert_same_table(const zdmc_plan_table *want, const zdm_table_info *got)
+{
+	size_t n = 0;
+
+	assert_same_string(want->name, got->name);
+	for (const zdmc_plan_change *c = want->changes; c; c = c->next, n++) {
+		assert_true(n < got->nchanges);
+		assert_same_change(c, &got->changes[n]);
+	}
+	assert_int_equal(n, got->nchanges);
+	if (n == 0)
+		assert_null(got->changes);
+}
+
 /* Every field zdm sees equals the field zdmc wrote. */
 static void
 assert_same_plan(const zdmc_plan *want, const zdm_plan *got)
@@ -574,9 +634,12 @@ assert_same_plan(const zdmc_plan *want, const zdm_plan *got)
 
 	for (const zdmc_plan_table *t = want->tables; t; t = t->next, i++) {
 		assert_true(i < got->ntables);
+		assert_true(i < got->ntable_info);
 		assert_same_string(t->name, got->tables[i]);
+		assert_same_table(t, &got->table_info[i]);
 	}
 	assert_int_equal(i, got->ntables);
+	assert_int_equal(i, got->ntable_info);
 
 	i = 0;
 	for (const zdmc_plan_phase *ph = want->phases; ph; ph = ph->next)
@@ -743,6 +806,7 @@ test_empty_lists(void **state)
 	assert_same_plan(&plan, got);
 	assert_null(got->steps);
 	assert_null(got->tables);
+	assert_null(got->table_info);
 	assert_null(got->approve);
 	zdm_plan_free(got);
 	free(text);
@@ -1173,6 +1237,109 @@ test_wrong_types(void **state)
 		":76:5: error: phases[2].steps[1] has key \"kind\" twice (first at line 75)");
 }
 
+/* tables[].changes: the kinds, and the keys each kind requires. */
+static void
+test_changes_refused(void **state)
+{
+	size_t len;
+	char *text, *edited, *into, *into_end;
+
+	(void)state;
+	assert_edit_refused(
+		"  - change: rename_column\n", "  - change: drop_column\n",
+		NAME
+		":36:13: error: tables[1].changes[2]: unknown change \"drop_column\" (expected split_column, rename_column or alter_column_type)");
+	assert_edit_refused(
+		"  - change: split_column\n", "  - change: [split_column]\n",
+		NAME
+		":23:13: error: tables[1].changes[1]: \"change\" must be a string, not a list");
+	assert_edit_refused(
+		"    to: email_address\n", "",
+		NAME
+		":36:5: error: tables[1].changes[2]: missing required key \"to\"");
+	assert_edit_refused(
+		"    column: amount\n", "",
+		NAME
+		":42:5: error: tables[2].changes[1]: missing required key \"column\"");
+	assert_edit_refused(
+		"    type: numeric(12,2)\n", "",
+		NAME
+		":42:5: error: tables[2].changes[1]: missing required key \"type\"");
+	assert_edit_refused(
+		"    into:\n", "    onto:\n",
+		NAME
+		":23:5: error: tables[1].changes[1]: missing required key \"into\"");
+	assert_edit_refused(
+		"    into:\n", "    into: first_name\n    xinto:\n",
+		NAME
+		":26:11: error: tables[1].changes[1]: \"into\" must be a list, not a scalar");
+	assert_edit_refused(
+		"      not_null: false\n", "",
+		NAME
+		":31:7: error: tables[1].changes[1].into[2]: missing required key \"not_null\"");
+	assert_edit_refused(
+		"      not_null: true\n", "      not_null: yes\n",
+		NAME
+		":29:17: error: tables[1].changes[1].into[1]: \"not_null\" must be true or false");
+	assert_edit_refused(
+		"    irreversible: true\n", "    irreversible: 1\n",
+		NAME
+		":53:19: error: tables[2].changes[2]: \"irreversible\" must be true or false");
+	assert_edit_refused(
+		"- table: public.payments\n  changes:\n",
+		"- table: public.payments\n  changes: none\n  xchanges:\n",
+		NAME
+		":41:12: error: tables[2]: \"changes\" must be a list, not a scalar");
+
+	/* a split into nothing */
+	text = write_plan(&fixture, &len);
+	into = strstr(text, "    into:\n");
+	assert_non_null(into);
+	into_end = strstr(into, "    reverse_using:");
+	assert_non_null(into_end);
+	edited = malloc(len + 16);
+	assert_non_null(edited);
+	memcpy(edited, text, (size_t)(into - text));
+	strcpy(edited + (into - text), "    into: []\n");
+	strcat(edited, into_end);
+	reseal(edited);
+	assert_refused(
+		edited, strlen(edited),
+		NAME
+		":26:11: error: tables[1].changes[1]: \"into\" must list the new columns");
+	free(edited);
+	free(text);
+}
+
+/* A table with no changes: zdmc writes "changes: []"; the key is optional
+ * to a reader, and both read as no changes. */
+static void
+test_table_without_changes(void **state)
+{
+	zdmc_plan_table bare = {.name = "public.audit"};
+	zdmc_plan plan = fixture;
+	size_t len;
+	char *text, *edited;
+	zdm_plan *got;
+
+	(void)state;
+	plan.tables = &bare;
+	text = write_plan(&plan, &len);
+	got = parse_ok(text, len);
+	assert_same_plan(&plan, got);
+	assert_int_equal(got->ntable_info, 1);
+	assert_int_equal(got->table_info[0].nchanges, 0);
+	zdm_plan_free(got);
+
+	edited = edit(text, "  changes: []\n", "");
+	reseal(edited);
+	got = parse_ok(edited, strlen(edited));
+	assert_same_plan(&plan, got);
+	zdm_plan_free(got);
+	free(edited);
+	free(text);
+}
+
 /* ---- strings that YAML could get wrong ---------------------------------- */
 
 static const char *const tricky[] = {
@@ -1306,8 +1473,10 @@ round_trip_string(const char *s)
 	};
 	zdmc_plan_phase phase = {.name = s, .steps = &backfill};
 	zdmc_plan_column col = {.name = s, .type = s, .using = s};
-	zdmc_plan_change change = {
-		.kind = s,
+	/* the kind is one of three words; every other field carries s, and
+	 * each kind ignores the keys of the others */
+	zdmc_plan_change retype = {
+		.kind = "alter_column_type",
 		.at = s,
 		.column = s,
 		.to = s,
@@ -1315,6 +1484,29 @@ round_trip_string(const char *s)
 		.using = s,
 		.into = &col,
 		.reverse_using = s,
+		.irreversible = true,
+	};
+	zdmc_plan_change rename = {
+		.kind = "rename_column",
+		.at = s,
+		.column = s,
+		.to = s,
+		.type = s,
+		.using = s,
+		.into = &col,
+		.reverse_using = s,
+		.next = &retype,
+	};
+	zdmc_plan_change change = {
+		.kind = "split_column",
+		.at = s,
+		.column = s,
+		.to = s,
+		.type = s,
+		.using = s,
+		.into = &col,
+		.reverse_using = s,
+		.next = &rename,
 	};
 	zdmc_plan_table table = {.name = s, .changes = &change};
 	const char *approve[] = {s, s};
@@ -1456,6 +1648,8 @@ main(void)
 		cmocka_unit_test(test_newer_version),
 		cmocka_unit_test(test_missing_keys),
 		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_changes_refused),
+		cmocka_unit_test(test_table_without_changes),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
 	};
