@@ -71,8 +71,9 @@ zdmc_arena_alloc(zdmc_arena *arena, size_t size)
 	if (rounded == 0)
 		rounded = ARENA_ALIGN;
 	if (block == NULL || block->size - block->used < rounded) {
-		size_t bsize = rounded > ARENA_BLOCK_SIZE / 4 ? rounded
-		                                              : ARENA_BLOCK_SIZE;
+		size_t bsize = rounded > ARENA_BLOCK_SIZE / 4
+		                       ? rounded
+		                       : ARENA_BLOCK_SIZE;
 
 		block = arena_xmalloc(sizeof(arena_block) + bsize);
 		block->size = bsize;

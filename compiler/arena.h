@@ -22,7 +22,7 @@ void *zdmc_arena_alloc(zdmc_arena *arena, size_t size);
 char *zdmc_arena_strdup(zdmc_arena *arena, const char *s);
 char *zdmc_arena_strndup(zdmc_arena *arena, const char *s, size_t n);
 char *zdmc_arena_printf(zdmc_arena *arena, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 char *zdmc_arena_vprintf(zdmc_arena *arena, const char *fmt, va_list ap);
 
 #define ZDMC_NEW(arena, type) ((type *)zdmc_arena_alloc((arena), sizeof(type)))
@@ -42,7 +42,7 @@ void zdmc_buf_init(zdmc_buf *buf, zdmc_arena *arena);
 void zdmc_buf_append(zdmc_buf *buf, const char *s, size_t n);
 void zdmc_buf_puts(zdmc_buf *buf, const char *s);
 void zdmc_buf_printf(zdmc_buf *buf, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 /* NUL-terminated contents (never NULL, "" when empty). */
 const char *zdmc_buf_cstr(zdmc_buf *buf);
 

@@ -27,16 +27,18 @@ zdmc_ast_add_coldef(zdmc_diag *diag, zdmc_stmt *stmt, zdmc_coldef *coldef)
 	zdmc_coldef **tail;
 
 	if (split == NULL || split->kind != ZDMC_ACTION_SPLIT) {
-		zdmc_diag_error(diag, coldef->offset,
-		                "column definition \"%s\" outside a split: expected split, rename or alter column",
-		                coldef->name.name);
+		zdmc_diag_error(
+			diag, coldef->offset,
+			"column definition \"%s\" outside a split: expected split, rename or alter column",
+			coldef->name.name);
 		stmt->broken = true;
 		return;
 	}
 	if (split->split_closed) {
-		zdmc_diag_error(diag, coldef->offset,
-		                "new column \"%s\" comes after the split's reverse clause; write reverse using after the last new column",
-		                coldef->name.name);
+		zdmc_diag_error(
+			diag, coldef->offset,
+			"new column \"%s\" comes after the split's reverse clause; write reverse using after the last new column",
+			coldef->name.name);
 		stmt->broken = true;
 		return;
 	}

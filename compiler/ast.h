@@ -69,7 +69,7 @@ typedef struct zdmc_coldef {
 	zdmc_name name;
 	zdmc_type type;
 	bool not_null;
-	zdmc_expr using; /* text NULL when missing */
+	zdmc_expr using;      /* text NULL when missing */
 	zdmc_reverse reverse; /* only as parsed; moved to the split */
 	size_t offset;
 	struct zdmc_coldef *next;
@@ -116,7 +116,7 @@ typedef struct zdmc_migration {
 	zdmc_option *options;
 	zdmc_stmt *stmts;
 	zdmc_stmt *last_stmt;
-	size_t end_offset; /* end of file, for "no statements" */
+	size_t end_offset;  /* end of file, for "no statements" */
 	bool header_broken; /* a syntax error before any header or statement */
 } zdmc_migration;
 

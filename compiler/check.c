@@ -67,9 +67,10 @@ static void
 check_ident_length(check_ctx *ctx, const zdmc_name *name)
 {
 	if (strlen(name->name) > ZDMC_MAX_IDENT_BYTES)
-		zdmc_diag_error(ctx->diag, name->offset,
-		                "identifier \"%s\" is longer than PostgreSQL's limit of %d bytes",
-		                name->name, ZDMC_MAX_IDENT_BYTES);
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"identifier \"%s\" is longer than PostgreSQL's limit of %d bytes",
+			name->name, ZDMC_MAX_IDENT_BYTES);
 }
 
 static check_table *
@@ -90,12 +91,12 @@ check_table_for(check_ctx *ctx, const zdmc_stmt *stmt)
 	if (model->ntables >= ctx->cap_tables) {
 		size_t cap = ctx->cap_tables;
 
-		model->tables = check_grow(ctx->arena, model->tables,
-		                           model->ntables, &cap,
-		                           sizeof(zdmc_table));
-		ctx->tables = check_grow(ctx->arena, ctx->tables,
-		                         model->ntables, &ctx->cap_tables,
-		                         sizeof(check_table));
+		model->tables =
+			check_grow(ctx->arena, model->tables, model->ntables,
+		                   &cap, sizeof(zdmc_table));
+		ctx->tables =
+			check_grow(ctx->arena, ctx->tables, model->ntables,
+		                   &ctx->cap_tables, sizeof(check_table));
 		/* both arrays share one capacity */
 		for (i = 0; i < model->ntables; i++)
 			ctx->tables[i].table = &model->tables[i];
@@ -104,7 +105,7 @@ check_table_for(check_ctx *ctx, const zdmc_stmt *stmt)
 	model->tables[i].schema = schema;
 	model->tables[i].name = stmt->table.name;
 	model->tables[i].qname =
-	    zdmc_ident_qualified(ctx->arena, schema, stmt->table.name);
+		zdmc_ident_qualified(ctx->arena, schema, stmt->table.name);
 	model->tables[i].offset = stmt->offset;
 	ct = &ctx->tables[i];
 	memset(ct, 0, sizeof(*ct));
@@ -134,18 +135,20 @@ check_old_name(check_ctx *ctx, check_table *ct, const zdmc_name *column,
 
 	for (i = 0; i < ct->nold; i++) {
 		if (strcmp(ct->old_names[i].name, column->name) == 0) {
-			zdmc_diag_error(ctx->diag, column->offset,
-			                "column \"%s\" of %s is changed by two clauses; a migration changes a column once",
-			                column->name, ct->table->qname);
+			zdmc_diag_error(
+				ctx->diag, column->offset,
+				"column \"%s\" of %s is changed by two clauses; a migration changes a column once",
+				column->name, ct->table->qname);
 			zdmc_diag_note(ctx->diag, ct->old_names[i].offset,
 			               "first changed here");
 			return;
 		}
 	}
 	if (check_reserved(column->name))
-		zdmc_diag_error(ctx->diag, column->offset,
-		                "column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-		                column->name);
+		zdmc_diag_error(
+			ctx->diag, column->offset,
+			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+			column->name);
 	ct->old_names = check_grow(ctx->arena, ct->old_names, ct->nold,
 	                           &ct->cap_old, sizeof(check_name));
 	ct->old_names[ct->nold].name = column->name;
@@ -162,9 +165,10 @@ check_new_name(check_ctx *ctx, check_table *ct, const zdmc_name *name,
 
 	for (i = 0; i < ct->nnew; i++) {
 		if (strcmp(ct->new_names[i].name, name->name) == 0) {
-			zdmc_diag_error(ctx->diag, name->offset,
-			                "column \"%s\" would appear twice in the new shape of %s",
-			                name->name, ct->table->qname);
+			zdmc_diag_error(
+				ctx->diag, name->offset,
+				"column \"%s\" would appear twice in the new shape of %s",
+				name->name, ct->table->qname);
 			zdmc_diag_note(ctx->diag, ct->new_names[i].offset,
 			               "first named here");
 			return;
@@ -183,17 +187,19 @@ static void
 check_added_column(check_ctx *ctx, const zdmc_name *name)
 {
 	if (check_reserved(name->name)) {
-		zdmc_diag_error(ctx->diag, name->offset,
-		                "column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-		                name->name);
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+			name->name);
 		return;
 	}
 	if (strlen(name->name) + strlen(ZDMC_NEW_COLUMN_PREFIX) >
 	    ZDMC_MAX_IDENT_BYTES)
-		zdmc_diag_error(ctx->diag, name->offset,
-		                "column name \"%s\" is too long: while in flight it is added as \"%s%s\", which must fit in %d bytes",
-		                name->name, ZDMC_NEW_COLUMN_PREFIX, name->name,
-		                ZDMC_MAX_IDENT_BYTES);
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"column name \"%s\" is too long: while in flight it is added as \"%s%s\", which must fit in %d bytes",
+			name->name, ZDMC_NEW_COLUMN_PREFIX, name->name,
+			ZDMC_MAX_IDENT_BYTES);
 }
 
 static zdmc_sqlexpr *
@@ -209,16 +215,17 @@ check_reverse(check_ctx *ctx, zdmc_change *change, const zdmc_action *a,
 {
 	switch (a->reverse.kind) {
 	case ZDMC_REVERSE_USING:
-		change->reverse = check_expr(ctx, &a->reverse.expr,
-		                             "reverse using");
+		change->reverse =
+			check_expr(ctx, &a->reverse.expr, "reverse using");
 		break;
 	case ZDMC_REVERSE_IRREVERSIBLE:
 		change->irreversible = true;
 		break;
 	case ZDMC_REVERSE_MISSING:
-		zdmc_diag_error(ctx->diag, a->reverse.offset,
-		                "%s \"%s\" has no reverse using; add reverse using (...) computing \"%s\" from the new shape, or mark it irreversible",
-		                what, a->column.name, a->column.name);
+		zdmc_diag_error(
+			ctx->diag, a->reverse.offset,
+			"%s \"%s\" has no reverse using; add reverse using (...) computing \"%s\" from the new shape, or mark it irreversible",
+			what, a->column.name, a->column.name);
 		break;
 	}
 }
@@ -236,11 +243,12 @@ check_split(check_ctx *ctx, check_table *ct, const zdmc_action *a)
 	check_ident_length(ctx, &a->column);
 	check_old_name(ctx, ct, &a->column, a->offset, change);
 	if (a->ninto < 2)
-		zdmc_diag_error(ctx->diag, a->offset,
-		                "split column \"%s\" needs at least two new columns; to transform one column use alter column ... type ... using",
-		                a->column.name);
-	change->cols = zdmc_arena_alloc(ctx->arena,
-	                                (a->ninto ? a->ninto : 1) * sizeof(zdmc_newcol));
+		zdmc_diag_error(
+			ctx->diag, a->offset,
+			"split column \"%s\" needs at least two new columns; to transform one column use alter column ... type ... using",
+			a->column.name);
+	change->cols = zdmc_arena_alloc(
+		ctx->arena, (a->ninto ? a->ninto : 1) * sizeof(zdmc_newcol));
 	for (def = a->into; def != NULL; def = def->next, i++) {
 		zdmc_newcol *col = &change->cols[i];
 
@@ -255,9 +263,10 @@ check_split(check_ctx *ctx, check_table *ct, const zdmc_action *a)
 		check_new_name(ctx, ct, &def->name, change);
 		zdmc_sqlexpr_check_type(ctx->arena, ctx->diag, &def->type);
 		if (def->using.text == NULL)
-			zdmc_diag_error(ctx->diag, def->name.offset,
-			                "new column \"%s\" needs a using (...) expression computing it from the old shape",
-			                def->name.name);
+			zdmc_diag_error(
+				ctx->diag, def->name.offset,
+				"new column \"%s\" needs a using (...) expression computing it from the old shape",
+				def->name.name);
 		else
 			col->forward = check_expr(ctx, &def->using, "using");
 	}
@@ -282,8 +291,8 @@ check_type_change(check_ctx *ctx, check_table *ct, const zdmc_action *a)
 	change->ncols = 1;
 	col = &change->cols[0];
 	col->name = a->column.name;
-	col->physical = zdmc_arena_printf(ctx->arena, "%s%s",
-	                                  ZDMC_NEW_COLUMN_PREFIX, a->column.name);
+	col->physical = zdmc_arena_printf(
+		ctx->arena, "%s%s", ZDMC_NEW_COLUMN_PREFIX, a->column.name);
 	col->type = a->type.text;
 	col->carry_not_null = true;
 	if (zdmc_sqlexpr_check_type(ctx->arena, ctx->diag, &a->type) != 0)
@@ -294,10 +303,10 @@ check_type_change(check_ctx *ctx, check_table *ct, const zdmc_action *a)
 		/* no using: PostgreSQL's own cast, as ALTER TABLE would do */
 		zdmc_expr cast;
 
-		cast.text = zdmc_arena_printf(ctx->arena, "CAST(%s AS %s)",
-		                              zdmc_ident_quote(ctx->arena,
-		                                               a->column.name),
-		                              a->type.text);
+		cast.text = zdmc_arena_printf(
+			ctx->arena, "CAST(%s AS %s)",
+			zdmc_ident_quote(ctx->arena, a->column.name),
+			a->type.text);
 		cast.len = strlen(cast.text);
 		cast.offset = a->type.offset;
 		col->forward = check_expr(ctx, &cast, "using");
@@ -319,13 +328,15 @@ check_rename(check_ctx *ctx, check_table *ct, const zdmc_action *a)
 	check_old_name(ctx, ct, &a->column, a->offset, change);
 	if (strcmp(a->column.name, a->to.name) == 0) {
 		zdmc_diag_error(ctx->diag, a->to.offset,
-		                "column \"%s\" is renamed to itself", a->to.name);
+		                "column \"%s\" is renamed to itself",
+		                a->to.name);
 		return;
 	}
 	if (check_reserved(a->to.name))
-		zdmc_diag_error(ctx->diag, a->to.offset,
-		                "column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-		                a->to.name);
+		zdmc_diag_error(
+			ctx->diag, a->to.offset,
+			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+			a->to.name);
 	check_new_name(ctx, ct, &a->to, change);
 }
 
@@ -344,11 +355,13 @@ check_clashes(check_ctx *ctx, check_table *ct)
 			continue; /* keeps its own name by design */
 		for (j = 0; j < ct->nold; j++) {
 			if (strcmp(nn->name, ct->old_names[j].name) == 0) {
-				zdmc_diag_error(ctx->diag, nn->offset,
-				                "column \"%s\" already exists in %s (this migration changes it)",
-				                nn->name, ct->table->qname);
-				zdmc_diag_note(ctx->diag, ct->old_names[j].offset,
-				               "\"%s\" is changed here", nn->name);
+				zdmc_diag_error(
+					ctx->diag, nn->offset,
+					"column \"%s\" already exists in %s (this migration changes it)",
+					nn->name, ct->table->qname);
+				zdmc_diag_note(
+					ctx->diag, ct->old_names[j].offset,
+					"\"%s\" is changed here", nn->name);
 				break;
 			}
 		}
@@ -372,8 +385,8 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_sqlexpr *expr,
            bool new_shape)
 {
 	const zdmc_table *t = ct->table;
-	const char *qualified = zdmc_arena_printf(ctx->arena, "%s.%s",
-	                                          t->schema, t->name);
+	const char *qualified =
+		zdmc_arena_printf(ctx->arena, "%s.%s", t->schema, t->name);
 	size_t i;
 
 	if (expr == NULL)
@@ -381,38 +394,43 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_sqlexpr *expr,
 	for (i = 0; i < expr->nrefs; i++) {
 		const zdmc_colref *ref = &expr->refs[i];
 		size_t at = expr->src_offset + ref->offset;
-		const check_name *old = check_find(ct->old_names, ct->nold,
-		                                   ref->column);
-		const check_name *added = check_find(ct->new_names, ct->nnew,
-		                                     ref->column);
+		const check_name *old =
+			check_find(ct->old_names, ct->nold, ref->column);
+		const check_name *added =
+			check_find(ct->new_names, ct->nnew, ref->column);
 
 		if (ref->qualifier != NULL &&
 		    strcmp(ref->qualifier, t->name) != 0 &&
 		    strcmp(ref->qualifier, qualified) != 0) {
-			zdmc_diag_error(ctx->diag, at,
-			                "\"%s.%s\" does not refer to %s; a using expression sees only the row being changed",
-			                ref->qualifier, ref->column, t->qname);
+			zdmc_diag_error(
+				ctx->diag, at,
+				"\"%s.%s\" does not refer to %s; a using expression sees only the row being changed",
+				ref->qualifier, ref->column, t->qname);
 			continue;
 		}
 		if (check_reserved(ref->column)) {
-			zdmc_diag_error(ctx->diag, at,
-			                "column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-			                ref->column);
+			zdmc_diag_error(
+				ctx->diag, at,
+				"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+				ref->column);
 			continue;
 		}
 		if (!new_shape && added != NULL && old == NULL) {
-			zdmc_diag_error(ctx->diag, at,
-			                "using refers to \"%s\", which exists only in the new shape; using computes the new shape from the old",
-			                ref->column);
+			zdmc_diag_error(
+				ctx->diag, at,
+				"using refers to \"%s\", which exists only in the new shape; using computes the new shape from the old",
+				ref->column);
 		} else if (new_shape && old != NULL && added == NULL) {
 			if (old->change->kind == ZDMC_ACTION_RENAME)
-				zdmc_diag_error(ctx->diag, at,
-				                "reverse using refers to \"%s\", which the new shape calls \"%s\"",
-				                ref->column, old->change->rename_to);
+				zdmc_diag_error(
+					ctx->diag, at,
+					"reverse using refers to \"%s\", which the new shape calls \"%s\"",
+					ref->column, old->change->rename_to);
 			else
-				zdmc_diag_error(ctx->diag, at,
-				                "reverse using refers to \"%s\", which the new shape no longer has; reverse using computes the old shape from the new",
-				                ref->column);
+				zdmc_diag_error(
+					ctx->diag, at,
+					"reverse using refers to \"%s\", which the new shape no longer has; reverse using computes the old shape from the new",
+					ref->column);
 		}
 	}
 }
@@ -442,16 +460,19 @@ check_derived_names(check_ctx *ctx, const zdmc_migration *mig)
 	for (i = 0; i < model->ntables; i++) {
 		const zdmc_table *t = &model->tables[i];
 
-		if (strlen("zdm_sync_") + strlen(t->name) > ZDMC_MAX_IDENT_BYTES)
-			zdmc_diag_error(ctx->diag, t->offset,
-			                "table name \"%s\" is too long: zdm names its trigger function \"zdm_sync_%s\", which must fit in %d bytes",
-			                t->name, t->name, ZDMC_MAX_IDENT_BYTES);
+		if (strlen("zdm_sync_") + strlen(t->name) >
+		    ZDMC_MAX_IDENT_BYTES)
+			zdmc_diag_error(
+				ctx->diag, t->offset,
+				"table name \"%s\" is too long: zdm names its trigger function \"zdm_sync_%s\", which must fit in %d bytes",
+				t->name, t->name, ZDMC_MAX_IDENT_BYTES);
 	}
 	if (model->version_schema != NULL &&
 	    strlen(model->version_schema) > ZDMC_MAX_IDENT_BYTES)
-		zdmc_diag_error(ctx->diag, mig->name.offset,
-		                "the new version's schema \"%s\" (schema, \"_\", migration name) is longer than %d bytes; use a shorter migration name",
-		                model->version_schema, ZDMC_MAX_IDENT_BYTES);
+		zdmc_diag_error(
+			ctx->diag, mig->name.offset,
+			"the new version's schema \"%s\" (schema, \"_\", migration name) is longer than %d bytes; use a shorter migration name",
+			model->version_schema, ZDMC_MAX_IDENT_BYTES);
 }
 
 int
@@ -472,8 +493,9 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 
 	if (!mig->has_header) {
 		if (!mig->header_broken)
-			zdmc_diag_error(diag, mig->stmts ? mig->stmts->offset : 0,
-			                "missing migration header: a .zdm file starts with \"migration NAME;\"");
+			zdmc_diag_error(
+				diag, mig->stmts ? mig->stmts->offset : 0,
+				"missing migration header: a .zdm file starts with \"migration NAME;\"");
 	} else {
 		out->migration = mig->name.name;
 		out->migration_offset = mig->name.offset;
@@ -493,19 +515,23 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		if (stmt->schema.name != NULL) {
 			check_ident_length(&ctx, &stmt->schema);
 			if (check_reserved(stmt->schema.name))
-				zdmc_diag_error(diag, stmt->schema.offset,
-				                "schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
-				                stmt->schema.name);
+				zdmc_diag_error(
+					diag, stmt->schema.offset,
+					"schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
+					stmt->schema.name);
 		}
 		check_ident_length(&ctx, &stmt->table);
 		ct = check_table_for(&ctx, stmt);
-		if (ctx.model->ntables > 1 && !check_reserved(ct->table->schema) &&
+		if (ctx.model->ntables > 1 &&
+		    !check_reserved(ct->table->schema) &&
 		    strcmp(ct->table->schema, out->tables[0].schema) != 0)
-			zdmc_diag_error(diag, stmt->schema.name ? stmt->schema.offset
-			                                        : stmt->table.offset,
-			                "all tables of one migration must be in one schema: %s is in \"%s\", %s in \"%s\"",
-			                ct->table->qname, ct->table->schema,
-			                out->tables[0].qname, out->tables[0].schema);
+			zdmc_diag_error(
+				diag,
+				stmt->schema.name ? stmt->schema.offset
+						  : stmt->table.offset,
+				"all tables of one migration must be in one schema: %s is in \"%s\", %s in \"%s\"",
+				ct->table->qname, ct->table->schema,
+				out->tables[0].qname, out->tables[0].schema);
 		for (a = stmt->actions; a != NULL; a = a->next) {
 			switch (a->kind) {
 			case ZDMC_ACTION_SPLIT:
@@ -526,13 +552,13 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		check_clashes(&ctx, &ctx.tables[i]);
 		check_table_refs(&ctx, &ctx.tables[i]);
 		for (j = 0; j < out->tables[i].nchanges; j++)
-			if (out->tables[i].changes[j].kind != ZDMC_ACTION_RENAME)
+			if (out->tables[i].changes[j].kind !=
+			    ZDMC_ACTION_RENAME)
 				out->tables[i].needs_sync = true;
 	}
 	if (out->migration != NULL && out->ntables > 0)
-		out->version_schema = zdmc_arena_printf(arena, "%s_%s",
-		                                        out->tables[0].schema,
-		                                        out->migration);
+		out->version_schema = zdmc_arena_printf(
+			arena, "%s_%s", out->tables[0].schema, out->migration);
 	check_derived_names(&ctx, mig);
 	return diag->nerrors > before ? -1 : 0;
 }

@@ -31,8 +31,10 @@ zdmc_compile(const char *display_name, const char *text, size_t len,
 	src = zdmc_source_new(arena, display_name, text, len);
 	zdmc_diag_init(&diag, arena, src);
 	if (memchr(text, '\0', len) != NULL) {
-		zdmc_diag_error(&diag, (size_t)((const char *)memchr(text, '\0', len) - text),
-		                "the source contains a NUL byte; .zdm files are text");
+		zdmc_diag_error(
+			&diag,
+			(size_t)((const char *)memchr(text, '\0', len) - text),
+			"the source contains a NUL byte; .zdm files are text");
 		goto cleanup;
 	}
 	zdmc_parse(arena, &diag, src, &mig);
@@ -42,7 +44,8 @@ zdmc_compile(const char *display_name, const char *text, size_t len,
 	zdmc_lower(arena, &model, src, &plan);
 	plan.source_sha256 = zdmc_arena_alloc(arena, 65);
 	zdmc_sha256_hex(text, len, (char *)plan.source_sha256);
-	if (zdmc_plan_write(&plan, plan_out, plan_len, errbuf, sizeof(errbuf)) != 0) {
+	if (zdmc_plan_write(&plan, plan_out, plan_len, errbuf,
+	                    sizeof(errbuf)) != 0) {
 		zdmc_diag_error(&diag, 0, "cannot write the plan: %s", errbuf);
 		goto cleanup;
 	}

@@ -19,8 +19,8 @@ zdmc_diag_init(zdmc_diag *diag, zdmc_arena *arena, const zdmc_source *src)
 }
 
 static void
-diag_add(zdmc_diag *diag, zdmc_diag_level level, size_t offset,
-         const char *fmt, va_list ap)
+diag_add(zdmc_diag *diag, zdmc_diag_level level, size_t offset, const char *fmt,
+         va_list ap)
 {
 	zdmc_diagnostic *d = ZDMC_NEW(diag->arena, zdmc_diagnostic);
 
@@ -80,8 +80,8 @@ diag_print_one(const zdmc_diag *diag, const zdmc_diagnostic *d, FILE *out)
 	        d->level == ZDMC_DIAG_ERROR ? "error" : "note", d->message);
 	line = zdmc_source_line(src, d->offset, &line_len);
 	fprintf(out, "%.*s\n", (int)line_len, line);
-	upto = (size_t)(src->text + (d->offset > src->len ? src->len : d->offset) -
-	                line);
+	upto = (size_t)(src->text +
+	                (d->offset > src->len ? src->len : d->offset) - line);
 	if (upto > line_len)
 		upto = line_len;
 	for (i = 0; i < upto; i++) {
@@ -125,8 +125,8 @@ zdmc_diag_print(const zdmc_diag *diag, FILE *out)
 	}
 	for (i = 0; i < n; i++) {
 		diag_print_one(diag, groups[i], out);
-		for (d = groups[i]->next; d != NULL && d->level == ZDMC_DIAG_NOTE;
-		     d = d->next)
+		for (d = groups[i]->next;
+		     d != NULL && d->level == ZDMC_DIAG_NOTE; d = d->next)
 			diag_print_one(diag, d, out);
 	}
 }

@@ -37,9 +37,9 @@ typedef struct zdmc_diag {
 
 void zdmc_diag_init(zdmc_diag *diag, zdmc_arena *arena, const zdmc_source *src);
 void zdmc_diag_error(zdmc_diag *diag, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 void zdmc_diag_note(zdmc_diag *diag, size_t offset, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 /* Reported already at exactly this offset?  Used to avoid a lexer error and a
  * parser error for the same token. */
 bool zdmc_diag_has_error_at(const zdmc_diag *diag, size_t offset);

@@ -72,9 +72,9 @@ Q(lower_ctx *ctx, const char *name)
 static const char *
 lower_sync_function(lower_ctx *ctx, const zdmc_table *t)
 {
-	return zdmc_ident_qualified(ctx->arena, t->schema,
-	                            zdmc_arena_printf(ctx->arena, "zdm_sync_%s",
-	                                              t->name));
+	return zdmc_ident_qualified(
+		ctx->arena, t->schema,
+		zdmc_arena_printf(ctx->arena, "zdm_sync_%s", t->name));
 }
 
 static const char *
@@ -113,9 +113,9 @@ lower_map_new(void *arg, const zdmc_colref *ref)
 {
 	lower_map *m = arg;
 
-	return zdmc_arena_printf(m->ctx->arena, "%s%s", m->prefix,
-	                         Q(m->ctx, zdmc_model_new_physical(m->table,
-	                                                           ref->column)));
+	return zdmc_arena_printf(
+		m->ctx->arena, "%s%s", m->prefix,
+		Q(m->ctx, zdmc_model_new_physical(m->table, ref->column)));
 }
 
 static const char *
@@ -124,7 +124,8 @@ lower_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_newcol *col,
 {
 	lower_map m = {ctx, t, NULL, prefix};
 
-	return zdmc_sqlexpr_rewrite(ctx->arena, col->forward, lower_map_old, &m);
+	return zdmc_sqlexpr_rewrite(ctx->arena, col->forward, lower_map_old,
+	                            &m);
 }
 
 static const char *
@@ -145,10 +146,10 @@ lower_map_round_trip(void *arg, const zdmc_colref *ref)
 
 	for (i = 0; i < m->change->ncols; i++)
 		if (strcmp(m->change->cols[i].name, ref->column) == 0)
-			return zdmc_arena_printf(m->ctx->arena, "(%s)",
-			                         lower_forward(m->ctx, m->table,
-			                                       &m->change->cols[i],
-			                                       ""));
+			return zdmc_arena_printf(
+				m->ctx->arena, "(%s)",
+				lower_forward(m->ctx, m->table,
+			                      &m->change->cols[i], ""));
 	return lower_map_new(arg, ref);
 }
 
@@ -157,8 +158,8 @@ lower_round_trip(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 {
 	lower_map m = {ctx, t, c, ""};
 
-	return zdmc_sqlexpr_rewrite(ctx->arena, c->reverse, lower_map_round_trip,
-	                            &m);
+	return zdmc_sqlexpr_rewrite(ctx->arena, c->reverse,
+	                            lower_map_round_trip, &m);
 }
 
 /* Old-shape columns whose change means "recompute the new columns". */
@@ -169,7 +170,8 @@ lower_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
 	size_t i, j, k;
 
 	for (i = 0; i <= c->ncols; i++) {
-		const zdmc_sqlexpr *e = i < c->ncols ? c->cols[i].forward : NULL;
+		const zdmc_sqlexpr *e =
+			i < c->ncols ? c->cols[i].forward : NULL;
 		size_t nrefs = e ? e->nrefs : 1;
 
 		for (j = 0; j < nrefs; j++) {
@@ -202,8 +204,8 @@ lower_count_refs(const zdmc_change *c)
 static const char *
 lower_forward_changed(lower_ctx *ctx, const zdmc_change *c)
 {
-	const char **seen = zdmc_arena_alloc(ctx->arena, lower_count_refs(c) *
-	                                                     sizeof(char *));
+	const char **seen = zdmc_arena_alloc(
+		ctx->arena, lower_count_refs(c) * sizeof(char *));
 	size_t nseen = 0;
 	zdmc_buf cond;
 
@@ -332,10 +334,13 @@ lower_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
                      const zdmc_change *c, const char *indent)
 {
 	if (c->irreversible)
-		zdmc_buf_printf(b, "%sNULL; -- irreversible: the old shape is not written back\n",
-		                indent);
+		zdmc_buf_printf(
+			b,
+			"%sNULL; -- irreversible: the old shape is not written back\n",
+			indent);
 	else
-		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent, Q(ctx, c->column),
+		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent,
+		                Q(ctx, c->column),
 		                lower_reverse(ctx, t, c, "NEW."));
 }
 
@@ -344,7 +349,8 @@ lower_change_title(lower_ctx *ctx, const zdmc_change *c)
 {
 	if (c->kind == ZDMC_ACTION_SPLIT)
 		return zdmc_arena_printf(ctx->arena, "split column %s into %s",
-		                         c->column, lower_new_column_list(ctx, c));
+		                         c->column,
+		                         lower_new_column_list(ctx, c));
 	return zdmc_arena_printf(ctx->arena, "alter column %s type %s",
 	                         c->column, c->cols[0].type);
 }
@@ -357,22 +363,27 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 	size_t i, j;
 
 	zdmc_buf_init(&body, ctx->arena);
-	zdmc_buf_printf(&body,
-	                "BEGIN\n"
-	                "    -- zdm migration %s: keeps the old and the new shape of %s\n"
-	                "    -- in step while both application versions write.\n"
-	                "    IF TG_OP = 'INSERT' THEN\n",
-	                ctx->model->migration, t->qname);
+	zdmc_buf_printf(
+		&body,
+		"BEGIN\n"
+		"    -- zdm migration %s: keeps the old and the new shape of %s\n"
+		"    -- in step while both application versions write.\n"
+		"    IF TG_OP = 'INSERT' THEN\n",
+		ctx->model->migration, t->qname);
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
 
 		if (c->kind == ZDMC_ACTION_RENAME)
 			continue;
-		zdmc_buf_printf(&body,
-		                "        -- %s\n"
-		                "        IF NEW.%s IS NULL AND (%s) THEN\n",
-		                lower_change_title(ctx, c), Q(ctx, c->column),
-		                lower_new_changed(ctx, c, "IS NOT NULL", " OR "));
+		/* old-version clients never write zdm_new_* columns, so a value
+		 * there means the new version wrote the row (the old column may
+		 * hold its default, which must not win) */
+		zdmc_buf_printf(
+			&body,
+			"        -- %s\n"
+			"        IF %s THEN\n",
+			lower_change_title(ctx, c),
+			lower_new_changed(ctx, c, "IS NOT NULL", " OR "));
 		lower_assign_reverse(ctx, &body, t, c, "            ");
 		zdmc_buf_puts(&body, "        ELSE\n");
 		lower_assign_forward(ctx, &body, t, c, "            ");
@@ -384,29 +395,34 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 
 		if (c->kind == ZDMC_ACTION_RENAME)
 			continue;
-		zdmc_buf_printf(&body, "        -- %s\n", lower_change_title(ctx, c));
+		zdmc_buf_printf(&body, "        -- %s\n",
+		                lower_change_title(ctx, c));
 		zdmc_buf_printf(&body, "        IF %s THEN\n",
 		                lower_forward_changed(ctx, c));
 		lower_assign_forward(ctx, &body, t, c, "            ");
-		zdmc_buf_printf(&body, "        ELSIF %s THEN\n",
-		                lower_new_changed(ctx, c, "IS DISTINCT FROM", " OR "));
-		zdmc_buf_printf(&body,
-		                "            IF OLD.%s THEN\n"
-		                "                -- never backfilled: what the client did not set comes from the old shape\n",
-		                PENDING_COLUMN);
+		zdmc_buf_printf(
+			&body, "        ELSIF %s THEN\n",
+			lower_new_changed(ctx, c, "IS DISTINCT FROM", " OR "));
+		zdmc_buf_printf(
+			&body,
+			"            IF OLD.%s THEN\n"
+			"                -- never backfilled: what the client did not set comes from the old shape\n",
+			PENDING_COLUMN);
 		for (j = 0; j < c->ncols; j++) {
 			const char *p = Q(ctx, c->cols[j].physical);
 
-			zdmc_buf_printf(&body,
-			                "                IF NEW.%s IS NOT DISTINCT FROM OLD.%s THEN\n"
-			                "                    NEW.%s := (%s);\n"
-			                "                END IF;\n",
-			                p, p, p,
-			                lower_forward(ctx, t, &c->cols[j], "NEW."));
+			zdmc_buf_printf(
+				&body,
+				"                IF NEW.%s IS NOT DISTINCT FROM OLD.%s THEN\n"
+				"                    NEW.%s := (%s);\n"
+				"                END IF;\n",
+				p, p, p,
+				lower_forward(ctx, t, &c->cols[j], "NEW."));
 		}
 		zdmc_buf_puts(&body, "            END IF;\n");
 		lower_assign_reverse(ctx, &body, t, c, "            ");
-		zdmc_buf_printf(&body, "        ELSIF OLD.%s THEN\n", PENDING_COLUMN);
+		zdmc_buf_printf(&body, "        ELSIF OLD.%s THEN\n",
+		                PENDING_COLUMN);
 		lower_assign_forward(ctx, &body, t, c, "            ");
 		zdmc_buf_puts(&body, "        END IF;\n");
 	}
@@ -478,49 +494,57 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		const zdmc_change *c = &t->changes[i];
 
 		if (c->kind == ZDMC_ACTION_RENAME) {
-			zdmc_buf_printf(&values, "%s(%s, 1, %s)",
-			                values.len ? ",\n                        " : "",
-			                zdmc_ident_literal(ctx->arena, c->column),
-			                zdmc_ident_literal(ctx->arena,
-			                                   zdmc_arena_printf(ctx->arena, "%s AS %s",
-			                                                     Q(ctx, c->column),
-			                                                     Q(ctx, c->rename_to))));
+			zdmc_buf_printf(
+				&values, "%s(%s, 1, %s)",
+				values.len ? ",\n                        " : "",
+				zdmc_ident_literal(ctx->arena, c->column),
+				zdmc_ident_literal(
+					ctx->arena,
+					zdmc_arena_printf(
+						ctx->arena, "%s AS %s",
+						Q(ctx, c->column),
+						Q(ctx, c->rename_to))));
 			continue;
 		}
 		for (j = 0; j < c->ncols; j++)
-			zdmc_buf_printf(&values, "%s(%s, %zu, %s)",
-			                values.len ? ",\n                        " : "",
-			                zdmc_ident_literal(ctx->arena, c->column), j + 1,
-			                zdmc_ident_literal(ctx->arena,
-			                                   zdmc_arena_printf(ctx->arena, "%s AS %s",
-			                                                     Q(ctx, c->cols[j].physical),
-			                                                     Q(ctx, c->cols[j].name))));
+			zdmc_buf_printf(
+				&values, "%s(%s, %zu, %s)",
+				values.len ? ",\n                        " : "",
+				zdmc_ident_literal(ctx->arena, c->column),
+				j + 1,
+				zdmc_ident_literal(
+					ctx->arena,
+					zdmc_arena_printf(
+						ctx->arena, "%s AS %s",
+						Q(ctx, c->cols[j].physical),
+						Q(ctx, c->cols[j].name))));
 	}
 	zdmc_buf_init(&sql, ctx->arena);
-	zdmc_buf_printf(&sql,
-	                "DO $zdm$\n"
-	                "DECLARE\n"
-	                "    select_list text;\n"
-	                "BEGIN\n"
-	                "    -- every column of %s in order; zdm's own columns hidden;\n"
-	                "    -- the columns this migration changes replaced by their new shape\n"
-	                "    SELECT pg_catalog.string_agg(coalesce(m.new_shape, pg_catalog.quote_ident(a.attname)),\n"
-	                "                                 ', ' ORDER BY a.attnum, m.position)\n"
-	                "      INTO select_list\n"
-	                "      FROM pg_catalog.pg_attribute AS a\n"
-	                "      LEFT JOIN (VALUES %s)\n"
-	                "           AS m(old_column, position, new_shape)\n"
-	                "        ON m.old_column = a.attname\n"
-	                "     WHERE a.attrelid = %s::pg_catalog.regclass\n"
-	                "       AND a.attnum > 0 AND NOT a.attisdropped\n"
-	                "       AND a.attname !~ '^zdm_';\n"
-	                "    EXECUTE 'CREATE VIEW %s WITH (security_invoker = true) AS SELECT '\n"
-	                "            || select_list || ' FROM %s';\n"
-	                "END\n"
-	                "$zdm$",
-	                t->qname, zdmc_buf_cstr(&values),
-	                zdmc_ident_literal(ctx->arena, t->qname),
-	                lower_view(ctx, t), t->qname);
+	zdmc_buf_printf(
+		&sql,
+		"DO $zdm$\n"
+		"DECLARE\n"
+		"    select_list text;\n"
+		"BEGIN\n"
+		"    -- every column of %s in order; zdm's own columns hidden;\n"
+		"    -- the columns this migration changes replaced by their new shape\n"
+		"    SELECT pg_catalog.string_agg(coalesce(m.new_shape, pg_catalog.quote_ident(a.attname)),\n"
+		"                                 ', ' ORDER BY a.attnum, m.position)\n"
+		"      INTO select_list\n"
+		"      FROM pg_catalog.pg_attribute AS a\n"
+		"      LEFT JOIN (VALUES %s)\n"
+		"           AS m(old_column, position, new_shape)\n"
+		"        ON m.old_column = a.attname\n"
+		"     WHERE a.attrelid = %s::pg_catalog.regclass\n"
+		"       AND a.attnum > 0 AND NOT a.attisdropped\n"
+		"       AND a.attname !~ '^zdm_';\n"
+		"    EXECUTE 'CREATE VIEW %s WITH (security_invoker = true) AS SELECT '\n"
+		"            || select_list || ' FROM %s';\n"
+		"END\n"
+		"$zdm$",
+		t->qname, zdmc_buf_cstr(&values),
+		zdmc_ident_literal(ctx->arena, t->qname), lower_view(ctx, t),
+		t->qname);
 	return zdmc_buf_cstr(&sql);
 }
 
@@ -536,14 +560,19 @@ lower_expand(lower_ctx *ctx)
 	for (i = 0; i < m->ntables; i++) {
 		const zdmc_table *t = &m->tables[i];
 
-		ctx->tx_label = zdmc_arena_printf(ctx->arena, "expand %s", t->qname);
+		ctx->tx_label =
+			zdmc_arena_printf(ctx->arena, "expand %s", t->qname);
 		if (i == 0)
-			lower_step(ctx, ZDMC_STEP_SQL, NULL,
-			           zdmc_arena_printf(ctx->arena,
-			                             "create schema %s for the new version's views",
-			                             m->version_schema),
-			           zdmc_arena_printf(ctx->arena, "CREATE SCHEMA %s", schema),
-			           zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s", schema));
+			lower_step(
+				ctx, ZDMC_STEP_SQL, NULL,
+				zdmc_arena_printf(
+					ctx->arena,
+					"create schema %s for the new version's views",
+					m->version_schema),
+				zdmc_arena_printf(ctx->arena,
+			                          "CREATE SCHEMA %s", schema),
+				zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
+			                          schema));
 		if (t->needs_sync) {
 			zdmc_buf add, drop, names;
 			const char *sep = "";
@@ -557,62 +586,87 @@ lower_expand(lower_ctx *ctx)
 				const zdmc_change *c = &t->changes[j];
 
 				for (k = 0; k < c->ncols; k++) {
-					const char *p = Q(ctx, c->cols[k].physical);
+					const char *p =
+						Q(ctx, c->cols[k].physical);
 
-					zdmc_buf_printf(&add, "%s\n    ADD COLUMN %s %s",
-					                sep, p, c->cols[k].type);
-					zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s",
-					                sep, p);
+					zdmc_buf_printf(
+						&add,
+						"%s\n    ADD COLUMN %s %s", sep,
+						p, c->cols[k].type);
+					zdmc_buf_printf(
+						&drop, "%s\n    DROP COLUMN %s",
+						sep, p);
 					sep = ",";
-					zdmc_buf_printf(&names, "%s, ", c->cols[k].physical);
+					zdmc_buf_printf(&names, "%s, ",
+					                c->cols[k].physical);
 				}
 			}
-			zdmc_buf_printf(&add, ",\n    ADD COLUMN %s boolean NOT NULL DEFAULT true",
+			zdmc_buf_printf(
+				&add,
+				",\n    ADD COLUMN %s boolean NOT NULL DEFAULT true",
+				PENDING_COLUMN);
+			zdmc_buf_printf(&drop, ",\n    DROP COLUMN %s",
 			                PENDING_COLUMN);
-			zdmc_buf_printf(&drop, ",\n    DROP COLUMN %s", PENDING_COLUMN);
-			lower_step(ctx, ZDMC_STEP_SQL, t,
-			           zdmc_arena_printf(ctx->arena,
-			                             "add %sand the backfill marker %s to %s (nullable and a constant default: no table rewrite)",
-			                             zdmc_buf_cstr(&names), PENDING_COLUMN, t->qname),
-			           zdmc_buf_cstr(&add), zdmc_buf_cstr(&drop));
-			lower_step(ctx, ZDMC_STEP_SQL, t,
-			           zdmc_arena_printf(ctx->arena,
-			                             "create the function that keeps both shapes of %s in sync",
-			                             t->qname),
-			           lower_sync_function_sql(ctx, t),
-			           zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s()",
-			                             lower_sync_function(ctx, t)));
-			lower_step(ctx, ZDMC_STEP_SQL, t,
-			           zdmc_arena_printf(ctx->arena,
-			                             "run it on every insert into %s", t->qname),
-			           zdmc_arena_printf(ctx->arena,
-			                             "CREATE TRIGGER %s BEFORE INSERT ON %s\n"
-			                             "    FOR EACH ROW EXECUTE FUNCTION %s()",
-			                             INSERT_TRIGGER, t->qname,
-			                             lower_sync_function(ctx, t)),
-			           zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
-			                             INSERT_TRIGGER, t->qname));
-			lower_step(ctx, ZDMC_STEP_SQL, t,
-			           zdmc_arena_printf(ctx->arena,
-			                             "run it on updates of %s that change a synced column (the backfill's writes do not match the WHEN clause)",
-			                             t->qname),
-			           zdmc_arena_printf(ctx->arena,
-			                             "CREATE TRIGGER %s BEFORE UPDATE ON %s\n"
-			                             "    FOR EACH ROW\n"
-			                             "    WHEN (%s)\n"
-			                             "    EXECUTE FUNCTION %s()",
-			                             UPDATE_TRIGGER, t->qname,
-			                             lower_update_when(ctx, t),
-			                             lower_sync_function(ctx, t)),
-			           zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
-			                             UPDATE_TRIGGER, t->qname));
+			lower_step(
+				ctx, ZDMC_STEP_SQL, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"add %sand the backfill marker %s to %s (nullable and a constant default: no table rewrite)",
+					zdmc_buf_cstr(&names), PENDING_COLUMN,
+					t->qname),
+				zdmc_buf_cstr(&add), zdmc_buf_cstr(&drop));
+			lower_step(
+				ctx, ZDMC_STEP_SQL, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"create the function that keeps both shapes of %s in sync",
+					t->qname),
+				lower_sync_function_sql(ctx, t),
+				zdmc_arena_printf(ctx->arena,
+			                          "DROP FUNCTION %s()",
+			                          lower_sync_function(ctx, t)));
+			lower_step(
+				ctx, ZDMC_STEP_SQL, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"run it on every insert into %s",
+					t->qname),
+				zdmc_arena_printf(
+					ctx->arena,
+					"CREATE TRIGGER %s BEFORE INSERT ON %s\n"
+					"    FOR EACH ROW EXECUTE FUNCTION %s()",
+					INSERT_TRIGGER, t->qname,
+					lower_sync_function(ctx, t)),
+				zdmc_arena_printf(ctx->arena,
+			                          "DROP TRIGGER %s ON %s",
+			                          INSERT_TRIGGER, t->qname));
+			lower_step(
+				ctx, ZDMC_STEP_SQL, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"run it on updates of %s that change a synced column (the backfill's writes do not match the WHEN clause)",
+					t->qname),
+				zdmc_arena_printf(
+					ctx->arena,
+					"CREATE TRIGGER %s BEFORE UPDATE ON %s\n"
+					"    FOR EACH ROW\n"
+					"    WHEN (%s)\n"
+					"    EXECUTE FUNCTION %s()",
+					UPDATE_TRIGGER, t->qname,
+					lower_update_when(ctx, t),
+					lower_sync_function(ctx, t)),
+				zdmc_arena_printf(ctx->arena,
+			                          "DROP TRIGGER %s ON %s",
+			                          UPDATE_TRIGGER, t->qname));
 		}
 		lower_step(ctx, ZDMC_STEP_SQL, t,
-		           zdmc_arena_printf(ctx->arena,
-		                             "create view %s.%s: %s in the new shape",
-		                             m->version_schema, t->name, t->qname),
+		           zdmc_arena_printf(
+				   ctx->arena,
+				   "create view %s.%s: %s in the new shape",
+				   m->version_schema, t->name, t->qname),
 		           lower_view_sql(ctx, t),
-		           zdmc_arena_printf(ctx->arena, "DROP VIEW %s", lower_view(ctx, t)));
+		           zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
+		                             lower_view(ctx, t)));
 	}
 	ctx->tx_label = NULL;
 }
@@ -641,23 +695,28 @@ lower_backfill(lower_ctx *ctx)
 			const zdmc_change *c = &t->changes[j];
 
 			for (k = 0; k < c->ncols; k++) {
-				zdmc_buf_printf(&sql, "%s = (%s),\n       ",
-				                Q(ctx, c->cols[k].physical),
-				                lower_forward(ctx, t, &c->cols[k], ""));
-				zdmc_buf_printf(&names, "%s%s", names.len ? ", " : "",
+				zdmc_buf_printf(
+					&sql, "%s = (%s),\n       ",
+					Q(ctx, c->cols[k].physical),
+					lower_forward(ctx, t, &c->cols[k], ""));
+				zdmc_buf_printf(&names, "%s%s",
+				                names.len ? ", " : "",
 				                c->cols[k].name);
 			}
 		}
-		zdmc_buf_printf(&sql,
-		                "%s = false\n"
-		                " WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid\n"
-		                "   AND %s",
-		                PENDING_COLUMN, PENDING_COLUMN);
-		s = lower_step(ctx, ZDMC_STEP_BACKFILL, t,
-		               zdmc_arena_printf(ctx->arena,
-		                                 "compute %s for the rows of %s that no write has synced yet, in batches of pages",
-		                                 zdmc_buf_cstr(&names), t->qname),
-		               zdmc_buf_cstr(&sql), NULL);
+		zdmc_buf_printf(
+			&sql,
+			"%s = false\n"
+			" WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid\n"
+			"   AND %s",
+			PENDING_COLUMN, PENDING_COLUMN);
+		s = lower_step(
+			ctx, ZDMC_STEP_BACKFILL, t,
+			zdmc_arena_printf(
+				ctx->arena,
+				"compute %s for the rows of %s that no write has synced yet, in batches of pages",
+				zdmc_buf_cstr(&names), t->qname),
+			zdmc_buf_cstr(&sql), NULL);
 		s->key = "ctid";
 		s->batch_size = m->options.batch_size;
 		s->batch_pause_ms = m->options.batch_pause_ms;
@@ -685,67 +744,80 @@ lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
                       const zdmc_newcol *col)
 {
 	const char *con = lower_nn_constraint(ctx, col);
-	const char *add = zdmc_arena_printf(ctx->arena,
-	                                    "ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID",
-	                                    t->qname, con, Q(ctx, col->physical));
-	const char *validate = zdmc_arena_printf(ctx->arena,
-	                                         "ALTER TABLE %s VALIDATE CONSTRAINT %s",
-	                                         t->qname, con);
+	const char *add = zdmc_arena_printf(
+		ctx->arena,
+		"ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID",
+		t->qname, con, Q(ctx, col->physical));
+	const char *validate = zdmc_arena_printf(
+		ctx->arena, "ALTER TABLE %s VALIDATE CONSTRAINT %s", t->qname,
+		con);
 
 	if (col->not_null) {
-		lower_step(ctx, ZDMC_STEP_SQL, t,
-		           zdmc_arena_printf(ctx->arena,
-		                             "require %s NOT NULL, first as a check NOT VALID (no scan under the lock)",
-		                             col->name),
-		           add,
-		           zdmc_arena_printf(ctx->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
-		                             t->qname, con));
-		lower_step(ctx, ZDMC_STEP_SQL, t,
-		           zdmc_arena_printf(ctx->arena,
-		                             "validate %s (scans the table without blocking writes)",
-		                             con),
-		           validate, NULL);
+		lower_step(
+			ctx, ZDMC_STEP_SQL, t,
+			zdmc_arena_printf(
+				ctx->arena,
+				"require %s NOT NULL, first as a check NOT VALID (no scan under the lock)",
+				col->name),
+			add,
+			zdmc_arena_printf(ctx->arena,
+		                          "ALTER TABLE %s DROP CONSTRAINT %s",
+		                          t->qname, con));
+		lower_step(
+			ctx, ZDMC_STEP_SQL, t,
+			zdmc_arena_printf(
+				ctx->arena,
+				"validate %s (scans the table without blocking writes)",
+				con),
+			validate, NULL);
 		return;
 	}
 	/* type change: only if the old column is NOT NULL, which the catalog
 	 * knows and the compiler does not */
-	lower_step(ctx, ZDMC_STEP_SQL, t,
-	           zdmc_arena_printf(ctx->arena,
-	                             "if %s is NOT NULL, require the same of its new type, first as a check NOT VALID",
-	                             col->name),
-	           zdmc_arena_printf(ctx->arena,
-	                             "DO $zdm$\n"
-	                             "BEGIN\n"
-	                             "    IF (SELECT attnotnull FROM pg_catalog.pg_attribute\n"
-	                             "         WHERE attrelid = %s::pg_catalog.regclass AND attname = %s) THEN\n"
-	                             "        %s;\n"
-	                             "    END IF;\n"
-	                             "END\n"
-	                             "$zdm$",
-	                             zdmc_ident_literal(ctx->arena, t->qname),
-	                             zdmc_ident_literal(ctx->arena, col->name), add),
-	           zdmc_arena_printf(ctx->arena,
-	                             "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
-	                             t->qname, con));
-	lower_step(ctx, ZDMC_STEP_SQL, t,
-	           zdmc_arena_printf(ctx->arena,
-	                             "validate %s if it was added (scans the table without blocking writes)",
-	                             con),
-	           zdmc_arena_printf(ctx->arena,
-	                             "DO $zdm$\n"
-	                             "BEGIN\n"
-	                             "    IF EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
-	                             "                WHERE conrelid = %s::pg_catalog.regclass AND conname = %s) THEN\n"
-	                             "        %s;\n"
-	                             "    END IF;\n"
-	                             "END\n"
-	                             "$zdm$",
-	                             zdmc_ident_literal(ctx->arena, t->qname),
-	                             zdmc_ident_literal(ctx->arena,
-	                                                zdmc_arena_printf(ctx->arena, "zdm_nn_%s",
-	                                                                  col->name)),
-	                             validate),
-	           NULL);
+	lower_step(
+		ctx, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"if %s is NOT NULL, require the same of its new type, first as a check NOT VALID",
+			col->name),
+		zdmc_arena_printf(
+			ctx->arena,
+			"DO $zdm$\n"
+			"BEGIN\n"
+			"    IF (SELECT attnotnull FROM pg_catalog.pg_attribute\n"
+			"         WHERE attrelid = %s::pg_catalog.regclass AND attname = %s) THEN\n"
+			"        %s;\n"
+			"    END IF;\n"
+			"END\n"
+			"$zdm$",
+			zdmc_ident_literal(ctx->arena, t->qname),
+			zdmc_ident_literal(ctx->arena, col->name), add),
+		zdmc_arena_printf(ctx->arena,
+	                          "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
+	                          t->qname, con));
+	lower_step(
+		ctx, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"validate %s if it was added (scans the table without blocking writes)",
+			con),
+		zdmc_arena_printf(
+			ctx->arena,
+			"DO $zdm$\n"
+			"BEGIN\n"
+			"    IF EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
+			"                WHERE conrelid = %s::pg_catalog.regclass AND conname = %s) THEN\n"
+			"        %s;\n"
+			"    END IF;\n"
+			"END\n"
+			"$zdm$",
+			zdmc_ident_literal(ctx->arena, t->qname),
+			zdmc_ident_literal(ctx->arena,
+	                                   zdmc_arena_printf(ctx->arena,
+	                                                     "zdm_nn_%s",
+	                                                     col->name)),
+			validate),
+		NULL);
 }
 
 static void
@@ -764,15 +836,17 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 				constraints = true;
 			}
 		}
-	lower_check(ctx, t,
-	            zdmc_arena_printf(ctx->arena,
-	                              "no row of %s is left unsynced (the backfill reached every row)",
-	                              t->qname),
-	            zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname,
-	                              PENDING_COLUMN),
-	            zdmc_arena_printf(ctx->arena,
-	                              "SELECT ctid FROM %s WHERE %s LIMIT 5",
-	                              t->qname, PENDING_COLUMN));
+	lower_check(
+		ctx, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"no row of %s is left unsynced (the backfill reached every row)",
+			t->qname),
+		zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname,
+	                          PENDING_COLUMN),
+		zdmc_arena_printf(ctx->arena,
+	                          "SELECT ctid FROM %s WHERE %s LIMIT 5",
+	                          t->qname, PENDING_COLUMN));
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
 		zdmc_buf forward;
@@ -785,68 +859,87 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 			const zdmc_newcol *col = &c->cols[k];
 			const char *f = lower_forward(ctx, t, col, "");
 
-			where = zdmc_arena_printf(ctx->arena,
-			                          "%s IS NULL AND (%s) IS NOT NULL",
-			                          Q(ctx, col->physical), f);
-			lower_check(ctx, t,
-			            zdmc_arena_printf(ctx->arena,
-			                              "%s is never NULL where its using expression is not",
-			                              col->name),
-			            zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname, where),
-			            zdmc_arena_printf(ctx->arena,
-			                              "SELECT ctid FROM %s WHERE %s LIMIT 5",
-			                              t->qname, where));
-			zdmc_buf_printf(&forward, "%s%s IS NOT DISTINCT FROM (%s)",
+			where = zdmc_arena_printf(
+				ctx->arena, "%s IS NULL AND (%s) IS NOT NULL",
+				Q(ctx, col->physical), f);
+			lower_check(
+				ctx, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"%s is never NULL where its using expression is not",
+					col->name),
+				zdmc_arena_printf(ctx->arena, "%s WHERE %s",
+			                          t->qname, where),
+				zdmc_arena_printf(
+					ctx->arena,
+					"SELECT ctid FROM %s WHERE %s LIMIT 5",
+					t->qname, where));
+			zdmc_buf_printf(&forward,
+			                "%s%s IS NOT DISTINCT FROM (%s)",
 			                k ? "\n        AND " : "",
 			                Q(ctx, col->physical), f);
 		}
 		if (c->irreversible)
 			continue; /* the old shape goes stale by design: no parity */
-		where = zdmc_arena_printf(ctx->arena,
-		                          "NOT ((%s)\n       OR %s IS NOT DISTINCT FROM (%s))",
-		                          zdmc_buf_cstr(&forward), Q(ctx, c->column),
-		                          lower_reverse(ctx, t, c, ""));
-		lower_check(ctx, t,
-		            zdmc_arena_printf(ctx->arena,
-		                              "every row agrees: the new columns equal using (old), or, where the new version wrote, %s equals reverse using (new)",
-		                              c->column),
-		            zdmc_arena_printf(ctx->arena, "%s\n WHERE %s", t->qname, where),
-		            zdmc_arena_printf(ctx->arena,
-		                              "SELECT ctid FROM %s\n WHERE %s\n LIMIT 5",
-		                              t->qname, where));
-		where = zdmc_arena_printf(ctx->arena, "%s IS DISTINCT FROM (%s)",
-		                          Q(ctx, c->column), lower_round_trip(ctx, t, c));
-		lower_check(ctx, t,
-		            zdmc_arena_printf(ctx->arena,
-		                              "reverse using gives %s back from using on a random sample of %ld rows (finds lossy transforms)",
-		                              c->column, m->options.verify_sample),
-		            zdmc_arena_printf(ctx->arena,
-		                              "(SELECT * FROM %s WHERE %s IS NOT NULL\n"
-		                              "        ORDER BY pg_catalog.random() LIMIT %ld) AS sample\n"
-		                              " WHERE %s",
-		                              t->qname, Q(ctx, c->column),
-		                              m->options.verify_sample, where),
-		            zdmc_arena_printf(ctx->arena,
-		                              "SELECT ctid, %s, (%s) AS round_trip FROM %s\n"
-		                              " WHERE %s IS NOT NULL AND %s\n LIMIT 5",
-		                              Q(ctx, c->column), lower_round_trip(ctx, t, c),
-		                              t->qname, Q(ctx, c->column), where));
+		where = zdmc_arena_printf(
+			ctx->arena,
+			"NOT ((%s)\n       OR %s IS NOT DISTINCT FROM (%s))",
+			zdmc_buf_cstr(&forward), Q(ctx, c->column),
+			lower_reverse(ctx, t, c, ""));
+		lower_check(
+			ctx, t,
+			zdmc_arena_printf(
+				ctx->arena,
+				"every row agrees: the new columns equal using (old), or, where the new version wrote, %s equals reverse using (new)",
+				c->column),
+			zdmc_arena_printf(ctx->arena, "%s\n WHERE %s", t->qname,
+		                          where),
+			zdmc_arena_printf(
+				ctx->arena,
+				"SELECT ctid FROM %s\n WHERE %s\n LIMIT 5",
+				t->qname, where));
+		where = zdmc_arena_printf(
+			ctx->arena, "%s IS DISTINCT FROM (%s)",
+			Q(ctx, c->column), lower_round_trip(ctx, t, c));
+		lower_check(
+			ctx, t,
+			zdmc_arena_printf(
+				ctx->arena,
+				"reverse using gives %s back from using on a random sample of %ld rows (finds lossy transforms)",
+				c->column, m->options.verify_sample),
+			zdmc_arena_printf(
+				ctx->arena,
+				"(SELECT * FROM %s WHERE %s IS NOT NULL\n"
+				"        ORDER BY pg_catalog.random() LIMIT %ld) AS sample\n"
+				" WHERE %s",
+				t->qname, Q(ctx, c->column),
+				m->options.verify_sample, where),
+			zdmc_arena_printf(
+				ctx->arena,
+				"SELECT ctid, %s, (%s) AS round_trip FROM %s\n"
+				" WHERE %s IS NOT NULL AND %s\n LIMIT 5",
+				Q(ctx, c->column), lower_round_trip(ctx, t, c),
+				t->qname, Q(ctx, c->column), where));
 	}
 	if (constraints)
-		lower_check(ctx, t,
-		            zdmc_arena_printf(ctx->arena,
-		                              "every constraint zdm added to %s is validated",
-		                              t->qname),
-		            zdmc_arena_printf(ctx->arena,
-		                              "pg_catalog.pg_constraint\n"
-		                              " WHERE conrelid = %s::pg_catalog.regclass\n"
-		                              "   AND conname ~ '^zdm_' AND NOT convalidated",
-		                              zdmc_ident_literal(ctx->arena, t->qname)),
-		            zdmc_arena_printf(ctx->arena,
-		                              "SELECT conname FROM pg_catalog.pg_constraint\n"
-		                              " WHERE conrelid = %s::pg_catalog.regclass\n"
-		                              "   AND conname ~ '^zdm_' AND NOT convalidated",
-		                              zdmc_ident_literal(ctx->arena, t->qname)));
+		lower_check(
+			ctx, t,
+			zdmc_arena_printf(
+				ctx->arena,
+				"every constraint zdm added to %s is validated",
+				t->qname),
+			zdmc_arena_printf(
+				ctx->arena,
+				"pg_catalog.pg_constraint\n"
+				" WHERE conrelid = %s::pg_catalog.regclass\n"
+				"   AND conname ~ '^zdm_' AND NOT convalidated",
+				zdmc_ident_literal(ctx->arena, t->qname)),
+			zdmc_arena_printf(
+				ctx->arena,
+				"SELECT conname FROM pg_catalog.pg_constraint\n"
+				" WHERE conrelid = %s::pg_catalog.regclass\n"
+				"   AND conname ~ '^zdm_' AND NOT convalidated",
+				zdmc_ident_literal(ctx->arena, t->qname)));
 }
 
 static void
@@ -875,11 +968,13 @@ lower_switch(lower_ctx *ctx)
 		for (j = 0; j < m->tables[i].nchanges; j++)
 			irreversible |= m->tables[i].changes[j].irreversible;
 	lower_phase(ctx, ZDMC_PHASE_SWITCH);
-	s = lower_step(ctx, ZDMC_STEP_GATE, NULL,
-	               zdmc_arena_printf(ctx->arena,
-	                                 "applications move to the new version (SET search_path = %s); old-version clients must stop before contract",
-	                                 ctx->plan->search_path),
-	               NULL, NULL);
+	s = lower_step(
+		ctx, ZDMC_STEP_GATE, NULL,
+		zdmc_arena_printf(
+			ctx->arena,
+			"applications move to the new version (SET search_path = %s); old-version clients must stop before contract",
+			ctx->plan->search_path),
+		NULL, NULL);
 	s->gate = "switch";
 	s->approval = (m->options.approve & (1u << ZDMC_PHASE_SWITCH)) != 0;
 	/* an irreversible change stops writing the old shape back, so once
@@ -893,8 +988,8 @@ static zdmc_plan_step *
 lower_final_step(lower_ctx *ctx, const zdmc_table *t, const char *description,
                  const char *sql)
 {
-	zdmc_plan_step *s = lower_step(ctx, ZDMC_STEP_SQL, t, description, sql,
-	                               NULL);
+	zdmc_plan_step *s =
+		lower_step(ctx, ZDMC_STEP_SQL, t, description, sql, NULL);
 
 	s->point_of_no_return = true;
 	return s;
@@ -908,64 +1003,74 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 	ctx->tx_label = zdmc_arena_printf(ctx->arena, "contract %s", t->qname);
 	if (t->needs_sync) {
 		lower_final_step(ctx, t, "drop the update sync trigger",
-		                 zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "DROP TRIGGER %s ON %s",
 		                                   UPDATE_TRIGGER, t->qname));
 		lower_final_step(ctx, t, "drop the insert sync trigger",
-		                 zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "DROP TRIGGER %s ON %s",
 		                                   INSERT_TRIGGER, t->qname));
-		lower_final_step(ctx, t, "drop the sync function",
-		                 zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s()",
-		                                   lower_sync_function(ctx, t)));
+		lower_final_step(
+			ctx, t, "drop the sync function",
+			zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s()",
+		                          lower_sync_function(ctx, t)));
 	}
-	lower_final_step(ctx, t,
-	                 zdmc_arena_printf(ctx->arena,
-	                                   "drop view %s.%s (new-version clients fall through to %s)",
-	                                   ctx->model->version_schema, t->name,
-	                                   t->qname),
-	                 zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
-	                                   lower_view(ctx, t)));
+	lower_final_step(
+		ctx, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"drop view %s.%s (new-version clients fall through to %s)",
+			ctx->model->version_schema, t->name, t->qname),
+		zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
+	                          lower_view(ctx, t)));
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
 
 		if (c->kind == ZDMC_ACTION_RENAME)
 			continue;
-		lower_final_step(ctx, t,
-		                 zdmc_arena_printf(ctx->arena,
-		                                   "drop the old column %s (rollback is impossible from here)",
-		                                   c->column),
-		                 zdmc_arena_printf(ctx->arena,
-		                                   "ALTER TABLE %s DROP COLUMN %s",
-		                                   t->qname, Q(ctx, c->column)));
+		lower_final_step(
+			ctx, t,
+			zdmc_arena_printf(
+				ctx->arena,
+				"drop the old column %s (rollback is impossible from here)",
+				c->column),
+			zdmc_arena_printf(ctx->arena,
+		                          "ALTER TABLE %s DROP COLUMN %s",
+		                          t->qname, Q(ctx, c->column)));
 	}
 	if (t->needs_sync)
-		lower_final_step(ctx, t, "drop the backfill marker",
-		                 zdmc_arena_printf(ctx->arena,
-		                                   "ALTER TABLE %s DROP COLUMN %s",
-		                                   t->qname, PENDING_COLUMN));
+		lower_final_step(
+			ctx, t, "drop the backfill marker",
+			zdmc_arena_printf(ctx->arena,
+		                          "ALTER TABLE %s DROP COLUMN %s",
+		                          t->qname, PENDING_COLUMN));
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
 
 		if (c->kind == ZDMC_ACTION_RENAME) {
-			lower_final_step(ctx, t,
-			                 zdmc_arena_printf(ctx->arena, "rename %s to %s",
-			                                   c->column, c->rename_to),
-			                 zdmc_arena_printf(ctx->arena,
-			                                   "ALTER TABLE %s RENAME COLUMN %s TO %s",
-			                                   t->qname, Q(ctx, c->column),
-			                                   Q(ctx, c->rename_to)));
+			lower_final_step(
+				ctx, t,
+				zdmc_arena_printf(ctx->arena, "rename %s to %s",
+			                          c->column, c->rename_to),
+				zdmc_arena_printf(
+					ctx->arena,
+					"ALTER TABLE %s RENAME COLUMN %s TO %s",
+					t->qname, Q(ctx, c->column),
+					Q(ctx, c->rename_to)));
 			continue;
 		}
 		for (k = 0; k < c->ncols; k++)
-			lower_final_step(ctx, t,
-			                 zdmc_arena_printf(ctx->arena,
-			                                   "rename %s into place as %s",
-			                                   c->cols[k].physical,
-			                                   c->cols[k].name),
-			                 zdmc_arena_printf(ctx->arena,
-			                                   "ALTER TABLE %s RENAME COLUMN %s TO %s",
-			                                   t->qname,
-			                                   Q(ctx, c->cols[k].physical),
-			                                   Q(ctx, c->cols[k].name)));
+			lower_final_step(
+				ctx, t,
+				zdmc_arena_printf(ctx->arena,
+			                          "rename %s into place as %s",
+			                          c->cols[k].physical,
+			                          c->cols[k].name),
+				zdmc_arena_printf(
+					ctx->arena,
+					"ALTER TABLE %s RENAME COLUMN %s TO %s",
+					t->qname, Q(ctx, c->cols[k].physical),
+					Q(ctx, c->cols[k].name)));
 	}
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
@@ -973,44 +1078,56 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 		for (k = 0; k < c->ncols; k++) {
 			const zdmc_newcol *col = &c->cols[k];
 			const char *con = lower_nn_constraint(ctx, col);
-			const char *set = zdmc_arena_printf(ctx->arena,
-			                                    "ALTER TABLE %s ALTER COLUMN %s SET NOT NULL",
-			                                    t->qname, Q(ctx, col->name));
-			const char *drop = zdmc_arena_printf(ctx->arena,
-			                                     "ALTER TABLE %s DROP CONSTRAINT %s",
-			                                     t->qname, con);
+			const char *set = zdmc_arena_printf(
+				ctx->arena,
+				"ALTER TABLE %s ALTER COLUMN %s SET NOT NULL",
+				t->qname, Q(ctx, col->name));
+			const char *drop = zdmc_arena_printf(
+				ctx->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
+				t->qname, con);
 
 			if (col->not_null) {
-				lower_final_step(ctx, t,
-				                 zdmc_arena_printf(ctx->arena,
-				                                   "set NOT NULL on %s (no scan: the validated check proves it)",
-				                                   col->name),
-				                 set);
-				lower_final_step(ctx, t,
-				                 zdmc_arena_printf(ctx->arena,
-				                                   "drop the check %s, now redundant",
-				                                   con),
-				                 drop);
+				lower_final_step(
+					ctx, t,
+					zdmc_arena_printf(
+						ctx->arena,
+						"set NOT NULL on %s (no scan: the validated check proves it)",
+						col->name),
+					set);
+				lower_final_step(
+					ctx, t,
+					zdmc_arena_printf(
+						ctx->arena,
+						"drop the check %s, now redundant",
+						con),
+					drop);
 			} else if (col->carry_not_null) {
-				lower_final_step(ctx, t,
-				                 zdmc_arena_printf(ctx->arena,
-				                                   "if the check %s exists, set NOT NULL on %s (no scan) and drop the check",
-				                                   con, col->name),
-				                 zdmc_arena_printf(ctx->arena,
-				                                   "DO $zdm$\n"
-				                                   "BEGIN\n"
-				                                   "    IF EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
-				                                   "                WHERE conrelid = %s::pg_catalog.regclass AND conname = %s) THEN\n"
-				                                   "        %s;\n"
-				                                   "        %s;\n"
-				                                   "    END IF;\n"
-				                                   "END\n"
-				                                   "$zdm$",
-				                                   zdmc_ident_literal(ctx->arena, t->qname),
-				                                   zdmc_ident_literal(ctx->arena,
-				                                                      zdmc_arena_printf(ctx->arena, "zdm_nn_%s",
-				                                                                        col->name)),
-				                                   set, drop));
+				lower_final_step(
+					ctx, t,
+					zdmc_arena_printf(
+						ctx->arena,
+						"if the check %s exists, set NOT NULL on %s (no scan) and drop the check",
+						con, col->name),
+					zdmc_arena_printf(
+						ctx->arena,
+						"DO $zdm$\n"
+						"BEGIN\n"
+						"    IF EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
+						"                WHERE conrelid = %s::pg_catalog.regclass AND conname = %s) THEN\n"
+						"        %s;\n"
+						"        %s;\n"
+						"    END IF;\n"
+						"END\n"
+						"$zdm$",
+						zdmc_ident_literal(ctx->arena,
+				                                   t->qname),
+						zdmc_ident_literal(
+							ctx->arena,
+							zdmc_arena_printf(
+								ctx->arena,
+								"zdm_nn_%s",
+								col->name)),
+						set, drop));
 			}
 		}
 	}
@@ -1026,12 +1143,13 @@ lower_contract(lower_ctx *ctx)
 	lower_approval_gate(ctx, ZDMC_PHASE_CONTRACT);
 	for (i = 0; i < ctx->model->ntables; i++)
 		lower_contract_table(ctx, &ctx->model->tables[i]);
-	lower_final_step(ctx, NULL,
-	                 zdmc_arena_printf(ctx->arena,
-	                                   "drop schema %s: the migration is complete",
-	                                   ctx->model->version_schema),
-	                 zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
-	                                   Q(ctx, ctx->model->version_schema)));
+	lower_final_step(
+		ctx, NULL,
+		zdmc_arena_printf(ctx->arena,
+	                          "drop schema %s: the migration is complete",
+	                          ctx->model->version_schema),
+		zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
+	                          Q(ctx, ctx->model->version_schema)));
 }
 
 /* ---- the plan's header --------------------------------------------------- */
@@ -1061,13 +1179,15 @@ lower_summary(lower_ctx *ctx)
 		pt->name = t->qname;
 		for (j = 0; j < t->nchanges; j++) {
 			const zdmc_change *c = &t->changes[j];
-			zdmc_plan_change *pc = ZDMC_NEW(ctx->arena, zdmc_plan_change);
+			zdmc_plan_change *pc =
+				ZDMC_NEW(ctx->arena, zdmc_plan_change);
 			zdmc_plan_column **coltail = &pc->into;
 
 			pc->at = lower_at(ctx, c->action->offset);
 			pc->column = c->column;
 			pc->irreversible = c->irreversible;
-			pc->reverse_using = c->reverse ? c->reverse->text : NULL;
+			pc->reverse_using =
+				c->reverse ? c->reverse->text : NULL;
 			switch (c->kind) {
 			case ZDMC_ACTION_RENAME:
 				pc->kind = "rename_column";
@@ -1081,8 +1201,8 @@ lower_summary(lower_ctx *ctx)
 			case ZDMC_ACTION_SPLIT:
 				pc->kind = "split_column";
 				for (k = 0; k < c->ncols; k++) {
-					zdmc_plan_column *col = ZDMC_NEW(ctx->arena,
-					                                 zdmc_plan_column);
+					zdmc_plan_column *col = ZDMC_NEW(
+						ctx->arena, zdmc_plan_column);
 
 					col->name = c->cols[k].name;
 					col->type = c->cols[k].type;

@@ -25,14 +25,14 @@
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
-    "usage: zdmc compile [-o OUT] FILE      compile FILE into a plan (default OUT: plan.out; -o - for stdout)\n"
-    "       zdmc compile --check -o PLAN FILE  exit 1 if PLAN differs from what FILE compiles to\n"
-    "       zdmc check FILE                 parse and check FILE, write nothing\n"
-    "       zdmc --help | --version\n"
-    "\n"
-    "Diagnostics are printed as file:line:col: error: message, with the line and a caret.\n"
-    "Exit status: 0 success, 1 errors in the input or a stale plan (--check), 2 usage or I/O error.\n"
-    "The language: docs/language.md; the plan: docs/plan-format.md.\n";
+	"usage: zdmc compile [-o OUT] FILE      compile FILE into a plan (default OUT: plan.out; -o - for stdout)\n"
+	"       zdmc compile --check -o PLAN FILE  exit 1 if PLAN differs from what FILE compiles to\n"
+	"       zdmc check FILE                 parse and check FILE, write nothing\n"
+	"       zdmc --help | --version\n"
+	"\n"
+	"Diagnostics are printed as file:line:col: error: message, with the line and a caret.\n"
+	"Exit status: 0 success, 1 errors in the input or a stale plan (--check), 2 usage or I/O error.\n"
+	"The language: docs/language.md; the plan: docs/plan-format.md.\n";
 
 static void
 usage_error(const char *fmt, const char *arg)
@@ -50,7 +50,8 @@ read_file(const char *path, char **data, size_t *len)
 	char *buf;
 
 	if (f == NULL) {
-		fprintf(stderr, "zdmc: cannot open \"%s\": %s\n", path, strerror(errno));
+		fprintf(stderr, "zdmc: cannot open \"%s\": %s\n", path,
+		        strerror(errno));
 		return -1;
 	}
 	buf = malloc(cap);
@@ -72,7 +73,8 @@ read_file(const char *path, char **data, size_t *len)
 		}
 	}
 	if (ferror(f)) {
-		fprintf(stderr, "zdmc: cannot read \"%s\": %s\n", path, strerror(errno));
+		fprintf(stderr, "zdmc: cannot read \"%s\": %s\n", path,
+		        strerror(errno));
 		free(buf);
 		if (f != stdin)
 			fclose(f);
@@ -109,7 +111,8 @@ write_file_atomically(const char *path, const char *data, size_t len)
 	sprintf(tmp, "%s.tmpXXXXXX", path);
 	fd = mkstemp(tmp);
 	if (fd < 0) {
-		fprintf(stderr, "zdmc: cannot create a temporary file next to \"%s\": %s\n",
+		fprintf(stderr,
+		        "zdmc: cannot create a temporary file next to \"%s\": %s\n",
 		        path, strerror(errno));
 		goto cleanup;
 	}
@@ -119,24 +122,27 @@ write_file_atomically(const char *path, const char *data, size_t len)
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			fprintf(stderr, "zdmc: cannot write \"%s\": %s\n", tmp, strerror(errno));
+			fprintf(stderr, "zdmc: cannot write \"%s\": %s\n", tmp,
+			        strerror(errno));
 			goto cleanup;
 		}
 		done += (size_t)w;
 	}
 	if (fchmod(fd, 0644) != 0 || fsync(fd) != 0) {
-		fprintf(stderr, "zdmc: cannot write \"%s\": %s\n", tmp, strerror(errno));
+		fprintf(stderr, "zdmc: cannot write \"%s\": %s\n", tmp,
+		        strerror(errno));
 		goto cleanup;
 	}
 	if (close(fd) != 0) {
 		fd = -1;
-		fprintf(stderr, "zdmc: cannot write \"%s\": %s\n", tmp, strerror(errno));
+		fprintf(stderr, "zdmc: cannot write \"%s\": %s\n", tmp,
+		        strerror(errno));
 		goto cleanup;
 	}
 	fd = -1;
 	if (rename(tmp, path) != 0) {
-		fprintf(stderr, "zdmc: cannot rename \"%s\" to \"%s\": %s\n", tmp, path,
-		        strerror(errno));
+		fprintf(stderr, "zdmc: cannot rename \"%s\" to \"%s\": %s\n",
+		        tmp, path, strerror(errno));
 		goto cleanup;
 	}
 	slash = strrchr(dir, '/');
@@ -176,7 +182,8 @@ cmd_compile(int argc, char **argv, int check_only)
 	for (i = 0; i < argc; i++) {
 		if (!check_only && strcmp(argv[i], "-o") == 0) {
 			if (i + 1 >= argc) {
-				usage_error("option -o needs a file name%s", "");
+				usage_error("option -o needs a file name%s",
+				            "");
 				return EXIT_USAGE;
 			}
 			out = argv[++i];
@@ -189,7 +196,9 @@ cmd_compile(int argc, char **argv, int check_only)
 		} else if (file == NULL) {
 			file = argv[i];
 		} else {
-			usage_error("one source file at a time; \"%s\" is one too many", argv[i]);
+			usage_error(
+				"one source file at a time; \"%s\" is one too many",
+				argv[i]);
 			return EXIT_USAGE;
 		}
 	}
@@ -198,7 +207,8 @@ cmd_compile(int argc, char **argv, int check_only)
 		return EXIT_USAGE;
 	}
 	if (check_drift && (!out_given || strcmp(out, "-") == 0)) {
-		usage_error("--check needs the plan to compare with: -o PLAN%s", "");
+		usage_error("--check needs the plan to compare with: -o PLAN%s",
+		            "");
 		return EXIT_USAGE;
 	}
 	if (read_file(file, &text, &len) != 0)
@@ -217,7 +227,8 @@ cmd_compile(int argc, char **argv, int check_only)
 
 		if (read_file(out, &old, &old_len) != 0) {
 			rc = EXIT_USAGE;
-		} else if (old_len != plan_len || memcmp(old, plan, plan_len) != 0) {
+		} else if (old_len != plan_len ||
+		           memcmp(old, plan, plan_len) != 0) {
 			fprintf(stderr,
 			        "zdmc: %s is not what %s compiles to; run: zdmc compile -o %s %s\n",
 			        out, file, out, file);
@@ -227,13 +238,18 @@ cmd_compile(int argc, char **argv, int check_only)
 		}
 		free(old);
 	} else if (strcmp(out, "-") == 0) {
-		rc = fwrite(plan, 1, plan_len, stdout) == plan_len && fflush(stdout) == 0
-		         ? 0 : EXIT_USAGE;
+		rc = fwrite(plan, 1, plan_len, stdout) == plan_len &&
+		                     fflush(stdout) == 0
+		             ? 0
+		             : EXIT_USAGE;
 		if (rc != 0)
-			fprintf(stderr, "zdmc: cannot write the plan to standard output: %s\n",
+			fprintf(stderr,
+			        "zdmc: cannot write the plan to standard output: %s\n",
 			        strerror(errno));
 	} else {
-		rc = write_file_atomically(out, plan, plan_len) == 0 ? 0 : EXIT_USAGE;
+		rc = write_file_atomically(out, plan, plan_len) == 0
+		             ? 0
+		             : EXIT_USAGE;
 	}
 	free(plan);
 	return rc;

@@ -25,8 +25,8 @@ typedef struct zdmc_newcol {
 	const char *name;     /* name in the new shape */
 	const char *physical; /* zdm_new_<name> until contract */
 	const char *type;
-	bool not_null;        /* declared "not null" on a split column */
-	bool carry_not_null;  /* type change: keep the old column's NOT NULL */
+	bool not_null;         /* declared "not null" on a split column */
+	bool carry_not_null;   /* type change: keep the old column's NOT NULL */
 	zdmc_sqlexpr *forward; /* in old-shape names */
 } zdmc_newcol;
 
@@ -44,11 +44,11 @@ typedef struct zdmc_change {
 typedef struct zdmc_table {
 	const char *schema; /* as PostgreSQL stores it */
 	const char *name;
-	const char *qname;  /* quoted, qualified */
+	const char *qname; /* quoted, qualified */
 	zdmc_change *changes;
 	size_t nchanges;
-	bool needs_sync;    /* has a split or type change (not only renames) */
-	size_t offset;      /* first statement about it */
+	bool needs_sync; /* has a split or type change (not only renames) */
+	size_t offset;   /* first statement about it */
 } zdmc_table;
 
 typedef struct zdmc_model {

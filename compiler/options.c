@@ -35,14 +35,16 @@ typedef struct option_spec {
 static const option_spec option_specs[] = {
 	{"approve", OPT_GATES, 0, 0, 0},
 	{"batch_pause", OPT_DURATION, 0, 3600000L,
-	 offsetof(zdmc_options, batch_pause_ms)},
-	{"batch_size", OPT_COUNT, 1, 1000000L, offsetof(zdmc_options, batch_size)},
-	{"lock_retries", OPT_COUNT, 0, 1000L, offsetof(zdmc_options, lock_retries)},
+         offsetof(zdmc_options, batch_pause_ms)},
+	{"batch_size", OPT_COUNT, 1, 1000000L,
+         offsetof(zdmc_options, batch_size)},
+	{"lock_retries", OPT_COUNT, 0, 1000L,
+         offsetof(zdmc_options, lock_retries)},
 	{"lock_timeout", OPT_DURATION, 1, 600000L,
-	 offsetof(zdmc_options, lock_timeout_ms)},
+         offsetof(zdmc_options, lock_timeout_ms)},
 	{"sync", OPT_SYNC, 0, 0, 0},
 	{"verify_sample", OPT_COUNT, 1, 100000000L,
-	 offsetof(zdmc_options, verify_sample)},
+         offsetof(zdmc_options, verify_sample)},
 };
 
 #define NOPTIONS (sizeof(option_specs) / sizeof(option_specs[0]))
@@ -107,7 +109,8 @@ options_unknown(zdmc_diag *diag, const zdmc_option *opt)
 	size_t best_dist = 3, i;
 
 	for (i = 0; i < NOPTIONS; i++) {
-		size_t d = options_distance(opt->name.name, option_specs[i].name);
+		size_t d =
+			options_distance(opt->name.name, option_specs[i].name);
 
 		if (d < best_dist) {
 			best_dist = d;
@@ -119,9 +122,10 @@ options_unknown(zdmc_diag *diag, const zdmc_option *opt)
 		                "unknown option \"%s\" (did you mean \"%s\"?)",
 		                opt->name.name, best);
 	else
-		zdmc_diag_error(diag, opt->name.offset,
-		                "unknown option \"%s\"; options are approve, batch_pause, batch_size, lock_retries, lock_timeout, sync, verify_sample",
-		                opt->name.name);
+		zdmc_diag_error(
+			diag, opt->name.offset,
+			"unknown option \"%s\"; options are approve, batch_pause, batch_size, lock_retries, lock_timeout, sync, verify_sample",
+			opt->name.name);
 }
 
 static const char *
@@ -141,8 +145,8 @@ options_kind_name(zdmc_option_kind kind)
 }
 
 static void
-options_count(zdmc_diag *diag, const option_spec *spec,
-              const zdmc_option *opt, long *field)
+options_count(zdmc_diag *diag, const option_spec *spec, const zdmc_option *opt,
+              long *field)
 {
 	long value;
 	char *end;
@@ -174,9 +178,10 @@ options_duration(zdmc_diag *diag, const option_spec *spec,
 	long value, scale;
 
 	if (opt->kind == ZDMC_OPTVAL_INTEGER) {
-		zdmc_diag_error(diag, opt->value_offset,
-		                "%s needs a unit, as in '%sms', '%ss' or '%smin'",
-		                spec->name, opt->text, opt->text, opt->text);
+		zdmc_diag_error(
+			diag, opt->value_offset,
+			"%s needs a unit, as in '%sms', '%ss' or '%smin'",
+			spec->name, opt->text, opt->text, opt->text);
 		return;
 	}
 	if (opt->kind != ZDMC_OPTVAL_STRING) {
@@ -189,9 +194,10 @@ options_duration(zdmc_diag *diag, const option_spec *spec,
 	while (*p == ' ')
 		p++;
 	if (*p < '0' || *p > '9') {
-		zdmc_diag_error(diag, opt->value_offset,
-		                "invalid duration '%s' for %s: expected a whole number and a unit (ms, s, min)",
-		                opt->text, spec->name);
+		zdmc_diag_error(
+			diag, opt->value_offset,
+			"invalid duration '%s' for %s: expected a whole number and a unit (ms, s, min)",
+			opt->text, spec->name);
 		return;
 	}
 	errno = 0;
@@ -206,20 +212,22 @@ options_duration(zdmc_diag *diag, const option_spec *spec,
 		scale = 60000;
 	else {
 		if (*unit == '\0')
-			zdmc_diag_error(diag, opt->value_offset,
-			                "%s needs a unit, as in '%ldms', '%lds' or '%ldmin'",
-			                spec->name, value, value, value);
+			zdmc_diag_error(
+				diag, opt->value_offset,
+				"%s needs a unit, as in '%ldms', '%lds' or '%ldmin'",
+				spec->name, value, value, value);
 		else
-			zdmc_diag_error(diag, opt->value_offset,
-			                "unknown unit \"%s\" in %s; use ms, s or min",
-			                unit, spec->name);
+			zdmc_diag_error(
+				diag, opt->value_offset,
+				"unknown unit \"%s\" in %s; use ms, s or min",
+				unit, spec->name);
 		return;
 	}
 	if (errno != 0 || value > spec->max / scale ||
 	    value * scale < spec->min || value * scale > spec->max) {
 		zdmc_diag_error(diag, opt->value_offset,
-		                "%s must be between %ldms and %ldms", spec->name,
-		                spec->min, spec->max);
+		                "%s must be between %ldms and %ldms",
+		                spec->name, spec->min, spec->max);
 		return;
 	}
 	*field = value * scale;
@@ -250,26 +258,29 @@ options_gates(zdmc_diag *diag, const zdmc_option *opt, unsigned *out)
 		int phase = options_phase(opt->text);
 
 		if (phase < 0) {
-			zdmc_diag_error(diag, opt->value_offset,
-			                "unknown gate \"%s\"; gates are expand, backfill, verify, switch, contract (or none)",
-			                opt->text);
+			zdmc_diag_error(
+				diag, opt->value_offset,
+				"unknown gate \"%s\"; gates are expand, backfill, verify, switch, contract (or none)",
+				opt->text);
 			return;
 		}
 		*out = 1u << phase;
 		return;
 	}
 	if (opt->kind != ZDMC_OPTVAL_LIST) {
-		zdmc_diag_error(diag, opt->value_offset,
-		                "approve takes a list of gates, as in (switch, contract)");
+		zdmc_diag_error(
+			diag, opt->value_offset,
+			"approve takes a list of gates, as in (switch, contract)");
 		return;
 	}
 	for (i = 0; i < opt->nitems; i++) {
 		int phase = options_phase(opt->items[i].name);
 
 		if (phase < 0) {
-			zdmc_diag_error(diag, opt->items[i].offset,
-			                "unknown gate \"%s\"; gates are expand, backfill, verify, switch, contract",
-			                opt->items[i].name);
+			zdmc_diag_error(
+				diag, opt->items[i].offset,
+				"unknown gate \"%s\"; gates are expand, backfill, verify, switch, contract",
+				opt->items[i].name);
 			continue;
 		}
 		if (mask & (1u << phase))
@@ -293,11 +304,13 @@ options_sync(zdmc_diag *diag, const zdmc_option *opt, const char **out)
 	if (strcmp(opt->text, "trigger") == 0)
 		*out = "trigger";
 	else if (strcmp(opt->text, "cdc") == 0)
-		zdmc_diag_error(diag, opt->value_offset,
-		                "sync = cdc is not supported by this version of zdmc; use sync = trigger");
+		zdmc_diag_error(
+			diag, opt->value_offset,
+			"sync = cdc is not supported by this version of zdmc; use sync = trigger");
 	else
 		zdmc_diag_error(diag, opt->value_offset,
-		                "unknown sync mode \"%s\"; use trigger", opt->text);
+		                "unknown sync mode \"%s\"; use trigger",
+		                opt->text);
 }
 
 void
@@ -321,7 +334,8 @@ zdmc_options_resolve(zdmc_diag *diag, const zdmc_option *list,
 			zdmc_diag_error(diag, opt->name.offset,
 			                "option \"%s\" is given twice",
 			                opt->name.name);
-			zdmc_diag_note(diag, prev->name.offset, "first given here");
+			zdmc_diag_note(diag, prev->name.offset,
+			               "first given here");
 			continue;
 		}
 		switch (spec->type) {

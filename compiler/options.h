@@ -27,7 +27,8 @@ typedef struct zdmc_options {
 	long lock_timeout_ms;
 	long lock_retries;
 	long verify_sample;
-	unsigned approve; /* bit (1u << zdmc_phase) set: gate before that phase */
+	unsigned
+		approve; /* bit (1u << zdmc_phase) set: gate before that phase */
 	const char *sync; /* "trigger" */
 } zdmc_options;
 

@@ -17,8 +17,8 @@
 typedef enum zdmc_step_kind {
 	ZDMC_STEP_SQL,      /* run sql */
 	ZDMC_STEP_BACKFILL, /* run sql once per batch, $1/$2 = batch bounds */
-	ZDMC_STEP_CHECK,    /* run sql, it returns one bigint that must = expect */
-	ZDMC_STEP_GATE      /* stop here until approved (if approval) */
+	ZDMC_STEP_CHECK, /* run sql, it returns one bigint that must = expect */
+	ZDMC_STEP_GATE   /* stop here until approved (if approval) */
 } zdmc_step_kind;
 
 typedef struct zdmc_plan_step {
@@ -67,7 +67,7 @@ typedef struct zdmc_plan_change {
 	const char *to;     /* rename_column */
 	const char *type;   /* alter_column_type */
 	const char *using;  /* alter_column_type */
-	zdmc_plan_column *into; /* split_column */
+	zdmc_plan_column *into;    /* split_column */
 	const char *reverse_using; /* NULL when irreversible or rename */
 	bool irreversible;
 	struct zdmc_plan_change *next;

@@ -13,7 +13,8 @@
 #include "arena.h"
 
 typedef struct zdmc_source {
-	const char *name; /* as shown in messages, e.g. "plans/split_name.zdm" */
+	const char
+		*name; /* as shown in messages, e.g. "plans/split_name.zdm" */
 	const char *text; /* NUL-terminated copy of the file */
 	size_t len;       /* bytes, excluding the terminating NUL */
 	size_t *line_starts;

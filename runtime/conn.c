@@ -56,10 +56,12 @@ zdm_error_from_result(zdm_error *err, const PGresult *res, const PGconn *conn)
 		error_copy_trimmed(err->sqlstate, sizeof(err->sqlstate),
 		                   PQresultErrorField(res, PG_DIAG_SQLSTATE));
 		primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		error_copy_trimmed(err->detail, sizeof(err->detail),
-		                   PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
-		error_copy_trimmed(err->hint, sizeof(err->hint),
-		                   PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
+		error_copy_trimmed(
+			err->detail, sizeof(err->detail),
+			PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL));
+		error_copy_trimmed(
+			err->hint, sizeof(err->hint),
+			PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
 		if (primary == NULL)
 			primary = PQresultErrorMessage(res);
 	}
@@ -127,10 +129,11 @@ zdm_conn_open(const char *conninfo, const char *purpose, const char *schema,
 		return NULL;
 	}
 	params[0] = schema ? schema : "";
-	res = PQexecParams(conn,
-	                   "SELECT pg_catalog.set_config('search_path', $1, false),"
-	                   " pg_catalog.set_config('standard_conforming_strings', 'on', false)",
-	                   1, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(
+		conn,
+		"SELECT pg_catalog.set_config('search_path', $1, false),"
+		" pg_catalog.set_config('standard_conforming_strings', 'on', false)",
+		1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		zdm_error_from_result(err, res, conn);
 		PQclear(res);
@@ -161,8 +164,8 @@ int
 zdm_conn_query(PGconn *conn, const char *sql, int nparams,
                const char *const *params, PGresult **out, zdm_error *err)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL,
-	                             NULL, 0);
+	PGresult *res =
+		PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 
 	*out = NULL;
@@ -196,10 +199,10 @@ zdm_conninfo_redact(const char *conninfo, char *buf, size_t len)
 	for (o = opts; o->keyword != NULL && n < len; o++) {
 		if (o->val == NULL || o->val[0] == '\0')
 			continue;
-		n += (size_t)snprintf(buf + n, len - n, "%s%s=%s", n ? " " : "",
-		                      o->keyword,
-		                      strcmp(o->keyword, "password") == 0 ? "********"
-		                                                         : o->val);
+		n += (size_t)snprintf(
+			buf + n, len - n, "%s%s=%s", n ? " " : "", o->keyword,
+			strcmp(o->keyword, "password") == 0 ? "********"
+							    : o->val);
 	}
 	PQconninfoFree(opts);
 }

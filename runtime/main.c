@@ -13,26 +13,26 @@
 #include "zdm.h"
 
 static const char usage_text[] =
-    "usage: zdm apply PLAN [options]       run the migration from where it stands to its end or the next gate\n"
-    "       zdm status [PLAN] [--json]     where a migration stands (all migrations without PLAN)\n"
-    "       zdm approve PLAN GATE          record an approval of GATE (who: --by, else $USER)\n"
-    "       zdm rollback PLAN              undo every completed step, in reverse, before the point of no return\n"
-    "       zdm --help | --version\n"
-    "\n"
-    "options:\n"
-    "  --db CONNINFO         connection string or URI; default $DATABASE_URL, else libpq's PG* environment\n"
-    "  --approve GATE[,GATE] approve these gates for this run (expand, backfill, verify, switch, contract)\n"
-    "  --approve-all         approve every gate for this run\n"
-    "  --wait                at a gate that needs approval, wait for `zdm approve` instead of exiting\n"
-    "  --by NAME             who approves (default $USER)\n"
-    "  --batch-size N        rows per backfill batch (default: the plan's)\n"
-    "  --pause DURATION      pause between backfill batches, e.g. 10ms (default: the plan's)\n"
-    "  --jobs N              parallel backfill workers on disjoint page ranges (default 2)\n"
-    "  --json                machine-readable status\n"
-    "\n"
-    "exit status: 0 done (or already done), 1 failed (state kept in the journal), 2 bad usage or bad plan\n"
-    "(nothing touched), 3 stopped safely and an operator is needed (lock retries exhausted, verification\n"
-    "failed, rollback refused), 4 paused at a gate awaiting approval.  See docs/runbook.md.\n";
+	"usage: zdm apply PLAN [options]       run the migration from where it stands to its end or the next gate\n"
+	"       zdm status [PLAN] [--json]     where a migration stands (all migrations without PLAN)\n"
+	"       zdm approve PLAN GATE          record an approval of GATE (who: --by, else $USER)\n"
+	"       zdm rollback PLAN              undo every completed step, in reverse, before the point of no return\n"
+	"       zdm --help | --version\n"
+	"\n"
+	"options:\n"
+	"  --db CONNINFO         connection string or URI; default $DATABASE_URL, else libpq's PG* environment\n"
+	"  --approve GATE[,GATE] approve these gates for this run (expand, backfill, verify, switch, contract)\n"
+	"  --approve-all         approve every gate for this run\n"
+	"  --wait                at a gate that needs approval, wait for `zdm approve` instead of exiting\n"
+	"  --by NAME             who approves (default $USER)\n"
+	"  --batch-size N        rows per backfill batch (default: the plan's)\n"
+	"  --pause DURATION      pause between backfill batches, e.g. 10ms (default: the plan's)\n"
+	"  --jobs N              parallel backfill workers on disjoint page ranges (default 2)\n"
+	"  --json                machine-readable status\n"
+	"\n"
+	"exit status: 0 done (or already done), 1 failed (state kept in the journal), 2 bad usage or bad plan\n"
+	"(nothing touched), 3 stopped safely and an operator is needed (lock retries exhausted, verification\n"
+	"failed, rollback refused), 4 paused at a gate awaiting approval.  See docs/runbook.md.\n";
 
 static int
 usage_error(const char *msg, const char *arg)
@@ -79,8 +79,10 @@ parse_gates(zdm_apply_opts *opts, char *list)
 {
 	char *tok, *save = NULL;
 
-	for (tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char **grown = realloc(opts->approve, (opts->napprove + 1) * sizeof(char *));
+	for (tok = strtok_r(list, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char **grown = realloc(opts->approve,
+		                       (opts->napprove + 1) * sizeof(char *));
 
 		if (grown == NULL)
 			return;
@@ -108,12 +110,14 @@ main(int argc, char **argv)
 	if (argc < 2)
 		return usage_error("no command given", NULL);
 	cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+	    strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		return ZDM_EXIT_OK;
 	}
 	if (strcmp(cmd, "--version") == 0) {
-		printf("zdm %s (plan format %d)\n", ZDM_VERSION, ZDM_PLAN_FORMAT_VERSION);
+		printf("zdm %s (plan format %d)\n", ZDM_VERSION,
+		       ZDM_PLAN_FORMAT_VERSION);
 		return ZDM_EXIT_OK;
 	}
 	if (strcmp(cmd, "apply") != 0 && strcmp(cmd, "status") != 0 &&
@@ -125,29 +129,41 @@ main(int argc, char **argv)
 		const char *val = a + 1 < argc ? argv[a + 1] : NULL;
 
 		if (strcmp(arg, "--db") == 0 || strcmp(arg, "--approve") == 0 ||
-		    strcmp(arg, "--by") == 0 || strcmp(arg, "--batch-size") == 0 ||
+		    strcmp(arg, "--by") == 0 ||
+		    strcmp(arg, "--batch-size") == 0 ||
 		    strcmp(arg, "--pause") == 0 || strcmp(arg, "--jobs") == 0) {
 			if (val == NULL)
-				return usage_error("option needs a value:", arg);
+				return usage_error("option needs a value:",
+				                   arg);
 			a++;
 			if (strcmp(arg, "--db") == 0)
 				opts.conninfo = val;
 			else if (strcmp(arg, "--by") == 0)
 				opts.approved_by = val;
 			else if (strcmp(arg, "--approve") == 0) {
-				if (ngate_lists == sizeof(gate_lists) / sizeof(gate_lists[0]))
-					return usage_error("too many --approve options", NULL);
+				if (ngate_lists ==
+				    sizeof(gate_lists) / sizeof(gate_lists[0]))
+					return usage_error(
+						"too many --approve options",
+						NULL);
 				gate_lists[ngate_lists] = strdup(val);
 				parse_gates(&opts, gate_lists[ngate_lists++]);
 			} else if (strcmp(arg, "--batch-size") == 0) {
-				if (parse_count(val, 1, 1000000, &opts.batch_size) != 0)
-					return usage_error("--batch-size must be between 1 and 1000000, not", val);
+				if (parse_count(val, 1, 1000000,
+				                &opts.batch_size) != 0)
+					return usage_error(
+						"--batch-size must be between 1 and 1000000, not",
+						val);
 			} else if (strcmp(arg, "--pause") == 0) {
 				if (parse_duration_ms(val, &opts.pause_ms) != 0)
-					return usage_error("--pause takes a duration such as 10ms, 1s or 1min, not", val);
+					return usage_error(
+						"--pause takes a duration such as 10ms, 1s or 1min, not",
+						val);
 			} else {
 				if (parse_count(val, 1, 64, &v) != 0)
-					return usage_error("--jobs must be between 1 and 64, not", val);
+					return usage_error(
+						"--jobs must be between 1 and 64, not",
+						val);
 				opts.jobs = (int)v;
 			}
 		} else if (strcmp(arg, "--approve-all") == 0) {
@@ -165,15 +181,19 @@ main(int argc, char **argv)
 		}
 	}
 
-	if (strcmp(cmd, "status") == 0 ? npos > 1
+	if (strcmp(cmd, "status") == 0    ? npos > 1
 	    : strcmp(cmd, "approve") == 0 ? npos != 2
 	                                  : npos != 1)
-		return usage_error(strcmp(cmd, "approve") == 0 ? "usage: zdm approve PLAN GATE"
-		                   : strcmp(cmd, "status") == 0 ? "usage: zdm status [PLAN]"
-		                                                : "a plan file is needed, e.g. zdm apply plan.out",
-		                   NULL);
+		return usage_error(
+			strcmp(cmd, "approve") == 0
+				? "usage: zdm approve PLAN GATE"
+			: strcmp(cmd, "status") == 0
+				? "usage: zdm status [PLAN]"
+				: "a plan file is needed, e.g. zdm apply plan.out",
+			NULL);
 	if (npos >= 1) {
-		if (zdm_plan_load(&plan, positional[0], errbuf, sizeof(errbuf)) != 0) {
+		if (zdm_plan_load(&plan, positional[0], errbuf,
+		                  sizeof(errbuf)) != 0) {
 			fprintf(stderr, "zdm: %s\n", errbuf);
 			rc = ZDM_EXIT_USAGE;
 			goto done;

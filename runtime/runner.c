@@ -45,7 +45,7 @@ typedef struct runner {
 	const zdm_plan *plan;
 	const zdm_apply_opts *opts;
 	PGconn *conn;
-	char *schema;           /* the plan's schema, the session's search_path */
+	char *schema; /* the plan's schema, the session's search_path */
 	zdm_step_state *states; /* per plan step, from the journal */
 	zdm_error err;
 } runner;
@@ -101,10 +101,11 @@ runner_event(runner *r, const char *step_id, const char *event,
 	const char *params[4] = {r->plan->migration, step_id, event, message};
 	zdm_error saved = r->err;
 
-	(void)runner_exec_params(r,
-	                         "INSERT INTO zdm.events (migration, step_id, event, message)"
-	                         " VALUES ($1, $2, $3, $4)",
-	                         4, params);
+	(void)runner_exec_params(
+		r,
+		"INSERT INTO zdm.events (migration, step_id, event, message)"
+		" VALUES ($1, $2, $3, $4)",
+		4, params);
 	r->err = saved;
 }
 
@@ -122,15 +123,16 @@ runner_set_state(runner *r, const char *state, const char *step_id,
 	params[3] = gate;
 	params[4] = err && err->message[0] ? err->message : NULL;
 	params[5] = err && err->sqlstate[0] ? err->sqlstate : NULL;
-	(void)runner_exec_params(r,
-	                         "UPDATE zdm.migrations SET state = $2,"
-	                         " current_step = coalesce($3, current_step),"
-	                         " waiting_gate = $4, last_error = $5, last_sqlstate = $6,"
-	                         " updated_at = pg_catalog.now(),"
-	                         " finished_at = CASE WHEN $2 IN ('done', 'rolled_back')"
-	                         "   THEN pg_catalog.now() END"
-	                         " WHERE migration = $1",
-	                         6, params);
+	(void)runner_exec_params(
+		r,
+		"UPDATE zdm.migrations SET state = $2,"
+		" current_step = coalesce($3, current_step),"
+		" waiting_gate = $4, last_error = $5, last_sqlstate = $6,"
+		" updated_at = pg_catalog.now(),"
+		" finished_at = CASE WHEN $2 IN ('done', 'rolled_back')"
+		"   THEN pg_catalog.now() END"
+		" WHERE migration = $1",
+		6, params);
 	r->err = saved;
 }
 
@@ -142,12 +144,13 @@ runner_step_failed(runner *r, const zdm_step *step, const char *result)
 	                         result};
 	zdm_error saved = r->err;
 
-	(void)runner_exec_params(r,
-	                         "UPDATE zdm.steps SET state = 'failed', error = $3,"
-	                         " sqlstate = $4, result = coalesce($5, result),"
-	                         " finished_at = pg_catalog.now()"
-	                         " WHERE migration = $1 AND step_id = $2",
-	                         5, params);
+	(void)runner_exec_params(
+		r,
+		"UPDATE zdm.steps SET state = 'failed', error = $3,"
+		" sqlstate = $4, result = coalesce($5, result),"
+		" finished_at = pg_catalog.now()"
+		" WHERE migration = $1 AND step_id = $2",
+		5, params);
 	r->err = saved;
 }
 
@@ -157,14 +160,16 @@ runner_mark_running(runner *r, size_t from, size_t to)
 	size_t i;
 
 	for (i = from; i < to; i++) {
-		const char *params[2] = {r->plan->migration, r->plan->steps[i].id};
+		const char *params[2] = {r->plan->migration,
+		                         r->plan->steps[i].id};
 
-		if (runner_exec_params(r,
-		                       "UPDATE zdm.steps SET state = 'running',"
-		                       " attempts = attempts + 1, started_at = pg_catalog.now(),"
-		                       " error = NULL, sqlstate = NULL"
-		                       " WHERE migration = $1 AND step_id = $2",
-		                       2, params) != 0)
+		if (runner_exec_params(
+			    r,
+			    "UPDATE zdm.steps SET state = 'running',"
+			    " attempts = attempts + 1, started_at = pg_catalog.now(),"
+			    " error = NULL, sqlstate = NULL"
+			    " WHERE migration = $1 AND step_id = $2",
+			    2, params) != 0)
 			return -1;
 		r->states[i] = ZDM_STATE_RUNNING;
 	}
@@ -177,12 +182,13 @@ runner_mark_done(runner *r, const zdm_step *step, const char *rows,
 {
 	const char *params[4] = {r->plan->migration, step->id, rows, result};
 
-	return runner_exec_params(r,
-	                          "UPDATE zdm.steps SET state = 'done',"
-	                          " finished_at = pg_catalog.now(), rows = $3::bigint,"
-	                          " result = $4, error = NULL, sqlstate = NULL"
-	                          " WHERE migration = $1 AND step_id = $2",
-	                          4, params);
+	return runner_exec_params(
+		r,
+		"UPDATE zdm.steps SET state = 'done',"
+		" finished_at = pg_catalog.now(), rows = $3::bigint,"
+		" result = $4, error = NULL, sqlstate = NULL"
+		" WHERE migration = $1 AND step_id = $2",
+		4, params);
 }
 
 static int
@@ -212,28 +218,32 @@ runner_lock_migration(runner *r)
 	PQclear(res);
 	if (got)
 		return 0;
-	zdm_error_set(&r->err,
-	              "another zdm is already running migration %s; one runner at a time",
-	              r->plan->migration);
-	if (zdm_conn_query(r->conn,
-	                   "SELECT a.pid, coalesce(a.application_name, ''),"
-	                   " coalesce(a.client_addr::text, 'local'),"
-	                   " pg_catalog.to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS')"
-	                   " FROM pg_catalog.pg_locks l"
-	                   " JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
-	                   " WHERE l.locktype = 'advisory' AND l.granted"
-	                   " AND (l.classid::bigint << 32 | l.objid::bigint) ="
-	                   "     pg_catalog.hashtextextended('zdm:' || $1, 0)",
-	                   1, params, &res, &r->err) == 0) {
+	zdm_error_set(
+		&r->err,
+		"another zdm is already running migration %s; one runner at a time",
+		r->plan->migration);
+	if (zdm_conn_query(
+		    r->conn,
+		    "SELECT a.pid, coalesce(a.application_name, ''),"
+		    " coalesce(a.client_addr::text, 'local'),"
+		    " pg_catalog.to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS')"
+		    " FROM pg_catalog.pg_locks l"
+		    " JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
+		    " WHERE l.locktype = 'advisory' AND l.granted"
+		    " AND (l.classid::bigint << 32 | l.objid::bigint) ="
+		    "     pg_catalog.hashtextextended('zdm:' || $1, 0)",
+		    1, params, &res, &r->err) == 0) {
 		if (PQntuples(res) > 0)
-			snprintf(r->err.detail, sizeof(r->err.detail),
-			         "held by backend pid %s (%s, from %s, connected since %s)",
-			         PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-			         PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
+			snprintf(
+				r->err.detail, sizeof(r->err.detail),
+				"held by backend pid %s (%s, from %s, connected since %s)",
+				PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+				PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
 		PQclear(res);
-		zdm_error_set(&r->err,
-		              "another zdm is already running migration %s; one runner at a time",
-		              r->plan->migration);
+		zdm_error_set(
+			&r->err,
+			"another zdm is already running migration %s; one runner at a time",
+			r->plan->migration);
 	}
 	snprintf(r->err.hint, sizeof(r->err.hint),
 	         "wait for it, or see where it stands with: zdm status %s",
@@ -245,8 +255,8 @@ static int
 runner_connect(runner *r)
 {
 	r->schema = runner_plan_schema(r->plan);
-	r->conn = zdm_conn_open(r->opts->conninfo, r->plan->migration, r->schema,
-	                        &r->err);
+	r->conn = zdm_conn_open(r->opts->conninfo, r->plan->migration,
+	                        r->schema, &r->err);
 	if (r->conn == NULL)
 		return -1;
 	return runner_lock_migration(r);
@@ -260,9 +270,10 @@ runner_journal_exists(runner *r)
 	PGresult *res;
 	int exists;
 
-	if (zdm_conn_query(r->conn,
-	                   "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
-	                   0, NULL, &res, &r->err) != 0)
+	if (zdm_conn_query(
+		    r->conn,
+		    "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
+		    0, NULL, &res, &r->err) != 0)
 		return -1;
 	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
@@ -292,9 +303,10 @@ runner_load_migration(runner *r, char **state, char **sha)
 	case 0:
 		return 1;
 	}
-	if (zdm_conn_query(r->conn,
-	                   "SELECT state, plan_sha256 FROM zdm.migrations WHERE migration = $1",
-	                   1, params, &res, &r->err) != 0)
+	if (zdm_conn_query(
+		    r->conn,
+		    "SELECT state, plan_sha256 FROM zdm.migrations WHERE migration = $1",
+		    1, params, &res, &r->err) != 0)
 		return -1;
 	if (PQntuples(res) == 0) {
 		PQclear(res);
@@ -316,9 +328,10 @@ runner_load_states(runner *r)
 
 	r->states = calloc(r->plan->nsteps ? r->plan->nsteps : 1,
 	                   sizeof(zdm_step_state));
-	if (zdm_conn_query(r->conn,
-	                   "SELECT step_id, state FROM zdm.steps WHERE migration = $1",
-	                   1, params, &res, &r->err) != 0)
+	if (zdm_conn_query(
+		    r->conn,
+		    "SELECT step_id, state FROM zdm.steps WHERE migration = $1",
+		    1, params, &res, &r->err) != 0)
 		return -1;
 	for (row = 0; row < PQntuples(res); row++) {
 		const char *id = PQgetvalue(res, row, 0);
@@ -354,27 +367,32 @@ runner_start(runner *r, const char *plan_text)
 		const char *params[4] = {plan->migration, plan->plan_sha256,
 		                         plan->source_file, plan_text};
 
-		if (runner_exec_params(r, "DELETE FROM zdm.migrations WHERE migration = $1",
-		                       1, params) != 0 ||
-		    runner_exec_params(r, "DELETE FROM zdm.backfill WHERE migration = $1",
-		                       1, params) != 0 ||
-		    runner_exec_params(r,
-		                       "INSERT INTO zdm.migrations"
-		                       " (migration, plan_sha256, source_file, plan, state)"
-		                       " VALUES ($1, $2, $3, $4, 'running')",
-		                       4, params) != 0)
+		if (runner_exec_params(
+			    r,
+			    "DELETE FROM zdm.migrations WHERE migration = $1",
+			    1, params) != 0 ||
+		    runner_exec_params(
+			    r, "DELETE FROM zdm.backfill WHERE migration = $1",
+			    1, params) != 0 ||
+		    runner_exec_params(
+			    r,
+			    "INSERT INTO zdm.migrations"
+			    " (migration, plan_sha256, source_file, plan, state)"
+			    " VALUES ($1, $2, $3, $4, 'running')",
+			    4, params) != 0)
 			goto fail;
 	}
 	for (i = 0; i < plan->nsteps; i++) {
 		char pos[32];
-		const char *params[4] = {plan->migration, plan->steps[i].id, pos,
-		                         plan->steps[i].phase};
+		const char *params[4] = {plan->migration, plan->steps[i].id,
+		                         pos, plan->steps[i].phase};
 
 		snprintf(pos, sizeof(pos), "%zu", i + 1);
-		if (runner_exec_params(r,
-		                       "INSERT INTO zdm.steps (migration, step_id, position, phase)"
-		                       " VALUES ($1, $2, $3::integer, $4)",
-		                       4, params) != 0)
+		if (runner_exec_params(
+			    r,
+			    "INSERT INTO zdm.steps (migration, step_id, position, phase)"
+			    " VALUES ($1, $2, $3::integer, $4)",
+			    4, params) != 0)
 			goto fail;
 	}
 	if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
@@ -406,75 +424,84 @@ runner_run_group(runner *r, size_t from, size_t to)
 		    runner_set_lock_timeout(r, first->lock_timeout_ms) != 0)
 			goto failed;
 		for (i = from; i < to; i++) {
-			if (zdm_conn_exec(r->conn, plan->steps[i].sql, &r->err) != 0) {
+			if (zdm_conn_exec(r->conn, plan->steps[i].sql,
+			                  &r->err) != 0) {
 				snprintf(r->err.step, sizeof(r->err.step), "%s",
 				         plan->steps[i].id);
 				goto failed;
 			}
 		}
 		for (i = from; i < to; i++)
-			if (runner_mark_done(r, &plan->steps[i], NULL, NULL) != 0)
+			if (runner_mark_done(r, &plan->steps[i], NULL, NULL) !=
+			    0)
 				goto failed;
 		{
-			const char *params[2] = {plan->migration, plan->steps[to - 1].id};
+			const char *params[2] = {plan->migration,
+			                         plan->steps[to - 1].id};
 
-			if (runner_exec_params(r,
-			                       "UPDATE zdm.migrations SET current_step = $2,"
-			                       " updated_at = pg_catalog.now() WHERE migration = $1",
-			                       2, params) != 0)
+			if (runner_exec_params(
+				    r,
+				    "UPDATE zdm.migrations SET current_step = $2,"
+				    " updated_at = pg_catalog.now() WHERE migration = $1",
+				    2, params) != 0)
 				goto failed;
 		}
 		if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
 			goto failed;
 		for (i = from; i < to; i++) {
 			r->states[i] = ZDM_STATE_DONE;
-			printf("  %-12s %s\n", plan->steps[i].id, plan->steps[i].description);
+			printf("  %-12s %s\n", plan->steps[i].id,
+			       plan->steps[i].description);
 		}
 		printf("  %-12s committed in %.0f ms (%zu statement%s, transaction \"%s\")\n",
-		       "", (zdm_now() - t0) * 1000.0, to - from, to - from == 1 ? "" : "s",
-		       first->transaction);
+		       "", (zdm_now() - t0) * 1000.0, to - from,
+		       to - from == 1 ? "" : "s", first->transaction);
 		fflush(stdout);
 		return ZDM_EXIT_OK;
 
-failed:
-		{
-			zdm_error failure = r->err;
-			const zdm_step *at = &plan->steps[from];
+	failed : {
+		zdm_error failure = r->err;
+		const zdm_step *at = &plan->steps[from];
 
-			for (i = from; i < to; i++)
-				if (strcmp(plan->steps[i].id, failure.step) == 0)
-					at = &plan->steps[i];
-			runner_rollback_quietly(r);
-			r->err = failure;
-			if (zdm_error_is_lock_conflict(&failure) &&
-			    attempt < plan->lock_retries) {
-				long wait = runner_backoff_ms(attempt);
-				char msg[1200];
+		for (i = from; i < to; i++)
+			if (strcmp(plan->steps[i].id, failure.step) == 0)
+				at = &plan->steps[i];
+		runner_rollback_quietly(r);
+		r->err = failure;
+		if (zdm_error_is_lock_conflict(&failure) &&
+		    attempt < plan->lock_retries) {
+			long wait = runner_backoff_ms(attempt);
+			char msg[1200];
 
-				snprintf(msg, sizeof(msg), "%s; retry %d of %ld in %ld ms",
-				         failure.message, attempt + 1, plan->lock_retries, wait);
-				printf("  %-12s %s\n", at->id, msg);
-				fflush(stdout);
-				runner_event(r, at->id, "lock_retry", msg);
-				zdm_sleep_ms(wait);
-				continue;
-			}
-			if (r->err.step[0] == '\0')
-				snprintf(r->err.step, sizeof(r->err.step), "%s", at->id);
-			runner_step_failed(r, at, NULL);
-			if (zdm_error_is_lock_conflict(&failure)) {
-				snprintf(r->err.hint, sizeof(r->err.hint),
-				         "a lock on %s was not granted within %ld ms in %ld attempts; nothing of this step was left half done. Find the blocking session (pg_locks, pg_stat_activity), then run zdm apply %s again",
-				         at->table ? at->table : "the table", at->lock_timeout_ms,
-				         plan->lock_retries + 1, r->opts->plan_path);
-				runner_set_state(r, "stopped", at->id, NULL, &r->err);
-				runner_event(r, at->id, "stopped", r->err.message);
-				return ZDM_EXIT_STOPPED;
-			}
-			runner_set_state(r, "failed", at->id, NULL, &r->err);
-			runner_event(r, at->id, "failed", r->err.message);
-			return ZDM_EXIT_FAILED;
+			snprintf(msg, sizeof(msg),
+			         "%s; retry %d of %ld in %ld ms",
+			         failure.message, attempt + 1,
+			         plan->lock_retries, wait);
+			printf("  %-12s %s\n", at->id, msg);
+			fflush(stdout);
+			runner_event(r, at->id, "lock_retry", msg);
+			zdm_sleep_ms(wait);
+			continue;
 		}
+		if (r->err.step[0] == '\0')
+			snprintf(r->err.step, sizeof(r->err.step), "%s",
+			         at->id);
+		runner_step_failed(r, at, NULL);
+		if (zdm_error_is_lock_conflict(&failure)) {
+			snprintf(
+				r->err.hint, sizeof(r->err.hint),
+				"a lock on %s was not granted within %ld ms in %ld attempts; nothing of this step was left half done. Find the blocking session (pg_locks, pg_stat_activity), then run zdm apply %s again",
+				at->table ? at->table : "the table",
+				at->lock_timeout_ms, plan->lock_retries + 1,
+				r->opts->plan_path);
+			runner_set_state(r, "stopped", at->id, NULL, &r->err);
+			runner_event(r, at->id, "stopped", r->err.message);
+			return ZDM_EXIT_STOPPED;
+		}
+		runner_set_state(r, "failed", at->id, NULL, &r->err);
+		runner_event(r, at->id, "failed", r->err.message);
+		return ZDM_EXIT_FAILED;
+	}
 	}
 }
 
@@ -492,7 +519,8 @@ runner_run_check(runner *r, size_t idx)
 	for (attempt = 0;; attempt++) {
 		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) == 0 &&
 		    runner_set_lock_timeout(r, step->lock_timeout_ms) == 0 &&
-		    zdm_conn_query(r->conn, step->sql, 0, NULL, &res, &r->err) == 0)
+		    zdm_conn_query(r->conn, step->sql, 0, NULL, &res,
+		                   &r->err) == 0)
 			break;
 		{
 			zdm_error failure = r->err;
@@ -507,14 +535,19 @@ runner_run_check(runner *r, size_t idx)
 		}
 		snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
 		runner_step_failed(r, step, NULL);
-		runner_set_state(r, zdm_error_is_lock_conflict(&r->err) ? "stopped" : "failed",
+		runner_set_state(r,
+		                 zdm_error_is_lock_conflict(&r->err) ? "stopped"
+		                                                     : "failed",
 		                 step->id, NULL, &r->err);
-		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED : ZDM_EXIT_FAILED;
+		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED
+		                                           : ZDM_EXIT_FAILED;
 	}
-	got = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : -1;
+	got = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
+	                         : -1;
 	PQclear(res);
 	if (got == step->expect) {
-		snprintf(result, sizeof(result), "%lld (expected %lld)", got, step->expect);
+		snprintf(result, sizeof(result), "%lld (expected %lld)", got,
+		         step->expect);
 		if (runner_mark_done(r, step, NULL, result) != 0 ||
 		    zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0) {
 			runner_rollback_quietly(r);
@@ -529,27 +562,46 @@ runner_run_check(runner *r, size_t idx)
 	/* failed: say what, how many, and a few examples */
 	{
 		size_t n = (size_t)snprintf(result, sizeof(result),
-		                            "%lld rows (expected %lld)", got, step->expect);
+		                            "%lld rows (expected %lld)", got,
+		                            step->expect);
 
 		if (step->examples_sql != NULL &&
-		    zdm_conn_query(r->conn, step->examples_sql, 0, NULL, &res, &r->err) == 0) {
+		    zdm_conn_query(r->conn, step->examples_sql, 0, NULL, &res,
+		                   &r->err) == 0) {
 			int row, col;
 
-			n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0,
-			                      "; examples (%s", PQfname(res, 0));
+			n += (size_t)snprintf(
+				result + n,
+				n < sizeof(result) ? sizeof(result) - n : 0,
+				"; examples (%s", PQfname(res, 0));
 			for (col = 1; col < PQnfields(res); col++)
-				n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0,
-				                      ", %s", PQfname(res, col));
-			n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0, "):");
+				n += (size_t)snprintf(
+					result + n,
+					n < sizeof(result) ? sizeof(result) - n
+							   : 0,
+					", %s", PQfname(res, col));
+			n += (size_t)snprintf(
+				result + n,
+				n < sizeof(result) ? sizeof(result) - n : 0,
+				"):");
 			for (row = 0; row < PQntuples(res) && row < 5; row++) {
-				n += (size_t)snprintf(result + n, n < sizeof(result) ? sizeof(result) - n : 0,
-				                      "%s %s", row ? ";" : "", PQgetvalue(res, row, 0));
+				n += (size_t)snprintf(
+					result + n,
+					n < sizeof(result) ? sizeof(result) - n
+							   : 0,
+					"%s %s", row ? ";" : "",
+					PQgetvalue(res, row, 0));
 				for (col = 1; col < PQnfields(res); col++)
-					n += (size_t)snprintf(result + n,
-					                      n < sizeof(result) ? sizeof(result) - n : 0,
-					                      ", %s",
-					                      PQgetisnull(res, row, col) ? "NULL"
-					                                                 : PQgetvalue(res, row, col));
+					n += (size_t)snprintf(
+						result + n,
+						n < sizeof(result)
+							? sizeof(result) - n
+							: 0,
+						", %s",
+						PQgetisnull(res, row, col)
+							? "NULL"
+							: PQgetvalue(res, row,
+					                             col));
 			}
 			PQclear(res);
 		}
@@ -558,9 +610,10 @@ runner_run_check(runner *r, size_t idx)
 	zdm_error_set(&r->err, "verification failed: %s", step->description);
 	snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
 	snprintf(r->err.detail, sizeof(r->err.detail), "%s", result);
-	snprintf(r->err.hint, sizeof(r->err.hint),
-	         "the migration is stopped before switch; inspect the rows, then fix the data and run zdm apply %s again, or undo with zdm rollback %s",
-	         r->opts->plan_path, r->opts->plan_path);
+	snprintf(
+		r->err.hint, sizeof(r->err.hint),
+		"the migration is stopped before switch; inspect the rows, then fix the data and run zdm apply %s again, or undo with zdm rollback %s",
+		r->opts->plan_path, r->opts->plan_path);
 	runner_step_failed(r, step, result);
 	runner_set_state(r, "stopped", step->id, NULL, &r->err);
 	runner_event(r, step->id, "check_failed", result);
@@ -613,8 +666,8 @@ runner_gate_approved(runner *r, const char *gate, char *result, size_t len)
 		return -1;
 	found = PQntuples(res) > 0;
 	if (found)
-		snprintf(result, len, "approved by %s at %s", PQgetvalue(res, 0, 0),
-		         PQgetvalue(res, 0, 1));
+		snprintf(result, len, "approved by %s at %s",
+		         PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 	PQclear(res);
 	return found;
 }
@@ -624,10 +677,11 @@ runner_record_approval(runner *r, const char *gate, const char *who)
 {
 	const char *params[3] = {r->plan->migration, gate, who};
 
-	return runner_exec_params(r,
-	                          "INSERT INTO zdm.approvals (migration, gate, approved_by)"
-	                          " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-	                          3, params);
+	return runner_exec_params(
+		r,
+		"INSERT INTO zdm.approvals (migration, gate, approved_by)"
+		" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+		3, params);
 }
 
 static int
@@ -638,36 +692,45 @@ runner_run_gate(runner *r, size_t idx)
 	int approved = 1;
 	bool announced = false;
 
-	printf("  %-12s gate %s: %s\n", step->id, step->gate, step->description);
+	printf("  %-12s gate %s: %s\n", step->id, step->gate,
+	       step->description);
 	if (step->approval) {
 		for (;;) {
-			approved = runner_gate_approved(r, step->gate, result, sizeof(result));
+			approved = runner_gate_approved(r, step->gate, result,
+			                                sizeof(result));
 			if (approved < 0)
 				return ZDM_EXIT_FAILED;
-			if (!approved && runner_gate_preapproved(r->opts, step->gate)) {
-				if (runner_record_approval(r, step->gate, runner_who(r->opts)) != 0)
+			if (!approved &&
+			    runner_gate_preapproved(r->opts, step->gate)) {
+				if (runner_record_approval(
+					    r, step->gate,
+					    runner_who(r->opts)) != 0)
 					return ZDM_EXIT_FAILED;
-				runner_event(r, step->id, "approved", runner_who(r->opts));
+				runner_event(r, step->id, "approved",
+				             runner_who(r->opts));
 				continue;
 			}
 			if (approved || !r->opts->wait)
 				break;
 			if (!announced) {
-				runner_set_state(r, "paused", step->id, step->gate, NULL);
-				printf("  %-12s waiting for approval: zdm approve %s %s\n", "",
-				       r->opts->plan_path, step->gate);
+				runner_set_state(r, "paused", step->id,
+				                 step->gate, NULL);
+				printf("  %-12s waiting for approval: zdm approve %s %s\n",
+				       "", r->opts->plan_path, step->gate);
 				fflush(stdout);
 				announced = true;
 			}
 			zdm_sleep_ms(1000);
 		}
 		if (!approved) {
-			runner_set_state(r, "paused", step->id, step->gate, NULL);
+			runner_set_state(r, "paused", step->id, step->gate,
+			                 NULL);
 			runner_event(r, step->id, "paused", step->gate);
 			printf("\nzdm: paused at gate \"%s\" of migration %s; it needs an approval.\n"
 			       "To continue:\n"
 			       "    zdm approve %s %s && zdm apply %s\n",
-			       step->gate, r->plan->migration, r->opts->plan_path, step->gate,
+			       step->gate, r->plan->migration,
+			       r->opts->plan_path, step->gate,
 			       r->opts->plan_path);
 			return ZDM_EXIT_GATE;
 		}
@@ -695,8 +758,10 @@ runner_run_backfill(runner *r, size_t idx)
 	bo.schema = r->schema;
 	bo.migration = r->plan->migration;
 	bo.jobs = r->opts->jobs > 0 ? r->opts->jobs : 1;
-	bo.batch_size = r->opts->batch_size > 0 ? r->opts->batch_size : step->batch_size;
-	bo.pause_ms = r->opts->pause_ms >= 0 ? r->opts->pause_ms : step->batch_pause_ms;
+	bo.batch_size = r->opts->batch_size > 0 ? r->opts->batch_size
+	                                        : step->batch_size;
+	bo.pause_ms = r->opts->pause_ms >= 0 ? r->opts->pause_ms
+	                                     : step->batch_pause_ms;
 	bo.lock_timeout_ms = step->lock_timeout_ms;
 	bo.lock_retries = r->plan->lock_retries;
 	bo.progress_tty = isatty(STDERR_FILENO);
@@ -710,19 +775,22 @@ runner_run_backfill(runner *r, size_t idx)
 	rc = zdm_backfill_run(r->conn, step, &bo, &stats, &r->err);
 	if (rc != 0) {
 		if (r->err.step[0] == '\0')
-			snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+			snprintf(r->err.step, sizeof(r->err.step), "%s",
+			         step->id);
 		if (rc == 1) {
 			/* interrupted: every committed batch is checkpointed */
 			snprintf(r->err.hint, sizeof(r->err.hint),
-			         "zdm apply %s continues from the checkpoints", r->opts->plan_path);
+			         "zdm apply %s continues from the checkpoints",
+			         r->opts->plan_path);
 			runner_set_state(r, "stopped", step->id, NULL, &r->err);
 			return ZDM_EXIT_STOPPED;
 		}
 		runner_step_failed(r, step, NULL);
 		if (zdm_error_is_lock_conflict(&r->err)) {
-			snprintf(r->err.hint, sizeof(r->err.hint),
-			         "batches keep waiting for row locks; every committed batch is checkpointed, so zdm apply %s continues from where it stopped",
-			         r->opts->plan_path);
+			snprintf(
+				r->err.hint, sizeof(r->err.hint),
+				"batches keep waiting for row locks; every committed batch is checkpointed, so zdm apply %s continues from where it stopped",
+				r->opts->plan_path);
 			runner_set_state(r, "stopped", step->id, NULL, &r->err);
 			return ZDM_EXIT_STOPPED;
 		}
@@ -730,12 +798,13 @@ runner_run_backfill(runner *r, size_t idx)
 		return ZDM_EXIT_FAILED;
 	}
 	snprintf(rows, sizeof(rows), "%lld", stats.rows);
-	snprintf(result, sizeof(result),
-	         "%lld rows in %.1f s (%.0f rows/s), %lld batches, batch p50 %.1f ms, p99 %.1f ms, max %.1f ms, %lld lock retries",
-	         stats.rows, stats.seconds,
-	         stats.seconds > 0 ? (double)stats.rows / stats.seconds : 0.0,
-	         stats.batches, stats.batch_ms_p50, stats.batch_ms_p99, stats.batch_ms_max,
-	         stats.retries);
+	snprintf(
+		result, sizeof(result),
+		"%lld rows in %.1f s (%.0f rows/s), %lld batches, batch p50 %.1f ms, p99 %.1f ms, max %.1f ms, %lld lock retries",
+		stats.rows, stats.seconds,
+		stats.seconds > 0 ? (double)stats.rows / stats.seconds : 0.0,
+		stats.batches, stats.batch_ms_p50, stats.batch_ms_p99,
+		stats.batch_ms_max, stats.retries);
 	if (runner_mark_done(r, step, rows, result) != 0)
 		return ZDM_EXIT_FAILED;
 	r->states[idx] = ZDM_STATE_DONE;
@@ -760,10 +829,12 @@ runner_run_steps(runner *r)
 			continue;
 		}
 		if (runner_interrupted) {
-			zdm_error_set(&r->err, "interrupted before step %s", step->id);
-			snprintf(r->err.hint, sizeof(r->err.hint),
-			         "nothing is half done; zdm apply %s continues from here",
-			         r->opts->plan_path);
+			zdm_error_set(&r->err, "interrupted before step %s",
+			              step->id);
+			snprintf(
+				r->err.hint, sizeof(r->err.hint),
+				"nothing is half done; zdm apply %s continues from here",
+				r->opts->plan_path);
 			runner_set_state(r, "stopped", step->id, NULL, &r->err);
 			return ZDM_EXIT_STOPPED;
 		}
@@ -789,9 +860,11 @@ runner_run_steps(runner *r)
 		default: {
 			size_t j = i + 1;
 
-			while (j < plan->nsteps && plan->steps[j].kind == ZDM_STEP_SQL &&
+			while (j < plan->nsteps &&
+			       plan->steps[j].kind == ZDM_STEP_SQL &&
 			       r->states[j] != ZDM_STATE_DONE &&
-			       strcmp(plan->steps[j].transaction, step->transaction) == 0)
+			       strcmp(plan->steps[j].transaction,
+			              step->transaction) == 0)
 				j++;
 			rc = runner_run_group(r, i, j);
 			i = j;
@@ -853,11 +926,13 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	if (found < 0)
 		goto done;
 	if (found == 0 && strcmp(sha, plan->plan_sha256) != 0) {
-		zdm_error_set(&r.err,
-		              "migration %s was started with a different plan (plan_sha256 %.12s...); this plan is %.12s...",
-		              plan->migration, sha, plan->plan_sha256);
-		snprintf(r.err.hint, sizeof(r.err.hint),
-		         "a migration in flight runs the plan it started with; finish or roll back with that plan first");
+		zdm_error_set(
+			&r.err,
+			"migration %s was started with a different plan (plan_sha256 %.12s...); this plan is %.12s...",
+			plan->migration, sha, plan->plan_sha256);
+		snprintf(
+			r.err.hint, sizeof(r.err.hint),
+			"a migration in flight runs the plan it started with; finish or roll back with that plan first");
 		rc = ZDM_EXIT_USAGE;
 		goto done;
 	}
@@ -873,14 +948,16 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 		if (zdm_preflight(r.conn, plan, stdout, &r.err) != 0) {
 			/* problems found: the plan does not fit this database
 			 * (nothing touched); a SQLSTATE: the check itself failed */
-			rc = r.err.sqlstate[0] ? ZDM_EXIT_FAILED : ZDM_EXIT_USAGE;
+			rc = r.err.sqlstate[0] ? ZDM_EXIT_FAILED
+			                       : ZDM_EXIT_USAGE;
 			goto done;
 		}
 		if (zdm_journal_init(r.conn, &r.err) != 0)
 			goto done;
 		text = runner_read_plan_text(opts->plan_path);
 		if (text == NULL) {
-			zdm_error_set(&r.err, "cannot read %s again", opts->plan_path);
+			zdm_error_set(&r.err, "cannot read %s again",
+			              opts->plan_path);
 			goto done;
 		}
 		rc = runner_start(&r, text);
@@ -889,10 +966,11 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 			rc = ZDM_EXIT_FAILED;
 			goto done;
 		}
-		printf("migration %s: started (plan %.12s...)\n", plan->migration,
-		       plan->plan_sha256);
+		printf("migration %s: started (plan %.12s...)\n",
+		       plan->migration, plan->plan_sha256);
 	} else {
-		printf("migration %s: resuming (was %s)\n", plan->migration, state);
+		printf("migration %s: resuming (was %s)\n", plan->migration,
+		       state);
 		runner_set_state(&r, "running", NULL, NULL, NULL);
 	}
 	if (runner_load_states(&r) != 0)
@@ -923,22 +1001,26 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 
 	for (attempt = 0;; attempt++) {
 		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0 ||
-		    runner_set_lock_timeout(r, plan->steps[idx[0]].lock_timeout_ms) != 0)
+		    runner_set_lock_timeout(
+			    r, plan->steps[idx[0]].lock_timeout_ms) != 0)
 			goto failed;
 		for (k = 0; k < n; k++) {
 			const zdm_step *s = &plan->steps[idx[k]];
 			const char *params[2] = {plan->migration, s->id};
 
 			if (s->compensation != NULL &&
-			    zdm_conn_exec(r->conn, s->compensation, &r->err) != 0) {
-				snprintf(r->err.step, sizeof(r->err.step), "%s", s->id);
+			    zdm_conn_exec(r->conn, s->compensation, &r->err) !=
+			            0) {
+				snprintf(r->err.step, sizeof(r->err.step), "%s",
+				         s->id);
 				goto failed;
 			}
-			if (runner_exec_params(r,
-			                       "UPDATE zdm.steps SET state = 'compensated',"
-			                       " finished_at = pg_catalog.now()"
-			                       " WHERE migration = $1 AND step_id = $2",
-			                       2, params) != 0)
+			if (runner_exec_params(
+				    r,
+				    "UPDATE zdm.steps SET state = 'compensated',"
+				    " finished_at = pg_catalog.now()"
+				    " WHERE migration = $1 AND step_id = $2",
+				    2, params) != 0)
 				goto failed;
 		}
 		if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
@@ -952,19 +1034,20 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 		}
 		fflush(stdout);
 		return ZDM_EXIT_OK;
-failed:
-		{
-			zdm_error failure = r->err;
+	failed : {
+		zdm_error failure = r->err;
 
-			runner_rollback_quietly(r);
-			r->err = failure;
-		}
-		if (zdm_error_is_lock_conflict(&r->err) && attempt < plan->lock_retries) {
+		runner_rollback_quietly(r);
+		r->err = failure;
+	}
+		if (zdm_error_is_lock_conflict(&r->err) &&
+		    attempt < plan->lock_retries) {
 			zdm_sleep_ms(runner_backoff_ms(attempt));
 			continue;
 		}
 		runner_set_state(r, "failed", NULL, NULL, &r->err);
-		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED : ZDM_EXIT_FAILED;
+		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED
+		                                           : ZDM_EXIT_FAILED;
 	}
 }
 
@@ -985,37 +1068,44 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	if (found < 0)
 		goto done;
 	if (found == 1) {
-		printf("migration %s has not started: nothing to roll back\n", plan->migration);
+		printf("migration %s has not started: nothing to roll back\n",
+		       plan->migration);
 		rc = ZDM_EXIT_OK;
 		goto done;
 	}
 	if (strcmp(sha, plan->plan_sha256) != 0) {
-		zdm_error_set(&r.err,
-		              "migration %s was started with a different plan (plan_sha256 %.12s...); roll back with that plan",
-		              plan->migration, sha);
+		zdm_error_set(
+			&r.err,
+			"migration %s was started with a different plan (plan_sha256 %.12s...); roll back with that plan",
+			plan->migration, sha);
 		rc = ZDM_EXIT_USAGE;
 		goto done;
 	}
 	if (strcmp(state, "rolled_back") == 0) {
-		printf("migration %s is already rolled back\n", plan->migration);
+		printf("migration %s is already rolled back\n",
+		       plan->migration);
 		rc = ZDM_EXIT_OK;
 		goto done;
 	}
 	if (runner_load_states(&r) != 0)
 		goto done;
 	for (i = 0; i < plan->nsteps; i++) {
-		if (r.states[i] == ZDM_STATE_DONE && plan->steps[i].point_of_no_return) {
-			zdm_error_set(&r.err,
-			              "cannot roll back migration %s: step %s (%s) is done, past the point of no return",
-			              plan->migration, plan->steps[i].id, plan->steps[i].description);
-			snprintf(r.err.detail, sizeof(r.err.detail),
-			         "%s",
-			         strcmp(plan->steps[i].phase, "contract") == 0
-			             ? "contract has dropped or renamed the old shape; there is nothing left to go back to"
-			             : "an irreversible change stopped writing the old shape back once the new version took over");
-			snprintf(r.err.hint, sizeof(r.err.hint),
-			         "finish the migration with zdm apply %s; to go back, write a new migration",
-			         opts->plan_path);
+		if (r.states[i] == ZDM_STATE_DONE &&
+		    plan->steps[i].point_of_no_return) {
+			zdm_error_set(
+				&r.err,
+				"cannot roll back migration %s: step %s (%s) is done, past the point of no return",
+				plan->migration, plan->steps[i].id,
+				plan->steps[i].description);
+			snprintf(
+				r.err.detail, sizeof(r.err.detail), "%s",
+				strcmp(plan->steps[i].phase, "contract") == 0
+					? "contract has dropped or renamed the old shape; there is nothing left to go back to"
+					: "an irreversible change stopped writing the old shape back once the new version took over");
+			snprintf(
+				r.err.hint, sizeof(r.err.hint),
+				"finish the migration with zdm apply %s; to go back, write a new migration",
+				opts->plan_path);
 			rc = ZDM_EXIT_STOPPED;
 			goto done;
 		}
@@ -1030,8 +1120,8 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 		if (r.states[i] != ZDM_STATE_DONE || s->kind == ZDM_STEP_GATE ||
 		    s->kind == ZDM_STEP_CHECK)
 			continue;
-		if (ngroup > 0 &&
-		    strcmp(plan->steps[group[0]].transaction, s->transaction) != 0) {
+		if (ngroup > 0 && strcmp(plan->steps[group[0]].transaction,
+		                         s->transaction) != 0) {
 			rc = runner_compensate_group(&r, group, ngroup);
 			ngroup = 0;
 			if (rc != ZDM_EXIT_OK)
@@ -1047,12 +1137,18 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	{
 		const char *params[1] = {plan->migration};
 
-		if (runner_exec_params(&r, "DELETE FROM zdm.backfill WHERE migration = $1", 1, params) != 0 ||
-		    runner_exec_params(&r, "DELETE FROM zdm.approvals WHERE migration = $1", 1, params) != 0 ||
-		    runner_exec_params(&r,
-		                       "UPDATE zdm.steps SET state = 'compensated'"
-		                       " WHERE migration = $1 AND state <> 'pending'",
-		                       1, params) != 0)
+		if (runner_exec_params(
+			    &r, "DELETE FROM zdm.backfill WHERE migration = $1",
+			    1, params) != 0 ||
+		    runner_exec_params(
+			    &r,
+			    "DELETE FROM zdm.approvals WHERE migration = $1", 1,
+			    params) != 0 ||
+		    runner_exec_params(
+			    &r,
+			    "UPDATE zdm.steps SET state = 'compensated'"
+			    " WHERE migration = $1 AND state <> 'pending'",
+			    1, params) != 0)
 			goto done;
 	}
 	runner_set_state(&r, "rolled_back", NULL, NULL, NULL);
@@ -1084,14 +1180,17 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 	int rc = ZDM_EXIT_FAILED;
 
 	for (i = 0; i < plan->nsteps; i++)
-		if (plan->steps[i].kind == ZDM_STEP_GATE && plan->steps[i].approval &&
+		if (plan->steps[i].kind == ZDM_STEP_GATE &&
+		    plan->steps[i].approval &&
 		    strcmp(plan->steps[i].gate, gate) == 0)
 			known = true;
 	if (!known) {
-		fprintf(stderr, "zdm: error: migration %s has no gate \"%s\" that needs approval; its gates are:",
+		fprintf(stderr,
+		        "zdm: error: migration %s has no gate \"%s\" that needs approval; its gates are:",
 		        plan->migration, gate);
 		for (i = 0; i < plan->nsteps; i++)
-			if (plan->steps[i].kind == ZDM_STEP_GATE && plan->steps[i].approval)
+			if (plan->steps[i].kind == ZDM_STEP_GATE &&
+			    plan->steps[i].approval)
 				fprintf(stderr, " %s", plan->steps[i].gate);
 		fputc('\n', stderr);
 		free(schema);
@@ -1104,27 +1203,30 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 		return ZDM_EXIT_FAILED;
 	}
 	if (zdm_journal_init(conn, &err) != 0 ||
-	    zdm_conn_query(conn,
-	                   "INSERT INTO zdm.approvals (migration, gate, approved_by)"
-	                   " VALUES ($1, $2, $3) ON CONFLICT (migration, gate) DO NOTHING"
-	                   " RETURNING approved_by",
-	                   3, params, &res, &err) != 0) {
+	    zdm_conn_query(
+		    conn,
+		    "INSERT INTO zdm.approvals (migration, gate, approved_by)"
+		    " VALUES ($1, $2, $3) ON CONFLICT (migration, gate) DO NOTHING"
+		    " RETURNING approved_by",
+		    3, params, &res, &err) != 0) {
 		zdm_error_print(&err, stderr);
 		goto done;
 	}
 	if (PQntuples(res) == 0)
-		printf("gate %s of migration %s was already approved\n", gate, plan->migration);
+		printf("gate %s of migration %s was already approved\n", gate,
+		       plan->migration);
 	else
-		printf("gate %s of migration %s approved by %s\n", gate, plan->migration,
-		       params[2]);
+		printf("gate %s of migration %s approved by %s\n", gate,
+		       plan->migration, params[2]);
 	PQclear(res);
 	{
 		const char *ev[3] = {plan->migration, gate, params[2]};
 
-		if (zdm_conn_query(conn,
-		                   "INSERT INTO zdm.events (migration, event, message)"
-		                   " VALUES ($1, 'approved', $2 || ' by ' || $3)",
-		                   3, ev, &res, &err) == 0)
+		if (zdm_conn_query(
+			    conn,
+			    "INSERT INTO zdm.events (migration, event, message)"
+			    " VALUES ($1, 'approved', $2 || ' by ' || $3)",
+			    3, ev, &res, &err) == 0)
 			PQclear(res);
 	}
 	rc = ZDM_EXIT_OK;

@@ -15,16 +15,16 @@
 #include "zdm.h"
 
 typedef struct zdm_apply_opts {
-	const char *conninfo;   /* NULL: DATABASE_URL, else libpq's environment */
-	const char *plan_path;  /* as given, for the commands we print */
-	char **approve;         /* --approve GATE[,GATE] */
+	const char *conninfo; /* NULL: DATABASE_URL, else libpq's environment */
+	const char *plan_path; /* as given, for the commands we print */
+	char **approve;        /* --approve GATE[,GATE] */
 	size_t napprove;
 	bool approve_all;
-	bool wait;              /* block at a gate until approved */
+	bool wait; /* block at a gate until approved */
 	const char *approved_by;
-	long batch_size;        /* 0: the plan's */
-	long pause_ms;          /* < 0: the plan's */
-	int jobs;               /* backfill workers */
+	long batch_size; /* 0: the plan's */
+	long pause_ms;   /* < 0: the plan's */
+	int jobs;        /* backfill workers */
 } zdm_apply_opts;
 
 int zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts);

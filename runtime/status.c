@@ -13,40 +13,42 @@
 #include "runner.h"
 
 static const char status_migrations_sql[] =
-    "SELECT m.migration, m.state, m.plan_sha256, m.current_step, m.waiting_gate,"
-    "       pg_catalog.to_char(m.started_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'),"
-    "       pg_catalog.to_char(m.updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'),"
-    "       m.last_error, m.last_sqlstate,"
-    "       (SELECT count(*) FROM zdm.steps s WHERE s.migration = m.migration AND s.state = 'done'),"
-    "       (SELECT count(*) FROM zdm.steps s WHERE s.migration = m.migration),"
-    "       (SELECT s.phase FROM zdm.steps s WHERE s.migration = m.migration"
-    "         AND s.step_id = m.current_step),"
-    "       (SELECT s.step_id FROM zdm.steps s WHERE s.migration = m.migration"
-    "         AND s.state = 'failed' ORDER BY s.position DESC LIMIT 1),"
-    "       (SELECT sum(b.rows) FROM zdm.backfill b WHERE b.migration = m.migration),"
-    "       (SELECT sum(b.next_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration),"
-    "       (SELECT sum(b.end_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration)"
-    "  FROM zdm.migrations m"
-    " WHERE $1::text IS NULL OR m.migration = $1"
-    " ORDER BY m.started_at";
+	"SELECT m.migration, m.state, m.plan_sha256, m.current_step, m.waiting_gate,"
+	"       pg_catalog.to_char(m.started_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'),"
+	"       pg_catalog.to_char(m.updated_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'),"
+	"       m.last_error, m.last_sqlstate,"
+	"       (SELECT count(*) FROM zdm.steps s WHERE s.migration = m.migration AND s.state = 'done'),"
+	"       (SELECT count(*) FROM zdm.steps s WHERE s.migration = m.migration),"
+	"       (SELECT s.phase FROM zdm.steps s WHERE s.migration = m.migration"
+	"         AND s.step_id = m.current_step),"
+	"       (SELECT s.step_id FROM zdm.steps s WHERE s.migration = m.migration"
+	"         AND s.state = 'failed' ORDER BY s.position DESC LIMIT 1),"
+	"       (SELECT sum(b.rows) FROM zdm.backfill b WHERE b.migration = m.migration),"
+	"       (SELECT sum(b.next_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration),"
+	"       (SELECT sum(b.end_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration)"
+	"  FROM zdm.migrations m"
+	" WHERE $1::text IS NULL OR m.migration = $1"
+	" ORDER BY m.started_at";
 
 static const char status_steps_sql[] =
-    "SELECT step_id, phase, state, attempts, rows, result, error, sqlstate"
-    "  FROM zdm.steps WHERE migration = $1 ORDER BY position";
+	"SELECT step_id, phase, state, attempts, rows, result, error, sqlstate"
+	"  FROM zdm.steps WHERE migration = $1 ORDER BY position";
 
 static json_t *
 status_str(PGresult *res, int row, int col)
 {
-	return PQgetisnull(res, row, col) ? json_null()
-	                                  : json_string(PQgetvalue(res, row, col));
+	return PQgetisnull(res, row, col)
+	               ? json_null()
+	               : json_string(PQgetvalue(res, row, col));
 }
 
 static json_t *
 status_int(PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col)
-	           ? json_null()
-	           : json_integer(strtoll(PQgetvalue(res, row, col), NULL, 10));
+	               ? json_null()
+	               : json_integer(
+				 strtoll(PQgetvalue(res, row, col), NULL, 10));
 }
 
 static json_t *
@@ -60,16 +62,17 @@ status_steps(PGconn *conn, const char *migration, zdm_error *err)
 	if (zdm_conn_query(conn, status_steps_sql, 1, params, &res, err) != 0)
 		return steps;
 	for (row = 0; row < PQntuples(res); row++)
-		json_array_append_new(steps,
-		                      json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
-		                                "id", status_str(res, row, 0),
-		                                "phase", status_str(res, row, 1),
-		                                "state", status_str(res, row, 2),
-		                                "attempts", status_int(res, row, 3),
-		                                "rows", status_int(res, row, 4),
-		                                "result", status_str(res, row, 5),
-		                                "error", status_str(res, row, 6),
-		                                "sqlstate", status_str(res, row, 7)));
+		json_array_append_new(
+			steps,
+			json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
+		                  "id", status_str(res, row, 0), "phase",
+		                  status_str(res, row, 1), "state",
+		                  status_str(res, row, 2), "attempts",
+		                  status_int(res, row, 3), "rows",
+		                  status_int(res, row, 4), "result",
+		                  status_str(res, row, 5), "error",
+		                  status_str(res, row, 6), "sqlstate",
+		                  status_str(res, row, 7)));
 	PQclear(res);
 	return steps;
 }
@@ -81,26 +84,32 @@ status_print_human(PGresult *res, int row, const char *plan_path)
 	const char *state = PQgetvalue(res, row, 1);
 
 	printf("migration %s: %s\n", migration, state);
-	printf("  plan        %.12s...  started %s, updated %s\n", PQgetvalue(res, row, 2),
-	       PQgetvalue(res, row, 5), PQgetvalue(res, row, 6));
+	printf("  plan        %.12s...  started %s, updated %s\n",
+	       PQgetvalue(res, row, 2), PQgetvalue(res, row, 5),
+	       PQgetvalue(res, row, 6));
 	printf("  progress    %s of %s steps done", PQgetvalue(res, row, 9),
 	       PQgetvalue(res, row, 10));
 	if (!PQgetisnull(res, row, 3))
 		printf("; last step %s (phase %s)", PQgetvalue(res, row, 3),
-		       PQgetisnull(res, row, 11) ? "?" : PQgetvalue(res, row, 11));
+		       PQgetisnull(res, row, 11) ? "?"
+		                                 : PQgetvalue(res, row, 11));
 	putchar('\n');
 	if (!PQgetisnull(res, row, 13))
 		printf("  backfill    %s rows written, %s of %s pages done\n",
 		       PQgetvalue(res, row, 13), PQgetvalue(res, row, 14),
 		       PQgetvalue(res, row, 15));
 	if (!PQgetisnull(res, row, 4))
-		printf("  waiting     at gate %s: zdm approve %s %s\n", PQgetvalue(res, row, 4),
-		       plan_path ? plan_path : "PLAN", PQgetvalue(res, row, 4));
+		printf("  waiting     at gate %s: zdm approve %s %s\n",
+		       PQgetvalue(res, row, 4), plan_path ? plan_path : "PLAN",
+		       PQgetvalue(res, row, 4));
 	if (!PQgetisnull(res, row, 7))
 		printf("  last error  %s%s%s (SQLSTATE %s)\n",
-		       PQgetisnull(res, row, 12) ? "" : PQgetvalue(res, row, 12),
-		       PQgetisnull(res, row, 12) ? "" : ": ", PQgetvalue(res, row, 7),
-		       PQgetisnull(res, row, 8) ? "none" : PQgetvalue(res, row, 8));
+		       PQgetisnull(res, row, 12) ? ""
+		                                 : PQgetvalue(res, row, 12),
+		       PQgetisnull(res, row, 12) ? "" : ": ",
+		       PQgetvalue(res, row, 7),
+		       PQgetisnull(res, row, 8) ? "none"
+		                                : PQgetvalue(res, row, 8));
 }
 
 int
@@ -118,8 +127,10 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	conn = zdm_conn_open(conninfo, "status", NULL, &err);
 	if (conn == NULL)
 		goto done;
-	if (zdm_conn_query(conn, "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
-	                   0, NULL, &res, &err) != 0)
+	if (zdm_conn_query(
+		    conn,
+		    "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
+		    0, NULL, &res, &err) != 0)
 		goto done;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		PQclear(res);
@@ -132,42 +143,47 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 		goto done;
 	}
 	PQclear(res);
-	if (zdm_conn_query(conn, status_migrations_sql, 1, params, &res, &err) != 0)
+	if (zdm_conn_query(conn, status_migrations_sql, 1, params, &res,
+	                   &err) != 0)
 		goto done;
 	if (json)
 		all = json_array();
 	if (PQntuples(res) == 0 && !json)
-		printf("%s\n", plan ? "this migration has not started" : "no zdm migration has run in this database");
+		printf("%s\n",
+		       plan ? "this migration has not started"
+		            : "no zdm migration has run in this database");
 	for (row = 0; row < PQntuples(res); row++) {
 		if (!json) {
 			status_print_human(res, row, plan_path);
 			continue;
 		}
 		json_array_append_new(
-		    all,
-		    json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o}",
-		              "migration", status_str(res, row, 0),
-		              "state", status_str(res, row, 1),
-		              "plan_sha256", status_str(res, row, 2),
-		              "current_step", status_str(res, row, 3),
-		              "phase", status_str(res, row, 11),
-		              "waiting_gate", status_str(res, row, 4),
-		              "started_at", status_str(res, row, 5),
-		              "updated_at", status_str(res, row, 6),
-		              "steps_done", status_int(res, row, 9),
-		              "backfill",
-		              "rows", status_int(res, row, 13),
-		              "pages_done", status_int(res, row, 14),
-		              "pages_total", status_int(res, row, 15),
-		              "last_error",
-		              "message", status_str(res, row, 7),
-		              "sqlstate", status_str(res, row, 8),
-		              "step", status_str(res, row, 12),
-		              "steps", status_steps(conn, PQgetvalue(res, row, 0), &err)));
+			all,
+			json_pack(
+				"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o}",
+				"migration", status_str(res, row, 0), "state",
+				status_str(res, row, 1), "plan_sha256",
+				status_str(res, row, 2), "current_step",
+				status_str(res, row, 3), "phase",
+				status_str(res, row, 11), "waiting_gate",
+				status_str(res, row, 4), "started_at",
+				status_str(res, row, 5), "updated_at",
+				status_str(res, row, 6), "steps_done",
+				status_int(res, row, 9), "backfill", "rows",
+				status_int(res, row, 13), "pages_done",
+				status_int(res, row, 14), "pages_total",
+				status_int(res, row, 15), "last_error",
+				"message", status_str(res, row, 7), "sqlstate",
+				status_str(res, row, 8), "step",
+				status_str(res, row, 12), "steps",
+				status_steps(conn, PQgetvalue(res, row, 0),
+		                             &err)));
 	}
 	if (json) {
 		json_t *out = plan ? json_array_get(all, 0) : all;
-		char *text = out ? json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+		char *text = out ? json_dumps(out, JSON_INDENT(2) |
+		                                           JSON_PRESERVE_ORDER)
+		                 : NULL;
 
 		puts(text ? text : "null");
 		free(text);

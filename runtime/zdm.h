@@ -38,7 +38,7 @@ typedef struct zdm_error {
 
 void zdm_error_clear(zdm_error *err);
 void zdm_error_set(zdm_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+	__attribute__((format(printf, 2, 3)));
 /* From a failed result (or, with res NULL, the connection's message). */
 void zdm_error_from_result(zdm_error *err, const PGresult *res,
                            const PGconn *conn);

@@ -51,7 +51,7 @@ trap 'exit 143' TERM
 pg_bindir()
 {
 	local dir
-	dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	dir=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
 	if [ -z "$dir" ] || [ ! -x "$dir/postgres" ]; then
 		echo "pg.sh: no PostgreSQL server under /usr/lib/postgresql (install postgresql)" >&2
 		return 1

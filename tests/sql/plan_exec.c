@@ -1,7 +1,7 @@
 /*
  * plan_exec.c -- zdm_plan_exec: run one phase of a plan, or undo up to one.
  *
- *   zdm_plan_exec --db CONNINFO PLAN run PHASE
+ *   zdm_plan_exec --db CONNINFO [--batch-size ROWS] PLAN run PHASE
  *   zdm_plan_exec --db CONNINFO PLAN undo PHASE
  *   zdm_plan_exec PLAN get search_path|version_schema|tables
  *
@@ -24,6 +24,8 @@
  *   - undo runs the compensations of every step up to the end of PHASE in
  *     reverse order, each in its own transaction, and refuses when any of
  *     those steps is a point of no return.
+ * --batch-size replaces the plan's batch size, so a test can cut a small
+ * table into many batches and let its clients write between them.
  * The session's search_path is empty, as the runtime's is: the plan's SQL
  * must name everything it touches.
  *
@@ -60,6 +62,7 @@ typedef enum outcome {
 typedef struct exec {
 	PGconn *conn;
 	const zdm_plan *plan;
+	long batch_size; /* --batch-size: overrides the plan's; 0: the plan's */
 } exec;
 
 static int
@@ -230,6 +233,14 @@ run_check(exec *x, const zdm_step *step)
 	return r;
 }
 
+static void
+print_gate(const zdm_step *step)
+{
+	printf("%s: gate %s%s: approved by the test harness\n", step->id,
+	       step->gate ? step->gate : "?",
+	       step->approval ? " (needs approval)" : "");
+}
+
 /*
  * Run steps [first, last] as one transaction.  After a failed check the
  * remaining checks of the group still run (to report all of them), nothing
@@ -247,8 +258,7 @@ run_group(exec *x, size_t first, size_t last)
 		const zdm_step *step = &plan->steps[i];
 
 		if (step->kind == ZDM_STEP_GATE) {
-			printf("%s: gate %s: approved by the test harness\n",
-			       step->id, step->gate ? step->gate : "?");
+			print_gate(step);
 			continue;
 		}
 		if (worst == OUTCOME_CHECK_FAIL && step->kind != ZDM_STEP_CHECK)
@@ -315,6 +325,7 @@ static outcome
 run_backfill(exec *x, const zdm_step *step)
 {
 	long long pages, step_pages, rows = 0, batches = 0;
+	long batch_size;
 	double per_page;
 	outcome r;
 
@@ -327,8 +338,8 @@ run_backfill(exec *x, const zdm_step *step)
 	}
 	if (table_pages(x, step, &pages, &per_page) != 0)
 		return OUTCOME_FAILED;
-	step_pages =
-		per_page > 0 ? (long long)(step->batch_size / per_page) : 1;
+	batch_size = x->batch_size > 0 ? x->batch_size : step->batch_size;
+	step_pages = per_page > 0 ? (long long)(batch_size / per_page) : 1;
 	if (step_pages < 1)
 		step_pages = 1;
 
@@ -370,6 +381,7 @@ run_backfill(exec *x, const zdm_step *step)
 			fprintf(stderr,
 			        "zdm_plan_exec: step %s: retrying batch %s\n",
 			        step->id, lo);
+			sleep_ms(100 * tries);
 		}
 		if (r != OUTCOME_OK) {
 			fprintf(stderr,
@@ -411,6 +423,13 @@ cmd_run(exec *x, const char *phase)
 			i++;
 			continue;
 		}
+		/* The harness approves every gate; a gate runs no SQL. */
+		if (plan->steps[i].kind == ZDM_STEP_GATE && !check_failed) {
+			print_gate(&plan->steps[i]);
+			nrun++;
+			i++;
+			continue;
+		}
 		/* A backfill is batched: it is never part of a larger group. */
 		if (plan->steps[i].kind != ZDM_STEP_BACKFILL)
 			while (last + 1 < plan->nsteps &&
@@ -432,6 +451,7 @@ cmd_run(exec *x, const char *phase)
 			fprintf(stderr,
 			        "zdm_plan_exec: step %s: retrying (%ld of %ld)\n",
 			        plan->steps[i].id, tries, plan->lock_retries);
+			sleep_ms(100 * tries);
 		}
 		if (r == OUTCOME_CHECK_FAIL) {
 			check_failed = true;
@@ -522,7 +542,8 @@ cmd_undo(exec *x, const char *phase)
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: zdm_plan_exec --db CONNINFO PLAN run PHASE\n"
+	fprintf(out, "usage: zdm_plan_exec --db CONNINFO [--batch-size ROWS] "
+	             "PLAN run PHASE\n"
 	             "       zdm_plan_exec --db CONNINFO PLAN undo PHASE\n"
 	             "       zdm_plan_exec PLAN get "
 	             "search_path|version_schema|tables\n"
@@ -591,7 +612,7 @@ main(int argc, char **argv)
 	zdm_plan *plan = NULL;
 	exec x = {0};
 	char errbuf[1024];
-	int rc;
+	int rc, i = 1;
 
 	if (argc == 2 && strcmp(argv[1], "--help") == 0) {
 		usage(stdout);
@@ -599,14 +620,27 @@ main(int argc, char **argv)
 	}
 	if (argc == 4 && strcmp(argv[2], "get") == 0)
 		return cmd_get(argv[1], argv[3]);
-	if (argc != 6 || strcmp(argv[1], "--db") != 0) {
+	for (; i + 1 < argc && strncmp(argv[i], "--", 2) == 0; i += 2) {
+		if (strcmp(argv[i], "--db") == 0) {
+			conninfo = argv[i + 1];
+		} else if (strcmp(argv[i], "--batch-size") == 0) {
+			x.batch_size = atol(argv[i + 1]);
+			if (x.batch_size < 1) {
+				fprintf(stderr,
+				        "zdm_plan_exec: --batch-size must be a positive number of rows\n");
+				return 2;
+			}
+		} else {
+			break;
+		}
+	}
+	if (conninfo == NULL || argc - i != 3) {
 		usage(stderr);
 		return 2;
 	}
-	conninfo = argv[2];
-	path = argv[3];
-	verb = argv[4];
-	phase = argv[5];
+	path = argv[i];
+	verb = argv[i + 1];
+	phase = argv[i + 2];
 	if ((strcmp(verb, "run") != 0 && strcmp(verb, "undo") != 0) ||
 	    phase_index(phase) < 0) {
 		usage(stderr);

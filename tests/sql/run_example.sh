@@ -14,6 +14,8 @@
 #                        each introduced by a "-- check: what" line
 #   EXAMPLE.columns      the final columns: "table|column|type|not null"
 # Rows with ids in CLIENT_IDS are the clients'; the others nobody touches.
+# The forward backfill runs in batches of BACKFILL_ROWS rows (default 500),
+# not the plan's, so that a fixture of 20,000 rows takes many batches.
 #
 # forward: old traffic runs from before expand until after switch, new
 #   traffic from after expand until a few seconds after contract; both must
@@ -35,6 +37,7 @@ ZDMC=${ZDMC:-$root/build/release/zdmc}
 ZDM_TRAFFIC=${ZDM_TRAFFIC:-$root/build/release/tests/zdm_traffic}
 ZDM_PLAN_EXEC=${ZDM_PLAN_EXEC:-$root/build/release/tests/zdm_plan_exec}
 CLIENT_IDS=${CLIENT_IDS:-1:2000}
+BACKFILL_ROWS=${BACKFILL_ROWS:-500}
 phases=(expand backfill verify switch contract)
 
 for f in "$ZDMC" "$ZDM_TRAFFIC" "$ZDM_PLAN_EXEC"; do
@@ -46,7 +49,7 @@ for f in "$root/plans/$example.zdm" "$fixtures/$example.sql" \
 	[ -f "$f" ] || { echo "run_example.sh: $f is missing" >&2; exit 2; }
 done
 
-# shellcheck source=../lib/pg.sh
+# shellcheck source=tests/lib/pg.sh
 . "$root/tests/lib/pg.sh"
 work=$(mktemp -d)
 zdm_on_exit "rm -rf '$work'"
@@ -73,8 +76,9 @@ plan=$work/$example.plan
 	die "plans/$example.zdm does not compile"
 search_path=$("$ZDM_PLAN_EXEC" "$plan" get search_path)
 version_schema=$("$ZDM_PLAN_EXEC" "$plan" get version_schema)
-[ -n "$search_path" ] && [ -n "$version_schema" ] ||
+if [ -z "$search_path" ] || [ -z "$version_schema" ]; then
 	die "the plan has no new_version schema or search_path"
+fi
 
 pg_start
 say "server on port $PGPORT; new version: search_path $search_path"
@@ -89,11 +93,13 @@ fresh_db()
 	q -c "CREATE DATABASE $1 TEMPLATE zdm_fixture"
 }
 
+# run_phase DB run|undo PHASE [zdm_plan_exec options]
 run_phase()
 {
 	local db=$1 verb=$2 phase=$3
+	shift 3
 	say "$verb $phase ($db)"
-	"$ZDM_PLAN_EXEC" --db "dbname=$db" "$plan" "$verb" "$phase" \
+	"$ZDM_PLAN_EXEC" --db "dbname=$db" "$@" "$plan" "$verb" "$phase" \
 		>"$work/$db.$verb.$phase.log" 2>&1 || {
 		cat "$work/$db.$verb.$phase.log" >&2
 		pg_log | tail -n 30 >&2
@@ -103,7 +109,7 @@ run_phase()
 }
 
 # ---- forward, under traffic --------------------------------------------------
-traffic_pids=()
+declare -A traffic_pid
 start_traffic()
 {
 	local db=$1 tag=$2 sp=$3 script=$4
@@ -112,46 +118,48 @@ start_traffic()
 		--script "$script" --stop-file "$work/stop.$tag" --clients 2 \
 		--id-range "$CLIENT_IDS" --tag "$tag" --pause-ms 2 \
 		--max-seconds 120 >"$work/traffic.$tag" 2>&1 &
-	traffic_pids+=($!)
-	eval "traffic_pid_$tag=$!"
+	traffic_pid[$tag]=$!
 	say "traffic $tag started (search_path $sp)"
 }
 
 stop_traffic()
 {
-	local tag=$1 pid rc=0
-	pid=$(eval "echo \$traffic_pid_$tag")
+	local tag=$1 rc=0
 	touch "$work/stop.$tag"
-	wait "$pid" || rc=$?
+	wait "${traffic_pid[$tag]}" || rc=$?
 	cat "$work/traffic.$tag"
-	grep -q "^traffic $tag: [1-9][0-9]* statements, 0 failed\$" \
-		"$work/traffic.$tag" && [ "$rc" = 0 ] ||
+	if [ "$rc" != 0 ] || ! grep -q \
+		"^traffic $tag: [1-9][0-9]* statements, 0 failed\$" \
+		"$work/traffic.$tag"; then
 		die "traffic $tag failed (exit $rc)"
+	fi
 }
 
 # On a failure, stop every client before the server goes.
-zdm_on_exit 'touch "$work"/stop.old "$work"/stop.new 2>/dev/null; wait'
+zdm_on_exit "touch '$work/stop.old' '$work/stop.new' 2>/dev/null; wait"
 
 db=forward
-fresh_db $db
+fresh_db "$db"
 start_traffic $db old public "$fixtures/$example.old.sql"
 sleep 1
-run_phase $db run expand
+run_phase "$db" run expand
 start_traffic $db new "$search_path" "$fixtures/$example.new.sql"
 sleep 1
-run_phase $db run backfill
+# Small batches, so the clients write between them and into pages the
+# backfill has yet to reach.
+run_phase "$db" run backfill --batch-size "$BACKFILL_ROWS"
 sleep 1
-run_phase $db run verify
-run_phase $db run switch
+run_phase "$db" run verify
+run_phase "$db" run switch
 sleep 1
 stop_traffic old
-run_phase $db run contract
+run_phase "$db" run contract
 sleep 3
 stop_traffic new
 
 say "checking the final schema"
 # Every column of the tables the plan changed, as "table|column|type|not null".
-q -d $db -At -o "$work/columns" <<'SQL'
+q -d "$db" -At -o "$work/columns" <<'SQL'
 SELECT c.oid::regclass, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod),
        CASE WHEN a.attnotnull THEN 'not null' ELSE '' END
 FROM pg_catalog.pg_attribute a
@@ -166,7 +174,7 @@ diff -u "$fixtures/$example.columns" "$work/columns" ||
 	die "final columns differ from $example.columns (- expected, + found)"
 
 # Anything the tool created carries a zdm prefix; none may survive contract.
-q -d $db -At -v schema="$version_schema" -o "$work/leftovers" <<'SQL'
+q -d "$db" -At -v schema="$version_schema" -o "$work/leftovers" <<'SQL'
 SELECT 'schema ' || nspname FROM pg_catalog.pg_namespace
  WHERE nspname = :'schema' OR nspname LIKE 'zdm%'
 UNION ALL
@@ -217,7 +225,7 @@ nchecks=0
 for f in "$work"/check.*.sql; do
 	[ -f "$f" ] || die "$example.check.sql has no \"-- check:\" queries"
 	nchecks=$((nchecks + 1))
-	got=$(q -d $db -At -f "$f") || die "check query failed: $(head -1 "$f")"
+	got=$(q -d "$db" -At -f "$f") || die "check query failed: $(head -1 "$f")"
 	if [ "$got" != 0 ]; then
 		cat "$f" >&2
 		die "check returned $got, not 0: $(head -1 "$f" | sed 's/^-- check: //')"
@@ -268,20 +276,20 @@ same_dump()
 for ((i = 0; i < 4; i++)); do
 	upto=${phases[$i]}
 	db=undo_$upto
-	fresh_db $db
-	dump $db "$work/$db.before"
+	fresh_db "$db"
+	dump "$db" "$work/$db.before"
 	for ((j = 0; j <= i; j++)); do
-		run_phase $db run "${phases[$j]}"
+		run_phase "$db" run "${phases[$j]}"
 	done
-	run_phase $db undo "$upto"
-	dump $db "$work/$db.after"
+	run_phase "$db" undo "$upto"
+	dump "$db" "$work/$db.after"
 	same_dump "$work/$db.before" "$work/$db.after" "undo $upto"
 	say "undo $upto: schema and data as before"
 done
 
 db=undo_contract
-fresh_db $db
-dump $db "$work/$db.before"
+fresh_db "$db"
+dump "$db" "$work/$db.before"
 if "$ZDM_PLAN_EXEC" --db "dbname=$db" "$plan" undo contract \
 	>"$work/undo_contract.log" 2>&1; then
 	cat "$work/undo_contract.log"
@@ -290,7 +298,7 @@ fi
 cat "$work/undo_contract.log"
 grep -q 'refused' "$work/undo_contract.log" ||
 	die "undo contract failed, but not by refusing"
-dump $db "$work/$db.after"
+dump "$db" "$work/$db.after"
 same_dump "$work/$db.before" "$work/$db.after" "refused undo contract"
 say "undo contract: refused, nothing changed"
 
