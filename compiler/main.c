@@ -4,12 +4,17 @@
  *   zdmc compile FILE [-o OUT]        write the plan (default plan.out)
  *   zdmc compile --check -o PLAN FILE exit 1 if PLAN is not what FILE gives
  *   zdmc check FILE                   parse and check, write nothing
+ *   zdmc explain PLAN                 the plan for a reviewer, in Markdown
+ *   zdmc diff OLD_PLAN NEW_PLAN       what changed, with its risks
  *
  * Exit status: 0 success, 1 errors in the input (or a stale plan with
- * --check), 2 usage or I/O errors.  The plan is written to a temporary file,
- * flushed to disk and renamed into place, so a crash or a full disk never
- * leaves a truncated plan where a reviewed one was.  This is the only file
- * of the compiler that touches the file system.
+ * --check), 2 usage or I/O errors, or a plan explain or diff cannot read.
+ * The plan is written to a temporary file, flushed to disk and renamed into
+ * place, so a crash or a full disk never leaves a truncated plan where a
+ * reviewed one was.  This is the only file of the compiler that touches the
+ * file system: explain and diff read plans here and hand the bytes to the
+ * runtime's own reader (zdm_plan_parse), so they accept and refuse exactly
+ * the plans zdm would.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +24,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "plan_read.h"
+#include "plan_review.h"
 #include "zdmc.h"
 
 #define EXIT_INPUT 1
@@ -28,11 +35,16 @@ static const char usage_text[] =
 	"usage: zdmc compile [-o OUT] FILE      compile FILE into a plan (default OUT: plan.out; -o - for stdout)\n"
 	"       zdmc compile --check -o PLAN FILE  exit 1 if PLAN differs from what FILE compiles to\n"
 	"       zdmc check FILE                 parse and check FILE, write nothing\n"
+	"       zdmc explain PLAN               describe PLAN for a reviewer (Markdown on stdout)\n"
+	"       zdmc diff OLD_PLAN NEW_PLAN     what changed between two plans, with its risks (Markdown)\n"
 	"       zdmc --help | --version\n"
 	"\n"
 	"Diagnostics are printed as file:line:col: error: message, with the line and a caret.\n"
-	"Exit status: 0 success, 1 errors in the input or a stale plan (--check), 2 usage or I/O error.\n"
-	"The language: docs/language.md; the plan: docs/plan-format.md.\n";
+	"A PLAN may be - for standard input.  diff reports, it does not judge: it exits 0 whether\n"
+	"or not the plans differ (\"No changes.\" when they do not).\n"
+	"Exit status: 0 success, 1 errors in the input or a stale plan (--check), 2 usage or I/O\n"
+	"error, or a plan that cannot be read (the plan reader's message on stderr).\n"
+	"The language: docs/language.md; the plan: docs/plan-format.md; review: docs/review.md.\n";
 
 static void
 usage_error(const char *fmt, const char *arg)
@@ -255,6 +267,108 @@ cmd_compile(int argc, char **argv, int check_only)
 	return rc;
 }
 
+/* Read and validate a plan with the runtime's reader; its message on
+ * failure.  The caller zdm_plan_free()s *plan. */
+static int
+load_plan(const char *path, zdm_plan **plan)
+{
+	const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+	char *data = NULL, errbuf[1024];
+	size_t len = 0;
+	int rc;
+
+	if (read_file(path, &data, &len) != 0)
+		return -1;
+	rc = zdm_plan_parse(plan, name, data, len, errbuf, sizeof(errbuf));
+	free(data);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", errbuf);
+	return rc;
+}
+
+static int
+write_report(zdmc_buf *report)
+{
+	const char *text = zdmc_buf_cstr(report);
+
+	if (fwrite(text, 1, report->len, stdout) != report->len ||
+	    fflush(stdout) != 0) {
+		fprintf(stderr, "zdmc: cannot write to standard output: %s\n",
+		        strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int
+cmd_explain(int argc, char **argv)
+{
+	zdm_plan *plan = NULL;
+	zdmc_arena *arena;
+	zdmc_buf report;
+	int rc;
+
+	if (argc != 1 || (argv[0][0] == '-' && argv[0][1] != '\0')) {
+		usage_error(argc == 0 ? "explain needs a plan%s"
+		            : argc > 1
+		                    ? "explain takes one plan; \"%s\" is one too many"
+		                    : "unknown option \"%s\"",
+		            argc > 1 ? argv[1] : argc == 1 ? argv[0] : "");
+		return EXIT_USAGE;
+	}
+	if (load_plan(argv[0], &plan) != 0)
+		return EXIT_USAGE;
+	arena = zdmc_arena_new();
+	zdmc_buf_init(&report, arena);
+	zdmc_plan_explain(&report, plan,
+	                  strcmp(argv[0], "-") == 0 ? "<stdin>" : argv[0]);
+	rc = write_report(&report);
+	zdmc_arena_free(arena);
+	zdm_plan_free(plan);
+	return rc;
+}
+
+static int
+cmd_diff(int argc, char **argv)
+{
+	zdm_plan *old_plan = NULL, *new_plan = NULL;
+	zdmc_arena *arena;
+	zdmc_buf report;
+	int i, rc = EXIT_USAGE;
+
+	for (i = 0; i < argc; i++)
+		if (argv[i][0] == '-' && argv[i][1] != '\0') {
+			usage_error("unknown option \"%s\"", argv[i]);
+			return EXIT_USAGE;
+		}
+	if (argc != 2) {
+		usage_error(argc < 2 ? "diff needs two plans: OLD_PLAN NEW_PLAN%s"
+		                     : "diff takes two plans; \"%s\" is one too many",
+		            argc < 2 ? "" : argv[2]);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[0], "-") == 0 && strcmp(argv[1], "-") == 0) {
+		usage_error("only one plan can come from standard input%s", "");
+		return EXIT_USAGE;
+	}
+	if (load_plan(argv[0], &old_plan) != 0 ||
+	    load_plan(argv[1], &new_plan) != 0)
+		goto cleanup;
+	arena = zdmc_arena_new();
+	zdmc_buf_init(&report, arena);
+	zdmc_plan_diff(&report, old_plan,
+	               strcmp(argv[0], "-") == 0 ? "<stdin>" : argv[0],
+	               new_plan,
+	               strcmp(argv[1], "-") == 0 ? "<stdin>" : argv[1]);
+	rc = write_report(&report);
+	zdmc_arena_free(arena);
+
+cleanup:
+	zdm_plan_free(old_plan);
+	zdm_plan_free(new_plan);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -275,6 +389,10 @@ main(int argc, char **argv)
 		return cmd_compile(argc - 2, argv + 2, 0);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_compile(argc - 2, argv + 2, 1);
+	if (strcmp(argv[1], "explain") == 0)
+		return cmd_explain(argc - 2, argv + 2);
+	if (strcmp(argv[1], "diff") == 0)
+		return cmd_diff(argc - 2, argv + 2);
 	usage_error("unknown command \"%s\"", argv[1]);
 	return EXIT_USAGE;
 }

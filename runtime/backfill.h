@@ -17,7 +17,7 @@
 
 #include <libpq-fe.h>
 
-#include "plan.h"
+#include "plan_read.h"
 #include "zdm.h"
 
 typedef struct zdm_backfill_opts {

@@ -30,7 +30,7 @@
 #ifndef ZDM_JOURNAL_H
 #define ZDM_JOURNAL_H
 
-#include "plan.h"
+#include "plan_read.h"
 #include "zdm.h"
 
 typedef enum zdm_step_state {

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "plan.h"
+#include "history.h"
+#include "plan_read.h"
 #include "runner.h"
 #include "zdm.h"
 
@@ -17,6 +18,8 @@ static const char usage_text[] =
 	"       zdm status [PLAN] [--json]     where a migration stands (all migrations without PLAN)\n"
 	"       zdm approve PLAN GATE          record an approval of GATE (who: --by, else $USER)\n"
 	"       zdm rollback PLAN              undo every completed step, in reverse, before the point of no return\n"
+	"       zdm log [MIGRATION]            the history recorded in git (refs/zdm/history), newest first\n"
+	"       zdm history sync [PLAN]        record in git what the journal has and the history lacks\n"
 	"       zdm --help | --version\n"
 	"\n"
 	"options:\n"
@@ -29,6 +32,8 @@ static const char usage_text[] =
 	"  --pause DURATION      pause between backfill batches, e.g. 10ms (default: the plan's)\n"
 	"  --jobs N              parallel backfill workers on disjoint page ranges (default 2)\n"
 	"  --json                machine-readable status\n"
+	"  --history DIR         git repository for the record (created if missing); default: the\n"
+	"                        repository holding the plan (for log and sync: the current directory's)\n"
 	"\n"
 	"exit status: 0 done (or already done), 1 failed (state kept in the journal), 2 bad usage or bad plan\n"
 	"(nothing touched), 3 stopped safely and an operator is needed (lock retries exhausted, verification\n"
@@ -121,13 +126,22 @@ main(int argc, char **argv)
 		return ZDM_EXIT_OK;
 	}
 	if (strcmp(cmd, "apply") != 0 && strcmp(cmd, "status") != 0 &&
-	    strcmp(cmd, "approve") != 0 && strcmp(cmd, "rollback") != 0)
+	    strcmp(cmd, "approve") != 0 && strcmp(cmd, "rollback") != 0 &&
+	    strcmp(cmd, "log") != 0 && strcmp(cmd, "history") != 0)
 		return usage_error("unknown command", cmd);
 
 	for (a = 2; a < argc; a++) {
 		const char *arg = argv[a];
 		const char *val = a + 1 < argc ? argv[a + 1] : NULL;
 
+		if (strcmp(arg, "--history") == 0) {
+			if (val == NULL)
+				return usage_error("option needs a value:",
+				                   arg);
+			opts.history_dir = val;
+			a++;
+			continue;
+		}
 		if (strcmp(arg, "--db") == 0 || strcmp(arg, "--approve") == 0 ||
 		    strcmp(arg, "--by") == 0 ||
 		    strcmp(arg, "--batch-size") == 0 ||
@@ -181,6 +195,31 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (strcmp(cmd, "log") == 0) {
+		if (npos > 1)
+			return usage_error(
+				"usage: zdm log [MIGRATION] [--history DIR]",
+				NULL);
+		rc = zdm_history_log(opts.history_dir, NULL,
+		                     npos ? positional[0] : NULL);
+		goto done;
+	}
+	if (strcmp(cmd, "history") == 0) {
+		if (npos < 1 || strcmp(positional[0], "sync") != 0 || npos > 2)
+			return usage_error("usage: zdm history sync [PLAN] "
+			                   "[--db CONNINFO] [--history DIR]",
+			                   NULL);
+		if (npos == 2 && zdm_plan_load(&plan, positional[1], errbuf,
+		                               sizeof(errbuf)) != 0) {
+			fprintf(stderr, "zdm: %s\n", errbuf);
+			rc = ZDM_EXIT_USAGE;
+			goto done;
+		}
+		rc = zdm_history_sync(opts.conninfo, opts.history_dir,
+		                      npos == 2 ? positional[1] : NULL,
+		                      plan ? plan->migration : NULL);
+		goto done;
+	}
 	if (strcmp(cmd, "status") == 0    ? npos > 1
 	    : strcmp(cmd, "approve") == 0 ? npos != 2
 	                                  : npos != 1)

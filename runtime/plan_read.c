@@ -27,7 +27,7 @@
  * every option; a missing one means a broken plan, not "use the default"),
  * no repair of a bad checksum, and no knowledge of what the SQL does.
  */
-#include "plan.h"
+#include "plan_read.h"
 
 #include <assert.h>
 #include <errno.h>

@@ -13,7 +13,7 @@
 
 #include <stdio.h>
 
-#include "plan.h"
+#include "plan_read.h"
 #include "zdm.h"
 
 /*

@@ -22,11 +22,13 @@
 
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "backfill.h"
+#include "history.h"
 #include "journal.h"
 #include "preflight.h"
 
@@ -47,6 +49,7 @@ typedef struct runner {
 	PGconn *conn;
 	char *schema; /* the plan's schema, the session's search_path */
 	zdm_step_state *states; /* per plan step, from the journal */
+	zdm_history *history;   /* NULL: not recording (said once) */
 	zdm_error err;
 } runner;
 
@@ -107,6 +110,51 @@ runner_event(runner *r, const char *step_id, const char *event,
 		" VALUES ($1, $2, $3, $4)",
 		4, params);
 	r->err = saved;
+}
+
+/* Open the git history; a run without one still runs (the journal is the
+ * source of truth), and says so once. */
+static void
+runner_open_history(runner *r)
+{
+	zdm_error herr;
+
+	zdm_error_clear(&herr);
+	if (zdm_history_open(&r->history, r->opts->history_dir,
+	                     r->opts->plan_path, &herr) != 0) {
+		r->history = NULL;
+		fprintf(stderr,
+		        "zdm: warning: not recording this run in git: %s\n",
+		        herr.message);
+	}
+}
+
+/* Commit the migration's state to the history, outside any transaction.
+ * A failure is reported and the run carries on. */
+static void runner_record(runner *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+runner_record(runner *r, const char *fmt, ...)
+{
+	char message[1400];
+	int n;
+	va_list ap;
+	zdm_error herr;
+
+	if (r->history == NULL || r->conn == NULL)
+		return;
+	n = snprintf(message, sizeof(message), "%s: ", r->plan->migration);
+	va_start(ap, fmt);
+	vsnprintf(message + n, sizeof(message) - (size_t)n, fmt, ap);
+	va_end(ap);
+	zdm_error_clear(&herr);
+	if (zdm_history_record(r->history, r->conn, r->plan->migration, message,
+	                       &herr) != 0)
+		fprintf(stderr,
+		        "zdm: warning: could not record in the git history: %s; "
+		        "the journal has it, and `zdm history sync` records it later\n",
+		        herr.message);
 }
 
 /* The migration row's state, outside any step transaction. */
@@ -209,19 +257,26 @@ runner_lock_migration(runner *r)
 	PGresult *res;
 	int got;
 
-	if (zdm_conn_query(r->conn,
-	                   "SELECT pg_catalog.pg_try_advisory_lock("
-	                   "pg_catalog.hashtextextended('zdm:' || $1, 0))",
-	                   1, params, &res, &r->err) != 0)
-		return -1;
-	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	if (got)
-		return 0;
-	zdm_error_set(
-		&r->err,
-		"another zdm is already running migration %s; one runner at a time",
-		r->plan->migration);
+	char detail[sizeof(r->err.detail)] = "";
+	double deadline = zdm_now() + 1.0 + r->plan->lock_timeout_ms / 1000.0;
+
+	/* A runner killed a moment ago may still own a backend that has not
+	 * noticed (it finishes its statement first): wait a little for it. */
+	for (;;) {
+		if (zdm_conn_query(
+			    r->conn,
+			    "SELECT pg_catalog.pg_try_advisory_lock("
+			    "pg_catalog.hashtextextended('zdm:' || $1, 0))",
+			    1, params, &res, &r->err) != 0)
+			return -1;
+		got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (got)
+			return 0;
+		if (zdm_now() >= deadline)
+			break;
+		zdm_sleep_ms(100);
+	}
 	if (zdm_conn_query(
 		    r->conn,
 		    "SELECT a.pid, coalesce(a.application_name, ''),"
@@ -235,16 +290,18 @@ runner_lock_migration(runner *r)
 		    1, params, &res, &r->err) == 0) {
 		if (PQntuples(res) > 0)
 			snprintf(
-				r->err.detail, sizeof(r->err.detail),
-				"held by backend pid %s (%s, from %s, connected since %s)",
+				detail, sizeof(detail),
+				"held by backend pid %s (%s, from %s, connected "
+				"since %s)",
 				PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
 				PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3));
 		PQclear(res);
-		zdm_error_set(
-			&r->err,
-			"another zdm is already running migration %s; one runner at a time",
-			r->plan->migration);
 	}
+	zdm_error_set(
+		&r->err,
+		"another zdm is already running migration %s; one runner at a time",
+		r->plan->migration);
+	snprintf(r->err.detail, sizeof(r->err.detail), "%s", detail);
 	snprintf(r->err.hint, sizeof(r->err.hint),
 	         "wait for it, or see where it stands with: zdm status %s",
 	         r->opts->plan_path);
@@ -283,6 +340,7 @@ runner_journal_exists(runner *r)
 static void
 runner_close(runner *r)
 {
+	zdm_history_close(r->history);
 	if (r->conn)
 		PQfinish(r->conn); /* also releases the advisory lock */
 	free(r->schema);
@@ -457,6 +515,13 @@ runner_run_group(runner *r, size_t from, size_t to)
 		       "", (zdm_now() - t0) * 1000.0, to - from,
 		       to - from == 1 ? "" : "s", first->transaction);
 		fflush(stdout);
+		if (to - from == 1)
+			runner_record(r, "%s done: %s", first->id,
+			              first->description);
+		else
+			runner_record(r, "%s to %s done (transaction \"%s\")",
+			              first->id, plan->steps[to - 1].id,
+			              first->transaction);
 		return ZDM_EXIT_OK;
 
 	failed : {
@@ -496,10 +561,15 @@ runner_run_group(runner *r, size_t from, size_t to)
 				r->opts->plan_path);
 			runner_set_state(r, "stopped", at->id, NULL, &r->err);
 			runner_event(r, at->id, "stopped", r->err.message);
+			runner_record(r, "stopped at %s: %s (SQLSTATE %s)",
+			              at->id, r->err.message, r->err.sqlstate);
 			return ZDM_EXIT_STOPPED;
 		}
 		runner_set_state(r, "failed", at->id, NULL, &r->err);
 		runner_event(r, at->id, "failed", r->err.message);
+		runner_record(r, "failed at %s: %s (SQLSTATE %s)", at->id,
+		              r->err.message,
+		              r->err.sqlstate[0] ? r->err.sqlstate : "none");
 		return ZDM_EXIT_FAILED;
 	}
 	}
@@ -556,6 +626,7 @@ runner_run_check(runner *r, size_t idx)
 		r->states[idx] = ZDM_STATE_DONE;
 		printf("  %-12s ok: %s\n", step->id, step->description);
 		fflush(stdout);
+		runner_record(r, "%s passed: %s", step->id, result);
 		return ZDM_EXIT_OK;
 	}
 
@@ -617,6 +688,7 @@ runner_run_check(runner *r, size_t idx)
 	runner_step_failed(r, step, result);
 	runner_set_state(r, "stopped", step->id, NULL, &r->err);
 	runner_event(r, step->id, "check_failed", result);
+	runner_record(r, "verification failed at %s: %s", step->id, result);
 	return ZDM_EXIT_STOPPED;
 }
 
@@ -726,6 +798,9 @@ runner_run_gate(runner *r, size_t idx)
 			runner_set_state(r, "paused", step->id, step->gate,
 			                 NULL);
 			runner_event(r, step->id, "paused", step->gate);
+			runner_record(r,
+			              "paused at gate %s, waiting for approval",
+			              step->gate);
 			printf("\nzdm: paused at gate \"%s\" of migration %s; it needs an approval.\n"
 			       "To continue:\n"
 			       "    zdm approve %s %s && zdm apply %s\n",
@@ -740,6 +815,7 @@ runner_run_gate(runner *r, size_t idx)
 	r->states[idx] = ZDM_STATE_DONE;
 	printf("  %-12s %s\n", "", result);
 	runner_set_state(r, "running", step->id, NULL, NULL);
+	runner_record(r, "gate %s passed: %s", step->gate, result);
 	return ZDM_EXIT_OK;
 }
 
@@ -783,6 +859,10 @@ runner_run_backfill(runner *r, size_t idx)
 			         "zdm apply %s continues from the checkpoints",
 			         r->opts->plan_path);
 			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			runner_record(
+				r,
+				"backfill interrupted at %s; checkpoints kept",
+				step->id);
 			return ZDM_EXIT_STOPPED;
 		}
 		runner_step_failed(r, step, NULL);
@@ -792,9 +872,14 @@ runner_run_backfill(runner *r, size_t idx)
 				"batches keep waiting for row locks; every committed batch is checkpointed, so zdm apply %s continues from where it stopped",
 				r->opts->plan_path);
 			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			runner_record(
+				r, "backfill stopped at %s: %s (SQLSTATE %s)",
+				step->id, r->err.message, r->err.sqlstate);
 			return ZDM_EXIT_STOPPED;
 		}
 		runner_set_state(r, "failed", step->id, NULL, &r->err);
+		runner_record(r, "backfill failed at %s: %s", step->id,
+		              r->err.message);
 		return ZDM_EXIT_FAILED;
 	}
 	snprintf(rows, sizeof(rows), "%lld", stats.rows);
@@ -810,6 +895,8 @@ runner_run_backfill(runner *r, size_t idx)
 	r->states[idx] = ZDM_STATE_DONE;
 	printf("  %-12s %s\n", "", result);
 	fflush(stdout);
+	runner_record(r, "backfill done, %lld rows in %.1f s", stats.rows,
+	              stats.seconds);
 	return ZDM_EXIT_OK;
 }
 
@@ -836,6 +923,7 @@ runner_run_steps(runner *r)
 				"nothing is half done; zdm apply %s continues from here",
 				r->opts->plan_path);
 			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			runner_record(r, "interrupted before %s", step->id);
 			return ZDM_EXIT_STOPPED;
 		}
 		if (phase == NULL || strcmp(phase, step->phase) != 0) {
@@ -922,6 +1010,23 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	}
 	if (runner_connect(&r) != 0)
 		goto done;
+	runner_open_history(&r);
+	for (size_t g = 0; g < opts->napprove; g++) {
+		bool known = false;
+
+		for (size_t k = 0; k < plan->nsteps; k++)
+			if (plan->steps[k].kind == ZDM_STEP_GATE &&
+			    strcmp(plan->steps[k].gate, opts->approve[g]) == 0)
+				known = true;
+		if (!known) {
+			zdm_error_set(
+				&r.err,
+				"--approve %s: migration %s has no gate of that name",
+				opts->approve[g], plan->migration);
+			rc = ZDM_EXIT_USAGE;
+			goto done;
+		}
+	}
 	found = runner_load_migration(&r, &state, &sha);
 	if (found < 0)
 		goto done;
@@ -945,7 +1050,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 		char *text;
 
 		printf("migration %s: preflight\n", plan->migration);
-		if (zdm_preflight(r.conn, plan, stdout, &r.err) != 0) {
+		if (zdm_preflight(r.conn, plan, stderr, &r.err) != 0) {
 			/* problems found: the plan does not fit this database
 			 * (nothing touched); a SQLSTATE: the check itself failed */
 			rc = r.err.sqlstate[0] ? ZDM_EXIT_FAILED
@@ -968,6 +1073,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 		}
 		printf("migration %s: started (plan %.12s...)\n",
 		       plan->migration, plan->plan_sha256);
+		runner_record(&r, "started (plan %.12s)", plan->plan_sha256);
 	} else {
 		printf("migration %s: resuming (was %s)\n", plan->migration,
 		       state);
@@ -979,6 +1085,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	if (rc == ZDM_EXIT_OK) {
 		runner_set_state(&r, "done", NULL, NULL, NULL);
 		runner_event(&r, NULL, "done", NULL);
+		runner_record(&r, "done");
 		printf("migration %s: done\n", plan->migration);
 	}
 done:
@@ -1040,14 +1147,53 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 		runner_rollback_quietly(r);
 		r->err = failure;
 	}
+		if (r->err.step[0] == '\0')
+			snprintf(r->err.step, sizeof(r->err.step), "%s",
+			         plan->steps[idx[0]].id);
 		if (zdm_error_is_lock_conflict(&r->err) &&
 		    attempt < plan->lock_retries) {
-			zdm_sleep_ms(runner_backoff_ms(attempt));
+			long wait = runner_backoff_ms(attempt);
+
+			printf("  %-12s undo: %s; retry %d of %ld in %ld ms\n",
+			       r->err.step, r->err.message, attempt + 1,
+			       plan->lock_retries, wait);
+			fflush(stdout);
+			zdm_sleep_ms(wait);
 			continue;
 		}
-		runner_set_state(r, "failed", NULL, NULL, &r->err);
-		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED
-		                                           : ZDM_EXIT_FAILED;
+		{
+			/* the step stays done (its undo failed, not the step),
+			 * so the next rollback undoes it again */
+			const char *p3[4] = {
+				plan->migration, r->err.step, r->err.message,
+				r->err.sqlstate[0] ? r->err.sqlstate : NULL};
+			zdm_error saved = r->err;
+
+			(void)runner_exec_params(
+				r,
+				"UPDATE zdm.steps SET error = 'undo: ' || $3,"
+				" sqlstate = $4 WHERE migration = $1 AND step_id = $2",
+				4, p3);
+			r->err = saved;
+		}
+		if (zdm_error_is_lock_conflict(&r->err)) {
+			snprintf(
+				r->err.hint, sizeof(r->err.hint),
+				"the steps undone so far stay undone; once the "
+				"blocking session is gone, run zdm rollback %s "
+				"again to finish",
+				r->opts->plan_path);
+			runner_set_state(r, "stopped", r->err.step, NULL,
+			                 &r->err);
+			runner_record(
+				r, "rollback stopped at %s: %s (SQLSTATE %s)",
+				r->err.step, r->err.message, r->err.sqlstate);
+			return ZDM_EXIT_STOPPED;
+		}
+		runner_set_state(r, "failed", r->err.step, NULL, &r->err);
+		runner_record(r, "rollback failed at %s: %s", r->err.step,
+		              r->err.message);
+		return ZDM_EXIT_FAILED;
 	}
 }
 
@@ -1064,6 +1210,7 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	r.opts = opts;
 	if (runner_connect(&r) != 0)
 		goto done;
+	runner_open_history(&r);
 	found = runner_load_migration(&r, &state, &sha);
 	if (found < 0)
 		goto done;
@@ -1112,6 +1259,40 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	}
 	printf("migration %s: rolling back\n", plan->migration);
 	runner_set_state(&r, "rolling_back", NULL, NULL, NULL);
+	{
+		/* Whatever the rollback reaches, this attempt's checkpoints and
+		 * approvals no longer hold, and checks and gates that passed must
+		 * pass again: a rollback stopped half way then resumed by apply
+		 * redoes them. */
+		const char *params[1] = {plan->migration};
+
+		if (runner_exec_params(
+			    &r, "DELETE FROM zdm.backfill WHERE migration = $1",
+			    1, params) != 0 ||
+		    runner_exec_params(
+			    &r,
+			    "DELETE FROM zdm.approvals WHERE migration = $1", 1,
+			    params) != 0)
+			goto done;
+		for (i = 0; i < plan->nsteps; i++) {
+			const zdm_step *s = &plan->steps[i];
+			const char *p2[2] = {plan->migration, s->id};
+
+			if ((s->kind != ZDM_STEP_CHECK &&
+			     s->kind != ZDM_STEP_GATE) ||
+			    r.states[i] == ZDM_STATE_PENDING ||
+			    r.states[i] == ZDM_STATE_COMPENSATED)
+				continue;
+			if (runner_exec_params(
+				    &r,
+				    "UPDATE zdm.steps SET state = 'compensated',"
+				    " finished_at = pg_catalog.now()"
+				    " WHERE migration = $1 AND step_id = $2",
+				    2, p2) != 0)
+				goto done;
+			r.states[i] = ZDM_STATE_COMPENSATED;
+		}
+	}
 	group = calloc(plan->nsteps ? plan->nsteps : 1, sizeof(size_t));
 	/* reverse order; a transaction group is undone in one transaction */
 	for (i = plan->nsteps; i-- > 0;) {
@@ -1153,6 +1334,7 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	}
 	runner_set_state(&r, "rolled_back", NULL, NULL, NULL);
 	runner_event(&r, NULL, "rolled_back", NULL);
+	runner_record(&r, "rolled back");
 	printf("migration %s: rolled back\n", plan->migration);
 	rc = ZDM_EXIT_OK;
 done:
@@ -1228,6 +1410,23 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 			    " VALUES ($1, 'approved', $2 || ' by ' || $3)",
 			    3, ev, &res, &err) == 0)
 			PQclear(res);
+	}
+	{
+		zdm_history *history = NULL;
+		zdm_error herr;
+		char message[512];
+
+		zdm_error_clear(&herr);
+		snprintf(message, sizeof(message), "%s: gate %s approved by %s",
+		         plan->migration, gate, params[2]);
+		if (zdm_history_open(&history, opts->history_dir,
+		                     opts->plan_path, &herr) != 0 ||
+		    zdm_history_record(history, conn, plan->migration, message,
+		                       &herr) != 0)
+			fprintf(stderr,
+			        "zdm: warning: not recorded in the git history: %s\n",
+			        herr.message);
+		zdm_history_close(history);
 	}
 	rc = ZDM_EXIT_OK;
 done:

@@ -11,13 +11,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "plan.h"
+#include "plan_read.h"
 #include "zdm.h"
 
 typedef struct zdm_apply_opts {
 	const char *conninfo; /* NULL: DATABASE_URL, else libpq's environment */
-	const char *plan_path; /* as given, for the commands we print */
-	char **approve;        /* --approve GATE[,GATE] */
+	const char *plan_path;   /* as given, for the commands we print */
+	const char *history_dir; /* --history: git repository of the record;
+	                          * NULL: the one holding the plan */
+	char **approve;          /* --approve GATE[,GATE] */
 	size_t napprove;
 	bool approve_all;
 	bool wait; /* block at a gate until approved */

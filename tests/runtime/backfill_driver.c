@@ -31,7 +31,7 @@
 
 #include "backfill.h"
 #include "journal.h"
-#include "plan.h"
+#include "plan_read.h"
 #include "zdm.h"
 
 static volatile sig_atomic_t interrupted;

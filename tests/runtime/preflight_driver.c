@@ -15,7 +15,7 @@
  */
 #include <stdio.h>
 
-#include "plan.h"
+#include "plan_read.h"
 #include "preflight.h"
 #include "zdm.h"
 

@@ -42,7 +42,7 @@
 
 #include <libpq-fe.h>
 
-#include "plan.h"
+#include "plan_read.h"
 
 static const char *const phase_names[] = {"expand", "backfill", "verify",
                                           "switch", "contract"};

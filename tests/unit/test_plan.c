@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include "../../compiler/plan.h"
-#include "../../runtime/plan.h"
+#include "../../runtime/plan_read.h"
 
 #define NAME "plan.out"
 

@@ -1,5 +1,5 @@
 /*
- * plan.h -- the runtime's view of a compiled plan (plan.out).
+ * plan_read.h -- the runtime's view of a compiled plan (plan.out).
  *
  * The plan file is the only contract between zdmc and zdm: this reader knows
  * docs/plan-format.md and nothing of the compiler's code.  A plan is refused,
@@ -7,8 +7,8 @@
  * unknown format version, lacks a required field, or when its plan_sha256
  * does not match its content (edited by hand after compiling).
  */
-#ifndef ZDM_PLAN_H
-#define ZDM_PLAN_H
+#ifndef ZDM_PLAN_READ_H
+#define ZDM_PLAN_READ_H
 
 #include <stdbool.h>
 #include <stddef.h>

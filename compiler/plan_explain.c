@@ -1,0 +1,615 @@
+/*
+ * plan_explain.c -- zdmc explain: a whole plan, in Markdown, for a first
+ * review.
+ *
+ * In the order a reviewer asks: what migration this is and with which
+ * options; what it changes (tables[].changes, the source's intent); the
+ * risks at a glance; then each phase as a table of its steps -- what each
+ * does, the lock each statement takes and for how long, which steps share a
+ * transaction, what undoes each one, where a person must approve -- and
+ * last, what `zdm rollback` does after each phase.  Everything comes from
+ * the plan as the runtime reads it; nothing is looked up anywhere else, so
+ * the page is the same on every machine (tests/golden/explain pins it).
+ */
+#include "plan_review.h"
+
+#include <string.h>
+
+/* "`a`, `b` and `c`" */
+static void
+explain_names(zdmc_buf *b, char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (i > 0)
+			zdmc_buf_puts(b, i + 1 == n ? " and " : ", ");
+		zdmc_md_code(b, names[i], false);
+	}
+}
+
+/* ---- header, options, changes ------------------------------------------ */
+
+static void
+explain_header(zdmc_buf *b, const zdm_plan *plan, const char *source)
+{
+	const char *base = strrchr(source, '/');
+
+	zdmc_buf_puts(b, "# Migration ");
+	zdmc_md_code(b, plan->migration, false);
+	zdmc_buf_puts(b, " (");
+	zdmc_md_code(b, base != NULL ? base + 1 : source, false);
+	zdmc_buf_puts(b, ")\n\n");
+	zdmc_buf_puts(b, "Compiled from ");
+	zdmc_md_code(b, plan->source_file, false);
+	zdmc_buf_printf(b,
+	                " (sha256 `%.12s`); plan sha256 `%.12s`. Needs "
+	                "PostgreSQL %d or later (`server_version_num` %d).\n\n",
+	                plan->source_sha256, plan->plan_sha256,
+	                plan->min_server_version_num / 10000,
+	                plan->min_server_version_num);
+	zdmc_buf_puts(
+		b,
+		"Every statement `zdm apply` runs is below, with the lock it "
+		"takes and for how long. \"Brief\" means catalog work only: "
+		"the lock is held for milliseconds once granted, and no "
+		"statement waits longer than its lock timeout for a lock. A "
+		"lock is held until its transaction commits.\n\n");
+}
+
+static void
+explain_options(zdmc_buf *b, const zdm_plan *plan)
+{
+	zdmc_buf_puts(b, "## Options\n\n"
+	                 "| option | value | meaning |\n"
+	                 "| --- | --- | --- |\n");
+	zdmc_buf_printf(b,
+	                "| `batch_size` | %ld | rows per backfill batch; each "
+	                "batch is its own transaction |\n",
+	                plan->batch_size);
+	zdmc_buf_printf(b, "| `batch_pause` | %ldms | pause between batches |\n",
+	                plan->batch_pause_ms);
+	zdmc_buf_printf(b,
+	                "| `lock_timeout` | %ldms | the longest a statement "
+	                "waits for a lock, so application queries never queue "
+	                "behind zdm for longer |\n",
+	                plan->lock_timeout_ms);
+	zdmc_buf_printf(b,
+	                "| `lock_retries` | %ld | how often a transaction that "
+	                "timed out on a lock is tried again, with backoff, "
+	                "before the run stops safely |\n",
+	                plan->lock_retries);
+	zdmc_buf_puts(b, "| `approve` | ");
+	if (plan->napprove == 0) {
+		zdmc_buf_puts(b, "none | no gate stops the run |\n");
+	} else {
+		explain_names(b, plan->approve, plan->napprove);
+		zdmc_buf_puts(b, " | the run stops at these gates until "
+		                 "`zdm approve GATE` |\n");
+	}
+	zdmc_buf_puts(b, "| `sync` | ");
+	zdmc_md_text(b, plan->sync, true);
+	zdmc_buf_puts(b, strcmp(plan->sync, "trigger") == 0
+	                         ? " | triggers keep both shapes of each row "
+	                           "in step while both application versions "
+	                           "write |\n"
+	                         : " | how both shapes are kept in step |\n");
+	zdmc_buf_printf(b,
+	                "| `verify_sample` | %ld | rows in the random sample "
+	                "of the round-trip check |\n\n",
+	                plan->verify_sample);
+	zdmc_buf_puts(b, "New-version clients use `SET search_path = ");
+	zdmc_md_text(b, plan->search_path, false);
+	zdmc_buf_puts(b, "` (views in schema ");
+	zdmc_md_code(b, plan->version_schema, false);
+	zdmc_buf_puts(b, ").\n\n");
+}
+
+/* One item of tables[].changes, as a sentence. */
+static void
+explain_change(zdmc_buf *b, const zdm_change *c)
+{
+	size_t i;
+
+	if (strcmp(c->kind, "split_column") == 0) {
+		zdmc_buf_puts(b, "split column ");
+		zdmc_md_code(b, c->column, false);
+		zdmc_buf_puts(b, " into ");
+		for (i = 0; i < c->ninto; i++) {
+			if (i > 0)
+				zdmc_buf_puts(b, i + 1 == c->ninto ? " and " : ", ");
+			zdmc_md_code(b, c->into[i], false);
+			zdmc_buf_puts(b, " ");
+			zdmc_md_text(b, c->into_types[i], false);
+			if (c->into_not_null[i])
+				zdmc_buf_puts(b, " NOT NULL");
+			if (c->into_using != NULL && c->into_using[i] != NULL) {
+				zdmc_buf_puts(b, " using ");
+				zdmc_md_code(b, c->into_using[i], false);
+			}
+		}
+	} else if (strcmp(c->kind, "rename_column") == 0) {
+		zdmc_buf_puts(b, "rename column ");
+		zdmc_md_code(b, c->column, false);
+		zdmc_buf_puts(b, " to ");
+		zdmc_md_code(b, c->to != NULL ? c->to : "?", false);
+	} else if (strcmp(c->kind, "alter_column_type") == 0) {
+		zdmc_buf_puts(b, "change the type of ");
+		zdmc_md_code(b, c->column, false);
+		zdmc_buf_puts(b, " to ");
+		zdmc_md_code(b, c->type != NULL ? c->type : "?", false);
+		if (c->using != NULL) {
+			zdmc_buf_puts(b, " using ");
+			zdmc_md_code(b, c->using, false);
+		}
+	} else {
+		zdmc_md_text(b, c->kind, false);
+		zdmc_buf_puts(b, " ");
+		zdmc_md_code(b, c->column, false);
+	}
+	if (c->reverse_using != NULL) {
+		zdmc_buf_puts(b, "; reverse using ");
+		zdmc_md_code(b, c->reverse_using, false);
+	}
+	if (c->irreversible)
+		zdmc_buf_puts(b, "; **irreversible**: the old column is not "
+		                 "kept up to date once the new version writes, "
+		                 "and switch is a point of no return");
+	if (c->at != NULL) {
+		zdmc_buf_puts(b, " (");
+		zdmc_md_text(b, c->at, false);
+		zdmc_buf_puts(b, ")");
+	}
+}
+
+static void
+explain_changes(zdmc_buf *b, const zdm_plan *plan)
+{
+	size_t t, i;
+
+	zdmc_buf_puts(b, "## Changes\n\n");
+	if (plan->ntable_info == 0)
+		zdmc_buf_puts(b, "The plan lists no tables.\n\n");
+	for (t = 0; t < plan->ntable_info; t++) {
+		const zdm_table_info *ti = &plan->table_info[t];
+
+		zdmc_buf_puts(b, "### ");
+		zdmc_md_code(b, ti->name, false);
+		zdmc_buf_puts(b, "\n\n");
+		if (ti->nchanges == 0)
+			zdmc_buf_puts(b, "- no changes listed\n");
+		for (i = 0; i < ti->nchanges; i++) {
+			zdmc_buf_puts(b, "- ");
+			explain_change(b, &ti->changes[i]);
+			zdmc_buf_puts(b, "\n");
+		}
+		zdmc_buf_puts(b, "\n");
+	}
+}
+
+/* ---- at a glance ------------------------------------------------------- */
+
+/* Step ids, consecutive ones as ranges: "`a.1`-`a.4`, `b.2`". */
+typedef struct explain_ids {
+	zdmc_buf buf;
+	const zdm_plan *plan;
+	size_t run_first, run_last; /* the open range */
+	bool open;
+	size_t count;
+} explain_ids;
+
+static void
+explain_ids_init(explain_ids *ids, zdmc_arena *arena, const zdm_plan *plan)
+{
+	memset(ids, 0, sizeof(*ids));
+	zdmc_buf_init(&ids->buf, arena);
+	ids->plan = plan;
+}
+
+static void
+explain_ids_close(explain_ids *ids)
+{
+	if (!ids->open)
+		return;
+	if (ids->buf.len > 0)
+		zdmc_buf_puts(&ids->buf, ", ");
+	zdmc_buf_printf(&ids->buf, "`%s`", ids->plan->steps[ids->run_first].id);
+	if (ids->run_last > ids->run_first)
+		zdmc_buf_printf(&ids->buf, "%s`%s`",
+		                ids->run_last == ids->run_first + 1 ? ", " : "-",
+		                ids->plan->steps[ids->run_last].id);
+	ids->open = false;
+}
+
+static void
+explain_ids_add(explain_ids *ids, size_t i)
+{
+	ids->count++;
+	if (ids->open && i == ids->run_last + 1 &&
+	    strcmp(ids->plan->steps[i].phase,
+	           ids->plan->steps[ids->run_last].phase) == 0) {
+		ids->run_last = i;
+		return;
+	}
+	explain_ids_close(ids);
+	ids->open = true;
+	ids->run_first = ids->run_last = i;
+}
+
+static const char *
+explain_ids_done(explain_ids *ids)
+{
+	explain_ids_close(ids);
+	return zdmc_buf_cstr(&ids->buf);
+}
+
+static void
+explain_glance(zdmc_buf *b, const zdmc_plan_review *rv)
+{
+	const zdm_plan *plan = rv->plan;
+	zdmc_arena *arena = b->arena;
+	explain_ids brief_ael, scans_w, scans_r, rewrites, rows, drops, unknown,
+		gates;
+	size_t i, k, p, danger = 0, first_ponr = plan->nsteps;
+
+	explain_ids_init(&brief_ael, arena, plan);
+	explain_ids_init(&scans_w, arena, plan);
+	explain_ids_init(&scans_r, arena, plan);
+	explain_ids_init(&rewrites, arena, plan);
+	explain_ids_init(&rows, arena, plan);
+	explain_ids_init(&drops, arena, plan);
+	explain_ids_init(&unknown, arena, plan);
+	explain_ids_init(&gates, arena, plan);
+	zdmc_buf_puts(b, "## At a glance\n\n");
+	zdmc_buf_printf(b, "- %zu steps: ", plan->nsteps);
+	for (p = 0; p < rv->nphases; p++) {
+		size_t n = 0;
+
+		for (i = 0; i < plan->nsteps; i++)
+			n += strcmp(plan->steps[i].phase, rv->phases[p]) == 0;
+		zdmc_buf_printf(b, "%s%s %zu", p > 0 ? ", " : "", rv->phases[p],
+		                n);
+	}
+	zdmc_buf_puts(b, ".\n");
+	for (i = 0; i < plan->nsteps; i++) {
+		const zdmc_step_review *sr = &rv->steps[i];
+		bool ael = false, scan_w = false, scan_r = false;
+
+		if (zdmc_review_is_danger(sr))
+			danger++;
+		if (sr->step->point_of_no_return && first_ponr == plan->nsteps)
+			first_ponr = i;
+		if (sr->step->kind == ZDM_STEP_GATE && sr->step->approval) {
+			zdmc_buf_puts(&gates.buf, gates.count > 0 ? ", " : "");
+			zdmc_buf_puts(&gates.buf, "gate ");
+			zdmc_md_code(&gates.buf, sr->step->gate, false);
+			zdmc_buf_printf(&gates.buf, " (`%s`)", sr->step->id);
+			gates.count++;
+		}
+		for (k = 0; k < sr->sql.nstmts; k++) {
+			const zdmc_stmt_risk *s = &sr->sql.stmts[k];
+
+			if (s->lock == ZDMC_LOCK_ACCESS_EXCLUSIVE &&
+			    s->hold == ZDMC_HOLD_BRIEF &&
+			    s->target_kind == ZDMC_TARGET_TABLE)
+				ael = true;
+			if (s->flags & ZDMC_RISK_SCAN) {
+				if (zdmc_lock_blocks_writes(s->lock))
+					scan_w = true;
+				else
+					scan_r = true;
+			}
+		}
+		if (ael)
+			explain_ids_add(&brief_ael, i);
+		if (scan_w)
+			explain_ids_add(&scans_w, i);
+		if (scan_r && !scan_w)
+			explain_ids_add(&scans_r, i);
+		if (sr->flags & ZDMC_RISK_REWRITE)
+			explain_ids_add(&rewrites, i);
+		if ((sr->flags & ZDMC_RISK_WRITES_ROWS) &&
+		    !(sr->flags & ZDMC_RISK_DATA_LOSS))
+			explain_ids_add(&rows, i);
+		if (sr->flags & ZDMC_RISK_DATA_LOSS)
+			explain_ids_add(&drops, i);
+		if (sr->flags & ZDMC_RISK_UNKNOWN)
+			explain_ids_add(&unknown, i);
+	}
+	if (danger == 0) {
+		zdmc_buf_puts(b, "- Danger: none. No statement holds a lock that "
+		                 "blocks writes for longer than catalog work.\n");
+	} else {
+		zdmc_buf_printf(b, "- **DANGER** in %zu step%s:\n", danger,
+		                danger == 1 ? "" : "s");
+		for (i = 0; i < plan->nsteps; i++) {
+			if (!zdmc_review_is_danger(&rv->steps[i]))
+				continue;
+			zdmc_buf_printf(b, "  - `%s`: ", plan->steps[i].id);
+			zdmc_review_headline(b, &rv->steps[i]);
+			zdmc_buf_puts(b, "\n");
+		}
+	}
+	if (brief_ael.count > 0)
+		zdmc_buf_printf(b,
+		                "- ACCESS EXCLUSIVE (blocks reads and writes), "
+		                "brief: %s.\n",
+		                explain_ids_done(&brief_ael));
+	if (scans_r.count > 0)
+		zdmc_buf_printf(b,
+		                "- Full-table scans under a lock that lets reads "
+		                "and writes go on: %s.\n",
+		                explain_ids_done(&scans_r));
+	if (scans_w.count > 0)
+		zdmc_buf_printf(b,
+		                "- **Full-table scans under a lock that blocks "
+		                "writes**: %s.\n",
+		                explain_ids_done(&scans_w));
+	if (rewrites.count > 0)
+		zdmc_buf_printf(b, "- **Table rewrites**: %s.\n",
+		                explain_ids_done(&rewrites));
+	if (rows.count > 0)
+		zdmc_buf_printf(b, "- Rows written: %s.\n",
+		                explain_ids_done(&rows));
+	if (drops.count > 0)
+		zdmc_buf_printf(b, "- Data dropped: %s.\n",
+		                explain_ids_done(&drops));
+	if (unknown.count > 0)
+		zdmc_buf_printf(b,
+		                "- **Not classified** (read the SQL): %s.\n",
+		                explain_ids_done(&unknown));
+	if (gates.count > 0)
+		zdmc_buf_printf(b,
+		                "- Approval: the run stops at %s until a person "
+		                "runs `zdm approve GATE`.\n",
+		                zdmc_buf_cstr(&gates.buf));
+	else
+		zdmc_buf_puts(b, "- Approval: no gate stops the run.\n");
+	if (first_ponr < plan->nsteps)
+		zdmc_buf_printf(b,
+		                "- Point of no return: `%s`; once it has run, "
+		                "`zdm rollback` is refused.\n\n",
+		                plan->steps[first_ponr].id);
+	else
+		zdmc_buf_puts(b, "- Point of no return: none; `zdm rollback` "
+		                 "works at every point.\n\n");
+}
+
+/* ---- phases ------------------------------------------------------------ */
+
+static void
+explain_what(zdmc_buf *b, const zdm_step *step)
+{
+	zdmc_md_text(b, step->description, true);
+	if (step->kind == ZDM_STEP_GATE) {
+		zdmc_buf_puts(b, "<br>");
+		if (step->approval) {
+			zdmc_buf_puts(b, "**Gate ");
+			zdmc_md_code(b, step->gate, true);
+			zdmc_buf_puts(b, ": the run stops here until `zdm approve ");
+			zdmc_md_text(b, step->gate, true);
+			zdmc_buf_puts(b, "`.**");
+		} else {
+			zdmc_buf_puts(b, "Gate ");
+			zdmc_md_code(b, step->gate, true);
+			zdmc_buf_puts(b, ": marks the point, no approval needed.");
+		}
+	} else if (step->kind == ZDM_STEP_CHECK) {
+		zdmc_buf_printf(b, "<br>Check: the run stops unless it returns "
+		                   "%lld.",
+		                step->expect);
+	}
+}
+
+/*
+ * ", and ACCESS EXCLUSIVE on `t` (from `x.2`) is held until the commit":
+ * for each table, the strongest lock of the group that blocks writes and
+ * the first step that takes it.
+ */
+static void
+explain_group_locks(zdmc_buf *b, const zdmc_plan_review *rv, size_t first,
+                    size_t last)
+{
+	const char *tables[16];
+	zdmc_lock locks[16];
+	size_t from[16] = {0}, n = 0, i, k, t;
+
+	for (i = first; i <= last; i++) {
+		const zdmc_step_review *sr = &rv->steps[i];
+
+		for (k = 0; k < sr->sql.nstmts; k++) {
+			const zdmc_stmt_risk *s = &sr->sql.stmts[k];
+
+			if (s->target == NULL ||
+			    s->target_kind != ZDMC_TARGET_TABLE ||
+			    !zdmc_lock_blocks_writes(s->lock))
+				continue;
+			for (t = 0; t < n; t++)
+				if (strcmp(tables[t], s->target) == 0)
+					break;
+			if (t == n) {
+				if (n == sizeof(tables) / sizeof(*tables))
+					continue;
+				tables[n] = s->target;
+				locks[n] = ZDMC_LOCK_NONE;
+				n++;
+			}
+			if (s->lock > locks[t]) {
+				locks[t] = s->lock;
+				from[t] = i;
+			}
+		}
+	}
+	for (t = 0; t < n; t++) {
+		zdmc_buf_puts(b, t == 0 ? ", and " : t + 1 == n ? " and " : ", ");
+		zdmc_buf_printf(b, "%s on ", zdmc_lock_name(locks[t]));
+		zdmc_md_code(b, tables[t], false);
+		zdmc_buf_printf(b, " (from `%s`)", rv->plan->steps[from[t]].id);
+	}
+	if (n > 0)
+		zdmc_buf_puts(b, n == 1 ? " is held until the commit"
+		                        : " are held until the commit");
+}
+
+static void
+explain_phase(zdmc_buf *b, const zdmc_plan_review *rv, size_t p)
+{
+	const zdm_plan *plan = rv->plan;
+	const char *phase = rv->phases[p];
+	size_t i, n = 0;
+
+	for (i = 0; i < plan->nsteps; i++)
+		n += strcmp(plan->steps[i].phase, phase) == 0;
+	zdmc_buf_printf(b, "## Phase %zu: ", p + 1);
+	zdmc_md_text(b, phase, false);
+	zdmc_buf_puts(b, "\n\n");
+	if (n == 0) {
+		zdmc_buf_puts(b, "No steps.\n\n");
+		return;
+	}
+	zdmc_buf_puts(b, "| step | what it does | lock, and for how long | "
+	                 "transaction | undo |\n"
+	                 "| --- | --- | --- | --- | --- |\n");
+	for (i = 0; i < plan->nsteps; i++) {
+		const zdmc_step_review *sr = &rv->steps[i];
+
+		if (strcmp(sr->step->phase, phase) != 0)
+			continue;
+		zdmc_buf_puts(b, "| ");
+		zdmc_md_code(b, sr->step->id, true);
+		zdmc_buf_puts(b, " | ");
+		explain_what(b, sr->step);
+		zdmc_buf_puts(b, " | ");
+		zdmc_review_step_locks(b, sr, "<br>", true);
+		zdmc_buf_puts(b, " | ");
+		zdmc_review_txn(b, rv, i);
+		zdmc_buf_puts(b, " | ");
+		zdmc_review_undo(b, sr->step, true);
+		zdmc_buf_puts(b, " |\n");
+	}
+	zdmc_buf_puts(b, "\n");
+	/* what a multi-step transaction holds, and until when */
+	for (i = 0; i < plan->nsteps; i++) {
+		const zdmc_step_review *sr = &rv->steps[i];
+
+		if (strcmp(sr->step->phase, phase) != 0 || sr->group_first != i ||
+		    sr->group_last == i)
+			continue;
+		zdmc_buf_printf(b,
+		                "`%s`-`%s` run in one transaction: all commit or "
+		                "none do",
+		                plan->steps[i].id, plan->steps[sr->group_last].id);
+		explain_group_locks(b, rv, i, sr->group_last);
+		zdmc_buf_puts(b, ".\n\n");
+	}
+}
+
+/* ---- rollback ----------------------------------------------------------- */
+
+static void
+explain_rollback(zdmc_buf *b, const zdmc_plan_review *rv)
+{
+	const zdm_plan *plan = rv->plan;
+	const char *prev = NULL, *refused_by = NULL;
+	size_t p, i;
+
+	zdmc_buf_puts(
+		b,
+		"## What rollback does at each point\n\n"
+		"`zdm rollback` runs the undo of every step that has run, newest "
+		"first, a transaction at a time. It is refused once a step "
+		"marked point of no return has run: from there the only way is "
+		"forward, with `zdm apply`, and going back takes a new "
+		"migration. A phase stopped part-way is undone as far as it "
+		"ran.\n\n");
+	for (p = 0; p < rv->nphases; p++) {
+		const char *phase = rv->phases[p];
+		size_t ponr = plan->nsteps, nsteps = 0, nundo = 0;
+		bool has_switch = false;
+
+		for (i = 0; i < plan->nsteps; i++) {
+			const zdm_step *s = &plan->steps[i];
+
+			if (strcmp(s->phase, phase) != 0)
+				continue;
+			nsteps++;
+			if (s->point_of_no_return && ponr == plan->nsteps)
+				ponr = i;
+			if (ponr == plan->nsteps && s->compensation != NULL &&
+			    s->kind != ZDM_STEP_GATE)
+				nundo++;
+			if (s->kind == ZDM_STEP_GATE && s->gate != NULL &&
+			    strcmp(s->gate, "switch") == 0)
+				has_switch = true;
+		}
+		zdmc_buf_puts(b, "- **");
+		if (ponr < plan->nsteps && refused_by == NULL)
+			zdmc_buf_puts(b, "During or after ");
+		else
+			zdmc_buf_puts(b, "After ");
+		zdmc_md_text(b, phase, false);
+		zdmc_buf_puts(b, "**: ");
+		if (refused_by != NULL) {
+			zdmc_buf_printf(b, "refused (`%s` has run).\n", refused_by);
+			prev = phase;
+			continue;
+		}
+		if (nsteps == 0) {
+			zdmc_buf_puts(b, "no steps; ");
+		} else if (nundo == 0 && ponr == plan->nsteps) {
+			zdmc_buf_puts(b, "nothing of its own to undo; ");
+		} else if (ponr < plan->nsteps) {
+			zdmc_buf_printf(b, "refused once `%s` has run. Before that, ",
+			                plan->steps[ponr].id);
+			refused_by = plan->steps[ponr].id;
+		}
+		if (nundo > 0) {
+			zdmc_buf_puts(b, "undoes, newest first:\n");
+			for (i = plan->nsteps; i-- > 0;) {
+				const zdm_step *s = &plan->steps[i];
+
+				if (strcmp(s->phase, phase) != 0 ||
+				    s->compensation == NULL ||
+				    s->kind == ZDM_STEP_GATE ||
+				    (refused_by != NULL && i >= ponr))
+					continue;
+				zdmc_buf_printf(b, "  - `%s`: ", s->id);
+				zdmc_md_code(b, s->compensation, false);
+				zdmc_buf_puts(b, "\n");
+			}
+			zdmc_buf_puts(b, "  ");
+		}
+		if (prev != NULL) {
+			zdmc_buf_puts(b, nundo > 0 ? "Then as after " : "as after ");
+			zdmc_md_text(b, prev, false);
+			zdmc_buf_puts(b, ".");
+		} else {
+			zdmc_buf_puts(b, nundo > 0 ? "Nothing of the migration is "
+			                             "left."
+			                           : "nothing to do.");
+		}
+		if (has_switch && ponr == plan->nsteps)
+			zdmc_buf_printf(b,
+			                " Move applications back to the old version "
+			                "first: the undo drops schema `%s`, which "
+			                "new-version clients read through.",
+			                plan->version_schema);
+		zdmc_buf_puts(b, "\n");
+		prev = phase;
+	}
+}
+
+void
+zdmc_plan_explain(zdmc_buf *out, const zdm_plan *plan, const char *source)
+{
+	zdmc_plan_review *rv = zdmc_plan_review_new(out->arena, plan);
+	size_t p;
+
+	explain_header(out, plan, source);
+	explain_options(out, plan);
+	explain_changes(out, plan);
+	explain_glance(out, rv);
+	for (p = 0; p < rv->nphases; p++)
+		explain_phase(out, rv, p);
+	explain_rollback(out, rv);
+}

@@ -1,0 +1,52 @@
+# The zdm command itself (apply, rollback, approve, status) against a real
+# PostgreSQL that each test starts (tests/lib/pg.sh), under traffic from
+# both application versions (zdm_traffic, from tests/sql/sql.cmake) where it
+# makes sense.  Label "sql", like tests/sql.  Each test's script says what it
+# asserts; apply_lib.sh holds what they share.
+#   apply_e2e_EXAMPLE       apply_e2e.sh: end to end under traffic
+#   apply_rollback_EXAMPLE  apply_rollback.sh: rollback from each boundary
+#   apply_kill_POINT        apply_kill.sh: kill -9 in expand, backfill, at a
+#                           gate, in contract; then resume
+#   apply_locks             apply_locks.sh: lock timeouts, retries, exit 3
+#   apply_concurrent        apply_concurrent.sh: one runner per migration
+#   apply_badplan           apply_badplan.sh: refused plans touch nothing
+#   apply_status            apply_status.sh: approve, status, another plan
+#   apply_partial           apply_partial.sh: a rollback stopped by a lock
+# One e2e and one rollback test per example that has a fixture
+# (tests/sql/fixtures/EXAMPLE.sql next to plans/EXAMPLE.zdm).
+set(zdm_apply_dir ${CMAKE_CURRENT_LIST_DIR})
+set(zdm_apply_env
+    "ZDM=$<TARGET_FILE:zdm>;ZDMC=$<TARGET_FILE:zdmc>;ZDM_TRAFFIC=$<TARGET_FILE:zdm_traffic>")
+
+function(zdm_apply_test name script)
+  add_test(NAME ${name}
+           COMMAND bash ${zdm_apply_dir}/${script} ${ARGN}
+           WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
+  set_tests_properties(${name} PROPERTIES
+    LABELS sql
+    TIMEOUT 180
+    ENVIRONMENT "${zdm_apply_env}")
+endfunction()
+
+file(GLOB zdm_apply_fixtures CONFIGURE_DEPENDS
+     ${PROJECT_SOURCE_DIR}/tests/sql/fixtures/*.sql)
+foreach(fixture IN LISTS zdm_apply_fixtures)
+  get_filename_component(example ${fixture} NAME_WE)
+  get_filename_component(fixture_name ${fixture} NAME)
+  # EXAMPLE.old.sql, EXAMPLE.new.sql and EXAMPLE.check.sql belong to EXAMPLE.
+  if(NOT fixture_name STREQUAL "${example}.sql" OR
+     NOT EXISTS ${PROJECT_SOURCE_DIR}/plans/${example}.zdm)
+    continue()
+  endif()
+  zdm_apply_test(apply_e2e_${example} apply_e2e.sh ${example})
+  zdm_apply_test(apply_rollback_${example} apply_rollback.sh ${example})
+endforeach()
+
+foreach(point expand backfill gate contract)
+  zdm_apply_test(apply_kill_${point} apply_kill.sh ${point})
+endforeach()
+zdm_apply_test(apply_locks apply_locks.sh)
+zdm_apply_test(apply_concurrent apply_concurrent.sh)
+zdm_apply_test(apply_badplan apply_badplan.sh)
+zdm_apply_test(apply_status apply_status.sh)
+zdm_apply_test(apply_partial apply_partial.sh)
