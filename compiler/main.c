@@ -309,11 +309,14 @@ cmd_explain(int argc, char **argv)
 	int rc;
 
 	if (argc != 1 || (argv[0][0] == '-' && argv[0][1] != '\0')) {
-		usage_error(argc == 0 ? "explain needs a plan%s"
-		            : argc > 1
-		                    ? "explain takes one plan; \"%s\" is one too many"
-		                    : "unknown option \"%s\"",
-		            argc > 1 ? argv[1] : argc == 1 ? argv[0] : "");
+		usage_error(
+			argc == 0 ? "explain needs a plan%s"
+			: argc > 1
+				? "explain takes one plan; \"%s\" is one too many"
+				: "unknown option \"%s\"",
+			argc > 1    ? argv[1]
+			: argc == 1 ? argv[0]
+				    : "");
 		return EXIT_USAGE;
 	}
 	if (load_plan(argv[0], &plan) != 0)
@@ -342,9 +345,11 @@ cmd_diff(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	if (argc != 2) {
-		usage_error(argc < 2 ? "diff needs two plans: OLD_PLAN NEW_PLAN%s"
-		                     : "diff takes two plans; \"%s\" is one too many",
-		            argc < 2 ? "" : argv[2]);
+		usage_error(
+			argc < 2
+				? "diff needs two plans: OLD_PLAN NEW_PLAN%s"
+				: "diff takes two plans; \"%s\" is one too many",
+			argc < 2 ? "" : argv[2]);
 		return EXIT_USAGE;
 	}
 	if (strcmp(argv[0], "-") == 0 && strcmp(argv[1], "-") == 0) {

@@ -59,8 +59,7 @@ diff_lcs(size_t n, size_t m, diff_eq_fn eq, const void *ctx, size_t *match_a,
 	}
 	rows = hi_a - lo;
 	cols = hi_b - lo;
-	if (rows == 0 || cols == 0 ||
-	    (rows + 1) > DIFF_MAX_CELLS / (cols + 1))
+	if (rows == 0 || cols == 0 || (rows + 1) > DIFF_MAX_CELLS / (cols + 1))
 		return;
 	/* t[i][j]: LCS length of a[lo+i..hi_a) and b[lo+j..hi_b) */
 	t = calloc((rows + 1) * (cols + 1), sizeof(*t));
@@ -69,8 +68,7 @@ diff_lcs(size_t n, size_t m, diff_eq_fn eq, const void *ctx, size_t *match_a,
 #define T(i, j) t[(i) * (cols + 1) + (j)]
 	for (i = rows; i-- > 0;)
 		for (j = cols; j-- > 0;)
-			T(i, j) = eq(ctx, lo + i, lo + j)
-			                  ? T(i + 1, j + 1) + 1
+			T(i, j) = eq(ctx, lo + i, lo + j) ? T(i + 1, j + 1) + 1
 			          : T(i + 1, j) >= T(i, j + 1) ? T(i + 1, j)
 			                                       : T(i, j + 1);
 	for (i = 0, j = 0; i < rows && j < cols;) {
@@ -339,8 +337,10 @@ diff_align(diff_report *d)
 	diff_steps ds = {a, b, false};
 	size_t i, j, gi, gj;
 
-	d->old_of = zdmc_arena_alloc(d->arena, (b->nsteps + 1) * sizeof(size_t));
-	d->new_of = zdmc_arena_alloc(d->arena, (a->nsteps + 1) * sizeof(size_t));
+	d->old_of =
+		zdmc_arena_alloc(d->arena, (b->nsteps + 1) * sizeof(size_t));
+	d->new_of =
+		zdmc_arena_alloc(d->arena, (a->nsteps + 1) * sizeof(size_t));
 	diff_lcs(a->nsteps, b->nsteps, diff_step_eq, &ds, d->new_of, d->old_of);
 	/* pair what is left between two aligned steps, loosely, in order */
 	ds.loose = true;
@@ -397,7 +397,8 @@ diff_risk_lines(zdmc_buf *b, const zdmc_plan_review *rv, size_t i)
 		}
 		zdmc_buf_puts(b, "- Transaction: ");
 		zdmc_review_txn(b, rv, i);
-		zdmc_buf_printf(b, "; lock timeout %ldms.\n", s->lock_timeout_ms);
+		zdmc_buf_printf(b, "; lock timeout %ldms.\n",
+		                s->lock_timeout_ms);
 	}
 	zdmc_buf_puts(b, "- Undo: ");
 	zdmc_review_undo(b, s, false);
@@ -486,8 +487,8 @@ static void
 diff_changed_risk(diff_report *d, zdmc_buf *b, size_t i, size_t j)
 {
 	static const unsigned flags[] = {
-		ZDMC_RISK_SCAN,      ZDMC_RISK_REWRITE,     ZDMC_RISK_DATA_LOSS,
-		ZDMC_RISK_NO_TXN,    ZDMC_RISK_ALL_ROWS,    ZDMC_RISK_UNKNOWN,
+		ZDMC_RISK_SCAN,        ZDMC_RISK_REWRITE,  ZDMC_RISK_DATA_LOSS,
+		ZDMC_RISK_NO_TXN,      ZDMC_RISK_ALL_ROWS, ZDMC_RISK_UNKNOWN,
 		ZDMC_RISK_WRITES_ROWS,
 	};
 	const zdmc_step_review *ro = &d->ra->steps[i], *rn = &d->rb->steps[j];
@@ -498,21 +499,27 @@ diff_changed_risk(diff_report *d, zdmc_buf *b, size_t i, size_t j)
 	zdmc_buf_init(&t, d->arena);
 	if (ro->lock != rn->lock)
 		zdmc_buf_printf(b, "- Lock: %s -> **%s** (%s).\n",
-		                zdmc_lock_name(ro->lock), zdmc_lock_name(rn->lock),
+		                zdmc_lock_name(ro->lock),
+		                zdmc_lock_name(rn->lock),
 		                zdmc_lock_blocks(rn->lock));
 	for (f = 0; f < sizeof(flags) / sizeof(*flags); f++) {
 		bool was = (ro->flags & flags[f]) != 0;
 		bool now = (rn->flags & flags[f]) != 0;
 
 		if (was != now)
-			zdmc_buf_printf(b, now ? "- **Now %s**.\n"
-			                       : "- No longer %s.\n",
+			zdmc_buf_printf(b,
+			                now ? "- **Now %s**.\n"
+			                    : "- No longer %s.\n",
 			                diff_flag_words(flags[f]));
 	}
 	if (zdmc_review_is_danger(rn)) {
 		zdmc_buf_printf(&t, "`%s` (changed): ", n->id);
 		zdmc_review_headline(&t, rn);
 		diff_highlight(d, true, zdmc_buf_cstr(&t));
+	} else if (rn->flags & ZDMC_RISK_UNKNOWN) {
+		zdmc_buf_printf(&t, "`%s` (changed): ", n->id);
+		zdmc_review_headline(&t, rn);
+		diff_highlight(d, false, zdmc_buf_cstr(&t));
 	} else if (zdmc_review_is_danger(ro)) {
 		zdmc_buf_printf(&t, "`%s` is no longer dangerous", n->id);
 		diff_highlight(d, false, zdmc_buf_cstr(&t));
@@ -525,30 +532,35 @@ diff_changed_risk(diff_report *d, zdmc_buf *b, size_t i, size_t j)
 		                        : "No longer a point of no return");
 	if ((o->compensation == NULL) != (n->compensation == NULL) &&
 	    o->kind != ZDM_STEP_GATE)
-		zdmc_buf_printf(b, "- %s.\n",
-		                n->compensation == NULL
-		                        ? "**Loses its undo**: rollback no longer "
-		                          "undoes it"
-		                        : "Gains an undo");
+		zdmc_buf_printf(
+			b, "- %s.\n",
+			n->compensation == NULL
+				? "**Loses its undo**: rollback no longer "
+				  "undoes it"
+				: "Gains an undo");
 	if (o->kind == ZDM_STEP_GATE && o->approval != n->approval) {
 		zdmc_buf_init(&t, d->arena);
 		zdmc_buf_printf(&t, "approval %s at gate ",
 		                n->approval ? "added" : "removed");
 		zdmc_md_code(&t, n->gate, false);
 		zdmc_buf_printf(&t, " (`%s`", n->id);
-		zdmc_buf_puts(&t, n->approval
-		                      ? "): the run now stops there until approved"
-		                      : "): the run no longer stops there for a "
-		                        "person");
+		zdmc_buf_puts(
+			&t,
+			n->approval
+				? "): the run now stops there until approved"
+				: "): the run no longer stops there for a "
+				  "person");
 		zdmc_buf_printf(b, "- **Approval %s**.\n",
 		                n->approval ? "added" : "removed");
 		diff_highlight(d, false, zdmc_buf_cstr(&t));
 	}
 	if (!diff_str_eq(diff_txn(o), diff_txn(n))) {
 		zdmc_buf_puts(b, "- Transaction: ");
-		zdmc_md_code(b, o->transaction ? o->transaction : "none", false);
+		zdmc_md_code(b, o->transaction ? o->transaction : "none",
+		             false);
 		zdmc_buf_puts(b, " -> ");
-		zdmc_md_code(b, n->transaction ? n->transaction : "none", false);
+		zdmc_md_code(b, n->transaction ? n->transaction : "none",
+		             false);
 		zdmc_buf_puts(b, " (locks are held until a transaction "
 		                 "commits).\n");
 	}
@@ -569,8 +581,8 @@ diff_changed_risk(diff_report *d, zdmc_buf *b, size_t i, size_t j)
 		zdmc_buf_puts(b, ".\n");
 	}
 	if (o->expect != n->expect && n->kind == ZDM_STEP_CHECK)
-		zdmc_buf_printf(b, "- Expected value: %lld -> %lld.\n", o->expect,
-		                n->expect);
+		zdmc_buf_printf(b, "- Expected value: %lld -> %lld.\n",
+		                o->expect, n->expect);
 	if (!diff_str_eq(o->gate, n->gate)) {
 		zdmc_buf_puts(b, "- Gate: ");
 		zdmc_md_code(b, o->gate ? o->gate : "none", false);
@@ -742,7 +754,8 @@ diff_settings(diff_report *d)
 	diff_setting(d, "options.lock_timeout",
 	             diff_num(ar, a->lock_timeout_ms, "ms"),
 	             diff_num(ar, b->lock_timeout_ms, "ms"), true);
-	diff_setting(d, "options.lock_retries", diff_num(ar, a->lock_retries, ""),
+	diff_setting(d, "options.lock_retries",
+	             diff_num(ar, a->lock_retries, ""),
 	             diff_num(ar, b->lock_retries, ""), true);
 	diff_setting(d, "options.approve",
 	             diff_list(ar, a->approve, a->napprove),
@@ -845,8 +858,9 @@ zdmc_plan_diff(zdmc_buf *out, const zdm_plan *old_plan, const char *old_name,
 		zdmc_buf t;
 
 		zdmc_buf_init(&t, d.arena);
-		zdmc_buf_printf(&t, "the point of no return moves from %s%s%s to "
-		                    "%s%s%s",
+		zdmc_buf_printf(&t,
+		                "the point of no return moves from %s%s%s to "
+		                "%s%s%s",
 		                pa ? "`" : "", pa ? pa->id : "nowhere",
 		                pa ? "`" : "", pb ? "`" : "",
 		                pb ? pb->id : "nowhere", pb ? "`" : "");

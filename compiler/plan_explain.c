@@ -67,7 +67,8 @@ explain_options(zdmc_buf *b, const zdm_plan *plan)
 	                "| `batch_size` | %ld | rows per backfill batch; each "
 	                "batch is its own transaction |\n",
 	                plan->batch_size);
-	zdmc_buf_printf(b, "| `batch_pause` | %ldms | pause between batches |\n",
+	zdmc_buf_printf(b,
+	                "| `batch_pause` | %ldms | pause between batches |\n",
 	                plan->batch_pause_ms);
 	zdmc_buf_printf(b,
 	                "| `lock_timeout` | %ldms | the longest a statement "
@@ -117,7 +118,8 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 		zdmc_buf_puts(b, " into ");
 		for (i = 0; i < c->ninto; i++) {
 			if (i > 0)
-				zdmc_buf_puts(b, i + 1 == c->ninto ? " and " : ", ");
+				zdmc_buf_puts(b, i + 1 == c->ninto ? " and "
+				                                   : ", ");
 			zdmc_md_code(b, c->into[i], false);
 			zdmc_buf_puts(b, " ");
 			zdmc_md_text(b, c->into_types[i], false);
@@ -216,7 +218,8 @@ explain_ids_close(explain_ids *ids)
 	zdmc_buf_printf(&ids->buf, "`%s`", ids->plan->steps[ids->run_first].id);
 	if (ids->run_last > ids->run_first)
 		zdmc_buf_printf(&ids->buf, "%s`%s`",
-		                ids->run_last == ids->run_first + 1 ? ", " : "-",
+		                ids->run_last == ids->run_first + 1 ? ", "
+		                                                    : "-",
 		                ids->plan->steps[ids->run_last].id);
 	ids->open = false;
 }
@@ -317,8 +320,9 @@ explain_glance(zdmc_buf *b, const zdmc_plan_review *rv)
 			explain_ids_add(&unknown, i);
 	}
 	if (danger == 0) {
-		zdmc_buf_puts(b, "- Danger: none. No statement holds a lock that "
-		                 "blocks writes for longer than catalog work.\n");
+		zdmc_buf_puts(b,
+		              "- Danger: none. No statement holds a lock that "
+		              "blocks writes for longer than catalog work.\n");
 	} else {
 		zdmc_buf_printf(b, "- **DANGER** in %zu step%s:\n", danger,
 		                danger == 1 ? "" : "s");
@@ -336,10 +340,11 @@ explain_glance(zdmc_buf *b, const zdmc_plan_review *rv)
 		                "brief: %s.\n",
 		                explain_ids_done(&brief_ael));
 	if (scans_r.count > 0)
-		zdmc_buf_printf(b,
-		                "- Full-table scans under a lock that lets reads "
-		                "and writes go on: %s.\n",
-		                explain_ids_done(&scans_r));
+		zdmc_buf_printf(
+			b,
+			"- Full-table scans under a lock that lets reads "
+			"and writes go on: %s.\n",
+			explain_ids_done(&scans_r));
 	if (scans_w.count > 0)
 		zdmc_buf_printf(b,
 		                "- **Full-table scans under a lock that blocks "
@@ -355,14 +360,14 @@ explain_glance(zdmc_buf *b, const zdmc_plan_review *rv)
 		zdmc_buf_printf(b, "- Data dropped: %s.\n",
 		                explain_ids_done(&drops));
 	if (unknown.count > 0)
-		zdmc_buf_printf(b,
-		                "- **Not classified** (read the SQL): %s.\n",
+		zdmc_buf_printf(b, "- **Not classified** (read the SQL): %s.\n",
 		                explain_ids_done(&unknown));
 	if (gates.count > 0)
-		zdmc_buf_printf(b,
-		                "- Approval: the run stops at %s until a person "
-		                "runs `zdm approve GATE`.\n",
-		                zdmc_buf_cstr(&gates.buf));
+		zdmc_buf_printf(
+			b,
+			"- Approval: the run stops at %s until a person "
+			"runs `zdm approve GATE`.\n",
+			zdmc_buf_cstr(&gates.buf));
 	else
 		zdmc_buf_puts(b, "- Approval: no gate stops the run.\n");
 	if (first_ponr < plan->nsteps)
@@ -386,17 +391,20 @@ explain_what(zdmc_buf *b, const zdm_step *step)
 		if (step->approval) {
 			zdmc_buf_puts(b, "**Gate ");
 			zdmc_md_code(b, step->gate, true);
-			zdmc_buf_puts(b, ": the run stops here until `zdm approve ");
+			zdmc_buf_puts(
+				b, ": the run stops here until `zdm approve ");
 			zdmc_md_text(b, step->gate, true);
 			zdmc_buf_puts(b, "`.**");
 		} else {
 			zdmc_buf_puts(b, "Gate ");
 			zdmc_md_code(b, step->gate, true);
-			zdmc_buf_puts(b, ": marks the point, no approval needed.");
+			zdmc_buf_puts(b,
+			              ": marks the point, no approval needed.");
 		}
 	} else if (step->kind == ZDM_STEP_CHECK) {
-		zdmc_buf_printf(b, "<br>Check: the run stops unless it returns "
-		                   "%lld.",
+		zdmc_buf_printf(b,
+		                "<br>Check: the run stops unless it returns "
+		                "%lld.",
 		                step->expect);
 	}
 }
@@ -441,7 +449,9 @@ explain_group_locks(zdmc_buf *b, const zdmc_plan_review *rv, size_t first,
 		}
 	}
 	for (t = 0; t < n; t++) {
-		zdmc_buf_puts(b, t == 0 ? ", and " : t + 1 == n ? " and " : ", ");
+		zdmc_buf_puts(b, t == 0       ? ", and "
+		                 : t + 1 == n ? " and "
+		                              : ", ");
 		zdmc_buf_printf(b, "%s on ", zdmc_lock_name(locks[t]));
 		zdmc_md_code(b, tables[t], false);
 		zdmc_buf_printf(b, " (from `%s`)", rv->plan->steps[from[t]].id);
@@ -492,13 +502,14 @@ explain_phase(zdmc_buf *b, const zdmc_plan_review *rv, size_t p)
 	for (i = 0; i < plan->nsteps; i++) {
 		const zdmc_step_review *sr = &rv->steps[i];
 
-		if (strcmp(sr->step->phase, phase) != 0 || sr->group_first != i ||
-		    sr->group_last == i)
+		if (strcmp(sr->step->phase, phase) != 0 ||
+		    sr->group_first != i || sr->group_last == i)
 			continue;
-		zdmc_buf_printf(b,
-		                "`%s`-`%s` run in one transaction: all commit or "
-		                "none do",
-		                plan->steps[i].id, plan->steps[sr->group_last].id);
+		zdmc_buf_printf(
+			b,
+			"`%s`-`%s` run in one transaction: all commit or "
+			"none do",
+			plan->steps[i].id, plan->steps[sr->group_last].id);
 		explain_group_locks(b, rv, i, sr->group_last);
 		zdmc_buf_puts(b, ".\n\n");
 	}
@@ -550,7 +561,8 @@ explain_rollback(zdmc_buf *b, const zdmc_plan_review *rv)
 		zdmc_md_text(b, phase, false);
 		zdmc_buf_puts(b, "**: ");
 		if (refused_by != NULL) {
-			zdmc_buf_printf(b, "refused (`%s` has run).\n", refused_by);
+			zdmc_buf_printf(b, "refused (`%s` has run).\n",
+			                refused_by);
 			prev = phase;
 			continue;
 		}
@@ -559,8 +571,9 @@ explain_rollback(zdmc_buf *b, const zdmc_plan_review *rv)
 		} else if (nundo == 0 && ponr == plan->nsteps) {
 			zdmc_buf_puts(b, "nothing of its own to undo; ");
 		} else if (ponr < plan->nsteps) {
-			zdmc_buf_printf(b, "refused once `%s` has run. Before that, ",
-			                plan->steps[ponr].id);
+			zdmc_buf_printf(
+				b, "refused once `%s` has run. Before that, ",
+				plan->steps[ponr].id);
 			refused_by = plan->steps[ponr].id;
 		}
 		if (nundo > 0) {
@@ -580,20 +593,23 @@ explain_rollback(zdmc_buf *b, const zdmc_plan_review *rv)
 			zdmc_buf_puts(b, "  ");
 		}
 		if (prev != NULL) {
-			zdmc_buf_puts(b, nundo > 0 ? "Then as after " : "as after ");
+			zdmc_buf_puts(b, nundo > 0 ? "Then as after "
+			                           : "as after ");
 			zdmc_md_text(b, prev, false);
 			zdmc_buf_puts(b, ".");
 		} else {
-			zdmc_buf_puts(b, nundo > 0 ? "Nothing of the migration is "
-			                             "left."
-			                           : "nothing to do.");
+			zdmc_buf_puts(b,
+			              nundo > 0 ? "Nothing of the migration is "
+			                          "left."
+			                        : "nothing to do.");
 		}
 		if (has_switch && ponr == plan->nsteps)
-			zdmc_buf_printf(b,
-			                " Move applications back to the old version "
-			                "first: the undo drops schema `%s`, which "
-			                "new-version clients read through.",
-			                plan->version_schema);
+			zdmc_buf_printf(
+				b,
+				" Move applications back to the old version "
+				"first: the undo drops schema `%s`, which "
+				"new-version clients read through.",
+				plan->version_schema);
 		zdmc_buf_puts(b, "\n");
 		prev = phase;
 	}

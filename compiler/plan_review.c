@@ -148,8 +148,7 @@ review_list_has(const char *list, const char *name)
 	size_t len = strlen(name);
 	const char *hit;
 
-	for (hit = strstr(list, name); hit != NULL;
-	     hit = strstr(hit + 1, name))
+	for (hit = strstr(list, name); hit != NULL; hit = strstr(hit + 1, name))
 		if ((hit == list || hit[-1] == ' ') &&
 		    (hit[len] == '\0' || hit[len] == ','))
 			return true;
@@ -181,8 +180,9 @@ review_group_note(zdmc_arena *arena, const zdmc_plan_review *rv,
 	zdmc_buf_printf(&b,
 	                " until the transaction commits, so %s wait while "
 	                "this step %s the table",
-	                h->lock == ZDMC_LOCK_ACCESS_EXCLUSIVE ? "reads and writes"
-	                                                      : "writes",
+	                h->lock == ZDMC_LOCK_ACCESS_EXCLUSIVE
+	                        ? "reads and writes"
+	                        : "writes",
 	                s->hold == ZDMC_HOLD_REWRITE ? "rewrites"
 	                : s->hold == ZDMC_HOLD_SCAN  ? "scans"
 	                                             : "updates every row of");
@@ -267,8 +267,8 @@ review_phases(zdmc_arena *arena, zdmc_plan_review *rv)
 	bool standard = true;
 
 	for (i = 0; i < plan->nsteps; i++) {
-		if (i > 0 && strcmp(plan->steps[i].phase,
-		                    plan->steps[i - 1].phase) == 0)
+		if (i > 0 &&
+		    strcmp(plan->steps[i].phase, plan->steps[i - 1].phase) == 0)
 			continue;
 		n++;
 		if (!review_is_std_phase(plan->steps[i].phase, &pos) ||
@@ -284,8 +284,8 @@ review_phases(zdmc_arena *arena, zdmc_plan_review *rv)
 	}
 	rv->phases = zdmc_arena_alloc(arena, (n ? n : 1) * sizeof(char *));
 	for (i = 0; i < plan->nsteps; i++)
-		if (i == 0 || strcmp(plan->steps[i].phase,
-		                     plan->steps[i - 1].phase) != 0)
+		if (i == 0 ||
+		    strcmp(plan->steps[i].phase, plan->steps[i - 1].phase) != 0)
 			rv->phases[rv->nphases++] = plan->steps[i].phase;
 }
 
@@ -298,8 +298,8 @@ zdmc_plan_review_new(zdmc_arena *arena, const zdm_plan *plan)
 
 	rv->plan = plan;
 	rv->nsteps = plan->nsteps;
-	rv->steps = zdmc_arena_alloc(
-		arena, (plan->nsteps ? plan->nsteps : 1) * sizeof(*rv->steps));
+	rv->steps = zdmc_arena_alloc(arena, (plan->nsteps ? plan->nsteps : 1) *
+	                                            sizeof(*rv->steps));
 	for (i = 0; i < plan->nsteps; i++) {
 		zdmc_step_review *sr = &rv->steps[i];
 
@@ -404,10 +404,12 @@ zdmc_review_stmt(zdmc_buf *b, const zdmc_step_review *sr,
 			zdmc_buf_puts(b, "held until the transaction ends");
 			break;
 		case ZDMC_HOLD_SCAN:
-			zdmc_buf_puts(b, "held during a full scan of the table");
+			zdmc_buf_puts(b,
+			              "held during a full scan of the table");
 			break;
 		case ZDMC_HOLD_REWRITE:
-			zdmc_buf_puts(b, "held while the whole table is rewritten");
+			zdmc_buf_puts(
+				b, "held while the whole table is rewritten");
 			break;
 		case ZDMC_HOLD_NONE:
 		case ZDMC_HOLD_UNKNOWN:
@@ -423,9 +425,8 @@ zdmc_review_stmt(zdmc_buf *b, const zdmc_step_review *sr,
 			"row gets a new version",
 			step->batch_size, step->key ? step->key : "?",
 			step->batch_pause_ms > 0
-				? zdmc_arena_printf(b->arena,
-			                            ", %ldms apart",
-			                            step->batch_pause_ms)
+				? zdmc_arena_printf(b->arena, ", %ldms apart",
+		                                    step->batch_pause_ms)
 				: "");
 	if (note != NULL) {
 		zdmc_buf_puts(b, " -- ");
@@ -434,8 +435,8 @@ zdmc_review_stmt(zdmc_buf *b, const zdmc_step_review *sr,
 }
 
 void
-zdmc_review_step_locks(zdmc_buf *b, const zdmc_step_review *sr,
-                       const char *sep, bool in_table)
+zdmc_review_step_locks(zdmc_buf *b, const zdmc_step_review *sr, const char *sep,
+                       bool in_table)
 {
 	size_t k;
 

@@ -43,15 +43,13 @@ typedef struct zdmc_plan_review {
 } zdmc_plan_review;
 
 /* Classify every step of plan, in order. */
-zdmc_plan_review *zdmc_plan_review_new(zdmc_arena *arena,
-                                       const zdm_plan *plan);
+zdmc_plan_review *zdmc_plan_review_new(zdmc_arena *arena, const zdm_plan *plan);
 
 /*
  * zdmc explain: the whole plan for a first review.  source names the plan
  * file in the title.
  */
-void zdmc_plan_explain(zdmc_buf *out, const zdm_plan *plan,
-                       const char *source);
+void zdmc_plan_explain(zdmc_buf *out, const zdm_plan *plan, const char *source);
 
 /*
  * zdmc diff: what changed from old_plan to new_plan, with the risk of every

@@ -307,14 +307,19 @@ static bool
 sqlrisk_default_is_stable(json_t *node)
 {
 	static const char *const stable[] = {
-		"now", "statement_timestamp", "transaction_timestamp",
-		"current_timestamp", "localtimestamp", "current_date",
+		"now",
+		"statement_timestamp",
+		"transaction_timestamp",
+		"current_timestamp",
+		"localtimestamp",
+		"current_date",
 	};
 	const char *type = sqlrisk_node_type(node);
 	json_t *f = json_object_iter_value(json_object_iter(node));
 	size_t i;
 
-	if (strcmp(type, "A_Const") == 0 || strcmp(type, "SQLValueFunction") == 0)
+	if (strcmp(type, "A_Const") == 0 ||
+	    strcmp(type, "SQLValueFunction") == 0)
 		return true;
 	if (strcmp(type, "TypeCast") == 0)
 		return sqlrisk_default_is_stable(json_object_get(f, "arg"));
@@ -330,8 +335,8 @@ sqlrisk_default_is_stable(json_t *node)
 		const char *last = sqlrisk_string(
 			json_array_get(name, json_array_size(name) - 1));
 
-		for (i = 0; last != NULL && i < sizeof(stable) / sizeof(*stable);
-		     i++)
+		for (i = 0;
+		     last != NULL && i < sizeof(stable) / sizeof(*stable); i++)
 			if (strcmp(last, stable[i]) == 0)
 				return true;
 	}
@@ -370,8 +375,8 @@ sqlrisk_check_find(zdmc_sqlrisk_ctx *ctx, const char *table,
 }
 
 static void
-sqlrisk_check_add(zdmc_sqlrisk_ctx *ctx, const char *table,
-                  const char *conname, const char *column, bool validated)
+sqlrisk_check_add(zdmc_sqlrisk_ctx *ctx, const char *table, const char *conname,
+                  const char *column, bool validated)
 {
 	sqlrisk_nncheck *c;
 
@@ -398,8 +403,8 @@ sqlrisk_check_add(zdmc_sqlrisk_ctx *ctx, const char *table,
 static const char *
 sqlrisk_nn_column(json_t *con)
 {
-	json_t *test = sqlrisk_node(json_object_get(con, "raw_expr"),
-	                            "NullTest");
+	json_t *test =
+		sqlrisk_node(json_object_get(con, "raw_expr"), "NullTest");
 	json_t *ref, *fields;
 
 	if (test == NULL || !sqlrisk_is(test, "nulltesttype", "IS_NOT_NULL"))
@@ -474,25 +479,26 @@ sqlrisk_add_column(sqlrisk_run *r, json_t *def, sqlrisk_cmd *c)
 	json_t *type = json_object_get(cd, "typeName");
 	json_t *names = json_object_get(type, "names");
 	json_t *cons = json_object_get(cd, "constraints");
-	const char *tname =
-		sqlrisk_string(json_array_get(names, json_array_size(names) - 1));
+	const char *tname = sqlrisk_string(
+		json_array_get(names, json_array_size(names) - 1));
 	bool notnull = false, filled = false;
 	size_t i;
 
 	c->label = "ADD COLUMN %s";
-	c->name = zdmc_arena_strdup(r->arena, sqlrisk_str(cd, "colname")
-	                                              ? sqlrisk_str(cd, "colname")
-	                                              : "?");
+	c->name = zdmc_arena_strdup(
+		r->arena,
+		sqlrisk_str(cd, "colname") ? sqlrisk_str(cd, "colname") : "?");
 	c->lock = ZDMC_LOCK_ACCESS_EXCLUSIVE;
 	c->hold = ZDMC_HOLD_BRIEF;
 	if (tname != NULL && strstr(tname, "serial") != NULL) {
 		c->hold = ZDMC_HOLD_REWRITE;
 		c->note = "a serial column's default (nextval) is volatile: "
-		          "every row gets a value, the table is rewritten";
+			  "every row gets a value, the table is rewritten";
 		filled = true;
 	}
 	for (i = 0; i < json_array_size(cons); i++) {
-		json_t *con = sqlrisk_node(json_array_get(cons, i), "Constraint");
+		json_t *con =
+			sqlrisk_node(json_array_get(cons, i), "Constraint");
 		const char *t = sqlrisk_str(con, "contype");
 
 		if (t == NULL)
@@ -504,40 +510,42 @@ sqlrisk_add_column(sqlrisk_run *r, json_t *def, sqlrisk_cmd *c)
 			if (!sqlrisk_default_is_stable(
 				    json_object_get(con, "raw_expr"))) {
 				c->hold = ZDMC_HOLD_REWRITE;
-				c->note = "a default that is not a constant "
-				          "rewrites the table if it is volatile "
-				          "(random(), clock_timestamp(), "
-				          "gen_random_uuid(), ...)";
+				c->note =
+					"a default that is not a constant "
+					"rewrites the table if it is volatile "
+					"(random(), clock_timestamp(), "
+					"gen_random_uuid(), ...)";
 			}
 		} else if (strcmp(t, "CONSTR_GENERATED") == 0 ||
 		           strcmp(t, "CONSTR_IDENTITY") == 0) {
 			filled = true;
 			c->hold = ZDMC_HOLD_REWRITE;
 			c->note = "an identity or stored generated column is "
-			          "filled in on every row: the table is "
-			          "rewritten";
+				  "filled in on every row: the table is "
+				  "rewritten";
 		} else if (strcmp(t, "CONSTR_CHECK") == 0 ||
 		           strcmp(t, "CONSTR_FOREIGN") == 0) {
 			if (c->hold < ZDMC_HOLD_SCAN) {
 				c->hold = ZDMC_HOLD_SCAN;
 				c->note = "its constraint is checked on every "
-				          "row while the lock is held";
+					  "row while the lock is held";
 			}
 		} else if (strcmp(t, "CONSTR_PRIMARY") == 0 ||
 		           strcmp(t, "CONSTR_UNIQUE") == 0) {
 			if (c->hold < ZDMC_HOLD_SCAN) {
 				c->hold = ZDMC_HOLD_SCAN;
-				c->note = "its index is built while the lock is "
-				          "held";
+				c->note =
+					"its index is built while the lock is "
+					"held";
 			}
 		}
 	}
 	if (notnull && !filled && c->note == NULL)
 		c->note = "NOT NULL without a default fails if the table has "
-		          "rows";
+			  "rows";
 	if (c->note == NULL)
 		c->note = "catalog only: a nullable column or a constant "
-		          "default needs no rewrite";
+			  "default needs no rewrite";
 }
 
 static void
@@ -561,12 +569,12 @@ sqlrisk_add_constraint(sqlrisk_run *r, const char *table, json_t *def,
 		                     : "ADD CONSTRAINT %s CHECK";
 		if (not_valid) {
 			c->note = "NOT VALID: existing rows are not checked, "
-			          "no scan";
+				  "no scan";
 		} else {
 			c->hold = ZDMC_HOLD_SCAN;
 			c->note = "checks every row while ACCESS EXCLUSIVE is "
-			          "held: add it NOT VALID, then VALIDATE "
-			          "CONSTRAINT";
+				  "held: add it NOT VALID, then VALIDATE "
+				  "CONSTRAINT";
 		}
 		if (col != NULL && conname != NULL)
 			sqlrisk_check_add(r->ctx, table, conname, col,
@@ -581,12 +589,12 @@ sqlrisk_add_constraint(sqlrisk_run *r, const char *table, json_t *def,
 		if (!not_valid)
 			c->hold = ZDMC_HOLD_SCAN;
 		c->note = zdmc_arena_printf(
-			r->arena,
-			"also takes SHARE ROW EXCLUSIVE on %s%s", pk ? pk : "?",
+			r->arena, "also takes SHARE ROW EXCLUSIVE on %s%s",
+			pk ? pk : "?",
 			not_valid ? "; NOT VALID: existing rows are not checked"
-			          : "; checks every row while writes are "
-			            "blocked: add it NOT VALID, then VALIDATE "
-			            "CONSTRAINT");
+				  : "; checks every row while writes are "
+				    "blocked: add it NOT VALID, then VALIDATE "
+				    "CONSTRAINT");
 	} else if (strcmp(t, "CONSTR_PRIMARY") == 0 ||
 	           strcmp(t, "CONSTR_UNIQUE") == 0 ||
 	           strcmp(t, "CONSTR_EXCLUSION") == 0) {
@@ -602,8 +610,8 @@ sqlrisk_add_constraint(sqlrisk_run *r, const char *table, json_t *def,
 		} else {
 			c->hold = ZDMC_HOLD_SCAN;
 			c->note = "builds its index while ACCESS EXCLUSIVE is "
-			          "held: build it with CREATE UNIQUE INDEX "
-			          "CONCURRENTLY, then add it USING INDEX";
+				  "held: build it with CREATE UNIQUE INDEX "
+				  "CONCURRENTLY, then add it USING INDEX";
 		}
 	} else {
 		c->label = "ADD CONSTRAINT %s";
@@ -633,7 +641,7 @@ sqlrisk_alter_cmd(sqlrisk_run *r, const char *table, json_t *cmd,
 		c->label = "DROP COLUMN %s";
 		c->flags = ZDMC_RISK_DATA_LOSS;
 		c->note = "catalog only: the column is marked dropped, no "
-		          "rewrite; its data is gone";
+			  "rewrite; its data is gone";
 		for (i = 0; i < r->ctx->nchecks; i++)
 			if (name != NULL &&
 			    strcmp(r->ctx->checks[i].table, table) == 0 &&
@@ -643,14 +651,14 @@ sqlrisk_alter_cmd(sqlrisk_run *r, const char *table, json_t *cmd,
 		c->label = "ALTER COLUMN %s TYPE";
 		c->hold = ZDMC_HOLD_REWRITE;
 		c->note = "rewrites the table and rebuilds its indexes while "
-		          "ACCESS EXCLUSIVE is held (unless the new type is "
-		          "binary-compatible, such as varchar(n) to text); "
-		          "zdm's alter column ... type avoids this";
+			  "ACCESS EXCLUSIVE is held (unless the new type is "
+			  "binary-compatible, such as varchar(n) to text); "
+			  "zdm's alter column ... type avoids this";
 	} else if (strcmp(sub, "AT_SetNotNull") == 0) {
 		c->label = "ALTER COLUMN %s SET NOT NULL";
-		chk = name != NULL ? sqlrisk_check_find(r->ctx, table, NULL,
-		                                        name)
-		                   : NULL;
+		chk = name != NULL
+		              ? sqlrisk_check_find(r->ctx, table, NULL, name)
+		              : NULL;
 		if (chk != NULL) {
 			c->note = zdmc_arena_printf(
 				r->arena,
@@ -658,9 +666,10 @@ sqlrisk_alter_cmd(sqlrisk_run *r, const char *table, json_t *cmd,
 				chk->conname);
 		} else {
 			c->hold = ZDMC_HOLD_SCAN;
-			c->note = "scans the whole table under ACCESS "
-			          "EXCLUSIVE, unless a validated CHECK (col IS "
-			          "NOT NULL) exists (none earlier in this plan)";
+			c->note =
+				"scans the whole table under ACCESS "
+				"EXCLUSIVE, unless a validated CHECK (col IS "
+				"NOT NULL) exists (none earlier in this plan)";
 		}
 	} else if (strcmp(sub, "AT_DropNotNull") == 0) {
 		c->label = "ALTER COLUMN %s DROP NOT NULL";
@@ -675,16 +684,16 @@ sqlrisk_alter_cmd(sqlrisk_run *r, const char *table, json_t *cmd,
 		c->label = "VALIDATE CONSTRAINT %s";
 		c->lock = ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE;
 		c->hold = ZDMC_HOLD_SCAN;
-		chk = name != NULL ? sqlrisk_check_find(r->ctx, table, name,
-		                                        NULL)
-		                   : NULL;
+		chk = name != NULL
+		              ? sqlrisk_check_find(r->ctx, table, name, NULL)
+		              : NULL;
 		if (chk != NULL)
 			chk->validated = true;
 	} else if (strcmp(sub, "AT_DropConstraint") == 0) {
 		c->label = "DROP CONSTRAINT %s";
-		chk = name != NULL ? sqlrisk_check_find(r->ctx, table, name,
-		                                        NULL)
-		                   : NULL;
+		chk = name != NULL
+		              ? sqlrisk_check_find(r->ctx, table, name, NULL)
+		              : NULL;
 		if (chk != NULL)
 			chk->dropped = true;
 	} else if (strncmp(sub, "AT_EnableTrig", 13) == 0 ||
@@ -708,19 +717,20 @@ sqlrisk_alter_cmd(sqlrisk_run *r, const char *table, json_t *cmd,
 	           strcmp(sub, "AT_SetUnLogged") == 0 ||
 	           strcmp(sub, "AT_SetTableSpace") == 0 ||
 	           strcmp(sub, "AT_SetAccessMethod") == 0) {
-		c->label = strcmp(sub, "AT_SetTableSpace") == 0 ? "SET TABLESPACE"
+		c->label = strcmp(sub, "AT_SetTableSpace") == 0
+		                   ? "SET TABLESPACE"
 		           : strcmp(sub, "AT_SetAccessMethod") == 0
 		                   ? "SET ACCESS METHOD"
 		                   : "SET LOGGED/UNLOGGED";
 		c->hold = ZDMC_HOLD_REWRITE;
 		c->note = "copies the whole table while ACCESS EXCLUSIVE is "
-		          "held";
+			  "held";
 	} else if (strcmp(sub, "AT_AttachPartition") == 0) {
 		c->label = "ATTACH PARTITION";
 		c->lock = ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE;
 		c->hold = ZDMC_HOLD_SCAN;
 		c->note = "scans the new partition under ACCESS EXCLUSIVE "
-		          "unless a validated CHECK matches its bounds";
+			  "unless a validated CHECK matches its bounds";
 	} else if (strcmp(sub, "AT_DetachPartition") == 0) {
 		c->label = "DETACH PARTITION";
 	} else if (strcmp(sub, "AT_ChangeOwner") == 0 ||
@@ -782,16 +792,17 @@ sqlrisk_alter_table(sqlrisk_run *r, json_t *f)
 		table = "?";
 	zdmc_buf_init(&what, r->arena);
 	zdmc_buf_init(&notes, r->arena);
-	zdmc_buf_puts(&what,
-	              objtype && strcmp(objtype, "OBJECT_INDEX") == 0 ? "ALTER INDEX"
-	              : objtype && strcmp(objtype, "OBJECT_VIEW") == 0 ? "ALTER VIEW"
-	                                                               : "ALTER TABLE");
+	zdmc_buf_puts(&what, objtype && strcmp(objtype, "OBJECT_INDEX") == 0
+	                             ? "ALTER INDEX"
+	                     : objtype && strcmp(objtype, "OBJECT_VIEW") == 0
+	                             ? "ALTER VIEW"
+	                             : "ALTER TABLE");
 	s = sqlrisk_push(r, NULL);
 	s->target = table;
 	s->target_kind = ZDMC_TARGET_TABLE;
 	for (i = 0; i < json_array_size(cmds); i++) {
-		json_t *cmd = sqlrisk_node(json_array_get(cmds, i),
-		                           "AlterTableCmd");
+		json_t *cmd =
+			sqlrisk_node(json_array_get(cmds, i), "AlterTableCmd");
 		sqlrisk_cmd c;
 
 		sqlrisk_alter_cmd(r, table, cmd, &c);
@@ -811,7 +822,8 @@ sqlrisk_alter_table(sqlrisk_run *r, json_t *f)
 		if (c.hold > s->hold)
 			s->hold = c.hold;
 		s->flags |= c.flags;
-		if (c.note != NULL && strstr(zdmc_buf_cstr(&notes), c.note) == NULL) {
+		if (c.note != NULL &&
+		    strstr(zdmc_buf_cstr(&notes), c.note) == NULL) {
 			if (notes.len > 0)
 				zdmc_buf_puts(&notes, "; ");
 			zdmc_buf_puts(&notes, c.note);
@@ -843,9 +855,9 @@ sqlrisk_rename(sqlrisk_run *r, json_t *f)
 	s->lock = rel != NULL ? ZDMC_LOCK_ACCESS_EXCLUSIVE : ZDMC_LOCK_NONE;
 	s->hold = rel != NULL ? ZDMC_HOLD_BRIEF : ZDMC_HOLD_NONE;
 	if (strcmp(type, "OBJECT_COLUMN") == 0 && rel != NULL) {
-		s->what = zdmc_arena_printf(r->arena,
-		                            "ALTER TABLE RENAME COLUMN %s TO %s",
-		                            sub ? sub : "?", to ? to : "?");
+		s->what = zdmc_arena_printf(
+			r->arena, "ALTER TABLE RENAME COLUMN %s TO %s",
+			sub ? sub : "?", to ? to : "?");
 		s->note = "catalog only";
 		for (i = 0; sub && to && i < r->ctx->nchecks; i++)
 			if (strcmp(r->ctx->checks[i].table, rel) == 0 &&
@@ -862,10 +874,10 @@ sqlrisk_rename(sqlrisk_run *r, json_t *f)
 				r->ctx->checks[i].conname =
 					zdmc_arena_strdup(r->arena, to);
 	} else if (strcmp(type, "OBJECT_TABLE") == 0 && rel != NULL) {
-		s->what = zdmc_arena_printf(r->arena, "ALTER TABLE RENAME TO %s",
-		                            to ? to : "?");
+		s->what = zdmc_arena_printf(
+			r->arena, "ALTER TABLE RENAME TO %s", to ? to : "?");
 		s->note = "every query that names the old name fails from "
-		          "then on";
+			  "then on";
 	} else if (strcmp(type, "OBJECT_INDEX") == 0 && rel != NULL) {
 		s->what = "ALTER INDEX RENAME";
 		s->target_kind = ZDMC_TARGET_INDEX;
@@ -907,12 +919,12 @@ sqlrisk_create_index(sqlrisk_run *r, json_t *f)
 		s->lock = ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE;
 		s->flags |= ZDMC_RISK_NO_TXN;
 		s->note = "CONCURRENTLY cannot run inside a transaction "
-		          "block, and zdm runs every step in one: this step "
-		          "fails";
+			  "block, and zdm runs every step in one: this step "
+			  "fails";
 	} else {
 		s->lock = ZDMC_LOCK_SHARE;
 		s->note = "without CONCURRENTLY, writes wait for the whole "
-		          "index build";
+			  "index build";
 	}
 	sqlrisk_finish(s);
 }
@@ -942,10 +954,10 @@ sqlrisk_drop(sqlrisk_run *r, json_t *f)
 		if (strcmp(type, "OBJECT_FUNCTION") == 0 ||
 		    strcmp(type, "OBJECT_PROCEDURE") == 0)
 			name = zdmc_arena_printf(r->arena, "%s()", name);
-		s = sqlrisk_push(r, zdmc_arena_printf(
-					    r->arena, "DROP %s%s %s%s", noun,
-					    concurrent ? " CONCURRENTLY" : "",
-					    name, cascade ? " CASCADE" : ""));
+		s = sqlrisk_push(
+			r, zdmc_arena_printf(r->arena, "DROP %s%s %s%s", noun,
+		                             concurrent ? " CONCURRENTLY" : "",
+		                             name, cascade ? " CASCADE" : ""));
 		s->lock = ZDMC_LOCK_NONE;
 		s->hold = ZDMC_HOLD_NONE;
 		if (strcmp(type, "OBJECT_TABLE") == 0) {
@@ -963,9 +975,10 @@ sqlrisk_drop(sqlrisk_run *r, json_t *f)
 			                     : ZDMC_LOCK_ACCESS_EXCLUSIVE;
 			if (concurrent) {
 				s->flags |= ZDMC_RISK_NO_TXN;
-				s->note = "CONCURRENTLY cannot run inside a "
-				          "transaction block, and zdm runs every "
-				          "step in one: this step fails";
+				s->note =
+					"CONCURRENTLY cannot run inside a "
+					"transaction block, and zdm runs every "
+					"step in one: this step fails";
 			}
 		} else if (strcmp(type, "OBJECT_VIEW") == 0 ||
 		           strcmp(type, "OBJECT_MATVIEW") == 0) {
@@ -974,19 +987,19 @@ sqlrisk_drop(sqlrisk_run *r, json_t *f)
 			s->lock = ZDMC_LOCK_ACCESS_EXCLUSIVE;
 			s->hold = ZDMC_HOLD_BRIEF;
 			s->note = "no lock on the table under it; queries "
-			          "through the view fail from then on";
+				  "through the view fail from then on";
 		} else if (strcmp(type, "OBJECT_TRIGGER") == 0 ||
 		           strcmp(type, "OBJECT_RULE") == 0 ||
 		           strcmp(type, "OBJECT_POLICY") == 0) {
 			/* objects: table name items, then the trigger's */
 			s->what = zdmc_arena_printf(
 				r->arena, "DROP %s %s", noun,
-				n > 0 ? sqlrisk_string(json_array_get(names,
-				                                      n - 1))
+				n > 0 ? sqlrisk_string(
+						json_array_get(names, n - 1))
 				      : "?");
-			s->target = n > 1 ? sqlrisk_dotted(r->arena, names,
-			                                   n - 1)
-			                  : "?";
+			s->target =
+				n > 1 ? sqlrisk_dotted(r->arena, names, n - 1)
+				      : "?";
 			s->target_kind = ZDMC_TARGET_TABLE;
 			s->lock = ZDMC_LOCK_ACCESS_EXCLUSIVE;
 			s->hold = ZDMC_HOLD_BRIEF;
@@ -1000,7 +1013,7 @@ sqlrisk_drop(sqlrisk_run *r, json_t *f)
 		if (cascade) {
 			s->flags |= ZDMC_RISK_CASCADE;
 			s->note = "CASCADE also drops everything that depends "
-			          "on it (views, foreign keys, ...)";
+				  "on it (views, foreign keys, ...)";
 		}
 		sqlrisk_finish(s);
 		if (json_array_size(objects) == 0)
@@ -1031,18 +1044,19 @@ sqlrisk_create_function(sqlrisk_run *r, json_t *f)
 	json_t *names = json_object_get(f, "funcname");
 	bool replace = sqlrisk_true(f, "replace");
 	zdmc_stmt_risk *s = sqlrisk_push(
-		r, zdmc_arena_printf(
-			   r->arena, "CREATE %s%s %s()", replace ? "OR REPLACE " : "",
-			   sqlrisk_true(f, "is_procedure") ? "PROCEDURE"
-			                                   : "FUNCTION",
-			   sqlrisk_dotted(r->arena, names,
-		                          json_array_size(names))));
+		r,
+		zdmc_arena_printf(r->arena, "CREATE %s%s %s()",
+	                          replace ? "OR REPLACE " : "",
+	                          sqlrisk_true(f, "is_procedure") ? "PROCEDURE"
+	                                                          : "FUNCTION",
+	                          sqlrisk_dotted(r->arena, names,
+	                                         json_array_size(names))));
 
 	s->lock = ZDMC_LOCK_NONE;
 	s->hold = ZDMC_HOLD_NONE;
 	if (replace)
 		s->note = "replaces the function in place: every caller runs "
-		          "the new body at once";
+			  "the new body at once";
 	sqlrisk_finish(s);
 }
 
@@ -1057,17 +1071,18 @@ sqlrisk_create_view(sqlrisk_run *r, json_t *f)
 	sqlrisk_collect_tables(r->arena, json_object_get(f, "query"), &tables,
 	                       &user);
 	s = sqlrisk_push(
-		r, zdmc_arena_printf(
-			   r->arena, "CREATE %sVIEW %s",
-			   sqlrisk_true(f, "replace") ? "OR REPLACE " : "",
-			   sqlrisk_relname(r->arena, json_object_get(f, "view"))));
+		r,
+		zdmc_arena_printf(
+			r->arena, "CREATE %sVIEW %s",
+			sqlrisk_true(f, "replace") ? "OR REPLACE " : "",
+			sqlrisk_relname(r->arena, json_object_get(f, "view"))));
 	if (user) {
 		s->target = zdmc_buf_cstr(&tables);
 		s->target_kind = ZDMC_TARGET_TABLE;
 		s->lock = ZDMC_LOCK_ACCESS_SHARE;
 		s->hold = ZDMC_HOLD_BRIEF;
 		s->note = "catalog only: it reads the definition of the "
-		          "tables, not their rows";
+			  "tables, not their rows";
 	}
 	sqlrisk_finish(s);
 }
@@ -1119,19 +1134,20 @@ sqlrisk_dml(sqlrisk_run *r, json_t *f, const char *verb)
 	if (strcmp(verb, "DELETE") == 0)
 		s->flags |= ZDMC_RISK_DATA_LOSS;
 	if (strcmp(verb, "INSERT") == 0) {
-		sqlrisk_collect_tables(r->arena, json_object_get(f, "selectStmt"),
+		sqlrisk_collect_tables(r->arena,
+		                       json_object_get(f, "selectStmt"),
 		                       &tables, &user);
 		if (user)
 			s->note = zdmc_arena_printf(r->arena, "reads %s",
 			                            zdmc_buf_cstr(&tables));
 	} else if (all) {
 		s->flags |= ZDMC_RISK_ALL_ROWS;
-		s->note = "no WHERE: every row, in one transaction -- each "
-		          "stays locked until it commits, and each gets a new "
-		          "version at once";
+		s->note = "no WHERE: every row in one transaction; each stays "
+			  "locked until it commits and gets a new version at "
+			  "once";
 	} else {
 		s->note = "locks the rows it changes until the transaction "
-		          "commits; each gets a new version";
+			  "commits; each gets a new version";
 	}
 	sqlrisk_finish(s);
 }
@@ -1156,7 +1172,8 @@ sqlrisk_dynamic_part(zdmc_buf *b, json_t *node, int depth)
 	if (depth > 64)
 		return false;
 	if (strcmp(type, "A_Const") == 0 && json_object_get(f, "sval")) {
-		zdmc_buf_puts(b, sqlrisk_str(json_object_get(f, "sval"), "sval"));
+		zdmc_buf_puts(b,
+		              sqlrisk_str(json_object_get(f, "sval"), "sval"));
 		return true;
 	}
 	if (strcmp(type, "TypeCast") == 0)
@@ -1164,7 +1181,8 @@ sqlrisk_dynamic_part(zdmc_buf *b, json_t *node, int depth)
 		                            depth + 1);
 	if (strcmp(type, "A_Expr") == 0 && json_object_get(f, "lexpr") &&
 	    sqlrisk_string(json_array_get(json_object_get(f, "name"), 0)) &&
-	    strcmp(sqlrisk_string(json_array_get(json_object_get(f, "name"), 0)),
+	    strcmp(sqlrisk_string(
+			   json_array_get(json_object_get(f, "name"), 0)),
 	           "||") == 0) {
 		any = sqlrisk_dynamic_part(b, json_object_get(f, "lexpr"),
 		                           depth + 1);
@@ -1190,8 +1208,8 @@ sqlrisk_dynamic_part(zdmc_buf *b, json_t *node, int depth)
 		tmpl = sqlrisk_node(json_array_get(args, 0), "A_Const");
 		if (fn != NULL && strcmp(fn, "format") == 0 &&
 		    json_object_get(tmpl, "sval") != NULL) {
-			const char *p = sqlrisk_str(json_object_get(tmpl, "sval"),
-			                            "sval");
+			const char *p = sqlrisk_str(
+				json_object_get(tmpl, "sval"), "sval");
 			size_t next = 1;
 
 			for (; *p; p++) {
@@ -1262,9 +1280,9 @@ sqlrisk_dynamic_text(zdmc_arena *arena, const char *expr)
 		goto cleanup;
 	tree = json_loads(result.parse_tree, 0, NULL);
 	select = sqlrisk_node(
-		json_object_get(json_array_get(json_object_get(tree, "stmts"),
-	                                       0),
-	                        "stmt"),
+		json_object_get(
+			json_array_get(json_object_get(tree, "stmts"), 0),
+			"stmt"),
 		"SelectStmt");
 	target = sqlrisk_node(
 		json_array_get(json_object_get(select, "targetList"), 0),
@@ -1325,18 +1343,18 @@ sqlrisk_dynamic(sqlrisk_run *r, const char *expr)
 static const char *
 sqlrisk_expr_query(json_t *holder, const char *key)
 {
-	return sqlrisk_str(sqlrisk_node(json_object_get(holder, key),
-	                                "PLpgSQL_expr"),
-	                   "query");
+	return sqlrisk_str(
+		sqlrisk_node(json_object_get(holder, key), "PLpgSQL_expr"),
+		"query");
 }
 
 static void
 sqlrisk_plpgsql_walk(sqlrisk_run *r, json_t *v)
 {
 	static const char *const loops[] = {
-		"PLpgSQL_stmt_loop", "PLpgSQL_stmt_while",
-		"PLpgSQL_stmt_fori", "PLpgSQL_stmt_fors",
-		"PLpgSQL_stmt_forc", "PLpgSQL_stmt_foreach_a",
+		"PLpgSQL_stmt_loop",    "PLpgSQL_stmt_while",
+		"PLpgSQL_stmt_fori",    "PLpgSQL_stmt_fors",
+		"PLpgSQL_stmt_forc",    "PLpgSQL_stmt_foreach_a",
 		"PLpgSQL_stmt_dynfors",
 	};
 	void *it;
@@ -1375,11 +1393,11 @@ sqlrisk_plpgsql_walk(sqlrisk_run *r, json_t *v)
 			q = sqlrisk_str(sqlrisk_node(member, "PLpgSQL_expr"),
 			                "query");
 			if (q != NULL)
-				sqlrisk_nested(
-					r,
-					zdmc_arena_printf(r->arena, "SELECT %s",
-				                          q),
-					0, true);
+				sqlrisk_nested(r,
+				               zdmc_arena_printf(r->arena,
+				                                 "SELECT %s",
+				                                 q),
+				               0, true);
 			continue;
 		}
 		if (strcmp(key, "PLpgSQL_stmt_if") == 0 ||
@@ -1466,8 +1484,7 @@ cleanup:
 
 static void
 sqlrisk_simple(sqlrisk_run *r, const char *what, const char *target,
-               zdmc_lock lock, zdmc_hold hold, unsigned flags,
-               const char *note)
+               zdmc_lock lock, zdmc_hold hold, unsigned flags, const char *note)
 {
 	zdmc_stmt_risk *s = sqlrisk_push(r, what);
 
@@ -1490,6 +1507,31 @@ sqlrisk_has_option(json_t *list, const char *name)
 		               "defname", name))
 			return true;
 	return false;
+}
+
+/* "CreateExtensionStmt" -> "CREATE EXTENSION": a statement's name from
+ * its node type, for the ones without a wording of their own. */
+static const char *
+sqlrisk_stmt_name(zdmc_arena *arena, const char *type)
+{
+	size_t len = strlen(type), i;
+	zdmc_buf b;
+
+	if (strcmp(type, "VariableSetStmt") == 0)
+		return "SET";
+	if (len > 4 && strcmp(type + len - 4, "Stmt") == 0)
+		len -= 4;
+	zdmc_buf_init(&b, arena);
+	for (i = 0; i < len; i++) {
+		char c = type[i];
+
+		if (i > 0 && c >= 'A' && c <= 'Z')
+			zdmc_buf_puts(&b, " ");
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		zdmc_buf_append(&b, &c, 1);
+	}
+	return zdmc_buf_cstr(&b);
 }
 
 static void
@@ -1515,15 +1557,17 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 	} else if (strcmp(type, "ViewStmt") == 0) {
 		sqlrisk_create_view(r, f);
 	} else if (strcmp(type, "CreateSchemaStmt") == 0) {
-		sqlrisk_simple(r,
-		               zdmc_arena_printf(r->arena, "CREATE SCHEMA %s",
-		                                 sqlrisk_str(f, "schemaname")
-		                                         ? sqlrisk_str(f, "schemaname")
-		                                         : "?"),
-		               NULL, ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0, NULL);
+		sqlrisk_simple(
+			r,
+			zdmc_arena_printf(r->arena, "CREATE SCHEMA %s",
+		                          sqlrisk_str(f, "schemaname")
+		                                  ? sqlrisk_str(f, "schemaname")
+		                                  : "?"),
+			NULL, ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0, NULL);
 	} else if (strcmp(type, "CreateStmt") == 0) {
-		sqlrisk_simple(r, zdmc_arena_printf(r->arena, "CREATE TABLE %s",
-		                                    rel ? rel : "?"),
+		sqlrisk_simple(r,
+		               zdmc_arena_printf(r->arena, "CREATE TABLE %s",
+		                                 rel ? rel : "?"),
 		               NULL, ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0,
 		               "a new table: nothing else is locked");
 	} else if (strcmp(type, "SelectStmt") == 0) {
@@ -1545,8 +1589,9 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 		zdmc_buf_init(&names, r->arena);
 		sqlrisk_collect_tables(r->arena, rels, &names, &user);
 		sqlrisk_simple(r, "LOCK TABLE", zdmc_buf_cstr(&names),
-		               mode >= 1 && mode <= 8 ? (zdmc_lock)mode
-		                                      : ZDMC_LOCK_ACCESS_EXCLUSIVE,
+		               mode >= 1 && mode <= 8
+		                       ? (zdmc_lock)mode
+		                       : ZDMC_LOCK_ACCESS_EXCLUSIVE,
 		               ZDMC_HOLD_TXN, 0,
 		               "held until the step's transaction ends");
 	} else if (strcmp(type, "TruncateStmt") == 0) {
@@ -1554,8 +1599,9 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 		bool user = false;
 
 		zdmc_buf_init(&names, r->arena);
-		sqlrisk_collect_tables(r->arena, json_object_get(f, "relations"),
-		                       &names, &user);
+		sqlrisk_collect_tables(r->arena,
+		                       json_object_get(f, "relations"), &names,
+		                       &user);
 		sqlrisk_simple(r, "TRUNCATE", zdmc_buf_cstr(&names),
 		               ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF,
 		               ZDMC_RISK_DATA_LOSS | ZDMC_RISK_DANGER,
@@ -1570,15 +1616,18 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 		sqlrisk_collect_tables(r->arena, json_object_get(f, "rels"),
 		                       &names, &user);
 		sqlrisk_simple(
-			r, full ? "VACUUM FULL" : vacuum ? "VACUUM" : "ANALYZE",
+			r,
+			full     ? "VACUUM FULL"
+			: vacuum ? "VACUUM"
+				 : "ANALYZE",
 			user ? zdmc_buf_cstr(&names) : NULL,
 			full ? ZDMC_LOCK_ACCESS_EXCLUSIVE
 			     : ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE,
 			full ? ZDMC_HOLD_REWRITE : ZDMC_HOLD_SCAN,
 			vacuum ? ZDMC_RISK_NO_TXN : 0,
 			vacuum ? "VACUUM cannot run inside a transaction block, "
-			         "and zdm runs every step in one: this step "
-			         "fails"
+				 "and zdm runs every step in one: this step "
+				 "fails"
 			       : NULL);
 	} else if (strcmp(type, "ClusterStmt") == 0) {
 		sqlrisk_simple(r, "CLUSTER", rel, ZDMC_LOCK_ACCESS_EXCLUSIVE,
@@ -1587,7 +1636,8 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 		bool conc = sqlrisk_has_option(json_object_get(f, "params"),
 		                               "concurrently");
 
-		sqlrisk_simple(r, conc ? "REINDEX CONCURRENTLY" : "REINDEX", rel,
+		sqlrisk_simple(r, conc ? "REINDEX CONCURRENTLY" : "REINDEX",
+		               rel,
 		               conc ? ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE
 		                    : ZDMC_LOCK_SHARE,
 		               ZDMC_HOLD_SCAN, conc ? ZDMC_RISK_NO_TXN : 0,
@@ -1603,10 +1653,11 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 		                    : ZDMC_LOCK_ACCESS_EXCLUSIVE,
 		               ZDMC_HOLD_REWRITE, 0, NULL);
 	} else if (strcmp(type, "TransactionStmt") == 0) {
-		sqlrisk_simple(r, "a transaction command", NULL, ZDMC_LOCK_NONE,
-		               ZDMC_HOLD_NONE, ZDMC_RISK_DANGER,
-		               "zdm runs each step in its own transaction; "
-		               "BEGIN, COMMIT or ROLLBACK in a step breaks that");
+		sqlrisk_simple(
+			r, "a transaction command", NULL, ZDMC_LOCK_NONE,
+			ZDMC_HOLD_NONE, ZDMC_RISK_DANGER,
+			"zdm runs each step in its own transaction; "
+			"BEGIN, COMMIT or ROLLBACK in a step breaks that");
 	} else if (strcmp(type, "CreateSeqStmt") == 0 ||
 	           strcmp(type, "AlterSeqStmt") == 0 ||
 	           strcmp(type, "CommentStmt") == 0 ||
@@ -1615,10 +1666,10 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 	           strcmp(type, "CompositeTypeStmt") == 0 ||
 	           strcmp(type, "CreateEnumStmt") == 0 ||
 	           strcmp(type, "CreateDomainStmt") == 0) {
-		sqlrisk_simple(r, zdmc_arena_strdup(r->arena, type), NULL,
+		sqlrisk_simple(r, sqlrisk_stmt_name(r->arena, type), NULL,
 		               ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0, NULL);
 	} else {
-		sqlrisk_unknown(r, zdmc_arena_strdup(r->arena, type),
+		sqlrisk_unknown(r, sqlrisk_stmt_name(r->arena, type),
 		                "a statement zdmc does not classify: read the "
 		                "SQL");
 	}
@@ -1646,8 +1697,8 @@ sqlrisk_sql(sqlrisk_run *r, const char *sql, const char **error)
 	}
 	stmts = json_object_get(tree, "stmts");
 	for (i = 0; i < json_array_size(stmts); i++)
-		sqlrisk_stmt(r, json_object_get(json_array_get(stmts, i),
-		                                "stmt"));
+		sqlrisk_stmt(r,
+		             json_object_get(json_array_get(stmts, i), "stmt"));
 	rc = 0;
 
 cleanup:
@@ -1657,8 +1708,7 @@ cleanup:
 }
 
 int
-zdmc_sqlrisk_classify(zdmc_sqlrisk_ctx *ctx, const char *sql,
-                      zdmc_sqlrisk *out)
+zdmc_sqlrisk_classify(zdmc_sqlrisk_ctx *ctx, const char *sql, zdmc_sqlrisk *out)
 {
 	sqlrisk_run r;
 	const char *error = NULL;
@@ -1672,9 +1722,9 @@ zdmc_sqlrisk_classify(zdmc_sqlrisk_ctx *ctx, const char *sql,
 	if (rc != 0) {
 		out->error = error;
 		sqlrisk_unknown(&r, "SQL that does not parse",
-		                zdmc_arena_printf(r.arena,
-		                                  "PostgreSQL's parser says: %s",
-		                                  error));
+		                zdmc_arena_printf(
+					r.arena, "PostgreSQL's parser says: %s",
+					error));
 	}
 	out->stmts = r.stmts;
 	out->nstmts = r.nstmts;

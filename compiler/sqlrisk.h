@@ -73,7 +73,7 @@ typedef struct zdmc_stmt_risk {
 	zdmc_target_kind target_kind;
 	zdmc_lock lock;
 	zdmc_hold hold;
-	unsigned flags; /* ZDMC_RISK_* */
+	unsigned flags;   /* ZDMC_RISK_* */
 	const char *note; /* why, in a sentence or two; NULL when obvious */
 } zdmc_stmt_risk;
 

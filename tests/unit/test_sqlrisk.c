@@ -27,110 +27,108 @@ typedef struct risk_case {
 	const char *target; /* NULL: none */
 	zdmc_lock lock;
 	zdmc_hold hold;
-	unsigned flags; /* must all be set ... */
+	unsigned flags;     /* must all be set ... */
 	unsigned not_flags; /* ... and none of these */
 } risk_case;
 
 #define D ZDMC_RISK_DANGER
 static const risk_case cases[] = {
 	{"ALTER TABLE public.users ADD COLUMN a text, ADD COLUMN b boolean "
-	 "NOT NULL DEFAULT true",
-	 "ALTER TABLE ADD COLUMN a, b", "public.users",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
+         "NOT NULL DEFAULT true",
+         "ALTER TABLE ADD COLUMN a, b", "public.users",
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
 	{"ALTER TABLE t ADD COLUMN c timestamptz DEFAULT now()",
-	 "ALTER TABLE ADD COLUMN c", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
-	 ZDMC_HOLD_BRIEF, 0, D},
+         "ALTER TABLE ADD COLUMN c", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
+         ZDMC_HOLD_BRIEF, 0, D},
 	{"ALTER TABLE t ADD COLUMN u uuid DEFAULT gen_random_uuid()",
-	 "ALTER TABLE ADD COLUMN u", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
-	 ZDMC_HOLD_REWRITE, ZDMC_RISK_REWRITE | D, 0},
+         "ALTER TABLE ADD COLUMN u", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
+         ZDMC_HOLD_REWRITE, ZDMC_RISK_REWRITE | D, 0},
 	{"ALTER TABLE t ADD COLUMN id bigserial", "ALTER TABLE ADD COLUMN id",
-	 "t", ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_REWRITE, D, 0},
+         "t", ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_REWRITE, D, 0},
 	{"alter table T drop column X", "ALTER TABLE DROP COLUMN x", "t",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, ZDMC_RISK_DATA_LOSS, D},
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, ZDMC_RISK_DATA_LOSS, D},
 	{"ALTER TABLE \"Sales\".\"Order\" RENAME COLUMN a TO b",
-	 "ALTER TABLE RENAME COLUMN a TO b", "\"Sales\".\"Order\"",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
+         "ALTER TABLE RENAME COLUMN a TO b", "\"Sales\".\"Order\"",
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
 	{"ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID",
-	 "ALTER TABLE ADD CONSTRAINT c CHECK NOT VALID", "t",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0,
-	 D | ZDMC_RISK_SCAN},
+         "ALTER TABLE ADD CONSTRAINT c CHECK NOT VALID", "t",
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D | ZDMC_RISK_SCAN},
 	{"ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0)",
-	 "ALTER TABLE ADD CONSTRAINT c CHECK", "t",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_SCAN, ZDMC_RISK_SCAN | D, 0},
+         "ALTER TABLE ADD CONSTRAINT c CHECK", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
+         ZDMC_HOLD_SCAN, ZDMC_RISK_SCAN | D, 0},
 	{"ALTER TABLE t VALIDATE CONSTRAINT c",
-	 "ALTER TABLE VALIDATE CONSTRAINT c", "t",
-	 ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE, ZDMC_HOLD_SCAN, ZDMC_RISK_SCAN, D},
+         "ALTER TABLE VALIDATE CONSTRAINT c", "t",
+         ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE, ZDMC_HOLD_SCAN, ZDMC_RISK_SCAN, D},
 	{"ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES p (b)",
-	 "ALTER TABLE ADD CONSTRAINT f FOREIGN KEY", "t",
-	 ZDMC_LOCK_SHARE_ROW_EXCLUSIVE, ZDMC_HOLD_SCAN, D, 0},
+         "ALTER TABLE ADD CONSTRAINT f FOREIGN KEY", "t",
+         ZDMC_LOCK_SHARE_ROW_EXCLUSIVE, ZDMC_HOLD_SCAN, D, 0},
 	{"ALTER TABLE t ADD CONSTRAINT u UNIQUE USING INDEX i",
-	 "ALTER TABLE ADD CONSTRAINT u UNIQUE", "t",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
+         "ALTER TABLE ADD CONSTRAINT u UNIQUE", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
+         ZDMC_HOLD_BRIEF, 0, D},
 	{"ALTER TABLE t ALTER COLUMN a TYPE bigint",
-	 "ALTER TABLE ALTER COLUMN a TYPE", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
-	 ZDMC_HOLD_REWRITE, ZDMC_RISK_REWRITE | D, 0},
+         "ALTER TABLE ALTER COLUMN a TYPE", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
+         ZDMC_HOLD_REWRITE, ZDMC_RISK_REWRITE | D, 0},
 	{"ALTER TABLE t ALTER COLUMN a SET NOT NULL",
-	 "ALTER TABLE ALTER COLUMN a SET NOT NULL", "t",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_SCAN, D, 0},
+         "ALTER TABLE ALTER COLUMN a SET NOT NULL", "t",
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_SCAN, D, 0},
 	{"ALTER TABLE t ALTER COLUMN a SET DEFAULT 1, ALTER COLUMN b DROP "
-	 "NOT NULL",
-	 "ALTER TABLE ALTER COLUMN a SET DEFAULT, ALTER COLUMN b DROP NOT NULL",
-	 "t", ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
+         "NOT NULL",
+         "ALTER TABLE ALTER COLUMN a SET DEFAULT, ALTER COLUMN b DROP NOT NULL",
+         "t", ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
 	/* one statement, one lock: the scan runs under the strongest */
 	{"ALTER TABLE t ADD COLUMN a int, VALIDATE CONSTRAINT c",
-	 "ALTER TABLE ADD COLUMN a, VALIDATE CONSTRAINT c", "t",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_SCAN, D, 0},
+         "ALTER TABLE ADD COLUMN a, VALIDATE CONSTRAINT c", "t",
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_SCAN, D, 0},
 	{"CREATE INDEX i ON public.users (email)", "CREATE INDEX i",
-	 "public.users", ZDMC_LOCK_SHARE, ZDMC_HOLD_SCAN, D, 0},
+         "public.users", ZDMC_LOCK_SHARE, ZDMC_HOLD_SCAN, D, 0},
 	{"CREATE UNIQUE INDEX CONCURRENTLY i ON t (a)",
-	 "CREATE UNIQUE INDEX CONCURRENTLY i", "t",
-	 ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE, ZDMC_HOLD_SCAN,
-	 ZDMC_RISK_NO_TXN | D, 0},
+         "CREATE UNIQUE INDEX CONCURRENTLY i", "t",
+         ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE, ZDMC_HOLD_SCAN, ZDMC_RISK_NO_TXN | D,
+         0},
 	{"CREATE TRIGGER zdm_sync_insert BEFORE INSERT ON public.users FOR "
-	 "EACH ROW EXECUTE FUNCTION public.f()",
-	 "CREATE TRIGGER zdm_sync_insert", "public.users",
-	 ZDMC_LOCK_SHARE_ROW_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
+         "EACH ROW EXECUTE FUNCTION public.f()",
+         "CREATE TRIGGER zdm_sync_insert", "public.users",
+         ZDMC_LOCK_SHARE_ROW_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
 	{"DROP TRIGGER zdm_sync_insert ON public.users",
-	 "DROP TRIGGER zdm_sync_insert", "public.users",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
+         "DROP TRIGGER zdm_sync_insert", "public.users",
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
 	{"CREATE FUNCTION public.f() RETURNS trigger LANGUAGE plpgsql AS "
-	 "$$BEGIN RETURN NEW; END$$",
-	 "CREATE FUNCTION public.f()", NULL, ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0,
-	 D},
+         "$$BEGIN RETURN NEW; END$$",
+         "CREATE FUNCTION public.f()", NULL, ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0,
+         D},
 	{"DROP FUNCTION public.f()", "DROP FUNCTION public.f()", NULL,
-	 ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0, D},
+         ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, 0, D},
 	{"CREATE SCHEMA s", "CREATE SCHEMA s", NULL, ZDMC_LOCK_NONE,
-	 ZDMC_HOLD_NONE, 0, D},
-	{"DROP SCHEMA s CASCADE", "DROP SCHEMA s CASCADE", NULL,
-	 ZDMC_LOCK_NONE, ZDMC_HOLD_NONE, ZDMC_RISK_CASCADE, D},
+         ZDMC_HOLD_NONE, 0, D},
+	{"DROP SCHEMA s CASCADE", "DROP SCHEMA s CASCADE", NULL, ZDMC_LOCK_NONE,
+         ZDMC_HOLD_NONE, ZDMC_RISK_CASCADE, D},
 	{"DROP VIEW v.users", "DROP VIEW v.users", "v.users",
-	 ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
-	{"CREATE VIEW v.u AS SELECT a FROM public.users",
-	 "CREATE VIEW v.u", "public.users", ZDMC_LOCK_ACCESS_SHARE,
-	 ZDMC_HOLD_BRIEF, 0, D},
+         ZDMC_LOCK_ACCESS_EXCLUSIVE, ZDMC_HOLD_BRIEF, 0, D},
+	{"CREATE VIEW v.u AS SELECT a FROM public.users", "CREATE VIEW v.u",
+         "public.users", ZDMC_LOCK_ACCESS_SHARE, ZDMC_HOLD_BRIEF, 0, D},
 	{"DROP TABLE t", "DROP TABLE t", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
-	 ZDMC_HOLD_BRIEF, ZDMC_RISK_DATA_LOSS | D, 0},
+         ZDMC_HOLD_BRIEF, ZDMC_RISK_DATA_LOSS | D, 0},
 	{"UPDATE public.users SET a = 1 WHERE ctid >= $1::pg_catalog.tid",
-	 "UPDATE", "public.users", ZDMC_LOCK_ROW_EXCLUSIVE, ZDMC_HOLD_ROWS,
-	 ZDMC_RISK_WRITES_ROWS, D | ZDMC_RISK_ALL_ROWS},
+         "UPDATE", "public.users", ZDMC_LOCK_ROW_EXCLUSIVE, ZDMC_HOLD_ROWS,
+         ZDMC_RISK_WRITES_ROWS, D | ZDMC_RISK_ALL_ROWS},
 	{"UPDATE t SET a = 1", "UPDATE", "t", ZDMC_LOCK_ROW_EXCLUSIVE,
-	 ZDMC_HOLD_ROWS, ZDMC_RISK_ALL_ROWS | D, 0},
+         ZDMC_HOLD_ROWS, ZDMC_RISK_ALL_ROWS | D, 0},
 	{"SELECT count(*) FROM public.users WHERE zdm_sync_pending", "SELECT",
-	 "public.users", ZDMC_LOCK_ACCESS_SHARE, ZDMC_HOLD_SCAN,
-	 ZDMC_RISK_SCAN, D},
+         "public.users", ZDMC_LOCK_ACCESS_SHARE, ZDMC_HOLD_SCAN, ZDMC_RISK_SCAN,
+         D},
 	{"SELECT count(*) FROM pg_catalog.pg_constraint WHERE NOT convalidated",
-	 "SELECT", NULL, ZDMC_LOCK_ACCESS_SHARE, ZDMC_HOLD_BRIEF,
-	 ZDMC_RISK_CATALOG, D},
+         "SELECT", NULL, ZDMC_LOCK_ACCESS_SHARE, ZDMC_HOLD_BRIEF,
+         ZDMC_RISK_CATALOG, D},
 	{"LOCK TABLE t IN SHARE MODE", "LOCK TABLE", "t", ZDMC_LOCK_SHARE,
-	 ZDMC_HOLD_TXN, 0, D},
+         ZDMC_HOLD_TXN, 0, D},
 	{"TRUNCATE t", "TRUNCATE", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
-	 ZDMC_HOLD_BRIEF, ZDMC_RISK_DATA_LOSS | D, 0},
+         ZDMC_HOLD_BRIEF, ZDMC_RISK_DATA_LOSS | D, 0},
 	{"VACUUM FULL t", "VACUUM FULL", "t", ZDMC_LOCK_ACCESS_EXCLUSIVE,
-	 ZDMC_HOLD_REWRITE, D, 0},
+         ZDMC_HOLD_REWRITE, D, 0},
 	{"COMMIT", "a transaction command", NULL, ZDMC_LOCK_NONE,
-	 ZDMC_HOLD_NONE, D, 0},
-	{"CREATE EXTENSION pg_trgm", "CreateExtensionStmt", NULL,
-	 ZDMC_LOCK_NONE, ZDMC_HOLD_UNKNOWN, ZDMC_RISK_UNKNOWN, 0},
+         ZDMC_HOLD_NONE, D, 0},
+	{"CREATE EXTENSION pg_trgm", "CREATE EXTENSION", NULL, ZDMC_LOCK_NONE,
+         ZDMC_HOLD_UNKNOWN, ZDMC_RISK_UNKNOWN, 0},
 };
 
 static void
@@ -146,9 +144,10 @@ test_statements(void **state)
 		const zdmc_stmt_risk *s;
 
 		print_message("%s\n", c->sql);
-		assert_int_equal(zdmc_sqlrisk_classify(
-					 zdmc_sqlrisk_ctx_new(arena), c->sql, &r),
-		                 0);
+		assert_int_equal(
+			zdmc_sqlrisk_classify(zdmc_sqlrisk_ctx_new(arena),
+		                              c->sql, &r),
+			0);
 		assert_int_equal(r.nstmts, 1);
 		s = &r.stmts[0];
 		assert_string_equal(s->what, c->what);
@@ -194,7 +193,8 @@ test_not_null_proof(void **state)
 	assert_int_equal(one(ctx, set)->hold, ZDMC_HOLD_BRIEF);
 	/* another table is not proven */
 	assert_int_equal(
-		one(ctx, "ALTER TABLE public.u ALTER COLUMN a SET NOT NULL")->hold,
+		one(ctx, "ALTER TABLE public.u ALTER COLUMN a SET NOT NULL")
+			->hold,
 		ZDMC_HOLD_SCAN);
 	one(ctx, "ALTER TABLE public.t DROP CONSTRAINT zdm_nn_a");
 	assert_int_equal(one(ctx, set)->hold, ZDMC_HOLD_SCAN);
@@ -242,7 +242,8 @@ test_do_block(void **state)
 	assert_string_equal(r.stmts[2].what, "CREATE INDEX");
 	assert_string_equal(r.stmts[2].target, "x");
 	assert_true(r.stmts[2].flags & ZDMC_RISK_DANGER);
-	assert_string_equal(r.stmts[3].what, "EXECUTE of SQL built at run time");
+	assert_string_equal(r.stmts[3].what,
+	                    "EXECUTE of SQL built at run time");
 	assert_true(r.stmts[3].flags & ZDMC_RISK_UNKNOWN);
 	zdmc_arena_free(arena);
 }
