@@ -62,6 +62,23 @@
 #define ADAPT_MAX_GROWTH 8
 
 /*
+ * Batches are sized by time as well as by rows: a batch holds row locks and
+ * its WAL must be flushed before the next client commit can be, so long
+ * batches show up as client latency.  The target leaves headroom under the
+ * 100 ms that a batch must never exceed on a loaded machine.
+ */
+#define BATCH_TARGET_MS 40.0
+
+/*
+ * Yielding to the application: while client sessions other than zdm's are
+ * active, a worker sleeps YIELD_FACTOR times as long as its last batch took
+ * (so it uses about 1 / (1 + YIELD_FACTOR) of the time), giving WAL
+ * bandwidth, CPU and row locks back to them; with no one else active it
+ * runs flat out.  The check is one cheap pg_stat_activity query per batch.
+ */
+#define YIELD_FACTOR 3.0
+
+/*
  * The table's size now, and its statistics.  pg_relation_size is the main
  * fork as it is, not as of the last VACUUM (relpages), so every page that
  * exists when the step starts is walked.  reltuples is -1 before the first
@@ -112,6 +129,9 @@ typedef struct bf_worker {
 	long long first_page, end_page, next_page;
 	long long journal_rows; /* rows the journal had at the start */
 	long long pages_per_batch;
+	long long
+		max_pages_per_batch; /* from batch_size; time never exceeds it */
+	double last_batch_ms;
 	PGconn *conn;
 	pthread_t thread;
 	bool started;
@@ -123,7 +143,7 @@ typedef struct bf_run {
 	const zdm_backfill_opts *opts;
 	long batch_size, pause_ms, lock_timeout_ms, lock_retries;
 	double tuples_per_page; /* from statistics; 0: unknown */
-	char begin_sql[128];
+	char begin_sql[192];
 	bf_worker *workers;
 	int nworkers;
 
@@ -447,6 +467,45 @@ worker_adapt(bf_worker *w, long long pages, long long rows)
 }
 
 /*
+ * Keep batches near BATCH_TARGET_MS: shrink at once when one ran long
+ * (load, bigger rows, a busy disk), grow back by at most half again per
+ * batch, never beyond the size batch_size asks for.
+ */
+static void
+worker_fit_time(bf_worker *w, long long pages, double ms)
+{
+	long long next = w->pages_per_batch;
+
+	if (ms > BATCH_TARGET_MS * 1.25 && pages > 1)
+		next = (long long)((double)pages * BATCH_TARGET_MS / ms);
+	else if (ms < BATCH_TARGET_MS * 0.75)
+		next = w->pages_per_batch + (w->pages_per_batch + 1) / 2;
+	if (w->max_pages_per_batch > 0 && next > w->max_pages_per_batch)
+		next = w->max_pages_per_batch;
+	if (next < 1)
+		next = 1;
+	w->pages_per_batch = next;
+}
+
+/* Other client sessions busy right now (not zdm's): the application. */
+static bool
+worker_clients_active(bf_worker *w)
+{
+	PGresult *res = PQexec(
+		w->conn,
+		"SELECT count(*) FROM pg_catalog.pg_stat_activity"
+		" WHERE backend_type = 'client backend' AND state = 'active'"
+		"   AND pid <> pg_catalog.pg_backend_pid()"
+		"   AND application_name NOT LIKE 'zdm %'");
+	bool active = PQresultStatus(res) == PGRES_TUPLES_OK &&
+	              PQntuples(res) == 1 &&
+	              strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+
+	PQclear(res);
+	return active;
+}
+
+/*
  * One batch with its lock retries.  0: committed; 1: the run stopped while
  * this worker waited to retry (nothing committed, nothing wrong); -1: err.
  */
@@ -462,7 +521,9 @@ worker_batch(bf_worker *w, long long lo, long long hi, zdm_error *err)
 		if (batch_once(w, lo, hi, &rows, err) == 0) {
 			run_record_batch(run, rows, hi - lo,
 			                 (zdm_now() - t0) * 1000.0);
+			w->last_batch_ms = (zdm_now() - t0) * 1000.0;
 			worker_adapt(w, hi - lo, rows);
+			worker_fit_time(w, hi - lo, w->last_batch_ms);
 			w->next_page = hi;
 			return 0;
 		}
@@ -510,6 +571,10 @@ worker_main(void *arg)
 			break;
 		rc = worker_batch(w, lo, hi, &err);
 		if (rc != 0)
+			break;
+		if (w->next_page < w->end_page && run->opts->yield_to_clients &&
+		    worker_clients_active(w) &&
+		    run_sleep(run, (long)(w->last_batch_ms * YIELD_FACTOR)))
 			break;
 		if (w->next_page < w->end_page && run_sleep(run, run->pause_ms))
 			break;
@@ -826,9 +891,15 @@ zdm_backfill_run(PGconn *control, const zdm_step *step,
 	/* READ COMMITTED whatever the role's default: each statement sees
 	 * the rows committed before it, so a batch never fails on a
 	 * serialization error against the application's writes */
+	/* synchronous_commit off: a batch and its checkpoint commit in one
+	 * transaction, so a server crash can only lose both together, and the
+	 * resumed backfill redoes the batch (it writes only rows still
+	 * pending).  What it saves is a synchronous flush of the batch's
+	 * megabytes of WAL at every commit. */
 	snprintf(
 		run->begin_sql, sizeof(run->begin_sql),
-		"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '%ldms'",
+		"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = "
+		"'%ldms'; SET LOCAL synchronous_commit = off",
 		run->lock_timeout_ms);
 
 	if (table_measure(control, step, &table, err) != 0)
@@ -914,6 +985,8 @@ zdm_backfill_run(PGconn *control, const zdm_step *step,
 			continue;
 		w->run = run;
 		w->pages_per_batch = pages_per_batch;
+		w->max_pages_per_batch =
+			run->tuples_per_page > 0 ? pages_per_batch : 0;
 		w->rng = ((uint64_t)(zdm_now() * 1e9) ^
 		          (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ULL) |
 		         1;

@@ -47,6 +47,9 @@ typedef struct zdm_backfill_opts {
 	/* Stop the same way once this run has committed this many batches
 	 * (tests, and "do a little" runs); 0: no limit. */
 	long long max_batches;
+	/* while other client sessions are active, sleep in proportion to each
+	 * batch (see YIELD_FACTOR in backfill.c); false: full speed always */
+	bool yield_to_clients;
 } zdm_backfill_opts;
 
 typedef struct zdm_backfill_stats {

@@ -31,6 +31,8 @@ static const char usage_text[] =
 	"  --batch-size N        rows per backfill batch (default: the plan's)\n"
 	"  --pause DURATION      pause between backfill batches, e.g. 10ms (default: the plan's)\n"
 	"  --jobs N              parallel backfill workers on disjoint page ranges (default 2)\n"
+	"  --full-speed          the backfill never yields to application traffic (default: while\n"
+	"                        other sessions are active, each worker rests 3x its last batch)\n"
 	"  --json                machine-readable status\n"
 	"  --history DIR         git repository for the record (created if missing); default: the\n"
 	"                        repository holding the plan (for log and sync: the current directory's)\n"
@@ -182,6 +184,8 @@ main(int argc, char **argv)
 			}
 		} else if (strcmp(arg, "--approve-all") == 0) {
 			opts.approve_all = true;
+		} else if (strcmp(arg, "--full-speed") == 0) {
+			opts.full_speed = true;
 		} else if (strcmp(arg, "--wait") == 0) {
 			opts.wait = true;
 		} else if (strcmp(arg, "--json") == 0) {

@@ -176,9 +176,9 @@ runner_set_state(runner *r, const char *state, const char *step_id,
 		"UPDATE zdm.migrations SET state = $2,"
 		" current_step = coalesce($3, current_step),"
 		" waiting_gate = $4, last_error = $5, last_sqlstate = $6,"
-		" updated_at = pg_catalog.now(),"
+		" updated_at = pg_catalog.clock_timestamp(),"
 		" finished_at = CASE WHEN $2 IN ('done', 'rolled_back')"
-		"   THEN pg_catalog.now() END"
+		"   THEN pg_catalog.clock_timestamp() END"
 		" WHERE migration = $1",
 		6, params);
 	r->err = saved;
@@ -196,7 +196,7 @@ runner_step_failed(runner *r, const zdm_step *step, const char *result)
 		r,
 		"UPDATE zdm.steps SET state = 'failed', error = $3,"
 		" sqlstate = $4, result = coalesce($5, result),"
-		" finished_at = pg_catalog.now()"
+		" finished_at = pg_catalog.clock_timestamp()"
 		" WHERE migration = $1 AND step_id = $2",
 		5, params);
 	r->err = saved;
@@ -214,7 +214,7 @@ runner_mark_running(runner *r, size_t from, size_t to)
 		if (runner_exec_params(
 			    r,
 			    "UPDATE zdm.steps SET state = 'running',"
-			    " attempts = attempts + 1, started_at = pg_catalog.now(),"
+			    " attempts = attempts + 1, started_at = pg_catalog.clock_timestamp(),"
 			    " error = NULL, sqlstate = NULL"
 			    " WHERE migration = $1 AND step_id = $2",
 			    2, params) != 0)
@@ -233,7 +233,7 @@ runner_mark_done(runner *r, const zdm_step *step, const char *rows,
 	return runner_exec_params(
 		r,
 		"UPDATE zdm.steps SET state = 'done',"
-		" finished_at = pg_catalog.now(), rows = $3::bigint,"
+		" finished_at = pg_catalog.clock_timestamp(), rows = $3::bigint,"
 		" result = $4, error = NULL, sqlstate = NULL"
 		" WHERE migration = $1 AND step_id = $2",
 		4, params);
@@ -500,7 +500,7 @@ runner_run_group(runner *r, size_t from, size_t to)
 			if (runner_exec_params(
 				    r,
 				    "UPDATE zdm.migrations SET current_step = $2,"
-				    " updated_at = pg_catalog.now() WHERE migration = $1",
+				    " updated_at = pg_catalog.clock_timestamp() WHERE migration = $1",
 				    2, params) != 0)
 				goto failed;
 		}
@@ -843,6 +843,7 @@ runner_run_backfill(runner *r, size_t idx)
 	bo.progress_tty = isatty(STDERR_FILENO);
 	bo.log = bo.progress_tty ? NULL : stdout;
 	bo.interrupt = &runner_interrupted;
+	bo.yield_to_clients = !r->opts->full_speed;
 
 	if (runner_mark_running(r, idx, idx + 1) != 0)
 		return ZDM_EXIT_FAILED;
@@ -1125,7 +1126,7 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 			if (runner_exec_params(
 				    r,
 				    "UPDATE zdm.steps SET state = 'compensated',"
-				    " finished_at = pg_catalog.now()"
+				    " finished_at = pg_catalog.clock_timestamp()"
 				    " WHERE migration = $1 AND step_id = $2",
 				    2, params) != 0)
 				goto failed;
@@ -1286,7 +1287,7 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 			if (runner_exec_params(
 				    &r,
 				    "UPDATE zdm.steps SET state = 'compensated',"
-				    " finished_at = pg_catalog.now()"
+				    " finished_at = pg_catalog.clock_timestamp()"
 				    " WHERE migration = $1 AND step_id = $2",
 				    2, p2) != 0)
 				goto done;

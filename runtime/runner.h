@@ -27,6 +27,7 @@ typedef struct zdm_apply_opts {
 	long batch_size; /* 0: the plan's */
 	long pause_ms;   /* < 0: the plan's */
 	int jobs;        /* backfill workers */
+	bool full_speed; /* --full-speed: the backfill never yields */
 } zdm_apply_opts;
 
 int zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts);
