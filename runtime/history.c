@@ -24,6 +24,10 @@
  *   sees one except to hand it to zdm_conn_open.
  * - Recording failures are returned, never fatal: the journal stays the
  *   source of truth and sync repairs the copy later.
+ * - A --history repository is created whole or not at all (built under a
+ *   temp name, renamed into place), so runners that start together never
+ *   see one half made.  Objects and the ref are fsynced: a commit the ref
+ *   points at survives a crash of the machine.
  */
 #include "history.h"
 
@@ -44,8 +48,9 @@
  * who approved what is in state.yaml and in the message. */
 #define HISTORY_SIGNATURE_NAME "zdm"
 #define HISTORY_SIGNATURE_EMAIL "zdm@localhost"
-/* Compare-and-swap attempts on refs/zdm/history before giving up. */
-#define HISTORY_CAS_ATTEMPTS 20
+/* Compare-and-swap attempts on refs/zdm/history before giving up (with the
+ * backoff, a few seconds at most). */
+#define HISTORY_CAS_ATTEMPTS 50
 
 struct zdm_history {
 	git_repository *repo;
@@ -201,21 +206,19 @@ history_open_dir(git_repository **out, const char *dir, bool create,
 	return history_create_dir(out, dir, err);
 }
 
-/* The repository holding start (a directory), found upward. */
+/* The repository holding start (a directory), found upward; what and hint
+ * make the message when there is none. */
 static int
 history_discover(git_repository **out, const char *start, const char *what,
-                 zdm_error *err)
+                 const char *hint, zdm_error *err)
 {
 	git_buf found = {NULL, 0, 0};
 	int rc;
 
 	rc = git_repository_discover(&found, start, 0, NULL);
 	if (rc == GIT_ENOTFOUND) {
-		zdm_error_set(
-			err, "%s is not in a git repository; %s", what,
-			strcmp(what, "the current directory") == 0
-				? "run this in the repository that holds the history, or give --history DIR"
-				: "give --history DIR to record the run");
+		zdm_error_set(err, "%s is not in a git repository; %s", what,
+		              hint);
 		goto cleanup;
 	}
 	if (rc < 0 || (rc = git_repository_open(out, found.ptr)) < 0) {
@@ -290,10 +293,13 @@ history_open(zdm_history **out, const char *history_dir, const char *plan_path,
 	} else {
 		start = history_start_dir(plan_path, err);
 		if (start == NULL ||
-		    history_discover(&h->repo, start,
-		                     plan_path ? plan_path
-		                               : "the current directory",
-		                     err) != 0)
+		    history_discover(
+			    &h->repo, start,
+			    plan_path ? plan_path : "the current directory",
+			    plan_path
+				    ? "give --history DIR to record the run"
+				    : "run this in the repository that holds the history, or give --history DIR",
+			    err) != 0)
 			goto cleanup;
 	}
 	where = git_repository_workdir(h->repo);
@@ -895,14 +901,39 @@ history_message(const char *line, const char *migration, const char *state)
 	return msg;
 }
 
+/* The record's file contents, written once per record: a retry after a
+ * lost race only rebuilds the trees and the commit. */
+typedef struct history_blobs {
+	git_oid state;
+	git_oid plan;
+	bool has_plan;
+} history_blobs;
+
+static int
+history_write_blobs(history_blobs *out, git_repository *repo,
+                    const history_state *st, zdm_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (git_blob_create_from_buffer(&out->state, repo, st->yaml,
+	                                st->yaml_len) < 0 ||
+	    (st->plan != NULL &&
+	     git_blob_create_from_buffer(&out->plan, repo, st->plan,
+	                                 st->plan_len) < 0)) {
+		history_git_error(err, "cannot write the record");
+		return -1;
+	}
+	out->has_plan = st->plan != NULL;
+	return 0;
+}
+
 /*
  * One commit on top of parent (NULL: the first): the parent's root tree with
  * <migration>/ replaced by state.yaml and plan.yaml (plan.yaml kept from the
- * parent when st has none).
+ * parent when there is none).
  */
 static int
 history_commit_on(git_oid *out, git_repository *repo, const git_oid *parent,
-                  const char *migration, const history_state *st,
+                  const char *migration, const history_blobs *blobs,
                   const char *message, zdm_error *err)
 {
 	git_commit *parent_commit = NULL;
@@ -910,7 +941,7 @@ history_commit_on(git_oid *out, git_repository *repo, const git_oid *parent,
 	git_tree_entry *old_entry = NULL;
 	git_treebuilder *sub_builder = NULL, *root_builder = NULL;
 	git_signature *sig = NULL;
-	git_oid blob, sub_id, root_id;
+	git_oid sub_id, root_id;
 	const git_commit *parents[1];
 	int rc = -1;
 
@@ -932,25 +963,18 @@ history_commit_on(git_oid *out, git_repository *repo, const git_oid *parent,
 		}
 	}
 	if (git_treebuilder_new(&sub_builder, repo, old_sub) < 0 ||
-	    git_blob_create_from_buffer(&blob, repo, st->yaml, st->yaml_len) <
-	            0 ||
-	    git_treebuilder_insert(NULL, sub_builder, "state.yaml", &blob,
-	                           GIT_FILEMODE_BLOB) < 0)
-		goto git_failed;
-	if (st->plan != NULL &&
-	    (git_blob_create_from_buffer(&blob, repo, st->plan, st->plan_len) <
-	             0 ||
-	     git_treebuilder_insert(NULL, sub_builder, "plan.yaml", &blob,
-	                            GIT_FILEMODE_BLOB) < 0))
-		goto git_failed;
-	if (git_treebuilder_write(&sub_id, sub_builder) < 0 ||
+	    git_treebuilder_insert(NULL, sub_builder, "state.yaml",
+	                           &blobs->state, GIT_FILEMODE_BLOB) < 0 ||
+	    (blobs->has_plan &&
+	     git_treebuilder_insert(NULL, sub_builder, "plan.yaml",
+	                            &blobs->plan, GIT_FILEMODE_BLOB) < 0) ||
+	    git_treebuilder_write(&sub_id, sub_builder) < 0 ||
 	    git_treebuilder_new(&root_builder, repo, parent_tree) < 0 ||
 	    git_treebuilder_insert(NULL, root_builder, migration, &sub_id,
 	                           GIT_FILEMODE_TREE) < 0 ||
 	    git_treebuilder_write(&root_id, root_builder) < 0 ||
-	    git_tree_lookup(&root, repo, &root_id) < 0)
-		goto git_failed;
-	if (git_signature_now(&sig, HISTORY_SIGNATURE_NAME,
+	    git_tree_lookup(&root, repo, &root_id) < 0 ||
+	    git_signature_now(&sig, HISTORY_SIGNATURE_NAME,
 	                      HISTORY_SIGNATURE_EMAIL) < 0)
 		goto git_failed;
 	parents[0] = parent_commit;
@@ -973,19 +997,20 @@ cleanup:
 	return rc;
 }
 
-/* A short random pause before another compare-and-swap attempt, growing
- * with the attempts so many runners spread out. */
+/* A random pause before another compare-and-swap attempt, its range
+ * doubling with the attempts (up to 100 ms) so that many runners spread
+ * out. */
 static void
 history_backoff(int attempt)
 {
 	static unsigned seed;
-	long ms;
+	long range = 2L << (attempt < 6 ? attempt : 6);
 
 	if (seed == 0)
 		seed = (unsigned)getpid() ^ (unsigned)time(NULL);
-	ms = 2 +
-	     (long)(rand_r(&seed) % (5 + 5 * (attempt < 10 ? attempt : 10)));
-	zdm_sleep_ms(ms);
+	if (range > 100)
+		range = 100;
+	zdm_sleep_ms(1 + (long)(rand_r(&seed) % range));
 }
 
 /* Commit st as the new tip, compare-and-swap, retried on a lost race. */
@@ -994,6 +1019,7 @@ history_commit(zdm_history *h, const char *migration, const history_state *st,
                const char *line, git_oid *out, zdm_error *err)
 {
 	git_reference *ref = NULL;
+	history_blobs blobs;
 	git_oid tip, id;
 	char *message = NULL, *reflog = NULL;
 	int attempt, found, rc = -1, grc = 0;
@@ -1015,6 +1041,8 @@ history_commit(zdm_history *h, const char *migration, const history_state *st,
 	 * message's first line */
 	snprintf(reflog, strlen(message) + 8, "zdm: %.*s",
 	         (int)strcspn(message, "\n"), message);
+	if (history_write_blobs(&blobs, h->repo, st, err) != 0)
+		goto cleanup;
 	for (attempt = 0; attempt < HISTORY_CAS_ATTEMPTS; attempt++) {
 		if (attempt > 0)
 			history_backoff(attempt);
@@ -1022,7 +1050,7 @@ history_commit(zdm_history *h, const char *migration, const history_state *st,
 		if (found < 0)
 			goto cleanup;
 		if (history_commit_on(&id, h->repo, found ? &tip : NULL,
-		                      migration, st, message, err) != 0)
+		                      migration, &blobs, message, err) != 0)
 			goto cleanup;
 		if (found)
 			grc = git_reference_create_matching(
@@ -1046,9 +1074,8 @@ history_commit(zdm_history *h, const char *migration, const history_state *st,
 			goto cleanup;
 		}
 	}
-	history_git_error(err,
-	                  "cannot move " ZDM_HISTORY_REF
-	                  " after 20 attempts (other runners keep moving it)");
+	history_git_error(err, "cannot move " ZDM_HISTORY_REF
+	                       ": other runners kept moving it");
 cleanup:
 	free(message);
 	free(reflog);

@@ -1395,12 +1395,16 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 		zdm_error_print(&err, stderr);
 		goto done;
 	}
-	if (PQntuples(res) == 0)
+	if (PQntuples(res) == 0) {
+		/* nothing changed: no event, no history commit */
 		printf("gate %s of migration %s was already approved\n", gate,
 		       plan->migration);
-	else
-		printf("gate %s of migration %s approved by %s\n", gate,
-		       plan->migration, params[2]);
+		PQclear(res);
+		rc = ZDM_EXIT_OK;
+		goto done;
+	}
+	printf("gate %s of migration %s approved by %s\n", gate,
+	       plan->migration, params[2]);
 	PQclear(res);
 	{
 		const char *ev[3] = {plan->migration, gate, params[2]};

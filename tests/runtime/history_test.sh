@@ -347,7 +347,7 @@ case_full()
 	subjects "$work/log" | sed 's/^/    > /'
 	one_chain "$work/log"
 	expect "newest commit" "$(head -n 1 "$work/log" | cut -f5)" "split_user_name: done"
-	expect "newest state trailer" "$(head -n 1 "$work/log" | cut -f4)" done
+	expect "newest state trailer" "$(head -n 1 "$work/log" | cut -f4)" "done"
 	subjects "$work/log" | tail -n 1 | grep -Eq '^split_user_name: started \(plan [0-9a-f]{12}\)$' ||
 		die "the oldest commit is not the start"
 	expect "oldest state trailer" "$(tail -n 1 "$work/log" | cut -f4)" running
@@ -364,7 +364,7 @@ case_full()
 	both_show "$repo" split_user_name/state.yaml "$work/state"
 	head -n 30 "$work/state" | sed 's/^/    = /'
 	expect "state.yaml migration" "$(yaml_top "$work/state" migration)" split_user_name
-	expect "state.yaml state" "$(yaml_top "$work/state" state)" done
+	expect "state.yaml state" "$(yaml_top "$work/state" state)" "done"
 	expect "state.yaml plan_sha256" "$(yaml_top "$work/state" plan_sha256)" \
 		"$(val h "SELECT plan_sha256 FROM zdm.migrations")"
 	yaml_top "$work/state" finished_at | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$' ||
@@ -461,7 +461,7 @@ case_approve()
 	zdm_run approve2 0 approve $plan contract --by bob --db dbname=a
 	zdm_run apply3 0 apply $plan --db dbname=a
 	both_show "$repo" split_user_name/state.yaml "$work/state3"
-	expect "final state" "$(yaml_top "$work/state3" state)" done
+	expect "final state" "$(yaml_top "$work/state3" state)" "done"
 	expect "approvers" "$(sed -n 's/^  approved_by: //p' "$work/state3" | tr '\n' ' ')" "alice bob "
 
 	say "an approval before the first apply"
@@ -563,7 +563,7 @@ case_crash()
 		die "the first commit after the crash is not the backfill's"
 	expect "last commit" "$(tail -n 1 "$work/after")" "split_user_name: done"
 	both_show "$repo" split_user_name/state.yaml "$work/state2"
-	expect "final state" "$(yaml_top "$work/state2" state)" done
+	expect "final state" "$(yaml_top "$work/state2" state)" "done"
 	expect "backfill rows (journal)" "$(yaml_sub "$work/state2" backfill rows)" \
 		"$(val k 'SELECT sum(rows) FROM zdm.backfill')"
 	expect "backfill pages" "$(yaml_sub "$work/state2" backfill pages_done)" \
@@ -612,7 +612,9 @@ case_concurrent()
 	ref_users=$(count_for "$work/ref.log" split_user_name)
 	ref_orders=$(count_for "$work/ref.log" orders_amount_units)
 	say "alone: $ref_users commits of split_user_name, $ref_orders of orders_amount_units"
-	[ "$ref_users" -ge 10 ] && [ "$ref_orders" -ge 8 ] || die "too few commits in a run alone"
+	if [ "$ref_users" -lt 10 ] || [ "$ref_orders" -lt 8 ]; then
+		die "too few commits in a run alone"
+	fi
 
 	say "both at once into one new --history repository, and three recorders"
 	[ ! -e "$work/shared" ] || die "the shared history exists already"
@@ -655,8 +657,8 @@ case_concurrent()
 		"orders_amount_units split_user_name stress_a stress_b stress_c "
 	both_show "$hist" split_user_name/state.yaml "$work/s1"
 	both_show "$hist" orders_amount_units/state.yaml "$work/s2"
-	expect "split_user_name state" "$(yaml_top "$work/s1" state)" done
-	expect "orders_amount_units state" "$(yaml_top "$work/s2" state)" done
+	expect "split_user_name state" "$(yaml_top "$work/s1" state)" "done"
+	expect "orders_amount_units state" "$(yaml_top "$work/s2" state)" "done"
 	both_show "$hist" orders_amount_units/plan.yaml "$work/p2"
 	cmp -s "$work/p2" "$repo/orders_amount.plan" || die "orders plan.yaml differs"
 	say "lost races rebuilt and retried: $(git -C "$hist" fsck --unreachable --no-reflogs 2>/dev/null | grep -c 'unreachable commit' || true) commits left unreachable"
@@ -677,9 +679,10 @@ case_fail()
 	echo "in the way" >"$gitdir/refs/zdm"
 	snapshot_user_state "$repo" "$work/user.before"
 	zdm_run apply1 0 apply repo/split_name.plan --db dbname=f --approve-all
+	# shellcheck disable=SC2016 # the backquotes are the message's own
 	expect_grep "warning" "$work/apply1.err" '^zdm: warning: could not record in the git history: .*; the journal has it, and `zdm history sync` records it later$'
 	expect_grep "run completed" "$work/apply1.out" '^migration split_user_name: done$'
-	expect "state in the journal" "$(val f "SELECT state FROM zdm.migrations WHERE migration = 'split_user_name'")" done
+	expect "state in the journal" "$(val f "SELECT state FROM zdm.migrations WHERE migration = 'split_user_name'")" "done"
 	[ -z "$(git -C "$repo" rev-parse -q --verify "$REF" 2>/dev/null)" ] || die "$REF exists"
 	rm "$gitdir/refs/zdm"
 	snapshot_user_state "$repo" "$work/user.after"
@@ -692,7 +695,7 @@ case_fail()
 	both_logs "$repo" "$work/log1"
 	expect "history" "$(cut -f5 "$work/log1")" "split_user_name: synced from the journal (state done)"
 	both_show "$repo" split_user_name/state.yaml "$work/state1"
-	expect "state" "$(yaml_top "$work/state1" state)" done
+	expect "state" "$(yaml_top "$work/state1" state)" "done"
 	expect "steps not done" "$(step_states "$work/state1" | grep -vc '^done$' || true)" 0
 	both_show "$repo" split_user_name/plan.yaml "$work/plan1"
 	cmp -s "$work/plan1" "$repo/split_name.plan" || die "plan.yaml differs"
@@ -709,7 +712,7 @@ case_fail()
 	grep -Eq '^split_user_name: recorded [0-9a-f]{10} \(state done\)$' "$work/sync2.out" ||
 		die "sync did not record split_user_name: $(cat "$work/sync2.out")"
 	both_show "$work/later.git" orders_amount_units/state.yaml "$work/state2"
-	expect "state" "$(yaml_top "$work/state2" state)" done
+	expect "state" "$(yaml_top "$work/state2" state)" "done"
 
 	say "--history at an existing directory that is not a repository: refused, the run completes"
 	mkdir "$work/notrepo" && echo data >"$work/notrepo/file"

@@ -1,0 +1,98 @@
+/*
+ * cdc.h -- row changes from the database's log, behind one interface.
+ *
+ * With sync = cdc the runtime, not a trigger, keeps the two shapes of a
+ * table in step: it reads the table's changes and applies the transforms
+ * itself.  Two sources produce the same zdm_cdc_change records:
+ *
+ *   native    (cdc_pgoutput.c) a publication and a logical replication slot
+ *             with pgoutput, read through libpq's replication protocol;
+ *   debezium  (cdc_debezium.c) Debezium change events from a Kafka topic,
+ *             through librdkafka.
+ *
+ * Delivery is at least once.  A source hands out changes in order and
+ * advances its durable position (the slot's confirmed_flush_lsn, the
+ * consumer group's committed offsets) only when told, by ack, that every
+ * change up to a position has been applied; after a crash the source
+ * replays from the last acknowledged position and the applier's guarded,
+ * idempotent writes make the replay harmless.
+ *
+ * Values are PostgreSQL's text representation (pgoutput's text format;
+ * Debezium's JSON values converted to the same text), so the applier binds
+ * them as text parameters and lets the server cast.  Nothing here writes to
+ * the user's tables.
+ */
+#ifndef ZDM_CDC_H
+#define ZDM_CDC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zdm.h"
+
+typedef enum zdm_cdc_op {
+	ZDM_CDC_INSERT,  /* Debezium c, and r (snapshot read) */
+	ZDM_CDC_UPDATE,  /* Debezium u */
+	ZDM_CDC_DELETE,  /* Debezium d; a primary-key change arrives as
+	                  * DELETE of the old key then INSERT of the new */
+	ZDM_CDC_TRUNCATE /* Debezium t; pgoutput Truncate */
+} zdm_cdc_op;
+
+typedef struct zdm_cdc_column {
+	const char *name;
+	const char *value;    /* text representation; NULL is SQL NULL */
+	bool unchanged_toast; /* pgoutput 'u': value not sent, unchanged */
+} zdm_cdc_column;
+
+/* Where a change is in its source; what ack takes. */
+typedef struct zdm_cdc_position {
+	int32_t partition; /* Kafka partition; 0 for the native source */
+	uint64_t offset;   /* Kafka offset, or the commit LSN (native) */
+} zdm_cdc_position;
+
+typedef struct zdm_cdc_change {
+	zdm_cdc_op op;
+	const char *schema;
+	const char *table;
+	/* before image: the key columns, or the whole row with REPLICA
+	 * IDENTITY FULL; nold is 0 when the source sent none */
+	const zdm_cdc_column *old_cols;
+	size_t nold;
+	/* after image (INSERT, UPDATE) */
+	const zdm_cdc_column *new_cols;
+	size_t nnew;
+	zdm_cdc_position position;
+	/* the change was written by a session zdm marked as its own (native:
+	 * a replication origin named zdm_*; debezium: see cdc_debezium.c) */
+	bool own_write;
+} zdm_cdc_change;
+
+typedef struct zdm_cdc_source zdm_cdc_source;
+
+typedef struct zdm_cdc_source_ops {
+	/*
+	 * Wait up to timeout_ms for changes; on return *changes holds *n of
+	 * them (possibly 0 on timeout), valid until the next call.  -1 with
+	 * err on failure (for a malformed event: which one, where).
+	 */
+	int (*next)(zdm_cdc_source *src, const zdm_cdc_change **changes,
+	            size_t *n, int timeout_ms, zdm_error *err);
+	/* Every change at or before pos (in its partition) is applied. */
+	int (*ack)(zdm_cdc_source *src, zdm_cdc_position pos, zdm_error *err);
+	/*
+	 * How far behind the applier is: seconds between the newest change the
+	 * source knows of and the last acknowledged one (as well as the source
+	 * can tell), and the backlog in bytes of WAL (native) or messages
+	 * (debezium).
+	 */
+	int (*lag)(zdm_cdc_source *src, double *seconds, uint64_t *backlog,
+	           zdm_error *err);
+	void (*close)(zdm_cdc_source *src);
+} zdm_cdc_source_ops;
+
+struct zdm_cdc_source {
+	const zdm_cdc_source_ops *ops;
+};
+
+#endif

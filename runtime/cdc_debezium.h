@@ -1,0 +1,79 @@
+/*
+ * cdc_debezium.h -- the debezium CDC source: Debezium change events from a
+ * Kafka topic as zdm_cdc_change records (cdc.h), through librdkafka.
+ *
+ * The connector settings zdm expects, why, and what it refuses are in
+ * cdc_debezium.c's opening comment.  The message parser is public so that
+ * tests and the fuzz target can reach it without a broker.
+ */
+#ifndef ZDM_CDC_DEBEZIUM_H
+#define ZDM_CDC_DEBEZIUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cdc.h"
+#include "zdm.h"
+
+typedef struct zdm_cdc_debezium_opts {
+	/* e.g. "dbserver1.public.users": one topic per table, Debezium's
+	 * default */
+	const char *topic;
+	/* the consumer group whose committed offsets are the durable
+	 * position, e.g. "zdm-<migration>" */
+	const char *group_id;
+	/* "key=value" librdkafka settings passed through (bootstrap.servers,
+	 * security.protocol, sasl.*, ssl.*, ...); NULL-terminated, may be
+	 * NULL.  group.id, enable.auto.commit, enable.auto.offset.store and
+	 * auto.offset.reset are zdm's and refused here unless they say what
+	 * zdm sets anyway. */
+	const char *const *kafka_conf;
+	/* optional: a dotted path into the event ("source.origin") whose
+	 * value, a string beginning "zdm_", marks the change as zdm's own
+	 * write; for pipelines that carry such a marker (stock Debezium does
+	 * not: see zdm_cdc_debezium_own_xid) */
+	const char *own_origin_field;
+	/* optional: the connector's unavailable.value.placeholder; NULL means
+	 * Debezium's default "__debezium_unavailable_value" */
+	const char *unavailable_placeholder;
+} zdm_cdc_debezium_opts;
+
+/*
+ * Open a consumer in opts->group_id subscribed to opts->topic.  The group
+ * joins in the background; the first next() may return nothing for a few
+ * seconds.  The caller closes *out with (*out)->ops->close.
+ */
+int zdm_cdc_debezium_open(zdm_cdc_source **out,
+                          const zdm_cdc_debezium_opts *opts, zdm_error *err);
+
+/*
+ * Mark transaction id xid as one of zdm's own writes: every later change
+ * whose source.txId is xid (compared modulo 2^32, as Debezium reports the
+ * 32-bit xid) comes with own_write set.  Call it with pg_current_xact_id()
+ * of the applier's transaction before its COMMIT.  The source remembers the
+ * last 16384 ids, in memory only.  src must come from zdm_cdc_debezium_open.
+ */
+void zdm_cdc_debezium_own_xid(zdm_cdc_source *src, uint64_t xid);
+
+/*
+ * The message parser on its own, for tests and fuzzing.  opts->topic,
+ * group_id and kafka_conf are not used.
+ */
+typedef struct zdm_cdc_debezium_parser zdm_cdc_debezium_parser;
+
+int zdm_cdc_debezium_parser_new(zdm_cdc_debezium_parser **out,
+                                const zdm_cdc_debezium_opts *opts,
+                                zdm_error *err);
+/* As zdm_cdc_debezium_own_xid, for a parser. */
+void zdm_cdc_debezium_parser_own_xid(zdm_cdc_debezium_parser *p, uint64_t xid);
+/*
+ * Parse one Kafka message value (NULL or empty: a tombstone).  1 with
+ * *change filled (valid until the next call on p; position is {0, 0}),
+ * 0 when the message carries no change (a tombstone), -1 with err saying
+ * what is wrong with it.
+ */
+int zdm_cdc_debezium_parse(zdm_cdc_debezium_parser *p, const void *value,
+                           size_t len, zdm_cdc_change *change, zdm_error *err);
+void zdm_cdc_debezium_parser_free(zdm_cdc_debezium_parser *p);
+
+#endif
