@@ -6,8 +6,8 @@
 #   deps     .ci/install-deps (Debian packages; root on a fresh machine)
 #   release  build/release with -Werror, then the whole ctest suite
 #   asan     build/asan with ASan+UBSan and -Werror, the whole suite again
-#   fuzz     build/fuzz with clang-14, the fuzz target for ZDM_FUZZ_SECONDS
-#            (default 60)
+#   fuzz     build/fuzz with clang-14: the compiler's fuzz target for
+#            ZDM_FUZZ_SECONDS (default 60), the Debezium parser's for half that
 #   format   clang-format --dry-run --Werror over our C sources
 # A phase failing does not stop the later ones, so one run shows everything.
 # Set ZDM_SKIP="fuzz asan" (say) to leave phases out while working.
@@ -97,8 +97,11 @@ fuzz()
 	# --fresh: a cached compiler choice would survive a change of CC.
 	CC=clang-14 configure build/fuzz --fresh -DZDM_FUZZ=ON \
 		-DZDM_WERROR=ON &&
-		cmake --build build/fuzz -j "$jobs" --target fuzz_compile &&
-		bash tests/fuzz/run.sh build/fuzz "${ZDM_FUZZ_SECONDS:-60}"
+		cmake --build build/fuzz -j "$jobs" --target fuzz_compile \
+			--target fuzz_debezium &&
+		bash tests/fuzz/run.sh build/fuzz "${ZDM_FUZZ_SECONDS:-60}" compile &&
+		bash tests/fuzz/run.sh build/fuzz \
+			"$(( (${ZDM_FUZZ_SECONDS:-60} + 1) / 2 ))" debezium
 }
 
 format_check()
