@@ -525,6 +525,7 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"DO $zdm$\n"
 		"DECLARE\n"
 		"    select_list text;\n"
+		"    acl record;\n"
 		"BEGIN\n"
 		"    -- every column of %s in order; zdm's own columns hidden;\n"
 		"    -- the columns this migration changes replaced by their new shape\n"
@@ -540,11 +541,32 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"       AND a.attname !~ '^zdm_';\n"
 		"    EXECUTE 'CREATE VIEW %s WITH (security_invoker = true) AS SELECT '\n"
 		"            || select_list || ' FROM %s';\n"
+		"    -- whoever may use the table may use its new shape: the view gets\n"
+		"    -- the table's grants, the schema USAGE (security_invoker: the\n"
+		"    -- table's own privileges and policies still apply beneath it)\n"
+		"    FOR acl IN\n"
+		"        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'\n"
+		"                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee))\n"
+		"               END AS grantee,\n"
+		"               a.privilege_type, a.is_grantable\n"
+		"          FROM pg_catalog.pg_class AS c,\n"
+		"               LATERAL pg_catalog.aclexplode(c.relacl) AS a\n"
+		"         WHERE c.oid = %s::pg_catalog.regclass AND a.grantee <> c.relowner\n"
+		"    LOOP\n"
+		"        EXECUTE pg_catalog.format('GRANT %%s ON %%s TO %%s%%s', acl.privilege_type,\n"
+		"                %s, acl.grantee,\n"
+		"                CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);\n"
+		"        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %%s TO %%s', %s,\n"
+		"                acl.grantee);\n"
+		"    END LOOP;\n"
 		"END\n"
 		"$zdm$",
 		t->qname, zdmc_buf_cstr(&values),
 		zdmc_ident_literal(ctx->arena, t->qname), lower_view(ctx, t),
-		t->qname);
+		t->qname, zdmc_ident_literal(ctx->arena, t->qname),
+		zdmc_ident_literal(ctx->arena, lower_view(ctx, t)),
+		zdmc_ident_literal(ctx->arena,
+	                           Q(ctx, ctx->model->version_schema)));
 	return zdmc_buf_cstr(&sql);
 }
 

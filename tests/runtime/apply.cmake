@@ -50,3 +50,6 @@ zdm_apply_test(apply_concurrent apply_concurrent.sh)
 zdm_apply_test(apply_badplan apply_badplan.sh)
 zdm_apply_test(apply_status apply_status.sh)
 zdm_apply_test(apply_partial apply_partial.sh)
+
+# non-owner application roles keep their privileges through the new version
+zdm_apply_test(apply_grants apply_grants.sh)

@@ -716,6 +716,8 @@ case_fail()
 
 	say "--history at an existing directory that is not a repository: refused, the run completes"
 	mkdir "$work/notrepo" && echo data >"$work/notrepo/file"
+	# an approval of an approved gate records nothing: withdraw it first
+	q -d f -c "DELETE FROM zdm.approvals WHERE migration = 'split_user_name' AND gate = 'switch'"
 	zdm_run approve3 0 approve repo/split_name.plan switch --by dora --db dbname=f --history "$work/notrepo"
 	expect_grep "warning" "$work/approve3.err" 'exists and is not a git repository'
 	expect "notrepo untouched" "$(ls -A "$work/notrepo")" file
