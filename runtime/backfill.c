@@ -102,9 +102,23 @@ static const char SQL_JOURNAL_READ[] =
 	" ORDER BY worker FOR UPDATE";
 
 static const char SQL_JOURNAL_INSERT[] =
-	"INSERT INTO zdm.backfill"
-	" (migration, step_id, worker, first_page, end_page, next_page, rows)"
-	" VALUES ($1, $2, $3, $4, $5, $4, 0)";
+	"INSERT INTO zdm.backfill (migration, step_id, worker, first_page,"
+	" end_page, next_page, rows, relfilenode)"
+	" VALUES ($1, $2, $3, $4, $5, $4, 0,"
+	" pg_catalog.pg_relation_filenode($6::pg_catalog.regclass))";
+
+/*
+ * A partition is a list of page ranges of one physical file.  VACUUM FULL,
+ * CLUSTER or pg_repack between two runs write the table anew (a new
+ * relfilenode), and rows still pending may then sit in pages the old
+ * checkpoints count as done; so a partition made for another file is
+ * dropped and the table walked again from its first page (a walk over
+ * rows already synced writes nothing).
+ */
+static const char SQL_JOURNAL_DROP_STALE[] =
+	"DELETE FROM zdm.backfill WHERE migration = $1 AND step_id = $2"
+	" AND relfilenode IS DISTINCT FROM"
+	"     pg_catalog.pg_relation_filenode($3::pg_catalog.regclass)";
 
 /*
  * The checkpoint, in the batch's transaction.  next_page = $6 (the batch's
@@ -633,7 +647,7 @@ journal_load_or_create(PGconn *control, bf_run *run, long long pages,
                        zdm_error *err)
 {
 	const zdm_step *step = run->step;
-	const char *params[5];
+	const char *params[6];
 	char worker_s[16], first_s[24], end_s[24];
 	PGresult *res = NULL;
 	bf_worker *w = NULL;
@@ -645,6 +659,17 @@ journal_load_or_create(PGconn *control, bf_run *run, long long pages,
 		return -1;
 	params[0] = run->opts->migration;
 	params[1] = step->id;
+	params[2] = step->table;
+	if (zdm_conn_query(control, SQL_JOURNAL_DROP_STALE, 3, params, &res,
+	                   err) != 0)
+		goto fail;
+	if (strcmp(PQcmdTuples(res), "0") != 0)
+		log_line(run,
+		         "%s: %s was rewritten since the backfill started "
+		         "(VACUUM FULL, CLUSTER or the like): walking it again",
+		         step->id, step->table);
+	PQclear(res);
+	res = NULL;
 	if (zdm_conn_query(control, SQL_JOURNAL_READ, 2, params, &res, err) !=
 	    0)
 		goto fail;
@@ -703,7 +728,8 @@ journal_load_or_create(PGconn *control, bf_run *run, long long pages,
 			params[2] = worker_s;
 			params[3] = first_s;
 			params[4] = end_s;
-			if (zdm_conn_query(control, SQL_JOURNAL_INSERT, 5,
+			params[5] = step->table;
+			if (zdm_conn_query(control, SQL_JOURNAL_INSERT, 6,
 			                   params, &res, err) != 0)
 				goto fail;
 			PQclear(res);

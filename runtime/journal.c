@@ -51,6 +51,7 @@ static const char journal_schema_sql[] =
 	"    end_page   bigint NOT NULL,\n"
 	"    next_page  bigint NOT NULL,\n"
 	"    rows       bigint NOT NULL DEFAULT 0,\n"
+	"    relfilenode oid,\n"
 	"    PRIMARY KEY (migration, step_id, worker),\n"
 	"    FOREIGN KEY (migration, step_id) REFERENCES zdm.steps ON DELETE CASCADE\n"
 	");\n"

@@ -19,7 +19,8 @@
  *              error, sqlstate; PRIMARY KEY (migration, step_id))
  *       state: pending | running | done | failed | compensated
  *   zdm.backfill (migration, step_id, worker integer, first_page bigint,
- *                 end_page bigint, next_page bigint, rows bigint;
+ *                 end_page bigint, next_page bigint, rows bigint,
+ *                 relfilenode oid -- the file the pages are of;
  *                 PRIMARY KEY (migration, step_id, worker))
  *       one row per backfill worker: it owns pages [first_page, end_page)
  *       and has finished every page below next_page (checkpoint)

@@ -13,6 +13,8 @@
 #   jobs1, jobs2   one and two workers
 #   nostats        no statistics (reltuples -1): the batch size is measured
 #   resume         --stop-after-batches, then a second run finishes it
+#   rewrite        stopped, then VACUUM FULL (a new file: old checkpoints
+#                  mean nothing), then a resume that walks the table again
 #   kill9          kill -9 of the driver mid-run, then a second run
 #   sigterm        SIGTERM: the batches in flight commit, exit 3, a resume
 #   traffic        old- and new-version clients write during the backfill:
@@ -245,6 +247,24 @@ expect "$db: exit status of the resumed run" "$rc" 0
 grep -q 'keeping it' "$work/$db.2.out" || die "$db: partition not kept"
 check_done $db 2 $db
 expect "$db: sum of journal rows" "$(journal_sum $db)" "$ROWS"
+
+# ---- the table rewritten between two runs: the walk starts again ----------------
+db=rewrite
+fresh_db $db
+say "$db: stop after 5 batches, VACUUM FULL, resume"
+driver $db "$work/$db.1.out" --jobs 2 --stop-after-batches 5
+expect "$db: exit status of the stopped run" "$rc" 3
+left=$(pending $db)
+[ "$left" -gt 0 ] || die "$db: nothing left to resume"
+before=$(val $db "SELECT pg_relation_filenode('public.users')")
+q -d $db -c "VACUUM FULL public.users"
+[ "$(val $db "SELECT pg_relation_filenode('public.users')")" != "$before" ] ||
+	die "$db: VACUUM FULL did not rewrite the table"
+driver $db "$work/$db.2.out" --jobs 2
+expect "$db: exit status of the resumed run" "$rc" 0
+grep -q 'was rewritten since the backfill started' "$work/$db.2.out" ||
+	die "$db: the rewrite was not noticed"
+check_done $db 2 $db
 
 # wait_for_rows DB N: until the journal counts N rows backfilled
 wait_for_rows()
