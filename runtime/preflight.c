@@ -1060,6 +1060,96 @@ check_key(preflight *pf, const table_check *tc)
 	return 0;
 }
 
+/*
+ * One using expression, analysed by the server against the table as it is,
+ * never run: "SELECT (expr)::type FROM table" is parsed and planned by
+ * PQprepare inside a savepoint.  A type error or an unknown function is
+ * found now, with nothing touched, instead of at expand, where PL/pgSQL
+ * would first meet it in the sync trigger on the application's writes.
+ */
+static int
+check_one_expression(preflight *pf, const char *table, const char *column,
+                     const char *expr, const char *type)
+{
+	size_t len = strlen(expr) + strlen(type) + strlen(table) + 32;
+	char *sql = malloc(len);
+	PGresult *res;
+	int rc = 0;
+
+	if (sql == NULL) {
+		zdm_error_set(pf->err, "out of memory");
+		return -1;
+	}
+	/* the newline: a trailing -- comment in expr must not swallow ")" */
+	snprintf(sql, len, "SELECT (%s\n)::%s FROM %s", expr, type, table);
+	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight_expression",
+	                  pf->err) < 0) {
+		free(sql);
+		return -1;
+	}
+	res = PQprepare(pf->conn, "", sql, 0, NULL);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		rc = zdm_conn_exec(pf->conn,
+		                   "RELEASE SAVEPOINT zdm_preflight_expression",
+		                   pf->err);
+	} else {
+		const char *msg =
+			PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+		char object[512];
+
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		snprintf(object, sizeof(object), "%s.%s", table, column);
+		if (state &&
+		    strcmp(state, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
+			/* the table is locked by someone else: not the
+			 * expression's fault; expand will meet it */
+			report_info(pf, object,
+			            "using not analysed (%s); expand will",
+			            msg ? msg : "lock timeout");
+		else
+			report_problem(
+				pf, object,
+				"using (%s) does not work on this table: %s",
+				expr, msg ? msg : PQerrorMessage(pf->conn));
+		PQclear(res);
+		rc = zdm_conn_exec(
+			pf->conn,
+			"ROLLBACK TO SAVEPOINT zdm_preflight_expression",
+			pf->err);
+	}
+	free(sql);
+	return rc;
+}
+
+static int
+check_expressions(preflight *pf, const table_check *tc)
+{
+	const zdm_table_info *info = tc->info;
+
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		if (c->kind == NULL)
+			continue;
+		if (strcmp(c->kind, "alter_column_type") == 0 && c->using &&
+		    c->type &&
+		    check_one_expression(pf, info->name, c->column, c->using,
+		                         c->type) < 0)
+			return -1;
+		if (strcmp(c->kind, "split_column") == 0 && c->into_using)
+			for (size_t k = 0; k < c->ninto; k++)
+				if (c->into_using[k] && c->into_types[k] &&
+				    check_one_expression(pf, info->name,
+				                         c->into[k],
+				                         c->into_using[k],
+				                         c->into_types[k]) < 0)
+					return -1;
+	}
+	return 0;
+}
+
 static int
 check_table(preflight *pf, const zdm_table_info *info)
 {
@@ -1067,6 +1157,8 @@ check_table(preflight *pf, const zdm_table_info *info)
 	bool usable;
 
 	memset(&tc, 0, sizeof(tc));
+	int problems_before = pf->problems;
+
 	tc.info = info;
 	for (size_t i = 0; i < info->nchanges; i++)
 		if (change_replaces(&info->changes[i]))
@@ -1087,6 +1179,10 @@ check_table(preflight *pf, const zdm_table_info *info)
 	/* only a backfill batches and only checks name rows: a table that is
 	 * just renamed needs no key */
 	if (tc.has_replaced && check_key(pf, &tc) < 0)
+		return -1;
+	/* only on a table that is otherwise as the plan expects: a missing
+	 * column would be reported twice */
+	if (pf->problems == problems_before && check_expressions(pf, &tc) < 0)
 		return -1;
 	return 0;
 }

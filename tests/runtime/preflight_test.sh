@@ -86,8 +86,19 @@ alter table "Sales"."Order"
     using ("Amount" / 100.0)
     reverse using (("Amount" * 100)::integer);
 ZDM
+cat >"$work/src/bad_expression.zdm" <<'ZDM'
+migration bad_expression;
+alter table users
+  split column name into
+    first_name text using (name + 1),
+    last_name  text using (no_such_function(name))
+  reverse using (concat_ws(' ', first_name, last_name));
+alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
+  reverse using ((amount * 100)::integer);
+ZDM
 compile split_irreversible "$work/src"
 compile quoted "$work/src"
+compile bad_expression "$work/src"
 # A plan for a server from the future: the checksum is recomputed as
 # docs/plan-format.md says, so only the version differs.
 sed '$d' "$work/split_name.plan" |
@@ -379,6 +390,13 @@ EOF
 check missing_type split_irreversible '
 ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL;' <<'EOF'
 zdm: preflight: public.users.last_name: type citext does not exist
+EOF
+
+# using expressions are analysed by the server (never run) before anything
+# is touched: a type error would otherwise first show in the sync trigger
+check bad_expression bad_expression 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.first_name: using (name + 1) does not work on this table: operator does not exist: text + integer
+zdm: preflight: public.users.last_name: using (no_such_function(name)) does not work on this table: function no_such_function(text) does not exist
 EOF
 
 # ---- the key -----------------------------------------------------------------------
