@@ -300,13 +300,13 @@ check_type_change(check_ctx *ctx, check_table *ct, const zdmc_action *a)
 	if (a->using.text != NULL) {
 		col->forward = check_expr(ctx, &a->using, "using");
 	} else {
-		/* no using: PostgreSQL's own cast, as ALTER TABLE would do */
+		/* no using: the column itself, converted by the assignment to
+		 * the new column as ALTER TABLE ... TYPE would (an assignment
+		 * cast: a value too long for varchar(5) is an error, where an
+		 * explicit CAST would cut it silently) */
 		zdmc_expr cast;
 
-		cast.text = zdmc_arena_printf(
-			ctx->arena, "CAST(%s AS %s)",
-			zdmc_ident_quote(ctx->arena, a->column.name),
-			a->type.text);
+		cast.text = zdmc_ident_quote(ctx->arena, a->column.name);
 		cast.len = strlen(cast.text);
 		cast.offset = a->type.offset;
 		col->forward = check_expr(ctx, &cast, "using");
@@ -381,8 +381,8 @@ check_find(const check_name *names, size_t n, const char *name)
 
 /* Column references of one expression against one shape. */
 static void
-check_refs(check_ctx *ctx, const check_table *ct, const zdmc_sqlexpr *expr,
-           bool new_shape)
+check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
+           const zdmc_sqlexpr *expr, bool new_shape)
 {
 	const zdmc_table *t = ct->table;
 	const char *qualified =
@@ -408,6 +408,20 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_sqlexpr *expr,
 				ref->qualifier, ref->column, t->qname);
 			continue;
 		}
+		if (strcmp(ref->column, "ctid") == 0 ||
+		    strcmp(ref->column, "xmin") == 0 ||
+		    strcmp(ref->column, "xmax") == 0 ||
+		    strcmp(ref->column, "cmin") == 0 ||
+		    strcmp(ref->column, "cmax") == 0 ||
+		    strcmp(ref->column, "tableoid") == 0) {
+			/* a BEFORE trigger's row has none, and its WHEN
+			 * clause may not name them */
+			zdmc_diag_error(
+				ctx->diag, at,
+				"\"%s\" is a system column; a using expression sees only the row's own columns",
+				ref->column);
+			continue;
+		}
 		if (check_reserved(ref->column)) {
 			zdmc_diag_error(
 				ctx->diag, at,
@@ -431,6 +445,22 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_sqlexpr *expr,
 					ctx->diag, at,
 					"reverse using refers to \"%s\", which the new shape no longer has; reverse using computes the old shape from the new",
 					ref->column);
+		} else if (!new_shape && old != NULL && old->change != self &&
+		           old->change->kind != ZDMC_ACTION_RENAME) {
+			/* the sync trigger runs one change after the other: a
+			 * column another change rewrites would be read before
+			 * or after that rewrite depending on source order */
+			zdmc_diag_error(
+				ctx->diag, at,
+				"using refers to \"%s\", which another change of %s rewrites; zdm cannot order the two, so a change may read only its own column and columns the migration does not change",
+				ref->column, t->qname);
+		} else if (new_shape && added != NULL &&
+		           added->change != self &&
+		           added->change->kind != ZDMC_ACTION_RENAME) {
+			zdmc_diag_error(
+				ctx->diag, at,
+				"reverse using refers to \"%s\", a new column of another change of %s; zdm cannot order the two, so reverse using may read only its own change's new columns and columns the migration does not change",
+				ref->column, t->qname);
 		}
 	}
 }
@@ -445,8 +475,8 @@ check_table_refs(check_ctx *ctx, const check_table *ct)
 		const zdmc_change *c = &t->changes[i];
 
 		for (j = 0; j < c->ncols; j++)
-			check_refs(ctx, ct, c->cols[j].forward, false);
-		check_refs(ctx, ct, c->reverse, true);
+			check_refs(ctx, ct, c, c->cols[j].forward, false);
+		check_refs(ctx, ct, c, c->reverse, true);
 	}
 }
 
@@ -555,6 +585,20 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 			if (out->tables[i].changes[j].kind !=
 			    ZDMC_ACTION_RENAME)
 				out->tables[i].needs_sync = true;
+	}
+	/* an irreversible change makes switch a point of no return: a person
+	 * must decide to pass it */
+	if (!(out->options.approve & (1u << ZDMC_PHASE_SWITCH))) {
+		for (i = 0; i < out->ntables; i++)
+			for (size_t j = 0; j < out->tables[i].nchanges; j++) {
+				const zdmc_change *c =
+					&out->tables[i].changes[j];
+
+				if (c->irreversible)
+					zdmc_diag_error(
+						diag, c->action->reverse.offset,
+						"an irreversible change makes the switch gate a point of no return; approve must include switch");
+			}
 	}
 	if (out->migration != NULL && out->ntables > 0)
 		out->version_schema = zdmc_arena_printf(

@@ -16,13 +16,30 @@ zdmc_diag_init(zdmc_diag *diag, zdmc_arena *arena, const zdmc_source *src)
 	diag->first = NULL;
 	diag->last = NULL;
 	diag->nerrors = 0;
+	diag->dropping = false;
 }
+
+/*
+ * Like a C compiler, stop listing after so many errors: a pathological
+ * input (a list of 20,000 repeated gates) would otherwise print each error
+ * with its source line.  The count goes on, so the compile still fails.
+ */
+#define DIAG_MAX_ERRORS 100
 
 static void
 diag_add(zdmc_diag *diag, zdmc_diag_level level, size_t offset, const char *fmt,
          va_list ap)
 {
-	zdmc_diagnostic *d = ZDMC_NEW(diag->arena, zdmc_diagnostic);
+	zdmc_diagnostic *d;
+
+	if (level == ZDMC_DIAG_ERROR && diag->nerrors >= DIAG_MAX_ERRORS) {
+		diag->nerrors++;
+		diag->dropping = true;
+		return;
+	}
+	if (level == ZDMC_DIAG_NOTE && diag->dropping)
+		return; /* its error was not kept */
+	d = ZDMC_NEW(diag->arena, zdmc_diagnostic);
 
 	d->level = level;
 	d->offset = offset;
@@ -79,11 +96,23 @@ diag_print_one(const zdmc_diag *diag, const zdmc_diagnostic *d, FILE *out)
 	fprintf(out, "%s:%d:%d: %s: %s\n", src->name, lineno, col,
 	        d->level == ZDMC_DIAG_ERROR ? "error" : "note", d->message);
 	line = zdmc_source_line(src, d->offset, &line_len);
-	fprintf(out, "%.*s\n", (int)line_len, line);
 	upto = (size_t)(src->text +
 	                (d->offset > src->len ? src->len : d->offset) - line);
 	if (upto > line_len)
 		upto = line_len;
+	/* a very long line: show the stretch around the caret */
+	if (line_len > 240) {
+		size_t from = upto > 120 ? upto - 120 : 0;
+
+		while (from > 0 && ((unsigned char)line[from] & 0xC0) == 0x80)
+			from--;
+		line += from;
+		line_len -= from;
+		upto -= from;
+		if (line_len > 240)
+			line_len = 240 > upto ? 240 : upto;
+	}
+	fprintf(out, "%.*s\n", (int)line_len, line);
 	for (i = 0; i < upto; i++) {
 		unsigned char c = (unsigned char)line[i];
 
@@ -129,4 +158,7 @@ zdmc_diag_print(const zdmc_diag *diag, FILE *out)
 		     d != NULL && d->level == ZDMC_DIAG_NOTE; d = d->next)
 			diag_print_one(diag, d, out);
 	}
+	if (diag->nerrors > DIAG_MAX_ERRORS)
+		fprintf(out, "%s: error: %d more errors not shown\n",
+		        diag->src->name, diag->nerrors - DIAG_MAX_ERRORS);
 }

@@ -32,7 +32,8 @@ typedef struct zdmc_diag {
 	const zdmc_source *src;
 	zdmc_diagnostic *first;
 	zdmc_diagnostic *last;
-	int nerrors;
+	int nerrors;   /* every error reported, kept or not */
+	bool dropping; /* past the limit: the last error was not kept */
 } zdmc_diag;
 
 void zdmc_diag_init(zdmc_diag *diag, zdmc_arena *arena, const zdmc_source *src);

@@ -144,12 +144,15 @@ lower_map_round_trip(void *arg, const zdmc_colref *ref)
 	lower_map *m = arg;
 	size_t i;
 
+	/* as stored: cast to the new column's type, so rounding or cutting
+	 * by its type modifier shows in the round trip */
 	for (i = 0; i < m->change->ncols; i++)
 		if (strcmp(m->change->cols[i].name, ref->column) == 0)
 			return zdmc_arena_printf(
-				m->ctx->arena, "(%s)",
+				m->ctx->arena, "CAST((%s\n) AS %s)",
 				lower_forward(m->ctx, m->table,
-			                      &m->change->cols[i], ""));
+			                      &m->change->cols[i], ""),
+				m->change->cols[i].type);
 	return lower_map_new(arg, ref);
 }
 
@@ -191,6 +194,68 @@ lower_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
 	}
 }
 
+/*
+ * Columns an expression of change c reads that both versions share (the
+ * migration does not change them): for forward (using) the old-shape
+ * names other than c's own column; for reverse the physical columns
+ * behind its new-shape names other than c's own new columns.  A write to
+ * one of them cannot be told apart by version, so the trigger looks at
+ * them only after the change's own columns.
+ */
+static const char *
+lower_shared_changed(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+                     bool reverse)
+{
+	const char **seen;
+	size_t nseen = 0, cap = 1, i, j, k;
+	zdmc_buf cond;
+
+	for (i = 0; i < c->ncols; i++)
+		cap += c->cols[i].forward->nrefs;
+	if (c->reverse)
+		cap += c->reverse->nrefs;
+	seen = zdmc_arena_alloc(ctx->arena, cap * sizeof(char *));
+	zdmc_buf_init(&cond, ctx->arena);
+	for (i = 0; i < (reverse ? 1 : c->ncols); i++) {
+		const zdmc_sqlexpr *e =
+			reverse ? c->reverse : c->cols[i].forward;
+
+		for (j = 0; e != NULL && j < e->nrefs; j++) {
+			const char *col = e->refs[j].column;
+			bool own = strcmp(col, c->column) == 0;
+
+			if (reverse) {
+				col = zdmc_model_new_physical(t, col);
+				for (k = 0; k < c->ncols; k++) {
+					const zdmc_sqlexpr *f =
+						c->cols[k].forward;
+
+					if (strcmp(c->cols[k].physical, col) ==
+					    0)
+						own = true;
+					/* read by using too: the forward test
+					 * comes first and covers it */
+					for (size_t r = 0; r < f->nrefs; r++)
+						if (strcmp(f->refs[r].column,
+						           col) == 0)
+							own = true;
+				}
+			}
+			for (k = 0; k < nseen && !own; k++)
+				if (strcmp(seen[k], col) == 0)
+					own = true; /* already there */
+			if (own)
+				continue;
+			seen[nseen++] = col;
+			zdmc_buf_printf(&cond,
+			                "%sNEW.%s IS DISTINCT FROM OLD.%s",
+			                cond.len ? " OR " : "", Q(ctx, col),
+			                Q(ctx, col));
+		}
+	}
+	return zdmc_buf_cstr(&cond);
+}
+
 static size_t
 lower_count_refs(const zdmc_change *c)
 {
@@ -199,19 +264,6 @@ lower_count_refs(const zdmc_change *c)
 	for (i = 0; i < c->ncols; i++)
 		n += c->cols[i].forward->nrefs;
 	return n;
-}
-
-static const char *
-lower_forward_changed(lower_ctx *ctx, const zdmc_change *c)
-{
-	const char **seen = zdmc_arena_alloc(
-		ctx->arena, lower_count_refs(c) * sizeof(char *));
-	size_t nseen = 0;
-	zdmc_buf cond;
-
-	zdmc_buf_init(&cond, ctx->arena);
-	lower_forward_sources(ctx, c, &cond, seen, &nseen);
-	return zdmc_buf_cstr(&cond);
 }
 
 static const char *
@@ -227,8 +279,9 @@ lower_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
 
 		if (i)
 			zdmc_buf_puts(&cond, join);
-		if (strcmp(op, "IS NOT NULL") == 0)
-			zdmc_buf_printf(&cond, "NEW.%s IS NOT NULL", p);
+		if (strcmp(op, "IS NOT NULL") == 0 ||
+		    strcmp(op, "IS DISTINCT FROM NULL") == 0)
+			zdmc_buf_printf(&cond, "NEW.%s %s", p, op);
 		else
 			zdmc_buf_printf(&cond, "NEW.%s %s OLD.%s", p, op, p);
 	}
@@ -253,12 +306,24 @@ lower_phase(lower_ctx *ctx, zdmc_phase phase)
 	ctx->tx_label = NULL;
 }
 
+static const char *lower_do_block(lower_ctx *ctx, const char *body);
+
 static zdmc_plan_step *
 lower_step(lower_ctx *ctx, zdmc_step_kind kind, const zdmc_table *t,
            const char *description, const char *sql, const char *compensation)
 {
 	zdmc_plan_step *s = ZDMC_NEW(ctx->arena, zdmc_plan_step);
 
+	/* every DO block is written with $zdm$; give it a tag its body
+	 * cannot close */
+	if (sql != NULL && strncmp(sql, "DO $zdm$\n", 9) == 0 &&
+	    strlen(sql) >= 14 && strcmp(sql + strlen(sql) - 5, "$zdm$") == 0) {
+		const char *body = zdmc_arena_strndup(ctx->arena, sql + 9,
+		                                      strlen(sql) - 14);
+
+		if (strstr(body, "$zdm$") != NULL)
+			sql = lower_do_block(ctx, body);
+	}
 	s->kind = kind;
 	s->id = zdmc_arena_printf(ctx->arena, "%s.%d", ctx->phase->name,
 	                          ++ctx->nsteps);
@@ -344,15 +409,41 @@ lower_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
 		                lower_reverse(ctx, t, c, "NEW."));
 }
 
+/* Text from the source inside a -- comment of generated SQL: a newline in
+ * a quoted name or between the words of a type would end the comment and
+ * make the rest code. */
+static const char *
+lower_comment_text(lower_ctx *ctx, const char *text)
+{
+	char *copy = zdmc_arena_strdup(ctx->arena, text);
+
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	return copy;
+}
+
 static const char *
 lower_change_title(lower_ctx *ctx, const zdmc_change *c)
 {
 	if (c->kind == ZDMC_ACTION_SPLIT)
-		return zdmc_arena_printf(ctx->arena, "split column %s into %s",
-		                         c->column,
-		                         lower_new_column_list(ctx, c));
-	return zdmc_arena_printf(ctx->arena, "alter column %s type %s",
-	                         c->column, c->cols[0].type);
+		return lower_comment_text(
+			ctx, zdmc_arena_printf(
+				     ctx->arena, "split column %s into %s",
+				     c->column, lower_new_column_list(ctx, c)));
+	return lower_comment_text(
+		ctx, zdmc_arena_printf(ctx->arena, "alter column %s type %s",
+	                               c->column, c->cols[0].type));
+}
+
+/* A DO block around body, with a dollar-quote tag the body cannot close
+ * (a column named x$zdm$ would close a fixed one). */
+static const char *
+lower_do_block(lower_ctx *ctx, const char *body)
+{
+	const char *tag = lower_dollar_tag(ctx, body);
+
+	return zdmc_arena_printf(ctx->arena, "DO %s\n%s%s", tag, body, tag);
 }
 
 static const char *
@@ -369,7 +460,8 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		"    -- zdm migration %s: keeps the old and the new shape of %s\n"
 		"    -- in step while both application versions write.\n"
 		"    IF TG_OP = 'INSERT' THEN\n",
-		ctx->model->migration, t->qname);
+		lower_comment_text(ctx, ctx->model->migration),
+		lower_comment_text(ctx, t->qname));
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
 
@@ -378,12 +470,19 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		/* old-version clients never write zdm_new_* columns, so a value
 		 * there means the new version wrote the row (the old column may
 		 * hold its default, which must not win) */
+		/* ... and a new-version insert that leaves every new column
+		 * NULL is told by its search_path (IS DISTINCT FROM NULL: a
+		 * composite with a NULL field IS NOT NULL is false) */
 		zdmc_buf_printf(
 			&body,
 			"        -- %s\n"
-			"        IF %s THEN\n",
+			"        IF %s\n"
+			"           OR pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) > 0 THEN\n",
 			lower_change_title(ctx, c),
-			lower_new_changed(ctx, c, "IS NOT NULL", " OR "));
+			lower_new_changed(ctx, c, "IS DISTINCT FROM NULL",
+		                          " OR "),
+			zdmc_ident_literal(ctx->arena,
+		                           Q(ctx, ctx->model->version_schema)));
 		lower_assign_reverse(ctx, &body, t, c, "            ");
 		zdmc_buf_puts(&body, "        ELSE\n");
 		lower_assign_forward(ctx, &body, t, c, "            ");
@@ -397,8 +496,14 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 			continue;
 		zdmc_buf_printf(&body, "        -- %s\n",
 		                lower_change_title(ctx, c));
-		zdmc_buf_printf(&body, "        IF %s THEN\n",
-		                lower_forward_changed(ctx, c));
+		/* Who wrote the row: the change's own old column only the old
+		 * version writes, its zdm_new_* columns only the new one; so
+		 * those decide first.  A column both versions share (read by
+		 * using or reverse using) only after them. */
+		zdmc_buf_printf(
+			&body,
+			"        IF NEW.%s IS DISTINCT FROM OLD.%s THEN\n",
+			Q(ctx, c->column), Q(ctx, c->column));
 		lower_assign_forward(ctx, &body, t, c, "            ");
 		zdmc_buf_printf(
 			&body, "        ELSIF %s THEN\n",
@@ -421,6 +526,27 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		}
 		zdmc_buf_puts(&body, "            END IF;\n");
 		lower_assign_reverse(ctx, &body, t, c, "            ");
+		{
+			const char *fwd =
+				lower_shared_changed(ctx, t, c, false);
+			const char *rev =
+				c->irreversible
+					? ""
+					: lower_shared_changed(ctx, t, c, true);
+
+			if (fwd[0]) {
+				zdmc_buf_printf(&body,
+				                "        ELSIF %s THEN\n", fwd);
+				lower_assign_forward(ctx, &body, t, c,
+				                     "            ");
+			}
+			if (rev[0]) {
+				zdmc_buf_printf(&body,
+				                "        ELSIF %s THEN\n", rev);
+				lower_assign_reverse(ctx, &body, t, c,
+				                     "            ");
+			}
+		}
 		zdmc_buf_printf(&body, "        ELSIF OLD.%s THEN\n",
 		                PENDING_COLUMN);
 		lower_assign_forward(ctx, &body, t, c, "            ");
@@ -471,6 +597,14 @@ lower_update_when(lower_ctx *ctx, const zdmc_table *t)
 		zdmc_buf_printf(&cond, "\n       OR %s",
 		                lower_new_changed(ctx, c, "IS DISTINCT FROM",
 		                                  "\n       OR "));
+		/* shared columns only reverse using reads: a write to them
+		 * must reach the old shape too */
+		{
+			const char *rev = lower_shared_changed(ctx, t, c, true);
+
+			if (rev[0])
+				zdmc_buf_printf(&cond, "\n       OR %s", rev);
+		}
 	}
 	zdmc_buf_init(&when, ctx->arena);
 	zdmc_buf_printf(&when,
@@ -539,8 +673,8 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"     WHERE a.attrelid = %s::pg_catalog.regclass\n"
 		"       AND a.attnum > 0 AND NOT a.attisdropped\n"
 		"       AND a.attname !~ '^zdm_';\n"
-		"    EXECUTE 'CREATE VIEW %s WITH (security_invoker = true) AS SELECT '\n"
-		"            || select_list || ' FROM %s';\n"
+		"    EXECUTE pg_catalog.format('CREATE VIEW %%s WITH (security_invoker = true)'\n"
+		"                              ' AS SELECT %%s FROM %%s', %s, select_list, %s);\n"
 		"    -- whoever may use the table may use its new shape: the view gets\n"
 		"    -- the table's grants, the schema USAGE (security_invoker: the\n"
 		"    -- table's own privileges and policies still apply beneath it)\n"
@@ -562,8 +696,10 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"END\n"
 		"$zdm$",
 		t->qname, zdmc_buf_cstr(&values),
-		zdmc_ident_literal(ctx->arena, t->qname), lower_view(ctx, t),
-		t->qname, zdmc_ident_literal(ctx->arena, t->qname),
+		zdmc_ident_literal(ctx->arena, t->qname),
+		zdmc_ident_literal(ctx->arena, lower_view(ctx, t)),
+		zdmc_ident_literal(ctx->arena, t->qname),
+		zdmc_ident_literal(ctx->arena, t->qname),
 		zdmc_ident_literal(ctx->arena, lower_view(ctx, t)),
 		zdmc_ident_literal(ctx->arena,
 	                           Q(ctx, ctx->model->version_schema)));
@@ -849,15 +985,6 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 	bool constraints = false;
 	size_t j, k;
 
-	for (j = 0; j < t->nchanges; j++)
-		for (k = 0; k < t->changes[j].ncols; k++) {
-			const zdmc_newcol *col = &t->changes[j].cols[k];
-
-			if (col->not_null || col->carry_not_null) {
-				lower_not_null_checks(ctx, t, col);
-				constraints = true;
-			}
-		}
 	lower_check(
 		ctx, t,
 		zdmc_arena_printf(
@@ -881,9 +1008,21 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 			const zdmc_newcol *col = &c->cols[k];
 			const char *f = lower_forward(ctx, t, col, "");
 
+			zdmc_buf_printf(&forward,
+			                "%s%s IS NOT DISTINCT FROM (%s)",
+			                k ? "\n        AND " : "",
+			                Q(ctx, col->physical), f);
+			/* irreversible: a NULL the new version wrote stays NULL
+			 * and the old column keeps its value, so no such check */
+			if (c->irreversible)
+				continue;
+			/* a NULL the new version wrote is fine when the old
+			 * column was computed from it */
 			where = zdmc_arena_printf(
-				ctx->arena, "%s IS NULL AND (%s) IS NOT NULL",
-				Q(ctx, col->physical), f);
+				ctx->arena,
+				"%s IS NULL AND (%s) IS NOT NULL\n   AND %s IS DISTINCT FROM (%s)",
+				Q(ctx, col->physical), f, Q(ctx, c->column),
+				lower_reverse(ctx, t, c, ""));
 			lower_check(
 				ctx, t,
 				zdmc_arena_printf(
@@ -896,10 +1035,6 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 					ctx->arena,
 					"SELECT ctid FROM %s WHERE %s LIMIT 5",
 					t->qname, where));
-			zdmc_buf_printf(&forward,
-			                "%s%s IS NOT DISTINCT FROM (%s)",
-			                k ? "\n        AND " : "",
-			                Q(ctx, col->physical), f);
 		}
 		if (c->irreversible)
 			continue; /* the old shape goes stale by design: no parity */
@@ -943,6 +1078,17 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 				Q(ctx, c->column), lower_round_trip(ctx, t, c),
 				t->qname, Q(ctx, c->column), where));
 	}
+	/* NOT NULL after the counts: a row the backfill missed then fails a
+	 * check that names it (exit 3 with examples), not VALIDATE (23514) */
+	for (j = 0; j < t->nchanges; j++)
+		for (k = 0; k < t->changes[j].ncols; k++) {
+			const zdmc_newcol *col = &t->changes[j].cols[k];
+
+			if (col->not_null || col->carry_not_null) {
+				lower_not_null_checks(ctx, t, col);
+				constraints = true;
+			}
+		}
 	if (constraints)
 		lower_check(
 			ctx, t,
@@ -1023,6 +1169,17 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 	size_t j, k;
 
 	ctx->tx_label = zdmc_arena_printf(ctx->arena, "contract %s", t->qname);
+	/* The view first: a query through it locks the view, then the table;
+	 * taking the table first (DROP TRIGGER) and the view second would
+	 * deadlock with every new-version query in between. */
+	lower_final_step(
+		ctx, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"drop view %s.%s (new-version clients fall through to %s)",
+			ctx->model->version_schema, t->name, t->qname),
+		zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
+	                          lower_view(ctx, t)));
 	if (t->needs_sync) {
 		lower_final_step(ctx, t, "drop the update sync trigger",
 		                 zdmc_arena_printf(ctx->arena,
@@ -1037,14 +1194,6 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 			zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s()",
 		                          lower_sync_function(ctx, t)));
 	}
-	lower_final_step(
-		ctx, t,
-		zdmc_arena_printf(
-			ctx->arena,
-			"drop view %s.%s (new-version clients fall through to %s)",
-			ctx->model->version_schema, t->name, t->qname),
-		zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
-	                          lower_view(ctx, t)));
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
 

@@ -836,6 +836,17 @@ zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
 		                what);
 		goto cleanup;
 	}
+	/* PostgreSQL's parser and libpg_query's tree output recurse once per
+	 * operator: a flat 1+1+...+1 of 100,000 terms overflows the stack
+	 * before any depth guard of ours sees the tree.  No real transform
+	 * comes near this size. */
+	if (len > ZDMC_SQLEXPR_MAX_BYTES) {
+		zdmc_diag_error(
+			diag, expr->offset,
+			"%s expression is too long: %zu bytes, at most %d",
+			what, len, ZDMC_SQLEXPR_MAX_BYTES);
+		goto cleanup;
+	}
 	bad = sqlexpr_utf8_invalid(text, len);
 	if (bad < len) {
 		zdmc_diag_error(diag, expr->offset + bad,

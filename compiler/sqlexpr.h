@@ -18,6 +18,9 @@
 #include "ast.h"
 #include "diag.h"
 
+/* Longest expression text accepted (see zdmc_sqlexpr_parse). */
+#define ZDMC_SQLEXPR_MAX_BYTES 16384
+
 typedef struct zdmc_colref {
 	const char *column;    /* last field, as PostgreSQL resolves it */
 	const char *qualifier; /* "users" or "public.users", NULL if bare */

@@ -78,6 +78,7 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 	struct {
 		zdmc_name *items;
 		size_t n;
+		size_t cap;
 	} names;
 }
 
@@ -201,19 +202,24 @@ option:
 name_list:
 	name
 	{
-		$$.items = zdmc_arena_alloc(ctx->arena, sizeof(zdmc_name));
+		$$.cap = 4;
+		$$.items = zdmc_arena_alloc(ctx->arena, $$.cap * sizeof(zdmc_name));
 		$$.items[0] = $1;
 		$$.n = 1;
 	}
 	| name_list ',' name
 	{
-		zdmc_name *items = zdmc_arena_alloc(ctx->arena,
-		                                    ($1.n + 1) * sizeof(zdmc_name));
+		/* doubling: a list of n names costs O(n), not O(n^2) */
+		$$ = $1;
+		if ($$.n == $$.cap) {
+			zdmc_name *items = zdmc_arena_alloc(
+				ctx->arena, 2 * $$.cap * sizeof(zdmc_name));
 
-		memcpy(items, $1.items, $1.n * sizeof(zdmc_name));
-		items[$1.n] = $3;
-		$$.items = items;
-		$$.n = $1.n + 1;
+			memcpy(items, $$.items, $$.n * sizeof(zdmc_name));
+			$$.items = items;
+			$$.cap *= 2;
+		}
+		$$.items[$$.n++] = $3;
 	}
 	;
 
