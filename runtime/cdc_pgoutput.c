@@ -65,7 +65,7 @@
 /* How long close waits for the server to end the stream cleanly. */
 #define PGO_CLOSE_WAIT_MS 5000
 /* A transaction from a replication origin named so is zdm's own write. */
-#define PGO_OWN_ORIGIN_PREFIX "zdm"
+#define PGO_OWN_ORIGIN_PREFIX "zdm_"
 /*
  * What PostgreSQL's subscriber forces on its publisher connection
  * (libpqwalreceiver.c): dates, intervals and floats in text that reads back

@@ -19,6 +19,10 @@
  *     "plan_sha256: " and 64 lower-case hex digits.
  *   - Messages are "NAME:line:col: error: ..." (1-based, from libyaml's
  *     marks) when a place is known, "NAME: error: ..." otherwise.
+ *   - Values this runtime cannot run are refused here, not part way
+ *     through: a sync other than trigger, a backfill key other than ctid,
+ *     a server older than 15, a gate or an approve entry that names no
+ *     phase, a lock_timeout of 0 (which PostgreSQL takes as forever).
  *   - Keys this version does not know are ignored: the format may grow
  *     optional keys without a version bump.  Keys it knows must have the
  *     right type; a string that is a plain null reads as absent.
@@ -42,6 +46,9 @@
 
 #define CHECKSUM_PREFIX "plan_sha256: "
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+/* The oldest server this runtime's SQL is written for (security_invoker
+ * views are 15's). */
+#define ZDM_MIN_SERVER_VERSION_NUM 150000
 
 typedef struct plan_reader {
 	const char *name; /* for messages: the path, or what the caller said */
@@ -432,6 +439,38 @@ bad:
 		what, WHAT_SEP(what), key);
 }
 
+/*
+ * A lock_timeout: a duration PostgreSQL takes as one, 1ms to INT_MAX ms.
+ * 0 is refused, not passed on: to PostgreSQL it means wait forever, and a
+ * DDL waiting forever for its lock queues every query behind it.
+ */
+static int
+get_lock_timeout(plan_reader *r, const yaml_node_t *map, const char *what,
+                 const char *key, long *out)
+{
+	int error = get_duration(r, map, what, key, out);
+
+	if (error == 0 && map_get(r, map, key) && (*out < 1 || *out > INT_MAX))
+		return reader_fail_at(
+			r, map_get(r, map, key),
+			"%s%s\"%s\" must be between 1ms and %dms (PostgreSQL takes 0 as forever), not %ldms",
+			what, WHAT_SEP(what), key, INT_MAX, *out);
+	return error;
+}
+
+/* The phases a gate can stand before, and so the names approve may hold. */
+static const char *const gate_names[] = {"expand", "backfill", "verify",
+                                         "switch", "contract"};
+
+static bool
+is_gate_name(const char *s)
+{
+	for (size_t i = 0; i < NELEM(gate_names); i++)
+		if (strcmp(s, gate_names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* true or false (the YAML 1.2 core spellings); absent is false. */
 static int
 get_bool(plan_reader *r, const yaml_node_t *map, const char *what,
@@ -618,8 +657,8 @@ read_requires(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 
 	if ((error = check_mapping(r, map, "\"requires\"")) < 0 ||
 	    (error = require_keys(r, map, "requires", required, 1)) < 0 ||
-	    (error = get_integer(r, map, "requires", "server_version_num", 0,
-	                         INT_MAX, &v)) < 0)
+	    (error = get_integer(r, map, "requires", "server_version_num",
+	                         ZDM_MIN_SERVER_VERSION_NUM, INT_MAX, &v)) < 0)
 		return error;
 	plan->min_server_version_num = (int)v;
 	return 0;
@@ -642,8 +681,8 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	                      &plan->batch_size)) < 0 ||
 	    (error = get_duration(r, map, "options", "batch_pause",
 	                          &plan->batch_pause_ms)) < 0 ||
-	    (error = get_duration(r, map, "options", "lock_timeout",
-	                          &plan->lock_timeout_ms)) < 0 ||
+	    (error = get_lock_timeout(r, map, "options", "lock_timeout",
+	                              &plan->lock_timeout_ms)) < 0 ||
 	    (error = get_long(r, map, "options", "lock_retries", 0,
 	                      &plan->lock_retries)) < 0 ||
 	    (error = get_list(r, map, "options", "approve", &approve)) < 0 ||
@@ -652,6 +691,13 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = get_long(r, map, "options", "verify_sample", 0,
 	                      &plan->verify_sample)) < 0)
 		return error;
+	/* cdc is in the format for a newer runtime; this one would run such
+	 * a plan's trigger-less expand and never sync a row */
+	if (strcmp(plan->sync, "trigger") != 0)
+		return reader_fail_at(
+			r, map_get(r, map, "sync"),
+			"options: \"sync\" is \"%s\", and this zdm syncs by trigger only; a %s plan needs a newer zdm",
+			plan->sync, plan->sync);
 
 	plan->napprove = list_length(approve);
 	if (plan->napprove == 0)
@@ -679,6 +725,11 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 			return reader_fail(r, "out of memory");
 		memcpy(plan->approve[i], item->data.scalar.value, len);
 		plan->approve[i][len] = '\0';
+		if (!is_gate_name(plan->approve[i]))
+			return reader_fail_at(
+				r, item,
+				"options: \"approve\" holds \"%s\", which is not a gate (expected expand, backfill, verify, switch or contract)",
+				plan->approve[i]);
 	}
 	return 0;
 }
@@ -971,6 +1022,11 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 		    (error = get_bool(r, map, what, "approval",
 		                      &step->approval)) < 0)
 			return error;
+		if (!is_gate_name(step->gate))
+			return reader_fail_at(
+				r, map_get(r, map, "gate"),
+				"%s: \"gate\" is \"%s\", which is not a gate (expected expand, backfill, verify, switch or contract)",
+				what, step->gate);
 		return 0;
 	}
 
@@ -980,8 +1036,8 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 	if ((error = require_keys(r, map, what, runs, 4)) < 0 ||
 	    (error = get_string(r, map, what, "transaction", false,
 	                        &step->transaction)) < 0 ||
-	    (error = get_duration(r, map, what, "lock_timeout",
-	                          &step->lock_timeout_ms)) < 0 ||
+	    (error = get_lock_timeout(r, map, what, "lock_timeout",
+	                              &step->lock_timeout_ms)) < 0 ||
 	    (error = get_string(r, map, what, "sql", false, &step->sql)) < 0 ||
 	    (error = get_string(r, map, what, "compensation", true,
 	                        &step->compensation)) < 0)
@@ -996,6 +1052,13 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 		    (error = get_duration(r, map, what, "batch_pause",
 		                          &step->batch_pause_ms)) < 0)
 			return error;
+		/* the backfill walks pages by ctid; a plan keyed otherwise is
+		 * from a newer compiler */
+		if (strcmp(step->key, "ctid") != 0)
+			return reader_fail_at(
+				r, map_get(r, map, "key"),
+				"%s: \"key\" is \"%s\", and this zdm backfills by ctid only; the plan needs a newer zdm",
+				what, step->key);
 	} else if (step->kind == ZDM_STEP_CHECK) {
 		if ((error = require_keys(r, map, what, check, 1)) < 0 ||
 		    (error = get_integer(r, map, what, "expect", LLONG_MIN,

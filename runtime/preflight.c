@@ -21,8 +21,15 @@
  *     generated columns, views, rules, policies, statistics objects, owned
  *     sequences, privileges, comments and per-column settings are each
  *     refused by name -- "never silently lost";
- *   - no user trigger is on a changed table (zdm cannot know what it reads);
- *     the table is in no publication (subscribers match columns by name);
+ *   - no user trigger is on a changed table (zdm cannot know what it reads),
+ *     and none, enabled or not, depends on a replaced column (UPDATE OF, a
+ *     WHEN clause); the table is in no publication (subscribers match
+ *     columns by name);
+ *   - a table with a backfill has no enabled INSERT, UPDATE or DELETE rule
+ *     (the backfill's UPDATEs fire them), and no column elsewhere stores its
+ *     row type (PostgreSQL would refuse expand's ALTER TABLE);
+ *   - each using expression is analysed, not run, by the server, in a
+ *     VALUES list, which refuses what an UPDATE's SET refuses;
  *   - a table with a backfill has a key: its primary key, else a unique
  *     index over NOT NULL columns without expressions or a predicate, that
  *     survives the migration.
@@ -254,7 +261,9 @@ static const char SQL_TYPE_EXISTS[] =
  * for plain column references.  A generated column's expression depends on
  * the columns it reads as its pg_attrdef row (up to 16) or as the column
  * itself (later versions): both are looked for.  An index that implements a constraint is
- * reported as the constraint.  The last branch catches any other dependent
+ * reported as the constraint; an expression or a WHERE predicate of an
+ * EXCLUDE constraint is recorded as a dependency of its index, not of the
+ * constraint, so the constraint is also matched by its conindid.  The last branch catches any other dependent
  * the catalog knows (a BEGIN ATOMIC function body, ...) by its
  * pg_describe_object, so a new kind of object is refused, not missed.
  * Triggers and the column's own default are checked elsewhere.
@@ -291,7 +300,10 @@ static const char SQL_COLUMN_DEPENDENTS[] =
 	" WHERE c.conrelid = $1::pg_catalog.oid AND c.contype IN ('p', 'u', 'c', 'x', 'f')\n"
 	"   AND ($2::pg_catalog.int2 = ANY (c.conkey)\n"
 	"        OR c.oid IN (SELECT objid FROM dep\n"
-	"                      WHERE classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass))\n"
+	"                      WHERE classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass)\n"
+	"        OR (c.contype IN ('p', 'u', 'x')\n"
+	"            AND c.conindid IN (SELECT objid FROM dep\n"
+	"                                WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass)))\n"
 	"UNION ALL\n"
 	"SELECT 3, pg_catalog.format('foreign key %I on %I.%I', c.conname, rn.nspname, r.relname),\n"
 	"       'references'\n"
@@ -368,8 +380,9 @@ static const char SQL_COLUMN_DEPENDENTS[] =
  * an int2[] literal).  Internal triggers (foreign keys' RI triggers) are
  * the constraints' business; zdm_sync_* are reported as reserved names.
  * The second column names the replaced columns in the trigger's UPDATE OF
- * list: such a trigger depends on the column and is refused even when
- * disabled, since DROP COLUMN would fail on it.
+ * list, the fourth those its WHEN clause reads (its pg_depend rows, which
+ * cover both): such a trigger depends on the column and is refused even
+ * when disabled, since DROP COLUMN would fail on it.
  */
 static const char SQL_TRIGGERS[] =
 	"SELECT pg_catalog.quote_ident(t.tgname::pg_catalog.text),\n"
@@ -379,11 +392,56 @@ static const char SQL_TRIGGERS[] =
 	"         WHERE a.attrelid = t.tgrelid\n"
 	"           AND a.attnum = ANY (t.tgattr::pg_catalog.int2[])\n"
 	"           AND a.attnum = ANY ($2::pg_catalog.int2[])),\n"
-	"       t.tgenabled = 'D'\n"
+	"       t.tgenabled = 'D',\n"
+	"       (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname::pg_catalog.text),\n"
+	"                                     ', ' ORDER BY a.attnum)\n"
+	"          FROM pg_catalog.pg_attribute AS a\n"
+	"         WHERE a.attrelid = t.tgrelid\n"
+	"           AND a.attnum = ANY ($2::pg_catalog.int2[])\n"
+	"           AND EXISTS (SELECT FROM pg_catalog.pg_depend AS d\n"
+	"                        WHERE d.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass\n"
+	"                          AND d.objid = t.oid\n"
+	"                          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"                          AND d.refobjid = t.tgrelid\n"
+	"                          AND d.refobjsubid = a.attnum))\n"
 	"  FROM pg_catalog.pg_trigger AS t\n"
 	" WHERE t.tgrelid = $1::pg_catalog.oid AND NOT t.tgisinternal\n"
 	"   AND t.tgname NOT IN ('zdm_sync_insert', 'zdm_sync_update')\n"
 	" ORDER BY t.tgname";
+
+/*
+ * Rewrite rules that fire on writes to the table (ev_type '1' is ON SELECT,
+ * a view's _RETURN, and a table has none): the backfill's UPDATEs fire an
+ * ON UPDATE rule once per row, and a DO INSTEAD rule makes them do
+ * something else or nothing.  A disabled rule fires for no one.
+ */
+static const char SQL_RULES[] =
+	"SELECT pg_catalog.quote_ident(rw.rulename::pg_catalog.text),\n"
+	"       CASE rw.ev_type WHEN '2' THEN 'UPDATE' WHEN '3' THEN 'INSERT'\n"
+	"                       ELSE 'DELETE' END\n"
+	"  FROM pg_catalog.pg_rewrite AS rw\n"
+	" WHERE rw.ev_class = $1::pg_catalog.oid AND rw.ev_type <> '1'\n"
+	"   AND rw.ev_enabled <> 'D'\n"
+	" ORDER BY rw.rulename";
+
+/*
+ * Columns elsewhere whose type is the table's row type or an array of it:
+ * PostgreSQL refuses ALTER TABLE ... ADD COLUMN with a default, or a type
+ * change, on such a table ("cannot alter table ... because column ... uses
+ * its row type"), so expand would fail.  Only tables and materialized
+ * views store the values; a view's column of that type does not count.
+ */
+static const char SQL_ROW_TYPE_USERS[] =
+	"SELECT pg_catalog.format('%I.%I.%I', n.nspname, c.relname, a.attname),\n"
+	"       a.atttypid <> t.reltype\n"
+	"  FROM pg_catalog.pg_class AS t\n"
+	"  JOIN pg_catalog.pg_type AS ty ON ty.oid = t.reltype\n"
+	"  JOIN pg_catalog.pg_attribute AS a ON a.atttypid IN (ty.oid, ty.typarray)\n"
+	"  JOIN pg_catalog.pg_class AS c ON c.oid = a.attrelid\n"
+	"  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace\n"
+	" WHERE t.oid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
+	"   AND c.relkind IN ('r', 'm', 'p')\n"
+	" ORDER BY 1";
 
 /*
  * Keys that identify a row, best first: the primary key, then unique
@@ -985,12 +1043,18 @@ check_triggers(preflight *pf, const table_check *tc)
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++) {
 		const char *update_of = value(res, i, 1);
+		const char *reads = value(res, i, 3);
 
 		if (update_of) {
 			report_problem(
 				pf, tc->info->name,
 				"trigger %s fires on UPDATE OF %s, which the migration replaces; zdm does not carry it over",
 				PQgetvalue(res, i, 0), update_of);
+		} else if (reads) {
+			report_problem(
+				pf, tc->info->name,
+				"trigger %s reads %s in its WHEN clause, which the migration replaces; zdm does not carry it over",
+				PQgetvalue(res, i, 0), reads);
 		} else if (!value_true(res, i, 2)) {
 			report_problem(
 				pf, tc->info->name,
@@ -1004,6 +1068,58 @@ check_triggers(preflight *pf, const table_check *tc)
 		report_hint(
 			pf,
 			"zdm cannot tell whether a trigger reads a column the migration replaces or renames, and one that does fails once contract runs: disable it for the migration (ALTER TABLE ... DISABLE TRIGGER) or drop it, and recreate it for the new shape after contract");
+	return 0;
+}
+
+/* Rules that the backfill's writes would fire. */
+static int
+check_rules(preflight *pf, const table_check *tc)
+{
+	const char *params[1] = {tc->oid};
+	PGresult *res;
+	int n;
+
+	if (query(pf, SQL_RULES, 1, params, &res) < 0)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+		report_problem(
+			pf, tc->info->name,
+			"has rule %s (ON %s), and zdm cannot know what it does while the backfill updates every row and the table has two shapes",
+			PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	PQclear(res);
+	if (n)
+		report_hint(
+			pf,
+			"a rule rewrites the backfill's writes too: a DO ALSO rule runs once for every row, and a DO INSTEAD rule keeps the backfill from writing at all; disable it for the migration (ALTER TABLE ... DISABLE RULE) or drop it, and recreate it for the new shape after contract");
+	return 0;
+}
+
+/* Columns elsewhere of the table's row type, which block expand. */
+static int
+check_row_type(preflight *pf, const table_check *tc)
+{
+	const char *params[1] = {tc->oid};
+	PGresult *res;
+	int n;
+
+	if (query(pf, SQL_ROW_TYPE_USERS, 1, params, &res) < 0)
+		return -1;
+	n = PQntuples(res);
+	for (int i = 0; i < n; i++)
+		report_problem(
+			pf, tc->info->name,
+			"column %s is of %s, and PostgreSQL does not add columns with a default to, or change column types of, a table whose row type a column uses",
+			PQgetvalue(res, i, 0),
+			value_true(res, i, 1) ? "an array of its row type"
+					      : "its row type");
+	PQclear(res);
+	if (n)
+		report_hint(
+			pf,
+			"change the type of %s or drop %s before the migration",
+			n > 1 ? "those columns" : "that column",
+			n > 1 ? "them" : "it");
 	return 0;
 }
 
@@ -1062,16 +1178,21 @@ check_key(preflight *pf, const table_check *tc)
 
 /*
  * One using expression, analysed by the server against the table as it is,
- * never run: "SELECT (expr)::type FROM table" is parsed and planned by
- * PQprepare inside a savepoint.  A type error or an unknown function is
- * found now, with nothing touched, instead of at expand, where PL/pgSQL
- * would first meet it in the sync trigger on the application's writes.
+ * never run: it is parsed and planned by PQprepare inside a savepoint.  A
+ * type error or an unknown function is found now, with nothing touched,
+ * instead of at expand, where PL/pgSQL would first meet it in the sync
+ * trigger on the application's writes.  The expression sits in a VALUES
+ * list, not a SELECT list: VALUES refuses set-returning, aggregate and
+ * window functions, as the backfill's UPDATE ... SET and the trigger's
+ * assignment do, while a SELECT list would let them through.  The table is
+ * not aliased, so a column qualified with the table's name still resolves;
+ * ONLY, because expand alters this table and not its children.
  */
 static int
 check_one_expression(preflight *pf, const char *table, const char *column,
                      const char *expr, const char *type)
 {
-	size_t len = strlen(expr) + strlen(type) + strlen(table) + 32;
+	size_t len = strlen(expr) + strlen(type) + strlen(table) + 80;
 	char *sql = malloc(len);
 	PGresult *res;
 	int rc = 0;
@@ -1081,7 +1202,10 @@ check_one_expression(preflight *pf, const char *table, const char *column,
 		return -1;
 	}
 	/* the newline: a trailing -- comment in expr must not swallow ")" */
-	snprintf(sql, len, "SELECT (%s\n)::%s FROM %s", expr, type, table);
+	snprintf(
+		sql, len,
+		"SELECT v.x FROM ONLY %s, LATERAL (VALUES ((%s\n)::%s)) AS v(x)",
+		table, expr, type);
 	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight_expression",
 	                  pf->err) < 0) {
 		free(sql);
@@ -1175,6 +1299,10 @@ check_table(preflight *pf, const zdm_table_info *info)
 		if (check_change(pf, &tc, &info->changes[i]) < 0)
 			return -1;
 	if (check_triggers(pf, &tc) < 0)
+		return -1;
+	/* a rename writes no row and changes no column's type */
+	if (tc.has_replaced &&
+	    (check_rules(pf, &tc) < 0 || check_row_type(pf, &tc) < 0))
 		return -1;
 	/* only a backfill batches and only checks name rows: a table that is
 	 * just renamed needs no key */

@@ -20,9 +20,10 @@
 #
 # Plans: plans/split_name.zdm (split users.name, rename users.email),
 # orders_amount.zdm (retype orders.amount), rename_email.zdm (a rename
-# only), users_and_orders.zdm (two tables), and three written here: an
-# irreversible split, a retype on quoted names, and a plan that requires a
-# newer server (split_name's, edited and resealed).
+# only), users_and_orders.zdm (two tables), and some written here: an
+# irreversible split, a retype on quoted names, using expressions that do
+# not work (a type error, a set-returning function, an aggregate), and a
+# plan that requires a newer server (split_name's, edited and resealed).
 #
 # The programs come from the environment (ctest sets them): ZDMC and
 # ZDM_PREFLIGHT_DRIVER; by default from build/release.
@@ -96,6 +97,24 @@ alter table users
 alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
   reverse using ((amount * 100)::integer);
 ZDM
+# set-returning and aggregate functions are legal in a SELECT list but not
+# in the backfill's UPDATE ... SET or the sync trigger's assignment
+cat >"$work/src/bad_srf.zdm" <<'ZDM'
+migration bad_srf;
+alter table orders
+  alter column amount type numeric(12,2)
+    using (generate_series(amount, amount + 1) / 100.0)
+    reverse using ((amount * 100)::integer);
+ZDM
+cat >"$work/src/bad_aggregate.zdm" <<'ZDM'
+migration bad_aggregate;
+alter table orders
+  alter column amount type numeric(12,2)
+    using (sum(amount) / 100.0)
+    reverse using ((amount * 100)::integer);
+ZDM
+compile bad_srf "$work/src"
+compile bad_aggregate "$work/src"
 compile split_irreversible "$work/src"
 compile quoted "$work/src"
 compile bad_expression "$work/src"
@@ -399,6 +418,13 @@ zdm: preflight: public.users.first_name: using (name + 1) does not work on this 
 zdm: preflight: public.users.last_name: using (no_such_function(name)) does not work on this table: function no_such_function(text) does not exist
 EOF
 
+check bad_srf bad_srf 'SELECT 1' <<'EOF'
+zdm: preflight: public.orders.amount: using (generate_series(amount, amount + 1) / 100.0) does not work on this table: set-returning functions are not allowed in VALUES
+EOF
+check bad_aggregate bad_aggregate 'SELECT 1' <<'EOF'
+zdm: preflight: public.orders.amount: using (sum(amount) / 100.0) does not work on this table: aggregate functions are not allowed in FROM clause of their own query level
+EOF
+
 # ---- the key -----------------------------------------------------------------------
 check no_key split_name '
 ALTER TABLE public.users DROP CONSTRAINT users_pkey;
@@ -458,6 +484,14 @@ ALTER TABLE public.users ADD CONSTRAINT users_name_key UNIQUE (name);' \
 replaced col_exclusion_constraint split_name '
 ALTER TABLE public.users ADD CONSTRAINT users_name_excl EXCLUDE USING btree (name WITH =);' \
 	"zdm: preflight: $U: exclusion constraint users_name_excl uses the column; zdm does not carry it over"
+# an expression or a predicate of an EXCLUDE constraint is a dependency of
+# its index, not of the constraint
+replaced col_exclusion_expression orders_amount '
+ALTER TABLE public.orders ADD CONSTRAINT orders_amount_excl EXCLUDE USING btree ((-amount) WITH =);' \
+	"zdm: preflight: $O: exclusion constraint orders_amount_excl uses the column; zdm does not carry it over"
+replaced col_exclusion_predicate orders_amount '
+ALTER TABLE public.orders ADD CONSTRAINT orders_user_excl EXCLUDE USING btree (user_id WITH =) WHERE (amount > 0);' \
+	"zdm: preflight: $O: exclusion constraint orders_user_excl uses the column; zdm does not carry it over"
 replaced col_foreign_key_out split_name '
 CREATE TABLE public.people (name text PRIMARY KEY);
 ALTER TABLE public.users ADD CONSTRAINT users_person_fk
@@ -488,11 +522,16 @@ CREATE VIEW public.user_names AS SELECT name FROM public.users;' \
 replaced col_materialized_view split_name '
 CREATE MATERIALIZED VIEW public.user_names AS SELECT name FROM public.users;' \
 	"zdm: preflight: $U: materialized view public.user_names uses the column; zdm does not carry it over"
-replaced col_rule split_name '
+# the rule is also one the backfill fires (see rules below)
+check col_rule split_name '
 CREATE TABLE public.name_log (name text);
 CREATE RULE users_log AS ON UPDATE TO public.users
-    DO ALSO INSERT INTO public.name_log VALUES (NEW.name);' \
-	"zdm: preflight: $U: rule users_log on public.users uses the column; zdm does not carry it over"
+    DO ALSO INSERT INTO public.name_log VALUES (NEW.name);' <<'EOF'
+zdm: preflight: public.users.name: rule users_log on public.users uses the column; zdm does not carry it over
+HINT: zdm replaces name with new columns and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new columns need after contract
+zdm: preflight: public.users: has rule users_log (ON UPDATE), and zdm cannot know what it does while the backfill updates every row and the table has two shapes
+HINT: a rule rewrites the backfill's writes too: a DO ALSO rule runs once for every row, and a DO INSTEAD rule keeps the backfill from writing at all; disable it for the migration (ALTER TABLE ... DISABLE RULE) or drop it, and recreate it for the new shape after contract
+EOF
 replaced col_policy split_name '
 ALTER TABLE public.users ENABLE ROW LEVEL SECURITY;
 CREATE POLICY users_not_root ON public.users USING (name <> $$root$$);' \
@@ -548,6 +587,14 @@ CREATE TRIGGER users_touch BEFORE UPDATE OF name, email ON public.users
 ALTER TABLE public.users DISABLE TRIGGER users_touch;' <<'EOF'
 zdm: preflight: public.users: trigger users_touch fires on UPDATE OF name, which the migration replaces; zdm does not carry it over
 EOF
+# a WHEN clause depends on the columns it reads, disabled or not
+check trigger_when_disabled split_name '
+CREATE TRIGGER users_when BEFORE UPDATE ON public.users
+    FOR EACH ROW WHEN (NEW.name IS DISTINCT FROM OLD.name)
+    EXECUTE FUNCTION public.touch();
+ALTER TABLE public.users DISABLE TRIGGER users_when;' <<'EOF'
+zdm: preflight: public.users: trigger users_when reads name in its WHEN clause, which the migration replaces; zdm does not carry it over
+EOF
 check trigger split_name '
 CREATE TRIGGER users_audit AFTER INSERT OR UPDATE ON public.users
     FOR EACH ROW EXECUTE FUNCTION public.touch();' <<'EOF'
@@ -559,6 +606,32 @@ CREATE TRIGGER users_audit BEFORE INSERT ON public.users
     FOR EACH STATEMENT EXECUTE FUNCTION public.touch();' <<'EOF'
 zdm: preflight: public.users: has trigger users_audit, and zdm cannot know what it reads or writes while the table has two shapes
 HINT: zdm cannot tell whether a trigger reads a column the migration replaces or renames, and one that does fails once contract runs: disable it for the migration (ALTER TABLE ... DISABLE TRIGGER) or drop it, and recreate it for the new shape after contract
+EOF
+
+# ---- rules: the backfill's UPDATEs fire them ---------------------------------------
+check rules split_name '
+CREATE TABLE public.audit (id bigint);
+CREATE RULE users_audit AS ON UPDATE TO public.users
+    DO ALSO INSERT INTO public.audit VALUES (NEW.id);
+CREATE RULE users_keep AS ON DELETE TO public.users DO INSTEAD NOTHING;' <<'EOF'
+zdm: preflight: public.users: has rule users_audit (ON UPDATE), and zdm cannot know what it does while the backfill updates every row and the table has two shapes
+zdm: preflight: public.users: has rule users_keep (ON DELETE), and zdm cannot know what it does while the backfill updates every row and the table has two shapes
+HINT: a rule rewrites the backfill's writes too: a DO ALSO rule runs once for every row, and a DO INSTEAD rule keeps the backfill from writing at all; disable it for the migration (ALTER TABLE ... DISABLE RULE) or drop it, and recreate it for the new shape after contract
+EOF
+# a disabled rule fires for no one
+check clean_disabled_rule split_name '
+CREATE RULE users_nothing AS ON UPDATE TO public.users DO INSTEAD NOTHING;
+ALTER TABLE public.users DISABLE RULE users_nothing;' <<'EOF'
+EOF
+
+# ---- the row type: stored in a column elsewhere, it keeps expand from altering the table
+check row_type_used split_name '
+CREATE TABLE public.snap (u public.users);
+CREATE TABLE public.snaps (us public.users[]);
+CREATE VIEW public.user_rows AS SELECT u FROM public.users AS u;' <<'EOF'
+zdm: preflight: public.users: column public.snap.u is of its row type, and PostgreSQL does not add columns with a default to, or change column types of, a table whose row type a column uses
+zdm: preflight: public.users: column public.snaps.us is of an array of its row type, and PostgreSQL does not add columns with a default to, or change column types of, a table whose row type a column uses
+HINT: change the type of those columns or drop them before the migration
 EOF
 
 # ---- all at once: every problem reported in one run ---------------------------------

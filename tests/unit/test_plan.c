@@ -1181,7 +1181,7 @@ test_wrong_types(void **state)
 		"  server_version_num: 150000\n",
 		"  server_version_num: 99999999999\n",
 		NAME
-		":8:23: error: requires: \"server_version_num\" must be between 0 and 2147483647, not 99999999999");
+		":8:23: error: requires: \"server_version_num\" must be between 150000 and 2147483647, not 99999999999");
 	assert_edit_refused(
 		"    expect: -1\n", "    expect: 99999999999999999999\n",
 		NAME
@@ -1238,6 +1238,48 @@ test_wrong_types(void **state)
 }
 
 /* tables[].changes: the kinds, and the keys each kind requires. */
+/* Values the format allows but this runtime cannot run: refused before
+ * anything touches a database. */
+static void
+test_values_this_zdm_cannot_run(void **state)
+{
+	(void)state;
+	assert_edit_refused(
+		"  lock_timeout: 500ms\n", "  lock_timeout: 0ms\n",
+		NAME
+		":12:17: error: options: \"lock_timeout\" must be between 1ms and 2147483647ms (PostgreSQL takes 0 as forever), not 0ms");
+	assert_edit_refused(
+		"  lock_timeout: 500ms\n", "  lock_timeout: 2147483648ms\n",
+		NAME
+		":12:17: error: options: \"lock_timeout\" must be between 1ms and 2147483647ms (PostgreSQL takes 0 as forever), not 2147483648ms");
+	assert_edit_refused(
+		"    lock_timeout: 250ms\n", "    lock_timeout: 0ms\n",
+		NAME
+		":128:19: error: step switch.2: \"lock_timeout\" must be between 1ms and 2147483647ms (PostgreSQL takes 0 as forever), not 0ms");
+	assert_edit_refused(
+		"    key: ctid\n", "    key: id\n",
+		NAME
+		":80:10: error: step backfill.1: \"key\" is \"id\", and this zdm backfills by ctid only; the plan needs a newer zdm");
+	assert_edit_refused(
+		"  sync: trigger\n", "  sync: cdc\n",
+		NAME
+		":15:9: error: options: \"sync\" is \"cdc\", and this zdm syncs by trigger only; a cdc plan needs a newer zdm");
+	assert_edit_refused(
+		"  server_version_num: 150000\n",
+		"  server_version_num: 140000\n",
+		NAME
+		":8:23: error: requires: \"server_version_num\" must be between 150000 and 2147483647, not 140000");
+	assert_edit_refused(
+		"    gate: switch\n", "    gate: swtich\n",
+		NAME
+		":121:11: error: step switch.1: \"gate\" is \"swtich\", which is not a gate (expected expand, backfill, verify, switch or contract)");
+	assert_edit_refused(
+		"  approve: [switch, contract]\n",
+		"  approve: [switch, contrat]\n",
+		NAME
+		":14:21: error: options: \"approve\" holds \"contrat\", which is not a gate (expected expand, backfill, verify, switch or contract)");
+}
+
 static void
 test_changes_refused(void **state)
 {
@@ -1445,7 +1487,7 @@ round_trip_string(const char *s)
 		.kind = ZDMC_STEP_GATE,
 		.id = "switch.1",
 		.description = s,
-		.gate = s,
+		.gate = "switch", /* one of five names, checked */
 		.approval = true,
 	};
 	zdmc_plan_step check = {
@@ -1454,6 +1496,7 @@ round_trip_string(const char *s)
 		.description = s,
 		.table = s,
 		.transaction = s,
+		.lock_timeout_ms = 1,
 		.sql = s,
 		.compensation = s,
 		.examples_sql = s,
@@ -1465,7 +1508,8 @@ round_trip_string(const char *s)
 		.description = s,
 		.table = s,
 		.transaction = s,
-		.key = s,
+		.key = "ctid", /* the only key, checked */
+		.lock_timeout_ms = 1,
 		.batch_size = 1,
 		.sql = s,
 		.compensation = s,
@@ -1509,7 +1553,7 @@ round_trip_string(const char *s)
 		.next = &rename,
 	};
 	zdmc_plan_table table = {.name = s, .changes = &change};
-	const char *approve[] = {s, s};
+	const char *approve[] = {"switch", "contract"};
 	zdmc_plan plan = fixture;
 	char *text;
 	size_t len;
@@ -1521,7 +1565,6 @@ round_trip_string(const char *s)
 	plan.source_sha256 = s;
 	plan.approve = approve;
 	plan.napprove = 2;
-	plan.sync = s;
 	plan.version_schema = s;
 	plan.search_path = s;
 	plan.tables = &table;
@@ -1649,6 +1692,7 @@ main(void)
 		cmocka_unit_test(test_missing_keys),
 		cmocka_unit_test(test_wrong_types),
 		cmocka_unit_test(test_changes_refused),
+		cmocka_unit_test(test_values_this_zdm_cannot_run),
 		cmocka_unit_test(test_table_without_changes),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
