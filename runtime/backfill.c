@@ -128,7 +128,21 @@ static const char SQL_JOURNAL_DROP_STALE[] =
 static const char SQL_JOURNAL_ADVANCE[] =
 	"UPDATE zdm.backfill SET next_page = $4, rows = rows + $5"
 	" WHERE migration = $1 AND step_id = $2 AND worker = $3"
-	" AND next_page = $6";
+	" AND next_page = $6"
+	" AND relfilenode ="
+	"     pg_catalog.pg_relation_filenode($7::pg_catalog.regclass)";
+
+/*
+ * Why a checkpoint matched no row: the table was rewritten (VACUUM FULL,
+ * CLUSTER, pg_repack) while the backfill ran, so this batch walked page
+ * numbers of a file that no longer holds the rows.  The batch's UPDATE holds
+ * a lock on the table, so the file cannot change again before it ends.
+ */
+static const char SQL_JOURNAL_REWRITTEN[] =
+	"SELECT 1 FROM zdm.backfill"
+	" WHERE migration = $1 AND step_id = $2 AND worker = $3"
+	" AND relfilenode IS DISTINCT FROM"
+	"     pg_catalog.pg_relation_filenode($4::pg_catalog.regclass)";
 
 typedef struct bf_latency {
 	long long count[LAT_BUCKETS];
@@ -373,6 +387,46 @@ rollback_quietly(PGconn *conn)
 }
 
 /*
+ * True (err set, without a SQLSTATE: no statement failed) if the worker's
+ * partition was made for another file than the table's.  The batch is
+ * rolled back by the caller; the partition stays, and the next run's
+ * SQL_JOURNAL_DROP_STALE drops it and walks the new file from page 0.
+ */
+static bool
+batch_table_rewritten(bf_worker *w, zdm_error *err)
+{
+	const zdm_step *step = w->run->step;
+	const char *params[4];
+	char worker[16];
+	PGresult *res;
+	zdm_error ignored;
+	bool rewritten;
+
+	snprintf(worker, sizeof(worker), "%d", w->number);
+	params[0] = w->run->opts->migration;
+	params[1] = step->id;
+	params[2] = worker;
+	params[3] = step->table;
+	if (zdm_conn_query(w->conn, SQL_JOURNAL_REWRITTEN, 4, params, &res,
+	                   &ignored) != 0)
+		return false;
+	rewritten = PQntuples(res) > 0;
+	PQclear(res);
+	if (rewritten) {
+		zdm_error_set(err,
+		              "%s was rewritten while the backfill ran (VACUUM "
+		              "FULL, CLUSTER, pg_repack); run zdm apply again: "
+		              "the backfill starts over on the new file",
+		              step->table);
+		snprintf(err->detail, sizeof(err->detail),
+		         "worker %d's batches walk the page numbers of the "
+		         "table's old file; this batch was rolled back",
+		         w->number);
+	}
+	return rewritten;
+}
+
+/*
  * Pages [lo, hi) in one transaction with the checkpoint.  *rows: rows the
  * step's UPDATE changed.  On failure the transaction is rolled back.
  */
@@ -383,7 +437,7 @@ batch_once(bf_worker *w, long long lo, long long hi, long long *rows,
 	bf_run *run = w->run;
 	const zdm_step *step = run->step;
 	char lo_tid[32], hi_tid[32], worker[16], lo_s[24], hi_s[24], rows_s[24];
-	const char *params[6];
+	const char *params[7];
 	PGresult *res = NULL;
 
 	snprintf(lo_tid, sizeof(lo_tid), "(%lld,0)", lo);
@@ -412,11 +466,14 @@ batch_once(bf_worker *w, long long lo, long long hi, long long *rows,
 	params[3] = hi_s;
 	params[4] = rows_s;
 	params[5] = lo_s;
-	if (zdm_conn_query(w->conn, SQL_JOURNAL_ADVANCE, 6, params, &res,
+	params[6] = step->table;
+	if (zdm_conn_query(w->conn, SQL_JOURNAL_ADVANCE, 7, params, &res,
 	                   err) != 0)
 		goto fail;
 	if (strcmp(PQcmdTuples(res), "1") != 0) {
 		PQclear(res);
+		if (batch_table_rewritten(w, err))
+			goto fail;
 		zdm_error_set(
 			err,
 			"the journal of worker %d no longer says page %lld is next",

@@ -97,11 +97,22 @@ zdm_error_is_lock_conflict(const zdm_error *err)
 	       strcmp(err->sqlstate, ZDM_SQLSTATE_DEADLOCK) == 0;
 }
 
+/* what libpq's expand_dbname treats as a conninfo rather than a name */
+static bool
+conninfo_is_expanded(const char *conninfo)
+{
+	if (conninfo == NULL || conninfo[0] == '\0')
+		return false;
+	return strchr(conninfo, '=') != NULL ||
+	       strncmp(conninfo, "postgresql://", 13) == 0 ||
+	       strncmp(conninfo, "postgres://", 11) == 0;
+}
+
 PGconn *
 zdm_conn_open(const char *conninfo, const char *purpose, const char *schema,
               zdm_error *err)
 {
-	const char *keywords[3], *values[3];
+	const char *keywords[4], *values[4];
 	char appname[64];
 	PGconn *conn;
 	PGresult *res;
@@ -109,13 +120,38 @@ zdm_conn_open(const char *conninfo, const char *purpose, const char *schema,
 
 	if (conninfo == NULL)
 		conninfo = getenv("DATABASE_URL");
+	if (conninfo_is_expanded(conninfo)) {
+		PQconninfoOption *opts;
+		char *errmsg = NULL;
+
+		/*
+		 * libpq's parse error quotes the text it choked on, which can
+		 * be a password: check first and say it without that text.
+		 */
+		opts = PQconninfoParse(conninfo, &errmsg);
+		PQfreemem(errmsg);
+		if (opts == NULL) {
+			zdm_error_set(err, "the connection string cannot be "
+			                   "parsed (check its quoting and "
+			                   "percent-encoding)");
+			snprintf(err->sqlstate, sizeof(err->sqlstate), "08001");
+			return NULL;
+		}
+		PQconninfoFree(opts);
+	}
 	snprintf(appname, sizeof(appname), "zdm %s", purpose);
 	keywords[0] = "dbname";
 	values[0] = conninfo ? conninfo : "";
 	keywords[1] = "application_name";
 	values[1] = appname;
-	keywords[2] = NULL;
-	values[2] = NULL;
+	/*
+	 * Plans are UTF-8 and so is every text zdm prints or stores; after
+	 * dbname so it overrides PGCLIENTENCODING and the database default.
+	 */
+	keywords[2] = "client_encoding";
+	values[2] = "UTF8";
+	keywords[3] = NULL;
+	values[3] = NULL;
 	/* expand_dbname: dbname may be a full conninfo or URI */
 	conn = PQconnectdbParams(keywords, values, 1);
 	if (conn == NULL) {

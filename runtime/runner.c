@@ -20,6 +20,7 @@
  */
 #include "runner.h"
 
+#include <errno.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,7 +34,10 @@
 #include "preflight.h"
 
 /* Set by SIGINT/SIGTERM: the backfill finishes its batches in flight,
- * checkpoints and returns; the run then stops with exit 3. */
+ * checkpoints and returns; waits (lock retries, a --wait gate) give up; the
+ * run then stops with exit 3.  A statement already running is left to finish
+ * (no PQcancel): every wait that gives up is outside a transaction, so
+ * nothing is left half committed. */
 static volatile sig_atomic_t runner_interrupted;
 
 static void
@@ -41,6 +45,32 @@ runner_on_signal(int signo)
 {
 	(void)signo;
 	runner_interrupted = 1;
+}
+
+static void
+runner_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = runner_on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Sleep ms in slices, so a signal is seen within 100 ms.  false: the run
+ * was interrupted (before or during the sleep). */
+static bool
+runner_sleep_ms(long ms)
+{
+	while (ms > 0 && !runner_interrupted) {
+		long slice = ms < 100 ? ms : 100;
+
+		zdm_sleep_ms(slice);
+		ms -= slice;
+	}
+	return !runner_interrupted;
 }
 
 typedef struct runner {
@@ -145,6 +175,11 @@ runner_record(runner *r, const char *fmt, ...)
 	if (r->history == NULL || r->conn == NULL)
 		return;
 	n = snprintf(message, sizeof(message), "%s: ", r->plan->migration);
+	/* a long migration name fills the buffer: the rest is cut */
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(message) - 1)
+		n = (int)sizeof(message) - 1;
 	va_start(ap, fmt);
 	vsnprintf(message + n, sizeof(message) - (size_t)n, fmt, ap);
 	va_end(ap);
@@ -200,6 +235,48 @@ runner_step_failed(runner *r, const zdm_step *step, const char *result)
 		" WHERE migration = $1 AND step_id = $2",
 		5, params);
 	r->err = saved;
+}
+
+/* Steps [from, to) still 'running' did not commit (their transaction
+ * failed, or the run stopped before it began): back to 'pending'. */
+static void
+runner_steps_pending(runner *r, size_t from, size_t to)
+{
+	zdm_error saved = r->err;
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		const char *params[2] = {r->plan->migration,
+		                         r->plan->steps[i].id};
+
+		if (runner_exec_params(r,
+		                       "UPDATE zdm.steps SET state = 'pending'"
+		                       " WHERE migration = $1 AND step_id = $2"
+		                       " AND state = 'running'",
+		                       2, params) == 0 &&
+		    r->states[i] == ZDM_STATE_RUNNING)
+			r->states[i] = ZDM_STATE_PENDING;
+	}
+	r->err = saved;
+}
+
+/* A signal came during a wait outside any transaction: steps [from, to)
+ * go back to pending and the run stops (exit 3). */
+static int
+runner_stop_interrupted(runner *r, size_t from, size_t to, const char *what)
+{
+	const char *step_id = r->plan->steps[from].id;
+
+	runner_steps_pending(r, from, to);
+	zdm_error_set(&r->err, "interrupted while %s", what);
+	snprintf(r->err.step, sizeof(r->err.step), "%s", step_id);
+	snprintf(r->err.hint, sizeof(r->err.hint),
+	         "nothing is half done; zdm apply %s continues from here",
+	         r->opts->plan_path);
+	runner_set_state(r, "stopped", step_id, NULL, &r->err);
+	runner_event(r, step_id, "stopped", r->err.message);
+	runner_record(r, "interrupted at %s while %s", step_id, what);
+	return ZDM_EXIT_STOPPED;
 }
 
 static int
@@ -275,7 +352,13 @@ runner_lock_migration(runner *r)
 			return 0;
 		if (zdm_now() >= deadline)
 			break;
-		zdm_sleep_ms(100);
+		if (!runner_sleep_ms(100)) {
+			zdm_error_set(&r->err,
+			              "interrupted while waiting for migration "
+			              "%s's lock; nothing was started",
+			              r->plan->migration);
+			return -1;
+		}
 	}
 	if (zdm_conn_query(
 		    r->conn,
@@ -285,6 +368,8 @@ runner_lock_migration(runner *r)
 		    " FROM pg_catalog.pg_locks l"
 		    " JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid"
 		    " WHERE l.locktype = 'advisory' AND l.granted"
+		    " AND l.database = (SELECT oid FROM pg_catalog.pg_database"
+		    "     WHERE datname = pg_catalog.current_database())"
 		    " AND (l.classid::bigint << 32 | l.objid::bigint) ="
 		    "     pg_catalog.hashtextextended('zdm:' || $1, 0)",
 		    1, params, &res, &r->err) == 0) {
@@ -545,13 +630,17 @@ runner_run_group(runner *r, size_t from, size_t to)
 			printf("  %-12s %s\n", at->id, msg);
 			fflush(stdout);
 			runner_event(r, at->id, "lock_retry", msg);
-			zdm_sleep_ms(wait);
+			if (!runner_sleep_ms(wait))
+				return runner_stop_interrupted(
+					r, from, to, "waiting to retry a lock");
 			continue;
 		}
 		if (r->err.step[0] == '\0')
 			snprintf(r->err.step, sizeof(r->err.step), "%s",
 			         at->id);
 		runner_step_failed(r, at, NULL);
+		/* the others of the group rolled back with it */
+		runner_steps_pending(r, from, to);
 		if (zdm_error_is_lock_conflict(&failure)) {
 			snprintf(
 				r->err.hint, sizeof(r->err.hint),
@@ -575,14 +664,38 @@ runner_run_group(runner *r, size_t from, size_t to)
 	}
 }
 
+/* NULL and *out set if res is exactly one non-NULL whole number; else what
+ * it is instead. */
+static const char *
+runner_check_count(const PGresult *res, long long *out)
+{
+	const char *text;
+	char *end;
+
+	if (PQnfields(res) != 1)
+		return PQnfields(res) == 0 ? "no column" : "several columns";
+	if (PQntuples(res) != 1)
+		return PQntuples(res) == 0 ? "no row" : "several rows";
+	if (PQgetisnull(res, 0, 0))
+		return "NULL";
+	text = PQgetvalue(res, 0, 0);
+	errno = 0;
+	*out = strtoll(text, &end, 10);
+	if (text[0] == '\0' || *end != '\0' || errno == ERANGE)
+		return "a value that is not a whole number";
+	return NULL;
+}
+
 static int
 runner_run_check(runner *r, size_t idx)
 {
 	const zdm_step *step = &r->plan->steps[idx];
 	PGresult *res = NULL;
-	long long got;
+	long long got = 0;
+	const char *why;
 	char result[1024];
 	int attempt;
+	bool stopped;
 
 	if (runner_mark_running(r, idx, idx + 1) != 0)
 		return ZDM_EXIT_FAILED;
@@ -600,22 +713,31 @@ runner_run_check(runner *r, size_t idx)
 		}
 		if (zdm_error_is_lock_conflict(&r->err) &&
 		    attempt < r->plan->lock_retries) {
-			zdm_sleep_ms(runner_backoff_ms(attempt));
+			if (!runner_sleep_ms(runner_backoff_ms(attempt)))
+				return runner_stop_interrupted(
+					r, idx, idx + 1,
+					"waiting to retry a lock");
 			continue;
 		}
+		stopped = zdm_error_is_lock_conflict(&r->err);
 		snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
 		runner_step_failed(r, step, NULL);
-		runner_set_state(r,
-		                 zdm_error_is_lock_conflict(&r->err) ? "stopped"
-		                                                     : "failed",
-		                 step->id, NULL, &r->err);
-		return zdm_error_is_lock_conflict(&r->err) ? ZDM_EXIT_STOPPED
-		                                           : ZDM_EXIT_FAILED;
+		runner_set_state(r, stopped ? "stopped" : "failed", step->id,
+		                 NULL, &r->err);
+		runner_event(r, step->id, stopped ? "stopped" : "failed",
+		             r->err.message);
+		runner_record(r, "%s at %s: %s (SQLSTATE %s)",
+		              stopped ? "stopped" : "failed", step->id,
+		              r->err.message,
+		              r->err.sqlstate[0] ? r->err.sqlstate : "none");
+		return stopped ? ZDM_EXIT_STOPPED : ZDM_EXIT_FAILED;
 	}
-	got = PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10)
-	                         : -1;
+	/* one row, one column, a whole number: anything else is not a count
+	 * and fails the check rather than passing as 0 or -1 */
+	why = runner_check_count(res, &got);
 	PQclear(res);
-	if (got == step->expect) {
+	res = NULL;
+	if (why == NULL && got == step->expect) {
 		snprintf(result, sizeof(result), "%lld (expected %lld)", got,
 		         step->expect);
 		if (runner_mark_done(r, step, NULL, result) != 0 ||
@@ -632,13 +754,24 @@ runner_run_check(runner *r, size_t idx)
 
 	/* failed: say what, how many, and a few examples */
 	{
-		size_t n = (size_t)snprintf(result, sizeof(result),
-		                            "%lld rows (expected %lld)", got,
-		                            step->expect);
+		size_t n;
 
-		if (step->examples_sql != NULL &&
+		if (why != NULL)
+			n = (size_t)snprintf(result, sizeof(result),
+			                     "the check's query returned %s "
+			                     "(expected one count, %lld)",
+			                     why, step->expect);
+		else
+			n = (size_t)snprintf(result, sizeof(result),
+			                     "%lld rows (expected %lld)", got,
+			                     step->expect);
+
+		if (why == NULL && step->examples_sql != NULL &&
 		    zdm_conn_query(r->conn, step->examples_sql, 0, NULL, &res,
-		                   &r->err) == 0) {
+		                   &r->err) == 0 &&
+		    PQnfields(res) == 0)
+			PQclear(res); /* no columns: nothing to show */
+		else if (res != NULL) {
 			int row, col;
 
 			n += (size_t)snprintf(
@@ -792,7 +925,10 @@ runner_run_gate(runner *r, size_t idx)
 				fflush(stdout);
 				announced = true;
 			}
-			zdm_sleep_ms(1000);
+			if (!runner_sleep_ms(1000))
+				return runner_stop_interrupted(
+					r, idx, idx + 1,
+					"waiting for approval at a gate");
 		}
 		if (!approved) {
 			runner_set_state(r, "paused", step->id, step->gate,
@@ -826,6 +962,7 @@ runner_run_backfill(runner *r, size_t idx)
 	zdm_backfill_opts bo;
 	zdm_backfill_stats stats;
 	char rows[32], result[256];
+	long long total;
 	int rc;
 
 	memset(&bo, 0, sizeof(bo));
@@ -855,11 +992,15 @@ runner_run_backfill(runner *r, size_t idx)
 			snprintf(r->err.step, sizeof(r->err.step), "%s",
 			         step->id);
 		if (rc == 1) {
-			/* interrupted: every committed batch is checkpointed */
+			/* interrupted: every committed batch is checkpointed;
+			 * the step is pending again, zdm.backfill has the
+			 * progress */
 			snprintf(r->err.hint, sizeof(r->err.hint),
 			         "zdm apply %s continues from the checkpoints",
 			         r->opts->plan_path);
+			runner_steps_pending(r, idx, idx + 1);
 			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			runner_event(r, step->id, "stopped", r->err.message);
 			runner_record(
 				r,
 				"backfill interrupted at %s; checkpoints kept",
@@ -883,11 +1024,28 @@ runner_run_backfill(runner *r, size_t idx)
 		              r->err.message);
 		return ZDM_EXIT_FAILED;
 	}
-	snprintf(rows, sizeof(rows), "%lld", stats.rows);
+	/* a resumed backfill: the step's rows are every run's, which the
+	 * journal's checkpoints add up */
+	total = stats.rows;
+	{
+		const char *params[2] = {r->plan->migration, step->id};
+		PGresult *res;
+
+		if (zdm_conn_query(
+			    r->conn,
+			    "SELECT pg_catalog.sum(rows) FROM zdm.backfill"
+			    " WHERE migration = $1 AND step_id = $2",
+			    2, params, &res, &r->err) != 0)
+			return ZDM_EXIT_FAILED;
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+			total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	snprintf(rows, sizeof(rows), "%lld", total);
 	snprintf(
 		result, sizeof(result),
-		"%lld rows in %.1f s (%.0f rows/s), %lld batches, batch p50 %.1f ms, p99 %.1f ms, max %.1f ms, %lld lock retries",
-		stats.rows, stats.seconds,
+		"%lld rows (%lld this run) in %.1f s (%.0f rows/s), %lld batches, batch p50 %.1f ms, p99 %.1f ms, max %.1f ms, %lld lock retries",
+		total, stats.rows, stats.seconds,
 		stats.seconds > 0 ? (double)stats.rows / stats.seconds : 0.0,
 		stats.batches, stats.batch_ms_p50, stats.batch_ms_p99,
 		stats.batch_ms_max, stats.retries);
@@ -896,7 +1054,8 @@ runner_run_backfill(runner *r, size_t idx)
 	r->states[idx] = ZDM_STATE_DONE;
 	printf("  %-12s %s\n", "", result);
 	fflush(stdout);
-	runner_record(r, "backfill done, %lld rows in %.1f s", stats.rows,
+	/* the history's format is pinned by history_test.sh: the total */
+	runner_record(r, "backfill done, %lld rows in %.1f s", total,
 	              stats.seconds);
 	return ZDM_EXIT_OK;
 }
@@ -1000,15 +1159,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	r.plan = plan;
 	r.opts = opts;
 	srand((unsigned)getpid());
-	{
-		struct sigaction sa;
-
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = runner_on_signal;
-		sigemptyset(&sa.sa_mask);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-	}
+	runner_catch_signals();
 	if (runner_connect(&r) != 0)
 		goto done;
 	runner_open_history(&r);
@@ -1100,6 +1251,26 @@ done:
 
 /* ---- rollback ---------------------------------------------------------- */
 
+/* A signal during a rollback, between two undo transactions: the steps
+ * undone so far stay undone, the others stay done. */
+static int
+runner_stop_rollback_interrupted(runner *r, size_t at)
+{
+	const char *step_id = r->plan->steps[at].id;
+
+	zdm_error_set(&r->err, "rollback interrupted before undoing %s",
+	              step_id);
+	snprintf(r->err.step, sizeof(r->err.step), "%s", step_id);
+	snprintf(r->err.hint, sizeof(r->err.hint),
+	         "the steps undone so far stay undone; zdm rollback %s "
+	         "finishes it",
+	         r->opts->plan_path);
+	runner_set_state(r, "stopped", step_id, NULL, &r->err);
+	runner_event(r, step_id, "stopped", r->err.message);
+	runner_record(r, "rollback interrupted before %s", step_id);
+	return ZDM_EXIT_STOPPED;
+}
+
 static int
 runner_compensate_group(runner *r, const size_t *idx, size_t n)
 {
@@ -1108,6 +1279,8 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 	size_t k;
 
 	for (attempt = 0;; attempt++) {
+		if (runner_interrupted)
+			return runner_stop_rollback_interrupted(r, idx[0]);
 		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0 ||
 		    runner_set_lock_timeout(
 			    r, plan->steps[idx[0]].lock_timeout_ms) != 0)
@@ -1159,7 +1332,9 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 			       r->err.step, r->err.message, attempt + 1,
 			       plan->lock_retries, wait);
 			fflush(stdout);
-			zdm_sleep_ms(wait);
+			if (!runner_sleep_ms(wait))
+				return runner_stop_rollback_interrupted(r,
+				                                        idx[0]);
 			continue;
 		}
 		{
@@ -1209,6 +1384,7 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	memset(&r, 0, sizeof(r));
 	r.plan = plan;
 	r.opts = opts;
+	runner_catch_signals();
 	if (runner_connect(&r) != 0)
 		goto done;
 	runner_open_history(&r);

@@ -34,12 +34,34 @@ static const char status_steps_sql[] =
 	"SELECT step_id, phase, state, attempts, rows, result, error, sqlstate"
 	"  FROM zdm.steps WHERE migration = $1 ORDER BY position";
 
+/*
+ * Never NULL: json_pack fails on a NULL "o" and the row would vanish.  The
+ * session is UTF8, but an error text copied from an older journal row may not
+ * be: such bytes print as '?' rather than losing the value.
+ */
 static json_t *
 status_str(PGresult *res, int row, int col)
 {
-	return PQgetisnull(res, row, col)
-	               ? json_null()
-	               : json_string(PQgetvalue(res, row, col));
+	const char *value;
+	json_t *str;
+	char *copy;
+	size_t i;
+
+	if (PQgetisnull(res, row, col))
+		return json_null();
+	value = PQgetvalue(res, row, col);
+	str = json_string(value);
+	if (str != NULL)
+		return str;
+	copy = strdup(value);
+	if (copy == NULL)
+		return json_null();
+	for (i = 0; copy[i] != '\0'; i++)
+		if ((unsigned char)copy[i] >= 0x80)
+			copy[i] = '?';
+	str = json_string(copy);
+	free(copy);
+	return str ? str : json_null();
 }
 
 static json_t *
@@ -59,11 +81,12 @@ status_steps(PGconn *conn, const char *migration, zdm_error *err)
 	json_t *steps = json_array();
 	int row;
 
+	if (steps == NULL)
+		return json_null();
 	if (zdm_conn_query(conn, status_steps_sql, 1, params, &res, err) != 0)
 		return steps;
-	for (row = 0; row < PQntuples(res); row++)
-		json_array_append_new(
-			steps,
+	for (row = 0; row < PQntuples(res); row++) {
+		json_t *step =
 			json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 		                  "id", status_str(res, row, 0), "phase",
 		                  status_str(res, row, 1), "state",
@@ -72,7 +95,11 @@ status_steps(PGconn *conn, const char *migration, zdm_error *err)
 		                  status_int(res, row, 4), "result",
 		                  status_str(res, row, 5), "error",
 		                  status_str(res, row, 6), "sqlstate",
-		                  status_str(res, row, 7)));
+		                  status_str(res, row, 7));
+
+		/* only out of memory gets here: keep the row visible */
+		json_array_append_new(steps, step ? step : json_null());
+	}
 	PQclear(res);
 	return steps;
 }
@@ -120,7 +147,7 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	PGconn *conn;
 	PGresult *res = NULL;
 	const char *params[1] = {plan ? plan->migration : NULL};
-	json_t *all = NULL;
+	json_t *all = NULL, *entry;
 	int rc = ZDM_EXIT_FAILED, row;
 
 	zdm_error_clear(&err);
@@ -157,27 +184,32 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 			status_print_human(res, row, plan_path);
 			continue;
 		}
-		json_array_append_new(
-			all,
-			json_pack(
-				"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o}",
-				"migration", status_str(res, row, 0), "state",
-				status_str(res, row, 1), "plan_sha256",
-				status_str(res, row, 2), "current_step",
-				status_str(res, row, 3), "phase",
-				status_str(res, row, 11), "waiting_gate",
-				status_str(res, row, 4), "started_at",
-				status_str(res, row, 5), "updated_at",
-				status_str(res, row, 6), "steps_done",
-				status_int(res, row, 9), "backfill", "rows",
-				status_int(res, row, 13), "pages_done",
-				status_int(res, row, 14), "pages_total",
-				status_int(res, row, 15), "last_error",
-				"message", status_str(res, row, 7), "sqlstate",
-				status_str(res, row, 8), "step",
-				status_str(res, row, 12), "steps",
-				status_steps(conn, PQgetvalue(res, row, 0),
-		                             &err)));
+		entry = json_pack(
+			"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o}",
+			"migration", status_str(res, row, 0), "state",
+			status_str(res, row, 1), "plan_sha256",
+			status_str(res, row, 2), "current_step",
+			status_str(res, row, 3), "phase",
+			status_str(res, row, 11), "waiting_gate",
+			status_str(res, row, 4), "started_at",
+			status_str(res, row, 5), "updated_at",
+			status_str(res, row, 6), "steps_done",
+			status_int(res, row, 9), "backfill", "rows",
+			status_int(res, row, 13), "pages_done",
+			status_int(res, row, 14), "pages_total",
+			status_int(res, row, 15), "last_error", "message",
+			status_str(res, row, 7), "sqlstate",
+			status_str(res, row, 8), "step",
+			status_str(res, row, 12), "steps",
+			status_steps(conn, PQgetvalue(res, row, 0), &err));
+		if (entry == NULL) {
+			zdm_error_set(&err,
+			              "out of memory building the "
+			              "status of migration %s",
+			              PQgetvalue(res, row, 0));
+			goto done;
+		}
+		json_array_append_new(all, entry);
 	}
 	if (json) {
 		json_t *out = plan ? json_array_get(all, 0) : all;

@@ -21,7 +21,9 @@
 #   gate      `zdm apply --wait` waits at the switch gate; `zdm status --json`
 #             says paused there; a second `zdm apply` meanwhile is refused
 #             (exit 1, "another zdm"); killed.  The resumed run stops at the
-#             same gate and ran no step twice.
+#             same gate and ran no step twice.  Then `zdm apply --wait`
+#             again, SIGTERM while it waits: exit 3 within 5 s, state
+#             stopped, no step left running.
 #   contract  old clients stopped, the table locked again, `zdm apply
 #             --approve-all` retries contract's first transaction; killed.
 #             Contract must not have committed; the resumed run finishes.
@@ -115,6 +117,16 @@ gate)
 	expect_grep "resumed run" "$work/run2.out" '^migration .*: resuming \(was paused\)'
 	expect_grep "resumed run" "$work/run2.out" "^zdm: paused at gate \"$gate\""
 	expect "steps run twice" "$(val $db "SELECT count(*) FROM zdm.steps WHERE attempts > 1")" 0
+	# SIGTERM while --wait waits at the gate: it gives up within a
+	# second, exit 3, state stopped, no step left running
+	zdm_bg run3 apply "$plan" --db "dbname=$db" --wait
+	at_wait_for "zdm waiting at the gate again" 60 \
+		grep -q 'waiting for approval: zdm approve' "$work/run3.out"
+	kill -TERM "$zdm_pid"
+	zdm_wait "$zdm_pid" run3 3 5
+	expect_grep "SIGTERM at the gate" "$work/run3.err" 'interrupted while waiting for approval at a gate'
+	expect "state after SIGTERM" "$(status_json $db 'd["state"]')" stopped
+	expect "steps left running" "$(val $db "SELECT count(*) FROM zdm.steps WHERE state = 'running'")" 0
 	;;
 contract)
 	apply_to_gate $db run1 "$plan"

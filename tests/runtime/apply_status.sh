@@ -27,7 +27,9 @@
 #     and stops at contract (exit 4), status waiting_gate contract;
 #   - `zdm apply --wait` waits at contract; `zdm approve PLAN contract`
 #     from elsewhere lets it finish (exit 0) within a few seconds; status
-#     done, human and json; the journal's approvals name both approvers.
+#     done, human and json; the journal's approvals name both approvers;
+#   - a --db URL with a raw '%' in its password: exit 1 with a fixed
+#     message that does not echo the password.
 set -euo pipefail
 
 me=apply_status.sh
@@ -124,6 +126,11 @@ zdm_run status2 0 status "$plan" "${dbarg[@]}"
 expect_grep "human status done" "$work/status2.out" '^migration split_user_name: done$'
 expect "approvals" "$(val $db "SELECT string_agg(gate || '=' || approved_by, ' ' ORDER BY gate) FROM zdm.approvals")" \
 	"contract=carol switch=alice"
+
+say "a connection string libpq cannot parse: a fixed message, no secret"
+zdm_run badurl 1 status "$plan" --db 'postgresql://u:s3cr%zzet@localhost/db'
+expect_grep "unparsable url" "$work/badurl.err" 'the connection string cannot be parsed \(check its quoting and percent-encoding\)'
+grep -q 's3cr' "$work/badurl.err" && die "the password was printed"
 check_columns $db
 check_no_leftovers $db
 at_done

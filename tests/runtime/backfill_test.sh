@@ -15,6 +15,9 @@
 #   resume         --stop-after-batches, then a second run finishes it
 #   rewrite        stopped, then VACUUM FULL (a new file: old checkpoints
 #                  mean nothing), then a resume that walks the table again
+#   rewrite_during VACUUM FULL while a slow backfill runs: the next batch
+#                  sees the new file, rolls back, the run fails saying so;
+#                  a second run walks the new file to the end
 #   kill9          kill -9 of the driver mid-run, then a second run
 #   sigterm        SIGTERM: the batches in flight commit, exit 3, a resume
 #   traffic        old- and new-version clients write during the backfill:
@@ -278,6 +281,30 @@ wait_for_rows()
 	done
 	die "$db: the backfill did not get to $n rows"
 }
+
+# ---- the table rewritten while the backfill runs -----------------------------------
+db=rewrite_during
+fresh_db $db
+say "$db: VACUUM FULL while a slow backfill runs"
+"$ZDM_BACKFILL_DRIVER" --db "dbname=$db" "$plan" "$STEP" --jobs 2 \
+	--batch-size 1000 --pause-ms 20 >"$work/$db.1.out" 2>&1 &
+victim=$!
+wait_for_rows $db 20000
+q -d $db -c "VACUUM FULL public.users"
+rc=0
+wait $victim || rc=$?
+sed 's/^/    /' "$work/$db.1.out"
+[ "$rc" != 0 ] || die "$db: the run finished on the old file's page numbers"
+grep -q 'public.users was rewritten while the backfill ran (VACUUM FULL, CLUSTER, pg_repack); run zdm apply again: the backfill starts over on the new file' \
+	"$work/$db.1.out" || die "$db: the rewrite was not reported"
+grep 'was rewritten while the backfill ran' "$work/$db.1.out" | grep -q SQLSTATE &&
+	die "$db: the rewrite reported with a SQLSTATE"
+[ "$(pending $db)" -gt 0 ] || die "$db: the run ended before the rewrite"
+driver $db "$work/$db.2.out" --jobs 2
+expect "$db: exit status of the second run" "$rc" 0
+grep -q 'was rewritten since the backfill started' "$work/$db.2.out" ||
+	die "$db: the stale partition was not dropped"
+check_done $db 2 $db
 
 # ---- kill -9 mid-run, resume -----------------------------------------------------
 db=kill9
