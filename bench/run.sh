@@ -255,18 +255,19 @@ zdm_result()
 {
 	local db=$1 method=$2 run=$3 result
 	result=$(q "$db" -c "SELECT result FROM zdm.steps WHERE step_id = 'backfill.1'")
-	# "1000000 rows in 4.5 s (220962 rows/s), 102 batches, batch p50 87.7
-	# ms, p99 146.8 ms, max 159.9 ms, 0 lock retries"
-	[[ $result =~ ^([0-9]+)\ rows\ in\ [0-9.]+\ s\ \(([0-9.]+)\ rows/s\),\ ([0-9]+)\ batches,\ batch\ p50\ ([0-9.]+)\ ms,\ p99\ ([0-9.]+)\ ms,\ max\ ([0-9.]+)\ ms ]] ||
+	# "1000000 rows (1000000 this run) in 4.5 s (220962 rows/s), 102
+	# batches, batch p50 87.7 ms, p99 146.8 ms, max 159.9 ms, 0 lock retries"
+	[[ $result =~ ^([0-9]+)\ rows\ (\([0-9]+\ this\ run\)\ )?in\ [0-9.]+\ s\ \(([0-9.]+)\ rows/s\),\ ([0-9]+)\ batches,\ batch\ p50\ ([0-9.]+)\ ms,\ p99\ ([0-9.]+)\ ms,\ max\ ([0-9.]+)\ ms ]] ||
 		die "$method: unexpected backfill result in zdm.steps: '$result'"
 	# under client load the sync trigger has done some rows already
 	[ "$method" = client-zdm ] || [ "${BASH_REMATCH[1]}" = "$rows" ] ||
 		die "$method: the backfill updated ${BASH_REMATCH[1]} rows, not $rows"
-	record "$run" "$method" rows_per_s "${BASH_REMATCH[2]}"
-	record "$run" "$method" batches "${BASH_REMATCH[3]}"
-	record "$run" "$method" p50_ms "${BASH_REMATCH[4]}"
-	record "$run" "$method" p99_ms "${BASH_REMATCH[5]}"
-	record "$run" "$method" max_ms "${BASH_REMATCH[6]}"
+	# (group 2 is the optional "(N this run) " of a resumed backfill)
+	record "$run" "$method" rows_per_s "${BASH_REMATCH[3]}"
+	record "$run" "$method" batches "${BASH_REMATCH[4]}"
+	record "$run" "$method" p50_ms "${BASH_REMATCH[5]}"
+	record "$run" "$method" p99_ms "${BASH_REMATCH[6]}"
+	record "$run" "$method" max_ms "${BASH_REMATCH[7]}"
 }
 
 # zdm_apply DB JOBS LOG: the whole migration; prints its wall time.
