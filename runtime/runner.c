@@ -107,6 +107,40 @@ runner_backoff_ms(int attempt)
 	return ms + (long)(rand() % 50);
 }
 
+/*
+ * After a failed attempt of a transaction: when r->err is a lock timeout or
+ * deadlock and retries are left, say so (label NULL: silently; with
+ * event, also in zdm.events), wait with backoff and return 1: try again.
+ * 0: give up (not a lock conflict, or no retries left); -1: interrupted
+ * while waiting.  The caller has rolled back already.
+ */
+static void runner_event(runner *r, const char *step_id, const char *event,
+                         const char *message);
+
+static int
+runner_retry_lock(runner *r, int attempt, const char *step_id,
+                  const char *label, bool event)
+{
+	long wait;
+
+	if (!zdm_error_is_lock_conflict(&r->err) ||
+	    attempt >= r->plan->lock_retries)
+		return 0;
+	wait = runner_backoff_ms(attempt);
+	if (label != NULL) {
+		char msg[1200];
+
+		snprintf(msg, sizeof(msg), "%s; retry %d of %ld in %ld ms",
+		         r->err.message, attempt + 1, r->plan->lock_retries,
+		         wait);
+		printf("  %-12s %s%s\n", step_id, label, msg);
+		fflush(stdout);
+		if (event)
+			runner_event(r, step_id, "lock_retry", msg);
+	}
+	return runner_sleep_ms(wait) ? 1 : -1;
+}
+
 static int
 runner_exec_params(runner *r, const char *sql, int n, const char *const *params)
 {
@@ -618,22 +652,12 @@ runner_run_group(runner *r, size_t from, size_t to)
 				at = &plan->steps[i];
 		runner_rollback_quietly(r);
 		r->err = failure;
-		if (zdm_error_is_lock_conflict(&failure) &&
-		    attempt < plan->lock_retries) {
-			long wait = runner_backoff_ms(attempt);
-			char msg[1200];
-
-			snprintf(msg, sizeof(msg),
-			         "%s; retry %d of %ld in %ld ms",
-			         failure.message, attempt + 1,
-			         plan->lock_retries, wait);
-			printf("  %-12s %s\n", at->id, msg);
-			fflush(stdout);
-			runner_event(r, at->id, "lock_retry", msg);
-			if (!runner_sleep_ms(wait))
-				return runner_stop_interrupted(
-					r, from, to, "waiting to retry a lock");
+		switch (runner_retry_lock(r, attempt, at->id, "", true)) {
+		case 1:
 			continue;
+		case -1:
+			return runner_stop_interrupted(
+				r, from, to, "waiting to retry a lock");
 		}
 		if (r->err.step[0] == '\0')
 			snprintf(r->err.step, sizeof(r->err.step), "%s",
@@ -711,13 +735,12 @@ runner_run_check(runner *r, size_t idx)
 			runner_rollback_quietly(r);
 			r->err = failure;
 		}
-		if (zdm_error_is_lock_conflict(&r->err) &&
-		    attempt < r->plan->lock_retries) {
-			if (!runner_sleep_ms(runner_backoff_ms(attempt)))
-				return runner_stop_interrupted(
-					r, idx, idx + 1,
-					"waiting to retry a lock");
+		switch (runner_retry_lock(r, attempt, step->id, NULL, false)) {
+		case 1:
 			continue;
+		case -1:
+			return runner_stop_interrupted(
+				r, idx, idx + 1, "waiting to retry a lock");
 		}
 		stopped = zdm_error_is_lock_conflict(&r->err);
 		snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
@@ -1324,18 +1347,12 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 		if (r->err.step[0] == '\0')
 			snprintf(r->err.step, sizeof(r->err.step), "%s",
 			         plan->steps[idx[0]].id);
-		if (zdm_error_is_lock_conflict(&r->err) &&
-		    attempt < plan->lock_retries) {
-			long wait = runner_backoff_ms(attempt);
-
-			printf("  %-12s undo: %s; retry %d of %ld in %ld ms\n",
-			       r->err.step, r->err.message, attempt + 1,
-			       plan->lock_retries, wait);
-			fflush(stdout);
-			if (!runner_sleep_ms(wait))
-				return runner_stop_rollback_interrupted(r,
-				                                        idx[0]);
+		switch (runner_retry_lock(r, attempt, r->err.step,
+		                          "undo: ", false)) {
+		case 1:
 			continue;
+		case -1:
+			return runner_stop_rollback_interrupted(r, idx[0]);
 		}
 		{
 			/* the step stays done (its undo failed, not the step),
