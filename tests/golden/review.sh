@@ -22,32 +22,9 @@
 # (tests/golden/README.md has the one-liner).
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-regen=${ZDM_REGEN:-0}
-if [ "${1:-}" = --regen ]; then
-	regen=1
-	shift
-fi
-what=${1:-all}
-zdmc=${2:-$root/build/release/zdmc}
-case $zdmc in
-/*) ;;
-*) zdmc=$PWD/$zdmc ;;
-esac
-if [ ! -x "$zdmc" ]; then
-	echo "review.sh: no zdmc at $zdmc (build first, or pass its path)" >&2
-	exit 2
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail()
-{
-	echo "FAIL: $*" >&2
-	failures=$((failures + 1))
-}
+me=review.sh
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # compare GOT WANT_FILE LABEL: equal bytes, or (with --regen) rewrite
 compare()
