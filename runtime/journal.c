@@ -69,6 +69,25 @@ static const char journal_schema_sql[] =
 	"    step_id   text,\n"
 	"    event     text NOT NULL,\n"
 	"    message   text\n"
+	");\n"
+	/* sync = cdc: what the running zdm sync reports, for catch-up steps
+	 * and status; the runner asks it to stop through stop_requested */
+	"CREATE TABLE IF NOT EXISTS zdm.cdc (\n"
+	"    migration       text PRIMARY KEY,\n"
+	"    source          text NOT NULL,\n"
+	"    state           text NOT NULL,\n"
+	"    stop_requested  boolean NOT NULL DEFAULT false,\n"
+	"    pid             integer,\n"
+	"    host            text,\n"
+	"    started_at      timestamptz,\n"
+	"    seen_at         timestamptz,\n"
+	"    applied_lsn     pg_lsn,\n"
+	"    lag_seconds     double precision,\n"
+	"    backlog         bigint,\n"
+	"    changes_seen    bigint NOT NULL DEFAULT 0,\n"
+	"    changes_applied bigint NOT NULL DEFAULT 0,\n"
+	"    own_skipped     bigint NOT NULL DEFAULT 0,\n"
+	"    last_error      text\n"
 	");\n";
 
 int

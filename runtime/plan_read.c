@@ -20,7 +20,7 @@
  *   - Messages are "NAME:line:col: error: ..." (1-based, from libyaml's
  *     marks) when a place is known, "NAME: error: ..." otherwise.
  *   - Values this runtime cannot run are refused here, not part way
- *     through: a sync other than trigger, a backfill key other than ctid,
+ *     through: an unknown sync, a backfill key other than ctid,
  *     a server older than 15, a gate or an approve entry that names no
  *     phase, a lock_timeout of 0 (which PostgreSQL takes as forever).
  *   - Keys this version does not know are ignored: the format may grow
@@ -55,6 +55,7 @@ typedef struct plan_reader {
 	yaml_document_t doc;
 	char *errbuf;
 	size_t errlen;
+	int format_version; /* once read: what the rest may contain */
 } plan_reader;
 
 static int reader_fail(plan_reader *r, const char *fmt, ...)
@@ -691,13 +692,17 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = get_long(r, map, "options", "verify_sample", 0,
 	                      &plan->verify_sample)) < 0)
 		return error;
-	/* cdc is in the format for a newer runtime; this one would run such
-	 * a plan's trigger-less expand and never sync a row */
-	if (strcmp(plan->sync, "trigger") != 0)
+	/* a sync this runtime does not know would run a trigger-less expand
+	 * and never sync a row; cdc needs the version-2 format, which says
+	 * how (a version-1 plan saying cdc is broken, not newer) */
+	if (strcmp(plan->sync, "trigger") != 0 &&
+	    !(strcmp(plan->sync, "cdc") == 0 && plan->format_version >= 2))
 		return reader_fail_at(
 			r, map_get(r, map, "sync"),
-			"options: \"sync\" is \"%s\", and this zdm syncs by trigger only; a %s plan needs a newer zdm",
-			plan->sync, plan->sync);
+			strcmp(plan->sync, "cdc") == 0
+				? "options: \"sync\" is \"%s\" in a version-%d plan; cdc plans are format version 2"
+				: "options: \"sync\" is \"%s\", and this zdm syncs by trigger or cdc only; the plan needs a newer zdm",
+			plan->sync, plan->format_version);
 
 	plan->napprove = list_length(approve);
 	if (plan->napprove == 0)
@@ -951,6 +956,8 @@ parse_step_kind(const yaml_node_t *node, zdm_step_kind *out)
 		{"backfill", ZDM_STEP_BACKFILL},
 		{"check", ZDM_STEP_CHECK},
 		{"gate", ZDM_STEP_GATE},
+		{"catch_up", ZDM_STEP_CATCH_UP},
+		{"stop_sync", ZDM_STEP_STOP_SYNC},
 	};
 
 	for (size_t i = 0; i < NELEM(kinds); i++) {
@@ -1004,6 +1011,15 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 			what, (int)kind_node->data.scalar.length,
 			(const char *)kind_node->data.scalar.value);
 	}
+	if ((step->kind == ZDM_STEP_CATCH_UP ||
+	     step->kind == ZDM_STEP_STOP_SYNC) &&
+	    r->format_version < 2)
+		return reader_fail_at(
+			r, kind_node,
+			"%s: step kind \"%s\" needs plan format version 2",
+			what,
+			step->kind == ZDM_STEP_CATCH_UP ? "catch_up"
+							: "stop_sync");
 
 	if ((error = get_string(r, map, what, "description", false,
 	                        &step->description)) < 0 ||
@@ -1012,6 +1028,23 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 	    (error = get_bool(r, map, what, "point_of_no_return",
 	                      &step->point_of_no_return)) < 0)
 		return error;
+
+	if (step->kind == ZDM_STEP_CATCH_UP) {
+		static const char *const catch_up[] = {"max_lag", "stable_for",
+		                                       "barrier"};
+
+		if ((error = require_keys(r, map, what, catch_up, 3)) < 0 ||
+		    (error = get_duration(r, map, what, "max_lag",
+		                          &step->max_lag_ms)) < 0 ||
+		    (error = get_duration(r, map, what, "stable_for",
+		                          &step->stable_for_ms)) < 0 ||
+		    (error = get_bool(r, map, what, "barrier",
+		                      &step->barrier)) < 0)
+			return error;
+		return 0;
+	}
+	if (step->kind == ZDM_STEP_STOP_SYNC)
+		return 0;
 
 	if (step->kind == ZDM_STEP_GATE) {
 		/* A gate runs nothing; any sql or transaction key is ignored
@@ -1066,6 +1099,28 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 		    (error = get_string(r, map, what, "examples", true,
 		                        &step->examples_sql)) < 0)
 			return error;
+		if (map_get(r, map, "in_flight")) {
+			static const char *const in_flight[] = {"offenders",
+			                                        "recheck"};
+			yaml_node_t *f = map_get(r, map, "in_flight");
+			char fwhat[192];
+
+			snprintf(fwhat, sizeof(fwhat), "%s: in_flight", what);
+			if (r->format_version < 2)
+				return reader_fail_at(
+					r, f,
+					"%s: \"in_flight\" needs plan format version 2",
+					what);
+			if ((error = check_mapping(r, f, fwhat)) < 0 ||
+			    (error = require_keys(r, f, fwhat, in_flight, 2)) <
+			            0 ||
+			    (error = get_string(r, f, fwhat, "offenders", false,
+			                        &step->in_flight_offenders)) <
+			            0 ||
+			    (error = get_string(r, f, fwhat, "recheck", false,
+			                        &step->in_flight_recheck)) < 0)
+				return error;
+		}
 	}
 	return 0;
 }
@@ -1156,6 +1211,412 @@ cleanup:
 	return error;
 }
 
+/* ---- sync = cdc (format version 2) ------------------------------------- */
+
+/* A list of plain strings under key (required; may be empty). */
+static int
+get_string_list(plan_reader *r, const yaml_node_t *map, const char *what,
+                const char *key, char ***out, size_t *n)
+{
+	yaml_node_t *list;
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = get_list(r, map, what, key, &list)) < 0)
+		return error;
+	if (!list)
+		return reader_fail_at(r, map, "%s%smissing required key \"%s\"",
+		                      what, WHAT_SEP(what), key);
+	if (list_length(list) == 0)
+		return 0;
+	*out = calloc(list_length(list), sizeof(char *));
+	if (!*out)
+		return reader_fail(r, "out of memory");
+	*n = list_length(list);
+	for (size_t i = 0; i < *n; i++) {
+		yaml_node_t *item = list_item(r, list, i);
+		size_t len;
+
+		if (item->type != YAML_SCALAR_NODE || node_is_null(item) ||
+		    item->data.scalar.length == 0 ||
+		    memchr(item->data.scalar.value, '\0',
+		           item->data.scalar.length))
+			return reader_fail_at(
+				r, item, "%s%s\"%s\" must be a list of names",
+				what, WHAT_SEP(what), key);
+		len = item->data.scalar.length;
+		(*out)[i] = malloc(len + 1);
+		if (!(*out)[i])
+			return reader_fail(r, "out of memory");
+		memcpy((*out)[i], item->data.scalar.value, len);
+		(*out)[i][len] = '\0';
+	}
+	return 0;
+}
+
+static void
+string_list_free(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+/*
+ * One identifier of a qualified name as PostgreSQL stores it: "..." with
+ * "" for a quote, or a bare name taken as it is (the compiler quotes
+ * whatever is not already a plain lower-case name).  Advances *p.
+ */
+static char *
+split_identifier(const char **p)
+{
+	const char *s = *p;
+	char *out = malloc(strlen(s) + 1), *o = out;
+
+	if (!out)
+		return NULL;
+	if (*s == '"') {
+		for (s++; *s; s++) {
+			if (*s == '"') {
+				if (s[1] != '"')
+					break;
+				s++;
+			}
+			*o++ = *s;
+		}
+		if (*s != '"') {
+			free(out);
+			return NULL;
+		}
+		s++;
+	} else {
+		while (*s && *s != '.')
+			*o++ = *s++;
+	}
+	*o = '\0';
+	*p = s;
+	return out;
+}
+
+/* "schema.table", each part possibly quoted, into its two stored names. */
+static int
+split_qualified(const char *qname, char **nspname, char **relname)
+{
+	const char *p = qname;
+
+	*nspname = *relname = NULL;
+	if (!(*nspname = split_identifier(&p)) || *p != '.' || !**nspname)
+		goto bad;
+	p++;
+	if (!(*relname = split_identifier(&p)) || *p != '\0' || !**relname)
+		goto bad;
+	return 0;
+bad:
+	free(*nspname);
+	free(*relname);
+	*nspname = *relname = NULL;
+	return -1;
+}
+
+static int
+read_cdc_rules(plan_reader *r, const yaml_node_t *map, const char *what,
+               const char *key, zdm_cdc_rule **out, size_t *n)
+{
+	yaml_node_t *list;
+	char rwhat[224];
+	int error;
+
+	*out = NULL;
+	*n = 0;
+	if ((error = get_list(r, map, what, key, &list)) < 0)
+		return error;
+	if (!list || list_length(list) == 0)
+		return reader_fail_at(r, map,
+		                      "%s: \"%s\" must be a list of rules",
+		                      what, key);
+	*out = calloc(list_length(list), sizeof(zdm_cdc_rule));
+	if (!*out)
+		return reader_fail(r, "out of memory");
+	*n = list_length(list);
+	for (size_t i = 0; i < *n; i++) {
+		yaml_node_t *item = list_item(r, list, i);
+		zdm_cdc_rule *rule = &(*out)[i];
+		char *apply = NULL;
+		int conditions = 0;
+		bool pending = false;
+
+		snprintf(rwhat, sizeof(rwhat), "%s: %s[%zu]", what, key, i + 1);
+		if ((error = check_mapping(r, item, rwhat)) < 0 ||
+		    (error = get_string(r, item, rwhat, "apply", false,
+		                        &apply)) < 0)
+			return error;
+		if (!apply)
+			return reader_fail_at(
+				r, item, "%s: missing required key \"apply\"",
+				rwhat);
+		if (strcmp(apply, "forward") == 0)
+			rule->apply = ZDM_CDC_APPLY_FORWARD;
+		else if (strcmp(apply, "reverse") == 0)
+			rule->apply = ZDM_CDC_APPLY_REVERSE;
+		else if (strcmp(apply, "nothing") == 0)
+			rule->apply = ZDM_CDC_APPLY_NOTHING;
+		else {
+			error = reader_fail_at(
+				r, map_get(r, item, "apply"),
+				"%s: \"apply\" is \"%s\" (expected forward, reverse or nothing)",
+				rwhat, apply);
+			free(apply);
+			return error;
+		}
+		free(apply);
+		rule->cond = ZDM_CDC_COND_ALWAYS;
+		if (map_get(r, item, "changed")) {
+			conditions++;
+			rule->cond = ZDM_CDC_COND_CHANGED;
+			if ((error = get_string_list(r, item, rwhat, "changed",
+			                             &rule->columns,
+			                             &rule->ncolumns)) < 0)
+				return error;
+		}
+		if (map_get(r, item, "not_null")) {
+			conditions++;
+			rule->cond = ZDM_CDC_COND_NOT_NULL;
+			if (conditions == 1 &&
+			    (error = get_string_list(r, item, rwhat, "not_null",
+			                             &rule->columns,
+			                             &rule->ncolumns)) < 0)
+				return error;
+		}
+		if (map_get(r, item, "pending")) {
+			conditions++;
+			rule->cond = ZDM_CDC_COND_PENDING;
+			if ((error = get_bool(r, item, rwhat, "pending",
+			                      &pending)) < 0)
+				return error;
+			if (!pending)
+				return reader_fail_at(
+					r, map_get(r, item, "pending"),
+					"%s: \"pending\" can only be true",
+					rwhat);
+		}
+		if (conditions > 1)
+			return reader_fail_at(
+				r, item,
+				"%s: a rule has at most one condition (changed, not_null or pending)",
+				rwhat);
+	}
+	return 0;
+}
+
+static int
+read_cdc_sync(plan_reader *r, const yaml_node_t *map, const char *what,
+              zdm_cdc_sync *sync)
+{
+	static const char *const required[] = {
+		"at",        "params",  "touched", "on_insert",
+		"on_update", "forward", "reverse"};
+	int error;
+
+	if ((error = check_mapping(r, map, what)) < 0 ||
+	    (error = require_keys(r, map, what, required, NELEM(required))) <
+	            0 ||
+	    (error = get_string(r, map, what, "at", false, &sync->at)) < 0 ||
+	    (error = get_string_list(r, map, what, "params", &sync->params,
+	                             &sync->nparams)) < 0 ||
+	    (error = get_string_list(r, map, what, "touched", &sync->touched,
+	                             &sync->ntouched)) < 0 ||
+	    (error = read_cdc_rules(r, map, what, "on_insert", &sync->on_insert,
+	                            &sync->non_insert)) < 0 ||
+	    (error = read_cdc_rules(r, map, what, "on_update", &sync->on_update,
+	                            &sync->non_update)) < 0 ||
+	    (error = get_string(r, map, what, "forward", false,
+	                        &sync->forward)) < 0 ||
+	    (error = get_string(r, map, what, "reverse", true,
+	                        &sync->reverse)) < 0)
+		return error;
+	if (sync->nparams == 0)
+		return reader_fail_at(r, map_get(r, map, "params"),
+		                      "%s: \"params\" is empty", what);
+	/* a rule that applies reverse needs a reverse statement */
+	for (size_t i = 0;
+	     !sync->reverse && i < sync->non_insert + sync->non_update; i++) {
+		const zdm_cdc_rule *rule =
+			i < sync->non_insert
+				? &sync->on_insert[i]
+				: &sync->on_update[i - sync->non_insert];
+
+		if (rule->apply == ZDM_CDC_APPLY_REVERSE)
+			return reader_fail_at(
+				r, map,
+				"%s: a rule applies reverse, and \"reverse\" is null",
+				what);
+	}
+	return 0;
+}
+
+static int
+read_cdc(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {
+		"source",  "publication", "slot",  "origin",
+		"max_lag", "stable_for",  "tables"};
+	static const char *const table_required[] = {"table", "key", "syncs"};
+	yaml_node_t *map = map_get(r, root, "cdc");
+	yaml_node_t *tables;
+	zdm_cdc_plan *cdc;
+	char what[160];
+	int error;
+
+	if (strcmp(plan->sync, "cdc") != 0) {
+		if (map)
+			return reader_fail_at(
+				r, map,
+				"\"cdc\" is present, and options.sync is \"%s\"",
+				plan->sync);
+		return 0;
+	}
+	if (!map)
+		return reader_fail_at(
+			r, root,
+			"options.sync is cdc, and the plan has no \"cdc\" section");
+	cdc = plan->cdc = calloc(1, sizeof(zdm_cdc_plan));
+	if (!cdc)
+		return reader_fail(r, "out of memory");
+	if ((error = check_mapping(r, map, "\"cdc\"")) < 0 ||
+	    (error = require_keys(r, map, "cdc", required, NELEM(required))) <
+	            0 ||
+	    (error = get_string(r, map, "cdc", "source", false, &cdc->source)) <
+	            0 ||
+	    (error = get_string(r, map, "cdc", "publication", true,
+	                        &cdc->publication)) < 0 ||
+	    (error = get_string(r, map, "cdc", "slot", true, &cdc->slot)) < 0 ||
+	    (error = get_string(r, map, "cdc", "origin", true, &cdc->origin)) <
+	            0 ||
+	    (error = get_duration(r, map, "cdc", "max_lag", &cdc->max_lag_ms)) <
+	            0 ||
+	    (error = get_duration(r, map, "cdc", "stable_for",
+	                          &cdc->stable_for_ms)) < 0 ||
+	    (error = get_list(r, map, "cdc", "tables", &tables)) < 0)
+		return error;
+	if (strcmp(cdc->source, "native") == 0) {
+		if (!cdc->publication || !cdc->slot || !cdc->origin)
+			return reader_fail_at(
+				r, map,
+				"cdc: a native source needs \"publication\", \"slot\" and \"origin\"");
+	} else if (strcmp(cdc->source, "debezium") != 0) {
+		return reader_fail_at(
+			r, map_get(r, map, "source"),
+			"cdc: \"source\" is \"%s\" (expected native or debezium)",
+			cdc->source);
+	}
+	if (list_length(tables) == 0)
+		return 0;
+	cdc->tables = calloc(list_length(tables), sizeof(zdm_cdc_table));
+	if (!cdc->tables)
+		return reader_fail(r, "out of memory");
+	cdc->ntables = list_length(tables);
+	for (size_t i = 0; i < cdc->ntables; i++) {
+		yaml_node_t *item = list_item(r, tables, i);
+		zdm_cdc_table *t = &cdc->tables[i];
+		yaml_node_t *syncs;
+
+		snprintf(what, sizeof(what), "cdc.tables[%zu]", i + 1);
+		if ((error = check_mapping(r, item, what)) < 0 ||
+		    (error = require_keys(r, item, what, table_required, 3)) <
+		            0 ||
+		    (error = get_string(r, item, what, "table", false,
+		                        &t->table)) < 0 ||
+		    (error = get_string_list(r, item, what, "key", &t->key,
+		                             &t->nkey)) < 0 ||
+		    (error = get_list(r, item, what, "syncs", &syncs)) < 0)
+			return error;
+		if (split_qualified(t->table, &t->nspname, &t->relname) < 0)
+			return reader_fail_at(
+				r, map_get(r, item, "table"),
+				"%s: \"%s\" is not a schema-qualified table name",
+				what, t->table);
+		if (t->nkey == 0)
+			return reader_fail_at(r, map_get(r, item, "key"),
+			                      "%s: \"key\" is empty", what);
+		if (list_length(syncs) == 0)
+			continue;
+		t->syncs = calloc(list_length(syncs), sizeof(zdm_cdc_sync));
+		if (!t->syncs)
+			return reader_fail(r, "out of memory");
+		t->nsyncs = list_length(syncs);
+		for (size_t j = 0; j < t->nsyncs; j++) {
+			char swhat[192];
+
+			snprintf(swhat, sizeof(swhat), "%s.syncs[%zu]", what,
+			         j + 1);
+			if ((error = read_cdc_sync(r, list_item(r, syncs, j),
+			                           swhat, &t->syncs[j])) < 0)
+				return error;
+		}
+	}
+	return 0;
+}
+
+/* catch_up and stop_sync wait for zdm sync: only a cdc plan has one. */
+static int
+check_cdc_steps(plan_reader *r, const zdm_plan *plan)
+{
+	for (size_t i = 0; i < plan->nsteps; i++) {
+		const zdm_step *s = &plan->steps[i];
+
+		if (!plan->cdc &&
+		    (s->kind == ZDM_STEP_CATCH_UP ||
+		     s->kind == ZDM_STEP_STOP_SYNC || s->in_flight_offenders))
+			return reader_fail(
+				r,
+				"step %s waits for zdm sync, and options.sync is \"%s\"",
+				s->id, plan->sync);
+	}
+	return 0;
+}
+
+static void
+cdc_rules_free(zdm_cdc_rule *rules, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		string_list_free(rules[i].columns, rules[i].ncolumns);
+	free(rules);
+}
+
+static void
+cdc_free(zdm_cdc_plan *cdc)
+{
+	if (!cdc)
+		return;
+	free(cdc->source);
+	free(cdc->publication);
+	free(cdc->slot);
+	free(cdc->origin);
+	for (size_t i = 0; i < cdc->ntables; i++) {
+		zdm_cdc_table *t = &cdc->tables[i];
+
+		free(t->table);
+		free(t->nspname);
+		free(t->relname);
+		string_list_free(t->key, t->nkey);
+		for (size_t j = 0; j < t->nsyncs; j++) {
+			zdm_cdc_sync *s = &t->syncs[j];
+
+			free(s->at);
+			string_list_free(s->params, s->nparams);
+			string_list_free(s->touched, s->ntouched);
+			cdc_rules_free(s->on_insert, s->non_insert);
+			cdc_rules_free(s->on_update, s->non_update);
+			free(s->forward);
+			free(s->reverse);
+		}
+		free(t->syncs);
+	}
+	free(cdc->tables);
+	free(cdc);
+}
+
 /* zdm_plan: the first thing checked, so a newer plan gets the one message
  * that helps ("upgrade zdm") rather than whatever else changed. */
 static int
@@ -1173,14 +1634,15 @@ read_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 		return reader_fail_at(
 			r, node,
 			"\"zdm_plan\" must be an integer (the plan format version)");
-	if (overflow || version != ZDM_PLAN_FORMAT_VERSION)
+	if (overflow || version < 1 || version > ZDM_PLAN_FORMAT_VERSION)
 		return reader_fail_at(
 			r, node,
-			"unsupported plan format version %.*s; this zdm reads version %d",
+			"unsupported plan format version %.*s; this zdm reads versions 1 to %d",
 			(int)node->data.scalar.length,
 			(const char *)node->data.scalar.value,
 			ZDM_PLAN_FORMAT_VERSION);
 	plan->format_version = (int)version;
+	r->format_version = (int)version;
 	return 0;
 }
 
@@ -1203,9 +1665,10 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = read_options(r, root, plan)) < 0 ||
 	    (error = read_new_version(r, root, plan)) < 0 ||
 	    (error = read_tables(r, root, plan)) < 0 ||
+	    (error = read_cdc(r, root, plan)) < 0 ||
 	    (error = read_phases(r, root, plan)) < 0)
 		return error;
-	return 0;
+	return check_cdc_steps(r, plan);
 }
 
 int
@@ -1413,8 +1876,11 @@ zdm_plan_free(zdm_plan *plan)
 		free(s->compensation);
 		free(s->key);
 		free(s->examples_sql);
+		free(s->in_flight_offenders);
+		free(s->in_flight_recheck);
 		free(s->gate);
 	}
 	free(plan->steps);
+	cdc_free(plan->cdc);
 	free(plan);
 }

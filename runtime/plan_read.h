@@ -13,13 +13,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ZDM_PLAN_FORMAT_VERSION 1
+/* Version 1: trigger sync.  Version 2: version 1 plus sync = cdc (the cdc
+ * section and the catch_up and stop_sync steps). */
+#define ZDM_PLAN_FORMAT_VERSION 2
 
 typedef enum zdm_step_kind {
 	ZDM_STEP_SQL,
 	ZDM_STEP_BACKFILL,
 	ZDM_STEP_CHECK,
-	ZDM_STEP_GATE
+	ZDM_STEP_GATE,
+	ZDM_STEP_CATCH_UP, /* cdc: wait for zdm sync (lag, or a barrier) */
+	ZDM_STEP_STOP_SYNC /* cdc: barrier, then stop zdm sync */
 } zdm_step_kind;
 
 typedef struct zdm_step {
@@ -40,10 +44,76 @@ typedef struct zdm_step {
 	/* check */
 	long long expect;
 	char *examples_sql;
+	/* check, cdc plans: offending row versions and their recheck (both
+	 * NULL when absent); see docs/plan-format.md */
+	char *in_flight_offenders;
+	char *in_flight_recheck;
 	/* gate */
 	char *gate;
 	bool approval;
+	/* catch_up */
+	long max_lag_ms;
+	long stable_for_ms;
+	bool barrier;
 } zdm_step;
+
+/* cdc.tables[].syncs[].on_insert / on_update: the first rule that holds
+ * decides what a change event does. */
+typedef enum zdm_cdc_cond {
+	ZDM_CDC_COND_ALWAYS,   /* no condition */
+	ZDM_CDC_COND_CHANGED,  /* any column's after text differs from before */
+	ZDM_CDC_COND_NOT_NULL, /* any column is not NULL after */
+	ZDM_CDC_COND_PENDING   /* after-image's zdm_sync_pending is true */
+} zdm_cdc_cond;
+
+typedef enum zdm_cdc_apply {
+	ZDM_CDC_APPLY_NOTHING,
+	ZDM_CDC_APPLY_FORWARD,
+	ZDM_CDC_APPLY_REVERSE
+} zdm_cdc_apply;
+
+typedef struct zdm_cdc_rule {
+	zdm_cdc_cond cond;
+	char **columns; /* CHANGED, NOT_NULL */
+	size_t ncolumns;
+	zdm_cdc_apply apply;
+} zdm_cdc_rule;
+
+/* One change of a table that needs sync, as the applier runs it. */
+typedef struct zdm_cdc_sync {
+	char *at;
+	char **params; /* $1..$n: after-image values of these columns */
+	size_t nparams;
+	char **touched; /* reverse's $n+1..$n+m: did the event set them */
+	size_t ntouched;
+	zdm_cdc_rule *on_insert;
+	size_t non_insert;
+	zdm_cdc_rule *on_update;
+	size_t non_update;
+	char *forward;
+	char *reverse; /* NULL when irreversible */
+} zdm_cdc_sync;
+
+typedef struct zdm_cdc_table {
+	char *table;   /* as in tables[].table: quoted, qualified */
+	char *nspname; /* unquoted, as change events name it */
+	char *relname; /* unquoted */
+	char **key;    /* plain column names */
+	size_t nkey;
+	zdm_cdc_sync *syncs;
+	size_t nsyncs;
+} zdm_cdc_table;
+
+typedef struct zdm_cdc_plan {
+	char *source;      /* "native" or "debezium" */
+	char *publication; /* native only; else NULL */
+	char *slot;        /* native only; else NULL */
+	char *origin;      /* native only; else NULL */
+	long max_lag_ms;
+	long stable_for_ms;
+	zdm_cdc_table *tables;
+	size_t ntables;
+} zdm_cdc_plan;
 
 /*
  * One item of tables[].changes: the source's intent, restated.  The steps
@@ -88,7 +158,7 @@ typedef struct zdm_plan {
 	long lock_retries;
 	char **approve;
 	size_t napprove;
-	char *sync;
+	char *sync; /* "trigger" or "cdc" */
 	long verify_sample;
 	char *version_schema;
 	char *search_path;
@@ -96,7 +166,8 @@ typedef struct zdm_plan {
 	size_t ntables;
 	zdm_table_info *table_info; /* the same tables, with their changes */
 	size_t ntable_info;
-	zdm_step *steps; /* every step of every phase, in order */
+	zdm_cdc_plan *cdc; /* sync = cdc (version 2); else NULL */
+	zdm_step *steps;   /* every step of every phase, in order */
 	size_t nsteps;
 } zdm_plan;
 

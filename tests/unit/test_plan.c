@@ -1106,11 +1106,11 @@ test_newer_version(void **state)
 	text = write_plan(&fixture, &len);
 	/* no reseal: the version is checked before the checksum, so a plan
 	 * from a newer zdmc says "newer", whatever else changed */
-	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 2\n");
+	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 3\n");
 	assert_refused(
 		edited, len,
 		NAME
-		":1:11: error: unsupported plan format version 2; this zdm reads version 1");
+		":1:11: error: unsupported plan format version 3; this zdm reads versions 1 to 2");
 	free(edited);
 	free(text);
 }
@@ -1263,7 +1263,11 @@ test_values_this_zdm_cannot_run(void **state)
 	assert_edit_refused(
 		"  sync: trigger\n", "  sync: cdc\n",
 		NAME
-		":15:9: error: options: \"sync\" is \"cdc\", and this zdm syncs by trigger only; a cdc plan needs a newer zdm");
+		":15:9: error: options: \"sync\" is \"cdc\" in a version-1 plan; cdc plans are format version 2");
+	assert_edit_refused(
+		"  sync: trigger\n", "  sync: logical\n",
+		NAME
+		":15:9: error: options: \"sync\" is \"logical\", and this zdm syncs by trigger or cdc only; the plan needs a newer zdm");
 	assert_edit_refused(
 		"  server_version_num: 150000\n",
 		"  server_version_num: 140000\n",
