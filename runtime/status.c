@@ -104,6 +104,103 @@ status_steps(PGconn *conn, const char *migration, zdm_error *err)
 	return steps;
 }
 
+/*
+ * What zdm sync last reported (sync = cdc), or NULL with no error when the
+ * migration has no sync (or the journal predates zdm.cdc).
+ */
+static PGresult *
+status_sync_query(PGconn *conn, const char *migration, zdm_error *err)
+{
+	const char *params[1] = {migration};
+	PGresult *res;
+	bool present;
+
+	if (zdm_conn_query(
+		    conn,
+		    "SELECT pg_catalog.to_regclass('zdm.cdc') IS NOT NULL", 0,
+		    NULL, &res, err) != 0)
+		return NULL;
+	present = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!present)
+		return NULL;
+	if (zdm_conn_query(
+		    conn,
+		    "SELECT source, state, lag_seconds, backlog, applied_lsn::text,"
+		    "       changes_seen, changes_applied, own_skipped,"
+		    "       EXTRACT(epoch FROM pg_catalog.clock_timestamp() - seen_at)::float8,"
+		    "       last_error, stop_requested"
+		    "  FROM zdm.cdc"
+		    " WHERE migration = $1",
+		    1, params, &res, err) != 0)
+		return NULL;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static void
+status_print_sync(PGconn *conn, const char *migration)
+{
+	zdm_error err;
+	PGresult *res = status_sync_query(conn, migration, &err);
+	double age;
+
+	if (!res)
+		return;
+	age = PQgetisnull(res, 0, 8) ? -1.0
+	                             : strtod(PQgetvalue(res, 0, 8), NULL);
+	printf("  sync        %s, %s%s", PQgetvalue(res, 0, 0),
+	       PQgetvalue(res, 0, 1),
+	       strcmp(PQgetvalue(res, 0, 1), "running") == 0 && age > 5.0
+	               ? " (not reporting: is zdm sync still alive?)"
+	               : "");
+	if (!PQgetisnull(res, 0, 2))
+		printf(": lag %.0f ms",
+		       strtod(PQgetvalue(res, 0, 2), NULL) * 1000.0);
+	if (!PQgetisnull(res, 0, 3))
+		printf(", backlog %s", PQgetvalue(res, 0, 3));
+	if (!PQgetisnull(res, 0, 4))
+		printf(", applied up to %s", PQgetvalue(res, 0, 4));
+	printf("\n              %s changes seen, %s rows written, %s own writes skipped; reported %.1f s ago\n",
+	       PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6),
+	       PQgetvalue(res, 0, 7), age);
+	if (!PQgetisnull(res, 0, 9))
+		printf("  sync error  %s\n", PQgetvalue(res, 0, 9));
+	PQclear(res);
+}
+
+static json_t *
+status_sync_json(PGconn *conn, const char *migration)
+{
+	zdm_error err;
+	PGresult *res = status_sync_query(conn, migration, &err);
+	json_t *out;
+
+	if (!res)
+		return json_null();
+	out = json_pack(
+		"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}",
+		"source", status_str(res, 0, 0), "state", status_str(res, 0, 1),
+		"lag_seconds",
+		PQgetisnull(res, 0, 2)
+			? json_null()
+			: json_real(strtod(PQgetvalue(res, 0, 2), NULL)),
+		"backlog", status_int(res, 0, 3), "applied_lsn",
+		status_str(res, 0, 4), "changes_seen", status_int(res, 0, 5),
+		"changes_applied", status_int(res, 0, 6), "own_skipped",
+		status_int(res, 0, 7), "seconds_since_report",
+		PQgetisnull(res, 0, 8)
+			? json_null()
+			: json_real(strtod(PQgetvalue(res, 0, 8), NULL)),
+		"last_error", status_str(res, 0, 9), "stop_requested",
+		PQgetvalue(res, 0, 10)[0] == 't');
+	PQclear(res);
+	return out ? out : json_null();
+}
+
 static void
 status_print_human(PGresult *res, int row, const char *plan_path)
 {
@@ -182,10 +279,11 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	for (row = 0; row < PQntuples(res); row++) {
 		if (!json) {
 			status_print_human(res, row, plan_path);
+			status_print_sync(conn, PQgetvalue(res, row, 0));
 			continue;
 		}
 		entry = json_pack(
-			"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o}",
+			"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o, s:o}",
 			"migration", status_str(res, row, 0), "state",
 			status_str(res, row, 1), "plan_sha256",
 			status_str(res, row, 2), "current_step",
@@ -201,7 +299,9 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 			status_str(res, row, 7), "sqlstate",
 			status_str(res, row, 8), "step",
 			status_str(res, row, 12), "steps",
-			status_steps(conn, PQgetvalue(res, row, 0), &err));
+			status_steps(conn, PQgetvalue(res, row, 0), &err),
+			"sync",
+			status_sync_json(conn, PQgetvalue(res, row, 0)));
 		if (entry == NULL) {
 			zdm_error_set(&err,
 			              "out of memory building the "
