@@ -56,7 +56,12 @@ typedef struct zdm_cdc_change {
 	const char *schema;
 	const char *table;
 	/* before image: the key columns, or the whole row with REPLICA
-	 * IDENTITY FULL; nold is 0 when the source sent none */
+	 * IDENTITY FULL; nold is 0 when the source sent none.  For a DELETE
+	 * it identifies the row: native, the replica identity's columns (the
+	 * whole row with FULL); debezium, the key columns only, from the
+	 * Kafka message key, never the before image's NULLs for columns it
+	 * did not carry (the whole before image only when a message has no
+	 * key; cdc_debezium.c) */
 	const zdm_cdc_column *old_cols;
 	size_t nold;
 	/* after image (INSERT, UPDATE) */
@@ -78,7 +83,9 @@ typedef struct zdm_cdc_source_ops {
 	 */
 	int (*next)(zdm_cdc_source *src, const zdm_cdc_change **changes,
 	            size_t *n, int timeout_ms, zdm_error *err);
-	/* Every change at or before pos (in its partition) is applied. */
+	/* Every change at or before pos (in its partition) is applied.
+	 * debezium: for a partition revoked since, nothing is committed (its
+	 * new owner reads it again) and ack succeeds. */
 	int (*ack)(zdm_cdc_source *src, zdm_cdc_position pos, zdm_error *err);
 	/*
 	 * How far behind the applier is: seconds between the newest change the

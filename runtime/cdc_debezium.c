@@ -6,15 +6,47 @@
  * table's topic, with enable.auto.commit and enable.auto.offset.store off:
  * the group's committed offset moves only in ack, synchronously, to the
  * acknowledged offset + 1 of that partition.  So delivery is at least once:
- * whatever was not acknowledged comes again after a restart or a rebalance,
- * and auto.offset.reset=earliest makes a new group start at the topic's
- * beginning (the connector's snapshot).  Order is Kafka's: per partition.
+ * whatever was not acknowledged comes again after a restart or a rebalance.
+ * Order is Kafka's: per partition.
+ *
+ * Where a partition starts.  At assignment the group's committed offsets are
+ * read: a partition with none (a new group) starts at its beginning (the
+ * connector's snapshot), the others at their committed offset.
+ * auto.offset.reset is "error", never "earliest": a committed offset that is
+ * no longer in the topic (retention deleted messages zdm had not read) would
+ * otherwise send the consumer to the earliest message left and lose the
+ * changes between without a word.  next() fails instead, naming topic,
+ * partition, the committed offset and the earliest available: the migration
+ * must start over.
+ *
+ * Rebalances.  A revoked partition is read again by its new owner from the
+ * committed offset.  Its changes gathered into the batch next() is building
+ * are dropped, nothing more of it is handed out, and an ack for a change of
+ * it handed out earlier commits nothing and succeeds: a commit would fail
+ * or, worse, move the new owner's offset past changes it has not applied.
+ * (librdkafka pauses the partitions when a rebalance starts and discards
+ * what was fetched and not yet polled; the batch drop covers what next()
+ * polled before the revoke reached it.)
  *
  * Message values are Debezium's JSON envelope, with the JsonConverter's
  * schema ({"schema": ..., "payload": {envelope}}) or without it (the
  * envelope alone); both are accepted.  op c and r (snapshot read) are
  * INSERT, u UPDATE, d DELETE, t TRUNCATE; schema and table come from
- * source.schema and source.table.  A null value (a tombstone, which follows
+ * source.schema and source.table.
+ *
+ * A delete's old_cols are the key columns only, from the Kafka message key
+ * when it has one: Debezium puts the primary key (or message.key.columns)
+ * there, with or without schema like the value.  The before image of a
+ * delete with REPLICA IDENTITY DEFAULT carries the key columns and NULL for
+ * every other column, NULLs that are not the row's values; with FULL it is
+ * the whole row, still only the key is passed on, so a delete means the same
+ * whatever the table's identity.  Key fields that are not columns of the
+ * before image (a routing transform's __dbz__physicalTableIdentifier) are
+ * left out.  Without a key (a table without one, a converter or transform
+ * that drops it) old_cols is the before image as sent.  A key that is not
+ * Debezium's JSON is a malformed event, for deletes; other ops ignore it.
+ *
+ * A null value (a tombstone, which follows
  * every delete and so a primary-key change: delete, tombstone, create) is no
  * change; its offset is committed with the next ack of its partition, or at
  * once when nothing before it is waiting.  Anything else is a malformed
@@ -1053,10 +1085,96 @@ optional_row(const json_t *env, const char *field, const json_t **out,
 	return 0;
 }
 
+/* err's message behind a prefix, its hint kept. */
+static void
+error_prefix(zdm_error *err, const char *prefix)
+{
+	zdm_error e = *err;
+
+	zdm_error_set(err, "%s%s", prefix, e.message);
+	memcpy(err->hint, e.hint, sizeof(err->hint));
+}
+
+/*
+ * A delete's old_cols from the Kafka message key, Debezium's key struct (the
+ * table's primary key, or message.key.columns) with the JsonConverter's
+ * schema or without.  *nout is 0 when there is no key: none, null, a null
+ * payload, an empty struct (a table without a key).  Fields that are not
+ * columns of the before image are left out: a routing transform adds its
+ * own (__dbz__physicalTableIdentifier).
+ */
+static int
+key_columns(zdm_cdc_debezium_parser *p, const void *key, size_t key_len,
+            const json_t *before, const zdm_cdc_column **out, size_t *nout,
+            zdm_error *err)
+{
+	const json_t *k, *schema = NULL;
+	const zdm_cdc_column *cols;
+	zdm_cdc_column *kept;
+	json_error_t jerr;
+	json_t *root;
+	size_t n, i, nkept = 0;
+	int rc = -1;
+
+	*out = NULL;
+	*nout = 0;
+	if (key == NULL || key_len == 0)
+		return 0;
+	root = json_loadb(key, key_len,
+	                  JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+	if (root == NULL) {
+		zdm_error_set(err,
+		              "message key: not JSON: %s (line %d, column %d)",
+		              jerr.text, jerr.line, jerr.column);
+		snprintf(
+			err->hint, sizeof(err->hint),
+			"zdm reads a delete's key columns from the message key "
+			"as Debezium writes it with the JsonConverter "
+			"(key.converter)");
+		return -1;
+	}
+	k = root;
+	if (json_is_object(root) && json_object_get(root, "payload") &&
+	    json_object_get(root, "schema")) {
+		k = json_object_get(root, "payload");
+		schema = json_object_get(root, "schema");
+	}
+	if (json_is_null(k)) {
+		rc = 0;
+		goto cleanup;
+	}
+	if (!json_is_object(k)) {
+		zdm_error_set(err, "message key: %s is not a JSON object",
+		              k == root ? "the key" : "\"payload\"");
+		goto cleanup;
+	}
+	if (row_columns(p, k, schema, &cols, &n, err) < 0) {
+		error_prefix(err, "message key: ");
+		goto cleanup;
+	}
+	/* arena memory of ours: filtered in place */
+	kept = (zdm_cdc_column *)cols;
+	for (i = 0; i < n; i++)
+		if (before == NULL ||
+		    json_object_get(before, cols[i].name) != NULL)
+			kept[nkept++] = cols[i];
+	if (n > 0 && nkept == 0) {
+		zdm_error_set(err, "message key: no field of the key is a "
+		                   "column of \"before\"");
+		goto cleanup;
+	}
+	*out = nkept > 0 ? kept : NULL;
+	*nout = nkept;
+	rc = 0;
+cleanup:
+	json_decref(root);
+	return rc;
+}
+
 static int
 envelope_change(zdm_cdc_debezium_parser *p, const json_t *env,
-                const json_t *schema, zdm_cdc_change *change, event_meta *meta,
-                zdm_error *err)
+                const json_t *schema, const void *key, size_t key_len,
+                zdm_cdc_change *change, event_meta *meta, zdm_error *err)
 {
 	const json_t *opv, *source, *before, *after, *env_fields;
 	const char *op, *s_schema, *s_table;
@@ -1125,9 +1243,14 @@ envelope_change(zdm_cdc_debezium_parser *p, const json_t *env,
 		zdm_error_set(err, "no \"after\" for op \"%s\"", op);
 		return -1;
 	}
-	if (change->op == ZDM_CDC_DELETE && before == NULL) {
-		zdm_error_set(err, "no \"before\" for op \"d\"");
-		return -1;
+	if (change->op == ZDM_CDC_DELETE) {
+		if (key_columns(p, key, key_len, before, &change->old_cols,
+		                &change->nold, err) < 0)
+			return -1;
+		if (change->nold == 0 && before == NULL) {
+			zdm_error_set(err, "no \"before\" for op \"d\"");
+			return -1;
+		}
 	}
 
 	change->schema = arena_strndup(&p->arena, s_schema, strlen(s_schema));
@@ -1138,7 +1261,9 @@ envelope_change(zdm_cdc_debezium_parser *p, const json_t *env,
 	}
 	env_fields = json_object_get(schema, "fields");
 	if (change->op != ZDM_CDC_TRUNCATE) {
+		/* a delete with a key has its old_cols already */
 		if (before != NULL &&
+		    !(change->op == ZDM_CDC_DELETE && change->nold > 0) &&
 		    row_columns(p, before, field_schema(env_fields, "before"),
 		                &change->old_cols, &change->nold, err) < 0)
 			return -1;
@@ -1161,8 +1286,9 @@ envelope_change(zdm_cdc_debezium_parser *p, const json_t *env,
 
 /* 1 a change, 0 none (tombstone), -1 err; allocates from p->arena. */
 static int
-parser_parse(zdm_cdc_debezium_parser *p, const void *value, size_t len,
-             zdm_cdc_change *change, event_meta *meta, zdm_error *err)
+parser_parse(zdm_cdc_debezium_parser *p, const void *key, size_t key_len,
+             const void *value, size_t len, zdm_cdc_change *change,
+             event_meta *meta, zdm_error *err)
 {
 	const json_t *env, *schema = NULL;
 	json_error_t jerr;
@@ -1196,7 +1322,8 @@ parser_parse(zdm_cdc_debezium_parser *p, const void *value, size_t len,
 		              env == root ? "the value" : "\"payload\"");
 		rc = -1;
 	} else {
-		rc = envelope_change(p, env, schema, change, meta, err);
+		rc = envelope_change(p, env, schema, key, key_len, change, meta,
+		                     err);
 	}
 	json_decref(root);
 	return rc;
@@ -1271,10 +1398,19 @@ int
 zdm_cdc_debezium_parse(zdm_cdc_debezium_parser *p, const void *value,
                        size_t len, zdm_cdc_change *change, zdm_error *err)
 {
+	return zdm_cdc_debezium_parse_message(p, NULL, 0, value, len, change,
+	                                      err);
+}
+
+int
+zdm_cdc_debezium_parse_message(zdm_cdc_debezium_parser *p, const void *key,
+                               size_t key_len, const void *value, size_t len,
+                               zdm_cdc_change *change, zdm_error *err)
+{
 	event_meta meta;
 
 	arena_reset(&p->arena);
-	return parser_parse(p, value, len, change, &meta, err);
+	return parser_parse(p, key, key_len, value, len, change, &meta, err);
 }
 
 void
@@ -1294,7 +1430,10 @@ typedef struct pending {
 
 typedef struct part_state {
 	int32_t partition;
-	int64_t committed;      /* the offset committed by us; -1 none yet */
+	bool owned; /* assigned to us now (dbz_rebalance) */
+	/* the group's committed offset as last known: read at assignment,
+	 * moved by our commits; -1 none */
+	int64_t committed;
 	int64_t delivered_next; /* highest offset handed out + 1; -1 none */
 	int64_t acked_ts_ms;    /* ts of the last acknowledged change; -1 */
 	pending *q;             /* in offset order */
@@ -1316,14 +1455,23 @@ typedef struct dbz_source {
 } dbz_source;
 
 static part_state *
-part_get(dbz_source *src, int32_t partition)
+part_find(dbz_source *src, int32_t partition)
 {
 	size_t i;
-	part_state *ps;
 
 	for (i = 0; i < src->nparts; i++)
 		if (src->parts[i].partition == partition)
 			return &src->parts[i];
+	return NULL;
+}
+
+static part_state *
+part_get(dbz_source *src, int32_t partition)
+{
+	part_state *ps = part_find(src, partition);
+
+	if (ps != NULL)
+		return ps;
 	if (src->nparts == src->parts_cap) {
 		size_t cap = src->parts_cap ? src->parts_cap * 2 : 8;
 		part_state *parts = realloc(src->parts, cap * sizeof(*parts));
@@ -1335,6 +1483,7 @@ part_get(dbz_source *src, int32_t partition)
 	}
 	ps = &src->parts[src->nparts++];
 	memset(ps, 0, sizeof(*ps));
+	ps->owned = false;
 	ps->partition = partition;
 	ps->committed = -1;
 	ps->delivered_next = -1;
@@ -1427,6 +1576,8 @@ dbz_commit_skips(dbz_source *src)
 		int64_t upto = -1;
 		pending *h;
 
+		if (!ps->owned)
+			continue;
 		while ((h = part_head(ps)) != NULL && h->skip) {
 			upto = h->offset;
 			part_pop(ps);
@@ -1474,6 +1625,57 @@ dbz_error_is_permanent(rd_kafka_t *rk, rd_kafka_resp_err_t e)
 	}
 }
 
+/*
+ * The offset a partition was to be read from is not in the topic
+ * (auto.offset.reset=error): messages zdm never read are gone, most likely
+ * to retention.  Starting elsewhere would skip them without a word.
+ */
+static void
+dbz_offset_lost(dbz_source *src, const rd_kafka_message_t *m)
+{
+	part_state *ps = part_find(src, m->partition);
+	int64_t lo = -1, hi = -1;
+	char what[96];
+	rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+	if (ps != NULL && m->offset == ps->committed)
+		snprintf(what, sizeof(what), "the committed offset %" PRId64,
+		         m->offset);
+	else
+		snprintf(what, sizeof(what),
+		         "offset %" PRId64 ", the next to read,", m->offset);
+	if (m->offset >= 0)
+		e = rd_kafka_query_watermark_offsets(src->rk, src->topic,
+		                                     m->partition, &lo, &hi,
+		                                     DBZ_TIMEOUT_MS);
+	if (m->offset < 0 || e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		zdm_error_set(&src->failure,
+		              "topic %s partition %" PRId32 ": %s", src->topic,
+		              m->partition, rd_kafka_message_errstr(m));
+	} else if (m->offset < lo) {
+		zdm_error_set(&src->failure,
+		              "topic %s partition %" PRId32 ": %s"
+		              " is no longer in the topic (the earliest "
+		              "available is %" PRId64
+		              "): changes were lost to retention; start the "
+		              "migration over",
+		              src->topic, m->partition, what, lo);
+		snprintf(src->failure.hint, sizeof(src->failure.hint),
+		         "the topic's retention deleted changes zdm had not "
+		         "read; keep them (retention.ms, retention.bytes) "
+		         "longer than zdm may be stopped");
+	} else {
+		zdm_error_set(&src->failure,
+		              "topic %s partition %" PRId32 ": %s"
+		              " is out of range (the earliest available is "
+		              "%" PRId64 ", the end %" PRId64
+		              "): was the topic recreated? changes may be "
+		              "lost; start the migration over",
+		              src->topic, m->partition, what, lo, hi);
+	}
+	src->failed = true;
+}
+
 /* One message: 0 taken (or skipped), -1 the source failed. */
 static int
 dbz_take(dbz_source *src, const rd_kafka_message_t *m)
@@ -1484,6 +1686,10 @@ dbz_take(dbz_source *src, const rd_kafka_message_t *m)
 	zdm_error perr;
 	int rc;
 
+	if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+		dbz_offset_lost(src, m);
+		return -1;
+	}
 	if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ||
 		    !dbz_error_is_permanent(src->rk, m->err))
@@ -1493,12 +1699,12 @@ dbz_take(dbz_source *src, const rd_kafka_message_t *m)
 		src->failed = true;
 		return -1;
 	}
-	ps = part_get(src, m->partition);
-	if (ps == NULL)
-		goto oom;
+	ps = part_find(src, m->partition);
+	if (ps == NULL || !ps->owned)
+		return 0; /* fetched before a revoke: its new owner reads it */
 	zdm_error_clear(&perr);
-	rc = parser_parse(src->parser, m->payload, m->len, &change, &meta,
-	                  &perr);
+	rc = parser_parse(src->parser, m->key, m->key_len, m->payload, m->len,
+	                  &change, &meta, &perr);
 	if (rc < 0) {
 		dbz_fail(src, &perr, m);
 		return -1;
@@ -1599,6 +1805,10 @@ dbz_ack(zdm_cdc_source *base, zdm_cdc_position pos, zdm_error *err)
 	for (i = 0; i < src->nparts; i++)
 		if (src->parts[i].partition == pos.partition)
 			ps = &src->parts[i];
+	/* revoked: its new owner reads it again from the committed offset,
+	 * and a commit here would move that owner's offset */
+	if (ps != NULL && !ps->owned)
+		return 0;
 	off = pos.offset < (uint64_t)INT64_MAX ? (int64_t)pos.offset : -2;
 	upto = off;
 	if (ps == NULL || off < 0 || off + 1 > ps->delivered_next) {
@@ -1758,9 +1968,84 @@ static const zdm_cdc_source_ops dbz_ops = {
 };
 
 /*
- * Partitions come and go with the group.  Whatever of a partition was handed
- * out and not acknowledged is read again from the committed offset when it
- * is assigned (to us or another member), so its queue starts over.
+ * Assigned partitions start at the group's committed offset, read here; one
+ * with none (a new group) starts at its beginning, the connector's
+ * snapshot.  That is explicit because auto.offset.reset is "error": a
+ * committed offset that is no longer in the topic must stop zdm
+ * (dbz_offset_lost), not send it to the earliest message left.
+ */
+static void
+dbz_assigned(dbz_source *src, rd_kafka_t *rk,
+             rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_resp_err_t e = rd_kafka_committed(rk, parts, DBZ_TIMEOUT_MS);
+	int i;
+
+	for (i = 0; i < parts->cnt && e == RD_KAFKA_RESP_ERR_NO_ERROR; i++)
+		if (parts->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			e = parts->elems[i].err;
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		zdm_error_set(&src->failure,
+		              "topic %s: reading the group's committed "
+		              "offsets: %s",
+		              src->topic, rd_kafka_err2str(e));
+		src->failed = true;
+	}
+	for (i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *tp = &parts->elems[i];
+		part_state *ps = part_get(src, tp->partition);
+
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			tp->offset = RD_KAFKA_OFFSET_INVALID;
+			continue;
+		}
+		if (ps == NULL) {
+			zdm_error_set(&src->failure, "topic %s: out of memory",
+			              src->topic);
+			src->failed = true;
+			tp->offset = RD_KAFKA_OFFSET_INVALID;
+			continue;
+		}
+		ps->owned = true;
+		ps->committed = tp->offset >= 0 ? tp->offset : -1;
+		if (tp->offset < 0)
+			tp->offset = RD_KAFKA_OFFSET_BEGINNING;
+	}
+}
+
+/*
+ * A revoked partition is another member's now (or ours again after the
+ * rebalance, from the committed offset).  What of it was handed out and not
+ * acknowledged, or gathered into the batch next() is building and not
+ * handed out yet, its owner reads again from the committed offset: the
+ * batch drops it, and an ack for it commits nothing (dbz_ack).
+ */
+static void
+dbz_revoked(dbz_source *src, const rd_kafka_topic_partition_list_t *parts)
+{
+	size_t i, kept = 0;
+	int k;
+
+	for (k = 0; k < parts->cnt; k++) {
+		part_state *ps = part_find(src, parts->elems[k].partition);
+
+		if (ps != NULL)
+			ps->owned = false;
+	}
+	for (i = 0; i < src->nchanges; i++) {
+		part_state *ps =
+			part_find(src, src->changes[i].position.partition);
+
+		if (ps != NULL && ps->owned)
+			src->changes[kept++] = src->changes[i];
+	}
+	src->nchanges = kept;
+}
+
+/*
+ * Partitions come and go with the group.  Whatever of a partition was
+ * handed out and not acknowledged is read again from the committed offset
+ * when it is assigned (to us or another member), so its queue starts over.
  */
 static void
 dbz_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
@@ -1773,21 +2058,21 @@ dbz_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t e,
 	int i;
 
 	for (i = 0; i < parts->cnt; i++) {
-		size_t k;
+		part_state *ps = part_find(src, parts->elems[i].partition);
 
-		for (k = 0; k < src->nparts; k++)
-			if (src->parts[k].partition ==
-			    parts->elems[i].partition) {
-				src->parts[k].qhead = 0;
-				src->parts[k].qlen = 0;
-			}
+		if (ps != NULL) {
+			ps->qhead = 0;
+			ps->qlen = 0;
+		}
 	}
 	if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		dbz_assigned(src, rk, parts);
 		if (coop)
 			error = rd_kafka_incremental_assign(rk, parts);
 		else
 			ae = rd_kafka_assign(rk, parts);
 	} else {
+		dbz_revoked(src, parts);
 		if (coop)
 			error = rd_kafka_incremental_unassign(rk, parts);
 		else
@@ -1819,8 +2104,9 @@ static const struct {
          {"false", NULL},
          "zdm commits offsets only once changes are applied"},
 	{"auto.offset.reset",
-         {"earliest", "smallest", "beginning"},
-         "a new group must start at the topic's beginning"},
+         {"error", NULL},
+         "zdm starts a new group at the topic's beginning itself, and a "
+         "committed offset no longer in the topic must stop it"},
 };
 
 static bool
@@ -1937,7 +2223,7 @@ zdm_cdc_debezium_open(zdm_cdc_source **out, const zdm_cdc_debezium_opts *opts,
 	if (dbz_conf_set(conf, "group.id", opts->group_id, err) < 0 ||
 	    dbz_conf_set(conf, "enable.auto.commit", "false", err) < 0 ||
 	    dbz_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
-	    dbz_conf_set(conf, "auto.offset.reset", "earliest", err) < 0)
+	    dbz_conf_set(conf, "auto.offset.reset", "error", err) < 0)
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, src);
 	rd_kafka_conf_set_rebalance_cb(conf, dbz_rebalance);

@@ -25,8 +25,9 @@ typedef struct zdm_cdc_debezium_opts {
 	/* "key=value" librdkafka settings passed through (bootstrap.servers,
 	 * security.protocol, sasl.*, ssl.*, ...); NULL-terminated, may be
 	 * NULL.  group.id, enable.auto.commit, enable.auto.offset.store and
-	 * auto.offset.reset are zdm's and refused here unless they say what
-	 * zdm sets anyway. */
+	 * auto.offset.reset (error: zdm starts a new group at the beginning
+	 * itself) are zdm's and refused here unless they say what zdm sets
+	 * anyway. */
 	const char *const *kafka_conf;
 	/* optional: a dotted path into the event ("source.origin") whose
 	 * value, a string beginning "zdm_", marks the change as zdm's own
@@ -67,11 +68,18 @@ int zdm_cdc_debezium_parser_new(zdm_cdc_debezium_parser **out,
 /* As zdm_cdc_debezium_own_xid, for a parser. */
 void zdm_cdc_debezium_parser_own_xid(zdm_cdc_debezium_parser *p, uint64_t xid);
 /*
- * Parse one Kafka message value (NULL or empty: a tombstone).  1 with
- * *change filled (valid until the next call on p; position is {0, 0}),
- * 0 when the message carries no change (a tombstone), -1 with err saying
- * what is wrong with it.
+ * Parse one Kafka message: its key (NULL or empty: none) and its value
+ * (NULL or empty: a tombstone).  1 with *change filled (valid until the
+ * next call on p; position is {0, 0}), 0 when the message carries no
+ * change (a tombstone), -1 with err saying what is wrong with it.  The key
+ * is read only for a delete, whose old_cols it gives (cdc_debezium.c says
+ * why).
  */
+int zdm_cdc_debezium_parse_message(zdm_cdc_debezium_parser *p, const void *key,
+                                   size_t key_len, const void *value,
+                                   size_t len, zdm_cdc_change *change,
+                                   zdm_error *err);
+/* The same for a message without a key. */
 int zdm_cdc_debezium_parse(zdm_cdc_debezium_parser *p, const void *value,
                            size_t len, zdm_cdc_change *change, zdm_error *err);
 void zdm_cdc_debezium_parser_free(zdm_cdc_debezium_parser *p);

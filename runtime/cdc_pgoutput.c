@@ -42,6 +42,10 @@
  *    is freed only when no buffered or handed-out change can point into
  *    it.  No global state.
  *
+ * Open refuses a publication that would hide changes: one that does not
+ * publish insert, update and delete, or that has a row filter or a column
+ * list for any of its tables (PGO_SQL_PUBLICATION says why).
+ *
  * This file never writes to the database: no DDL, no slot or publication
  * management (the plan does that with ordinary SQL).
  */
@@ -83,8 +87,31 @@
 	" s.database = pg_catalog.current_database(),"       \
 	" s.active_pid, s.confirmed_flush_lsn, s.wal_status" \
 	" FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = "
-#define PGO_SQL_PUBLICATION \
-	"SELECT 1 FROM pg_catalog.pg_publication p WHERE p.pubname = "
+/*
+ * The publication must hand over every change of every column: zdm keeps a
+ * second shape of each table in step, and a change it never sees (an
+ * operation the publication does not publish, a row a row filter drops) or
+ * a column it never sees (a column list) leaves that shape silently wrong.
+ * Truncate is optional (a plan may not need it).  Row filters and column
+ * lists exist from PostgreSQL 15 on (pg_publication_rel.prqual, prattrs);
+ * before that the second query is not run.  Tables named as schema.table,
+ * each part quoted when it needs to be, sorted, for a stable message.
+ */
+#define PGO_SQL_PUBLICATION                            \
+	"SELECT p.pubinsert, p.pubupdate, p.pubdelete" \
+	" FROM pg_catalog.pg_publication p WHERE p.pubname = "
+#define PGO_SQL_PUBLICATION_TABLES                                           \
+	"SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname," \
+	" c.relname), ', ' ORDER BY n.nspname, c.relname)"                   \
+	"   FILTER (WHERE r.prqual IS NOT NULL),"                            \
+	" pg_catalog.string_agg(pg_catalog.format('%I.%I', n.nspname,"       \
+	" c.relname), ', ' ORDER BY n.nspname, c.relname)"                   \
+	"   FILTER (WHERE r.prattrs IS NOT NULL)"                            \
+	" FROM pg_catalog.pg_publication p"                                  \
+	" JOIN pg_catalog.pg_publication_rel r ON r.prpubid = p.oid"         \
+	" JOIN pg_catalog.pg_class c ON c.oid = r.prrelid"                   \
+	" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"          \
+	" WHERE p.pubname = "
 
 typedef struct pgo_block {
 	struct pgo_block *next;
@@ -1603,17 +1630,61 @@ cleanup:
 static int
 pgo_check_publication(pgo_source *src, const char *publication, zdm_error *err)
 {
+	static const char *const ops[] = {"insert", "update", "delete"};
 	PGresult *res =
 		pgo_query_lit(src->conn, PGO_SQL_PUBLICATION, publication, err);
-	int rc = 0;
+	char missing[64] = "";
+	int i, rc = -1;
 
 	if (res == NULL)
 		return -1;
 	if (PQntuples(res) == 0) {
 		zdm_error_set(err, "publication \"%s\" does not exist",
 		              publication);
-		rc = -1;
+		goto cleanup;
 	}
+	for (i = 0; i < 3; i++)
+		if (strcmp(PQgetvalue(res, 0, i), "t") != 0)
+			snprintf(missing + strlen(missing),
+			         sizeof(missing) - strlen(missing), "%s%s",
+			         missing[0] ? ", " : "", ops[i]);
+	if (missing[0] != '\0') {
+		zdm_error_set(err, "publication \"%s\" does not publish %s",
+		              publication, missing);
+		snprintf(err->hint, sizeof(err->hint),
+		         "zdm needs every insert, update and delete: ALTER "
+		         "PUBLICATION ... SET (publish = 'insert, update, "
+		         "delete, truncate')");
+		goto cleanup;
+	}
+	if (PQserverVersion(src->conn) < 150000) {
+		rc = 0; /* no row filters, no column lists */
+		goto cleanup;
+	}
+	PQclear(res);
+	res = pgo_query_lit(src->conn, PGO_SQL_PUBLICATION_TABLES, publication,
+	                    err);
+	if (res == NULL)
+		return -1;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) {
+		zdm_error_set(err, "publication \"%s\" has a row filter for %s",
+		              publication, PQgetvalue(res, 0, 0));
+		snprintf(err->hint, sizeof(err->hint),
+		         "zdm needs every change of its tables: publish them "
+		         "without a WHERE clause");
+		goto cleanup;
+	}
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
+		zdm_error_set(err,
+		              "publication \"%s\" has a column list for %s",
+		              publication, PQgetvalue(res, 0, 1));
+		snprintf(err->hint, sizeof(err->hint),
+		         "zdm needs every column of its tables: publish them "
+		         "without a column list");
+		goto cleanup;
+	}
+	rc = 0;
+cleanup:
 	PQclear(res);
 	return rc;
 }

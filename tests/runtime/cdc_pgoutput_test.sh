@@ -36,7 +36,10 @@
 #   busy        a second reader of a slot in use waits 10 s for it, then
 #               fails (exit 1) saying which process holds it; the first
 #               reader carries on.  A missing slot or publication, or a
-#               slot with another plugin, fails at once, saying so.
+#               slot with another plugin, fails at once, saying so; so does
+#               a publication that does not publish insert, update and
+#               delete, or has a row filter or a column list for a table
+#               (one without truncate is fine).
 #   throughput  200,000 single-row UPDATEs in two transactions, decoded:
 #               the rate is printed (informational), the count must match.
 #
@@ -366,6 +369,35 @@ case_busy()
 	q -c "SELECT pg_create_logical_replication_slot('td_slot', 'test_decoding')" >/dev/null
 	refuse td_slot zdm_pub -- \
 		'zdm: error: replication slot "td_slot" is a logical slot with plugin "test_decoding", not a logical slot with pgoutput'
+
+	# a publication that would hide changes or columns is refused
+	q <<'EOF'
+CREATE PUBLICATION p_ins FOR TABLE app.users WITH (publish = 'insert');
+CREATE PUBLICATION p_noupd FOR TABLE app.users
+  WITH (publish = 'insert, delete, truncate');
+CREATE PUBLICATION p_where FOR TABLE app.users WHERE (id > 10), app.kinds;
+CREATE PUBLICATION p_cols FOR TABLE app.users (id, name),
+  app."Order Items" (id, qty), app.kinds;
+CREATE PUBLICATION p_notrunc FOR TABLE app.users
+  WITH (publish = 'insert, update, delete');
+EOF
+	refuse zdm_slot p_ins -- \
+		'zdm: error: publication "p_ins" does not publish update, delete'
+	grep -qxF "HINT: zdm needs every insert, update and delete: ALTER PUBLICATION ... SET (publish = 'insert, update, delete, truncate')" \
+		"$work/err" || fail "no hint: $(cat "$work/err")"
+	refuse zdm_slot p_noupd -- \
+		'zdm: error: publication "p_noupd" does not publish update'
+	refuse zdm_slot p_where -- \
+		'zdm: error: publication "p_where" has a row filter for app.users'
+	grep -qxF 'HINT: zdm needs every change of its tables: publish them without a WHERE clause' \
+		"$work/err" || fail "no hint: $(cat "$work/err")"
+	refuse zdm_slot p_cols -- \
+		'zdm: error: publication "p_cols" has a column list for app."Order Items", app.users'
+	grep -qxF 'HINT: zdm needs every column of its tables: publish them without a column list' \
+		"$work/err" || fail "no hint: $(cat "$work/err")"
+	# truncate is optional
+	"$DRIVER" -t 300 zdm_slot p_notrunc >"$work/out" 2>"$work/err" ||
+		fail "a publication without truncate was refused: $(cat "$work/err")"
 }
 
 case_throughput()

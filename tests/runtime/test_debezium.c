@@ -227,6 +227,126 @@ parse_desc(zdm_cdc_debezium_parser *p, const char *value, char *buf, size_t len)
 	return buf;
 }
 
+/* The same with a message key. */
+static const char *
+parse_desc_key(zdm_cdc_debezium_parser *p, const char *key, const char *value,
+               char *buf, size_t len)
+{
+	zdm_cdc_change c;
+	zdm_error err;
+	int rc;
+
+	zdm_error_clear(&err);
+	rc = zdm_cdc_debezium_parse_message(p, key, key ? strlen(key) : 0,
+	                                    value, value ? strlen(value) : 0,
+	                                    &c, &err);
+	if (rc < 0)
+		snprintf(buf, len, "ERROR: %s", err.message);
+	else if (rc == 0)
+		snprintf(buf, len, "NONE");
+	else
+		describe(&c, buf, len);
+	return buf;
+}
+
+/*
+ * A delete's before image with REPLICA IDENTITY DEFAULT has the key columns
+ * and NULL for the rest: old_cols come from the message key instead, with
+ * its schema or without, and only its fields that are columns of the row.
+ */
+static void
+test_parser_keys(void)
+{
+	zdm_cdc_debezium_parser *p;
+	zdm_error err;
+	char e[8192], d[4096];
+	const char *del_default = "{\"id\":1,\"name\":null,\"born\":null}";
+
+	CHECK(zdm_cdc_debezium_parser_new(&p, NULL, &err) == 0);
+	ev(e, sizeof(e), "d", "users", del_default, NULL, 8, 1000);
+	CHECK_STR(parse_desc_key(p, "{\"id\":1}", e, d, sizeof(d)),
+	          "DELETE public.users old[id='1']");
+	/* with the key's schema: a date key column converted */
+	CHECK_STR(
+		parse_desc_key(
+			p,
+			"{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+			"\"int32\",\"optional\":false,\"field\":\"id\"},{"
+			"\"type\":\"int32\",\"optional\":false,\"name\":"
+			"\"io.debezium.time.Date\",\"field\":\"born\"}],"
+			"\"optional\":false,\"name\":"
+			"\"dbserver1.public.users.Key\"},\"payload\":{\"id\":1,"
+			"\"born\":1}}",
+			e, d, sizeof(d)),
+		"DELETE public.users old[id='1' born='1970-01-02']");
+	/* a routing transform's own key field is not a column */
+	CHECK_STR(parse_desc_key(p,
+	                         "{\"id\":1,\"__dbz__physicalTableIdentifier\":"
+	                         "\"dbserver1.public.users\"}",
+	                         e, d, sizeof(d)),
+	          "DELETE public.users old[id='1']");
+	/* REPLICA IDENTITY FULL: still the key only */
+	CHECK_STR(parse_desc_key(p, "{\"id\":1}",
+	                         ev(e, sizeof(e), "d", "users",
+	                            "{\"id\":1,\"name\":\"a\"}", NULL, 8, 1000),
+	                         d, sizeof(d)),
+	          "DELETE public.users old[id='1']");
+	/* no before image at all: the key is enough */
+	CHECK_STR(parse_desc_key(
+			  p, "{\"id\":1}",
+			  ev(e, sizeof(e), "d", "users", NULL, NULL, 8, 1000),
+			  d, sizeof(d)),
+	          "DELETE public.users old[id='1']");
+	/* no key (null, empty, a null payload, an empty struct): the before
+	 * image as sent */
+	ev(e, sizeof(e), "d", "users", "{\"id\":1,\"name\":null}", NULL, 8,
+	   1000);
+	CHECK_STR(parse_desc_key(p, NULL, e, d, sizeof(d)),
+	          "DELETE public.users old[id='1' name=NULL]");
+	CHECK_STR(parse_desc_key(p, "null", e, d, sizeof(d)),
+	          "DELETE public.users old[id='1' name=NULL]");
+	CHECK_STR(parse_desc_key(p, "{\"schema\":null,\"payload\":null}", e, d,
+	                         sizeof(d)),
+	          "DELETE public.users old[id='1' name=NULL]");
+	CHECK_STR(parse_desc_key(p, "{}", e, d, sizeof(d)),
+	          "DELETE public.users old[id='1' name=NULL]");
+	/* other ops ignore the key */
+	CHECK_STR(parse_desc_key(p, "{\"id\":1}",
+	                         ev(e, sizeof(e), "u", "users",
+	                            "{\"id\":1,\"name\":\"a\"}",
+	                            "{\"id\":1,\"name\":\"b\"}", 8, 1000),
+	                         d, sizeof(d)),
+	          "UPDATE public.users old[id='1' name='a'] new[id='1' "
+	          "name='b']");
+	CHECK_STR(parse_desc_key(p, "not json either",
+	                         ev(e, sizeof(e), "c", "users", NULL,
+	                            "{\"id\":1}", 8, 1000),
+	                         d, sizeof(d)),
+	          "INSERT public.users new[id='1']");
+	/* a delete's key that cannot be read is an error */
+	ev(e, sizeof(e), "d", "users", del_default, NULL, 8, 1000);
+	CHECK_STR(parse_desc_key(p, "Struct{id=1}", e, d, sizeof(d)),
+	          "ERROR: message key: not JSON: invalid token near 'Struct' "
+	          "(line 1, column 6)");
+	CHECK_STR(parse_desc_key(p, "[1]", e, d, sizeof(d)),
+	          "ERROR: message key: the key is not a JSON object");
+	CHECK_STR(parse_desc_key(p, "{\"other\":1}", e, d, sizeof(d)),
+	          "ERROR: message key: no field of the key is a column of "
+	          "\"before\"");
+	CHECK_STR(
+		parse_desc_key(p,
+	                       "{\"schema\":{\"type\":\"struct\",\"fields\":[{"
+	                       "\"type\":\"bytes\",\"name\":\"org.apache.kafka."
+	                       "connect.data.Decimal\",\"field\":\"id\"}]},"
+	                       "\"payload\":{\"id\":\"AQ==\"}}",
+	                       e, d, sizeof(d)),
+		"ERROR: message key: column \"id\": "
+		"decimal.handling.mode=precise is not supported (the value "
+		"is base64 bytes with a scale in the schema); set "
+		"decimal.handling.mode=string on the connector");
+	zdm_cdc_debezium_parser_free(p);
+}
+
 static void
 test_parser_ops(void)
 {
@@ -656,6 +776,8 @@ test_open_errors(void)
 	                           "fetch.wait.max.ms=soon", NULL};
 	const char *bad_secret[] = {"bootstrap.servers=127.0.0.1:1",
 	                            "sasl.password.nope=hunter2", NULL};
+	const char *reset[] = {"bootstrap.servers=127.0.0.1:1",
+	                       "auto.offset.reset=earliest", NULL};
 
 	CHECK(zdm_cdc_debezium_open(&src, &o, &err) < 0 && src == NULL);
 	CHECK_STR(err.message, "debezium source: no topic");
@@ -688,6 +810,12 @@ test_open_errors(void)
 	CHECK(zdm_cdc_debezium_open(&src, &o, &err) < 0);
 	CHECK_STR(err.message,
 	          "kafka_conf sasl.password.nope: invalid setting");
+	o.kafka_conf = reset;
+	CHECK(zdm_cdc_debezium_open(&src, &o, &err) < 0);
+	CHECK_STR(err.message,
+	          "kafka_conf auto.offset.reset=earliest is not allowed: zdm "
+	          "starts a new group at the topic's beginning itself, and a "
+	          "committed offset no longer in the topic must stop it");
 }
 
 /* ---- against the mock cluster ----------------------------------------------- */
@@ -696,7 +824,8 @@ static rd_kafka_t *producer;
 static const char *bootstraps;
 
 static void
-produce(const char *topic, int32_t partition, const char *value)
+produce_kv(const char *topic, int32_t partition, const char *key,
+           const char *value)
 {
 	rd_kafka_resp_err_t e;
 
@@ -704,12 +833,19 @@ produce(const char *topic, int32_t partition, const char *value)
 		producer, RD_KAFKA_V_TOPIC(topic),
 		RD_KAFKA_V_PARTITION(partition),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_KEY((void *)key, key ? strlen(key) : 0),
 		RD_KAFKA_V_VALUE((void *)value, value ? strlen(value) : 0),
 		RD_KAFKA_V_END);
 	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		fprintf(stderr, "produce %s: %s\n", topic, rd_kafka_err2str(e));
 		exit(1);
 	}
+}
+
+static void
+produce(const char *topic, int32_t partition, const char *value)
+{
+	produce_kv(topic, partition, NULL, value);
 }
 
 static zdm_cdc_source *
@@ -967,9 +1103,16 @@ schema_produce(void)
 	        ev_schema(e, sizeof(e), "u",
 	                  "{\"id\":7,\"born\":0,\"price\":\"1.50\"}",
 	                  "{\"id\":7,\"born\":1,\"price\":\"2.00\"}"));
-	produce(T_SCHEMA, 0,
-	        ev_schema(e, sizeof(e), "d", "{\"id\":7,\"born\":null}", NULL));
-	produce(T_SCHEMA, 0, NULL);
+	/* keyed, as Debezium sends it: the key gives the delete's old_cols,
+	 * not the before image's NULLs */
+	produce_kv(
+		T_SCHEMA, 0,
+		"{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":"
+		"\"int32\",\"optional\":false,\"field\":\"id\"}],"
+		"\"optional\":false,\"name\":\"dbserver1.public.events."
+		"Key\"},\"payload\":{\"id\":7}}",
+		ev_schema(e, sizeof(e), "d", "{\"id\":7,\"born\":null}", NULL));
+	produce_kv(T_SCHEMA, 0, "{\"id\":7}", NULL);
 }
 
 static void
@@ -988,7 +1131,7 @@ schema_check(zdm_cdc_source *src)
 	CHECK_STR(g.desc[1], "UPDATE public.events old[id='7' "
 	                     "born='1970-01-01' price='1.50'] new[id='7' "
 	                     "born='1970-01-02' price='2.00'] own");
-	CHECK_STR(g.desc[2], "DELETE public.events old[id='7' born=NULL] own");
+	CHECK_STR(g.desc[2], "DELETE public.events old[id='7'] own");
 	ack(src, 0, 2);
 }
 
@@ -1208,13 +1351,240 @@ bad_check(zdm_cdc_source *src, size_t i, bool reopened)
 	}
 }
 
+/*
+ * retain: a group's committed offset that retention has deleted is an
+ * error naming it and the earliest offset left, not a silent jump there.
+ * The mock keeps 5 MB a partition (rdkafka_mock.c, not settable): 7
+ * messages of 900 kB push the first ones out.
+ */
+#define T_RETAIN "dbz.public.retain"
+#define RETAIN_BIG 900000
+
+static void
+retain_produce(void)
+{
+	char e[4096];
+
+	produce(T_RETAIN, 0,
+	        ev(e, sizeof(e), "c", "r", NULL, "{\"id\":0}", 900, now_ms()));
+	produce(T_RETAIN, 0,
+	        ev(e, sizeof(e), "c", "r", NULL, "{\"id\":1}", 901, now_ms()));
+}
+
+static void
+retain_check_first(zdm_cdc_source *src)
+{
+	got g;
+
+	collect(src, 2, 20, &g);
+	CHECK_INT(g.rc, 0);
+	CHECK_INT(g.n, 2);
+	ack(src, 0, 0); /* the group's committed offset is 1 */
+}
+
+/* Valid events, so that a consumer sent to the earliest left reads them. */
+static int64_t
+retain_expire(void)
+{
+	char *row = malloc(RETAIN_BIG), *e = malloc(RETAIN_BIG + 4096);
+	int64_t lo = -1, hi = -1;
+	int i;
+
+	if (row == NULL || e == NULL) {
+		fprintf(stderr, "out of memory\n");
+		exit(1);
+	}
+	snprintf(row, RETAIN_BIG, "{\"id\":2,\"pad\":\"%0*d\"}",
+	         RETAIN_BIG - 100, 0);
+	for (i = 0; i < 7; i++) {
+		produce(T_RETAIN, 0,
+		        ev(e, RETAIN_BIG + 4096, "c", "r", NULL, row, 902,
+		           now_ms()));
+		rd_kafka_flush(producer, 5000); /* one message set each */
+	}
+	free(row);
+	free(e);
+	CHECK(rd_kafka_query_watermark_offsets(producer, T_RETAIN, 0, &lo, &hi,
+	                                       5000) ==
+	      RD_KAFKA_RESP_ERR_NO_ERROR);
+	CHECK(lo > 1 && hi == 9);
+	return lo;
+}
+
+static void
+retain_check_again(zdm_cdc_source *src, int64_t lo)
+{
+	char want[512];
+	got g;
+
+	collect(src, MAX_GOT, 20, &g);
+	CHECK_INT(g.rc, -1);
+	CHECK_INT(g.n, 0);
+	snprintf(want, sizeof(want),
+	         "topic " T_RETAIN " partition 0: the committed offset 1 is "
+	         "no longer in the topic (the earliest available is %" PRId64
+	         "): changes were lost to retention; start the migration over",
+	         lo);
+	CHECK_STR(g.err.message, want);
+}
+
+/*
+ * beyond: a committed offset past the end of the partition (the topic was
+ * recreated) is an error too.  The offset is committed by a consumer that
+ * never joins the group, before zdm's does.
+ */
+#define T_BEYOND "dbz.public.beyond"
+
+static void
+commit_offset(const char *group, const char *topic, int64_t offset)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_topic_partition_list_t *list;
+	char errstr[512];
+	rd_kafka_t *rk;
+
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, errstr,
+	                      sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "group.id", group, errstr,
+	                      sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+	    (rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr,
+	                       sizeof(errstr))) == NULL) {
+		fprintf(stderr, "committer: %s\n", errstr);
+		exit(1);
+	}
+	list = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(list, topic, 0)->offset = offset;
+	CHECK_INT(rd_kafka_commit(rk, list, 0), RD_KAFKA_RESP_ERR_NO_ERROR);
+	rd_kafka_topic_partition_list_destroy(list);
+	rd_kafka_destroy(rk);
+}
+
+static void
+beyond_check(zdm_cdc_source *src)
+{
+	got g;
+
+	collect(src, MAX_GOT, 20, &g);
+	CHECK_INT(g.rc, -1);
+	CHECK_INT(g.n, 0);
+	CHECK_STR(g.err.message,
+	          "topic " T_BEYOND " partition 0: the committed offset 50 is "
+	          "out of range (the earliest available is 0, the end 2): was "
+	          "the topic recreated? changes may be lost; start the "
+	          "migration over");
+}
+
+/*
+ * rebal: A alone reads both partitions and acknowledges nothing; B joins
+ * the group and takes one.  After that A hands out nothing of B's
+ * partition, its ack for it commits nothing (B's offset stays where it
+ * was), and each reads its own partition from the committed offset.
+ */
+#define T_REBAL "dbz.public.rebal"
+
+static void
+rebal_produce(int seq)
+{
+	char e[4096], row[64];
+	int p;
+
+	for (p = 0; p < 2; p++) {
+		snprintf(row, sizeof(row), "{\"p\":%d,\"seq\":%d}", p, seq);
+		produce(T_REBAL, p,
+		        ev(e, sizeof(e), "c", "rebal", NULL, row, 950,
+		           now_ms()));
+	}
+}
+
+static void
+rebal_check_first(zdm_cdc_source *a)
+{
+	got g;
+
+	collect(a, 2, 20, &g);
+	CHECK_INT(g.rc, 0);
+	CHECK_INT(g.n, 2);
+	CHECK(g.n == 2 && g.pos[0].partition != g.pos[1].partition);
+}
+
+/* next() on a once, appending to g */
+static void
+rebal_next(zdm_cdc_source *src, got *g)
+{
+	const zdm_cdc_change *c;
+	zdm_error err;
+	size_t n, i;
+
+	if (src->ops->next(src, &c, &n, 100, &err) < 0) {
+		check(0, __FILE__, __LINE__, "next: %s", err.message);
+		return;
+	}
+	for (i = 0; i < n && g->n < MAX_GOT; i++, g->n++) {
+		describe(&c[i], g->desc[g->n], sizeof(g->desc[0]));
+		g->pos[g->n] = c[i].position;
+	}
+}
+
+static void
+rebal_check(zdm_cdc_source *a, zdm_cdc_source *b)
+{
+	double deadline = mono() + 20, seconds;
+	int32_t pa, pb;
+	uint64_t backlog;
+	char want[128];
+	zdm_cdc_position other;
+	zdm_error err;
+	size_t i;
+	got ga, gb;
+
+	memset(&ga, 0, sizeof(ga));
+	memset(&gb, 0, sizeof(gb));
+	while ((ga.n < 2 || gb.n < 2) && mono() < deadline) {
+		rebal_next(a, &ga);
+		rebal_next(b, &gb);
+	}
+	CHECK_INT(ga.n, 2);
+	CHECK_INT(gb.n, 2);
+	if (ga.n < 1 || gb.n < 1)
+		return;
+	pa = ga.pos[0].partition;
+	pb = gb.pos[0].partition;
+	CHECK(pa != pb);
+	for (i = 0; i < ga.n; i++) {
+		snprintf(want, sizeof(want),
+		         "INSERT public.rebal new[p='%d' seq='%d']", (int)pa,
+		         (int)i);
+		CHECK_STR(ga.desc[i], want);
+		CHECK_INT(ga.pos[i].partition, pa);
+	}
+	for (i = 0; i < gb.n; i++) {
+		snprintf(want, sizeof(want),
+		         "INSERT public.rebal new[p='%d' seq='%d']", (int)pb,
+		         (int)i);
+		CHECK_STR(gb.desc[i], want);
+	}
+	/* A handed out pb@0 before B came: acking it now commits nothing */
+	other.partition = pb;
+	other.offset = 0;
+	CHECK(a->ops->ack(a, other, &err) == 0);
+	lag(a, &seconds, &backlog);
+	CHECK_INT(backlog, 4);
+	/* its own partition still commits */
+	ack(a, pa, 1);
+	lag(b, &seconds, &backlog);
+	CHECK_INT(backlog, 2);
+}
+
 int
 main(void)
 {
-	static const char *const topics[] = {T_BASIC, T_SCHEMA, T_REDELIVER};
+	static const char *const topics[] = {T_BASIC, T_SCHEMA, T_REDELIVER,
+	                                     T_RETAIN, T_BEYOND};
 	rd_kafka_conf_t *conf;
 	rd_kafka_mock_cluster_t *mc;
 	zdm_cdc_source *basic, *schema, *multi, *redeliver, *missing;
+	zdm_cdc_source *retain, *beyond, *rebal_a, *rebal_b;
+	int64_t retain_lo;
 	zdm_cdc_source *bad[NBAD];
 	char errstr[512];
 	double t0 = mono(), t1;
@@ -1225,6 +1595,7 @@ main(void)
 	test_parser_schema();
 	test_parser_errors();
 	test_parser_own();
+	test_parser_keys();
 	test_open_errors();
 	printf("parser: %d checks, %d failed (%.1f s)\n", checks, failures,
 	       mono() - t0);
@@ -1249,17 +1620,24 @@ main(void)
 	for (i = 0; i < sizeof(topics) / sizeof(*topics); i++)
 		rd_kafka_mock_topic_create(mc, topics[i], 1, 1);
 	rd_kafka_mock_topic_create(mc, T_MULTI, 3, 1);
+	rd_kafka_mock_topic_create(mc, T_REBAL, 2, 1);
 	for (i = 0; i < NBAD; i++)
 		rd_kafka_mock_topic_create(mc, bad_cases[i].topic, 1, 1);
 	basic_produce();
 	schema_produce();
 	multi_produce();
 	redeliver_produce();
+	retain_produce();
+	produce(T_BEYOND, 0, "{\"never\":\"read\"}");
+	produce(T_BEYOND, 0, "{\"never\":\"read\"}");
+	rebal_produce(0);
 	bad_produce();
 	if (rd_kafka_flush(producer, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
 		fprintf(stderr, "flush: timed out\n");
 		return 1;
 	}
+
+	commit_offset("zdm-beyond", T_BEYOND, 50);
 
 	/* round 1: every source at once, so the group joins overlap */
 	t1 = mono();
@@ -1268,6 +1646,9 @@ main(void)
 	multi = open_source(T_MULTI, "zdm-multi");
 	redeliver = open_source(T_REDELIVER, "zdm-redeliver");
 	missing = open_source("dbz.public.missing", "zdm-missing");
+	retain = open_source(T_RETAIN, "zdm-retain");
+	beyond = open_source(T_BEYOND, "zdm-beyond");
+	rebal_a = open_source(T_REBAL, "zdm-rebal");
 	for (i = 0; i < NBAD; i++)
 		bad[i] = open_source(bad_cases[i].topic, bad_cases[i].topic);
 	basic_check(basic);
@@ -1278,6 +1659,13 @@ main(void)
 	redeliver_check_first(redeliver);
 	for (i = 0; i < NBAD; i++)
 		bad_check(bad[i], i, false);
+	retain_check_first(retain);
+	beyond_check(beyond);
+	rebal_check_first(rebal_a);
+	rebal_produce(1);
+	retain->ops->close(retain);
+	beyond->ops->close(beyond);
+	retain_lo = retain_expire();
 	basic->ops->close(basic);
 	missing->ops->close(missing);
 	schema->ops->close(schema);
@@ -1293,10 +1681,17 @@ main(void)
 	redeliver = open_source(T_REDELIVER, "zdm-redeliver");
 	for (i = 0; i < 2; i++)
 		bad[i] = open_source(bad_cases[i].topic, bad_cases[i].topic);
+	retain = open_source(T_RETAIN, "zdm-retain");
+	rebal_b = open_source(T_REBAL, "zdm-rebal");
 	multi_check_again(multi);
 	redeliver_check_again(redeliver);
 	for (i = 0; i < 2; i++)
 		bad_check(bad[i], i, true);
+	retain_check_again(retain, retain_lo);
+	rebal_check(rebal_a, rebal_b);
+	retain->ops->close(retain);
+	rebal_a->ops->close(rebal_a);
+	rebal_b->ops->close(rebal_b);
 	multi->ops->close(multi);
 	redeliver->ops->close(redeliver);
 	for (i = 0; i < NBAD; i++)
