@@ -505,6 +505,60 @@ check_derived_names(check_ctx *ctx, const zdmc_migration *mig)
 			model->version_schema, ZDMC_MAX_IDENT_BYTES);
 }
 
+/*
+ * sync = cdc: the slot, publication and origin are all named zdm_<migration>,
+ * so that name must be a valid replication slot name; and the key must
+ * identify a row in both shapes, so no key column may be one the migration
+ * changes, renames or replaces (the statements of the sync find the row by
+ * it, whichever version wrote).
+ */
+static void
+check_cdc(check_ctx *ctx, const zdmc_migration *mig)
+{
+	const zdmc_model *model = ctx->model;
+	const zdmc_options *o = &model->options;
+	size_t i, j, k;
+
+	if (strcmp(o->sync, "cdc") != 0)
+		return;
+	if (model->migration != NULL) {
+		const char *p = model->migration;
+		bool ok = strlen("zdm_") + strlen(p) <= ZDMC_MAX_IDENT_BYTES;
+
+		for (; *p && ok; p++)
+			ok = (*p >= 'a' && *p <= 'z') ||
+			     (*p >= '0' && *p <= '9') || *p == '_';
+		if (!ok)
+			zdmc_diag_error(
+				ctx->diag, mig->name.offset,
+				"with sync = cdc the replication slot is named \"zdm_%s\", which must be lower-case letters, digits and _ only, at most %d bytes; rename the migration",
+				model->migration, ZDMC_MAX_IDENT_BYTES);
+	}
+	for (k = 0; k < o->nkey; k++) {
+		const zdmc_name *key = &o->key[k];
+
+		check_ident_length(ctx, key);
+		for (i = 0; i < model->ntables; i++)
+			for (j = 0; j < model->tables[i].nchanges; j++) {
+				const zdmc_change *c =
+					&model->tables[i].changes[j];
+
+				if (strcmp(c->column, key->name) != 0)
+					continue;
+				zdmc_diag_error(
+					ctx->diag, key->offset,
+					"key column \"%s\" is %s by this migration (%s); the key must identify a row in both shapes",
+					key->name,
+					c->kind == ZDMC_ACTION_RENAME
+						? "renamed"
+						: "replaced",
+					model->tables[i].qname);
+				zdmc_diag_note(ctx->diag, c->action->offset,
+				               "changed here");
+			}
+	}
+}
+
 int
 zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
            zdmc_model *out)
@@ -604,6 +658,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		out->version_schema = zdmc_arena_printf(
 			arena, "%s_%s", out->tables[0].schema, out->migration);
 	check_derived_names(&ctx, mig);
+	check_cdc(&ctx, mig);
 	return diag->nerrors > before ? -1 : 0;
 }
 

@@ -36,6 +36,11 @@
  * lets new-version clients, whose search_path is "<version>, public", fall
  * through to the contracted table, which now has their shape.
  *
+ * sync = cdc (plan format version 2) replaces the trigger by a running
+ * zdm sync: the plan's cdc section gives, per change, the rules and the two
+ * guarded UPDATEs that carry a change event across (see "sync = cdc"
+ * below), and catch_up / stop_sync steps wait for it.
+ *
  * This file must not report errors: everything it relies on was checked.
  */
 #include <string.h>
@@ -194,28 +199,54 @@ lower_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
 	}
 }
 
+/* A list of column names, each once, in the order first seen. */
+typedef struct lower_names {
+	const char **v;
+	size_t n;
+	size_t cap;
+} lower_names;
+
+static bool
+lower_names_has(const lower_names *l, const char *name)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (strcmp(l->v[i], name) == 0)
+			return true;
+	return false;
+}
+
+static void
+lower_names_add(lower_ctx *ctx, lower_names *l, const char *name)
+{
+	if (lower_names_has(l, name))
+		return;
+	if (l->n == l->cap) {
+		const char **v;
+
+		l->cap = l->cap ? 2 * l->cap : 8;
+		v = zdmc_arena_alloc(ctx->arena, l->cap * sizeof(char *));
+		if (l->n)
+			memcpy(v, l->v, l->n * sizeof(char *));
+		l->v = v;
+	}
+	l->v[l->n++] = name;
+}
+
 /*
  * Columns an expression of change c reads that both versions share (the
  * migration does not change them): for forward (using) the old-shape
  * names other than c's own column; for reverse the physical columns
  * behind its new-shape names other than c's own new columns.  A write to
- * one of them cannot be told apart by version, so the trigger looks at
- * them only after the change's own columns.
+ * one of them cannot be told apart by version, so the trigger (and the
+ * cdc rules) look at them only after the change's own columns.
  */
-static const char *
-lower_shared_changed(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+static lower_names
+lower_shared_columns(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
                      bool reverse)
 {
-	const char **seen;
-	size_t nseen = 0, cap = 1, i, j, k;
-	zdmc_buf cond;
+	lower_names seen = {NULL, 0, 0};
+	size_t i, j, k;
 
-	for (i = 0; i < c->ncols; i++)
-		cap += c->cols[i].forward->nrefs;
-	if (c->reverse)
-		cap += c->reverse->nrefs;
-	seen = zdmc_arena_alloc(ctx->arena, cap * sizeof(char *));
-	zdmc_buf_init(&cond, ctx->arena);
 	for (i = 0; i < (reverse ? 1 : c->ncols); i++) {
 		const zdmc_sqlexpr *e =
 			reverse ? c->reverse : c->cols[i].forward;
@@ -241,18 +272,25 @@ lower_shared_changed(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 							own = true;
 				}
 			}
-			for (k = 0; k < nseen && !own; k++)
-				if (strcmp(seen[k], col) == 0)
-					own = true; /* already there */
-			if (own)
-				continue;
-			seen[nseen++] = col;
-			zdmc_buf_printf(&cond,
-			                "%sNEW.%s IS DISTINCT FROM OLD.%s",
-			                cond.len ? " OR " : "", Q(ctx, col),
-			                Q(ctx, col));
+			if (!own)
+				lower_names_add(ctx, &seen, col);
 		}
 	}
+	return seen;
+}
+
+static const char *
+lower_shared_changed(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+                     bool reverse)
+{
+	lower_names seen = lower_shared_columns(ctx, t, c, reverse);
+	zdmc_buf cond;
+
+	zdmc_buf_init(&cond, ctx->arena);
+	for (size_t i = 0; i < seen.n; i++)
+		zdmc_buf_printf(&cond, "%sNEW.%s IS DISTINCT FROM OLD.%s",
+		                i ? " OR " : "", Q(ctx, seen.v[i]),
+		                Q(ctx, seen.v[i]));
 	return zdmc_buf_cstr(&cond);
 }
 
@@ -307,6 +345,7 @@ lower_phase(lower_ctx *ctx, zdmc_phase phase)
 }
 
 static const char *lower_do_block(lower_ctx *ctx, const char *body);
+static const char *lower_at(lower_ctx *ctx, size_t offset);
 
 static zdmc_plan_step *
 lower_step(lower_ctx *ctx, zdmc_step_kind kind, const zdmc_table *t,
@@ -329,7 +368,8 @@ lower_step(lower_ctx *ctx, zdmc_step_kind kind, const zdmc_table *t,
 	                          ++ctx->nsteps);
 	s->description = description;
 	s->table = t ? t->qname : NULL;
-	if (kind != ZDMC_STEP_GATE) {
+	if (kind != ZDMC_STEP_GATE && kind != ZDMC_STEP_CATCH_UP &&
+	    kind != ZDMC_STEP_STOP_SYNC) {
 		s->transaction = ctx->tx_label ? ctx->tx_label : s->id;
 		s->lock_timeout_ms = ctx->model->options.lock_timeout_ms;
 	}
@@ -706,6 +746,653 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 	return zdmc_buf_cstr(&sql);
 }
 
+/* ---- sync = cdc ---------------------------------------------------------- */
+
+/*
+ * With sync = cdc no trigger runs: zdm sync reads each change event and
+ * decides, by the rules of cdc.tables[].syncs[], which of two guarded
+ * UPDATEs carries it across.  The rules mirror the trigger function's
+ * decision tree (lower_sync_function_sql) and its WHEN clause
+ * (lower_update_when), so both modes end with the same data; only the
+ * search_path test on INSERT has no equivalent (an event does not carry
+ * the writer's settings).  Each statement changes at most the row whose key
+ * and synced columns still equal the event's after-image, so an event
+ * applied late never overwrites a newer write: that later write has its
+ * own event.
+ */
+
+static bool
+lower_is_cdc(const lower_ctx *ctx)
+{
+	return strcmp(ctx->model->options.sync, "cdc") == 0;
+}
+
+static bool
+lower_is_native(const lower_ctx *ctx)
+{
+	return lower_is_cdc(ctx) &&
+	       strcmp(ctx->model->options.cdc_source, "native") == 0;
+}
+
+/* The slot, the publication and the origin: zdm_<migration> (check.c made
+ * sure it is a valid slot name). */
+static const char *
+lower_cdc_name(lower_ctx *ctx)
+{
+	return zdmc_arena_printf(ctx->arena, "zdm_%s", ctx->model->migration);
+}
+
+static size_t
+lower_syncing_changes(const zdmc_table *t)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < t->nchanges; i++)
+		n += t->changes[i].kind != ZDMC_ACTION_RENAME;
+	return n;
+}
+
+/* $1..$n of the statements of change c: key, old column, shared columns,
+ * new columns, the marker. */
+static lower_names
+lower_cdc_params(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
+{
+	const zdmc_options *o = &ctx->model->options;
+	lower_names params = {NULL, 0, 0};
+	lower_names fwd = lower_shared_columns(ctx, t, c, false);
+	lower_names rev = lower_shared_columns(ctx, t, c, true);
+	size_t i;
+
+	for (i = 0; i < o->nkey; i++)
+		lower_names_add(ctx, &params, o->key[i].name);
+	lower_names_add(ctx, &params, c->column);
+	for (i = 0; i < fwd.n; i++)
+		lower_names_add(ctx, &params, fwd.v[i]);
+	for (i = 0; i < rev.n; i++)
+		lower_names_add(ctx, &params, rev.v[i]);
+	for (i = 0; i < c->ncols; i++)
+		lower_names_add(ctx, &params, c->cols[i].physical);
+	lower_names_add(ctx, &params, PENDING_COLUMN);
+	return params;
+}
+
+static size_t
+lower_param_index(const lower_names *params, const char *name)
+{
+	for (size_t i = 0; i < params->n; i++)
+		if (strcmp(params->v[i], name) == 0)
+			return i + 1;
+	return 0; /* not reached: every name asked for is a param */
+}
+
+/*
+ * WHERE of both statements: the row by its key, and only while its synced
+ * columns still hold the event's after-image.  In a table with several
+ * changes, the statement of an earlier change of the same event has already
+ * cleared the marker, so there the guard also accepts a cleared marker and
+ * the statements read the event's marker ($k) instead of the row's.
+ */
+static const char *
+lower_cdc_guard(lower_ctx *ctx, const zdmc_table *t, const lower_names *params)
+{
+	const zdmc_options *o = &ctx->model->options;
+	zdmc_buf w;
+	size_t i;
+
+	zdmc_buf_init(&w, ctx->arena);
+	for (i = 0; i < params->n; i++) {
+		const char *col = Q(ctx, params->v[i]);
+
+		if (i < o->nkey)
+			zdmc_buf_printf(&w, "%s %s = $%zu\n",
+			                i ? "   AND" : " WHERE", col, i + 1);
+		else if (strcmp(params->v[i], PENDING_COLUMN) == 0 &&
+		         lower_syncing_changes(t) > 1)
+			zdmc_buf_printf(
+				&w,
+				"   AND (%s IS NOT DISTINCT FROM $%zu OR NOT %s)\n",
+				col, i + 1, col);
+		else
+			zdmc_buf_printf(&w,
+			                "   AND %s IS NOT DISTINCT FROM $%zu\n",
+			                col, i + 1);
+	}
+	return zdmc_buf_cstr(&w);
+}
+
+/* The marker as the statements read it: the row's, or (several changes)
+ * the event's. */
+static const char *
+lower_cdc_pending(lower_ctx *ctx, const zdmc_table *t,
+                  const lower_names *params, const char *prefix)
+{
+	if (lower_syncing_changes(t) > 1)
+		return zdmc_arena_printf(
+			ctx->arena, "$%zu::pg_catalog.bool",
+			lower_param_index(params, PENDING_COLUMN));
+	return zdmc_arena_printf(ctx->arena, "%s%s", prefix, PENDING_COLUMN);
+}
+
+static const char *
+lower_cdc_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+                  const lower_names *params)
+{
+	zdmc_buf sql;
+	size_t i;
+
+	zdmc_buf_init(&sql, ctx->arena);
+	zdmc_buf_printf(&sql, "UPDATE %s\n   SET ", t->qname);
+	for (i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(&sql, "%s = (%s),\n       ",
+		                Q(ctx, c->cols[i].physical),
+		                lower_forward(ctx, t, &c->cols[i], ""));
+	zdmc_buf_printf(&sql, "%s = false\n%s   AND (%s", PENDING_COLUMN,
+	                lower_cdc_guard(ctx, t, params),
+	                lower_cdc_pending(ctx, t, params, ""));
+	for (i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(&sql, "\n        OR %s IS DISTINCT FROM (%s)",
+		                Q(ctx, c->cols[i].physical),
+		                lower_forward(ctx, t, &c->cols[i], ""));
+	zdmc_buf_puts(&sql, ")");
+	return zdmc_buf_cstr(&sql);
+}
+
+/*
+ * The old column from the new shape.  On a row never backfilled, a new
+ * column the event did not set first comes from the old shape (as the
+ * trigger does), so the assignment reads merged values: the inner derived
+ * table is named with the physical names, and the reverse expression,
+ * written in physical names, resolves to them.  Irreversible: only that
+ * merge and the marker, the old column is never written.
+ */
+static const char *
+lower_cdc_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+                  const lower_names *params)
+{
+	const char *outer =
+		zdmc_arena_printf(ctx->arena, "%s.", Q(ctx, t->name));
+	const char *pending_in = lower_cdc_pending(ctx, t, params, outer);
+	zdmc_buf sql, cols;
+	size_t i;
+
+	zdmc_buf_init(&sql, ctx->arena);
+	zdmc_buf_init(&cols, ctx->arena);
+	for (i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(&cols, "%s%s", i ? ", " : "",
+		                Q(ctx, c->cols[i].physical));
+	zdmc_buf_printf(&sql, "UPDATE %s\n   SET (%s, ", t->qname,
+	                zdmc_buf_cstr(&cols));
+	if (!c->irreversible)
+		zdmc_buf_printf(&sql, "%s, ", Q(ctx, c->column));
+	zdmc_buf_printf(&sql, "%s) =\n       (SELECT %s,\n               ",
+	                PENDING_COLUMN, zdmc_buf_cstr(&cols));
+	if (!c->irreversible)
+		zdmc_buf_printf(&sql, "(%s), ", lower_reverse(ctx, t, c, ""));
+	zdmc_buf_puts(&sql, "false\n          FROM (SELECT ");
+	for (i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(
+			&sql,
+			"%sCASE WHEN %s AND NOT $%zu THEN (%s) ELSE %s%s END",
+			i ? ",\n                       " : "", pending_in,
+			params->n + i + 1,
+			lower_forward(ctx, t, &c->cols[i], outer), outer,
+			Q(ctx, c->cols[i].physical));
+	zdmc_buf_printf(&sql,
+	                ")\n               AS zdm_merged(%s))\n%s   AND (%s",
+	                zdmc_buf_cstr(&cols), lower_cdc_guard(ctx, t, params),
+	                lower_cdc_pending(ctx, t, params, ""));
+	if (!c->irreversible)
+		zdmc_buf_printf(&sql, " OR %s IS DISTINCT FROM (%s)",
+		                Q(ctx, c->column),
+		                lower_reverse(ctx, t, c, ""));
+	zdmc_buf_puts(&sql, ")");
+	return zdmc_buf_cstr(&sql);
+}
+
+static zdmc_plan_cdc_rule *
+lower_cdc_rule(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail, zdmc_cdc_cond cond,
+               const char *apply)
+{
+	zdmc_plan_cdc_rule *r = ZDMC_NEW(ctx->arena, zdmc_plan_cdc_rule);
+
+	r->cond = cond;
+	r->apply = apply;
+	**tail = r;
+	*tail = &r->next;
+	return r;
+}
+
+static void
+lower_cdc_rule_cols(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail,
+                    zdmc_cdc_cond cond, const lower_names *cols,
+                    const char *apply)
+{
+	zdmc_plan_cdc_rule *r;
+
+	if (cols->n == 0)
+		return;
+	r = lower_cdc_rule(ctx, tail, cond, apply);
+	r->columns = cols->v;
+	r->ncolumns = cols->n;
+}
+
+static zdmc_plan_cdc_sync *
+lower_cdc_sync(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
+{
+	zdmc_plan_cdc_sync *s = ZDMC_NEW(ctx->arena, zdmc_plan_cdc_sync);
+	lower_names params = lower_cdc_params(ctx, t, c);
+	lower_names news = {NULL, 0, 0}, one = {NULL, 0, 0},
+		    marker = {NULL, 0, 0};
+	lower_names fwd = lower_shared_columns(ctx, t, c, false);
+	lower_names rev = lower_shared_columns(ctx, t, c, true);
+	zdmc_plan_cdc_rule **tail;
+	size_t i;
+
+	for (i = 0; i < c->ncols; i++)
+		lower_names_add(ctx, &news, c->cols[i].physical);
+	lower_names_add(ctx, &one, c->column);
+	lower_names_add(ctx, &marker, PENDING_COLUMN);
+	s->at = lower_at(ctx, c->action->offset);
+	s->params = params.v;
+	s->nparams = params.n;
+	s->touched = news.v;
+	s->ntouched = news.n;
+	/* INSERT: only the new version writes zdm_new_* columns */
+	tail = &s->on_insert;
+	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_NOT_NULL, &news, "reverse");
+	lower_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "forward");
+	/* UPDATE, as the trigger: its WHEN clause first (the backfill and
+	 * the sync's own writes flip the marker), then who wrote the row */
+	tail = &s->on_update;
+	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &marker, "nothing");
+	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &one, "forward");
+	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &news, "reverse");
+	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &fwd, "forward");
+	if (!c->irreversible)
+		lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &rev,
+		                    "reverse");
+	lower_cdc_rule(ctx, &tail, ZDMC_CDC_PENDING, "forward");
+	lower_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "nothing");
+	s->forward = lower_cdc_forward(ctx, t, c, &params);
+	s->reverse = lower_cdc_reverse(ctx, t, c, &params);
+	return s;
+}
+
+static void
+lower_cdc(lower_ctx *ctx)
+{
+	const zdmc_model *m = ctx->model;
+	zdmc_plan_cdc *cdc = ZDMC_NEW(ctx->arena, zdmc_plan_cdc);
+	zdmc_plan_cdc_table **ttail = &cdc->tables;
+	const char **key;
+	size_t i, j;
+
+	cdc->source = m->options.cdc_source;
+	if (lower_is_native(ctx)) {
+		cdc->publication = lower_cdc_name(ctx);
+		cdc->slot = lower_cdc_name(ctx);
+		cdc->origin = lower_cdc_name(ctx);
+	}
+	cdc->max_lag_ms = m->options.max_lag_ms;
+	cdc->stable_for_ms = m->options.stable_for_ms;
+	key = zdmc_arena_alloc(ctx->arena,
+	                       (m->options.nkey + 1) * sizeof(char *));
+	for (i = 0; i < m->options.nkey; i++)
+		key[i] = m->options.key[i].name;
+	for (i = 0; i < m->ntables; i++) {
+		const zdmc_table *t = &m->tables[i];
+		zdmc_plan_cdc_table *pt;
+		zdmc_plan_cdc_sync **stail;
+
+		if (!t->needs_sync)
+			continue;
+		pt = ZDMC_NEW(ctx->arena, zdmc_plan_cdc_table);
+		pt->table = t->qname;
+		pt->key = key;
+		pt->nkey = m->options.nkey;
+		stail = &pt->syncs;
+		for (j = 0; j < t->nchanges; j++) {
+			if (t->changes[j].kind == ZDMC_ACTION_RENAME)
+				continue;
+			*stail = lower_cdc_sync(ctx, t, &t->changes[j]);
+			stail = &(*stail)->next;
+		}
+		*ttail = pt;
+		ttail = &pt->next;
+	}
+	ctx->plan->cdc = cdc;
+}
+
+/* Wait for zdm sync: until its lag holds under max_lag for stable_for, or
+ * (barrier) until it has applied everything committed before the step. */
+static void
+lower_catch_up(lower_ctx *ctx, bool barrier, const char *description)
+{
+	zdmc_plan_step *s = lower_step(ctx, ZDMC_STEP_CATCH_UP, NULL,
+	                               description, NULL, NULL);
+
+	s->max_lag_ms = ctx->model->options.max_lag_ms;
+	s->stable_for_ms = ctx->model->options.stable_for_ms;
+	s->barrier = barrier;
+}
+
+/* Drop the slot, ending the walsender of a zdm sync that still reads it
+ * (an active slot cannot be dropped); retried for about 10 s. */
+static const char *
+lower_drop_slot_sql(lower_ctx *ctx)
+{
+	const char *lit = zdmc_ident_literal(ctx->arena, lower_cdc_name(ctx));
+
+	return zdmc_arena_printf(
+		ctx->arena,
+		"DO $zdm$\n"
+		"DECLARE\n"
+		"    pid integer;\n"
+		"BEGIN\n"
+		"    FOR attempt IN 1..100 LOOP\n"
+		"        SELECT active_pid INTO pid FROM pg_catalog.pg_replication_slots\n"
+		"         WHERE slot_name = %s;\n"
+		"        IF NOT FOUND THEN\n"
+		"            RETURN;\n"
+		"        END IF;\n"
+		"        IF pid IS NULL THEN\n"
+		"            BEGIN\n"
+		"                PERFORM pg_catalog.pg_drop_replication_slot(%s);\n"
+		"                RETURN;\n"
+		"            EXCEPTION WHEN object_in_use THEN\n"
+		"                NULL; -- a walsender took it again: end it too\n"
+		"            END;\n"
+		"        ELSE\n"
+		"            PERFORM pg_catalog.pg_terminate_backend(pid);\n"
+		"        END IF;\n"
+		"        PERFORM pg_catalog.pg_sleep(0.1);\n"
+		"    END LOOP;\n"
+		"    RAISE EXCEPTION 'replication slot %%s is still in use after 10 s', %s;\n"
+		"END\n"
+		"$zdm$",
+		lit, lit, lit);
+}
+
+/* Drop the origin; a zdm sync that just stopped may hold it a moment
+ * longer (55006, object_in_use), so retry for about 10 s. */
+static const char *
+lower_drop_origin_sql(lower_ctx *ctx)
+{
+	const char *lit = zdmc_ident_literal(ctx->arena, lower_cdc_name(ctx));
+
+	return zdmc_arena_printf(
+		ctx->arena,
+		"DO $zdm$\n"
+		"BEGIN\n"
+		"    FOR attempt IN 1..100 LOOP\n"
+		"        IF NOT EXISTS (SELECT FROM pg_catalog.pg_replication_origin\n"
+		"                        WHERE roname = %s) THEN\n"
+		"            RETURN;\n"
+		"        END IF;\n"
+		"        BEGIN\n"
+		"            PERFORM pg_catalog.pg_replication_origin_drop(%s);\n"
+		"            RETURN;\n"
+		"        EXCEPTION WHEN object_in_use THEN\n"
+		"            PERFORM pg_catalog.pg_sleep(0.1);\n"
+		"        END;\n"
+		"    END LOOP;\n"
+		"    RAISE EXCEPTION 'replication origin %%s is still in use after 10 s', %s;\n"
+		"END\n"
+		"$zdm$",
+		lit, lit, lit);
+}
+
+static const char *
+lower_drop_publication_sql(lower_ctx *ctx)
+{
+	return zdmc_arena_printf(ctx->arena, "DROP PUBLICATION %s",
+	                         Q(ctx, lower_cdc_name(ctx)));
+}
+
+/* expand, native: the origin, the publication, the slot, each alone and
+ * before any table changes, so every write after expand is in the slot. */
+static void
+lower_cdc_expand_source(lower_ctx *ctx)
+{
+	const zdmc_model *m = ctx->model;
+	const char *name = lower_cdc_name(ctx);
+	const char *lit = zdmc_ident_literal(ctx->arena, name);
+	zdmc_buf tables;
+	size_t i;
+
+	zdmc_buf_init(&tables, ctx->arena);
+	for (i = 0; i < m->ntables; i++)
+		if (m->tables[i].needs_sync)
+			zdmc_buf_printf(&tables, "%s%s", tables.len ? ", " : "",
+			                m->tables[i].qname);
+	lower_step(
+		ctx, ZDMC_STEP_SQL, NULL,
+		zdmc_arena_printf(
+			ctx->arena,
+			"create replication origin %s, which marks zdm sync's own writes",
+			name),
+		zdmc_arena_printf(
+			ctx->arena,
+			"SELECT pg_catalog.pg_replication_origin_create(%s)",
+			lit),
+		lower_drop_origin_sql(ctx));
+	lower_step(ctx, ZDMC_STEP_SQL, NULL,
+	           zdmc_arena_printf(ctx->arena, "create publication %s for %s",
+	                             name, zdmc_buf_cstr(&tables)),
+	           zdmc_arena_printf(ctx->arena,
+	                             "CREATE PUBLICATION %s FOR TABLE %s",
+	                             Q(ctx, name), zdmc_buf_cstr(&tables)),
+	           lower_drop_publication_sql(ctx));
+	lower_step(
+		ctx, ZDMC_STEP_SQL, NULL,
+		zdmc_arena_printf(
+			ctx->arena,
+			"create logical replication slot %s (pgoutput); waits for transactions running now to end",
+			name),
+		zdmc_arena_printf(
+			ctx->arena,
+			"SELECT pg_catalog.pg_create_logical_replication_slot(%s, 'pgoutput')",
+			lit),
+		lower_drop_slot_sql(ctx));
+}
+
+/* The old columns whose NOT NULL expand drops: those of reversible changes,
+ * which a new-version INSERT through the view cannot fill (zdm sync does,
+ * within the lag). */
+static lower_names
+lower_cdc_old_columns(lower_ctx *ctx, const zdmc_table *t)
+{
+	lower_names cols = {NULL, 0, 0};
+
+	for (size_t i = 0; i < t->nchanges; i++)
+		if (t->changes[i].kind != ZDMC_ACTION_RENAME &&
+		    !t->changes[i].irreversible)
+			lower_names_add(ctx, &cols, t->changes[i].column);
+	return cols;
+}
+
+/* Reads what expand saved in the comment on the marker into "saved". */
+static const char *
+lower_cdc_read_saved(lower_ctx *ctx, const zdmc_table *t)
+{
+	return zdmc_arena_printf(
+		ctx->arena,
+		"    SELECT pg_catalog.col_description(a.attrelid, a.attnum)::pg_catalog.jsonb\n"
+		"      INTO saved\n"
+		"      FROM pg_catalog.pg_attribute AS a\n"
+		"     WHERE a.attrelid = %s::pg_catalog.regclass AND a.attname = %s;\n",
+		zdmc_ident_literal(ctx->arena, t->qname),
+		zdmc_ident_literal(ctx->arena, PENDING_COLUMN));
+}
+
+static const char *
+lower_cdc_restore_identity(lower_ctx *ctx, const zdmc_table *t)
+{
+	return zdmc_arena_printf(
+		ctx->arena,
+		"    CASE saved->>'replident'\n"
+		"    WHEN 'd' THEN\n"
+		"        ALTER TABLE %s REPLICA IDENTITY DEFAULT;\n"
+		"    WHEN 'n' THEN\n"
+		"        ALTER TABLE %s REPLICA IDENTITY NOTHING;\n"
+		"    WHEN 'i' THEN\n"
+		"        EXECUTE pg_catalog.format('ALTER TABLE %%s REPLICA IDENTITY USING INDEX %%I',\n"
+		"                                  %s, saved->>'replident_index');\n"
+		"    ELSE\n"
+		"        NULL; -- it was FULL before zdm\n"
+		"    END CASE;\n",
+		t->qname, t->qname, zdmc_ident_literal(ctx->arena, t->qname));
+}
+
+/*
+ * expand, per table: a change event must carry the whole old row to tell an
+ * old-version write from a new-version one (REPLICA IDENTITY FULL), and a
+ * new-version INSERT must be possible without the old columns.  What was
+ * there before is saved as JSON in the comment on the marker, so that
+ * rollback can restore it.
+ */
+static void
+lower_cdc_expand_table(lower_ctx *ctx, const zdmc_table *t)
+{
+	lower_names old = lower_cdc_old_columns(ctx, t);
+	zdmc_buf in, drops, restore, names;
+	const char *lit = zdmc_ident_literal(ctx->arena, t->qname);
+	size_t i;
+
+	zdmc_buf_init(&names, ctx->arena);
+	for (i = 0; i < old.n; i++)
+		zdmc_buf_printf(&names, "%s%s", i ? ", " : "", old.v[i]);
+	zdmc_buf_init(&in, ctx->arena);
+	zdmc_buf_init(&drops, ctx->arena);
+	zdmc_buf_init(&restore, ctx->arena);
+	for (i = 0; i < old.n; i++) {
+		const char *col = zdmc_ident_literal(ctx->arena, old.v[i]);
+
+		zdmc_buf_printf(&in, "%s%s", i ? ", " : "", col);
+		zdmc_buf_printf(
+			&drops,
+			"    IF saved->'not_null' ? %s THEN\n"
+			"        ALTER TABLE %s ALTER COLUMN %s DROP NOT NULL;\n"
+			"    END IF;\n",
+			col, t->qname, Q(ctx, old.v[i]));
+		zdmc_buf_printf(
+			&restore,
+			"    IF saved->'not_null' ? %s THEN\n"
+			"        SELECT count(*) INTO missing FROM %s WHERE %s IS NULL;\n"
+			"        IF missing > 0 THEN\n"
+			"            RAISE EXCEPTION USING\n"
+			"                MESSAGE = pg_catalog.format('cannot restore NOT NULL on %%s of %%s: %%s rows have no value there', %s, %s, missing),\n"
+			"                HINT = 'new-version inserts left it for zdm sync to fill: run zdm sync until it has caught up, or fill those rows, then roll back again';\n"
+			"        END IF;\n"
+			"        ALTER TABLE %s ALTER COLUMN %s SET NOT NULL;\n"
+			"    END IF;\n",
+			col, t->qname, Q(ctx, old.v[i]), col, lit, t->qname,
+			Q(ctx, old.v[i]));
+	}
+	lower_step(
+		ctx, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"set REPLICA IDENTITY FULL on %s%s%s, saving what was there for rollback",
+			t->qname, old.n ? " and drop NOT NULL from " : "",
+			old.n ? zdmc_buf_cstr(&names) : ""),
+		zdmc_arena_printf(
+			ctx->arena,
+			"DO $zdm$\n"
+			"DECLARE\n"
+			"    saved pg_catalog.jsonb;\n"
+			"BEGIN\n"
+			"    -- what rollback restores, kept with the table: the replica identity\n"
+			"    -- (and its index) and the old columns that are NOT NULL\n"
+			"    SELECT pg_catalog.jsonb_build_object(\n"
+			"               'replident', c.relreplident::pg_catalog.text,\n"
+			"               'replident_index', (SELECT ic.relname::pg_catalog.text\n"
+			"                                     FROM pg_catalog.pg_index AS i\n"
+			"                                     JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+			"                                    WHERE i.indrelid = c.oid AND i.indisreplident),\n"
+			"               'not_null', (SELECT coalesce(pg_catalog.jsonb_agg(a.attname::pg_catalog.text ORDER BY a.attnum),\n"
+			"                                            '[]'::pg_catalog.jsonb)\n"
+			"                              FROM pg_catalog.pg_attribute AS a\n"
+			"                             WHERE a.attrelid = c.oid AND a.attnotnull AND NOT a.attisdropped\n"
+			"                               AND a.attname = ANY (ARRAY[%s]::pg_catalog.name[])))\n"
+			"      INTO saved\n"
+			"      FROM pg_catalog.pg_class AS c\n"
+			"     WHERE c.oid = %s::pg_catalog.regclass;\n"
+			"    EXECUTE pg_catalog.format('COMMENT ON COLUMN %%s.%%I IS %%L', %s, %s, saved::pg_catalog.text);\n"
+			"    -- a change event must carry the whole old row\n"
+			"    ALTER TABLE %s REPLICA IDENTITY FULL;\n"
+			"%s"
+			"END\n"
+			"$zdm$",
+			in.len ? zdmc_buf_cstr(&in) : "NULL", lit, lit,
+			zdmc_ident_literal(ctx->arena, PENDING_COLUMN),
+			t->qname, zdmc_buf_cstr(&drops)),
+		zdmc_arena_printf(
+			ctx->arena,
+			"DO $zdm$\n"
+			"DECLARE\n"
+			"    saved pg_catalog.jsonb;\n"
+			"    missing bigint;\n"
+			"BEGIN\n"
+			"%s"
+			"    IF saved IS NULL THEN\n"
+			"        RETURN; -- nothing was saved, so nothing was changed\n"
+			"    END IF;\n"
+			"%s%s"
+			"END\n"
+			"$zdm$",
+			lower_cdc_read_saved(ctx, t), zdmc_buf_cstr(&restore),
+			lower_cdc_restore_identity(ctx, t)));
+}
+
+/* contract: the table's replica identity as it was, before the marker (and
+ * its comment) is dropped. */
+static void
+lower_cdc_contract_identity(lower_ctx *ctx, const zdmc_table *t)
+{
+	zdmc_plan_step *s = lower_step(
+		ctx, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"restore the replica identity of %s saved at expand",
+			t->qname),
+		zdmc_arena_printf(ctx->arena,
+	                          "DO $zdm$\n"
+	                          "DECLARE\n"
+	                          "    saved pg_catalog.jsonb;\n"
+	                          "BEGIN\n"
+	                          "%s"
+	                          "    IF saved IS NULL THEN\n"
+	                          "        RETURN;\n"
+	                          "    END IF;\n"
+	                          "%s"
+	                          "END\n"
+	                          "$zdm$",
+	                          lower_cdc_read_saved(ctx, t),
+	                          lower_cdc_restore_identity(ctx, t)),
+		NULL);
+
+	s->point_of_no_return = true;
+}
+
+/* A check's in_flight statements: the offending row versions, and the
+ * count of those that still offend after a barrier. */
+static void
+lower_in_flight(lower_ctx *ctx, zdmc_plan_step *s, const zdmc_table *t,
+                const char *cond)
+{
+	s->in_flight_offenders = zdmc_arena_printf(
+		ctx->arena,
+		"SELECT ctid::text, xmin::text FROM %s WHERE %s LIMIT 1001",
+		t->qname, cond);
+	s->in_flight_recheck = zdmc_arena_printf(
+		ctx->arena,
+		"SELECT count(*) FROM %s WHERE ctid = ANY($1::pg_catalog.tid[])\n"
+		"   AND (ctid::text || '/' || xmin::text) = ANY($2::text[])\n"
+		"   AND (%s)",
+		t->qname, cond);
+}
+
 static void
 lower_expand(lower_ctx *ctx)
 {
@@ -715,6 +1402,8 @@ lower_expand(lower_ctx *ctx)
 
 	lower_phase(ctx, ZDMC_PHASE_EXPAND);
 	lower_approval_gate(ctx, ZDMC_PHASE_EXPAND);
+	if (lower_is_native(ctx))
+		lower_cdc_expand_source(ctx);
 	for (i = 0; i < m->ntables; i++) {
 		const zdmc_table *t = &m->tables[i];
 
@@ -773,6 +1462,10 @@ lower_expand(lower_ctx *ctx)
 					zdmc_buf_cstr(&names), PENDING_COLUMN,
 					t->qname),
 				zdmc_buf_cstr(&add), zdmc_buf_cstr(&drop));
+		}
+		if (t->needs_sync && lower_is_cdc(ctx))
+			lower_cdc_expand_table(ctx, t);
+		if (t->needs_sync && !lower_is_cdc(ctx)) {
 			lower_step(
 				ctx, ZDMC_STEP_SQL, t,
 				zdmc_arena_printf(
@@ -839,6 +1532,10 @@ lower_backfill(lower_ctx *ctx)
 
 	lower_phase(ctx, ZDMC_PHASE_BACKFILL);
 	lower_approval_gate(ctx, ZDMC_PHASE_BACKFILL);
+	if (lower_is_cdc(ctx))
+		lower_catch_up(
+			ctx, false,
+			"wait until zdm sync is caught up: writes since expand reach both shapes before the backfill");
 	for (i = 0; i < m->ntables; i++) {
 		const zdmc_table *t = &m->tables[i];
 		zdmc_buf sql, names;
@@ -868,6 +1565,13 @@ lower_backfill(lower_ctx *ctx)
 			" WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid\n"
 			"   AND %s",
 			PENDING_COLUMN, PENDING_COLUMN);
+		/* cdc: a new-version write the sync has yet to carry back must
+		 * not be overwritten; its new columns are not all NULL */
+		for (j = 0; lower_is_cdc(ctx) && j < t->nchanges; j++)
+			for (k = 0; k < t->changes[j].ncols; k++)
+				zdmc_buf_printf(
+					&sql, "\n   AND %s IS NULL",
+					Q(ctx, t->changes[j].cols[k].physical));
 		s = lower_step(
 			ctx, ZDMC_STEP_BACKFILL, t,
 			zdmc_arena_printf(
@@ -883,9 +1587,11 @@ lower_backfill(lower_ctx *ctx)
 
 /* ---- verify ------------------------------------------------------------ */
 
+/* cond: the check's condition on rows of t, for in_flight in a cdc plan
+ * (NULL: a count that changes in flight cannot make wrong) */
 static void
 lower_check(lower_ctx *ctx, const zdmc_table *t, const char *description,
-            const char *from_where, const char *examples)
+            const char *from_where, const char *examples, const char *cond)
 {
 	zdmc_plan_step *s;
 
@@ -895,6 +1601,8 @@ lower_check(lower_ctx *ctx, const zdmc_table *t, const char *description,
 	               NULL);
 	s->expect = 0;
 	s->examples_sql = examples;
+	if (cond != NULL && lower_is_cdc(ctx))
+		lower_in_flight(ctx, s, t, cond);
 }
 
 static void
@@ -978,11 +1686,12 @@ lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
 		NULL);
 }
 
+static void lower_not_null_table(lower_ctx *ctx, const zdmc_table *t);
+
 static void
 lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 {
 	const zdmc_model *m = ctx->model;
-	bool constraints = false;
 	size_t j, k;
 
 	lower_check(
@@ -995,7 +1704,8 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 	                          PENDING_COLUMN),
 		zdmc_arena_printf(ctx->arena,
 	                          "SELECT ctid FROM %s WHERE %s LIMIT 5",
-	                          t->qname, PENDING_COLUMN));
+	                          t->qname, PENDING_COLUMN),
+		PENDING_COLUMN);
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
 		zdmc_buf forward;
@@ -1034,7 +1744,8 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 				zdmc_arena_printf(
 					ctx->arena,
 					"SELECT ctid FROM %s WHERE %s LIMIT 5",
-					t->qname, where));
+					t->qname, where),
+				where);
 		}
 		if (c->irreversible)
 			continue; /* the old shape goes stale by design: no parity */
@@ -1054,7 +1765,8 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 			zdmc_arena_printf(
 				ctx->arena,
 				"SELECT ctid FROM %s\n WHERE %s\n LIMIT 5",
-				t->qname, where));
+				t->qname, where),
+			where);
 		where = zdmc_arena_printf(
 			ctx->arena, "%s IS DISTINCT FROM (%s)",
 			Q(ctx, c->column), lower_round_trip(ctx, t, c));
@@ -1076,8 +1788,23 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 				"SELECT ctid, %s, (%s) AS round_trip FROM %s\n"
 				" WHERE %s IS NOT NULL AND %s\n LIMIT 5",
 				Q(ctx, c->column), lower_round_trip(ctx, t, c),
-				t->qname, Q(ctx, c->column), where));
+				t->qname, Q(ctx, c->column), where),
+			NULL);
 	}
+	/* with cdc an old-version INSERT leaves the new columns NULL until
+	 * the sync fills them: NOT NULL waits for contract */
+	if (!lower_is_cdc(ctx))
+		lower_not_null_table(ctx, t);
+}
+
+/* The new columns' NOT NULL, as validated checks, and a check that they
+ * are. */
+static void
+lower_not_null_table(lower_ctx *ctx, const zdmc_table *t)
+{
+	bool constraints = false;
+	size_t j, k;
+
 	/* NOT NULL after the counts: a row the backfill missed then fails a
 	 * check that names it (exit 3 with examples), not VALIDATE (23514) */
 	for (j = 0; j < t->nchanges; j++)
@@ -1107,7 +1834,8 @@ lower_verify_table(lower_ctx *ctx, const zdmc_table *t)
 				"SELECT conname FROM pg_catalog.pg_constraint\n"
 				" WHERE conrelid = %s::pg_catalog.regclass\n"
 				"   AND conname ~ '^zdm_' AND NOT convalidated",
-				zdmc_ident_literal(ctx->arena, t->qname)));
+				zdmc_ident_literal(ctx->arena, t->qname)),
+			NULL);
 }
 
 static void
@@ -1117,6 +1845,10 @@ lower_verify(lower_ctx *ctx)
 
 	lower_phase(ctx, ZDMC_PHASE_VERIFY);
 	lower_approval_gate(ctx, ZDMC_PHASE_VERIFY);
+	if (lower_is_cdc(ctx))
+		lower_catch_up(
+			ctx, false,
+			"wait until zdm sync is caught up, so the checks see few changes in flight");
 	for (i = 0; i < ctx->model->ntables; i++)
 		if (ctx->model->tables[i].needs_sync)
 			lower_verify_table(ctx, &ctx->model->tables[i]);
@@ -1136,6 +1868,10 @@ lower_switch(lower_ctx *ctx)
 		for (j = 0; j < m->tables[i].nchanges; j++)
 			irreversible |= m->tables[i].changes[j].irreversible;
 	lower_phase(ctx, ZDMC_PHASE_SWITCH);
+	if (lower_is_cdc(ctx))
+		lower_catch_up(
+			ctx, false,
+			"wait until zdm sync is caught up before applications move");
 	s = lower_step(
 		ctx, ZDMC_STEP_GATE, NULL,
 		zdmc_arena_printf(
@@ -1180,7 +1916,9 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 			ctx->model->version_schema, t->name, t->qname),
 		zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
 	                          lower_view(ctx, t)));
-	if (t->needs_sync) {
+	if (t->needs_sync && lower_is_cdc(ctx))
+		lower_cdc_contract_identity(ctx, t);
+	if (t->needs_sync && !lower_is_cdc(ctx)) {
 		lower_final_step(ctx, t, "drop the update sync trigger",
 		                 zdmc_arena_printf(ctx->arena,
 		                                   "DROP TRIGGER %s ON %s",
@@ -1312,8 +2050,39 @@ lower_contract(lower_ctx *ctx)
 
 	lower_phase(ctx, ZDMC_PHASE_CONTRACT);
 	lower_approval_gate(ctx, ZDMC_PHASE_CONTRACT);
+	if (lower_is_cdc(ctx)) {
+		lower_catch_up(
+			ctx, true,
+			"wait until zdm sync has applied every change committed before this step");
+		for (i = 0; i < ctx->model->ntables; i++)
+			if (ctx->model->tables[i].needs_sync)
+				lower_not_null_table(ctx,
+				                     &ctx->model->tables[i]);
+		lower_step(
+			ctx, ZDMC_STEP_STOP_SYNC, NULL,
+			"stop zdm sync after it has applied every change so far: contract drops what it writes to",
+			NULL, NULL);
+	}
 	for (i = 0; i < ctx->model->ntables; i++)
 		lower_contract_table(ctx, &ctx->model->tables[i]);
+	if (lower_is_native(ctx)) {
+		const char *name = lower_cdc_name(ctx);
+
+		lower_final_step(ctx, NULL,
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "drop replication slot %s",
+		                                   name),
+		                 lower_drop_slot_sql(ctx));
+		lower_final_step(ctx, NULL,
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "drop publication %s", name),
+		                 lower_drop_publication_sql(ctx));
+		lower_final_step(ctx, NULL,
+		                 zdmc_arena_printf(ctx->arena,
+		                                   "drop replication origin %s",
+		                                   name),
+		                 lower_drop_origin_sql(ctx));
+	}
 	lower_final_step(
 		ctx, NULL,
 		zdmc_arena_printf(ctx->arena,
@@ -1408,7 +2177,9 @@ zdmc_lower(zdmc_arena *arena, const zdmc_model *model, const zdmc_source *src,
 	ctx.plan = plan;
 
 	memset(plan, 0, sizeof(*plan));
-	plan->format_version = ZDMC_PLAN_FORMAT_VERSION;
+	plan->format_version = strcmp(model->options.sync, "cdc") == 0
+	                               ? ZDMC_PLAN_FORMAT_VERSION_CDC
+	                               : ZDMC_PLAN_FORMAT_VERSION;
 	plan->compiler = "zdmc " ZDMC_VERSION;
 	plan->migration = model->migration;
 	plan->source_file = slash ? slash + 1 : src->name;
@@ -1430,6 +2201,8 @@ zdmc_lower(zdmc_arena *arena, const zdmc_model *model, const zdmc_source *src,
 	                                      Q(&ctx, model->tables[0].schema));
 
 	lower_summary(&ctx);
+	if (lower_is_cdc(&ctx))
+		lower_cdc(&ctx);
 	lower_expand(&ctx);
 	lower_backfill(&ctx);
 	lower_verify(&ctx);

@@ -21,7 +21,9 @@ typedef enum option_type {
 	OPT_COUNT,    /* integer within [min, max] */
 	OPT_DURATION, /* '500ms', '2s', '1min' within [min, max] ms */
 	OPT_GATES,    /* (phase, ...), a single phase, or none */
-	OPT_SYNC      /* trigger (cdc: not yet) */
+	OPT_SYNC,     /* trigger or cdc */
+	OPT_SOURCE,   /* cdc_source: native or debezium */
+	OPT_KEY       /* key = (col, ...) */
 } option_type;
 
 typedef struct option_spec {
@@ -38,10 +40,16 @@ static const option_spec option_specs[] = {
          offsetof(zdmc_options, batch_pause_ms)},
 	{"batch_size", OPT_COUNT, 1, 1000000L,
          offsetof(zdmc_options, batch_size)},
+	{"cdc_source", OPT_SOURCE, 0, 0, 0},
+	{"key", OPT_KEY, 0, 0, 0},
 	{"lock_retries", OPT_COUNT, 0, 1000L,
          offsetof(zdmc_options, lock_retries)},
 	{"lock_timeout", OPT_DURATION, 1, 600000L,
          offsetof(zdmc_options, lock_timeout_ms)},
+	{"max_lag", OPT_DURATION, 1, 3600000L,
+         offsetof(zdmc_options, max_lag_ms)},
+	{"stable_for", OPT_DURATION, 0, 3600000L,
+         offsetof(zdmc_options, stable_for_ms)},
 	{"sync", OPT_SYNC, 0, 0, 0},
 	{"verify_sample", OPT_COUNT, 1, 100000000L,
          offsetof(zdmc_options, verify_sample)},
@@ -59,6 +67,9 @@ options_set_defaults(zdmc_options *out)
 	out->verify_sample = 10000;
 	out->approve = (1u << ZDMC_PHASE_SWITCH) | (1u << ZDMC_PHASE_CONTRACT);
 	out->sync = "trigger";
+	out->cdc_source = "native";
+	out->max_lag_ms = 1000;
+	out->stable_for_ms = 10000;
 }
 
 /* Edit distance, for suggestions; names are short. */
@@ -124,7 +135,7 @@ options_unknown(zdmc_diag *diag, const zdmc_option *opt)
 	else
 		zdmc_diag_error(
 			diag, opt->name.offset,
-			"unknown option \"%s\"; options are approve, batch_pause, batch_size, lock_retries, lock_timeout, sync, verify_sample",
+			"unknown option \"%s\"; options are approve, batch_pause, batch_size, cdc_source, key, lock_retries, lock_timeout, max_lag, stable_for, sync, verify_sample",
 			opt->name.name);
 }
 
@@ -304,13 +315,89 @@ options_sync(zdmc_diag *diag, const zdmc_option *opt, const char **out)
 	if (strcmp(opt->text, "trigger") == 0)
 		*out = "trigger";
 	else if (strcmp(opt->text, "cdc") == 0)
-		zdmc_diag_error(
-			diag, opt->value_offset,
-			"sync = cdc is not supported by this version of zdmc; use sync = trigger");
+		*out = "cdc";
 	else
 		zdmc_diag_error(diag, opt->value_offset,
-		                "unknown sync mode \"%s\"; use trigger",
+		                "unknown sync mode \"%s\"; use trigger or cdc",
 		                opt->text);
+}
+
+static void
+options_source(zdmc_diag *diag, const zdmc_option *opt, const char **out)
+{
+	if (opt->kind != ZDMC_OPTVAL_WORD && opt->kind != ZDMC_OPTVAL_STRING) {
+		zdmc_diag_error(diag, opt->value_offset,
+		                "cdc_source must be native or debezium, not %s",
+		                options_kind_name(opt->kind));
+		return;
+	}
+	if (strcmp(opt->text, "native") == 0)
+		*out = "native";
+	else if (strcmp(opt->text, "debezium") == 0)
+		*out = "debezium";
+	else
+		zdmc_diag_error(
+			diag, opt->value_offset,
+			"unknown cdc_source \"%s\"; use native or debezium",
+			opt->text);
+}
+
+/* key = (id): the columns that identify a row, for every table
+ * of the migration (check.c refuses a key column the migration changes) */
+static void
+options_key(zdmc_diag *diag, const zdmc_option *opt, zdmc_options *out)
+{
+	size_t i, j;
+
+	if (opt->kind != ZDMC_OPTVAL_LIST || opt->nitems == 0) {
+		zdmc_diag_error(
+			diag, opt->value_offset,
+			"key takes a list of the columns that identify a row, as in key = (id)");
+		return;
+	}
+	for (i = 0; i < opt->nitems; i++)
+		for (j = 0; j < i; j++)
+			if (strcmp(opt->items[i].name, opt->items[j].name) == 0)
+				zdmc_diag_error(
+					diag, opt->items[i].offset,
+					"key column \"%s\" is listed twice",
+					opt->items[i].name);
+	out->key = opt->items;
+	out->nkey = opt->nitems;
+}
+
+/* Options that mean something only with sync = cdc are refused with a
+ * trigger: a reader of the source would think they do something. */
+static void
+options_cdc_only(zdmc_diag *diag, const zdmc_option *list,
+                 const zdmc_options *out)
+{
+	const zdmc_option *opt;
+	bool have_key = false;
+
+	for (opt = list; opt != NULL; opt = opt->next) {
+		const char *name = opt->name.name;
+
+		if (strcmp(name, "key") == 0)
+			have_key = true;
+		if (strcmp(out->sync, "cdc") == 0)
+			continue;
+		if (strcmp(name, "key") == 0 || strcmp(name, "cdc_source") == 0)
+			zdmc_diag_error(
+				diag, opt->name.offset,
+				"%s only applies to sync = cdc; a trigger needs no key and reads no change stream",
+				name);
+		else if (strcmp(name, "max_lag") == 0 ||
+		         strcmp(name, "stable_for") == 0)
+			zdmc_diag_error(
+				diag, opt->name.offset,
+				"%s only applies to sync = cdc; a trigger keeps both shapes in step with no lag",
+				name);
+	}
+	if (strcmp(out->sync, "cdc") == 0 && !have_key)
+		zdmc_diag_error(
+			diag, out->sync_offset,
+			"sync = cdc needs key = (column, ...): the columns that identify a row of every table of the migration");
 }
 
 void
@@ -352,7 +439,15 @@ zdmc_options_resolve(zdmc_diag *diag, const zdmc_option *list,
 			break;
 		case OPT_SYNC:
 			options_sync(diag, opt, &out->sync);
+			out->sync_offset = opt->value_offset;
+			break;
+		case OPT_SOURCE:
+			options_source(diag, opt, &out->cdc_source);
+			break;
+		case OPT_KEY:
+			options_key(diag, opt, out);
 			break;
 		}
 	}
+	options_cdc_only(diag, list, out);
 }

@@ -29,7 +29,14 @@ typedef struct zdmc_options {
 	long verify_sample;
 	unsigned
 		approve; /* bit (1u << zdmc_phase) set: gate before that phase */
-	const char *sync; /* "trigger" */
+	const char *sync; /* "trigger" or "cdc" */
+	size_t sync_offset;
+	/* sync = cdc only (options_resolve refuses them with trigger) */
+	const char *cdc_source; /* "native" (default) or "debezium" */
+	const zdmc_name *key;   /* key = (col, ...): identifies a row */
+	size_t nkey;
+	long max_lag_ms;    /* catch_up passes at or under this lag ... */
+	long stable_for_ms; /* ... held this long */
 } zdmc_options;
 
 /* Fill out with defaults, then apply list, reporting every bad option. */

@@ -12,13 +12,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Version 1: trigger sync.  Version 2 (only for sync = cdc): version 1 plus
+ * the cdc section, catch_up and stop_sync steps, in_flight on checks. */
 #define ZDMC_PLAN_FORMAT_VERSION 1
+#define ZDMC_PLAN_FORMAT_VERSION_CDC 2
 
 typedef enum zdmc_step_kind {
 	ZDMC_STEP_SQL,      /* run sql */
 	ZDMC_STEP_BACKFILL, /* run sql once per batch, $1/$2 = batch bounds */
 	ZDMC_STEP_CHECK, /* run sql, it returns one bigint that must = expect */
-	ZDMC_STEP_GATE   /* stop here until approved (if approval) */
+	ZDMC_STEP_GATE,  /* stop here until approved (if approval) */
+	ZDMC_STEP_CATCH_UP, /* cdc: wait until zdm sync is caught up */
+	ZDMC_STEP_STOP_SYNC /* cdc: a barrier, then zdm sync stops */
 } zdmc_step_kind;
 
 typedef struct zdmc_plan_step {
@@ -39,6 +44,14 @@ typedef struct zdmc_plan_step {
 	/* CHECK */
 	long long expect;
 	const char *examples_sql; /* returns up to 5 offending rows' keys */
+	/* CHECK in a cdc plan: offending row versions, and their recheck
+	 * after a barrier (both NULL: none) */
+	const char *in_flight_offenders;
+	const char *in_flight_recheck;
+	/* CATCH_UP */
+	long max_lag_ms;
+	long stable_for_ms;
+	bool barrier;
 	/* GATE */
 	const char *gate; /* "switch", "contract", ... */
 	bool approval;    /* needs `zdm approve` before it passes */
@@ -79,6 +92,54 @@ typedef struct zdmc_plan_table {
 	struct zdmc_plan_table *next;
 } zdmc_plan_table;
 
+/* cdc: a rule of on_insert / on_update (first that holds decides) */
+typedef enum zdmc_cdc_cond {
+	ZDMC_CDC_ALWAYS,
+	ZDMC_CDC_CHANGED,  /* any column's after text differs from before */
+	ZDMC_CDC_NOT_NULL, /* any column is not NULL after */
+	ZDMC_CDC_PENDING   /* after-image's zdm_sync_pending is true */
+} zdmc_cdc_cond;
+
+typedef struct zdmc_plan_cdc_rule {
+	zdmc_cdc_cond cond;
+	const char **columns; /* CHANGED, NOT_NULL: physical names */
+	size_t ncolumns;
+	const char *apply; /* forward, reverse, nothing */
+	struct zdmc_plan_cdc_rule *next;
+} zdmc_plan_cdc_rule;
+
+/* One change of a table, as zdm sync carries it across. */
+typedef struct zdmc_plan_cdc_sync {
+	const char *at;
+	const char **params; /* $1..$n: after-image values of these */
+	size_t nparams;
+	const char **touched; /* reverse's $n+1..$n+m */
+	size_t ntouched;
+	zdmc_plan_cdc_rule *on_insert;
+	zdmc_plan_cdc_rule *on_update;
+	const char *forward;
+	const char *reverse; /* NULL: none */
+	struct zdmc_plan_cdc_sync *next;
+} zdmc_plan_cdc_sync;
+
+typedef struct zdmc_plan_cdc_table {
+	const char *table; /* as in tables */
+	const char **key;  /* plain column names */
+	size_t nkey;
+	zdmc_plan_cdc_sync *syncs;
+	struct zdmc_plan_cdc_table *next;
+} zdmc_plan_cdc_table;
+
+typedef struct zdmc_plan_cdc {
+	const char *source;      /* native, debezium */
+	const char *publication; /* native: zdm_<migration>; else NULL */
+	const char *slot;
+	const char *origin;
+	long max_lag_ms;
+	long stable_for_ms;
+	zdmc_plan_cdc_table *tables;
+} zdmc_plan_cdc;
+
 typedef struct zdmc_plan {
 	int format_version;
 	const char *compiler; /* "zdmc 0.1.0" */
@@ -93,12 +154,13 @@ typedef struct zdmc_plan {
 	long lock_retries;
 	const char **approve; /* gate names, in phase order */
 	size_t napprove;
-	const char *sync; /* "trigger" */
+	const char *sync; /* "trigger" or "cdc" */
 	long verify_sample;
 	/* the new version */
 	const char *version_schema; /* public_split_user_name */
 	const char *search_path;    /* what new-version clients set */
 	zdmc_plan_table *tables;
+	zdmc_plan_cdc *cdc; /* sync = cdc (format version 2); else NULL */
 	zdmc_plan_phase *phases;
 } zdmc_plan;
 

@@ -16,6 +16,7 @@
  * (tests/golden/diff pins it).  It exits 0 whether or not the plans differ;
  * judging is the reviewer's job.
  */
+#include "plan.h"
 #include "plan_review.h"
 
 #include <stdint.h>
@@ -255,6 +256,10 @@ diff_kind_name(zdm_step_kind kind)
 		return "check";
 	case ZDM_STEP_GATE:
 		return "gate";
+	case ZDM_STEP_CATCH_UP:
+		return "catch_up";
+	case ZDM_STEP_STOP_SYNC:
+		return "stop_sync";
 	}
 	return "?";
 }
@@ -301,7 +306,11 @@ diff_step_differs(const zdm_step *x, const zdm_step *y)
 	       x->batch_pause_ms != y->batch_pause_ms ||
 	       x->expect != y->expect ||
 	       !diff_str_eq(x->examples_sql, y->examples_sql) ||
-	       !diff_str_eq(x->gate, y->gate) || x->approval != y->approval;
+	       !diff_str_eq(x->in_flight_offenders, y->in_flight_offenders) ||
+	       !diff_str_eq(x->in_flight_recheck, y->in_flight_recheck) ||
+	       !diff_str_eq(x->gate, y->gate) || x->approval != y->approval ||
+	       x->max_lag_ms != y->max_lag_ms ||
+	       x->stable_for_ms != y->stable_for_ms || x->barrier != y->barrier;
 }
 
 /* ---- the report ---------------------------------------------------------- */
@@ -728,6 +737,31 @@ diff_list(zdmc_arena *arena, char *const *items, size_t n)
 	return zdmc_buf_cstr(&b);
 }
 
+/* The cdc statements and rules as one fingerprint line: a changed forward
+ * or reverse shows as a changed setting (the SQL is in the plans). */
+static const char *
+diff_cdc_text(zdmc_arena *arena, const zdm_plan *p)
+{
+	zdmc_buf b;
+	char hex[65];
+	size_t t, i;
+
+	if (p->cdc == NULL)
+		return NULL;
+	zdmc_buf_init(&b, arena);
+	for (t = 0; t < p->cdc->ntables; t++)
+		for (i = 0; i < p->cdc->tables[t].nsyncs; i++) {
+			const zdm_cdc_sync *s = &p->cdc->tables[t].syncs[i];
+
+			zdmc_buf_printf(
+				&b, "%s\n%s\n%s\n", s->forward,
+				s->reverse ? s->reverse : "",
+				diff_list(arena, s->params, s->nparams));
+		}
+	zdmc_sha256_hex(b.len ? zdmc_buf_cstr(&b) : "", b.len, hex);
+	return zdmc_arena_printf(arena, "sha256 %.12s", hex);
+}
+
 static void
 diff_settings(diff_report *d)
 {
@@ -761,6 +795,18 @@ diff_settings(diff_report *d)
 	             diff_list(ar, a->approve, a->napprove),
 	             diff_list(ar, b->approve, b->napprove), true);
 	diff_setting(d, "options.sync", a->sync, b->sync, true);
+	diff_setting(d, "cdc.source", a->cdc ? a->cdc->source : NULL,
+	             b->cdc ? b->cdc->source : NULL, true);
+	diff_setting(d, "cdc.max_lag",
+	             a->cdc ? diff_num(ar, a->cdc->max_lag_ms, "ms") : NULL,
+	             b->cdc ? diff_num(ar, b->cdc->max_lag_ms, "ms") : NULL,
+	             true);
+	diff_setting(d, "cdc.stable_for",
+	             a->cdc ? diff_num(ar, a->cdc->stable_for_ms, "ms") : NULL,
+	             b->cdc ? diff_num(ar, b->cdc->stable_for_ms, "ms") : NULL,
+	             true);
+	diff_setting(d, "cdc sync statements", diff_cdc_text(ar, a),
+	             diff_cdc_text(ar, b), false);
 	diff_setting(d, "options.verify_sample",
 	             diff_num(ar, a->verify_sample, ""),
 	             diff_num(ar, b->verify_sample, ""), true);

@@ -95,6 +95,25 @@ explain_options(zdmc_buf *b, const zdm_plan *plan)
 	                           "in step while both application versions "
 	                           "write |\n"
 	                         : " | how both shapes are kept in step |\n");
+	if (plan->cdc != NULL) {
+		zdmc_buf_puts(b, "| `cdc.source` | ");
+		zdmc_md_text(b, plan->cdc->source, true);
+		zdmc_buf_puts(
+			b,
+			strcmp(plan->cdc->source, "native") == 0
+				? " | a running `zdm sync` reads the tables' "
+				  "changes from the slot the plan creates and "
+				  "applies the transforms |\n"
+				: " | a running `zdm sync` reads Debezium "
+				  "events from Kafka and applies the "
+				  "transforms |\n");
+		zdmc_buf_printf(b,
+		                "| `cdc.max_lag`, `cdc.stable_for` | %ldms, "
+		                "%ldms | a catch-up step passes when the lag "
+		                "stays under the first for the second |\n",
+		                plan->cdc->max_lag_ms,
+		                plan->cdc->stable_for_ms);
+	}
 	zdmc_buf_printf(b,
 	                "| `verify_sample` | %ld | rows in the random sample "
 	                "of the round-trip check |\n\n",
@@ -406,6 +425,22 @@ explain_what(zdmc_buf *b, const zdm_step *step)
 		                "<br>Check: the run stops unless it returns "
 		                "%lld.",
 		                step->expect);
+		if (step->in_flight_offenders != NULL)
+			zdmc_buf_puts(
+				b, " Offending rows are rechecked after a "
+				   "barrier: only those that still offend once "
+				   "every earlier change is applied fail it.");
+	} else if (step->kind == ZDM_STEP_CATCH_UP && step->barrier) {
+		zdmc_buf_puts(b, "<br>Waits until `zdm sync` has applied "
+		                 "every change committed before this step.");
+	} else if (step->kind == ZDM_STEP_CATCH_UP) {
+		zdmc_buf_printf(b,
+		                "<br>Waits until `zdm sync` reports a lag of "
+		                "at most %ldms for %ldms.",
+		                step->max_lag_ms, step->stable_for_ms);
+	} else if (step->kind == ZDM_STEP_STOP_SYNC) {
+		zdmc_buf_puts(b, "<br>Waits for `zdm sync` to apply every "
+		                 "change so far, then stops it.");
 	}
 }
 

@@ -440,8 +440,10 @@ zdmc_review_step_locks(zdmc_buf *b, const zdmc_step_review *sr, const char *sep,
 {
 	size_t k;
 
-	if (sr->step->kind == ZDM_STEP_GATE) {
-		zdmc_buf_puts(b, "--");
+	if (sr->step->kind == ZDM_STEP_GATE ||
+	    sr->step->kind == ZDM_STEP_CATCH_UP ||
+	    sr->step->kind == ZDM_STEP_STOP_SYNC) {
+		zdmc_buf_puts(b, "--"); /* runs no SQL */
 		return;
 	}
 	for (k = 0; k < sr->sql.nstmts; k++) {
@@ -473,7 +475,8 @@ zdmc_review_txn(zdmc_buf *b, const zdmc_plan_review *rv, size_t i)
 	const zdmc_step_review *sr = &rv->steps[i];
 	const zdm_step *step = sr->step;
 
-	if (step->kind == ZDM_STEP_GATE)
+	if (step->kind == ZDM_STEP_GATE || step->kind == ZDM_STEP_CATCH_UP ||
+	    step->kind == ZDM_STEP_STOP_SYNC)
 		zdmc_buf_puts(b, "--");
 	else if (step->kind == ZDM_STEP_BACKFILL)
 		zdmc_buf_puts(b, "one per batch");

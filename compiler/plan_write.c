@@ -571,6 +571,10 @@ step_kind_name(zdmc_step_kind kind)
 		return "check";
 	case ZDMC_STEP_GATE:
 		return "gate";
+	case ZDMC_STEP_CATCH_UP:
+		return "catch_up";
+	case ZDMC_STEP_STOP_SYNC:
+		return "stop_sync";
 	}
 	return NULL;
 }
@@ -604,8 +608,14 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 		put_string(w, "gate", step->gate);
 		put_bool(w, "approval", step->approval);
 	}
+	if (step->kind == ZDMC_STEP_CATCH_UP) {
+		put_duration(w, "max_lag", step->max_lag_ms);
+		put_duration(w, "stable_for", step->stable_for_ms);
+		put_bool(w, "barrier", step->barrier);
+	}
 	put_optional_string(w, "table", step->table);
-	if (step->kind != ZDMC_STEP_GATE) {
+	if (step->kind != ZDMC_STEP_GATE && step->kind != ZDMC_STEP_CATCH_UP &&
+	    step->kind != ZDMC_STEP_STOP_SYNC) {
 		put_string(w, "transaction", step->transaction);
 		put_duration(w, "lock_timeout", step->lock_timeout_ms);
 		if (step->kind == ZDMC_STEP_BACKFILL) {
@@ -618,10 +628,105 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 		if (step->kind == ZDMC_STEP_CHECK) {
 			put_integer(w, "expect", step->expect, LLONG_MIN);
 			put_optional_string(w, "examples", step->examples_sql);
+			if (step->in_flight_offenders ||
+			    step->in_flight_recheck) {
+				emit_key(w, "in_flight");
+				emit_mapping_start(w);
+				put_string(w, "offenders",
+				           step->in_flight_offenders);
+				put_string(w, "recheck",
+				           step->in_flight_recheck);
+				emit_mapping_end(w);
+			}
 		}
 	}
 	if (step->point_of_no_return)
 		put_bool(w, "point_of_no_return", true);
+	emit_mapping_end(w);
+}
+
+/* A list of column names on one line: [id], [name, zdm_new_first_name]. */
+static void
+put_name_list(plan_writer *w, const char *key, const char **names, size_t n)
+{
+	emit_key(w, key);
+	emit_sequence_start(w, YAML_FLOW_SEQUENCE_STYLE);
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i]) {
+			writer_fail(w, "%s[%zu] is missing", key, i);
+			break;
+		}
+		emit_string(w, key, names[i]);
+	}
+	emit_sequence_end(w);
+}
+
+static void
+write_cdc_rules(plan_writer *w, const char *key, const zdmc_plan_cdc_rule *r)
+{
+	emit_key(w, key);
+	emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+	for (; r; r = r->next) {
+		emit_mapping_start(w);
+		switch (r->cond) {
+		case ZDMC_CDC_ALWAYS:
+			break;
+		case ZDMC_CDC_CHANGED:
+			put_name_list(w, "changed", r->columns, r->ncolumns);
+			break;
+		case ZDMC_CDC_NOT_NULL:
+			put_name_list(w, "not_null", r->columns, r->ncolumns);
+			break;
+		case ZDMC_CDC_PENDING:
+			put_bool(w, "pending", true);
+			break;
+		}
+		put_string(w, "apply", r->apply);
+		emit_mapping_end(w);
+	}
+	emit_sequence_end(w);
+}
+
+/* The cdc section (version 2): what zdm sync needs to carry a change event
+ * across, table by table. */
+static void
+write_cdc(plan_writer *w, const zdmc_plan_cdc *cdc)
+{
+	size_t n = 0;
+
+	writer_where(w, "cdc");
+	emit_key(w, "cdc");
+	emit_mapping_start(w);
+	put_string(w, "source", cdc->source);
+	put_string_or_null(w, "publication", cdc->publication);
+	put_string_or_null(w, "slot", cdc->slot);
+	put_string_or_null(w, "origin", cdc->origin);
+	put_duration(w, "max_lag", cdc->max_lag_ms);
+	put_duration(w, "stable_for", cdc->stable_for_ms);
+	emit_key(w, "tables");
+	emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+	for (const zdmc_plan_cdc_table *t = cdc->tables; t; t = t->next) {
+		writer_where(w, "cdc.tables[%zu]", ++n);
+		emit_mapping_start(w);
+		put_string(w, "table", t->table);
+		put_name_list(w, "key", t->key, t->nkey);
+		emit_key(w, "syncs");
+		emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+		for (const zdmc_plan_cdc_sync *s = t->syncs; s; s = s->next) {
+			emit_mapping_start(w);
+			put_string(w, "at", s->at);
+			put_name_list(w, "params", s->params, s->nparams);
+			put_name_list(w, "touched", s->touched, s->ntouched);
+			write_cdc_rules(w, "on_insert", s->on_insert);
+			write_cdc_rules(w, "on_update", s->on_update);
+			put_string(w, "forward", s->forward);
+			put_string_or_null(w, "reverse", s->reverse);
+			emit_mapping_end(w);
+		}
+		emit_sequence_end(w);
+		emit_mapping_end(w);
+	}
+	emit_sequence_end(w);
 	emit_mapping_end(w);
 }
 
@@ -694,6 +799,8 @@ write_document(plan_writer *w, const zdmc_plan *plan)
 	emit_mapping_end(w);
 
 	write_tables(w, plan);
+	if (plan->cdc)
+		write_cdc(w, plan->cdc);
 	write_phases(w, plan);
 
 	writer_where(w, "%s", "");
@@ -762,7 +869,7 @@ zdmc_plan_write(const zdmc_plan *plan, char **out, size_t *outlen, char *errbuf,
 {
 	plan_writer w;
 	bool emitter_ready = false;
-	int error = -1;
+	int error = -1, expected;
 
 	memset(&w, 0, sizeof(w));
 	w.errbuf = errbuf;
@@ -777,10 +884,13 @@ zdmc_plan_write(const zdmc_plan *plan, char **out, size_t *outlen, char *errbuf,
 		writer_fail(&w, "no plan or no place to put it");
 		goto cleanup;
 	}
-	if (plan->format_version != ZDMC_PLAN_FORMAT_VERSION) {
+	/* a trigger plan stays version 1, byte for byte; only cdc needs 2 */
+	expected = plan->cdc ? ZDMC_PLAN_FORMAT_VERSION_CDC
+	                     : ZDMC_PLAN_FORMAT_VERSION;
+	if (plan->format_version != expected) {
 		writer_fail(&w,
 		            "this zdmc writes plan format version %d, not %d",
-		            ZDMC_PLAN_FORMAT_VERSION, plan->format_version);
+		            expected, plan->format_version);
 		goto cleanup;
 	}
 

@@ -673,6 +673,11 @@ sqlrisk_alter_cmd(sqlrisk_run *r, const char *table, json_t *cmd,
 		}
 	} else if (strcmp(sub, "AT_DropNotNull") == 0) {
 		c->label = "ALTER COLUMN %s DROP NOT NULL";
+		c->note = "catalog only: no scan";
+	} else if (strcmp(sub, "AT_ReplicaIdentity") == 0) {
+		c->label = "REPLICA IDENTITY";
+		c->note = "catalog only; FULL makes every UPDATE and DELETE "
+			  "write the whole old row to the WAL";
 	} else if (strcmp(sub, "AT_ColumnDefault") == 0 ||
 	           strcmp(sub, "AT_CookedColumnDefault") == 0) {
 		c->label = def != NULL ? "ALTER COLUMN %s SET DEFAULT"
@@ -734,7 +739,6 @@ sqlrisk_alter_cmd(sqlrisk_run *r, const char *table, json_t *cmd,
 	} else if (strcmp(sub, "AT_DetachPartition") == 0) {
 		c->label = "DETACH PARTITION";
 	} else if (strcmp(sub, "AT_ChangeOwner") == 0 ||
-	           strcmp(sub, "AT_ReplicaIdentity") == 0 ||
 	           strcmp(sub, "AT_SetStorage") == 0 ||
 	           strcmp(sub, "AT_SetCompression") == 0 ||
 	           strcmp(sub, "AT_AddIdentity") == 0 ||
@@ -1089,6 +1093,45 @@ sqlrisk_create_view(sqlrisk_run *r, json_t *f)
 
 /* ---- DML and queries ---------------------------------------------------- */
 
+/* Does the tree under v call the function named name? */
+static bool
+sqlrisk_calls(json_t *v, const char *name)
+{
+	if (json_is_object(v)) {
+		json_t *fc = json_object_get(v, "FuncCall");
+		const char *key;
+		json_t *child;
+
+		if (fc != NULL) {
+			json_t *names = json_object_get(fc, "funcname");
+			size_t n = json_array_size(names);
+			const char *last =
+				n > 0 ? sqlrisk_string(
+						json_array_get(names, n - 1))
+				      : NULL;
+
+			if (last != NULL && strcmp(last, name) == 0)
+				return true;
+		}
+		json_object_foreach(v, key, child)
+		{
+			(void)key;
+			if (sqlrisk_calls(child, name))
+				return true;
+		}
+	} else if (json_is_array(v)) {
+		size_t i;
+		json_t *child;
+
+		json_array_foreach(v, i, child)
+		{
+			if (sqlrisk_calls(child, name))
+				return true;
+		}
+	}
+	return false;
+}
+
 static void
 sqlrisk_select(sqlrisk_run *r, json_t *f)
 {
@@ -1099,7 +1142,16 @@ sqlrisk_select(sqlrisk_run *r, json_t *f)
 	zdmc_buf_init(&tables, r->arena);
 	sqlrisk_collect_tables(r->arena, f, &tables, &user);
 	s = sqlrisk_push(r, "SELECT");
-	if (!user) {
+	if (sqlrisk_calls(f, "pg_create_logical_replication_slot")) {
+		/* no table lock, but it waits for every transaction that has
+		 * an xid to end, and lock_timeout does not bound that wait */
+		s->what = "SELECT pg_create_logical_replication_slot";
+		s->flags |= ZDMC_RISK_CATALOG;
+		s->note = "no table lock, but it waits until every transaction "
+			  "running when it starts has ended (lock_timeout does "
+			  "not bound that wait): a long transaction holds up "
+			  "this step, and nothing waits behind it";
+	} else if (!user) {
 		s->flags |= ZDMC_RISK_CATALOG;
 		s->lock = ZDMC_LOCK_ACCESS_SHARE;
 		s->hold = ZDMC_HOLD_BRIEF;
@@ -1652,6 +1704,21 @@ sqlrisk_stmt(sqlrisk_run *r, json_t *stmt)
 		               conc ? ZDMC_LOCK_EXCLUSIVE
 		                    : ZDMC_LOCK_ACCESS_EXCLUSIVE,
 		               ZDMC_HOLD_REWRITE, 0, NULL);
+	} else if (strcmp(type, "CreatePublicationStmt") == 0 ||
+	           strcmp(type, "AlterPublicationStmt") == 0) {
+		zdmc_buf tables;
+		bool user = false;
+
+		zdmc_buf_init(&tables, r->arena);
+		sqlrisk_collect_tables(r->arena, f, &tables, &user);
+		sqlrisk_simple(r, sqlrisk_stmt_name(r->arena, type),
+		               user ? zdmc_buf_cstr(&tables) : NULL,
+		               user ? ZDMC_LOCK_SHARE_UPDATE_EXCLUSIVE
+		                    : ZDMC_LOCK_NONE,
+		               user ? ZDMC_HOLD_BRIEF : ZDMC_HOLD_NONE, 0,
+		               "catalog only: from its commit on, the tables' "
+		               "changes go to the logical replication slots "
+		               "that read this publication");
 	} else if (strcmp(type, "TransactionStmt") == 0) {
 		sqlrisk_simple(
 			r, "a transaction command", NULL, ZDMC_LOCK_NONE,

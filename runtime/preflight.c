@@ -32,7 +32,20 @@
  *     VALUES list, which refuses what an UPDATE's SET refuses;
  *   - a table with a backfill has a key: its primary key, else a unique
  *     index over NOT NULL columns without expressions or a predicate, that
- *     survives the migration.
+ *     survives the migration;
+ *   - a cdc plan (plan->cdc): each synced table's key columns exist and are
+ *     exactly those of such a key (zdm sync updates "WHERE key = $1", and a
+ *     key that is not unique would update several rows), and every column
+ *     its statements compare (the syncs' params: existing columns by their
+ *     type, new ones by the plan's) has equality in a default btree or hash
+ *     operator class, without which IS NOT DISTINCT FROM does not plan
+ *     (json, xml, point).  With the native source also: wal_level is
+ *     logical; the current role is a superuser or has REPLICATION (the slot,
+ *     the walsender) and may execute the replication origin functions
+ *     (superuser-only unless granted); a replication slot and a walsender
+ *     are free; and the slot, publication and origin the plan creates do
+ *     not exist yet (a leftover is reported with the SQL that drops it, as
+ *     advice only: it may belong to a run still under way).
  *
  * Invariants: it changes nothing.  Every query runs in one READ ONLY,
  * REPEATABLE READ transaction (one snapshot, so the checks agree with each
@@ -41,6 +54,9 @@
  * only locks it takes are ACCESS SHARE, for the size, under the plan's
  * lock_timeout.  The SQL is here as named constants, each with why it is
  * shaped so.
+ *
+ * Debezium's connector, its slot and its topics are the operator's and are
+ * not checked here.
  *
  * It must not guess at what user code does: a trigger or a publication is
  * refused because zdm cannot see inside it, not because it is known to
@@ -450,8 +466,11 @@ static const char SQL_ROW_TYPE_USERS[] =
  * cover every row) and over NOT NULL columns only (NULLs are never equal,
  * so they identify nothing), fewest columns first.  Only the key columns
  * count (indkey holds INCLUDE columns after indnkeyatts; cast to int2[] it
- * starts at index 0).  The last column says whether the key uses a column
- * the migration replaces ($2), which would not survive contract.
+ * starts at index 0).  The fourth column says whether the key uses a column
+ * the migration replaces ($2), which would not survive contract.  The fifth
+ * whether its columns are exactly $3 (a text[] of plain names, in any
+ * order; '{}' when there is none), the key a cdc plan names rows by: both
+ * sides sorted bytewise, so the comparison ignores order and collation.
  */
 static const char SQL_KEYS[] =
 	"SELECT pg_catalog.quote_ident(ic.relname::pg_catalog.text),\n"
@@ -463,7 +482,17 @@ static const char SQL_KEYS[] =
 	"            ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n"
 	"         WHERE k.n <= i.indnkeyatts),\n"
 	"       (i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1]\n"
-	"         OPERATOR(pg_catalog.&&) $2::pg_catalog.int2[]\n"
+	"         OPERATOR(pg_catalog.&&) $2::pg_catalog.int2[],\n"
+	"       (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text\n"
+	"                                    ORDER BY a.attname::pg_catalog.text COLLATE pg_catalog.\"C\")\n"
+	"          FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, n)\n"
+	"          JOIN pg_catalog.pg_attribute AS a\n"
+	"            ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n"
+	"         WHERE k.n <= i.indnkeyatts)\n"
+	"         OPERATOR(pg_catalog.=)\n"
+	"       (SELECT pg_catalog.array_agg(DISTINCT u.x COLLATE pg_catalog.\"C\"\n"
+	"                                    ORDER BY u.x COLLATE pg_catalog.\"C\")\n"
+	"          FROM pg_catalog.unnest($3::pg_catalog.text[]) AS u(x))\n"
 	"  FROM pg_catalog.pg_index AS i\n"
 	"  JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
 	" WHERE i.indrelid = $1::pg_catalog.oid\n"
@@ -474,6 +503,99 @@ static const char SQL_KEYS[] =
 	"                      AND a.attnum = ANY ((i.indkey::pg_catalog.int2[])[0:i.indnkeyatts - 1])\n"
 	"                      AND NOT a.attnotnull)\n"
 	" ORDER BY i.indisprimary DESC, i.indnkeyatts, ic.relname";
+
+/*
+ * What a native cdc plan needs of the server and of the current user, in
+ * one row.  wal_level: a logical slot needs logical.  The slot: creating
+ * (and at contract dropping) one takes superuser or the REPLICATION
+ * attribute of the role itself (has_rolreplication does not look at
+ * membership), and zdm sync's walsender connection needs the same.  The
+ * origin: pg_replication_origin_create, _session_setup (zdm sync marks its
+ * own writes with it) and _drop (contract, rollback) are revoked from
+ * PUBLIC, so they run for a superuser or for whoever was granted EXECUTE;
+ * has_function_privilege says yes for a superuser.  The counts: expand
+ * creates one slot and zdm sync holds one walsender, so both need a free
+ * place; every slot counts against max_replication_slots, in use or not.
+ * pg_stat_get_wal_senders() lists every walsender to everyone (details are
+ * hidden, the rows are not), unlike pg_stat_activity's backend_type.
+ */
+static const char SQL_CDC_SERVER[] =
+	"SELECT pg_catalog.current_setting('wal_level'),\n"
+	"       r.rolsuper OR r.rolreplication,\n"
+	"       pg_catalog.has_function_privilege(\n"
+	"           'pg_catalog.pg_replication_origin_create(pg_catalog.text)', 'EXECUTE'),\n"
+	"       pg_catalog.has_function_privilege(\n"
+	"           'pg_catalog.pg_replication_origin_session_setup(pg_catalog.text)', 'EXECUTE'),\n"
+	"       pg_catalog.has_function_privilege(\n"
+	"           'pg_catalog.pg_replication_origin_drop(pg_catalog.text)', 'EXECUTE'),\n"
+	"       pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4,\n"
+	"       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots),\n"
+	"       pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4,\n"
+	"       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_get_wal_senders())\n"
+	"  FROM pg_catalog.pg_roles AS r\n"
+	" WHERE r.rolname = CURRENT_USER";
+
+/*
+ * The slot ($1), publication ($2) and origin ($3) a native plan creates,
+ * one row each when it exists already.  Slots and origins are the
+ * cluster's, publications the database's.  A slot keeps WAL from its
+ * restart_lsn on until it is dropped, so the amount it holds back goes in
+ * the last column (NULL on a standby, where pg_current_wal_lsn fails, and
+ * for a slot that reserves nothing).  pg_replication_origin is readable by
+ * PUBLIC, unlike pg_replication_origin_oid().  The names for the advice
+ * come quoted from the server: a literal for the functions, an identifier
+ * for DROP PUBLICATION.
+ */
+static const char SQL_CDC_LEFTOVERS[] =
+	"SELECT 1, pg_catalog.quote_ident(s.slot_name::pg_catalog.text),\n"
+	"       pg_catalog.quote_literal(s.slot_name::pg_catalog.text),\n"
+	"       s.slot_type, pg_catalog.quote_ident(s.database::pg_catalog.text), s.active,\n"
+	"       CASE WHEN NOT pg_catalog.pg_is_in_recovery()\n"
+	"            THEN pg_catalog.pg_size_pretty(pg_catalog.pg_wal_lsn_diff(\n"
+	"                     pg_catalog.pg_current_wal_lsn(), s.restart_lsn)) END\n"
+	"  FROM pg_catalog.pg_replication_slots AS s\n"
+	" WHERE s.slot_name = $1::pg_catalog.text::pg_catalog.name\n"
+	"UNION ALL\n"
+	"SELECT 2, pg_catalog.quote_ident(p.pubname::pg_catalog.text),\n"
+	"       pg_catalog.quote_ident(p.pubname::pg_catalog.text), NULL, NULL, NULL, NULL\n"
+	"  FROM pg_catalog.pg_publication AS p\n"
+	" WHERE p.pubname = $2::pg_catalog.text::pg_catalog.name\n"
+	"UNION ALL\n"
+	"SELECT 3, pg_catalog.quote_ident(o.roname),\n"
+	"       pg_catalog.quote_literal(o.roname), NULL, NULL, NULL, NULL\n"
+	"  FROM pg_catalog.pg_replication_origin AS o\n"
+	" WHERE o.roname = $3::pg_catalog.text\n"
+	" ORDER BY 1";
+
+/*
+ * The columns of a cdc plan's key ($2, a text[] of plain names), in the
+ * plan's order: the name quoted by the server, and whether the table has
+ * it.  The uniqueness of the whole key is SQL_KEYS' fifth column.
+ */
+static const char SQL_CDC_KEY_COLUMNS[] =
+	"SELECT pg_catalog.quote_ident(k.name),\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_attribute AS a\n"
+	"                WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0\n"
+	"                  AND NOT a.attisdropped\n"
+	"                  AND a.attname = k.name::pg_catalog.name)\n"
+	"  FROM pg_catalog.unnest($2::pg_catalog.text[]) WITH ORDINALITY AS k(name, n)\n"
+	" ORDER BY k.n";
+
+/*
+ * Whether a type has equality the way the sync's statements need it: they
+ * find the row a change event describes by "column IS NOT DISTINCT FROM
+ * $n", which fails to plan without an = operator (json, point, xml), and
+ * an = that belongs to no default btree or hash operator class need not be
+ * equality at all (box's compares areas).  SELECT DISTINCT asks the
+ * server's type cache for exactly that operator class (through a domain
+ * to its base type, and into the elements of arrays, composites and
+ * ranges) and refuses the type otherwise ("could not identify an equality
+ * operator", SQLSTATE 42883) while being parsed, so it is only prepared,
+ * never run, and touches no table.  %s: the type, as format_type or the
+ * plan writes it.
+ */
+static const char SQL_CDC_EQUALITY_FMT[] = "SELECT DISTINCT NULL::%s";
+#define ZDM_SQLSTATE_UNDEFINED_FUNCTION "42883"
 
 /* ---- reporting ---------------------------------------------------------- */
 
@@ -601,6 +723,12 @@ typedef struct table_check {
 	char oid[16];
 	bool has_replaced;  /* a split or a type change: trigger, backfill */
 	char replaced[512]; /* int2[] literal of the replaced attnums */
+	/* cdc plans: the table's item of cdc.tables, else NULL */
+	const zdm_cdc_table *cdc;
+	char *cdc_key; /* its key as a text[] literal (malloc) */
+	char cdc_key_shown
+		[512];       /* the same, quoted by the server, for messages */
+	bool cdc_key_exists; /* every column of it exists */
 } table_check;
 
 static bool
@@ -811,11 +939,23 @@ check_publications(preflight *pf, const table_check *tc)
 
 	if (query(pf, SQL_PUBLICATIONS, 1, params, &res) < 0)
 		return -1;
-	for (int i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < PQntuples(res); i++) {
+		/* the Debezium connector reads the table through a publication
+		 * of its own, and follows column changes from the relation
+		 * messages: with sync = cdc from debezium, that is the point */
+		if (pf->plan->cdc &&
+		    strcmp(pf->plan->cdc->source, "debezium") == 0) {
+			report_info(
+				pf, tc->info->name,
+				"is in publication %s (the Debezium connector's, presumably); any other subscriber of it matches columns by name and would see zdm's columns come and go",
+				PQgetvalue(res, i, 0));
+			continue;
+		}
 		report_problem(
 			pf, tc->info->name,
 			"is in publication %s: its subscribers match columns by name, so the columns zdm adds, drops and renames would break them",
 			PQgetvalue(res, i, 0));
+	}
 	PQclear(res);
 	return 0;
 }
@@ -1123,15 +1263,64 @@ check_row_type(preflight *pf, const table_check *tc)
 	return 0;
 }
 
+/* "name (columns), name (columns)" of SQL_KEYS' rows, cut to fit. */
+static void
+format_keys(const PGresult *res, char *keys, size_t len)
+{
+	size_t used = 0;
+
+	keys[0] = '\0';
+	for (int i = 0; i < PQntuples(res) && used < len; i++) {
+		int w = snprintf(keys + used, len - used, "%s%s (%s)",
+		                 i ? ", " : "", PQgetvalue(res, i, 0),
+		                 PQgetvalue(res, i, 2));
+		if (w > 0)
+			used += (size_t)w;
+	}
+}
+
+/*
+ * The cdc plan's key (tc->cdc_key, when every column of it exists) must be
+ * exactly the columns of one of the keys SQL_KEYS found: zdm sync updates
+ * "WHERE key = $1", and a key that is not unique would update every row
+ * that shares the event's values.  res is SQL_KEYS' result.
+ */
+static void
+check_cdc_key(preflight *pf, const table_check *tc, const PGresult *res)
+{
+	int n = PQntuples(res);
+	char keys[1024];
+
+	for (int i = 0; i < n; i++)
+		if (value_true(res, i, 4))
+			return;
+	report_problem(
+		pf, tc->info->name,
+		"the sync's key (%s) is not the primary key or a unique index over NOT NULL columns without expressions or a predicate: zdm sync finds the row of a change event by the key's values, and a key that is not unique would update several rows",
+		tc->cdc_key_shown);
+	if (n > 0) {
+		format_keys(res, keys, sizeof(keys));
+		report_hint(
+			pf,
+			"name the columns of one of its keys in the migration's key = (...): %s; or make (%s) one: its columns NOT NULL and CREATE UNIQUE INDEX CONCURRENTLY on exactly them",
+			keys, tc->cdc_key_shown);
+	} else {
+		report_hint(
+			pf,
+			"make (%s) a key: its columns NOT NULL and CREATE UNIQUE INDEX CONCURRENTLY on exactly them",
+			tc->cdc_key_shown);
+	}
+}
+
 static int
 check_key(preflight *pf, const table_check *tc)
 {
-	const char *params[2] = {tc->oid,
-	                         tc->replaced[0] ? tc->replaced : "{}"};
+	const char *params[3] = {tc->oid, tc->replaced[0] ? tc->replaced : "{}",
+	                         tc->cdc_key ? tc->cdc_key : "{}"};
 	PGresult *res;
 	int chosen = -1, n;
 
-	if (query(pf, SQL_KEYS, 2, params, &res) < 0)
+	if (query(pf, SQL_KEYS, 3, params, &res) < 0)
 		return -1;
 	n = PQntuples(res);
 	for (int i = 0; i < n && chosen < 0; i++)
@@ -1145,17 +1334,8 @@ check_key(preflight *pf, const table_check *tc)
 		                                       : "a unique index");
 	} else if (n > 0) {
 		char keys[1024];
-		size_t used = 0;
 
-		keys[0] = '\0';
-		for (int i = 0; i < n && used < sizeof(keys); i++) {
-			int w = snprintf(keys + used, sizeof(keys) - used,
-			                 "%s%s (%s)", i ? ", " : "",
-			                 PQgetvalue(res, i, 0),
-			                 PQgetvalue(res, i, 2));
-			if (w > 0)
-				used += (size_t)w;
-		}
+		format_keys(res, keys, sizeof(keys));
 		report_problem(
 			pf, tc->info->name,
 			"%s %s %s a column the migration replaces; zdm needs a key that survives the migration",
@@ -1172,6 +1352,8 @@ check_key(preflight *pf, const table_check *tc)
 			pf,
 			"add one first: CREATE UNIQUE INDEX CONCURRENTLY, then ALTER TABLE ... ADD PRIMARY KEY USING INDEX");
 	}
+	if (tc->cdc && tc->cdc_key_exists)
+		check_cdc_key(pf, tc, res);
 	PQclear(res);
 	return 0;
 }
@@ -1274,45 +1456,429 @@ check_expressions(preflight *pf, const table_check *tc)
 	return 0;
 }
 
+/* ---- cdc plans ------------------------------------------------------------ */
+
+/*
+ * A text[] literal of n plain names, each double-quoted with " and \
+ * escaped, so no name can break out of it.  Returns NULL (err set) when
+ * out of memory; the caller frees.
+ */
+static char *
+text_array_literal(preflight *pf, char *const *items, size_t n)
+{
+	size_t len = 3, used = 0;
+	char *out;
+
+	for (size_t i = 0; i < n; i++)
+		len += 2 * strlen(items[i]) + 3;
+	if ((out = malloc(len)) == NULL) {
+		zdm_error_set(pf->err, "out of memory");
+		return NULL;
+	}
+	out[used++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			out[used++] = ',';
+		out[used++] = '"';
+		for (const char *c = items[i]; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				out[used++] = '\\';
+			out[used++] = *c;
+		}
+		out[used++] = '"';
+	}
+	out[used++] = '}';
+	out[used] = '\0';
+	return out;
+}
+
+/*
+ * Every column of the plan's key exists (whether they make a key is
+ * check_key's part, from the same catalog rows as the backfill's key).
+ * Fills tc->cdc_key_shown and tc->cdc_key_exists.
+ */
+static int
+check_cdc_key_columns(preflight *pf, table_check *tc)
+{
+	const char *params[2] = {tc->oid, tc->cdc_key};
+	PGresult *res;
+	size_t used = 0;
+
+	if (query(pf, SQL_CDC_KEY_COLUMNS, 2, params, &res) < 0)
+		return -1;
+	tc->cdc_key_exists = PQntuples(res) > 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int w = snprintf(tc->cdc_key_shown + used,
+		                 sizeof(tc->cdc_key_shown) - used, "%s%s",
+		                 i ? ", " : "", PQgetvalue(res, i, 0));
+		if (w > 0 && (size_t)w < sizeof(tc->cdc_key_shown) - used)
+			used += (size_t)w;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		char object[600];
+
+		if (value_true(res, i, 1))
+			continue;
+		tc->cdc_key_exists = false;
+		snprintf(object, sizeof(object), "%s.%s", tc->info->name,
+		         PQgetvalue(res, i, 0));
+		report_problem(
+			pf, object,
+			"column does not exist, and the sync's key (%s) names it",
+			tc->cdc_key_shown);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * Whether type has the equality the sync's statements compare with
+ * (SQL_CDC_EQUALITY_FMT).  object is the column in messages; physical,
+ * when not NULL, the name the column has until contract (a new column's).
+ * A type from the plan that does not parse or exist is check_type's
+ * finding, not this one's.  Sets *found when it reports a problem.
+ */
+static int
+check_cdc_equality(preflight *pf, const char *object, const char *type,
+                   const char *physical, bool *found)
+{
+	size_t len = sizeof(SQL_CDC_EQUALITY_FMT) + strlen(type);
+	char *sql = malloc(len);
+	PGresult *res;
+
+	if (sql == NULL) {
+		zdm_error_set(pf->err, "out of memory");
+		return -1;
+	}
+	snprintf(sql, len, SQL_CDC_EQUALITY_FMT, type);
+	if (zdm_conn_exec(pf->conn, SQL_SAVEPOINT, pf->err) < 0) {
+		free(sql);
+		return -1;
+	}
+	res = PQprepare(pf->conn, "", sql, 0, NULL);
+	free(sql);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		return zdm_conn_exec(pf->conn, SQL_RELEASE_SAVEPOINT, pf->err);
+	}
+	{
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *msg =
+			PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		if (state &&
+		    strcmp(state, ZDM_SQLSTATE_UNDEFINED_FUNCTION) == 0) {
+			if (physical)
+				report_problem(
+					pf, object,
+					"its new type %s has no equality operator in a default btree or hash operator class, and zdm sync compares the new column (%s until contract) with a change event's value to find the row (IS NOT DISTINCT FROM)",
+					type, physical);
+			else
+				report_problem(
+					pf, object,
+					"is of type %s, which has no equality operator in a default btree or hash operator class, and zdm sync compares the column with a change event's value to find the row (IS NOT DISTINCT FROM)",
+					type);
+			*found = true;
+		} else if (!physical) {
+			report_problem(
+				pf, object,
+				"type %s cannot be checked for equality: %s",
+				type, msg ? msg : PQerrorMessage(pf->conn));
+			*found = true;
+		}
+	}
+	PQclear(res);
+	return zdm_conn_exec(pf->conn, SQL_ROLLBACK_TO_SAVEPOINT, pf->err);
+}
+
+/* The type the plan gives the new column zdm_new_<name>, or NULL. */
+static const char *
+cdc_new_column_type(const zdm_table_info *info, const char *name)
+{
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		if (c->kind == NULL)
+			continue;
+		if (strcmp(c->kind, "alter_column_type") == 0 && c->column &&
+		    strcmp(c->column, name) == 0)
+			return c->type;
+		if (strcmp(c->kind, "split_column") == 0)
+			for (size_t k = 0; k < c->ninto; k++)
+				if (c->into[k] && strcmp(c->into[k], name) == 0)
+					return c->into_types[k];
+	}
+	return NULL;
+}
+
+/*
+ * Every column the sync's statements compare (the params of the table's
+ * syncs) has a type with equality.  Columns that exist now are checked by
+ * their type; the new columns (zdm_new_<name>, created by expand) by the
+ * type the plan gives them; other zdm_* columns (zdm_sync_pending,
+ * boolean) are zdm's own.  A param that is no column at all is left to the
+ * checks that name it (a missing key column, a missing changed column).
+ */
+static int
+check_cdc_params(preflight *pf, const table_check *tc)
+{
+	static const char NEW_PREFIX[] = "zdm_new_";
+	const zdm_cdc_table *t = tc->cdc;
+	bool found = false;
+
+	for (size_t s = 0; s < t->nsyncs; s++) {
+		const zdm_cdc_sync *sync = &t->syncs[s];
+
+		for (size_t p = 0; p < sync->nparams; p++) {
+			const char *name = sync->params[p];
+			const char *column = name, *type = NULL;
+			const char *params[2] = {tc->oid, NULL};
+			bool seen = false, is_new;
+			char object[600];
+			PGresult *res;
+			int rc = 0;
+
+			for (size_t s2 = 0; s2 <= s && !seen; s2++)
+				for (size_t p2 = 0;
+				     p2 < (s2 == s ? p : t->syncs[s2].nparams);
+				     p2++)
+					if (strcmp(t->syncs[s2].params[p2],
+					           name) == 0)
+						seen = true;
+			if (seen)
+				continue;
+			is_new = strncmp(name, NEW_PREFIX,
+			                 sizeof(NEW_PREFIX) - 1) == 0;
+			if (is_new) {
+				column = name + sizeof(NEW_PREFIX) - 1;
+				if ((type = cdc_new_column_type(
+					     tc->info, column)) == NULL)
+					continue;
+			} else if (strncmp(name, "zdm_", 4) == 0) {
+				continue;
+			}
+			params[1] = column;
+			if (query(pf, SQL_COLUMN, 2, params, &res) < 0)
+				return -1;
+			snprintf(object, sizeof(object), "%s.%s",
+			         tc->info->name, PQgetvalue(res, 0, 0));
+			if (is_new)
+				rc = check_cdc_equality(pf, object, type, name,
+				                        &found);
+			else if (value(res, 0, 1) &&
+			         atoi(PQgetvalue(res, 0, 1)) > 0)
+				rc = check_cdc_equality(pf, object,
+				                        PQgetvalue(res, 0, 2),
+				                        NULL, &found);
+			PQclear(res);
+			if (rc < 0)
+				return -1;
+		}
+	}
+	if (found)
+		report_hint(
+			pf,
+			"give such a column a type with equality before the migration (jsonb for json, text for xml), or the change a new type with one; or migrate %s with sync = trigger",
+			tc->info->name);
+	return 0;
+}
+
+/*
+ * What a native source needs of the server, the current user and the
+ * names the plan creates (SQL_CDC_SERVER, SQL_CDC_LEFTOVERS).  A leftover
+ * slot, publication or origin is reported with the statement that drops
+ * it, as advice only: it may belong to a run that is still under way.
+ */
+static int
+check_cdc_source(preflight *pf)
+{
+	const zdm_cdc_plan *cdc = pf->plan->cdc;
+	const char *names[3] = {cdc->slot, cdc->publication, cdc->origin};
+	static const char *const origin_functions[3] = {
+		"pg_catalog.pg_replication_origin_create(text)",
+		"pg_catalog.pg_replication_origin_session_setup(text)",
+		"pg_catalog.pg_replication_origin_drop(text)",
+	};
+	char object[600], missing[256];
+	PGresult *res;
+	long max, used;
+	size_t nmissing = 0, len = 0;
+
+	if (query(pf, SQL_CDC_SERVER, 0, NULL, &res) < 0)
+		return -1;
+	if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+		report_problem(
+			pf, "server",
+			"wal_level is %s, and a native cdc plan needs logical: expand creates a logical replication slot, and only logical WAL can be decoded into change events",
+			PQgetvalue(res, 0, 0));
+		report_hint(
+			pf,
+			"set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart the server: wal_level changes only at a restart");
+	}
+	snprintf(object, sizeof(object), "role %s", pf->user);
+	if (!value_true(res, 0, 1)) {
+		report_problem(
+			pf, object,
+			"is not a superuser and has no REPLICATION attribute, which creating replication slot %s at expand, and zdm sync's replication connection, both need",
+			cdc->slot);
+		report_hint(pf, "ALTER ROLE %s REPLICATION", pf->user);
+	}
+	missing[0] = '\0';
+	for (size_t i = 0; i < 3; i++) {
+		int w;
+
+		if (value_true(res, 0, 2 + (int)i))
+			continue;
+		w = snprintf(missing + len, sizeof(missing) - len, "%s%s",
+		             nmissing ? ", " : "", origin_functions[i]);
+		if (w > 0 && (size_t)w < sizeof(missing) - len)
+			len += (size_t)w;
+		nmissing++;
+	}
+	if (nmissing) {
+		report_problem(
+			pf, object,
+			"may not execute %s, which only a superuser may unless EXECUTE was granted: expand creates replication origin %s, zdm sync marks its own writes with it, and contract drops it",
+			missing, cdc->origin);
+		report_hint(pf, "GRANT EXECUTE ON FUNCTION %s TO %s", missing,
+		            pf->user);
+	}
+	max = atol(PQgetvalue(res, 0, 5));
+	used = atol(PQgetvalue(res, 0, 6));
+	if (used >= max) {
+		report_problem(
+			pf, "server",
+			"max_replication_slots is %ld and %ld slot%s exist%s, and expand creates replication slot %s",
+			max, used, used == 1 ? "" : "s", used == 1 ? "s" : "",
+			cdc->slot);
+		report_hint(
+			pf,
+			"raise max_replication_slots (it changes only at a restart), or drop a slot that nothing reads any more (pg_replication_slots lists them): an abandoned slot also pins WAL");
+	}
+	max = atol(PQgetvalue(res, 0, 7));
+	used = atol(PQgetvalue(res, 0, 8));
+	if (used >= max) {
+		report_problem(
+			pf, "server",
+			"max_wal_senders is %ld and %ld %s in use, and zdm sync reads replication slot %s over a replication connection, which takes one",
+			max, used, used == 1 ? "is" : "are", cdc->slot);
+		report_hint(
+			pf,
+			"raise max_wal_senders (it changes only at a restart), or end a replication connection that is no longer needed (pg_stat_replication lists them)");
+	}
+	PQclear(res);
+
+	if (query(pf, SQL_CDC_LEFTOVERS, 3, names, &res) < 0)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *kind = PQgetvalue(res, i, 0);
+		const char *name = PQgetvalue(res, i, 1);
+		const char *literal = PQgetvalue(res, i, 2);
+
+		if (strcmp(kind, "1") == 0) {
+			const char *database = value(res, i, 4);
+			const char *held = value(res, i, 6);
+
+			snprintf(object, sizeof(object), "replication slot %s",
+			         name);
+			report_problem(
+				pf, object,
+				"already exists (%s%s%s, %s), and expand creates it; a slot left by a run that failed or was abandoned is an orphan, and it pins WAL on the server until it is dropped",
+				PQgetvalue(res, i, 3),
+				database ? ", database " : "",
+				database ? database : "",
+				value_true(res, i, 5) ? "active" : "inactive");
+			report_hint(
+				pf,
+				"if no run of this migration is under way (see zdm status) and nothing else reads the slot, drop it: SELECT pg_catalog.pg_drop_replication_slot(%s)",
+				literal);
+			if (held)
+				report_info(pf, object, "holds back %s of WAL",
+				            held);
+		} else if (strcmp(kind, "2") == 0) {
+			snprintf(object, sizeof(object), "publication %s",
+			         name);
+			report_problem(
+				pf, object,
+				"already exists, and expand creates it; one left by a run that failed or was abandoned is an orphan");
+			report_hint(
+				pf,
+				"if no run of this migration is under way (see zdm status) and nothing else uses the publication, drop it: DROP PUBLICATION %s",
+				literal);
+		} else {
+			snprintf(object, sizeof(object),
+			         "replication origin %s", name);
+			report_problem(
+				pf, object,
+				"already exists, and expand creates it; one left by a run that failed or was abandoned is an orphan");
+			report_hint(
+				pf,
+				"if no run of this migration is under way (see zdm status), drop it: SELECT pg_catalog.pg_replication_origin_drop(%s)",
+				literal);
+		}
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* The checks of one table; check_table prepares tc. */
+static int
+check_table_checks(preflight *pf, table_check *tc)
+{
+	bool usable;
+	int problems_before = pf->problems;
+
+	if (check_table_kind(pf, tc, &usable) < 0)
+		return -1;
+	if (!usable)
+		return 0;
+	if (check_reserved_names(pf, tc) < 0 || check_publications(pf, tc) < 0)
+		return -1;
+	for (size_t i = 0; i < tc->info->nchanges; i++)
+		if (check_change(pf, tc, &tc->info->changes[i]) < 0)
+			return -1;
+	if (check_triggers(pf, tc) < 0)
+		return -1;
+	/* a rename writes no row and changes no column's type */
+	if (tc->has_replaced &&
+	    (check_rules(pf, tc) < 0 || check_row_type(pf, tc) < 0))
+		return -1;
+	if (tc->cdc && check_cdc_key_columns(pf, tc) < 0)
+		return -1;
+	/* only a backfill batches and only checks name rows: a table that is
+	 * just renamed needs no key (unless the sync names rows by one) */
+	if ((tc->has_replaced || tc->cdc) && check_key(pf, tc) < 0)
+		return -1;
+	/* only on a table that is otherwise as the plan expects: a missing
+	 * column would be reported twice */
+	if (pf->problems == problems_before && check_expressions(pf, tc) < 0)
+		return -1;
+	if (tc->cdc && check_cdc_params(pf, tc) < 0)
+		return -1;
+	return 0;
+}
+
 static int
 check_table(preflight *pf, const zdm_table_info *info)
 {
+	const zdm_cdc_plan *cdc = pf->plan->cdc;
 	table_check tc;
-	bool usable;
+	int rc;
 
 	memset(&tc, 0, sizeof(tc));
-	int problems_before = pf->problems;
-
 	tc.info = info;
 	for (size_t i = 0; i < info->nchanges; i++)
 		if (change_replaces(&info->changes[i]))
 			tc.has_replaced = true;
-
-	if (check_table_kind(pf, &tc, &usable) < 0)
+	for (size_t i = 0; cdc && i < cdc->ntables && !tc.cdc; i++)
+		if (strcmp(cdc->tables[i].table, info->name) == 0)
+			tc.cdc = &cdc->tables[i];
+	if (tc.cdc && (tc.cdc_key = text_array_literal(pf, tc.cdc->key,
+	                                               tc.cdc->nkey)) == NULL)
 		return -1;
-	if (!usable)
-		return 0;
-	if (check_reserved_names(pf, &tc) < 0 ||
-	    check_publications(pf, &tc) < 0)
-		return -1;
-	for (size_t i = 0; i < info->nchanges; i++)
-		if (check_change(pf, &tc, &info->changes[i]) < 0)
-			return -1;
-	if (check_triggers(pf, &tc) < 0)
-		return -1;
-	/* a rename writes no row and changes no column's type */
-	if (tc.has_replaced &&
-	    (check_rules(pf, &tc) < 0 || check_row_type(pf, &tc) < 0))
-		return -1;
-	/* only a backfill batches and only checks name rows: a table that is
-	 * just renamed needs no key */
-	if (tc.has_replaced && check_key(pf, &tc) < 0)
-		return -1;
-	/* only on a table that is otherwise as the plan expects: a missing
-	 * column would be reported twice */
-	if (pf->problems == problems_before && check_expressions(pf, &tc) < 0)
-		return -1;
-	return 0;
+	rc = check_table_checks(pf, &tc);
+	free(tc.cdc_key);
+	return rc;
 }
 
 int
@@ -1346,6 +1912,9 @@ zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report, zdm_error *err)
 	/* an older server's catalogs may lack what the checks below read */
 	if (server_ok) {
 		if (check_database(&pf) < 0)
+			goto cleanup;
+		if (plan->cdc && strcmp(plan->cdc->source, "native") == 0 &&
+		    check_cdc_source(&pf) < 0)
 			goto cleanup;
 		for (size_t i = 0; i < plan->ntable_info; i++)
 			if (check_table(&pf, &plan->table_info[i]) < 0)

@@ -6,7 +6,9 @@
  * each table and changed column exists and is of a kind zdm handles, the
  * names the plan creates are free, there is a key to batch by, and nothing
  * on a column the migration replaces would be lost at contract ("never
- * silently lost": what zdm does not carry over is refused, by name).
+ * silently lost": what zdm does not carry over is refused, by name).  A cdc
+ * plan's key and compared columns are checked too, and for the native
+ * source what a logical slot, its walsender and a replication origin need.
  */
 #ifndef ZDM_PREFLIGHT_H
 #define ZDM_PREFLIGHT_H

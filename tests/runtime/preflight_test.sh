@@ -22,8 +22,15 @@
 # orders_amount.zdm (retype orders.amount), rename_email.zdm (a rename
 # only), users_and_orders.zdm (two tables), and some written here: an
 # irreversible split, a retype on quoted names, using expressions that do
-# not work (a type error, a set-returning function, an aggregate), and a
-# plan that requires a newer server (split_name's, edited and resealed).
+# not work (a type error, a set-returning function, an aggregate), a
+# plan that requires a newer server (split_name's, edited and resealed),
+# and cdc plans (format version 2): a split with a native source keyed by
+# id, one with a debezium source keyed by email, and type changes whose
+# columns have no equality (json).
+#
+# The cdc cases that need other server settings (wal_level = replica, no
+# free replication slot or walsender) run last, after the server has been
+# restarted with those settings.
 #
 # The programs come from the environment (ctest sets them): ZDMC and
 # ZDM_PREFLIGHT_DRIVER; by default from build/release.
@@ -113,6 +120,39 @@ alter table orders
     using (sum(amount) / 100.0)
     reverse using ((amount * 100)::integer);
 ZDM
+# sync = cdc: the plan writes zdm_plan: 2 and its cdc section
+cat >"$work/src/cdc_users.zdm" <<'ZDM'
+migration cdc_users
+  with (sync = cdc, key = (id));
+alter table public.users
+  split column name into
+    first_name text not null using (split_part(name, ' ', 1)),
+    last_name  text using (nullif(substr(name, length(split_part(name, ' ', 1)) + 2), ''))
+  reverse using (concat_ws(' ', first_name, last_name));
+ZDM
+cat >"$work/src/cdc_email_key.zdm" <<'ZDM'
+migration cdc_email_key
+  with (sync = cdc, cdc_source = debezium, key = (email));
+alter table public.users
+  split column name into
+    first_name text not null using (split_part(name, ' ', 1)),
+    last_name  text using (nullif(substr(name, length(split_part(name, ' ', 1)) + 2), ''))
+  reverse using (concat_ws(' ', first_name, last_name));
+ZDM
+# prefs is json now (no equality); email becomes json
+cat >"$work/src/cdc_json.zdm" <<'ZDM'
+migration cdc_json
+  with (sync = cdc, cdc_source = debezium, key = (id));
+alter table public.users
+  alter column prefs type jsonb using (prefs::jsonb) reverse using (prefs::json);
+alter table public.users
+  alter column email type json using (to_json(email)) reverse using (email #>> '{}');
+ZDM
+for p in cdc_users cdc_email_key cdc_json; do
+	compile "$p" "$work/src"
+	[ "$(head -1 "$work/$p.plan")" = 'zdm_plan: 2' ] ||
+		die "$p.plan is not a version 2 plan"
+done
 compile bad_srf "$work/src"
 compile bad_aggregate "$work/src"
 compile split_irreversible "$work/src"
@@ -131,7 +171,8 @@ echo "plan_sha256: $(sha256sum "$work/future.plan" | cut -d' ' -f1)" \
 # ---- the server and the template ------------------------------------------------
 pg_start
 echo "server on port $PGPORT"
-q -c 'CREATE ROLE alice LOGIN' -c 'CREATE ROLE app'
+q -c 'CREATE ROLE alice LOGIN' -c 'CREATE ROLE app' \
+	-c 'CREATE ROLE replicator LOGIN REPLICATION'
 q -c 'CREATE DATABASE pf_template'
 q -d pf_template <<'SQL'
 CREATE TABLE public.users (
@@ -166,6 +207,9 @@ SQL
 # INFO='line|line' (one info line each) must also be in the report.
 # HOLD=TABLE: another session holds an ACCESS EXCLUSIVE lock on TABLE while
 # the preflight runs.
+# CLEANUP='SQL': run in the case's database after the preflight, before it
+# is dropped (a logical slot keeps DROP DATABASE from working; slots and
+# replication origins outlive the database).
 check()
 {
 	local name=$1 plan=$2 setup=$3 extra=${4:-}
@@ -185,6 +229,7 @@ check()
 		>"$dir/report" 2>"$dir/stderr" || rc=$?
 	[ -z "${HOLD:-}" ] || release_lock "$db"
 	dump "$db" >"$dir/after.sql"
+	[ -z "${CLEANUP:-}" ] || q -d "$db" -c "$CLEANUP" >/dev/null
 
 	got=$(grep -v '^zdm: preflight: info: ' "$dir/report" || true)
 	problems=$(grep -c '^zdm: preflight: ' <<<"$got" || true)
@@ -650,6 +695,123 @@ zdm: preflight: public.orders.amount: check constraint orders_amount_check uses 
 HINT: zdm replaces amount with a new column of type numeric(12,2) and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new column needs after contract
 zdm: preflight: public.orders: has no primary key and no unique index over NOT NULL columns without expressions or a predicate; zdm needs a key to batch by and to name rows
 HINT: add one first: CREATE UNIQUE INDEX CONCURRENTLY, then ALTER TABLE ... ADD PRIMARY KEY USING INDEX
+EOF
+
+# ---- sync = cdc ------------------------------------------------------------------
+INFO='public.users: key users_pkey (id), the primary key'
+check clean_cdc cdc_users 'SELECT 1' <<'EOF'
+EOF
+# a role that is no superuser passes with REPLICATION and EXECUTE on the
+# origin functions
+check clean_cdc_replication_role cdc_users '
+ALTER TABLE public.users OWNER TO replicator;
+GRANT CREATE ON DATABASE pf_clean_cdc_replication_role TO replicator;
+GRANT CREATE ON SCHEMA public TO replicator;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create(text),
+    pg_catalog.pg_replication_origin_session_setup(text),
+    pg_catalog.pg_replication_origin_drop(text) TO replicator;' \
+	'user=replicator' <<'EOF'
+EOF
+check cdc_role cdc_users '
+ALTER TABLE public.users OWNER TO alice;
+GRANT CREATE ON DATABASE pf_cdc_role TO alice;
+GRANT CREATE ON SCHEMA public TO alice;
+GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_drop(text) TO alice;' \
+	'user=alice' <<'EOF'
+zdm: preflight: role alice: is not a superuser and has no REPLICATION attribute, which creating replication slot zdm_cdc_users at expand, and zdm sync's replication connection, both need
+HINT: ALTER ROLE alice REPLICATION
+zdm: preflight: role alice: may not execute pg_catalog.pg_replication_origin_create(text), pg_catalog.pg_replication_origin_session_setup(text), which only a superuser may unless EXECUTE was granted: expand creates replication origin zdm_cdc_users, zdm sync marks its own writes with it, and contract drops it
+HINT: GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create(text), pg_catalog.pg_replication_origin_session_setup(text) TO alice
+EOF
+# what an earlier run that failed or was abandoned left behind; the
+# publication also puts the table in a publication
+CLEANUP='SELECT pg_catalog.pg_drop_replication_slot($$zdm_cdc_users$$);
+SELECT pg_catalog.pg_replication_origin_drop($$zdm_cdc_users$$);' \
+check cdc_leftovers cdc_users '
+SELECT pg_catalog.pg_create_logical_replication_slot($$zdm_cdc_users$$, $$pgoutput$$);
+SELECT pg_catalog.pg_replication_origin_create($$zdm_cdc_users$$);
+CREATE PUBLICATION zdm_cdc_users FOR TABLE public.users;' <<'EOF'
+zdm: preflight: replication slot zdm_cdc_users: already exists (logical, database pf_cdc_leftovers, inactive), and expand creates it; a slot left by a run that failed or was abandoned is an orphan, and it pins WAL on the server until it is dropped
+HINT: if no run of this migration is under way (see zdm status) and nothing else reads the slot, drop it: SELECT pg_catalog.pg_drop_replication_slot('zdm_cdc_users')
+zdm: preflight: publication zdm_cdc_users: already exists, and expand creates it; one left by a run that failed or was abandoned is an orphan
+HINT: if no run of this migration is under way (see zdm status) and nothing else uses the publication, drop it: DROP PUBLICATION zdm_cdc_users
+zdm: preflight: replication origin zdm_cdc_users: already exists, and expand creates it; one left by a run that failed or was abandoned is an orphan
+HINT: if no run of this migration is under way (see zdm status), drop it: SELECT pg_catalog.pg_replication_origin_drop('zdm_cdc_users')
+zdm: preflight: public.users: is in publication zdm_cdc_users: its subscribers match columns by name, so the columns zdm adds, drops and renames would break them
+EOF
+# every slot is taken (physical ones reserve no WAL: cheap to fill with)
+CLEANUP='SELECT pg_catalog.pg_drop_replication_slot($$pf_fill_$$ || g)
+           FROM pg_catalog.generate_series(1, 10) AS g' \
+check cdc_no_free_slot cdc_users '
+SELECT pg_catalog.pg_create_physical_replication_slot($$pf_fill_$$ || g)
+  FROM pg_catalog.generate_series(1, 10) AS g;' <<'EOF'
+zdm: preflight: server: max_replication_slots is 10 and 10 slots exist, and expand creates replication slot zdm_cdc_users
+HINT: raise max_replication_slots (it changes only at a restart), or drop a slot that nothing reads any more (pg_replication_slots lists them): an abandoned slot also pins WAL
+EOF
+check cdc_key_missing cdc_users '
+ALTER TABLE public.users RENAME COLUMN id TO user_id;' <<'EOF'
+zdm: preflight: public.users.id: column does not exist, and the sync's key (id) names it
+EOF
+# key = (email): no unique index, then one over a column that may be NULL
+check cdc_key_not_unique cdc_email_key 'SELECT 1' <<'EOF'
+zdm: preflight: public.users: the sync's key (email) is not the primary key or a unique index over NOT NULL columns without expressions or a predicate: zdm sync finds the row of a change event by the key's values, and a key that is not unique would update several rows
+HINT: name the columns of one of its keys in the migration's key = (...): users_pkey (id); or make (email) one: its columns NOT NULL and CREATE UNIQUE INDEX CONCURRENTLY on exactly them
+EOF
+check cdc_key_nullable cdc_email_key '
+CREATE UNIQUE INDEX users_email_idx ON public.users (email);' <<'EOF'
+zdm: preflight: public.users: the sync's key (email) is not the primary key or a unique index over NOT NULL columns without expressions or a predicate: zdm sync finds the row of a change event by the key's values, and a key that is not unique would update several rows
+HINT: name the columns of one of its keys in the migration's key = (...): users_pkey (id); or make (email) one: its columns NOT NULL and CREATE UNIQUE INDEX CONCURRENTLY on exactly them
+EOF
+# a partial unique index covers some rows only; a key is its columns exactly
+check cdc_key_partial cdc_email_key '
+ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
+CREATE UNIQUE INDEX users_email_idx ON public.users (email) WHERE id > 0;
+CREATE UNIQUE INDEX users_email_id_idx ON public.users (email, id);' <<'EOF'
+zdm: preflight: public.users: the sync's key (email) is not the primary key or a unique index over NOT NULL columns without expressions or a predicate: zdm sync finds the row of a change event by the key's values, and a key that is not unique would update several rows
+HINT: name the columns of one of its keys in the migration's key = (...): users_pkey (id), users_email_id_idx (email, id); or make (email) one: its columns NOT NULL and CREATE UNIQUE INDEX CONCURRENTLY on exactly them
+EOF
+check clean_cdc_email_key cdc_email_key '
+ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
+CREATE UNIQUE INDEX users_email_idx ON public.users (email) INCLUDE (updated_at);' <<'EOF'
+EOF
+# the sync compares prefs (json now) and the new email (json) with IS NOT
+# DISTINCT FROM; the new prefs (jsonb) and id (bigint) have equality
+check cdc_json cdc_json '
+ALTER TABLE public.users ADD COLUMN prefs json;' <<'EOF'
+zdm: preflight: public.users.prefs: is of type json, which has no equality operator in a default btree or hash operator class, and zdm sync compares the column with a change event's value to find the row (IS NOT DISTINCT FROM)
+zdm: preflight: public.users.email: its new type json has no equality operator in a default btree or hash operator class, and zdm sync compares the new column (zdm_new_email until contract) with a change event's value to find the row (IS NOT DISTINCT FROM)
+HINT: give such a column a type with equality before the migration (jsonb for json, text for xml), or the change a new type with one; or migrate public.users with sync = trigger
+EOF
+# a domain is compared as its base type: over json, there is no equality
+check cdc_no_equality cdc_json '
+CREATE DOMAIN public.doc AS json;
+ALTER TABLE public.users ADD COLUMN prefs public.doc;' <<'EOF'
+zdm: preflight: public.users.prefs: is of type public.doc, which has no equality operator in a default btree or hash operator class, and zdm sync compares the column with a change event's value to find the row (IS NOT DISTINCT FROM)
+zdm: preflight: public.users.email: its new type json has no equality operator in a default btree or hash operator class, and zdm sync compares the new column (zdm_new_email until contract) with a change event's value to find the row (IS NOT DISTINCT FROM)
+HINT: give such a column a type with equality before the migration (jsonb for json, text for xml), or the change a new type with one; or migrate public.users with sync = trigger
+EOF
+
+# ---- sync = cdc on a server restarted without logical WAL, slots or walsenders ----
+# Last: every case after this runs on that server.
+if [ ${#only[@]} -eq 0 ] || [[ " ${only[*]} " == *" cdc_server_settings "* ]]; then
+	q -c 'ALTER SYSTEM SET wal_level = replica' \
+		-c 'ALTER SYSTEM SET max_wal_senders = 0' \
+		-c 'ALTER SYSTEM SET max_replication_slots = 0'
+	pg_as_server "$PGBIN/pg_ctl" -D "$ZDM_PG_DIR/data" -l "$ZDM_PG_DIR/log" \
+		-w -t 60 restart >/dev/null || die "the server did not restart"
+fi
+check cdc_server_settings cdc_users 'SELECT 1' <<'EOF'
+zdm: preflight: server: wal_level is replica, and a native cdc plan needs logical: expand creates a logical replication slot, and only logical WAL can be decoded into change events
+HINT: set wal_level = logical (ALTER SYSTEM SET wal_level = logical) and restart the server: wal_level changes only at a restart
+zdm: preflight: server: max_replication_slots is 0 and 0 slots exist, and expand creates replication slot zdm_cdc_users
+HINT: raise max_replication_slots (it changes only at a restart), or drop a slot that nothing reads any more (pg_replication_slots lists them): an abandoned slot also pins WAL
+zdm: preflight: server: max_wal_senders is 0 and 0 are in use, and zdm sync reads replication slot zdm_cdc_users over a replication connection, which takes one
+HINT: raise max_wal_senders (it changes only at a restart), or end a replication connection that is no longer needed (pg_stat_replication lists them)
+EOF
+# a debezium source: the slot is the connector's, not the plan's
+check clean_cdc_debezium_without_logical cdc_email_key '
+ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
+CREATE UNIQUE INDEX users_email_idx ON public.users (email);' <<'EOF'
 EOF
 
 echo "$ran cases, ${#failed[@]} failed"
