@@ -11,6 +11,7 @@
 #include "history.h"
 #include "plan_read.h"
 #include "runner.h"
+#include "sync.h"
 #include "zdm.h"
 
 static const char usage_text[] =
@@ -20,6 +21,8 @@ static const char usage_text[] =
 	"       zdm rollback PLAN              undo every completed step, in reverse, before the point of no return\n"
 	"       zdm log [MIGRATION]            the history recorded in git (refs/zdm/history), newest first\n"
 	"       zdm history sync [PLAN]        record in git what the journal has and the history lacks\n"
+	"       zdm sync PLAN [options]        (sync: cdc plans) apply the tables' changes until stopped;\n"
+	"                                      see zdm sync --help\n"
 	"       zdm --help | --version\n"
 	"\n"
 	"options:\n"
@@ -41,6 +44,31 @@ static const char usage_text[] =
 	"exit status: 0 done (or already done), 1 failed (state kept in the journal), 2 bad usage or bad plan\n"
 	"(nothing touched), 3 stopped safely and an operator is needed (lock retries exhausted, verification\n"
 	"failed, rollback refused), 4 paused at a gate awaiting approval.  See docs/runbook.md.\n";
+
+static const char sync_usage_text[] =
+	"usage: zdm sync PLAN [--db CONNINFO] [--topic TOPIC] [--group ID] [--kafka KEY=VALUE ...]\n"
+	"\n"
+	"For a plan compiled with sync = cdc: reads the changes to the migration's tables and applies\n"
+	"the plan's guarded statements, so that old-version and new-version writes reach both shapes.\n"
+	"Runs until zdm apply asks it to stop (before contract), the migration is done or rolled back,\n"
+	"or it gets SIGINT/SIGTERM; each batch of changes is applied in one transaction and acknowledged\n"
+	"after it commits, so a restart replays from the last acknowledged change, harmlessly.  One\n"
+	"zdm sync per migration: a second one is refused.  It reports into zdm.cdc every 200 ms and\n"
+	"prints a progress line every 5 s.\n"
+	"\n"
+	"options:\n"
+	"  --db CONNINFO      connection string or URI; default $DATABASE_URL, else libpq's PG*\n"
+	"                     environment.  Native source: the role needs REPLICATION (or superuser) to\n"
+	"                     read the plan's slot and to use its replication origin\n"
+	"  --topic TOPIC      debezium source: the Kafka topic of the table's change events (required)\n"
+	"  --group ID         debezium source: the consumer group whose committed offsets are the\n"
+	"                     position (default zdm-MIGRATION)\n"
+	"  --kafka KEY=VALUE  debezium source: a librdkafka setting, e.g. bootstrap.servers=HOST:9092;\n"
+	"                     repeat as needed\n"
+	"\n"
+	"exit status: 0 stopped as asked (or nothing left to sync: the migration is done or rolled\n"
+	"back), 1 failed (zdm.cdc.last_error says why; restart it) or another zdm sync runs for the\n"
+	"migration, 2 bad usage, or a plan that is not a cdc plan.\n";
 
 static int
 usage_error(const char *msg, const char *arg)
@@ -79,6 +107,78 @@ parse_duration_ms(const char *text, long *out)
 	else
 		return -1;
 	return 0;
+}
+
+/* zdm sync PLAN [--db C] [--topic T] [--group G] [--kafka K=V ...] */
+static int
+sync_main(int argc, char **argv)
+{
+	zdm_sync_opts opts;
+	const char **kafka;
+	size_t nkafka = 0;
+	zdm_plan *plan = NULL;
+	char errbuf[1024];
+	int a, rc;
+
+	memset(&opts, 0, sizeof(opts));
+	kafka = calloc((size_t)argc, sizeof(char *));
+	if (kafka == NULL)
+		return ZDM_EXIT_FAILED;
+	for (a = 2; a < argc; a++) {
+		const char *arg = argv[a];
+		const char *val = a + 1 < argc ? argv[a + 1] : NULL;
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			fputs(sync_usage_text, stdout);
+			free(kafka);
+			return ZDM_EXIT_OK;
+		}
+		if (strcmp(arg, "--db") == 0 || strcmp(arg, "--topic") == 0 ||
+		    strcmp(arg, "--group") == 0 ||
+		    strcmp(arg, "--kafka") == 0) {
+			if (val == NULL) {
+				free(kafka);
+				return usage_error("option needs a value:",
+				                   arg);
+			}
+			a++;
+			if (strcmp(arg, "--db") == 0)
+				opts.conninfo = val;
+			else if (strcmp(arg, "--topic") == 0)
+				opts.topic = val;
+			else if (strcmp(arg, "--group") == 0)
+				opts.group_id = val;
+			else if (strchr(val, '=') == NULL || val[0] == '=') {
+				free(kafka);
+				return usage_error(
+					"--kafka takes KEY=VALUE, not", val);
+			} else
+				kafka[nkafka++] = val;
+		} else if (arg[0] == '-' && arg[1] != '\0') {
+			free(kafka);
+			return usage_error("unknown option", arg);
+		} else if (opts.plan_path == NULL) {
+			opts.plan_path = arg;
+		} else {
+			free(kafka);
+			return usage_error("too many arguments:", arg);
+		}
+	}
+	if (opts.plan_path == NULL) {
+		free(kafka);
+		return usage_error(
+			"a plan file is needed, e.g. zdm sync plan.out", NULL);
+	}
+	opts.kafka_conf = kafka;
+	if (zdm_plan_load(&plan, opts.plan_path, errbuf, sizeof(errbuf)) != 0) {
+		fprintf(stderr, "zdm: %s\n", errbuf);
+		rc = ZDM_EXIT_USAGE;
+	} else {
+		rc = zdm_sync(plan, &opts);
+	}
+	zdm_plan_free(plan);
+	free(kafka);
+	return rc;
 }
 
 /* Split "a,b" into opts->approve (pointers into a strdup'd copy). */
@@ -128,6 +228,8 @@ main(int argc, char **argv)
 		       ZDM_PLAN_FORMAT_VERSION);
 		return ZDM_EXIT_OK;
 	}
+	if (strcmp(cmd, "sync") == 0)
+		return sync_main(argc, argv);
 	if (strcmp(cmd, "apply") != 0 && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "approve") != 0 && strcmp(cmd, "rollback") != 0 &&
 	    strcmp(cmd, "log") != 0 && strcmp(cmd, "history") != 0)

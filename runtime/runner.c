@@ -1725,8 +1725,12 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	for (i = plan->nsteps; i-- > 0;) {
 		const zdm_step *s = &plan->steps[i];
 
+		/* only sql and backfill steps change anything: gates, checks
+		 * and the waits for zdm sync have nothing to undo (and no
+		 * transaction label) */
 		if (r.states[i] != ZDM_STATE_DONE || s->kind == ZDM_STEP_GATE ||
-		    s->kind == ZDM_STEP_CHECK)
+		    s->kind == ZDM_STEP_CHECK || s->kind == ZDM_STEP_CATCH_UP ||
+		    s->kind == ZDM_STEP_STOP_SYNC)
 			continue;
 		if (ngroup > 0 && strcmp(plan->steps[group[0]].transaction,
 		                         s->transaction) != 0) {

@@ -51,5 +51,10 @@ zdm_apply_test(apply_badplan apply_badplan.sh)
 zdm_apply_test(apply_status apply_status.sh)
 zdm_apply_test(apply_partial apply_partial.sh)
 
+# sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm)
+foreach(cdc_case traffic same rollback nosync)
+  zdm_apply_test(apply_cdc_${cdc_case} apply_cdc.sh ${cdc_case})
+endforeach()
+
 # non-owner application roles keep their privileges through the new version
 zdm_apply_test(apply_grants apply_grants.sh)

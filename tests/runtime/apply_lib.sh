@@ -493,6 +493,19 @@ UNION ALL
 SELECT 'constraint ' || conname FROM pg_catalog.pg_constraint c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.connamespace
  WHERE conname LIKE 'zdm%' AND n.nspname <> 'zdm'
+UNION ALL
+SELECT 'replication slot ' || slot_name FROM pg_catalog.pg_replication_slots
+ WHERE slot_name LIKE 'zdm%'
+UNION ALL
+SELECT 'publication ' || pubname FROM pg_catalog.pg_publication
+ WHERE pubname LIKE 'zdm%'
+UNION ALL
+SELECT 'replication origin ' || roname FROM pg_catalog.pg_replication_origin
+ WHERE roname LIKE 'zdm%'
+UNION ALL
+SELECT 'replica identity ' || c.oid::regclass::text FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'r' AND c.relreplident = 'f' AND n.nspname <> 'zdm'
 SQL
 	if [ -s "$work/leftovers" ]; then
 		cat "$work/leftovers" >&2

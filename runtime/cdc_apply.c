@@ -1,0 +1,985 @@
+/*
+ * cdc_apply.c -- the applier: a cdc plan's rules and guarded statements run
+ * for each change event (cdc_apply.h; the contract is docs/plan-format.md,
+ * "Change data capture").
+ *
+ * Design:
+ *  - Every forward and reverse statement is PREPAREd once, at start, so a
+ *    bad statement fails before any change is read, and each event costs
+ *    one Bind/Execute.
+ *  - A batch runs in one transaction with libpq's pipeline mode: the
+ *    statements are sent without waiting for each other's results, with a
+ *    Sync (and a read of the results so far) every AP_CHUNK statements so
+ *    that libpq's buffers stay bounded on a huge transaction.  A Sync inside
+ *    an explicit transaction block commits nothing; the caller commits.
+ *  - The columns a table's rules and statements need are collected once,
+ *    per table, into "slots"; for each change the slots are matched to the
+ *    event's column arrays, starting from where they were in the last event
+ *    of the table (events of one relation share a layout, so the guess
+ *    almost always holds and costs one strcmp per slot).  Names are always
+ *    compared, never pointers: a source may free a relation's names and
+ *    reuse the memory for another.
+ *
+ *  - A change arrives once its commit record is flushed, which is a moment
+ *    before the committing backend leaves the proc array: for that moment
+ *    its writes are invisible to a new snapshot (an inserted row is not
+ *    there; an updated row still shows its old version, which the guard
+ *    rejects), and the guarded statement changes nothing.  So a statement
+ *    that changed no row is run again after the batch's pipeline, once a
+ *    probe of its key says the writer is done: for an INSERT, the row is
+ *    visible; for an UPDATE, the row can be locked FOR SHARE (SKIP LOCKED:
+ *    an updater still in progress holds it).  The probe is retried after
+ *    short sleeps within AP_RECHECK_MS per batch (a row deleted since, or
+ *    held by a long transaction, must not stall the sync).  Knowing each
+ *    event's xid would let this wait for exactly that transaction.
+ *
+ * Invariants: nothing here commits or acknowledges; the statements are the
+ * plan's, run as written, with the event's values as text parameters (the
+ * guards in them make a replay harmless).  Own writes are skipped before
+ * anything else looks at them.
+ */
+#include "cdc_apply.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Statements between two Syncs of the pipeline (results read at each). */
+#define AP_CHUNK 1000
+/* Per batch, the longest wait for inserted rows to become visible. */
+#define AP_RECHECK_MS 200
+
+typedef struct ap_rule {
+	zdm_cdc_cond cond;
+	zdm_cdc_apply apply;
+	int *slots; /* CHANGED, NOT_NULL: the columns; PENDING: one */
+	size_t nslots;
+} ap_rule;
+
+typedef struct ap_sync {
+	const zdm_cdc_sync *sync;
+	int *param_slots;
+	int *touched_slots;
+	ap_rule *on_insert;
+	ap_rule *on_update;
+	char fwd_name[64];
+	char rev_name[64];
+} ap_sync;
+
+typedef struct ap_table {
+	const zdm_cdc_table *table;
+	char **slot_names; /* borrowed from the plan, or the literal below */
+	size_t nslots;
+	size_t slot_cap;
+	int *key_slots;      /* the key columns, for the visibility probe */
+	char probe_name[64]; /* SELECT 1 ... WHERE key */
+	char lock_probe_name[64]; /* the same, FOR SHARE SKIP LOCKED */
+	int *new_idx; /* per slot: index in the last after-image, or -1 */
+	int *old_idx; /* per slot: index in the last before-image, or -1 */
+	ap_sync *syncs;
+	size_t nsyncs;
+} ap_table;
+
+/* What one sent statement was for: a failure names it. */
+typedef struct ap_sent {
+	size_t change;
+	size_t table;
+	size_t sync;
+	bool reverse;
+} ap_sent;
+
+struct zdm_cdc_applier {
+	PGconn *conn;
+	const zdm_cdc_plan *cdc;
+	bool lsn_positions;
+	ap_table *tables;
+	size_t ntables;
+	size_t last_table;   /* the table of the last event: usually the next */
+	const char **values; /* parameter buffer, the longest statement's */
+	size_t max_params;
+	ap_sent *sent;
+	size_t nsent; /* in the current chunk */
+	/* INSERT events whose statement changed nothing: maybe not visible
+	 * yet (see ap_recheck) */
+	ap_sent *recheck;
+	size_t nrecheck, recheck_cap;
+	bool in_txn;
+	zdm_cdc_apply_stats stats;
+};
+
+static const char ap_pending_column[] = "zdm_sync_pending";
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static const char *
+ap_op_name(zdm_cdc_op op)
+{
+	switch (op) {
+	case ZDM_CDC_INSERT:
+		return "INSERT";
+	case ZDM_CDC_UPDATE:
+		return "UPDATE";
+	case ZDM_CDC_DELETE:
+		return "DELETE";
+	case ZDM_CDC_TRUNCATE:
+		return "TRUNCATE";
+	}
+	return "change";
+}
+
+static void
+ap_position(const zdm_cdc_applier *a, zdm_cdc_position pos, char *buf,
+            size_t len)
+{
+	if (a->lsn_positions)
+		snprintf(buf, len, "LSN %X/%X", (unsigned)(pos.offset >> 32),
+		         (unsigned)pos.offset);
+	else
+		snprintf(buf, len, "partition %d offset %" PRIu64,
+		         (int)pos.partition, pos.offset);
+}
+
+/* The slot of name in t, added when new; -1 out of memory. */
+static int
+ap_slot(ap_table *t, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < t->nslots; i++)
+		if (strcmp(t->slot_names[i], name) == 0)
+			return (int)i;
+	if (t->nslots == t->slot_cap) {
+		size_t cap = t->slot_cap ? t->slot_cap * 2 : 8;
+		char **grown = realloc(t->slot_names, cap * sizeof(char *));
+
+		if (grown == NULL)
+			return -1;
+		t->slot_names = grown;
+		t->slot_cap = cap;
+	}
+	t->slot_names[t->nslots] = (char *)name;
+	return (int)t->nslots++;
+}
+
+static int
+ap_slots(ap_table *t, char **names, size_t n, int **out)
+{
+	size_t i;
+
+	*out = calloc(n ? n : 1, sizeof(int));
+	if (*out == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (((*out)[i] = ap_slot(t, names[i])) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+ap_rules(ap_table *t, const zdm_cdc_rule *rules, size_t n, ap_rule **out)
+{
+	size_t i;
+
+	*out = calloc(n ? n : 1, sizeof(ap_rule));
+	if (*out == NULL)
+		return -1;
+	for (i = 0; i < n; i++) {
+		ap_rule *r = &(*out)[i];
+
+		r->cond = rules[i].cond;
+		r->apply = rules[i].apply;
+		if (r->cond == ZDM_CDC_COND_PENDING) {
+			r->slots = malloc(sizeof(int));
+			if (r->slots == NULL)
+				return -1;
+			r->slots[0] = ap_slot(t, ap_pending_column);
+			if (r->slots[0] < 0)
+				return -1;
+			r->nslots = 1;
+		} else if (r->cond != ZDM_CDC_COND_ALWAYS) {
+			if (ap_slots(t, rules[i].columns, rules[i].ncolumns,
+			             &r->slots) != 0)
+				return -1;
+			r->nslots = rules[i].ncolumns;
+		}
+	}
+	return 0;
+}
+
+static int
+ap_prepare(zdm_cdc_applier *a, const zdm_cdc_table *t, const zdm_cdc_sync *s,
+           const char *name, const char *sql, int nparams, const char *which,
+           zdm_error *err)
+{
+	PGresult *res = PQprepare(a->conn, name, sql, nparams, NULL);
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		zdm_error tmp;
+
+		zdm_error_from_result(&tmp, res, a->conn);
+		PQclear(res);
+		zdm_error_set(err,
+		              "table %s, change at %s: the %s statement cannot "
+		              "be prepared: %s",
+		              t->table, s->at, which, tmp.message);
+		memcpy(err->sqlstate, tmp.sqlstate, sizeof(err->sqlstate));
+		/* a long statement is cut: the plan has it whole */
+		if (snprintf(err->detail, sizeof(err->detail),
+		             "%s%sstatement: %s", tmp.detail,
+		             tmp.detail[0] ? "\n" : "",
+		             sql) >= (int)sizeof(err->detail))
+			memcpy(err->detail + sizeof(err->detail) - 4, "...", 4);
+		memcpy(err->hint, tmp.hint, sizeof(err->hint));
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* SELECT 1 FROM table WHERE key = $1 ...: is the row there (visible)? */
+static int
+ap_prepare_probe(zdm_cdc_applier *a, size_t ti, zdm_error *err)
+{
+	ap_table *t = &a->tables[ti];
+	const zdm_cdc_table *ct = t->table;
+	char *sql = NULL;
+	size_t i, len, cap;
+	int rc = -1;
+
+	if (ct->nkey == 0 || ct->nsyncs == 0)
+		return 0;
+	if (ap_slots(t, ct->key, ct->nkey, &t->key_slots) != 0)
+		goto oom;
+	cap = strlen(ct->table) + 64;
+	for (i = 0; i < ct->nkey; i++)
+		cap += 2 * strlen(ct->key[i]) + 32;
+	sql = malloc(cap);
+	if (sql == NULL)
+		goto oom;
+	len = (size_t)snprintf(sql, cap, "SELECT 1 FROM %s WHERE ", ct->table);
+	for (i = 0; i < ct->nkey; i++) {
+		char *id = PQescapeIdentifier(a->conn, ct->key[i],
+		                              strlen(ct->key[i]));
+
+		if (id == NULL) {
+			zdm_error_from_result(err, NULL, a->conn);
+			goto done;
+		}
+		len += (size_t)snprintf(sql + len, cap - len, "%s%s = $%zu",
+		                        i ? " AND " : "", id, i + 1);
+		PQfreemem(id);
+	}
+	snprintf(t->probe_name, sizeof(t->probe_name), "zdm_cdc_probe_%zu", ti);
+	snprintf(t->lock_probe_name, sizeof(t->lock_probe_name),
+	         "zdm_cdc_lock_probe_%zu", ti);
+	rc = ap_prepare(a, ct, &ct->syncs[0], t->probe_name, sql, (int)ct->nkey,
+	                "key probe", err);
+	if (rc == 0) {
+		snprintf(sql + len, cap - len, " FOR SHARE SKIP LOCKED");
+		rc = ap_prepare(a, ct, &ct->syncs[0], t->lock_probe_name, sql,
+		                (int)ct->nkey, "key probe", err);
+	}
+	goto done;
+oom:
+	zdm_error_set(err, "out of memory preparing the change applier");
+done:
+	free(sql);
+	return rc;
+}
+
+/* ---- setup ------------------------------------------------------------- */
+
+int
+zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
+                    const zdm_cdc_plan *cdc, bool lsn_positions, zdm_error *err)
+{
+	zdm_cdc_applier *a;
+	size_t ti, si;
+
+	*out = NULL;
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		goto oom;
+	a->conn = conn;
+	a->cdc = cdc;
+	a->lsn_positions = lsn_positions;
+	a->ntables = cdc->ntables;
+	a->tables = calloc(cdc->ntables ? cdc->ntables : 1, sizeof(ap_table));
+	a->sent = calloc(AP_CHUNK, sizeof(ap_sent));
+	if (a->tables == NULL || a->sent == NULL)
+		goto oom;
+	for (ti = 0; ti < cdc->ntables; ti++) {
+		const zdm_cdc_table *ct = &cdc->tables[ti];
+		ap_table *t = &a->tables[ti];
+
+		t->table = ct;
+		t->nsyncs = ct->nsyncs;
+		t->syncs = calloc(ct->nsyncs ? ct->nsyncs : 1, sizeof(ap_sync));
+		if (t->syncs == NULL)
+			goto oom;
+		for (si = 0; si < ct->nsyncs; si++) {
+			const zdm_cdc_sync *cs = &ct->syncs[si];
+			ap_sync *s = &t->syncs[si];
+			size_t np = cs->nparams + cs->ntouched;
+
+			s->sync = cs;
+			if (ap_slots(t, cs->params, cs->nparams,
+			             &s->param_slots) != 0 ||
+			    ap_slots(t, cs->touched, cs->ntouched,
+			             &s->touched_slots) != 0 ||
+			    ap_rules(t, cs->on_insert, cs->non_insert,
+			             &s->on_insert) != 0 ||
+			    ap_rules(t, cs->on_update, cs->non_update,
+			             &s->on_update) != 0)
+				goto oom;
+			if (np > a->max_params)
+				a->max_params = np;
+			snprintf(s->fwd_name, sizeof(s->fwd_name),
+			         "zdm_cdc_forward_%zu_%zu", ti, si);
+			snprintf(s->rev_name, sizeof(s->rev_name),
+			         "zdm_cdc_reverse_%zu_%zu", ti, si);
+			if (ap_prepare(a, ct, cs, s->fwd_name, cs->forward,
+			               (int)cs->nparams, "forward", err) != 0)
+				goto fail;
+			if (cs->reverse != NULL &&
+			    ap_prepare(a, ct, cs, s->rev_name, cs->reverse,
+			               (int)np, "reverse", err) != 0)
+				goto fail;
+		}
+		if (ap_prepare_probe(a, ti, err) != 0)
+			goto fail;
+		t->new_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
+		t->old_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
+		if (t->new_idx == NULL || t->old_idx == NULL)
+			goto oom;
+		for (si = 0; si < t->nslots; si++)
+			t->new_idx[si] = t->old_idx[si] = -1;
+	}
+	a->values = calloc(a->max_params ? a->max_params : 1, sizeof(char *));
+	if (a->values == NULL)
+		goto oom;
+	*out = a;
+	return 0;
+oom:
+	zdm_error_set(err, "out of memory preparing the change applier");
+fail:
+	zdm_cdc_applier_free(a);
+	return -1;
+}
+
+void
+zdm_cdc_applier_free(zdm_cdc_applier *a)
+{
+	size_t ti, si, i;
+
+	if (a == NULL)
+		return;
+	for (ti = 0; a->tables && ti < a->ntables; ti++) {
+		ap_table *t = &a->tables[ti];
+
+		for (si = 0; t->syncs && si < t->nsyncs; si++) {
+			ap_sync *s = &t->syncs[si];
+
+			free(s->param_slots);
+			free(s->touched_slots);
+			for (i = 0; s->on_insert && i < s->sync->non_insert;
+			     i++)
+				free(s->on_insert[i].slots);
+			for (i = 0; s->on_update && i < s->sync->non_update;
+			     i++)
+				free(s->on_update[i].slots);
+			free(s->on_insert);
+			free(s->on_update);
+		}
+		free(t->syncs);
+		free(t->key_slots);
+		free(t->slot_names);
+		free(t->new_idx);
+		free(t->old_idx);
+	}
+	free(a->tables);
+	free(a->values);
+	free(a->sent);
+	free(a->recheck);
+	free(a);
+}
+
+void
+zdm_cdc_applier_stats(const zdm_cdc_applier *a, zdm_cdc_apply_stats *out)
+{
+	*out = a->stats;
+}
+
+/* ---- one event --------------------------------------------------------- */
+
+/* Where each slot's column is in cols (hint: where it was last time). */
+static void
+ap_match(const ap_table *t, const zdm_cdc_column *cols, size_t n, int *idx)
+{
+	size_t s, j;
+
+	for (s = 0; s < t->nslots; s++) {
+		int h = idx[s];
+
+		if (h >= 0 && (size_t)h < n &&
+		    strcmp(cols[h].name, t->slot_names[s]) == 0)
+			continue;
+		idx[s] = -1;
+		for (j = 0; j < n; j++)
+			if (strcmp(cols[j].name, t->slot_names[s]) == 0) {
+				idx[s] = (int)j;
+				break;
+			}
+	}
+}
+
+/* The event as the rules see it, its columns matched to the table's slots. */
+typedef struct ap_event {
+	const zdm_cdc_applier *a;
+	const ap_table *t;
+	const zdm_cdc_change *c;
+} ap_event;
+
+static int
+ap_event_fail(const ap_event *ev, zdm_error *err, const char *column,
+              const char *what)
+{
+	char pos[64];
+
+	ap_position(ev->a, ev->c->position, pos, sizeof(pos));
+	zdm_error_set(err, "table %s, column %s: the %s at %s %s",
+	              ev->t->table->table, column, ap_op_name(ev->c->op), pos,
+	              what);
+	return -1;
+}
+
+/*
+ * The after-image value of slot s (an unchanged TOASTed value from the
+ * before-image).  0 with *value (NULL for SQL NULL), -1 with err when the
+ * event carries no value for it.
+ */
+static int
+ap_value(const ap_event *ev, int s, const char **value, zdm_error *err)
+{
+	int ni = ev->t->new_idx[s], oi = ev->t->old_idx[s];
+
+	if (ni >= 0 && !ev->c->new_cols[ni].unchanged_toast) {
+		*value = ev->c->new_cols[ni].value;
+		return 0;
+	}
+	if (oi >= 0 && !ev->c->old_cols[oi].unchanged_toast) {
+		*value = ev->c->old_cols[oi].value;
+		return 0;
+	}
+	return ap_event_fail(
+		ev, err, ev->t->slot_names[s],
+		ni >= 0 ? "carries an unchanged TOASTed value and no "
+			  "before-image of it"
+			: "carries no value for it (not in its after-image "
+			  "nor its before-image)");
+}
+
+/*
+ * Whether the event set slot s: always on INSERT; on UPDATE when its after
+ * text differs from its before text.  -1 when the before-image lacks it.
+ */
+static int
+ap_changed(const ap_event *ev, int s, bool *changed, zdm_error *err)
+{
+	int ni = ev->t->new_idx[s], oi = ev->t->old_idx[s];
+	const char *nv, *ov;
+
+	if (ev->c->op != ZDM_CDC_UPDATE) {
+		*changed = true;
+		return 0;
+	}
+	if (ni >= 0 && ev->c->new_cols[ni].unchanged_toast) {
+		*changed = false;
+		return 0;
+	}
+	if (oi < 0) {
+		ap_event_fail(ev, err, ev->t->slot_names[s],
+		              "has no before-image of it, which is needed to "
+		              "tell whether it changed");
+		snprintf(
+			err->hint, sizeof(err->hint),
+			"the table needs REPLICA IDENTITY FULL (the plan's "
+			"expand sets it): ALTER TABLE %s REPLICA IDENTITY FULL",
+			ev->t->table->table);
+		return -1;
+	}
+	if (ni < 0)
+		return ap_event_fail(ev, err, ev->t->slot_names[s],
+		                     "has no after-image of it");
+	if (ev->c->old_cols[oi].unchanged_toast) {
+		/* cannot compare: say changed, the guard decides */
+		*changed = true;
+		return 0;
+	}
+	nv = ev->c->new_cols[ni].value;
+	ov = ev->c->old_cols[oi].value;
+	*changed = (nv == NULL) != (ov == NULL) ||
+	           (nv != NULL && strcmp(nv, ov) != 0);
+	return 0;
+}
+
+/* Does rule r hold for the event?  -1 with err when it cannot be told. */
+static int
+ap_holds(const ap_event *ev, const ap_rule *r, bool *holds, zdm_error *err)
+{
+	size_t i;
+	const char *v;
+	bool b;
+
+	*holds = false;
+	switch (r->cond) {
+	case ZDM_CDC_COND_ALWAYS:
+		*holds = true;
+		return 0;
+	case ZDM_CDC_COND_CHANGED:
+		for (i = 0; i < r->nslots && !*holds; i++) {
+			if (ap_changed(ev, r->slots[i], &b, err) != 0)
+				return -1;
+			*holds = b;
+		}
+		return 0;
+	case ZDM_CDC_COND_NOT_NULL:
+		for (i = 0; i < r->nslots && !*holds; i++) {
+			int ni = ev->t->new_idx[r->slots[i]];
+
+			/* a TOASTed value is never NULL */
+			if (ni >= 0 && ev->c->new_cols[ni].unchanged_toast) {
+				*holds = true;
+				continue;
+			}
+			if (ap_value(ev, r->slots[i], &v, err) != 0)
+				return -1;
+			*holds = v != NULL;
+		}
+		return 0;
+	case ZDM_CDC_COND_PENDING:
+		if (ap_value(ev, r->slots[0], &v, err) != 0)
+			return -1;
+		*holds = v != NULL &&
+		         (strcmp(v, "t") == 0 || strcmp(v, "true") == 0);
+		return 0;
+	}
+	return 0;
+}
+
+/* ---- the pipeline ------------------------------------------------------ */
+
+static void
+ap_exec_fail(const zdm_cdc_applier *a, const zdm_cdc_change *changes,
+             const ap_sent *s, PGresult *res, zdm_error *err)
+{
+	const ap_table *t = &a->tables[s->table];
+	const ap_sync *sy = &t->syncs[s->sync];
+	zdm_error tmp;
+	char pos[64];
+
+	zdm_error_from_result(&tmp, res, a->conn);
+	ap_position(a, changes[s->change].position, pos, sizeof(pos));
+	zdm_error_set(err,
+	              "table %s, change at %s: the %s statement for the %s "
+	              "at %s failed: %s",
+	              t->table->table, sy->sync->at,
+	              s->reverse ? "reverse" : "forward",
+	              ap_op_name(changes[s->change].op), pos, tmp.message);
+	memcpy(err->sqlstate, tmp.sqlstate, sizeof(err->sqlstate));
+	memcpy(err->detail, tmp.detail, sizeof(err->detail));
+	memcpy(err->hint, tmp.hint, sizeof(err->hint));
+}
+
+static int
+ap_recheck_push(zdm_cdc_applier *a, const ap_sent *s)
+{
+	if (a->nrecheck == a->recheck_cap) {
+		size_t cap = a->recheck_cap ? a->recheck_cap * 2 : 64;
+		ap_sent *grown = realloc(a->recheck, cap * sizeof(ap_sent));
+
+		if (grown == NULL)
+			return -1;
+		a->recheck = grown;
+		a->recheck_cap = cap;
+	}
+	a->recheck[a->nrecheck++] = *s;
+	return 0;
+}
+
+/*
+ * Sync, then read the results of everything sent since the last Sync.  The
+ * first failure goes to err (later statements come back aborted).  With
+ * xid_query, the last result sent is the transaction id query.
+ */
+static int
+ap_drain(zdm_cdc_applier *a, const zdm_cdc_change *changes, bool xid_query,
+         uint64_t *xid, zdm_error *err)
+{
+	PGresult *res;
+	size_t i;
+	int rc = 0;
+	bool failed = false;
+
+	if (PQpipelineSync(a->conn) != 1) {
+		zdm_error_from_result(err, NULL, a->conn);
+		a->nsent = 0;
+		return -1;
+	}
+	for (i = 0; i < a->nsent + (xid_query ? 1 : 0); i++) {
+		ExecStatusType st;
+
+		res = PQgetResult(a->conn);
+		if (res == NULL) {
+			/* the connection is gone */
+			if (!failed)
+				zdm_error_from_result(err, NULL, a->conn);
+			a->nsent = 0;
+			return -1;
+		}
+		st = PQresultStatus(res);
+		if (i == a->nsent) {
+			/* the xid query */
+			if (st == PGRES_TUPLES_OK) {
+				*xid = PQgetisnull(res, 0, 0)
+				               ? 0
+				               : strtoull(PQgetvalue(res, 0, 0),
+				                          NULL, 10);
+			} else if (!failed && st != PGRES_PIPELINE_ABORTED) {
+				zdm_error_from_result(err, res, a->conn);
+				failed = true;
+			}
+		} else if (st == PGRES_COMMAND_OK) {
+			const char *n = PQcmdTuples(res);
+
+			if (a->sent[i].change == (size_t)-1)
+				; /* BEGIN */
+			else if (n[0] == '1' && n[1] == '\0') {
+				a->stats.statements++;
+				a->stats.applied++;
+			} else {
+				a->stats.statements++;
+				if (ap_recheck_push(a, &a->sent[i]) != 0 &&
+				    !failed) {
+					zdm_error_set(err, "out of memory");
+					failed = true;
+				}
+			}
+		} else if (!failed && st != PGRES_PIPELINE_ABORTED) {
+			if (a->sent[i].change == (size_t)-1)
+				zdm_error_from_result(err, res, a->conn);
+			else
+				ap_exec_fail(a, changes, &a->sent[i], res, err);
+			failed = true;
+		}
+		PQclear(res);
+		/* each query's results end with a NULL */
+		res = PQgetResult(a->conn);
+		if (res != NULL) {
+			PQclear(res);
+			if (!failed) {
+				zdm_error_set(err, "unexpected extra result in "
+				                   "the apply pipeline");
+				failed = true;
+			}
+		}
+	}
+	res = PQgetResult(a->conn);
+	if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+		if (!failed)
+			zdm_error_from_result(err, res, a->conn);
+		failed = true;
+	}
+	PQclear(res);
+	a->nsent = 0;
+	if (failed)
+		rc = -1;
+	return rc;
+}
+
+/* Record and send one statement; drains every AP_CHUNK.  The BEGIN that
+ * opens the transaction is sent first, recorded as change (size_t)-1. */
+static int
+ap_send(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
+        const char *name, int nparams, zdm_error *err)
+{
+	int ok;
+
+	if (!a->in_txn) {
+		if (PQenterPipelineMode(a->conn) != 1) {
+			zdm_error_from_result(err, NULL, a->conn);
+			return -1;
+		}
+		a->in_txn = true;
+		a->sent[0].change = (size_t)-1;
+		a->nsent = 1;
+		if (PQsendQueryParams(a->conn, "BEGIN", 0, NULL, NULL, NULL,
+		                      NULL, 0) != 1) {
+			zdm_error_from_result(err, NULL, a->conn);
+			return -1;
+		}
+	}
+	ok = PQsendQueryPrepared(a->conn, name, nparams, a->values, NULL, NULL,
+	                         0);
+	if (ok != 1) {
+		zdm_error_from_result(err, NULL, a->conn);
+		return -1;
+	}
+	a->sent[a->nsent++] = what;
+	if (a->nsent == AP_CHUNK)
+		return ap_drain(a, changes, false, NULL, err);
+	return 0;
+}
+
+/* The statement's parameters, from the event, into a->values. */
+static int
+ap_bind(zdm_cdc_applier *a, const ap_event *ev, const ap_sync *s, bool reverse,
+        zdm_error *err)
+{
+	size_t i;
+	bool b;
+
+	for (i = 0; i < s->sync->nparams; i++)
+		if (ap_value(ev, s->param_slots[i], &a->values[i], err) != 0)
+			return -1;
+	if (reverse)
+		for (i = 0; i < s->sync->ntouched; i++) {
+			if (ap_changed(ev, s->touched_slots[i], &b, err) != 0)
+				return -1;
+			a->values[s->sync->nparams + i] = b ? "true" : "false";
+		}
+	return 0;
+}
+
+/*
+ * Statements that changed nothing: once a probe of the row's key says its
+ * writer has left the proc array (see the opening comment), run them again.
+ * In the open transaction, outside pipeline mode.
+ */
+static int
+ap_recheck(zdm_cdc_applier *a, const zdm_cdc_change *changes, zdm_error *err)
+{
+	double deadline = zdm_now() + AP_RECHECK_MS / 1000.0;
+	const char *keyv[16];
+	size_t k, i;
+	long wait;
+	PGresult *res;
+
+	for (k = 0; k < a->nrecheck; k++) {
+		const ap_sent *sent = &a->recheck[k];
+		ap_table *t = &a->tables[sent->table];
+		const ap_sync *sy = &t->syncs[sent->sync];
+		const zdm_cdc_change *c = &changes[sent->change];
+		size_t nkey = t->table->nkey;
+		bool found = false;
+		ap_event ev;
+
+		if (t->key_slots == NULL || nkey > 16)
+			continue;
+		ev.a = a;
+		ev.t = t;
+		ev.c = c;
+		ap_match(t, c->new_cols, c->nnew, t->new_idx);
+		ap_match(t, c->old_cols, c->nold, t->old_idx);
+		for (i = 0; i < nkey; i++)
+			if (ap_value(&ev, t->key_slots[i], &keyv[i], err) != 0)
+				return -1;
+		for (wait = 1;; wait = wait < 8 ? wait * 2 : 8) {
+			res = PQexecPrepared(a->conn,
+			                     c->op == ZDM_CDC_INSERT
+			                             ? t->probe_name
+			                             : t->lock_probe_name,
+			                     (int)nkey, keyv, NULL, NULL, 0);
+			if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+				zdm_error_from_result(err, res, a->conn);
+				PQclear(res);
+				return -1;
+			}
+			found = PQntuples(res) > 0;
+			PQclear(res);
+			if (found || zdm_now() >= deadline)
+				break;
+			zdm_sleep_ms(wait);
+		}
+		if (!found)
+			continue; /* deleted since, or held by a long writer */
+		if (ap_bind(a, &ev, sy, sent->reverse, err) != 0)
+			return -1;
+		res = PQexecPrepared(
+			a->conn, sent->reverse ? sy->rev_name : sy->fwd_name,
+			(int)(sy->sync->nparams +
+		              (sent->reverse ? sy->sync->ntouched : 0)),
+			a->values, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			ap_exec_fail(a, changes, sent, res, err);
+			PQclear(res);
+			return -1;
+		}
+		if (strcmp(PQcmdTuples(res), "1") == 0)
+			a->stats.applied++;
+		PQclear(res);
+	}
+	a->nrecheck = 0;
+	return 0;
+}
+
+/* The table a change is for, or NULL. */
+static ap_table *
+ap_find_table(zdm_cdc_applier *a, const zdm_cdc_change *c)
+{
+	size_t i;
+
+	for (i = 0; i < a->ntables; i++) {
+		size_t k = (a->last_table + i) % a->ntables;
+		const zdm_cdc_table *t = a->tables[k].table;
+
+		if (strcmp(t->relname, c->table) == 0 &&
+		    strcmp(t->nspname, c->schema) == 0) {
+			a->last_table = k;
+			return &a->tables[k];
+		}
+	}
+	return NULL;
+}
+
+/* Decide and send what one change needs, every sync of its table. */
+static int
+ap_one(zdm_cdc_applier *a, const zdm_cdc_change *changes, size_t ci,
+       zdm_error *err)
+{
+	const zdm_cdc_change *c = &changes[ci];
+	ap_table *t;
+	ap_event ev;
+	size_t si, ri;
+	int sent = 0;
+
+	a->stats.seen++;
+	if (c->own_write) {
+		a->stats.own_skipped++;
+		return 0;
+	}
+	if (c->op != ZDM_CDC_INSERT && c->op != ZDM_CDC_UPDATE) {
+		a->stats.ignored++;
+		return 0;
+	}
+	t = ap_find_table(a, c);
+	if (t == NULL) {
+		a->stats.ignored++;
+		return 0;
+	}
+	ap_match(t, c->new_cols, c->nnew, t->new_idx);
+	ap_match(t, c->old_cols, c->nold, t->old_idx);
+	ev.a = a;
+	ev.t = t;
+	ev.c = c;
+	for (si = 0; si < t->nsyncs; si++) {
+		const ap_sync *s = &t->syncs[si];
+		const ap_rule *rules =
+			c->op == ZDM_CDC_INSERT ? s->on_insert : s->on_update;
+		size_t nrules = c->op == ZDM_CDC_INSERT ? s->sync->non_insert
+		                                        : s->sync->non_update;
+		zdm_cdc_apply apply = ZDM_CDC_APPLY_NOTHING;
+		ap_sent what;
+		bool holds = false;
+
+		for (ri = 0; ri < nrules; ri++) {
+			if (ap_holds(&ev, &rules[ri], &holds, err) != 0)
+				return -1;
+			if (holds) {
+				apply = rules[ri].apply;
+				break;
+			}
+		}
+		if (apply == ZDM_CDC_APPLY_REVERSE && s->sync->reverse == NULL)
+			apply = ZDM_CDC_APPLY_NOTHING;
+		if (apply == ZDM_CDC_APPLY_NOTHING)
+			continue;
+		if (ap_bind(a, &ev, s, apply == ZDM_CDC_APPLY_REVERSE, err) !=
+		    0)
+			return -1;
+		what.change = ci;
+		what.table = (size_t)(t - a->tables);
+		what.sync = si;
+		what.reverse = apply == ZDM_CDC_APPLY_REVERSE;
+		if (ap_send(a, changes, what,
+		            what.reverse ? s->rev_name : s->fwd_name,
+		            (int)(s->sync->nparams +
+		                  (what.reverse ? s->sync->ntouched : 0)),
+		            err) != 0)
+			return -1;
+		sent++;
+	}
+	if (sent == 0)
+		a->stats.ignored++;
+	return 0;
+}
+
+int
+zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
+                      size_t n, uint64_t *xid, zdm_error *err)
+{
+	size_t i;
+	zdm_error tmp;
+
+	if (xid)
+		*xid = 0;
+	if (a->in_txn) {
+		zdm_error_set(err, "apply: the previous batch is neither "
+		                   "committed nor rolled back");
+		return -1;
+	}
+	a->nrecheck = 0;
+	for (i = 0; i < n; i++)
+		if (ap_one(a, changes, i, err) != 0)
+			goto fail;
+	if (!a->in_txn)
+		return 0;
+	if (xid && PQsendQueryParams(a->conn,
+	                             "SELECT pg_catalog.pg_current_xact_id_"
+	                             "if_assigned()::text",
+	                             0, NULL, NULL, NULL, NULL, 0) != 1) {
+		zdm_error_from_result(err, NULL, a->conn);
+		goto fail;
+	}
+	if (ap_drain(a, changes, xid != NULL, xid, err) != 0)
+		goto fail;
+	if (PQexitPipelineMode(a->conn) != 1) {
+		zdm_error_from_result(err, NULL, a->conn);
+		goto fail;
+	}
+	if (a->nrecheck > 0 && ap_recheck(a, changes, err) != 0)
+		goto fail;
+	return 0;
+fail:
+	/* read what is still coming so the connection is usable again */
+	if (a->in_txn && PQpipelineStatus(a->conn) != PQ_PIPELINE_OFF &&
+	    a->nsent > 0)
+		(void)ap_drain(a, changes, false, NULL, &tmp);
+	zdm_cdc_applier_rollback(a);
+	return -1;
+}
+
+int
+zdm_cdc_applier_commit(zdm_cdc_applier *a, zdm_error *err)
+{
+	if (!a->in_txn)
+		return 0;
+	a->in_txn = false;
+	return zdm_conn_exec(a->conn, "COMMIT", err);
+}
+
+void
+zdm_cdc_applier_rollback(zdm_cdc_applier *a)
+{
+	zdm_error ignored;
+
+	if (!a->in_txn)
+		return;
+	a->in_txn = false;
+	a->nsent = 0;
+	a->nrecheck = 0;
+	if (PQpipelineStatus(a->conn) != PQ_PIPELINE_OFF)
+		(void)PQexitPipelineMode(a->conn);
+	if (PQstatus(a->conn) == CONNECTION_OK)
+		(void)zdm_conn_exec(a->conn, "ROLLBACK", &ignored);
+}

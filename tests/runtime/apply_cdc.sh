@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+#
+# apply_cdc.sh -- sync = cdc end to end: `zdm apply` with `zdm sync`
+# beside it, on plans/split_name_cdc.zdm (the split_name example, synced by
+# logical replication instead of triggers), against a real server.
+#
+#   tests/runtime/apply_cdc.sh CASE
+#
+# Cases:
+#   traffic     old-version clients write from before expand, new-version
+#               clients from expand on; `zdm sync` starts once expand is
+#               done, is killed with SIGKILL mid-run and started again
+#               (it resumes from the slot); apply stops at the switch gate,
+#               old clients stop, apply --approve-all finishes.  Not one
+#               client statement failed; zdm sync exited 0 by itself at
+#               contract; the final columns and split_name.check.sql hold;
+#               no slot, publication, origin, zdm column, constraint or
+#               FULL replica identity is left.
+#   same        the same scripted writes from both versions (inserts,
+#               updates of either shape, a new-version update of one new
+#               column on a row never backfilled, deletes) run once on a
+#               trigger plan and once on the cdc plan, both stopped at
+#               their backfill gate; both then finish; the final rows are
+#               identical.
+#   rollback    at the switch gate, with zdm sync running, new-version
+#               inserts through the view (the old NOT NULL column is filled
+#               by the sync); `zdm rollback` exits 0, zdm sync exits 0 by
+#               itself, and the schema is the one before the migration
+#               (NOT NULL and the replica identity restored) with nothing
+#               of the migration left behind.
+#   nosync      without zdm sync, apply stops at the first catch-up step
+#               with exit 4 and a message that says to start it.
+set -euo pipefail
+
+me=apply_cdc.sh
+case_name=${1:?usage: apply_cdc.sh traffic|same|rollback|nosync}
+example=split_name
+# shellcheck source=apply_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apply_lib.sh"
+at_init
+tplan=$plan
+plan=$(at_compile "$root/plans/split_name_cdc.zdm" split_name_cdc)
+migration=$(at_plan_get "$plan" migration)
+version_schema=$(at_plan_get "$plan" new_version.schema)
+search_path=$(at_plan_get "$plan" new_version.search_path)
+grep -q '^  sync: cdc$' "$plan" || die "$plan is not a cdc plan"
+
+# sync_start DB NAME: zdm sync in the background; its pid in $sync_pid.
+sync_start()
+{
+	"$ZDM" sync "$plan" --db "dbname=$1" >"$work/$2.out" 2>"$work/$2.err" &
+	sync_pid=$!
+	at_bg_pids+=("$sync_pid")
+	say "zdm sync ($2) started, pid $sync_pid"
+}
+
+# The sync reports as running in zdm.cdc (and has not died: then say why).
+sync_running()
+{
+	if ! kill -0 "$sync_pid" 2>/dev/null; then
+		cat "$work"/sync*.out "$work"/sync*.err >&2 || true
+		die "zdm sync exited early"
+	fi
+	sql_true "$1" "SELECT EXISTS (SELECT FROM zdm.cdc WHERE migration = '$migration'
+	  AND state = 'running' AND seen_at > pg_catalog.clock_timestamp() - interval '2 s')"
+}
+
+# The schema of DB as zdm must leave it, with replica identity and NOT NULL.
+table_facts()
+{
+	val "$1" "SELECT c.relreplident::text || ' ' || string_agg(a.attname || ':' || a.attnotnull, ',' ORDER BY a.attnum)
+	  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
+	 WHERE c.oid = 'public.users'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+	 GROUP BY c.relreplident"
+}
+
+case $case_name in
+traffic)
+	db=cdc_traffic
+	fresh_db $db
+	traffic_start $db old old
+	sleep 1
+	say "zdm apply (to the switch gate), zdm sync once expand is done"
+	zdm_bg apply1 apply "$plan" --db "dbname=$db" --batch-size 200 --pause 20ms
+	apply_pid=$zdm_pid
+	at_wait_for "expand done in the journal" 60 phase_done $db expand
+	sync_start $db sync1
+	traffic_start $db new new
+	at_wait_for "zdm sync running" 30 sync_running $db
+	sleep 2
+	say "kill -9 zdm sync, let changes pile up, start it again"
+	kill -9 "$sync_pid"
+	wait "$sync_pid" 2>/dev/null || true
+	sleep 2
+	sync_start $db sync2
+	zdm_wait "$apply_pid" apply1 4
+	expect_grep "first run" "$work/apply1.out" '^zdm: paused at gate "switch"'
+	expect_grep "first run: the backfill waited for the sync" "$work/apply1.out" 'zdm sync'
+	sleep 1
+	traffic_stop old
+	say "zdm apply --approve-all (the rest)"
+	zdm_run apply2 0 apply "$plan" --db "dbname=$db" --approve-all
+	expect_grep "second run" "$work/apply2.out" '^migration .*: done$'
+	zdm_wait "$sync_pid" sync2 0 30
+	sleep 1
+	traffic_stop new
+	check_done $db
+	;;
+same)
+	# Both plans stop at their backfill gate: the script's writes meet rows
+	# that are not backfilled yet (the merge on a partial new-version
+	# update), as well as the rows they write themselves.
+	tgates=$(sed -E 's/approve = \(([^)]*)\)/approve = (backfill, switch)/' \
+		"$root/plans/split_name.zdm")
+	mkdir -p "$work/src"
+	printf '%s\n' "$tgates" >"$work/src/split_name_bf.zdm"
+	sed -E 's/approve = \(([^)]*)\)/approve = (backfill, switch)/' \
+		"$root/plans/split_name_cdc.zdm" >"$work/src/split_name_cdc_bf.zdm"
+	cmp -s "$root/plans/split_name_cdc.zdm" "$work/src/split_name_cdc_bf.zdm" &&
+		die "could not set approve in split_name_cdc.zdm"
+	tbf=$(at_compile "$work/src/split_name_bf.zdm" split_name_bf)
+	cbf=$(at_compile "$work/src/split_name_cdc_bf.zdm" split_name_cdc_bf)
+	tsp=$(at_plan_get "$tbf" new_version.search_path)
+	csp=$(at_plan_get "$cbf" new_version.search_path)
+	fresh_db same_t
+	fresh_db same_c
+	zdm_run same_t.apply 4 apply "$tbf" --db dbname=same_t
+	plan=$cbf
+	zdm_run same_c.apply 4 apply "$cbf" --db dbname=same_c
+	sync_start same_c sync_same
+	at_wait_for "zdm sync running" 30 sync_running same_c
+	# one script, run against each database with its own search paths:
+	# OLD lines as the old version, NEW lines as the new one, in order
+	script=$work/same.script
+	cat >"$script" <<'EOF'
+OLD	UPDATE users SET name = 'Ada Lovelace' WHERE id = 1
+NEW	UPDATE users SET first_name = 'Grace' WHERE id = 2
+NEW	UPDATE users SET last_name = 'Hopper', updated_at = now() WHERE id = 3
+OLD	UPDATE users SET updated_at = now() WHERE id = 4
+NEW	INSERT INTO users (id, first_name, last_name, email_address) VALUES (900001, 'Edsger', 'Dijkstra', 'ewd@new.example')
+OLD	INSERT INTO users (id, name, email) VALUES (900002, 'Barbara Liskov', 'bl@old.example')
+NEW	UPDATE users SET first_name = 'Barbara H.' WHERE id = 900002
+OLD	UPDATE users SET name = 'Edsger W. Dijkstra' WHERE id = 900001
+OLD	UPDATE users SET name = 'Single' WHERE id = 5
+NEW	UPDATE users SET last_name = NULL WHERE id = 6
+OLD	UPDATE users SET name = 'Then Old' WHERE id = 7
+NEW	UPDATE users SET first_name = 'Then', last_name = 'New' WHERE id = 7
+NEW	UPDATE users SET first_name = 'First New' WHERE id = 8
+OLD	UPDATE users SET name = 'Then Old Again' WHERE id = 8
+OLD	DELETE FROM users WHERE id = 9
+NEW	DELETE FROM users WHERE id = 10
+NEW	UPDATE users SET email_address = 'x@new.example' WHERE id = 11
+OLD	UPDATE users SET email = 'y@old.example' WHERE id = 12
+EOF
+	for db in same_t same_c; do
+		sp=$tsp
+		[ $db = same_c ] && sp=$csp
+		while IFS=$'\t' read -r who sql; do
+			if [ "$who" = NEW ]; then
+				PGOPTIONS="-c search_path=${sp// /}" q -d $db -c "$sql" >/dev/null
+			else
+				q -d $db -c "$sql" >/dev/null
+			fi
+		done <"$script"
+	done
+	zdm_run same_t.apply2 0 apply "$tbf" --db dbname=same_t --approve-all
+	zdm_run same_c.apply2 0 apply "$cbf" --db dbname=same_c --approve-all
+	zdm_wait "$sync_pid" sync_same 0 30
+	rows="SELECT id, first_name, last_name, email_address FROM users ORDER BY id"
+	q -d same_t -At -c "$rows" >"$work/same_t.rows"
+	q -d same_c -At -c "$rows" >"$work/same_c.rows"
+	[ -s "$work/same_t.rows" ] || die "no rows"
+	if ! diff -u "$work/same_t.rows" "$work/same_c.rows" >"$work/same.diff"; then
+		head -40 "$work/same.diff" >&2
+		die "cdc and trigger sync end with different data (diff above)"
+	fi
+	expect "same: row 2 (partial new-version update of a row never backfilled)" \
+		"$(grep '^2|' "$work/same_c.rows" | cut -d'|' -f2)" Grace
+	say "trigger and cdc sync end with the same $(wc -l <"$work/same_c.rows") rows"
+	check_no_leftovers same_c
+	;;
+rollback)
+	db=cdc_rollback
+	fresh_db $db
+	at_dump $db "$work/$db.before"
+	before=$(table_facts $db)
+	zdm_bg apply1 apply "$plan" --db "dbname=$db"
+	apply_pid=$zdm_pid
+	at_wait_for "expand done in the journal" 60 phase_done $db expand
+	sync_start $db sync_rb
+	zdm_wait "$apply_pid" apply1 4
+	expect_grep "apply" "$work/apply1.out" '^zdm: paused at gate "switch"'
+	expect "replica identity during the migration" \
+		"$(val $db "SELECT relreplident FROM pg_class WHERE oid = 'public.users'::regclass")" f
+	PGOPTIONS="-c search_path=${search_path// /}" q -d $db -c \
+		"INSERT INTO users (id, first_name, last_name, email_address)
+		 SELECT 800000 + g, 'Roll', 'Back ' || g, 'rb' || g || '@new.example'
+		   FROM generate_series(1, 3) g" >/dev/null
+	at_wait_for "the sync carried the new-version inserts back to name" 30 \
+		sql_true $db "SELECT count(*) = 3 FROM users WHERE id > 800000 AND name = 'Roll Back ' || (id - 800000)"
+	zdm_run rollback 0 rollback "$plan" --db "dbname=$db"
+	zdm_wait "$sync_pid" sync_rb 0 30
+	expect "schema facts after rollback" "$(table_facts $db)" "$before"
+	at_dump $db "$work/$db.after"
+	same_schema "$work/$db.before" "$work/$db.after" "cdc rollback"
+	check_no_leftovers $db
+	expect "status after rollback" "$(status_json $db 'd["state"]')" rolled_back
+	;;
+nosync)
+	db=cdc_nosync
+	fresh_db $db
+	ZDM_TIMEOUT=120 zdm_run apply1 4 apply "$plan" --db "dbname=$db"
+	expect_grep "no sync" "$work/apply1.err" 'no zdm sync is running'
+	expect_grep "no sync: the hint" "$work/apply1.err" 'zdm sync'
+	expect "status" "$(status_json $db 'd["state"]')" paused
+	;;
+*)
+	die "unknown case $case_name"
+	;;
+esac
+at_done
