@@ -761,6 +761,8 @@ runner_run_sync_wait(runner *r, size_t idx)
 		runner_set_state(r, "paused", step->id, NULL, &r->err);
 		runner_event(r, step->id, "waiting_for_sync", r->err.message);
 		runner_record(r, "waiting at %s: %s", step->id, r->err.message);
+		/* exit 4 says "waiting"; the message says for what */
+		zdm_error_print(&r->err, stderr);
 		return ZDM_EXIT_GATE;
 	case ZDM_SYNC_WAIT_ERROR:
 	default:
