@@ -869,6 +869,20 @@ ap_one(zdm_cdc_applier *a, const zdm_cdc_change *changes, size_t ci,
 	}
 	ap_match(t, c->new_cols, c->nnew, t->new_idx);
 	ap_match(t, c->old_cols, c->nold, t->old_idx);
+	/*
+	 * The slot exists before expand's table transaction, so it also holds
+	 * the writes committed in between, on the table without zdm's columns
+	 * (and without REPLICA IDENTITY FULL).  Such a row gets the new columns
+	 * NULL and zdm_sync_pending true when expand commits, and the backfill
+	 * computes it from its current values: nothing to apply.
+	 */
+	for (si = 0; si < t->nslots; si++) {
+		if (t->new_idx[si] < 0 &&
+		    strncmp(t->slot_names[si], "zdm_", 4) == 0) {
+			a->stats.ignored++;
+			return 0;
+		}
+	}
 	ev.a = a;
 	ev.t = t;
 	ev.c = c;
