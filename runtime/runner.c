@@ -901,6 +901,25 @@ runner_recheck_in_flight(runner *r, const zdm_step *step, long long *got,
 	return 0;
 }
 
+/* A check passed: journal it as done with its result, in the open
+ * transaction, and commit. */
+static int
+runner_check_passed(runner *r, size_t idx, const char *result)
+{
+	const zdm_step *step = &r->plan->steps[idx];
+
+	if (runner_mark_done(r, step, NULL, result) != 0 ||
+	    zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0) {
+		runner_rollback_quietly(r);
+		return ZDM_EXIT_FAILED;
+	}
+	r->states[idx] = ZDM_STATE_DONE;
+	printf("  %-12s ok: %s\n", step->id, step->description);
+	fflush(stdout);
+	runner_record(r, "%s passed: %s", step->id, result);
+	return ZDM_EXIT_OK;
+}
+
 static int
 runner_run_check(runner *r, size_t idx)
 {
@@ -972,31 +991,12 @@ runner_run_check(runner *r, size_t idx)
 		}
 		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0)
 			return ZDM_EXIT_FAILED;
-		if (passed) {
-			if (runner_mark_done(r, step, NULL, result) != 0 ||
-			    zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0) {
-				runner_rollback_quietly(r);
-				return ZDM_EXIT_FAILED;
-			}
-			r->states[idx] = ZDM_STATE_DONE;
-			printf("  %-12s ok: %s\n", step->id, step->description);
-			fflush(stdout);
-			runner_record(r, "%s passed: %s", step->id, result);
-			return ZDM_EXIT_OK;
-		}
+		if (passed)
+			return runner_check_passed(r, idx, result);
 	} else if (why == NULL && got == step->expect) {
 		snprintf(result, sizeof(result), "%lld (expected %lld)", got,
 		         step->expect);
-		if (runner_mark_done(r, step, NULL, result) != 0 ||
-		    zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0) {
-			runner_rollback_quietly(r);
-			return ZDM_EXIT_FAILED;
-		}
-		r->states[idx] = ZDM_STATE_DONE;
-		printf("  %-12s ok: %s\n", step->id, step->description);
-		fflush(stdout);
-		runner_record(r, "%s passed: %s", step->id, result);
-		return ZDM_EXIT_OK;
+		return runner_check_passed(r, idx, result);
 	}
 
 	/* failed: say what, how many, and a few examples */
