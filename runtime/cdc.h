@@ -68,6 +68,10 @@ typedef struct zdm_cdc_change {
 	const zdm_cdc_column *new_cols;
 	size_t nnew;
 	zdm_cdc_position position;
+	/* the id of the transaction that wrote it, modulo 2^32 (pgoutput's
+	 * Begin, Debezium's source.txId); 0 when the source did not say.  The
+	 * applier waits for it to end before applying (cdc_apply.c) */
+	uint32_t xid;
 	/* the change was written by a session zdm marked as its own (native:
 	 * a replication origin named zdm_*; debezium: see cdc_debezium.c) */
 	bool own_write;

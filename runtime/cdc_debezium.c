@@ -1273,6 +1273,7 @@ envelope_change(zdm_cdc_debezium_parser *p, const json_t *env,
 			return -1;
 	}
 
+	change->xid = has_txid ? (uint32_t)txid : 0;
 	change->own_write = has_txid && xids_has(p->own, (uint32_t)txid);
 	if (!change->own_write && p->own_origin_field != NULL) {
 		const char *mark =

@@ -729,6 +729,7 @@ pgo_commit(pgo_source *src, pgo_reader *r, zdm_error *err)
 		src->txn[i].position.partition = 0;
 		src->txn[i].position.offset = end_lsn;
 		src->txn[i].own_write = src->txn_own;
+		src->txn[i].xid = src->txn_xid;
 	}
 	if (pgo_pend_push(src, end_lsn, (int64_t)commit_time) < 0)
 		return pgo_oom(err);
