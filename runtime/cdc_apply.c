@@ -21,17 +21,19 @@
  *    reuse the memory for another.
  *
  *  - A change arrives once its commit record is flushed, which is a moment
- *    before the committing backend leaves the proc array: for that moment
- *    its writes are invisible to a new snapshot (an inserted row is not
- *    there; an updated row still shows its old version, which the guard
- *    rejects), and the guarded statement changes nothing.  So a statement
- *    that changed no row is run again after the batch's pipeline, once a
- *    probe of its key says the writer is done: for an INSERT, the row is
- *    visible; for an UPDATE, the row can be locked FOR SHARE (SKIP LOCKED:
- *    an updater still in progress holds it).  The probe is retried after
- *    short sleeps within AP_RECHECK_MS per batch (a row deleted since, or
- *    held by a long transaction, must not stall the sync).  Knowing each
- *    event's xid would let this wait for exactly that transaction.
+ *    (or, with synchronous replication, as long as the standby takes)
+ *    before the committing backend leaves the proc array: until then its
+ *    writes are invisible to a new snapshot (an inserted row is not there;
+ *    an updated row still shows its old version, which the guard rejects),
+ *    and a guarded statement run then would change nothing and lose the
+ *    change.  So before a batch's statements are sent, every transaction
+ *    the batch's changes come from (their xid) must have left the proc
+ *    array: one pg_current_snapshot() says so for all of them, and the
+ *    snapshot's xmin answers later batches of older transactions without a
+ *    query.  The wait is bounded per call (AP_VISIBLE_WAIT_MS); past it,
+ *    apply returns "not yet" with nothing sent, so the caller keeps
+ *    reporting and can be stopped.  A change without an xid (a Debezium
+ *    event without source.txId) cannot be waited for.
  *
  * Invariants: nothing here commits or acknowledges; the statements are the
  * plan's, run as written, with the event's values as text parameters (the
@@ -46,8 +48,8 @@
 
 /* Statements between two Syncs of the pipeline (results read at each). */
 #define AP_CHUNK 1000
-/* Per batch, the longest wait for inserted rows to become visible. */
-#define AP_RECHECK_MS 200
+/* Per call, the longest wait for the batch's writers to end. */
+#define AP_VISIBLE_WAIT_MS 100
 
 typedef struct ap_rule {
 	zdm_cdc_cond cond;
@@ -71,9 +73,7 @@ typedef struct ap_table {
 	char **slot_names; /* borrowed from the plan, or the literal below */
 	size_t nslots;
 	size_t slot_cap;
-	int *key_slots;      /* the key columns, for the visibility probe */
-	char probe_name[64]; /* SELECT 1 ... WHERE key */
-	char lock_probe_name[64]; /* the same, FOR SHARE SKIP LOCKED */
+	int pending_slot; /* zdm_sync_pending */
 	int *new_idx; /* per slot: index in the last after-image, or -1 */
 	int *old_idx; /* per slot: index in the last before-image, or -1 */
 	ap_sync *syncs;
@@ -99,10 +99,9 @@ struct zdm_cdc_applier {
 	size_t max_params;
 	ap_sent *sent;
 	size_t nsent; /* in the current chunk */
-	/* INSERT events whose statement changed nothing: maybe not visible
-	 * yet (see ap_recheck) */
-	ap_sent *recheck;
-	size_t nrecheck, recheck_cap;
+	/* every xid before this one has ended: the xmin of the last snapshot
+	 * taken to wait for writers (0: none taken yet) */
+	uint32_t ended_before;
 	bool in_txn;
 	zdm_cdc_apply_stats stats;
 };
@@ -236,57 +235,6 @@ ap_prepare(zdm_cdc_applier *a, const zdm_cdc_table *t, const zdm_cdc_sync *s,
 	return 0;
 }
 
-/* SELECT 1 FROM table WHERE key = $1 ...: is the row there (visible)? */
-static int
-ap_prepare_probe(zdm_cdc_applier *a, size_t ti, zdm_error *err)
-{
-	ap_table *t = &a->tables[ti];
-	const zdm_cdc_table *ct = t->table;
-	char *sql = NULL;
-	size_t i, len, cap;
-	int rc = -1;
-
-	if (ct->nkey == 0 || ct->nsyncs == 0)
-		return 0;
-	if (ap_slots(t, ct->key, ct->nkey, &t->key_slots) != 0)
-		goto oom;
-	cap = strlen(ct->table) + 64;
-	for (i = 0; i < ct->nkey; i++)
-		cap += 2 * strlen(ct->key[i]) + 32;
-	sql = malloc(cap);
-	if (sql == NULL)
-		goto oom;
-	len = (size_t)snprintf(sql, cap, "SELECT 1 FROM %s WHERE ", ct->table);
-	for (i = 0; i < ct->nkey; i++) {
-		char *id = PQescapeIdentifier(a->conn, ct->key[i],
-		                              strlen(ct->key[i]));
-
-		if (id == NULL) {
-			zdm_error_from_result(err, NULL, a->conn);
-			goto done;
-		}
-		len += (size_t)snprintf(sql + len, cap - len, "%s%s = $%zu",
-		                        i ? " AND " : "", id, i + 1);
-		PQfreemem(id);
-	}
-	snprintf(t->probe_name, sizeof(t->probe_name), "zdm_cdc_probe_%zu", ti);
-	snprintf(t->lock_probe_name, sizeof(t->lock_probe_name),
-	         "zdm_cdc_lock_probe_%zu", ti);
-	rc = ap_prepare(a, ct, &ct->syncs[0], t->probe_name, sql, (int)ct->nkey,
-	                "key probe", err);
-	if (rc == 0) {
-		snprintf(sql + len, cap - len, " FOR SHARE SKIP LOCKED");
-		rc = ap_prepare(a, ct, &ct->syncs[0], t->lock_probe_name, sql,
-		                (int)ct->nkey, "key probe", err);
-	}
-	goto done;
-oom:
-	zdm_error_set(err, "out of memory preparing the change applier");
-done:
-	free(sql);
-	return rc;
-}
-
 /* ---- setup ------------------------------------------------------------- */
 
 int
@@ -346,8 +294,8 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 			               (int)np, "reverse", err) != 0)
 				goto fail;
 		}
-		if (ap_prepare_probe(a, ti, err) != 0)
-			goto fail;
+		if ((t->pending_slot = ap_slot(t, ap_pending_column)) < 0)
+			goto oom;
 		t->new_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
 		t->old_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
 		if (t->new_idx == NULL || t->old_idx == NULL)
@@ -392,7 +340,6 @@ zdm_cdc_applier_free(zdm_cdc_applier *a)
 			free(s->on_update);
 		}
 		free(t->syncs);
-		free(t->key_slots);
 		free(t->slot_names);
 		free(t->new_idx);
 		free(t->old_idx);
@@ -400,7 +347,6 @@ zdm_cdc_applier_free(zdm_cdc_applier *a)
 	free(a->tables);
 	free(a->values);
 	free(a->sent);
-	free(a->recheck);
 	free(a);
 }
 
@@ -591,22 +537,6 @@ ap_exec_fail(const zdm_cdc_applier *a, const zdm_cdc_change *changes,
 	memcpy(err->hint, tmp.hint, sizeof(err->hint));
 }
 
-static int
-ap_recheck_push(zdm_cdc_applier *a, const ap_sent *s)
-{
-	if (a->nrecheck == a->recheck_cap) {
-		size_t cap = a->recheck_cap ? a->recheck_cap * 2 : 64;
-		ap_sent *grown = realloc(a->recheck, cap * sizeof(ap_sent));
-
-		if (grown == NULL)
-			return -1;
-		a->recheck = grown;
-		a->recheck_cap = cap;
-	}
-	a->recheck[a->nrecheck++] = *s;
-	return 0;
-}
-
 /*
  * Sync, then read the results of everything sent since the last Sync.  The
  * first failure goes to err (later statements come back aborted).  With
@@ -658,12 +588,8 @@ ap_drain(zdm_cdc_applier *a, const zdm_cdc_change *changes, bool xid_query,
 				a->stats.statements++;
 				a->stats.applied++;
 			} else {
+				/* the guard held: nothing to change */
 				a->stats.statements++;
-				if (ap_recheck_push(a, &a->sent[i]) != 0 &&
-				    !failed) {
-					zdm_error_set(err, "out of memory");
-					failed = true;
-				}
 			}
 		} else if (!failed && st != PGRES_PIPELINE_ABORTED) {
 			if (a->sent[i].change == (size_t)-1)
@@ -731,7 +657,34 @@ ap_send(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
 	return 0;
 }
 
-/* The statement's parameters, from the event, into a->values. */
+/*
+ * Whether slot s was already set by a new-version write the sync has not
+ * applied yet: the before-image shows the row pending (never backfilled nor
+ * synced) with a value in s.  On a pending row only a new-version client
+ * fills a new column (the backfill and the sync clear pending), so that
+ * value is an earlier write of the same row, e.g. in the same transaction,
+ * whose own reverse statement found the row already moved on.  The trigger
+ * merged that write at once; reverse must keep it too, not compute it.
+ */
+static bool
+ap_touched_before(const ap_event *ev, int s)
+{
+	int pi = ev->t->old_idx[ev->t->pending_slot], oi = ev->t->old_idx[s];
+	const zdm_cdc_column *pending, *col;
+
+	if (ev->c->op != ZDM_CDC_UPDATE || pi < 0 || oi < 0)
+		return false;
+	pending = &ev->c->old_cols[pi];
+	col = &ev->c->old_cols[oi];
+	return pending->value != NULL &&
+	       (strcmp(pending->value, "t") == 0 ||
+	        strcmp(pending->value, "true") == 0) &&
+	       (col->unchanged_toast || col->value != NULL);
+}
+
+/* The statement's parameters, from the event, into a->values.  reverse's
+ * touched flags: set by this event, or by an earlier one not yet merged
+ * (ap_touched_before). */
 static int
 ap_bind(zdm_cdc_applier *a, const ap_event *ev, const ap_sync *s, bool reverse,
         zdm_error *err)
@@ -746,81 +699,123 @@ ap_bind(zdm_cdc_applier *a, const ap_event *ev, const ap_sync *s, bool reverse,
 		for (i = 0; i < s->sync->ntouched; i++) {
 			if (ap_changed(ev, s->touched_slots[i], &b, err) != 0)
 				return -1;
+			b = b || ap_touched_before(ev, s->touched_slots[i]);
 			a->values[s->sync->nparams + i] = b ? "true" : "false";
 		}
 	return 0;
 }
 
+/* ---- waiting for the writers ------------------------------------------- */
+
+/* a precedes b, modulo 2^32, as PostgreSQL compares normal xids */
+static bool
+ap_xid_before(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) < 0;
+}
+
+/* Is x in the comma-separated xip list of a snapshot's text? */
+static bool
+ap_xip_has(const char *xip, uint32_t x)
+{
+	char *end;
+
+	while (*xip != '\0') {
+		if ((uint32_t)strtoull(xip, &end, 10) == x)
+			return true;
+		if (end == xip)
+			return false;
+		xip = *end == ',' ? end + 1 : end;
+	}
+	return false;
+}
+
+/* The first change from i on whose writer may still run: not ours, with an
+ * xid, not before a->ended_before.  n when none. */
+static size_t
+ap_next_unsettled(const zdm_cdc_applier *a, const zdm_cdc_change *changes,
+                  size_t i, size_t n)
+{
+	for (; i < n; i++) {
+		uint32_t x = changes[i].xid;
+
+		if (x == 0 || changes[i].own_write)
+			continue;
+		if (a->ended_before != 0 && ap_xid_before(x, a->ended_before))
+			continue;
+		return i;
+	}
+	return n;
+}
+
 /*
- * Statements that changed nothing: once a probe of the row's key says its
- * writer has left the proc array (see the opening comment), run them again.
- * In the open transaction, outside pipeline mode.
+ * 1 when every transaction that wrote changes[0..n) has ended for a new
+ * snapshot (see the opening comment), 0 when one is still running after
+ * AP_VISIBLE_WAIT_MS (its xid in stats.waiting_xid), -1 with err.
  */
 static int
-ap_recheck(zdm_cdc_applier *a, const zdm_cdc_change *changes, zdm_error *err)
+ap_wait_writers(zdm_cdc_applier *a, const zdm_cdc_change *changes, size_t n,
+                zdm_error *err)
 {
-	double deadline = zdm_now() + AP_RECHECK_MS / 1000.0;
-	const char *keyv[16];
-	size_t k, i;
-	long wait;
-	PGresult *res;
+	double deadline = 0;
+	long sleep_ms = 1;
 
-	for (k = 0; k < a->nrecheck; k++) {
-		const ap_sent *sent = &a->recheck[k];
-		ap_table *t = &a->tables[sent->table];
-		const ap_sync *sy = &t->syncs[sent->sync];
-		const zdm_cdc_change *c = &changes[sent->change];
-		size_t nkey = t->table->nkey;
-		bool found = false;
-		ap_event ev;
+	a->stats.waiting_xid = 0;
+	for (;;) {
+		size_t i = ap_next_unsettled(a, changes, 0, n);
+		uint32_t xmin, xmax = 0, prev = 0, running = 0;
+		const char *snap;
+		char *end;
+		PGresult *res;
 
-		if (t->key_slots == NULL || nkey > 16)
-			continue;
-		ev.a = a;
-		ev.t = t;
-		ev.c = c;
-		ap_match(t, c->new_cols, c->nnew, t->new_idx);
-		ap_match(t, c->old_cols, c->nold, t->old_idx);
-		for (i = 0; i < nkey; i++)
-			if (ap_value(&ev, t->key_slots[i], &keyv[i], err) != 0)
-				return -1;
-		for (wait = 1;; wait = wait < 8 ? wait * 2 : 8) {
-			res = PQexecPrepared(a->conn,
-			                     c->op == ZDM_CDC_INSERT
-			                             ? t->probe_name
-			                             : t->lock_probe_name,
-			                     (int)nkey, keyv, NULL, NULL, 0);
-			if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-				zdm_error_from_result(err, res, a->conn);
-				PQclear(res);
-				return -1;
-			}
-			found = PQntuples(res) > 0;
+		if (i == n)
+			return 1;
+		res = PQexec(a->conn,
+		             "SELECT pg_catalog.pg_current_snapshot()::text");
+		if (PQresultStatus(res) != PGRES_TUPLES_OK ||
+		    PQntuples(res) != 1) {
+			zdm_error_from_result(err, res, a->conn);
 			PQclear(res);
-			if (found || zdm_now() >= deadline)
+			return -1;
+		}
+		/* xmin:xmax:xip,... with 64-bit ids; the low 32 bits are the
+		 * xid */
+		snap = PQgetvalue(res, 0, 0);
+		xmin = (uint32_t)strtoull(snap, &end, 10);
+		if (*end == ':')
+			xmax = (uint32_t)strtoull(end + 1, &end, 10);
+		if (*end != ':') {
+			zdm_error_set(err, "unexpected snapshot \"%s\"", snap);
+			PQclear(res);
+			return -1;
+		}
+		a->ended_before = xmin;
+		for (; i < n; i = ap_next_unsettled(a, changes, i + 1, n)) {
+			uint32_t x = changes[i].xid;
+
+			if (x == prev)
+				continue; /* same transaction, already settled */
+			/* at or after xmax: committed in the log, not yet out
+			 * of the proc array (latestCompletedXid not past it) */
+			if (!ap_xid_before(x, xmax) || ap_xip_has(end + 1, x)) {
+				running = x;
 				break;
-			zdm_sleep_ms(wait);
+			}
+			prev = x;
 		}
-		if (!found)
-			continue; /* deleted since, or held by a long writer */
-		if (ap_bind(a, &ev, sy, sent->reverse, err) != 0)
-			return -1;
-		res = PQexecPrepared(
-			a->conn, sent->reverse ? sy->rev_name : sy->fwd_name,
-			(int)(sy->sync->nparams +
-		              (sent->reverse ? sy->sync->ntouched : 0)),
-			a->values, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-			ap_exec_fail(a, changes, sent, res, err);
-			PQclear(res);
-			return -1;
-		}
-		if (strcmp(PQcmdTuples(res), "1") == 0)
-			a->stats.applied++;
 		PQclear(res);
+		if (running == 0)
+			return 1;
+		if (deadline == 0) {
+			deadline = zdm_now() + AP_VISIBLE_WAIT_MS / 1000.0;
+		} else if (zdm_now() >= deadline) {
+			a->stats.waiting_xid = running;
+			return 0;
+		}
+		zdm_sleep_ms(sleep_ms);
+		if (sleep_ms < 8)
+			sleep_ms *= 2;
 	}
-	a->nrecheck = 0;
-	return 0;
 }
 
 /* The table a change is for, or NULL. */
@@ -942,7 +937,13 @@ zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
 		                   "committed nor rolled back");
 		return -1;
 	}
-	a->nrecheck = 0;
+	switch (ap_wait_writers(a, changes, n, err)) {
+	case -1:
+		return -1;
+	case 0:
+		a->stats.writer_waits++;
+		return 1;
+	}
 	for (i = 0; i < n; i++)
 		if (ap_one(a, changes, i, err) != 0)
 			goto fail;
@@ -961,8 +962,6 @@ zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
 		zdm_error_from_result(err, NULL, a->conn);
 		goto fail;
 	}
-	if (a->nrecheck > 0 && ap_recheck(a, changes, err) != 0)
-		goto fail;
 	return 0;
 fail:
 	/* read what is still coming so the connection is usable again */
@@ -991,7 +990,6 @@ zdm_cdc_applier_rollback(zdm_cdc_applier *a)
 		return;
 	a->in_txn = false;
 	a->nsent = 0;
-	a->nrecheck = 0;
 	if (PQpipelineStatus(a->conn) != PQ_PIPELINE_OFF)
 		(void)PQexitPipelineMode(a->conn);
 	if (PQstatus(a->conn) == CONNECTION_OK)

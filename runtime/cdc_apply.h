@@ -29,6 +29,8 @@ typedef struct zdm_cdc_apply_stats {
 	uint64_t ignored;     /* other tables, DELETE, TRUNCATE, rule nothing */
 	uint64_t statements;  /* forward/reverse statements run */
 	uint64_t applied;     /* of those, the ones that changed a row */
+	uint64_t writer_waits; /* apply calls that returned 1: not yet */
+	uint32_t waiting_xid;  /* after such a call: the writer waited for */
 } zdm_cdc_apply_stats;
 
 /*
@@ -44,11 +46,16 @@ int zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 
 /*
  * Apply changes[0..n) in order, in one transaction, statements pipelined.
- * On success the transaction is left open when any statement ran (commit
- * or roll back with the functions below), and *xid (when not NULL) is the
- * transaction's id, or 0 when it wrote nothing (so there are no own writes
- * to recognise).  On failure the transaction is rolled back and err names
- * the table, the change's `at`, the event's position and the SQLSTATE.
+ * First it waits, up to a moment, until every transaction the changes come
+ * from has ended for a new snapshot (a change can arrive while its writer
+ * is still in the proc array; cdc_apply.c says why that matters): 1 when
+ * one still runs, nothing done (stats.waiting_xid names it; call again
+ * with the same changes).  0 on success: the transaction is left open when
+ * any statement ran (commit or roll back with the functions below), and
+ * *xid (when not NULL) is the transaction's id, or 0 when it wrote nothing
+ * (so there are no own writes to recognise).  -1 on failure: the
+ * transaction is rolled back and err names the table, the change's `at`,
+ * the event's position and the SQLSTATE.
  */
 int zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
                           size_t n, uint64_t *xid, zdm_error *err);

@@ -3,7 +3,10 @@
  * applies them (cdc_apply.c), until told to stop.
  *
  * One loop: next (up to SYNC_NEXT_MS) -> apply the batch in one
- * transaction -> COMMIT -> ack the batch's last position.  A change is
+ * transaction -> COMMIT -> ack the batch's last position.  When a writer of
+ * the batch has not yet ended (cdc_apply.c), the same batch is tried again
+ * on the next turn, with no next in between, so the loop still reports and
+ * notices a stop while it waits.  A change is
  * acknowledged only after the transaction that applied it committed, so a
  * crash anywhere replays from the last acknowledged position, and the
  * plan's guarded statements make the replay harmless.
@@ -54,6 +57,9 @@
 /* A killed sync's backend may take a moment to notice: wait this long for
  * its lock before refusing. */
 #define SYNC_LOCK_WAIT_MS 2000
+/* A batch whose writer still runs after this long is reported (and again
+ * after as long): a commit waiting for a synchronous standby holds it. */
+#define SYNC_WRITER_WARN_S 10.0
 /* After a source error during a rollback: how long to wait for the drop. */
 #define SYNC_GONE_WAIT_MS 5000
 
@@ -524,14 +530,18 @@ sync_ack(sync_run *r, const zdm_cdc_change *changes, size_t n)
 	return 0;
 }
 
+/* 0 applied and acknowledged, 1 a writer of the batch still runs (try the
+ * same batch again), -1 error in r->err. */
 static int
 sync_batch(sync_run *r, const zdm_cdc_change *changes, size_t n)
 {
 	uint64_t xid = 0;
+	int rc;
 
-	if (zdm_cdc_applier_apply(r->applier, changes, n,
-	                          r->native ? NULL : &xid, &r->err) != 0)
-		return -1;
+	rc = zdm_cdc_applier_apply(r->applier, changes, n,
+	                           r->native ? NULL : &xid, &r->err);
+	if (rc != 0)
+		return rc;
 	if (!r->native && xid != 0)
 		zdm_cdc_debezium_own_xid(r->src, xid);
 	if (zdm_cdc_applier_commit(r->applier, &r->err) != 0)
@@ -558,10 +568,12 @@ sync_heartbeat(sync_run *r)
 static int
 sync_loop(sync_run *r, const char **why)
 {
-	const zdm_cdc_change *changes;
-	size_t n;
+	const zdm_cdc_change *changes = NULL;
+	size_t n = 0;
+	bool pending = false; /* changes wait for a writer to end */
 	double now, last_report = 0, last_heartbeat = 0, last_progress,
-		    progress_every;
+		    progress_every, waiting_since = 0;
+	int rc;
 	uint64_t seen_at_progress = 0;
 	zdm_cdc_apply_stats st;
 
@@ -570,13 +582,31 @@ sync_loop(sync_run *r, const char **why)
 	                         : 5.0;
 	last_progress = zdm_now();
 	for (;;) {
-		if (r->src->ops->next(r->src, &changes, &n, SYNC_NEXT_MS,
-		                      &r->err) != 0)
+		if (!pending && r->src->ops->next(r->src, &changes, &n,
+		                                  SYNC_NEXT_MS, &r->err) != 0)
 			return 1;
 		r->idle = n == 0;
-		if (n > 0 && sync_batch(r, changes, n) != 0)
-			return -1;
+		if (n > 0) {
+			if ((rc = sync_batch(r, changes, n)) < 0)
+				return -1;
+			pending = rc == 1;
+		}
 		now = zdm_now();
+		if (!pending) {
+			waiting_since = 0;
+		} else if (waiting_since == 0) {
+			waiting_since = now;
+		} else if (now - waiting_since >= SYNC_WRITER_WARN_S) {
+			zdm_cdc_applier_stats(r->applier, &st);
+			printf("zdm sync: %s: waiting %.0f s for transaction "
+			       "%" PRIu32 " to end: its commit is in the log "
+			       "but it still runs (synchronous replication "
+			       "waiting for a standby?)\n",
+			       r->plan->migration, now - waiting_since,
+			       st.waiting_xid);
+			fflush(stdout);
+			waiting_since = now;
+		}
 		if (sync_interrupted) {
 			*why = "interrupted by a signal";
 			return 0;

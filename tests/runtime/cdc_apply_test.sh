@@ -9,7 +9,7 @@
 # publication and the slot, the new columns and zdm_sync_pending, REPLICA
 # IDENTITY FULL, DROP NOT NULL on name.
 #
-#   tests/runtime/cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput
+#   tests/runtime/cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput|writer_wait
 #
 #   shapes      old-shape inserts and updates reach the new columns, new-shape
 #               inserts and updates reach name, a new-shape write touching
@@ -41,12 +41,19 @@
 #
 #   throughput  200,000 old-shape single-row updates (1,000 rows), applied:
 #               the rate is printed (informational), convergence asserted.
+#   writer_wait a writer whose commit is in the log but who is still in the
+#               proc array (waiting for a synchronous standby that never
+#               comes): its change is decoded and sent at once, yet the
+#               sync does not apply it while it would find nothing (the
+#               change would be acknowledged and lost); it says whom it
+#               waits for, and applies the change once the writer is
+#               released.
 #
 # The driver comes from the environment (ctest sets it): ZDM_CDC_APPLY_DRIVER.
 set -euo pipefail
 
 me=cdc_apply_test.sh
-case=${1:?usage: cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput}
+case=${1:?usage: cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput|writer_wait}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DRIVER=${ZDM_CDC_APPLY_DRIVER:-$root/build/release/tests/zdm_cdc_apply_driver}
 
@@ -57,10 +64,14 @@ DRIVER=${ZDM_CDC_APPLY_DRIVER:-$root/build/release/tests/zdm_cdc_apply_driver}
 
 work=$(mktemp -d)
 sync_pid=
+writer_pid=
 cleanup()
 {
 	if [ -n "$sync_pid" ]; then
 		kill -9 "$sync_pid" 2>/dev/null || true
+	fi
+	if [ -n "$writer_pid" ]; then
+		kill -9 "$writer_pid" 2>/dev/null || true
 	fi
 	wait 2>/dev/null || true
 	rm -rf "$work"
@@ -458,6 +469,54 @@ EOF
 	wait_sync 0 10
 }
 
+case_writer_wait()
+{
+	local pid xid
+	setup 10
+	backfill
+	# every session but the stuck writer commits without waiting
+	q -c "ALTER DATABASE postgres SET synchronous_commit = local"
+	q -c "ALTER SYSTEM SET synchronous_standby_names = 'zdm_no_such_standby'"
+	q -c "SELECT pg_reload_conf()" >/dev/null
+	start_sync
+	PGOPTIONS="-c synchronous_commit=on" PGAPPNAME=zdm_stuck_writer \
+		q -c "UPDATE public.users SET name = 'Stuck Writer' WHERE id = 1
+		      RETURNING pg_current_xact_id()" >"$work/writer.out" 2>&1 &
+	writer_pid=$!
+	wait_until "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+	            WHERE application_name = 'zdm_stuck_writer'
+	              AND wait_event = 'SyncRep')" 20
+	pid=$(q -c "SELECT pid FROM pg_stat_activity
+	            WHERE application_name = 'zdm_stuck_writer'")
+	xid=$(q -c "SELECT backend_xid FROM pg_stat_activity WHERE pid = $pid")
+	# the commit is flushed: the change is decoded and sent now; a later
+	# write of another row must queue behind it (changes apply in order)
+	q -c "UPDATE public.users SET name = 'After Stuck' WHERE id = 2"
+	grep -q "waiting .* for transaction $xid to end" "$work/sync.out" &&
+		fail "reported a wait before any"
+	for ((i = 0; i < 150; i++)); do
+		grep -q "waiting .* for transaction $xid to end" "$work/sync.out" && break
+		sleep 0.1
+	done
+	grep -q "waiting .* for transaction $xid to end" "$work/sync.out" ||
+		fail "zdm sync did not say it waits for transaction $xid"
+	kill -0 "$writer_pid" || fail "the writer is not waiting"
+	[ "$(row 1)" = "First1 Last1|First1|Last1|f" ] ||
+		fail "row 1 changed while its writer still ran: $(row 1)"
+	[ "$(row 2)" = "After Stuck|First2|Last2|f" ] ||
+		fail "row 2 applied before the change ahead of it: $(row 2)"
+	kill -0 "$sync_pid" || fail "zdm sync exited while it waited"
+	# released: the commit returns (with a warning) and the proc array
+	# lets go of it
+	q -c "SELECT pg_cancel_backend($pid)" >/dev/null
+	wait "$writer_pid" || fail "the writer failed: $(cat "$work/writer.out")"
+	writer_pid=
+	expect_row 1 "Stuck Writer|Stuck|Writer|f" 10
+	expect_row 2 "After Stuck|After|Stuck|f" 10
+	kill -TERM "$sync_pid"
+	wait_sync 0 10
+}
+
 case "$case" in
 shapes) case_shapes ;;
 replay) case_replay ;;
@@ -465,6 +524,7 @@ stop) case_stop ;;
 quiet) case_quiet ;;
 errors) case_errors ;;
 throughput) case_throughput ;;
+writer_wait) case_writer_wait ;;
 *) fail "unknown case $case" ;;
 esac
 echo "$me: $case: ok"
