@@ -54,29 +54,6 @@ sync_start()
 	say "zdm sync ($2) started, pid $sync_pid"
 }
 
-# wait_sync_running DB: until the sync reports as running in zdm.cdc; if it
-# exits first, show why (at_wait_for would hide a probe's own messages).
-wait_sync_running()
-{
-	local i
-	for ((i = 0; i < 300; i++)); do
-		if ! kill -0 "$sync_pid" 2>/dev/null; then
-			cat "$work"/sync*.out "$work"/sync*.err >&2 || true
-			die "zdm sync exited early (its output above)"
-		fi
-		sync_running "$1" && return 0
-		sleep 0.1
-	done
-	die "zdm sync did not report as running within 30 s"
-}
-
-# The sync reports as running in zdm.cdc.
-sync_running()
-{
-	sql_true "$1" "SELECT EXISTS (SELECT FROM zdm.cdc WHERE migration = '$migration'
-	  AND state = 'running' AND seen_at > pg_catalog.clock_timestamp() - interval '2 s')"
-}
-
 # The schema of DB as zdm must leave it, with replica identity and NOT NULL.
 table_facts()
 {
@@ -164,6 +141,7 @@ OLD	DELETE FROM users WHERE id = 9
 NEW	DELETE FROM users WHERE id = 10
 NEW	UPDATE users SET email_address = 'x@new.example' WHERE id = 11
 OLD	UPDATE users SET email = 'y@old.example' WHERE id = 12
+NEW	UPDATE users SET first_name = 'Two' WHERE id = 13; UPDATE users SET last_name = 'Steps' WHERE id = 13
 EOF
 	for db in same_t same_c; do
 		sp=$tsp
@@ -189,6 +167,10 @@ EOF
 	fi
 	expect "same: row 2 (partial new-version update of a row never backfilled)" \
 		"$(grep '^2|' "$work/same_c.rows" | cut -d'|' -f2)" Grace
+	# both partial writes in one transaction: the sync sees the second
+	# before it could apply the first, on a row still pending
+	expect "same: row 13 (two partial new-version updates, one transaction)" \
+		"$(grep '^13|' "$work/same_c.rows" | cut -d'|' -f2,3)" "Two|Steps"
 	say "trigger and cdc sync end with the same $(wc -l <"$work/same_c.rows") rows"
 	check_no_leftovers same_c
 	;;
