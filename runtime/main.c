@@ -37,6 +37,8 @@ static const char usage_text[] =
 	"  --jobs N              parallel backfill workers on disjoint page ranges (default 2)\n"
 	"  --full-speed          the backfill never yields to application traffic (default: while\n"
 	"                        other sessions are active, each worker rests 3x its last batch)\n"
+	"  --sync-wait DURATION  (sync: cdc plans) how long a catch-up step waits for a zdm sync\n"
+	"                        that is not running before it stops with exit 4 (default 60s)\n"
 	"  --json                machine-readable status\n"
 	"  --history DIR         git repository for the record (created if missing); default: the\n"
 	"                        repository holding the plan (for log and sync: the current directory's)\n"
@@ -250,7 +252,8 @@ main(int argc, char **argv)
 		if (strcmp(arg, "--db") == 0 || strcmp(arg, "--approve") == 0 ||
 		    strcmp(arg, "--by") == 0 ||
 		    strcmp(arg, "--batch-size") == 0 ||
-		    strcmp(arg, "--pause") == 0 || strcmp(arg, "--jobs") == 0) {
+		    strcmp(arg, "--pause") == 0 || strcmp(arg, "--jobs") == 0 ||
+		    strcmp(arg, "--sync-wait") == 0) {
 			if (val == NULL)
 				return usage_error("option needs a value:",
 				                   arg);
@@ -277,6 +280,13 @@ main(int argc, char **argv)
 				if (parse_duration_ms(val, &opts.pause_ms) != 0)
 					return usage_error(
 						"--pause takes a duration such as 10ms, 1s or 1min, not",
+						val);
+			} else if (strcmp(arg, "--sync-wait") == 0) {
+				if (parse_duration_ms(val,
+				                      &opts.sync_wait_ms) != 0 ||
+				    opts.sync_wait_ms <= 0)
+					return usage_error(
+						"--sync-wait takes a positive duration such as 5s or 10min, not",
 						val);
 			} else {
 				if (parse_count(val, 1, 64, &v) != 0)

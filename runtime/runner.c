@@ -740,6 +740,7 @@ runner_run_sync_wait(runner *r, size_t idx)
 	wo.stable_for_ms = step->stable_for_ms;
 	wo.progress_prefix = "               ";
 	wo.sleep_ms = runner_wait_sleep;
+	wo.no_sync_timeout_ms = r->opts->sync_wait_ms;
 	if (runner_mark_running(r, idx, idx + 1) != 0)
 		return ZDM_EXIT_FAILED;
 	printf("  %-12s %s\n", step->id, step->description);
@@ -832,6 +833,7 @@ runner_recheck_in_flight(runner *r, const zdm_step *step, long long *got,
 	wo.mode = ZDM_SYNC_WAIT_BARRIER;
 	wo.progress_prefix = "               ";
 	wo.sleep_ms = runner_wait_sleep;
+	wo.no_sync_timeout_ms = r->opts->sync_wait_ms;
 	for (int attempt = 0; attempt < 3; attempt++) {
 		PGresult *res = NULL, *cnt = NULL;
 		char *tids, *pairs;

@@ -28,6 +28,8 @@ typedef struct zdm_apply_opts {
 	long pause_ms;   /* < 0: the plan's */
 	int jobs;        /* backfill workers */
 	bool full_speed; /* --full-speed: the backfill never yields */
+	long sync_wait_ms; /* --sync-wait: no zdm sync this long -> exit 4;
+	                    * 0: sync_wait.c's default */
 } zdm_apply_opts;
 
 int zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts);

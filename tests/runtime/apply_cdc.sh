@@ -29,7 +29,8 @@
 #               (NOT NULL and the replica identity restored) with nothing
 #               of the migration left behind.
 #   nosync      without zdm sync, apply stops at the first catch-up step
-#               with exit 4 and a message that says to start it.
+#               with exit 4 and a message that says to start it, after
+#               --sync-wait (2 s here; 60 s by default).
 set -euo pipefail
 
 me=apply_cdc.sh
@@ -205,7 +206,8 @@ rollback)
 nosync)
 	db=cdc_nosync
 	fresh_db $db
-	ZDM_TIMEOUT=120 zdm_run apply1 4 apply "$plan" --db "dbname=$db"
+	# --sync-wait 2s: stopping at the default 60 s would overrun the timeout
+	ZDM_TIMEOUT=40 zdm_run apply1 4 apply "$plan" --db "dbname=$db" --sync-wait 2s
 	expect_grep "no sync" "$work/apply1.err" 'no zdm sync is running'
 	expect_grep "no sync: the hint" "$work/apply1.err" 'zdm sync'
 	expect "status" "$(status_json $db 'd["state"]')" paused
