@@ -10,8 +10,10 @@
 #   traffic     old-version clients write from before expand, new-version
 #               clients from expand on; `zdm sync` starts once expand is
 #               done, is killed with SIGKILL mid-run and started again
-#               (it resumes from the slot); apply stops at the switch gate,
-#               old clients stop, apply --approve-all finishes.  Not one
+#               (it resumes from the slot); `zdm apply` is killed with
+#               SIGKILL in the backfill and run again (it resumes) and stops
+#               at the switch gate; old clients stop, apply --approve-all
+#               finishes.  Not one
 #               client statement failed; zdm sync exited 0 by itself at
 #               contract; the final columns and split_name.check.sql hold;
 #               no slot, publication, origin, zdm column, constraint or
@@ -83,10 +85,20 @@ traffic)
 	wait "$sync_pid" 2>/dev/null || true
 	sleep 2
 	sync_start $db sync2
-	# under load the sync may lag the backfill by tens of seconds (docs/performance.md)
-	zdm_wait "$apply_pid" apply1 4 200
-	expect_grep "first run" "$work/apply1.out" '^zdm: paused at gate "switch"'
+	say "kill -9 zdm apply in the backfill, with zdm sync running; apply again"
+	at_wait_for "backfill rows in the journal" 120 sql_true $db \
+		"SELECT coalesce(sum(rows), 0) > 0 FROM zdm.backfill"
+	kill -9 "$apply_pid"
+	wait "$apply_pid" 2>/dev/null || true
 	expect_grep "first run: the backfill waited for the sync" "$work/apply1.out" 'zdm sync'
+	at_wait_for "the killed zdm apply's sessions to end" 30 sql_true $db \
+		"SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
+		  WHERE datname = '$db' AND application_name IN ('zdm $migration', 'zdm backfill'))"
+	zdm_bg apply1b apply "$plan" --db "dbname=$db" --batch-size 200 --pause 20ms
+	# under load the sync may lag the backfill by tens of seconds (docs/performance.md)
+	zdm_wait "$zdm_pid" apply1b 4 200
+	expect_grep "resumed run" "$work/apply1b.out" '^migration .*: resuming \(was running\)'
+	expect_grep "resumed run" "$work/apply1b.out" '^zdm: paused at gate "switch"'
 	sleep 1
 	traffic_stop old
 	say "zdm apply --approve-all (the rest)"
