@@ -155,6 +155,8 @@ NEW	DELETE FROM users WHERE id = 10
 NEW	UPDATE users SET email_address = 'x@new.example' WHERE id = 11
 OLD	UPDATE users SET email = 'y@old.example' WHERE id = 12
 NEW	UPDATE users SET first_name = 'Two' WHERE id = 13; UPDATE users SET last_name = 'Steps' WHERE id = 13
+NEW	UPDATE users SET first_name = 'Then' WHERE id = 14; UPDATE public.users SET email = 'then-old@example' WHERE id = 14
+NEW	INSERT INTO users (id, first_name, last_name, email_address) VALUES (900003, 'Inserted', 'Then Updated', 'i@new.example'); UPDATE users SET email_address = 'u@new.example' WHERE id = 900003
 EOF
 	for db in same_t same_c; do
 		sp=$tsp
@@ -184,6 +186,10 @@ EOF
 	# before it could apply the first, on a row still pending
 	expect "same: row 13 (two partial new-version updates, one transaction)" \
 		"$(grep '^13|' "$work/same_c.rows" | cut -d'|' -f2,3)" "Two|Steps"
+	expect "same: row 14 (an old-version write after an unapplied new-version one)" \
+		"$(grep '^14|' "$work/same_c.rows" | cut -d'|' -f2,3)" "Then|Last14"
+	expect "same: row 900003 (an update after an unapplied new-version insert)" \
+		"$(grep '^900003|' "$work/same_c.rows" | cut -d'|' -f2,3)" "Inserted|Then Updated"
 	say "trigger and cdc sync end with the same $(wc -l <"$work/same_c.rows") rows"
 	check_no_leftovers same_c
 	;;
