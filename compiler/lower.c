@@ -816,13 +816,44 @@ lower_cdc_params(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 	return params;
 }
 
-static size_t
-lower_param_index(const lower_names *params, const char *name)
+/*
+ * Both statements apply a set of events at once (one statement per batch
+ * instead of one per event: the executor's per-statement cost was most of
+ * the sync's time).  $1 is a JSON array, one object per event: the params
+ * by name, as text or null (json and jsonb values as JSON), and for
+ * reverse a "zdm_touched" object of booleans.  jsonb_populate_record casts
+ * each value to its column's type, so the compiler needs no types; the CTE
+ * is MATERIALIZED so that it runs once, not once per reference.  Its
+ * columns are named zdm_*, so the transforms' unqualified column names
+ * still resolve to the table.
+ */
+static const char *
+lower_cdc_with(lower_ctx *ctx, const zdmc_table *t)
 {
-	for (size_t i = 0; i < params->n; i++)
-		if (strcmp(params->v[i], name) == 0)
-			return i + 1;
-	return 0; /* not reached: every name asked for is a param */
+	return zdmc_arena_printf(
+		ctx->arena,
+		"WITH zdm_event AS MATERIALIZED (\n"
+		"  SELECT pg_catalog.jsonb_populate_record(NULL::%s, zdm_e.j) AS zdm_row,\n"
+		"         zdm_e.j -> 'zdm_touched' AS zdm_touched\n"
+		"    FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) AS zdm_e(j))\n",
+		t->qname);
+}
+
+/* The event's value of a param column. */
+static const char *
+lower_cdc_event(lower_ctx *ctx, const char *column)
+{
+	return zdmc_arena_printf(ctx->arena, "(zdm_event.zdm_row).%s",
+	                         Q(ctx, column));
+}
+
+/* Whether the event set a new column (reverse's merge). */
+static const char *
+lower_cdc_touched(lower_ctx *ctx, const char *column)
+{
+	return zdmc_arena_printf(
+		ctx->arena, "(zdm_event.zdm_touched ->> %s)::pg_catalog.bool",
+		zdmc_ident_literal(ctx->arena, column));
 }
 
 /*
@@ -840,22 +871,24 @@ lower_cdc_guard(lower_ctx *ctx, const zdmc_table *t, const lower_names *params)
 	size_t i;
 
 	zdmc_buf_init(&w, ctx->arena);
+	zdmc_buf_puts(&w, "  FROM zdm_event\n");
 	for (i = 0; i < params->n; i++) {
 		const char *col = Q(ctx, params->v[i]);
+		const char *ev = lower_cdc_event(ctx, params->v[i]);
 
 		if (i < o->nkey)
-			zdmc_buf_printf(&w, "%s %s = $%zu\n",
-			                i ? "   AND" : " WHERE", col, i + 1);
+			zdmc_buf_printf(&w, "%s %s = %s\n",
+			                i ? "   AND" : " WHERE", col, ev);
 		else if (strcmp(params->v[i], PENDING_COLUMN) == 0 &&
 		         lower_syncing_changes(t) > 1)
 			zdmc_buf_printf(
 				&w,
-				"   AND (%s IS NOT DISTINCT FROM $%zu OR NOT %s)\n",
-				col, i + 1, col);
+				"   AND (%s IS NOT DISTINCT FROM %s OR NOT %s)\n",
+				col, ev, col);
 		else
 			zdmc_buf_printf(&w,
-			                "   AND %s IS NOT DISTINCT FROM $%zu\n",
-			                col, i + 1);
+			                "   AND %s IS NOT DISTINCT FROM %s\n",
+			                col, ev);
 	}
 	return zdmc_buf_cstr(&w);
 }
@@ -866,10 +899,9 @@ static const char *
 lower_cdc_pending(lower_ctx *ctx, const zdmc_table *t,
                   const lower_names *params, const char *prefix)
 {
+	(void)params;
 	if (lower_syncing_changes(t) > 1)
-		return zdmc_arena_printf(
-			ctx->arena, "$%zu::pg_catalog.bool",
-			lower_param_index(params, PENDING_COLUMN));
+		return lower_cdc_event(ctx, PENDING_COLUMN);
 	return zdmc_arena_printf(ctx->arena, "%s%s", prefix, PENDING_COLUMN);
 }
 
@@ -881,7 +913,8 @@ lower_cdc_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 	size_t i;
 
 	zdmc_buf_init(&sql, ctx->arena);
-	zdmc_buf_printf(&sql, "UPDATE %s\n   SET ", t->qname);
+	zdmc_buf_printf(&sql, "%sUPDATE %s\n   SET ", lower_cdc_with(ctx, t),
+	                t->qname);
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(&sql, "%s = (%s),\n       ",
 		                Q(ctx, c->cols[i].physical),
@@ -920,8 +953,8 @@ lower_cdc_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(&cols, "%s%s", i ? ", " : "",
 		                Q(ctx, c->cols[i].physical));
-	zdmc_buf_printf(&sql, "UPDATE %s\n   SET (%s, ", t->qname,
-	                zdmc_buf_cstr(&cols));
+	zdmc_buf_printf(&sql, "%sUPDATE %s\n   SET (%s, ",
+	                lower_cdc_with(ctx, t), t->qname, zdmc_buf_cstr(&cols));
 	if (!c->irreversible)
 		zdmc_buf_printf(&sql, "%s, ", Q(ctx, c->column));
 	zdmc_buf_printf(&sql, "%s) =\n       (SELECT %s,\n               ",
@@ -932,9 +965,9 @@ lower_cdc_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(
 			&sql,
-			"%sCASE WHEN %s AND NOT $%zu THEN (%s) ELSE %s%s END",
+			"%sCASE WHEN %s AND NOT %s THEN (%s) ELSE %s%s END",
 			i ? ",\n                       " : "", pending_in,
-			params->n + i + 1,
+			lower_cdc_touched(ctx, c->cols[i].physical),
 			lower_forward(ctx, t, &c->cols[i], outer), outer,
 			Q(ctx, c->cols[i].physical));
 	zdmc_buf_printf(&sql,

@@ -5,11 +5,20 @@
  *
  * Design:
  *  - Every forward and reverse statement is PREPAREd once, at start, so a
- *    bad statement fails before any change is read, and each event costs
- *    one Bind/Execute.
+ *    bad statement fails before any change is read.
+ *  - The statements take a set of events ($1, a JSON array; plan-format.md
+ *    says its shape): each change's decision goes into its sync's forward
+ *    or reverse set, and a set is sent as one statement.  The executor's
+ *    cost per statement was most of the time when each event had its own.
+ *    Events of one row must apply in order, so the sets are sent (flushed)
+ *    before a key already in them comes again (a hash of table and key
+ *    values; a collision only flushes early), and every AP_CHUNK events.
+ *    Within a flush each row appears once, so the order of the statements
+ *    matters only between the syncs of one table (in plan order: an
+ *    earlier change's statement clears the marker the next one reads).
  *  - A batch runs in one transaction with libpq's pipeline mode: the
  *    statements are sent without waiting for each other's results, with a
- *    Sync (and a read of the results so far) every AP_CHUNK statements so
+ *    Sync (and a read of the results so far) every AP_SENT statements so
  *    that libpq's buffers stay bounded on a huge transaction.  A Sync inside
  *    an explicit transaction block commits nothing; the caller commits.
  *  - The columns a table's rules and statements need are collected once,
@@ -46,8 +55,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Events in the sets before they are sent. */
+#define AP_CHUNK 2000
+/* Slots of the key table: a power of 2 (the probe masks with it), over
+ * four times AP_CHUNK so that probes stay short. */
+#define AP_KEYS 8192
+_Static_assert((AP_KEYS & (AP_KEYS - 1)) == 0 && AP_KEYS > 4 * AP_CHUNK,
+               "AP_KEYS");
 /* Statements between two Syncs of the pipeline (results read at each). */
-#define AP_CHUNK 1000
+#define AP_SENT 64
 /* Per call, the longest wait for the batch's writers to end. */
 #define AP_VISIBLE_WAIT_MS 100
 
@@ -58,10 +74,21 @@ typedef struct ap_rule {
 	size_t nslots;
 } ap_rule;
 
+/* Events waiting to be sent as one statement: a JSON array being built. */
+typedef struct ap_set {
+	char *json;
+	size_t len, cap;
+	size_t n;           /* events in it */
+	size_t first, last; /* their indexes in the batch, for messages */
+} ap_set;
+
 typedef struct ap_sync {
 	const zdm_cdc_sync *sync;
 	int *param_slots;
+	bool *param_json; /* the column is json or jsonb: its value is JSON */
 	int *touched_slots;
+	ap_set fwd_set;
+	ap_set rev_set;
 	ap_rule *on_insert;
 	ap_rule *on_update;
 	char fwd_name[64];
@@ -74,15 +101,19 @@ typedef struct ap_table {
 	size_t nslots;
 	size_t slot_cap;
 	int pending_slot; /* zdm_sync_pending */
-	int *new_idx; /* per slot: index in the last after-image, or -1 */
-	int *old_idx; /* per slot: index in the last before-image, or -1 */
+	int *key_slots;   /* the key columns: a row's events keep their order */
+	int *new_idx;     /* per slot: index in the last after-image, or -1 */
+	int *old_idx;     /* per slot: index in the last before-image, or -1 */
 	ap_sync *syncs;
+	zdm_cdc_apply *decided; /* per sync, for the event at hand */
 	size_t nsyncs;
 } ap_table;
 
 /* What one sent statement was for: a failure names it. */
 typedef struct ap_sent {
-	size_t change;
+	size_t first,
+		last; /* the changes in its set; first (size_t)-1: BEGIN */
+	size_t n;
 	size_t table;
 	size_t sync;
 	bool reverse;
@@ -94,11 +125,12 @@ struct zdm_cdc_applier {
 	bool lsn_positions;
 	ap_table *tables;
 	size_t ntables;
-	size_t last_table;   /* the table of the last event: usually the next */
-	const char **values; /* parameter buffer, the longest statement's */
-	size_t max_params;
+	size_t last_table; /* the table of the last event: usually the next */
 	ap_sent *sent;
-	size_t nsent; /* in the current chunk */
+	size_t nsent;   /* since the last Sync */
+	size_t pending; /* events in the sets, not sent yet */
+	uint64_t *keys; /* hashes of the (table, key) in the sets; 0 empty */
+	size_t nkeys;
 	/* every xid before this one has ended: the xmin of the last snapshot
 	 * taken to wait for writers (0: none taken yet) */
 	uint32_t ended_before;
@@ -237,6 +269,47 @@ ap_prepare(zdm_cdc_applier *a, const zdm_cdc_table *t, const zdm_cdc_sync *s,
 
 /* ---- setup ------------------------------------------------------------- */
 
+/*
+ * Which params of s are json or jsonb columns (a domain over them too):
+ * their text is put into the events' JSON as JSON, since
+ * jsonb_populate_record would keep a JSON string as a string.
+ */
+static int
+ap_json_params(zdm_cdc_applier *a, const zdm_cdc_table *ct, ap_sync *s,
+               zdm_error *err)
+{
+	const char *params[1] = {ct->table};
+	PGresult *res;
+	size_t i;
+	int r;
+
+	s->param_json =
+		calloc(s->sync->nparams ? s->sync->nparams : 1, sizeof(bool));
+	if (s->param_json == NULL) {
+		zdm_error_set(err,
+		              "out of memory preparing the change applier");
+		return -1;
+	}
+	if (zdm_conn_query(a->conn,
+	                   "SELECT a.attname FROM pg_catalog.pg_attribute a"
+	                   "  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid"
+	                   " WHERE a.attrelid = $1::pg_catalog.regclass"
+	                   "   AND a.attnum > 0 AND NOT a.attisdropped"
+	                   "   AND CASE WHEN t.typtype = 'd' THEN t.typbasetype"
+	                   "            ELSE t.oid END IN"
+	                   "       ('pg_catalog.json'::pg_catalog.regtype,"
+	                   "        'pg_catalog.jsonb'::pg_catalog.regtype)",
+	                   1, params, &res, err) != 0)
+		return -1;
+	for (r = 0; r < PQntuples(res); r++)
+		for (i = 0; i < s->sync->nparams; i++)
+			if (strcmp(s->sync->params[i], PQgetvalue(res, r, 0)) ==
+			    0)
+				s->param_json[i] = true;
+	PQclear(res);
+	return 0;
+}
+
 int
 zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
                     const zdm_cdc_plan *cdc, bool lsn_positions, zdm_error *err)
@@ -253,8 +326,10 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 	a->lsn_positions = lsn_positions;
 	a->ntables = cdc->ntables;
 	a->tables = calloc(cdc->ntables ? cdc->ntables : 1, sizeof(ap_table));
-	a->sent = calloc(AP_CHUNK, sizeof(ap_sent));
-	if (a->tables == NULL || a->sent == NULL)
+	a->sent = calloc(AP_SENT + 1, sizeof(ap_sent));
+	a->nkeys = AP_KEYS;
+	a->keys = calloc(a->nkeys, sizeof(uint64_t));
+	if (a->tables == NULL || a->sent == NULL || a->keys == NULL)
 		goto oom;
 	for (ti = 0; ti < cdc->ntables; ti++) {
 		const zdm_cdc_table *ct = &cdc->tables[ti];
@@ -263,12 +338,13 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 		t->table = ct;
 		t->nsyncs = ct->nsyncs;
 		t->syncs = calloc(ct->nsyncs ? ct->nsyncs : 1, sizeof(ap_sync));
-		if (t->syncs == NULL)
+		t->decided = calloc(ct->nsyncs ? ct->nsyncs : 1,
+		                    sizeof(zdm_cdc_apply));
+		if (t->syncs == NULL || t->decided == NULL)
 			goto oom;
 		for (si = 0; si < ct->nsyncs; si++) {
 			const zdm_cdc_sync *cs = &ct->syncs[si];
 			ap_sync *s = &t->syncs[si];
-			size_t np = cs->nparams + cs->ntouched;
 
 			s->sync = cs;
 			if (ap_slots(t, cs->params, cs->nparams,
@@ -280,21 +356,22 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 			    ap_rules(t, cs->on_update, cs->non_update,
 			             &s->on_update) != 0)
 				goto oom;
-			if (np > a->max_params)
-				a->max_params = np;
+			if (ap_json_params(a, ct, s, err) != 0)
+				goto fail;
 			snprintf(s->fwd_name, sizeof(s->fwd_name),
 			         "zdm_cdc_forward_%zu_%zu", ti, si);
 			snprintf(s->rev_name, sizeof(s->rev_name),
 			         "zdm_cdc_reverse_%zu_%zu", ti, si);
-			if (ap_prepare(a, ct, cs, s->fwd_name, cs->forward,
-			               (int)cs->nparams, "forward", err) != 0)
+			if (ap_prepare(a, ct, cs, s->fwd_name, cs->forward, 1,
+			               "forward", err) != 0)
 				goto fail;
 			if (cs->reverse != NULL &&
-			    ap_prepare(a, ct, cs, s->rev_name, cs->reverse,
-			               (int)np, "reverse", err) != 0)
+			    ap_prepare(a, ct, cs, s->rev_name, cs->reverse, 1,
+			               "reverse", err) != 0)
 				goto fail;
 		}
-		if ((t->pending_slot = ap_slot(t, ap_pending_column)) < 0)
+		if ((t->pending_slot = ap_slot(t, ap_pending_column)) < 0 ||
+		    ap_slots(t, ct->key, ct->nkey, &t->key_slots) != 0)
 			goto oom;
 		t->new_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
 		t->old_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
@@ -303,9 +380,6 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 		for (si = 0; si < t->nslots; si++)
 			t->new_idx[si] = t->old_idx[si] = -1;
 	}
-	a->values = calloc(a->max_params ? a->max_params : 1, sizeof(char *));
-	if (a->values == NULL)
-		goto oom;
 	*out = a;
 	return 0;
 oom:
@@ -329,6 +403,9 @@ zdm_cdc_applier_free(zdm_cdc_applier *a)
 			ap_sync *s = &t->syncs[si];
 
 			free(s->param_slots);
+			free(s->param_json);
+			free(s->fwd_set.json);
+			free(s->rev_set.json);
 			free(s->touched_slots);
 			for (i = 0; s->on_insert && i < s->sync->non_insert;
 			     i++)
@@ -340,12 +417,14 @@ zdm_cdc_applier_free(zdm_cdc_applier *a)
 			free(s->on_update);
 		}
 		free(t->syncs);
+		free(t->decided);
+		free(t->key_slots);
 		free(t->slot_names);
 		free(t->new_idx);
 		free(t->old_idx);
 	}
 	free(a->tables);
-	free(a->values);
+	free(a->keys);
 	free(a->sent);
 	free(a);
 }
@@ -524,14 +603,28 @@ ap_exec_fail(const zdm_cdc_applier *a, const zdm_cdc_change *changes,
 	zdm_error tmp;
 	char pos[64];
 
+	char last[64];
+
 	zdm_error_from_result(&tmp, res, a->conn);
-	ap_position(a, changes[s->change].position, pos, sizeof(pos));
-	zdm_error_set(err,
-	              "table %s, change at %s: the %s statement for the %s "
-	              "at %s failed: %s",
-	              t->table->table, sy->sync->at,
-	              s->reverse ? "reverse" : "forward",
-	              ap_op_name(changes[s->change].op), pos, tmp.message);
+	ap_position(a, changes[s->first].position, pos, sizeof(pos));
+	if (s->n == 1) {
+		zdm_error_set(
+			err,
+			"table %s, change at %s: the %s statement for the "
+			"%s at %s failed: %s",
+			t->table->table, sy->sync->at,
+			s->reverse ? "reverse" : "forward",
+			ap_op_name(changes[s->first].op), pos, tmp.message);
+	} else {
+		ap_position(a, changes[s->last].position, last, sizeof(last));
+		zdm_error_set(
+			err,
+			"table %s, change at %s: the %s statement for %zu "
+			"changes from %s to %s failed: %s",
+			t->table->table, sy->sync->at,
+			s->reverse ? "reverse" : "forward", s->n, pos, last,
+			tmp.message);
+	}
 	memcpy(err->sqlstate, tmp.sqlstate, sizeof(err->sqlstate));
 	memcpy(err->detail, tmp.detail, sizeof(err->detail));
 	memcpy(err->hint, tmp.hint, sizeof(err->hint));
@@ -580,19 +673,14 @@ ap_drain(zdm_cdc_applier *a, const zdm_cdc_change *changes, bool xid_query,
 				failed = true;
 			}
 		} else if (st == PGRES_COMMAND_OK) {
-			const char *n = PQcmdTuples(res);
-
-			if (a->sent[i].change == (size_t)-1)
-				; /* BEGIN */
-			else if (n[0] == '1' && n[1] == '\0') {
-				a->stats.statements++;
-				a->stats.applied++;
-			} else {
-				/* the guard held: nothing to change */
-				a->stats.statements++;
+			/* rows changed; the guards held for the others */
+			if (a->sent[i].first != (size_t)-1) {
+				a->stats.statements += a->sent[i].n;
+				a->stats.applied +=
+					strtoull(PQcmdTuples(res), NULL, 10);
 			}
 		} else if (!failed && st != PGRES_PIPELINE_ABORTED) {
-			if (a->sent[i].change == (size_t)-1)
+			if (a->sent[i].first == (size_t)-1)
 				zdm_error_from_result(err, res, a->conn);
 			else
 				ap_exec_fail(a, changes, &a->sent[i], res, err);
@@ -623,21 +711,20 @@ ap_drain(zdm_cdc_applier *a, const zdm_cdc_change *changes, bool xid_query,
 	return rc;
 }
 
-/* Record and send one statement; drains every AP_CHUNK.  The BEGIN that
- * opens the transaction is sent first, recorded as change (size_t)-1. */
+/* Send one statement with $1 = param; drains every AP_SENT statements.
+ * The BEGIN that opens the transaction is sent first, recorded with first
+ * (size_t)-1. */
 static int
 ap_send(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
-        const char *name, int nparams, zdm_error *err)
+        const char *name, const char *param, zdm_error *err)
 {
-	int ok;
-
 	if (!a->in_txn) {
 		if (PQenterPipelineMode(a->conn) != 1) {
 			zdm_error_from_result(err, NULL, a->conn);
 			return -1;
 		}
 		a->in_txn = true;
-		a->sent[0].change = (size_t)-1;
+		a->sent[0].first = (size_t)-1;
 		a->nsent = 1;
 		if (PQsendQueryParams(a->conn, "BEGIN", 0, NULL, NULL, NULL,
 		                      NULL, 0) != 1) {
@@ -645,14 +732,12 @@ ap_send(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
 			return -1;
 		}
 	}
-	ok = PQsendQueryPrepared(a->conn, name, nparams, a->values, NULL, NULL,
-	                         0);
-	if (ok != 1) {
+	if (PQsendQueryPrepared(a->conn, name, 1, &param, NULL, NULL, 0) != 1) {
 		zdm_error_from_result(err, NULL, a->conn);
 		return -1;
 	}
 	a->sent[a->nsent++] = what;
-	if (a->nsent == AP_CHUNK)
+	if (a->nsent >= AP_SENT)
 		return ap_drain(a, changes, false, NULL, err);
 	return 0;
 }
@@ -682,27 +767,215 @@ ap_touched_before(const ap_event *ev, int s)
 	       (col->unchanged_toast || col->value != NULL);
 }
 
-/* The statement's parameters, from the event, into a->values.  reverse's
- * touched flags: set by this event, or by an earlier one not yet merged
- * (ap_touched_before). */
+/* ---- the sets ---------------------------------------------------------- */
+
 static int
-ap_bind(zdm_cdc_applier *a, const ap_event *ev, const ap_sync *s, bool reverse,
-        zdm_error *err)
+ap_set_put(ap_set *set, const char *text, size_t len)
 {
+	if (set->len + len + 1 > set->cap) {
+		size_t cap = set->cap ? set->cap : 4096;
+		char *grown;
+
+		while (set->len + len + 1 > cap)
+			cap *= 2;
+		if ((grown = realloc(set->json, cap)) == NULL)
+			return -1;
+		set->json = grown;
+		set->cap = cap;
+	}
+	memcpy(set->json + set->len, text, len);
+	set->len += len;
+	set->json[set->len] = '\0';
+	return 0;
+}
+
+static int
+ap_set_puts(ap_set *set, const char *text)
+{
+	return ap_set_put(set, text, strlen(text));
+}
+
+/* text as a JSON string (UTF-8 passes through: the server sends UTF-8) */
+static int
+ap_set_string(ap_set *set, const char *text)
+{
+	const char *run = text, *p;
+	char esc[8];
+
+	if (ap_set_put(set, "\"", 1) != 0)
+		return -1;
+	for (p = text; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		if (ap_set_put(set, run, (size_t)(p - run)) != 0)
+			return -1;
+		if (ch == '"' || ch == '\\')
+			snprintf(esc, sizeof(esc), "\\%c", ch);
+		else
+			snprintf(esc, sizeof(esc), "\\u%04x", ch);
+		if (ap_set_puts(set, esc) != 0)
+			return -1;
+		run = p + 1;
+	}
+	if (ap_set_put(set, run, (size_t)(p - run)) != 0)
+		return -1;
+	return ap_set_put(set, "\"", 1);
+}
+
+/*
+ * The event as one element of its set: the params by name, and for reverse
+ * the touched flags: set by this event, or by an earlier one not yet merged
+ * (ap_touched_before).
+ */
+static int
+ap_set_add(zdm_cdc_applier *a, const ap_event *ev, const ap_sync *s,
+           ap_set *set, size_t ci, bool reverse, zdm_error *err)
+{
+	const char *v;
 	size_t i;
 	bool b;
+	int ok = 0;
 
-	for (i = 0; i < s->sync->nparams; i++)
-		if (ap_value(ev, s->param_slots[i], &a->values[i], err) != 0)
+	ok |= ap_set_puts(set, set->n ? ",{" : "[{");
+	for (i = 0; i < s->sync->nparams; i++) {
+		if (ap_value(ev, s->param_slots[i], &v, err) != 0)
 			return -1;
-	if (reverse)
+		ok |= ap_set_puts(set, i ? "," : "");
+		ok |= ap_set_string(set, s->sync->params[i]);
+		ok |= ap_set_puts(set, ":");
+		if (v == NULL)
+			ok |= ap_set_puts(set, "null");
+		else if (s->param_json[i])
+			ok |= ap_set_puts(set, v);
+		else
+			ok |= ap_set_string(set, v);
+	}
+	if (reverse) {
+		ok |= ap_set_puts(set, ",\"zdm_touched\":{");
 		for (i = 0; i < s->sync->ntouched; i++) {
 			if (ap_changed(ev, s->touched_slots[i], &b, err) != 0)
 				return -1;
 			b = b || ap_touched_before(ev, s->touched_slots[i]);
-			a->values[s->sync->nparams + i] = b ? "true" : "false";
+			ok |= ap_set_puts(set, i ? "," : "");
+			ok |= ap_set_string(set, s->sync->touched[i]);
+			ok |= ap_set_puts(set, b ? ":true" : ":false");
 		}
+		ok |= ap_set_puts(set, "}");
+	}
+	ok |= ap_set_puts(set, "}");
+	if (ok != 0) {
+		zdm_error_set(err, "out of memory applying changes");
+		return -1;
+	}
+	if (set->n == 0)
+		set->first = ci;
+	set->last = ci;
+	set->n++;
+	a->pending++;
 	return 0;
+}
+
+/* Send every set that has events, table by table, each table's syncs in
+ * plan order; forget the keys. */
+static int
+ap_flush(zdm_cdc_applier *a, const zdm_cdc_change *changes, zdm_error *err)
+{
+	size_t ti, si;
+	int r;
+
+	for (ti = 0; ti < a->ntables; ti++) {
+		ap_table *t = &a->tables[ti];
+
+		for (si = 0; si < t->nsyncs; si++) {
+			ap_sync *s = &t->syncs[si];
+
+			for (r = 0; r < 2; r++) {
+				ap_set *set = r ? &s->rev_set : &s->fwd_set;
+				ap_sent what;
+
+				if (set->n == 0)
+					continue;
+				if (ap_set_puts(set, "]") != 0) {
+					zdm_error_set(err, "out of memory "
+					                   "applying changes");
+					return -1;
+				}
+				what.first = set->first;
+				what.last = set->last;
+				what.n = set->n;
+				what.table = ti;
+				what.sync = si;
+				what.reverse = r == 1;
+				set->n = 0;
+				set->len = 0;
+				if (ap_send(a, changes, what,
+				            r ? s->rev_name : s->fwd_name,
+				            set->json, err) != 0)
+					return -1;
+			}
+		}
+	}
+	if (a->pending > 0)
+		memset(a->keys, 0, a->nkeys * sizeof(uint64_t));
+	a->pending = 0;
+	return 0;
+}
+
+/* Forget what the sets hold (after a failure). */
+static void
+ap_sets_clear(zdm_cdc_applier *a)
+{
+	size_t ti, si;
+
+	for (ti = 0; ti < a->ntables; ti++)
+		for (si = 0; si < a->tables[ti].nsyncs; si++) {
+			a->tables[ti].syncs[si].fwd_set.n = 0;
+			a->tables[ti].syncs[si].fwd_set.len = 0;
+			a->tables[ti].syncs[si].rev_set.n = 0;
+			a->tables[ti].syncs[si].rev_set.len = 0;
+		}
+	if (a->pending > 0)
+		memset(a->keys, 0, a->nkeys * sizeof(uint64_t));
+	a->pending = 0;
+}
+
+/* FNV-1a over the table and the event's key values; never 0. */
+static int
+ap_key_hash(const ap_event *ev, uint64_t *hash, zdm_error *err)
+{
+	const ap_table *t = ev->t;
+	uint64_t h = 1469598103934665603ULL;
+	const unsigned char *p;
+	const char *v;
+	size_t i;
+
+	h = (h ^ (uint64_t)(t - ev->a->tables)) * 1099511628211ULL;
+	for (i = 0; i < t->table->nkey; i++) {
+		if (ap_value(ev, t->key_slots[i], &v, err) != 0)
+			return -1;
+		h = (h ^ (v ? 0x01u : 0x02u)) * 1099511628211ULL;
+		for (p = (const unsigned char *)(v ? v : ""); *p; p++)
+			h = (h ^ *p) * 1099511628211ULL;
+	}
+	*hash = h ? h : 1;
+	return 0;
+}
+
+/* Is h among the keys in the sets?  Adds it when not. */
+static bool
+ap_key_seen(zdm_cdc_applier *a, uint64_t h)
+{
+	size_t i = (size_t)h & (a->nkeys - 1);
+
+	while (a->keys[i] != 0) {
+		if (a->keys[i] == h)
+			return true;
+		i = (i + 1) & (a->nkeys - 1);
+	}
+	a->keys[i] = h;
+	return false;
 }
 
 /* ---- waiting for the writers ------------------------------------------- */
@@ -846,7 +1119,8 @@ ap_one(zdm_cdc_applier *a, const zdm_cdc_change *changes, size_t ci,
 	ap_table *t;
 	ap_event ev;
 	size_t si, ri;
-	int sent = 0;
+	uint64_t key;
+	int deciding = 0;
 
 	a->stats.seen++;
 	if (c->own_write) {
@@ -888,7 +1162,6 @@ ap_one(zdm_cdc_applier *a, const zdm_cdc_change *changes, size_t ci,
 		size_t nrules = c->op == ZDM_CDC_INSERT ? s->sync->non_insert
 		                                        : s->sync->non_update;
 		zdm_cdc_apply apply = ZDM_CDC_APPLY_NOTHING;
-		ap_sent what;
 		bool holds = false;
 
 		for (ri = 0; ri < nrules; ri++) {
@@ -901,25 +1174,33 @@ ap_one(zdm_cdc_applier *a, const zdm_cdc_change *changes, size_t ci,
 		}
 		if (apply == ZDM_CDC_APPLY_REVERSE && s->sync->reverse == NULL)
 			apply = ZDM_CDC_APPLY_NOTHING;
-		if (apply == ZDM_CDC_APPLY_NOTHING)
-			continue;
-		if (ap_bind(a, &ev, s, apply == ZDM_CDC_APPLY_REVERSE, err) !=
-		    0)
-			return -1;
-		what.change = ci;
-		what.table = (size_t)(t - a->tables);
-		what.sync = si;
-		what.reverse = apply == ZDM_CDC_APPLY_REVERSE;
-		if (ap_send(a, changes, what,
-		            what.reverse ? s->rev_name : s->fwd_name,
-		            (int)(s->sync->nparams +
-		                  (what.reverse ? s->sync->ntouched : 0)),
-		            err) != 0)
-			return -1;
-		sent++;
+		t->decided[si] = apply;
+		deciding += apply != ZDM_CDC_APPLY_NOTHING;
 	}
-	if (sent == 0)
+	if (deciding == 0) {
 		a->stats.ignored++;
+		return 0;
+	}
+	/* the row already has an event in the sets: send those first */
+	if (ap_key_hash(&ev, &key, err) != 0)
+		return -1;
+	if (ap_key_seen(a, key)) {
+		if (ap_flush(a, changes, err) != 0)
+			return -1;
+		(void)ap_key_seen(a, key);
+	}
+	for (si = 0; si < t->nsyncs; si++) {
+		ap_sync *s = &t->syncs[si];
+		bool reverse = t->decided[si] == ZDM_CDC_APPLY_REVERSE;
+
+		if (t->decided[si] == ZDM_CDC_APPLY_NOTHING)
+			continue;
+		if (ap_set_add(a, &ev, s, reverse ? &s->rev_set : &s->fwd_set,
+		               ci, reverse, err) != 0)
+			return -1;
+	}
+	if (a->pending >= AP_CHUNK)
+		return ap_flush(a, changes, err);
 	return 0;
 }
 
@@ -947,6 +1228,8 @@ zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
 	for (i = 0; i < n; i++)
 		if (ap_one(a, changes, i, err) != 0)
 			goto fail;
+	if (a->pending > 0 && ap_flush(a, changes, err) != 0)
+		goto fail;
 	if (!a->in_txn)
 		return 0;
 	if (xid && PQsendQueryParams(a->conn,
@@ -968,6 +1251,7 @@ fail:
 	if (a->in_txn && PQpipelineStatus(a->conn) != PQ_PIPELINE_OFF &&
 	    a->nsent > 0)
 		(void)ap_drain(a, changes, false, NULL, &tmp);
+	ap_sets_clear(a);
 	zdm_cdc_applier_rollback(a);
 	return -1;
 }

@@ -34,7 +34,7 @@
  *     index over NOT NULL columns without expressions or a predicate, that
  *     survives the migration;
  *   - a cdc plan (plan->cdc): each synced table's key columns exist and are
- *     exactly those of such a key (zdm sync updates "WHERE key = $1", and a
+ *     exactly those of such a key (zdm sync updates each row by its key, and a
  *     key that is not unique would update several rows), and every column
  *     its statements compare (the syncs' params: existing columns by their
  *     type, new ones by the plan's) has equality in a default btree or hash
@@ -1282,7 +1282,7 @@ format_keys(const PGresult *res, char *keys, size_t len)
 /*
  * The cdc plan's key (tc->cdc_key, when every column of it exists) must be
  * exactly the columns of one of the keys SQL_KEYS found: zdm sync updates
- * "WHERE key = $1", and a key that is not unique would update every row
+ * each row by its key, and a key that is not unique would update every row
  * that shares the event's values.  res is SQL_KEYS' result.
  */
 static void
