@@ -282,8 +282,8 @@ main(int argc, char **argv)
 						"--pause takes a duration such as 10ms, 1s or 1min, not",
 						val);
 			} else if (strcmp(arg, "--sync-wait") == 0) {
-				if (parse_duration_ms(val,
-				                      &opts.sync_wait_ms) != 0 ||
+				if (parse_duration_ms(
+					    val, &opts.sync_wait_ms) != 0 ||
 				    opts.sync_wait_ms <= 0)
 					return usage_error(
 						"--sync-wait takes a positive duration such as 5s or 10min, not",

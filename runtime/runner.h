@@ -24,10 +24,10 @@ typedef struct zdm_apply_opts {
 	bool approve_all;
 	bool wait; /* block at a gate until approved */
 	const char *approved_by;
-	long batch_size; /* 0: the plan's */
-	long pause_ms;   /* < 0: the plan's */
-	int jobs;        /* backfill workers */
-	bool full_speed; /* --full-speed: the backfill never yields */
+	long batch_size;   /* 0: the plan's */
+	long pause_ms;     /* < 0: the plan's */
+	int jobs;          /* backfill workers */
+	bool full_speed;   /* --full-speed: the backfill never yields */
 	long sync_wait_ms; /* --sync-wait: no zdm sync this long -> exit 4;
 	                    * 0: sync_wait.c's default */
 } zdm_apply_opts;
