@@ -1591,6 +1591,54 @@ check_cdc_equality(preflight *pf, const char *object, const char *type,
 	return zdm_conn_exec(pf->conn, SQL_ROLLBACK_TO_SAVEPOINT, pf->err);
 }
 
+/*
+ * zdm sync hands its statements each event as a row of the table built
+ * from JSON, every column it does not carry NULL (jsonb_populate_record(
+ * NULL::table, ...); plan-format.md, "The set of events").  A column whose
+ * domain does not allow NULL makes that row impossible: every statement
+ * would fail.  Asking the server is the exact test.
+ */
+static int
+check_cdc_row_type(preflight *pf, const table_check *tc)
+{
+	static const char fmt[] =
+		"SELECT pg_catalog.jsonb_populate_record(NULL::%s, '{}')";
+	size_t len = sizeof(fmt) + strlen(tc->info->name);
+	char *sql = malloc(len);
+	PGresult *res;
+
+	if (sql == NULL) {
+		zdm_error_set(pf->err, "out of memory");
+		return -1;
+	}
+	snprintf(sql, len, fmt, tc->info->name);
+	if (zdm_conn_exec(pf->conn, SQL_SAVEPOINT, pf->err) < 0) {
+		free(sql);
+		return -1;
+	}
+	res = PQexec(pf->conn, sql);
+	free(sql);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+		PQclear(res);
+		return zdm_conn_exec(pf->conn, SQL_RELEASE_SAVEPOINT, pf->err);
+	}
+	{
+		const char *msg =
+			PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		report_problem(
+			pf, tc->info->name,
+			"zdm sync gives its statements each change event as a row of this table with the columns the event does not carry NULL, and such a row cannot be made: %s",
+			msg ? msg : PQerrorMessage(pf->conn));
+		report_hint(
+			pf,
+			"a column's domain does not allow NULL: make the domain allow it (the column itself can stay NOT NULL), or migrate %s with sync = trigger",
+			tc->info->name);
+	}
+	PQclear(res);
+	return zdm_conn_exec(pf->conn, SQL_ROLLBACK_TO_SAVEPOINT, pf->err);
+}
+
 /* The type the plan gives the new column zdm_new_<name>, or NULL. */
 static const char *
 cdc_new_column_type(const zdm_table_info *info, const char *name)
@@ -1853,7 +1901,8 @@ check_table_checks(preflight *pf, table_check *tc)
 	 * column would be reported twice */
 	if (pf->problems == problems_before && check_expressions(pf, tc) < 0)
 		return -1;
-	if (tc->cdc && check_cdc_params(pf, tc) < 0)
+	if (tc->cdc &&
+	    (check_cdc_params(pf, tc) < 0 || check_cdc_row_type(pf, tc) < 0))
 		return -1;
 	return 0;
 }

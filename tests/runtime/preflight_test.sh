@@ -790,6 +790,14 @@ zdm: preflight: public.users.prefs: is of type public.doc, which has no equality
 zdm: preflight: public.users.email: its new type json has no equality operator in a default btree or hash operator class, and zdm sync compares the new column (zdm_new_email until contract) with a change event's value to find the row (IS NOT DISTINCT FROM)
 HINT: give such a column a type with equality before the migration (jsonb for json, text for xml), or the change a new type with one; or migrate public.users with sync = trigger
 EOF
+# the sync builds each event as a row of the table: a NOT NULL domain
+# forbids the all-NULL row it starts from
+check cdc_not_null_domain cdc_users '
+CREATE DOMAIN public.code AS text NOT NULL;
+ALTER TABLE public.users ADD COLUMN code public.code DEFAULT '"'x'"';' <<'EOF'
+zdm: preflight: public.users: zdm sync gives its statements each change event as a row of this table with the columns the event does not carry NULL, and such a row cannot be made: domain public.code does not allow null values
+HINT: a column's domain does not allow NULL: make the domain allow it (the column itself can stay NOT NULL), or migrate public.users with sync = trigger
+EOF
 
 # ---- sync = cdc on a server restarted without logical WAL, slots or walsenders ----
 # Last: every case after this runs on that server.
