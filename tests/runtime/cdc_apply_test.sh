@@ -320,13 +320,13 @@ case_replay()
 	writer 8 &
 	wpid=$!
 	sleep 2
-	kill -9 "$sync_pid"
+	kill -9 "$sync_pid" 2>/dev/null || fail "zdm sync exited by itself"
 	wait "$sync_pid" 2>/dev/null || true
 	sync_pid=
 	sleep 0.5
 	start_sync
 	sleep 2
-	kill -9 "$sync_pid"
+	kill -9 "$sync_pid" 2>/dev/null || fail "zdm sync exited by itself"
 	wait "$sync_pid" 2>/dev/null || true
 	sync_pid=
 	start_sync
