@@ -44,6 +44,14 @@
  *    reporting and can be stopped.  A change without an xid (a Debezium
  *    event without source.txId) cannot be waited for.
  *
+ *  - A batch locks many rows in one transaction while clients lock rows
+ *    in their own order: the two can deadlock, and the deadlock detector
+ *    may pick the client.  So a batch runs with lock_timeout at half the
+ *    server's deadlock_timeout: the applier gives up first, rolls the batch
+ *    back and says "not yet" (as for a writer still running), and the
+ *    client goes on.  A deadlock or serialization failure it is picked for
+ *    is treated the same.
+ *
  * Invariants: nothing here commits or acknowledges; the statements are the
  * plan's, run as written, with the event's values as text parameters (the
  * guards in them make a replay harmless).  Own writes are skipped before
@@ -130,6 +138,7 @@ struct zdm_cdc_applier {
 	size_t nsent;   /* since the last Sync */
 	size_t pending; /* events in the sets, not sent yet */
 	uint64_t *keys; /* hashes of the (table, key) in the sets; 0 empty */
+	char lock_timeout_sql[80]; /* SET LOCAL lock_timeout, each batch */
 	size_t nkeys;
 	/* every xid before this one has ended: the xmin of the last snapshot
 	 * taken to wait for writers (0: none taken yet) */
@@ -269,6 +278,28 @@ ap_prepare(zdm_cdc_applier *a, const zdm_cdc_table *t, const zdm_cdc_sync *s,
 
 /* ---- setup ------------------------------------------------------------- */
 
+/* lock_timeout for the batches: half of deadlock_timeout, at least 10 ms
+ * (see the opening comment). */
+static int
+ap_lock_timeout(zdm_cdc_applier *a, zdm_error *err)
+{
+	PGresult *res;
+	long ms;
+
+	if (zdm_conn_query(
+		    a->conn,
+		    "SELECT (EXTRACT(epoch FROM pg_catalog.current_setting("
+		    "'deadlock_timeout')::pg_catalog.interval) * 1000)"
+		    "::pg_catalog.int8",
+		    0, NULL, &res, err) != 0)
+		return -1;
+	ms = strtol(PQgetvalue(res, 0, 0), NULL, 10) / 2;
+	PQclear(res);
+	snprintf(a->lock_timeout_sql, sizeof(a->lock_timeout_sql),
+	         "SET LOCAL lock_timeout = '%ldms'", ms < 10 ? 10 : ms);
+	return 0;
+}
+
 /*
  * Which params of s are json or jsonb columns (a domain over them too):
  * their text is put into the events' JSON as JSON, since
@@ -331,6 +362,8 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 	a->keys = calloc(a->nkeys, sizeof(uint64_t));
 	if (a->tables == NULL || a->sent == NULL || a->keys == NULL)
 		goto oom;
+	if (ap_lock_timeout(a, err) != 0)
+		goto fail;
 	for (ti = 0; ti < cdc->ntables; ti++) {
 		const zdm_cdc_table *ct = &cdc->tables[ti];
 		ap_table *t = &a->tables[ti];
@@ -724,10 +757,12 @@ ap_send(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
 			return -1;
 		}
 		a->in_txn = true;
-		a->sent[0].first = (size_t)-1;
-		a->nsent = 1;
+		a->sent[0].first = a->sent[1].first = (size_t)-1;
+		a->nsent = 2;
 		if (PQsendQueryParams(a->conn, "BEGIN", 0, NULL, NULL, NULL,
-		                      NULL, 0) != 1) {
+		                      NULL, 0) != 1 ||
+		    PQsendQueryParams(a->conn, a->lock_timeout_sql, 0, NULL,
+		                      NULL, NULL, NULL, 0) != 1) {
 			zdm_error_from_result(err, NULL, a->conn);
 			return -1;
 		}
@@ -1253,6 +1288,16 @@ fail:
 		(void)ap_drain(a, changes, false, NULL, &tmp);
 	ap_sets_clear(a);
 	zdm_cdc_applier_rollback(a);
+	if (strcmp(err->sqlstate, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0 ||
+	    strcmp(err->sqlstate, ZDM_SQLSTATE_DEADLOCK) == 0 ||
+	    strcmp(err->sqlstate, ZDM_SQLSTATE_SERIALIZATION) == 0) {
+		a->stats.lock_retries++;
+		memcpy(a->stats.last_retry, err->message,
+		       sizeof(a->stats.last_retry) - 1);
+		a->stats.last_retry[sizeof(a->stats.last_retry) - 1] = '\0';
+		zdm_error_clear(err);
+		return 1;
+	}
 	return -1;
 }
 

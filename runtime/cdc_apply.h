@@ -29,8 +29,10 @@ typedef struct zdm_cdc_apply_stats {
 	uint64_t ignored;     /* other tables, DELETE, TRUNCATE, rule nothing */
 	uint64_t statements;  /* forward/reverse statements run */
 	uint64_t applied;     /* of those, the ones that changed a row */
-	uint64_t writer_waits; /* apply calls that returned 1: not yet */
+	uint64_t writer_waits; /* apply calls that returned 1: a writer runs */
 	uint32_t waiting_xid;  /* after such a call: the writer waited for */
+	uint64_t lock_retries; /* apply calls that returned 1: rows locked */
+	char last_retry[256];  /* why the last of those gave up */
 } zdm_cdc_apply_stats;
 
 /*
@@ -50,7 +52,9 @@ int zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
  * from has ended for a new snapshot (a change can arrive while its writer
  * is still in the proc array; cdc_apply.c says why that matters): 1 when
  * one still runs, nothing done (stats.waiting_xid names it; call again
- * with the same changes).  0 on success: the transaction is left open when
+ * with the same changes).  1 too when a row it must change stayed locked
+ * past its lock_timeout, or it was picked in a deadlock: the batch was
+ * rolled back (stats.lock_retries counts it; call again).  0 on success: the transaction is left open when
  * any statement ran (commit or roll back with the functions below), and
  * *xid (when not NULL) is the transaction's id, or 0 when it wrote nothing
  * (so there are no own writes to recognise).  -1 on failure: the

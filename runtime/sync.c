@@ -57,8 +57,9 @@
 /* A killed sync's backend may take a moment to notice: wait this long for
  * its lock before refusing. */
 #define SYNC_LOCK_WAIT_MS 2000
-/* A batch whose writer still runs after this long is reported (and again
- * after as long): a commit waiting for a synchronous standby holds it. */
+/* A batch not applied after this long is reported (and again after as
+ * long): a commit waiting for a synchronous standby holds it, or a client
+ * holding its rows locked. */
 #define SYNC_WRITER_WARN_S 10.0
 /* After a source error during a rollback: how long to wait for the drop. */
 #define SYNC_GONE_WAIT_MS 5000
@@ -598,12 +599,20 @@ sync_loop(sync_run *r, const char **why)
 			waiting_since = now;
 		} else if (now - waiting_since >= SYNC_WRITER_WARN_S) {
 			zdm_cdc_applier_stats(r->applier, &st);
-			printf("zdm sync: %s: waiting %.0f s for transaction "
-			       "%" PRIu32 " to end: its commit is in the log "
-			       "but it still runs (synchronous replication "
-			       "waiting for a standby?)\n",
-			       r->plan->migration, now - waiting_since,
-			       st.waiting_xid);
+			if (st.waiting_xid != 0)
+				printf("zdm sync: %s: waiting %.0f s for "
+				       "transaction %" PRIu32 " to end: its "
+				       "commit is in the log but it still runs "
+				       "(synchronous replication waiting for a "
+				       "standby?)\n",
+				       r->plan->migration, now - waiting_since,
+				       st.waiting_xid);
+			else
+				printf("zdm sync: %s: retrying a batch for "
+				       "%.0f s: rows it changes are locked by "
+				       "other transactions (%s)\n",
+				       r->plan->migration, now - waiting_since,
+				       st.last_retry);
 			fflush(stdout);
 			waiting_since = now;
 		}

@@ -35,7 +35,7 @@ endforeach()
 add_executable(zdm_cdc_apply_driver ${CMAKE_CURRENT_LIST_DIR}/cdc_apply_driver.c)
 target_link_libraries(zdm_cdc_apply_driver PRIVATE zdm_core)
 
-foreach(case shapes replay stop quiet errors throughput writer_wait)
+foreach(case shapes replay stop quiet errors throughput writer_wait locks)
   add_test(NAME cdc_apply_${case}
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/cdc_apply_test.sh ${case}
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})

@@ -9,7 +9,7 @@
 # publication and the slot, the new columns and zdm_sync_pending, REPLICA
 # IDENTITY FULL, DROP NOT NULL on name.
 #
-#   tests/runtime/cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput|writer_wait
+#   tests/runtime/cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput|writer_wait|locks
 #
 #   shapes      old-shape inserts and updates reach the new columns, new-shape
 #               inserts and updates reach name, a new-shape write touching
@@ -48,12 +48,18 @@
 #               change would be acknowledged and lost); it says whom it
 #               waits for, and applies the change once the writer is
 #               released.
+#   locks       a client holds row 1 in an open transaction and then
+#               updates row 2, while the sync's batch changes row 2 and
+#               waits for row 1: the sync gives way (lock_timeout, then the
+#               same batch again) instead of deadlocking with the client;
+#               the client commits, both rows are synced, the sync still
+#               runs.
 #
 # The driver comes from the environment (ctest sets it): ZDM_CDC_APPLY_DRIVER.
 set -euo pipefail
 
 me=cdc_apply_test.sh
-case=${1:?usage: cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput|writer_wait}
+case=${1:?usage: cdc_apply_test.sh shapes|replay|stop|quiet|errors|throughput|writer_wait|locks}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DRIVER=${ZDM_CDC_APPLY_DRIVER:-$root/build/release/tests/zdm_cdc_apply_driver}
 
@@ -522,6 +528,35 @@ case_writer_wait()
 	wait_sync 0 10
 }
 
+case_locks()
+{
+	local client
+	setup 10
+	backfill
+	# stream order: row 2, then row 1; one batch, one set
+	q -c "UPDATE public.users SET name = 'Two Locked' WHERE id = 2"
+	q -c "UPDATE public.users SET name = 'One Locked' WHERE id = 1"
+	# a client holds row 1, then wants row 2: the batch that changes row 2
+	# and waits for row 1 must give way, not deadlock with the client
+	q -c "BEGIN" -c "UPDATE public.users SET email = 'held@example.com' WHERE id = 1" \
+		-c "SELECT pg_sleep(2)" \
+		-c "UPDATE public.users SET email = 'held2@example.com' WHERE id = 2" \
+		-c "COMMIT" >"$work/client.out" 2>&1 &
+	client=$!
+	wait_until "SELECT EXISTS (SELECT FROM pg_stat_activity
+	            WHERE query = 'SELECT pg_sleep(2)')" 10
+	start_sync -P 1
+	wait "$client" || fail "the client failed: $(cat "$work/client.out")"
+	expect_row 1 "One Locked|One|Locked|f" 20
+	expect_row 2 "Two Locked|Two|Locked|f" 20
+	[ "$(q -c "SELECT string_agg(email, ',' ORDER BY id) FROM public.users
+	           WHERE id <= 2")" = "held@example.com,held2@example.com" ] ||
+		fail "the client's writes are not there"
+	kill -0 "$sync_pid" || fail "zdm sync exited"
+	kill -TERM "$sync_pid"
+	wait_sync 0 10
+}
+
 case "$case" in
 shapes) case_shapes ;;
 replay) case_replay ;;
@@ -530,6 +565,7 @@ quiet) case_quiet ;;
 errors) case_errors ;;
 throughput) case_throughput ;;
 writer_wait) case_writer_wait ;;
+locks) case_locks ;;
 *) fail "unknown case $case" ;;
 esac
 echo "$me: $case: ok"
