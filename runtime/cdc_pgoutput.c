@@ -62,6 +62,14 @@
 #define PGO_PG_EPOCH_UNIX 946684800LL
 /* Stop gathering a batch once this many changes are ready. */
 #define PGO_BATCH_MAX 10000
+/*
+ * A batch smaller than this waits up to PGO_LINGER_MS for more changes
+ * before it is handed out: every batch costs the applier a commit (a WAL
+ * flush) and an ack, so a stream that arrives a few transactions at a time
+ * is worth gathering, at the cost of a few milliseconds of lag.
+ */
+#define PGO_BATCH_MIN 1000
+#define PGO_LINGER_MS 10
 #define PGO_BLOCK_MIN 1024
 #define PGO_BLOCK_MAX (256 * 1024)
 /* How long open waits for a previous walsender to release the slot. */
@@ -1177,7 +1185,7 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
          int timeout_ms, zdm_error *err)
 {
 	pgo_source *src = (pgo_source *)base;
-	double deadline, now, due;
+	double deadline, now, due, linger_until = 0;
 	bool polled = false;
 	char *buf;
 	int len, rc, wait_ms;
@@ -1212,9 +1220,23 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 			goto fail;
 		}
 		/* nothing complete in libpq's buffer */
-		if (src->batch_n > 0)
-			break;
 		now = zdm_now();
+		if (src->batch_n > 0) {
+			if (src->batch_n >= PGO_BATCH_MIN)
+				break;
+			if (linger_until == 0)
+				linger_until = now + PGO_LINGER_MS / 1000.0;
+			if (now >= linger_until)
+				break;
+			rc = pgo_wait(src,
+			              (int)((linger_until - now) * 1000.0) + 1,
+			              err);
+			if (rc < 0)
+				goto fail;
+			if (rc == 0)
+				break;
+			continue;
+		}
 		if (timeout_ms >= 0 && now >= deadline && polled)
 			break;
 		due = src->last_status + src->status_interval_ms / 1000.0;
