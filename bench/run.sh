@@ -49,10 +49,14 @@
 # ZDM_BENCH_CLIENT_SECONDS (pgbench duration; default: twice the migration's
 # median wall time plus 6 s, at least 15), ZDM_BENCH_DOC (the file to update,
 # default docs/performance.md; "-" updates nothing).
+#
+# The server, template copies, medians and the table's markers are
+# bench/lib.sh's, shared with bench/cdc.sh.
 set -euo pipefail
 shopt -s inherit_errexit
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 rows=${ZDM_BENCH_ROWS:-1000000}
 runs=${ZDM_BENCH_RUNS:-3}
 build=${ZDM_BENCH_BUILD:-$root/build/bench}
@@ -60,50 +64,24 @@ doc=${ZDM_BENCH_DOC:-$root/docs/performance.md}
 client_seconds=${ZDM_BENCH_CLIENT_SECONDS:-}
 client_jobs=2 # zdm's default --jobs
 
-log()
-{
-	echo "bench: $*" >&2
-}
-
-die()
-{
-	echo "bench: error: $*" >&2
-	exit 1
-}
-
-[[ $rows =~ ^[1-9][0-9]*$ ]] || die "ZDM_BENCH_ROWS must be a positive integer, not '$rows'"
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "ZDM_BENCH_RUNS must be a positive integer, not '$runs'"
+bench_positive ZDM_BENCH_ROWS "$rows"
+bench_positive ZDM_BENCH_RUNS "$runs"
 [[ -z $client_seconds || $client_seconds =~ ^[1-9][0-9]*$ ]] ||
 	die "ZDM_BENCH_CLIENT_SECONDS must be a positive integer, not '$client_seconds'"
-if [ "$doc" != - ]; then
-	if ! { grep -qx '<!-- bench:begin -->' "$doc" && grep -qx '<!-- bench:end -->' "$doc"; }; then
-		die "$doc lacks the lines <!-- bench:begin --> and <!-- bench:end -->"
-	fi
-fi
-for tool in cmake gcc pkg-config psql; do
-	command -v "$tool" >/dev/null || die "$tool not found (bash .ci/install-deps installs what zdm needs)"
-done
+bench_check_doc "$doc" bench
+bench_check_tools cmake gcc pkg-config psql
 
 bench_started=$SECONDS
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# shellcheck source-path=SCRIPTDIR/.. source=tests/lib/pg.sh
-source "$root/tests/lib/pg.sh"
-work=$(mktemp -d "${TMPDIR:-/tmp}/zdm-bench.XXXXXX")
-zdm_on_exit "rm -rf '$work'"
+bench_init_work
 pgbench_pid=
 # shellcheck disable=SC2016 # expanded when the trap runs
 zdm_on_exit 'if [ -n "$pgbench_pid" ]; then kill "$pgbench_pid" 2>/dev/null; wait "$pgbench_pid" 2>/dev/null; fi'
 
 # ---- build ------------------------------------------------------------------
 
-log "building zdm and zdmc in $build"
-if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-	cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target zdm zdmc; } \
-	>"$work/build.log" 2>&1; then
-	tail -n 40 "$work/build.log" >&2
-	die "building zdm failed (log above)"
-fi
+bench_build "$build" zdm zdmc
 zdm=$build/zdm
 zdmc=$build/zdmc
 # shellcheck disable=SC2046 # pkg-config prints several words on purpose
@@ -113,68 +91,11 @@ gcc -O2 -Wall -Wextra -Werror -o "$work/pgroll_backfill" \
 
 # ---- server -----------------------------------------------------------------
 
-pg_start
-# pg.sh's test settings trade durability for speed; a benchmark wants the
-# real thing.  The last occurrence of a setting in postgresql.conf wins.
-cat >>"$ZDM_PG_DIR/data/postgresql.conf" <<'EOF'
-# added by bench/run.sh: durable, and no checkpoint inside a measurement
-fsync = on
-full_page_writes = on
-synchronous_commit = on
-shared_buffers = 512MB
-max_wal_size = 4GB
-min_wal_size = 2GB
-checkpoint_timeout = 30min
-log_line_prefix = '%m [%p] %a@%d '
-EOF
-pg_as_server "$PGBIN/pg_ctl" -D "$ZDM_PG_DIR/data" -l "$ZDM_PG_DIR/log" \
-	-w -t 60 restart >/dev/null || { pg_log >&2; die "the server did not restart"; }
-pg_version=$(psql -X -qAt -c 'SHOW server_version')
-server_log=$ZDM_PG_DIR/log
-
-# q DB SQL...: run statements, print unaligned rows, stop on any error.
-q()
-{
-	local db=$1
-	shift
-	psql -X -qAt -v ON_ERROR_STOP=1 -d "$db" "$@"
-}
-
-now()
-{
-	date +%s.%N
-}
-
-# The WAL position, for the bytes a method wrote.
-wal_lsn()
-{
-	q postgres -c 'SELECT pg_catalog.pg_current_wal_lsn()'
-}
-
-wal_mb_since()
-{
-	q postgres -c "SELECT round(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '$1') / 1048576.0)"
-}
+bench_server_start
 
 log "PostgreSQL $pg_version; building the $rows-row template table"
 q postgres -c 'CREATE DATABASE bench_template'
 q bench_template -v rows="$rows" -f "$root/bench/users_template.sql"
-
-# fresh_db NAME [quiet]: a copy of the template, ready to be measured.  FILE_COPY
-# copies the files (a checkpoint, then a copy), rather than writing every
-# page to WAL.  VACUUM sets hint bits and the visibility map as on a table
-# that has lived a while, pg_prewarm puts heap and index in shared buffers
-# for every method alike, CHECKPOINT leaves nothing dirty.
-fresh_db()
-{
-	q postgres -c "CREATE DATABASE $1 TEMPLATE bench_template STRATEGY FILE_COPY"
-	# every statement's CPU time goes to the server log (see cpu_seconds),
-	# except under client load (thousands of statements, nobody reads them)
-	[ "${2:-}" = quiet ] || q postgres -c "ALTER DATABASE $1 SET log_executor_stats = on"
-	q "$1" -c 'VACUUM ANALYZE public.users' \
-		-c "SELECT public.pg_prewarm('public.users'), public.pg_prewarm('public.users_pkey')" \
-		-c CHECKPOINT >/dev/null
-}
 
 # cpu_seconds OFFSET APP DB: user + system CPU seconds of the statements
 # that sessions named APP ran in DB, from the server log after byte OFFSET.
@@ -188,24 +109,6 @@ cpu_seconds()
 	index($0, tag) { mine = 1; next }
 	mine && $4 == "user," { cpu += $2 + $5; mine = 0 }
 	END { printf "%.3f\n", cpu }'
-}
-
-log_offset()
-{
-	stat -c %s "$server_log"
-}
-
-drop_db()
-{
-	q postgres -c "DROP DATABASE $1 WITH (FORCE)"
-}
-
-# Every result is one line "RUN METHOD KEY VALUE" in this file.
-results=$work/results
-: >"$results"
-record()
-{
-	echo "$1 $2 $3 $4" >>"$results"
 }
 
 # ---- the methods --------------------------------------------------------------
@@ -344,12 +247,6 @@ pgbench_finish()
 	record "$run" "client-$mode" aborted "$aborted"
 }
 
-# ERRORs in the server log from pgbench sessions since byte offset $1.
-server_errors_since()
-{
-	tail -c +"$(($1 + 1))" "$server_log" | grep -c ' pgbench@[^ ]* ERROR: ' || true
-}
-
 run_client_without()
 {
 	local run=$1 db=bench_client_without_$1 prefix=$work/without_$1 t0 t1 stats off \
@@ -457,59 +354,6 @@ END
 	drop_db "$db"
 }
 
-# ---- summary helpers ----------------------------------------------------------
-
-# median_of: the median of the numbers on stdin, one a line ("nan": none).
-median_of()
-{
-	sort -g | awk '{ v[++n] = $1 }
-	END {
-		if (n == 0) { print "nan"; exit }
-		print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-	}'
-}
-
-# median METHOD KEY: over the runs.
-median()
-{
-	awk -v m="$1" -v k="$2" '$2 == m && $3 == k { print $4 }' "$results" | median_of
-}
-
-# median_ratio M1 K1 M2 K2: median over runs of M1.K1 / M2.K2 within a run.
-median_ratio()
-{
-	awk -v m1="$1" -v k1="$2" -v m2="$3" -v k2="$4" '
-	$2 == m1 && $3 == k1 { a[$1] = $4 }
-	$2 == m2 && $3 == k2 { b[$1] = $4 }
-	END { for (r in a) if ((r in b) && b[r] > 0) print a[r] / b[r] }' "$results" | median_of
-}
-
-fmt()
-{
-	awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'
-}
-
-# "12,345"
-thousands()
-{
-	awk -v v="$1" 'BEGIN {
-		s = sprintf("%d", v + 0.5); out = ""
-		while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
-		print s out
-	}'
-}
-
-met()
-{
-	if awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
-		exit !((op == ">=" && v >= t) || (op == ">" && v > t) || (op == "<=" && v <= t))
-	}'; then
-		echo yes
-	else
-		echo "**no**"
-	fi
-}
-
 # ---- run ----------------------------------------------------------------------------
 
 log "warm-up (discarded): the first pass writes the WAL segments later passes recycle"
@@ -542,9 +386,7 @@ run_client_diagnose
 # ---- report ------------------------------------------------------------------------
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
-# checkpoints the server started on its own (log_checkpoints is on by
-# default): a measurement they land in is not comparable with the others
-checkpoints=$(grep -c 'checkpoint starting: .*\(wal\|time\)' "$server_log" || true)
+checkpoints=$(bench_checkpoints)
 [ "$checkpoints" = 0 ] || log "warning: $checkpoints checkpoints started on their own during the benchmark"
 elapsed=$((SECONDS - bench_started))
 
@@ -613,13 +455,6 @@ EOF
 
 report >"$work/table.md"
 cat "$work/table.md"
-if [ "$doc" != - ]; then
-	awk -v table="$work/table.md" '
-	$0 == "<!-- bench:end -->" { while ((getline line < table) > 0) print line; print ""; skip = 0 }
-	!skip { print }
-	$0 == "<!-- bench:begin -->" { print ""; skip = 1 }' "$doc" >"$work/doc.md"
-	cat "$work/doc.md" >"$doc"
-	log "wrote the table into $doc"
-fi
+bench_write_doc "$work/table.md" "$doc" bench
 cp "$results" "$build/bench-results.txt"
 log "done in $elapsed s; every run's figures: $build/bench-results.txt"
