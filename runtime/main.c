@@ -241,6 +241,13 @@ main(int argc, char **argv)
 		const char *arg = argv[a];
 		const char *val = a + 1 < argc ? argv[a + 1] : NULL;
 
+		/* zdm apply --help: the one usage, which covers every command */
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			fputs(usage_text, stdout);
+			for (i = 0; i < ngate_lists; i++)
+				free(gate_lists[i]);
+			return ZDM_EXIT_OK;
+		}
 		if (strcmp(arg, "--history") == 0) {
 			if (val == NULL)
 				return usage_error("option needs a value:",

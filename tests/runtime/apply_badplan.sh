@@ -21,7 +21,8 @@
 # of the database is unchanged.  The file-level cases are refused before
 # zdm connects: with --db pointing nowhere they still exit 2 with the same
 # message.  `zdm rollback`, `zdm approve` and `zdm status` of a bad plan
-# exit 2 as well.
+# exit 2 as well.  Last, `zdm apply|status|rollback ... --help` prints the
+# usage and exits 0.
 set -euo pipefail
 
 me=apply_badplan.sh
@@ -110,4 +111,9 @@ expect_grep "no-such-table: the problem is listed" "$work/no-such-table.all" \
 # stdout and says only "preflight found 1 problem" on stderr.
 expect_grep_later "no-such-table: the problem on stderr" "$work/no-such-table.err" \
 	'no_such_users'
+# --help after a command prints the usage and exits 0, touching nothing
+for cmd in apply status rollback; do
+	zdm_run "help.$cmd" 0 $cmd "$bad/no-such-table.plan" --help
+	expect_grep "$cmd --help" "$work/help.$cmd.out" '^usage: zdm apply PLAN'
+done
 at_done
