@@ -95,7 +95,8 @@ traffic)
 		"SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
 		  WHERE datname = '$db' AND application_name IN ('zdm $migration', 'zdm backfill'))"
 	zdm_bg apply1b apply "$plan" --db "dbname=$db" --batch-size 200 --pause 20ms
-	# under load the sync may lag the backfill by tens of seconds (docs/performance.md)
+	# generous: on a loaded machine (CI runs tests in parallel) the catch-up
+	# steps after the backfill wait for the sync, which shares the cores
 	zdm_wait "$zdm_pid" apply1b 4 200
 	expect_grep "resumed run" "$work/apply1b.out" '^migration .*: resuming \(was running\)'
 	expect_grep "resumed run" "$work/apply1b.out" '^zdm: paused at gate "switch"'
@@ -202,7 +203,8 @@ rollback)
 	apply_pid=$zdm_pid
 	at_wait_for "expand done in the journal" 60 phase_done $db expand
 	sync_start $db sync_rb
-	# under load the sync may lag the backfill by tens of seconds (docs/performance.md)
+	# generous: on a loaded machine (CI runs tests in parallel) the catch-up
+	# steps after the backfill wait for the sync, which shares the cores
 	zdm_wait "$apply_pid" apply1 4 200
 	expect_grep "apply" "$work/apply1.out" '^zdm: paused at gate "switch"'
 	expect "replica identity during the migration" \
