@@ -46,6 +46,23 @@
  * that drops it) old_cols is the before image as sent.  A key that is not
  * Debezium's JSON is a malformed event, for deletes; other ops ignore it.
  *
+ * A primary-key change.  Debezium sends an UPDATE that changes the key as
+ * a delete of the old key (header __debezium.newkey), its tombstone, and a
+ * create of the new key (header __debezium.oldkey).  Applied as an INSERT,
+ * the create would lose which columns the statement wrote, and the
+ * applier's insert rules would pick a direction from the row's values
+ * alone: an old-version write of the key and an old column, on a row whose
+ * new columns are set, would be reverted.  So when the create follows its
+ * delete in the same partition (only the tombstone between) and comes from
+ * the same transaction, the two are handed out as one UPDATE, the delete's
+ * whole before image (REPLICA IDENTITY FULL, which a cdc plan's expand
+ * sets) and the create's after image, at the create's position: what the
+ * native source gives for the same statement.  A batch that ends right
+ * after such a delete waits up to half a second for its create.  Where
+ * the two are in different partitions (a topic with more than one: the
+ * keys hash apart) or the headers are gone (a transform dropped them),
+ * they stay a DELETE and an INSERT.
+ *
  * A null value (a tombstone, which follows
  * every delete and so a primary-key change: delete, tombstone, create) is no
  * change; its offset is committed with the next ack of its partition, or at
@@ -106,14 +123,31 @@
  *
  * Lag.  backlog: for every partition of the topic, its high watermark minus
  * the group's committed offset (the low watermark when nothing is
- * committed), summed -- messages, tombstones included.  seconds: 0 when
- * the backlog is 0; otherwise, over partitions with a backlog, the largest
- * age (now, by this host's clock, minus the event's source.ts_ms, the
- * commit time in the database; envelope ts_ms or the Kafka timestamp when
- * absent) of the oldest change handed out and not acknowledged, or, when
- * everything handed out is acknowledged, of the last acknowledged change
- * (an upper bound until the next fetch); 0 when nothing is known yet.  Clock
- * skew between the database host and this one shows up in it.
+ * committed), summed -- messages, tombstones included.  The watermarks
+ * are librdkafka's, from the last fetch, when it has them: a measure of
+ * progress, not a proof that every change up to some point is applied
+ * (they can predate messages already in the topic, and the topic knows
+ * nothing of changes the connector has yet to write: see Barriers).
+ * seconds: 0 when the backlog is 0; otherwise, over partitions with a
+ * backlog, the largest age (now, by this host's clock, minus the event's
+ * source.ts_ms, the commit time in the database; envelope ts_ms or the
+ * Kafka timestamp when absent) of the oldest change handed out and not
+ * acknowledged, or, when everything handed out is acknowledged, of the
+ * last acknowledged change (an upper bound until the next fetch); 0 when
+ * nothing is known yet.  Clock skew between the database host and this
+ * one shows up in it.
+ *
+ * Barriers.  "Every change committed before LSN L is applied" cannot be
+ * read from Kafka alone: a drained topic may still be missing what the
+ * connector has yet to write.  The connector's replication slot says it:
+ * Debezium confirms an LSN there (confirmed_flush_lsn) once everything
+ * before it is in Kafka.  So the caller reads that LSN, F, then calls
+ * zdm_cdc_debezium_fence(F), which asks the brokers for the end of every
+ * partition of the topic; once the group's committed offsets (moved only
+ * by ack, after the applier's COMMIT) have reached all those ends,
+ * zdm_cdc_debezium_fenced() returns F.  Under steady writes that is a
+ * batch or two later, where waiting for a backlog of 0 may never come.
+ * The last DBZ_FENCES fences are kept, in memory.
  *
  * No global state: everything hangs off the source or the parser.  Nothing
  * here talks to PostgreSQL.
@@ -138,6 +172,11 @@
 #define DBZ_OWN_XIDS 16384   /* own transaction ids remembered */
 #define DBZ_OWN_SLOTS 32768  /* their hash table: a power of two */
 #define DBZ_ARENA_BLOCK 65536
+/* How long a batch that ends on a key change's delete waits for its create */
+#define DBZ_MOVE_WAIT_MS 500
+#define DBZ_HEADER_NEWKEY "__debezium.newkey"
+#define DBZ_HEADER_OLDKEY "__debezium.oldkey"
+#define DBZ_FENCES 64 /* barriers' marks kept (zdm_cdc_debezium_fence) */
 
 /* ---- memory: an arena per batch, a growable buffer per value ------------ */
 
@@ -368,9 +407,22 @@ struct zdm_cdc_debezium_parser {
 	strbuf elem;   /* an array element being built */
 };
 
+/* An event's part in a primary-key change, from Debezium's headers. */
+typedef enum key_move {
+	MOVE_NONE,
+	MOVE_DELETE, /* the delete of the old key: __debezium.newkey */
+	MOVE_CREATE  /* the create of the new key: __debezium.oldkey */
+} key_move;
+
 /* What the source needs beyond the change. */
 typedef struct event_meta {
 	int64_t ts_ms; /* source.ts_ms, else ts_ms; -1 when neither */
+	key_move move; /* in: from the headers (the source's; the parser
+	                * alone never sees headers) */
+	/* out, for MOVE_DELETE: the whole before image, which old_cols (the
+	 * key) leaves out; nbefore 0 when the event had none */
+	const zdm_cdc_column *before;
+	size_t nbefore;
 } event_meta;
 
 /* How a column's value is encoded, from its schema. */
@@ -1247,6 +1299,14 @@ envelope_change(zdm_cdc_debezium_parser *p, const json_t *env,
 		if (key_columns(p, key, key_len, before, &change->old_cols,
 		                &change->nold, err) < 0)
 			return -1;
+		/* the before image of a key change's delete becomes the
+		 * before image of the UPDATE it is merged into (dbz_take) */
+		if (meta->move == MOVE_DELETE && before != NULL &&
+		    row_columns(p, before,
+		                field_schema(json_object_get(schema, "fields"),
+		                             "before"),
+		                &meta->before, &meta->nbefore, err) < 0)
+			return -1;
 		if (change->nold == 0 && before == NULL) {
 			zdm_error_set(err, "no \"before\" for op \"d\"");
 			return -1;
@@ -1298,6 +1358,8 @@ parser_parse(zdm_cdc_debezium_parser *p, const void *key, size_t key_len,
 
 	memset(change, 0, sizeof(*change));
 	meta->ts_ms = -1;
+	meta->before = NULL;
+	meta->nbefore = 0;
 	if (value == NULL || len == 0)
 		return 0;
 	root = json_loadb(value, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
@@ -1411,6 +1473,7 @@ zdm_cdc_debezium_parse_message(zdm_cdc_debezium_parser *p, const void *key,
 	event_meta meta;
 
 	arena_reset(&p->arena);
+	meta.move = MOVE_NONE;
 	return parser_parse(p, key, key_len, value, len, change, &meta, err);
 }
 
@@ -1439,7 +1502,19 @@ typedef struct part_state {
 	int64_t acked_ts_ms;    /* ts of the last acknowledged change; -1 */
 	pending *q;             /* in offset order */
 	size_t qhead, qlen, qcap;
+	/* the index in the batch being built of this partition's last
+	 * change; -1 none (dbz_take: a key change's create meets its
+	 * delete there) */
+	long last_change;
 } part_state;
+
+/* Per change of the batch: is it a key change's delete still waiting for
+ * its create, and that delete's whole before image. */
+typedef struct move_state {
+	bool open;
+	const zdm_cdc_column *before;
+	size_t nbefore;
+} move_state;
 
 typedef struct dbz_source {
 	zdm_cdc_source base;
@@ -1448,11 +1523,22 @@ typedef struct dbz_source {
 	char *topic;
 	zdm_cdc_debezium_parser *parser;
 	zdm_cdc_change *changes;
+	move_state *moves; /* beside changes, changes_cap of them */
 	size_t nchanges, changes_cap;
 	part_state *parts;
 	size_t nparts, parts_cap;
 	bool failed; /* sticky: every next() returns failure */
 	zdm_error failure;
+	/* barriers (see the opening comment): fences oldest first, their
+	 * LSNs and ends rising; fenced, the LSN of the last one reached */
+	struct dbz_fence {
+		uint64_t lsn;
+		int32_t *partition;
+		int64_t *end; /* -1: the partition was empty */
+		int n;
+	} fences[DBZ_FENCES];
+	size_t fence_head, nfences;
+	uint64_t fenced;
 } dbz_source;
 
 static part_state *
@@ -1489,6 +1575,7 @@ part_get(dbz_source *src, int32_t partition)
 	ps->committed = -1;
 	ps->delivered_next = -1;
 	ps->acked_ts_ms = -1;
+	ps->last_change = -1;
 	return ps;
 }
 
@@ -1677,6 +1764,75 @@ dbz_offset_lost(dbz_source *src, const rd_kafka_message_t *m)
 	src->failed = true;
 }
 
+/* Debezium marks the two events of a primary-key change by headers. */
+static key_move
+dbz_key_move(const rd_kafka_message_t *m)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	const void *v;
+	size_t n;
+
+	if (rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+		return MOVE_NONE;
+	if (rd_kafka_header_get_last(hdrs, DBZ_HEADER_NEWKEY, &v, &n) ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return MOVE_DELETE;
+	if (rd_kafka_header_get_last(hdrs, DBZ_HEADER_OLDKEY, &v, &n) ==
+	    RD_KAFKA_RESP_ERR_NO_ERROR)
+		return MOVE_CREATE;
+	return MOVE_NONE;
+}
+
+/*
+ * A key change's create, c, whose delete is this partition's last change of
+ * the batch (only its tombstone between them) and from the same
+ * transaction: the two become the UPDATE the database saw, the delete's
+ * before image and c's after image, at c's position (acknowledging it
+ * covers the delete).  false: c stays an INSERT.
+ */
+static bool
+dbz_merge_move(dbz_source *src, part_state *ps, const zdm_cdc_change *c)
+{
+	zdm_cdc_change *d;
+	move_state *mv;
+
+	if (ps->last_change < 0 || (size_t)ps->last_change >= src->nchanges)
+		return false;
+	d = &src->changes[ps->last_change];
+	mv = &src->moves[ps->last_change];
+	if (!mv->open || d->op != ZDM_CDC_DELETE || d->xid != c->xid ||
+	    c->xid == 0 || strcmp(d->schema, c->schema) != 0 ||
+	    strcmp(d->table, c->table) != 0)
+		return false;
+	d->op = ZDM_CDC_UPDATE;
+	d->old_cols = mv->before;
+	d->nold = mv->nbefore;
+	d->new_cols = c->new_cols;
+	d->nnew = c->nnew;
+	d->position = c->position;
+	d->own_write = d->own_write || c->own_write;
+	mv->open = false;
+	return true;
+}
+
+/* Is a key change's delete the last change of its partition in the batch,
+ * its create perhaps not fetched yet? */
+static bool
+dbz_move_open(const dbz_source *src)
+{
+	size_t i;
+
+	for (i = 0; i < src->nparts; i++) {
+		const part_state *ps = &src->parts[i];
+
+		if (ps->owned && ps->last_change >= 0 &&
+		    (size_t)ps->last_change < src->nchanges &&
+		    src->moves[ps->last_change].open)
+			return true;
+	}
+	return false;
+}
+
 /* One message: 0 taken (or skipped), -1 the source failed. */
 static int
 dbz_take(dbz_source *src, const rd_kafka_message_t *m)
@@ -1704,6 +1860,7 @@ dbz_take(dbz_source *src, const rd_kafka_message_t *m)
 	if (ps == NULL || !ps->owned)
 		return 0; /* fetched before a revoke: its new owner reads it */
 	zdm_error_clear(&perr);
+	meta.move = dbz_key_move(m);
 	rc = parser_parse(src->parser, m->key, m->key_len, m->payload, m->len,
 	                  &change, &meta, &perr);
 	if (rc < 0) {
@@ -1725,17 +1882,31 @@ dbz_take(dbz_source *src, const rd_kafka_message_t *m)
 		goto oom;
 	if (rc == 0)
 		return 0;
+	change.position.partition = m->partition;
+	change.position.offset = (uint64_t)m->offset;
+	if (meta.move == MOVE_CREATE && change.op == ZDM_CDC_INSERT &&
+	    dbz_merge_move(src, ps, &change))
+		return 0;
 	if (src->nchanges == src->changes_cap) {
 		size_t cap = src->changes_cap ? src->changes_cap * 2 : 64;
 		zdm_cdc_change *c = realloc(src->changes, cap * sizeof(*c));
+		move_state *mv;
 
 		if (c == NULL)
 			goto oom;
 		src->changes = c;
+		mv = realloc(src->moves, cap * sizeof(*mv));
+		if (mv == NULL)
+			goto oom;
+		src->moves = mv;
 		src->changes_cap = cap;
 	}
-	change.position.partition = m->partition;
-	change.position.offset = (uint64_t)m->offset;
+	src->moves[src->nchanges].open = meta.move == MOVE_DELETE &&
+	                                 change.op == ZDM_CDC_DELETE &&
+	                                 meta.nbefore > 0;
+	src->moves[src->nchanges].before = meta.before;
+	src->moves[src->nchanges].nbefore = meta.nbefore;
+	ps->last_change = (long)src->nchanges;
 	src->changes[src->nchanges++] = change;
 	return 0;
 oom:
@@ -1750,7 +1921,9 @@ dbz_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 {
 	dbz_source *src = (dbz_source *)base;
 	double deadline = zdm_now() + (timeout_ms > 0 ? timeout_ms : 0) / 1e3;
+	double pair_deadline;
 	int taken = 0;
+	size_t i;
 
 	*changes = NULL;
 	*n = 0;
@@ -1760,6 +1933,8 @@ dbz_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 	}
 	arena_reset(&src->parser->arena);
 	src->nchanges = 0;
+	for (i = 0; i < src->nparts; i++)
+		src->parts[i].last_change = -1;
 	while (taken < DBZ_BATCH_MAX) {
 		int wait = 0;
 		rd_kafka_message_t *m;
@@ -1780,6 +1955,19 @@ dbz_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 			rd_kafka_message_destroy(m);
 			break;
 		}
+		rd_kafka_message_destroy(m);
+	}
+	/* Debezium sends a key change's delete, tombstone and create back to
+	 * back: a batch that ends between them waits a little for the
+	 * create, so the two can be merged */
+	pair_deadline = zdm_now() + DBZ_MOVE_WAIT_MS / 1e3;
+	while (!src->failed && dbz_move_open(src) &&
+	       zdm_now() < pair_deadline) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(src->rk, 10);
+
+		if (m == NULL)
+			continue;
+		(void)dbz_take(src, m);
 		rd_kafka_message_destroy(m);
 	}
 	dbz_commit_skips(src);
@@ -1937,6 +2125,42 @@ cleanup:
 }
 
 static void
+dbz_fence_drop(dbz_source *src)
+{
+	struct dbz_fence *f = &src->fences[src->fence_head];
+
+	free(f->partition);
+	free(f->end);
+	f->partition = NULL;
+	f->end = NULL;
+	src->fence_head = (src->fence_head + 1) % DBZ_FENCES;
+	src->nfences--;
+}
+
+/* Fences whose ends the committed offsets have reached: fenced moves up. */
+static void
+dbz_fences_check(dbz_source *src)
+{
+	while (src->nfences > 0) {
+		struct dbz_fence *f = &src->fences[src->fence_head];
+		int i;
+
+		for (i = 0; i < f->n; i++) {
+			part_state *ps;
+
+			if (f->end[i] < 0)
+				continue;
+			ps = part_find(src, f->partition[i]);
+			if (ps == NULL || ps->committed < f->end[i])
+				return; /* the later fences cannot be reached */
+		}
+		if (f->lsn > src->fenced)
+			src->fenced = f->lsn;
+		dbz_fence_drop(src);
+	}
+}
+
+static void
 dbz_close(zdm_cdc_source *base)
 {
 	dbz_source *src = (dbz_source *)base;
@@ -1957,7 +2181,10 @@ dbz_close(zdm_cdc_source *base)
 		free(src->parts[i].q);
 	free(src->parts);
 	free(src->changes);
+	free(src->moves);
 	free(src->topic);
+	while (src->nfences > 0)
+		dbz_fence_drop(src);
 	free(src);
 }
 
@@ -2037,10 +2264,15 @@ dbz_revoked(dbz_source *src, const rd_kafka_topic_partition_list_t *parts)
 		part_state *ps =
 			part_find(src, src->changes[i].position.partition);
 
-		if (ps != NULL && ps->owned)
+		if (ps != NULL && ps->owned) {
+			src->moves[kept] = src->moves[i];
 			src->changes[kept++] = src->changes[i];
+		}
 	}
 	src->nchanges = kept;
+	/* the indexes moved: a key change split by the revoke stays split */
+	for (i = 0; i < src->nparts; i++)
+		src->parts[i].last_change = -1;
 }
 
 /*
@@ -2271,4 +2503,87 @@ zdm_cdc_debezium_own_xid(zdm_cdc_source *base, uint64_t xid)
 
 	assert(base->ops == &dbz_ops);
 	parser_mark_own(src->parser, xid);
+}
+
+int
+zdm_cdc_debezium_fence(zdm_cdc_source *base, uint64_t lsn, zdm_error *err)
+{
+	dbz_source *src = (dbz_source *)base;
+	const struct rd_kafka_metadata *md = NULL;
+	struct dbz_fence f = {lsn, NULL, NULL, 0};
+	rd_kafka_resp_err_t e;
+	int i, rc = -1;
+
+	assert(base->ops == &dbz_ops);
+	if (lsn <= src->fenced ||
+	    (src->nfences > 0 &&
+	     src->fences[(src->fence_head + src->nfences - 1) % DBZ_FENCES]
+	                     .lsn >= lsn))
+		return 0; /* nothing newer to mark */
+	e = rd_kafka_metadata(src->rk, 0, src->rkt, &md, DBZ_TIMEOUT_MS);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		zdm_error_set(err, "topic %s: reading metadata: %s", src->topic,
+		              rd_kafka_err2str(e));
+		return -1;
+	}
+	if (md->topic_cnt != 1 ||
+	    md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+		/* no topic: the connector has written no change of the table,
+		 * so none before lsn is waiting */
+		src->fenced = lsn;
+		rc = 0;
+		goto cleanup;
+	}
+	if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		zdm_error_set(err, "topic %s: %s", src->topic,
+		              rd_kafka_err2str(md->topics[0].err));
+		goto cleanup;
+	}
+	f.n = md->topics[0].partition_cnt;
+	f.partition = calloc(f.n > 0 ? (size_t)f.n : 1, sizeof(*f.partition));
+	f.end = calloc(f.n > 0 ? (size_t)f.n : 1, sizeof(*f.end));
+	if (f.partition == NULL || f.end == NULL) {
+		zdm_error_set(err, "out of memory");
+		goto cleanup;
+	}
+	for (i = 0; i < f.n; i++) {
+		int64_t lo = -1, hi = -1;
+
+		f.partition[i] = md->topics[0].partitions[i].id;
+		e = rd_kafka_query_watermark_offsets(src->rk, src->topic,
+		                                     f.partition[i], &lo, &hi,
+		                                     DBZ_TIMEOUT_MS);
+		if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+			zdm_error_set(err,
+			              "topic %s partition %" PRId32
+			              ": reading watermarks: %s",
+			              src->topic, f.partition[i],
+			              rd_kafka_err2str(e));
+			goto cleanup;
+		}
+		f.end[i] = hi > lo ? hi : -1;
+	}
+	if (src->nfences == DBZ_FENCES)
+		dbz_fence_drop(src); /* a later fence covers it */
+	src->fences[(src->fence_head + src->nfences) % DBZ_FENCES] = f;
+	src->nfences++;
+	f.partition = NULL;
+	f.end = NULL;
+	dbz_fences_check(src);
+	rc = 0;
+cleanup:
+	free(f.partition);
+	free(f.end);
+	rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+uint64_t
+zdm_cdc_debezium_fenced(zdm_cdc_source *base)
+{
+	dbz_source *src = (dbz_source *)base;
+
+	assert(base->ops == &dbz_ops);
+	dbz_fences_check(src);
+	return src->fenced;
 }

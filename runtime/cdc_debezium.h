@@ -57,6 +57,17 @@ int zdm_cdc_debezium_open(zdm_cdc_source **out,
 void zdm_cdc_debezium_own_xid(zdm_cdc_source *src, uint64_t xid);
 
 /*
+ * Barriers (cdc_debezium.c, "Barriers"): lsn is the connector slot's
+ * confirmed_flush_lsn, read just before the call; the fence records the end
+ * of every partition of the topic now.  zdm_cdc_debezium_fenced is the
+ * largest lsn of a fence whose ends the group's committed offsets have all
+ * reached since (every change committed before it is applied), 0 when none.
+ * src must come from zdm_cdc_debezium_open.
+ */
+int zdm_cdc_debezium_fence(zdm_cdc_source *src, uint64_t lsn, zdm_error *err);
+uint64_t zdm_cdc_debezium_fenced(zdm_cdc_source *src);
+
+/*
  * The message parser on its own, for tests and fuzzing.  opts->topic,
  * group_id and kafka_conf are not used.
  */

@@ -356,6 +356,31 @@ apply_to_gate()
 	expect_grep "$name" "$work/$name.out" '^zdm: paused at gate "(switch|contract)"'
 }
 
+# ---- zdm sync (sync = cdc plans) ---------------------------------------------------
+# The sync of $migration reports as running in zdm.cdc of DB.
+sync_running()
+{
+	sql_true "$1" "SELECT EXISTS (SELECT FROM zdm.cdc WHERE migration = '$migration'
+	  AND state = 'running' AND seen_at > pg_catalog.clock_timestamp() - interval '2 s')"
+}
+
+# wait_sync_running DB: until the zdm sync started as $sync_pid reports as
+# running; if it exits first, show why (at_wait_for would hide a probe's own
+# messages).  Its output is expected in $work/sync*.out and .err.
+wait_sync_running()
+{
+	local i
+	for ((i = 0; i < 300; i++)); do
+		if ! kill -0 "$sync_pid" 2>/dev/null; then
+			cat "$work"/sync*.out "$work"/sync*.err >&2 || true
+			die "zdm sync exited early (its output above)"
+		fi
+		sync_running "$1" && return 0
+		sleep 0.1
+	done
+	die "zdm sync did not report as running within 30 s"
+}
+
 # ---- traffic ---------------------------------------------------------------------
 # traffic_start DB TAG old|new: one application version's clients.
 traffic_start()
