@@ -1650,6 +1650,7 @@ lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
 	const char *validate = zdmc_arena_printf(
 		ctx->arena, "ALTER TABLE %s VALIDATE CONSTRAINT %s", t->qname,
 		con);
+	const char *was_not_null;
 
 	if (col->not_null) {
 		lower_step(
@@ -1672,7 +1673,20 @@ lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
 		return;
 	}
 	/* type change: only if the old column is NOT NULL, which the catalog
-	 * knows and the compiler does not */
+	 * knows and the compiler does not.  A cdc plan dropped that NOT NULL
+	 * at expand (lower_cdc_expand_table) and saved it in the comment on
+	 * the marker: the saved list says it too */
+	was_not_null =
+		lower_is_cdc(ctx)
+			? zdmc_arena_printf(
+				  ctx->arena,
+				  "\n        OR coalesce((SELECT (pg_catalog.col_description(a.attrelid, a.attnum)::pg_catalog.jsonb -> 'not_null') ? %s\n"
+				  "                       FROM pg_catalog.pg_attribute AS a\n"
+				  "                      WHERE a.attrelid = %s::pg_catalog.regclass AND a.attname = '" PENDING_COLUMN
+				  "'), false)",
+				  zdmc_ident_literal(ctx->arena, col->name),
+				  zdmc_ident_literal(ctx->arena, t->qname))
+			: "";
 	lower_step(
 		ctx, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
@@ -1684,13 +1698,14 @@ lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
 			"DO $zdm$\n"
 			"BEGIN\n"
 			"    IF (SELECT attnotnull FROM pg_catalog.pg_attribute\n"
-			"         WHERE attrelid = %s::pg_catalog.regclass AND attname = %s) THEN\n"
+			"         WHERE attrelid = %s::pg_catalog.regclass AND attname = %s)%s THEN\n"
 			"        %s;\n"
 			"    END IF;\n"
 			"END\n"
 			"$zdm$",
 			zdmc_ident_literal(ctx->arena, t->qname),
-			zdmc_ident_literal(ctx->arena, col->name), add),
+			zdmc_ident_literal(ctx->arena, col->name), was_not_null,
+			add),
 		zdmc_arena_printf(ctx->arena,
 	                          "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
 	                          t->qname, con));
