@@ -67,6 +67,11 @@ static const char sync_usage_text[] =
 	"                     position (default zdm-MIGRATION)\n"
 	"  --kafka KEY=VALUE  debezium source: a librdkafka setting, e.g. bootstrap.servers=HOST:9092;\n"
 	"                     repeat as needed\n"
+	"  --connector-slot SLOT  debezium source: the connector's replication slot (slot.name).  Its\n"
+	"                     confirmed_flush_lsn says what Debezium has written to Kafka; without it a\n"
+	"                     catch-up barrier cannot tell a drained topic from a lagging connector, and\n"
+	"                     writes committed just before contract can be lost.  Give the connector\n"
+	"                     heartbeat.interval.ms so that the slot moves while the table is quiet\n"
 	"\n"
 	"exit status: 0 stopped as asked (or nothing left to sync: the migration is done or rolled\n"
 	"back), 1 failed (zdm.cdc.last_error says why; restart it) or another zdm sync runs for the\n"
@@ -137,6 +142,7 @@ sync_main(int argc, char **argv)
 		}
 		if (strcmp(arg, "--db") == 0 || strcmp(arg, "--topic") == 0 ||
 		    strcmp(arg, "--group") == 0 ||
+		    strcmp(arg, "--connector-slot") == 0 ||
 		    strcmp(arg, "--kafka") == 0) {
 			if (val == NULL) {
 				free(kafka);
@@ -150,6 +156,8 @@ sync_main(int argc, char **argv)
 				opts.topic = val;
 			else if (strcmp(arg, "--group") == 0)
 				opts.group_id = val;
+			else if (strcmp(arg, "--connector-slot") == 0)
+				opts.connector_slot = val;
 			else if (strchr(val, '=') == NULL || val[0] == '=') {
 				free(kafka);
 				return usage_error(

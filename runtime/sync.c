@@ -27,6 +27,15 @@
  *    request found at start is honoured too (the runner clears it when it
  *    wants the sync back), so a sync started late cannot write to columns
  *    a contract is dropping.
+ *  - applied_lsn in zdm.cdc, the catch-up barriers' measure, is never
+ *    ahead of what is applied.  native: the slot's acknowledged position.
+ *    debezium: only with --connector-slot, the connector slot's
+ *    confirmed_flush_lsn once the committed offsets have reached the
+ *    topic's end as it was when that LSN was read (Debezium confirms an
+ *    LSN once what precedes it is in Kafka; cdc_debezium.c, "Barriers");
+ *    without it, NULL, and a barrier can only wait for a drained topic,
+ *    which says nothing of changes the connector has yet to write
+ *    (sync_wait.c).
  *  - Nothing here creates or drops the slot, publication or origin: the
  *    plan's steps own them.
  */
@@ -307,6 +316,31 @@ sync_open_source(sync_run *r)
 	} else {
 		zdm_cdc_debezium_opts dz;
 
+		if (r->opts->connector_slot != NULL) {
+			const char *slot[1] = {r->opts->connector_slot};
+			PGresult *res;
+			bool found;
+
+			if (zdm_conn_query(r->conn,
+			                   "SELECT FROM pg_catalog."
+			                   "pg_replication_slots WHERE "
+			                   "slot_name = $1 AND slot_type = "
+			                   "'logical'",
+			                   1, slot, &res, &r->err) != 0)
+				return -1;
+			found = PQntuples(res) == 1;
+			PQclear(res);
+			if (!found) {
+				zdm_error_set(&r->err,
+				              "--connector-slot %s: no logical "
+				              "replication slot of that name",
+				              r->opts->connector_slot);
+				snprintf(r->err.hint, sizeof(r->err.hint),
+				         "give the Debezium connector's "
+				         "slot.name (default \"debezium\")");
+				return -1;
+			}
+		}
 		memset(&dz, 0, sizeof(dz));
 		dz.topic = r->opts->topic;
 		dz.group_id = r->group;
@@ -368,6 +402,29 @@ sync_report(sync_run *r)
 	uint64_t bl = 0;
 	PGresult *res;
 
+	/* debezium: how far the connector has written to Kafka (its slot),
+	 * fenced at the topic's end now; applied_lsn is the last fence the
+	 * committed offsets have reached (cdc_debezium.c, "Barriers") */
+	if (!r->native && r->opts->connector_slot != NULL) {
+		const char *slot[1] = {r->opts->connector_slot};
+		uint64_t flushed = 0;
+
+		if (zdm_conn_query(r->conn,
+		                   "SELECT confirmed_flush_lsn FROM "
+		                   "pg_catalog.pg_replication_slots "
+		                   "WHERE slot_name = $1",
+		                   1, slot, &res, &r->err) != 0)
+			return -1;
+		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
+			flushed = sync_lsn_parse(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (flushed != 0 &&
+		    zdm_cdc_debezium_fence(r->src, flushed, &r->err) != 0)
+			return -1;
+		r->applied_lsn = zdm_cdc_debezium_fenced(r->src);
+		if (r->applied_lsn != 0)
+			sync_lsn_text(r->applied_lsn, lsn, sizeof(lsn));
+	}
 	if (r->src->ops->lag(r->src, &seconds, &bl, &r->err) != 0)
 		return -1;
 	if (r->native) {
@@ -401,7 +458,7 @@ sync_report(sync_run *r)
 	snprintf(applied, sizeof(applied), "%" PRIu64, st.applied);
 	snprintf(own, sizeof(own), "%" PRIu64, st.own_skipped);
 	params[0] = r->plan->migration;
-	params[1] = r->native ? lsn : NULL;
+	params[1] = r->native || r->applied_lsn != 0 ? lsn : NULL;
 	params[2] = lag;
 	params[3] = backlog;
 	params[4] = seen;
@@ -685,6 +742,13 @@ zdm_sync(const zdm_plan *plan, const zdm_sync_opts *opts)
 	if (r.native && (r.cdc->slot == NULL || r.cdc->publication == NULL)) {
 		fprintf(stderr, "zdm: error: the plan's cdc source is native "
 		                "but it names no slot or publication\n");
+		return ZDM_EXIT_USAGE;
+	}
+	if (r.native && opts->connector_slot != NULL) {
+		fprintf(stderr,
+		        "zdm: error: --connector-slot is for a plan "
+		        "that reads Debezium events; this one reads its "
+		        "own slot\n");
 		return ZDM_EXIT_USAGE;
 	}
 	if (!r.native && (opts->topic == NULL || opts->topic[0] == '\0')) {

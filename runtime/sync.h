@@ -15,6 +15,10 @@ typedef struct zdm_sync_opts {
 	const char *topic;
 	const char *group_id;          /* NULL: "zdm-<migration>" */
 	const char *const *kafka_conf; /* "key=value", NULL-terminated */
+	/* the Debezium connector's replication slot: its confirmed_flush_lsn
+	 * says what the connector has written to Kafka, which makes the
+	 * catch-up barriers sound (sync.c); NULL: not known */
+	const char *connector_slot;
 	/* seconds between progress lines on stdout (<= 0: 5) */
 	double progress_interval;
 } zdm_sync_opts;

@@ -148,8 +148,12 @@ sync_barrier_passed(const sync_report *rep)
 {
 	if (!sync_running(rep) || !rep->after_start)
 		return false;
-	if (strcmp(rep->source, "native") == 0)
+	/* native, and debezium with the connector's slot: every change
+	 * committed before the barrier is applied */
+	if (strcmp(rep->source, "native") == 0 || rep->applied_lsn[0] != '\0')
 		return rep->past_lsn;
+	/* debezium without it: the topic is drained, which says nothing of
+	 * changes the connector has yet to write (zdm sync --connector-slot) */
 	return rep->backlog == 0;
 }
 
