@@ -277,29 +277,13 @@ NEW	DELETE FROM orders WHERE id = 10
 OLD	INSERT INTO orders (id, user_id, amount, note, created_at) VALUES (9, 9, 909, 'old, again', '2025-01-01 00:00:00+00')
 NEW	INSERT INTO orders (id, user_id, amount, note, created_at) VALUES (10, 10, 10.10, 'new, again', '2025-01-01 00:00:00+00')
 EOF
-	for db in same_t same_c; do
-		sp=$tsp
-		[ $db = same_c ] && sp=$csp
-		while IFS=$'\t' read -r who sql; do
-			if [ "$who" = NEW ]; then
-				PGOPTIONS="-c search_path=${sp// /}" q -d $db -c "$sql" >/dev/null
-			else
-				q -d $db -c "$sql" >/dev/null
-			fi
-		done <"$script"
-	done
+	run_versions_script "$script" same_t "$tsp"
+	run_versions_script "$script" same_c "$csp"
 	zdm_run same_t.apply2 0 apply "$tbf" --db dbname=same_t --approve-all
 	zdm_run same_c.apply2 0 apply "$cbf" --db dbname=same_c --approve-all
 	zdm_wait "$sync_pid" sync_same 0 30
 	relay_stop
-	rows="SELECT id, user_id, amount, note, created_at FROM orders ORDER BY id"
-	q -d same_t -At -c "$rows" >"$work/same_t.rows"
-	q -d same_c -At -c "$rows" >"$work/same_c.rows"
-	[ -s "$work/same_t.rows" ] || die "no rows"
-	if ! diff -u "$work/same_t.rows" "$work/same_c.rows" >"$work/same.diff"; then
-		head -40 "$work/same.diff" >&2
-		die "debezium and trigger sync end with different data (diff above)"
-	fi
+	same_rows "SELECT id, user_id, amount, note, created_at FROM orders ORDER BY id" debezium
 	expect "same: the new version's primary-key change with a new amount" \
 		"$(val same_c "SELECT amount FROM orders WHERE id = 900004")" 3.50
 	expect "same: the old version's primary-key change of a synced row" \

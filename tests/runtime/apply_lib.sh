@@ -381,6 +381,35 @@ wait_sync_running()
 	die "zdm sync did not report as running within 30 s"
 }
 
+# ---- trigger sync against cdc sync: one script, two databases ----------------------
+# run_versions_script SCRIPT DB SEARCH_PATH: each line of SCRIPT is WHO<TAB>SQL;
+# NEW lines run as the new version (its SEARCH_PATH), OLD lines as the old.
+run_versions_script()
+{
+	local script=$1 db=$2 sp=$3 who sql
+	while IFS=$'\t' read -r who sql; do
+		if [ "$who" = NEW ]; then
+			PGOPTIONS="-c search_path=${sp// /}" q -d "$db" -c "$sql" >/dev/null
+		else
+			q -d "$db" -c "$sql" >/dev/null
+		fi
+	done <"$script"
+}
+
+# same_rows SQL WHAT: SQL gives the same rows in databases same_t (trigger
+# sync) and same_c (WHAT sync); they are kept in $work/same_t.rows and
+# $work/same_c.rows.
+same_rows()
+{
+	q -d same_t -At -c "$1" >"$work/same_t.rows"
+	q -d same_c -At -c "$1" >"$work/same_c.rows"
+	[ -s "$work/same_t.rows" ] || die "no rows"
+	if ! diff -u "$work/same_t.rows" "$work/same_c.rows" >"$work/same.diff"; then
+		head -40 "$work/same.diff" >&2
+		die "$2 and trigger sync end with different data (diff above)"
+	fi
+}
+
 # ---- traffic ---------------------------------------------------------------------
 # traffic_start DB TAG old|new: one application version's clients.
 traffic_start()
