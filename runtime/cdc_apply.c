@@ -63,6 +63,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strbuf.h"
+
 /* Events in the sets before they are sent. */
 #define AP_CHUNK 2000
 /* Slots of the key table: a power of 2 (the probe masks with it), over
@@ -84,8 +86,7 @@ typedef struct ap_rule {
 
 /* Events waiting to be sent as one statement: a JSON array being built. */
 typedef struct ap_set {
-	char *json;
-	size_t len, cap;
+	zdm_strbuf json;
 	size_t n;           /* events in it */
 	size_t first, last; /* their indexes in the batch, for messages */
 } ap_set;
@@ -437,8 +438,8 @@ zdm_cdc_applier_free(zdm_cdc_applier *a)
 
 			free(s->param_slots);
 			free(s->param_json);
-			free(s->fwd_set.json);
-			free(s->rev_set.json);
+			zdm_strbuf_free(&s->fwd_set.json);
+			zdm_strbuf_free(&s->rev_set.json);
 			free(s->touched_slots);
 			for (i = 0; s->on_insert && i < s->sync->non_insert;
 			     i++)
@@ -807,27 +808,13 @@ ap_touched_before(const ap_event *ev, int s)
 static int
 ap_set_put(ap_set *set, const char *text, size_t len)
 {
-	if (set->len + len + 1 > set->cap) {
-		size_t cap = set->cap ? set->cap : 4096;
-		char *grown;
-
-		while (set->len + len + 1 > cap)
-			cap *= 2;
-		if ((grown = realloc(set->json, cap)) == NULL)
-			return -1;
-		set->json = grown;
-		set->cap = cap;
-	}
-	memcpy(set->json + set->len, text, len);
-	set->len += len;
-	set->json[set->len] = '\0';
-	return 0;
+	return zdm_strbuf_put(&set->json, text, len);
 }
 
 static int
 ap_set_puts(ap_set *set, const char *text)
 {
-	return ap_set_put(set, text, strlen(text));
+	return zdm_strbuf_puts(&set->json, text);
 }
 
 /* text as a JSON string (UTF-8 passes through: the server sends UTF-8) */
@@ -918,7 +905,7 @@ static int
 ap_flush(zdm_cdc_applier *a, const zdm_cdc_change *changes, zdm_error *err)
 {
 	size_t ti, si;
-	int r;
+	int r, rc;
 
 	for (ti = 0; ti < a->ntables; ti++) {
 		ap_table *t = &a->tables[ti];
@@ -944,10 +931,11 @@ ap_flush(zdm_cdc_applier *a, const zdm_cdc_change *changes, zdm_error *err)
 				what.sync = si;
 				what.reverse = r == 1;
 				set->n = 0;
-				set->len = 0;
-				if (ap_send(a, changes, what,
-				            r ? s->rev_name : s->fwd_name,
-				            set->json, err) != 0)
+				rc = ap_send(a, changes, what,
+				             r ? s->rev_name : s->fwd_name,
+				             set->json.data, err);
+				zdm_strbuf_reset(&set->json);
+				if (rc != 0)
 					return -1;
 			}
 		}
@@ -967,9 +955,9 @@ ap_sets_clear(zdm_cdc_applier *a)
 	for (ti = 0; ti < a->ntables; ti++)
 		for (si = 0; si < a->tables[ti].nsyncs; si++) {
 			a->tables[ti].syncs[si].fwd_set.n = 0;
-			a->tables[ti].syncs[si].fwd_set.len = 0;
+			zdm_strbuf_reset(&a->tables[ti].syncs[si].fwd_set.json);
 			a->tables[ti].syncs[si].rev_set.n = 0;
-			a->tables[ti].syncs[si].rev_set.len = 0;
+			zdm_strbuf_reset(&a->tables[ti].syncs[si].rev_set.json);
 		}
 	if (a->pending > 0)
 		memset(a->keys, 0, a->nkeys * sizeof(uint64_t));

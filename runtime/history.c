@@ -30,6 +30,7 @@
  *   points at survives a crash of the machine.
  */
 #include "history.h"
+#include "strbuf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -344,8 +345,7 @@ zdm_history_close(zdm_history *history)
 
 typedef struct history_yaml {
 	yaml_emitter_t emitter;
-	char *buf;
-	size_t len, cap;
+	zdm_strbuf out;
 	bool failed;
 } history_yaml;
 
@@ -354,22 +354,7 @@ history_yaml_write(void *data, unsigned char *bytes, size_t size)
 {
 	history_yaml *y = data;
 
-	if (y->len + size + 1 > y->cap) {
-		size_t cap = y->cap ? y->cap : 4096;
-		char *grown;
-
-		while (y->len + size + 1 > cap)
-			cap *= 2;
-		grown = realloc(y->buf, cap);
-		if (grown == NULL)
-			return 0;
-		y->buf = grown;
-		y->cap = cap;
-	}
-	memcpy(y->buf + y->len, bytes, size);
-	y->len += size;
-	y->buf[y->len] = '\0';
-	return 1;
+	return zdm_strbuf_put(&y->out, (const char *)bytes, size) == 0;
 }
 
 static void
@@ -814,9 +799,9 @@ history_state_read(history_state *out, PGconn *conn, const char *migration,
 		                                : "out of memory");
 		goto cleanup;
 	}
-	out->yaml = y.buf;
-	out->yaml_len = y.len;
-	y.buf = NULL;
+	out->yaml = y.out.data;
+	out->yaml_len = y.out.len;
+	y.out.data = NULL;
 	snprintf(out->state, sizeof(out->state), "%s",
 	         mig ? PQgetvalue(mig, 0, 0) : "not_started");
 	if (mig != NULL && !PQgetisnull(mig, 0, 9)) {
@@ -837,7 +822,7 @@ cleanup:
 	}
 	if (emitter)
 		yaml_emitter_delete(&y.emitter);
-	free(y.buf);
+	zdm_strbuf_free(&y.out);
 	PQclear(res);
 	PQclear(mig);
 	PQclear(steps);
