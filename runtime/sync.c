@@ -588,8 +588,9 @@ sync_ack(sync_run *r, const zdm_cdc_change *changes, size_t n)
 	return 0;
 }
 
-/* 0 applied and acknowledged, 1 a writer of the batch still runs (try the
- * same batch again), -1 error in r->err. */
+/* 0 applied and acknowledged, 1 not yet (a writer of the batch still runs,
+ * or rows it changes stayed locked: try the same batch again), -1 error in
+ * r->err. */
 static int
 sync_batch(sync_run *r, const zdm_cdc_change *changes, size_t n)
 {
@@ -628,7 +629,7 @@ sync_loop(sync_run *r, const char **why)
 {
 	const zdm_cdc_change *changes = NULL;
 	size_t n = 0;
-	bool pending = false; /* changes wait for a writer to end */
+	bool pending = false; /* changes wait for a writer or a row lock */
 	double now, last_report = 0, last_heartbeat = 0, last_progress,
 		    progress_every, waiting_since = 0;
 	int rc;
