@@ -1638,21 +1638,33 @@ rebal_check_first(zdm_cdc_source *a)
 	CHECK(g.n == 2 && g.pos[0].partition != g.pos[1].partition);
 }
 
-/* next() on a once, appending to g */
+/*
+ * next() on src once, appending to g the changes not seen before.  On a
+ * loaded machine the group may rebalance more than once, and a consumer
+ * then reads its partition again from the committed offset: the same
+ * changes, delivered at least once, which is the contract.  Only their
+ * first delivery counts here.
+ */
 static void
 rebal_next(zdm_cdc_source *src, got *g)
 {
 	const zdm_cdc_change *c;
 	zdm_error err;
-	size_t n, i;
+	size_t n, i, k;
 
 	if (src->ops->next(src, &c, &n, 100, &err) < 0) {
 		check(0, __FILE__, __LINE__, "next: %s", err.message);
 		return;
 	}
-	for (i = 0; i < n && g->n < MAX_GOT; i++, g->n++) {
+	for (i = 0; i < n && g->n < MAX_GOT; i++) {
+		for (k = 0; k < g->n; k++)
+			if (g->pos[k].partition == c[i].position.partition &&
+			    g->pos[k].offset == c[i].position.offset)
+				break;
+		if (k < g->n)
+			continue;
 		describe(&c[i], g->desc[g->n], sizeof(g->desc[0]));
-		g->pos[g->n] = c[i].position;
+		g->pos[g->n++] = c[i].position;
 	}
 }
 
