@@ -1884,3 +1884,15 @@ zdm_plan_free(zdm_plan *plan)
 	cdc_free(plan->cdc);
 	free(plan);
 }
+
+char *
+zdm_plan_schema(const zdm_plan *plan)
+{
+	const char *sp = plan->search_path ? plan->search_path : "public";
+	const char *comma = strrchr(sp, ',');
+	const char *tail = comma ? comma + 1 : sp;
+
+	while (*tail == ' ')
+		tail++;
+	return strdup(tail);
+}

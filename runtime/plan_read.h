@@ -181,5 +181,8 @@ int zdm_plan_load(zdm_plan **out, const char *path, char *errbuf,
 int zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
                    size_t len, char *errbuf, size_t errlen);
 void zdm_plan_free(zdm_plan *plan);
+/* The last schema of the plan's search_path ("public" when it has none):
+ * where its tables are; malloc'd, NULL when out of memory. */
+char *zdm_plan_schema(const zdm_plan *plan);
 
 #endif

@@ -32,46 +32,28 @@
 #include "history.h"
 #include "journal.h"
 #include "preflight.h"
+#include "signals.h"
 #include "sync_wait.h"
 
-/* Set by SIGINT/SIGTERM: the backfill finishes its batches in flight,
- * checkpoints and returns; waits (lock retries, a --wait gate) give up; the
- * run then stops with exit 3.  A statement already running is left to finish
- * (no PQcancel): every wait that gives up is outside a transaction, so
- * nothing is left half committed. */
-static volatile sig_atomic_t runner_interrupted;
-
-static void
-runner_on_signal(int signo)
-{
-	(void)signo;
-	runner_interrupted = 1;
-}
-
-static void
-runner_catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = runner_on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
+/* zdm_interrupted (signals.c), set by SIGINT/SIGTERM: the backfill
+ * finishes its batches in flight, checkpoints and returns; waits (lock
+ * retries, a --wait gate) give up; the run then stops with exit 3.  A
+ * statement already running is left to finish (no PQcancel): every wait
+ * that gives up is outside a transaction, so nothing is left half
+ * committed. */
 
 /* Sleep ms in slices, so a signal is seen within 100 ms.  false: the run
  * was interrupted (before or during the sleep). */
 static bool
 runner_sleep_ms(long ms)
 {
-	while (ms > 0 && !runner_interrupted) {
+	while (ms > 0 && !zdm_interrupted) {
 		long slice = ms < 100 ? ms : 100;
 
 		zdm_sleep_ms(slice);
 		ms -= slice;
 	}
-	return !runner_interrupted;
+	return !zdm_interrupted;
 }
 
 typedef struct runner {
@@ -85,18 +67,6 @@ typedef struct runner {
 } runner;
 
 /* ---- small helpers --------------------------------------------------- */
-
-static char *
-runner_plan_schema(const zdm_plan *plan)
-{
-	const char *sp = plan->search_path ? plan->search_path : "public";
-	const char *comma = strrchr(sp, ',');
-	const char *tail = comma ? comma + 1 : sp;
-
-	while (*tail == ' ')
-		tail++;
-	return strdup(tail);
-}
 
 static long
 runner_backoff_ms(int attempt)
@@ -431,7 +401,7 @@ runner_lock_migration(runner *r)
 static int
 runner_connect(runner *r)
 {
-	r->schema = runner_plan_schema(r->plan);
+	r->schema = zdm_plan_schema(r->plan);
 	r->conn = zdm_conn_open(r->opts->conninfo, r->plan->migration,
 	                        r->schema, &r->err);
 	if (r->conn == NULL)
@@ -1228,7 +1198,7 @@ runner_run_backfill(runner *r, size_t idx)
 	bo.lock_retries = r->plan->lock_retries;
 	bo.progress_tty = isatty(STDERR_FILENO);
 	bo.log = bo.progress_tty ? NULL : stdout;
-	bo.interrupt = &runner_interrupted;
+	bo.interrupt = &zdm_interrupted;
 	bo.yield_to_clients = !r->opts->full_speed;
 
 	if (runner_mark_running(r, idx, idx + 1) != 0)
@@ -1324,7 +1294,7 @@ runner_run_steps(runner *r)
 			i++;
 			continue;
 		}
-		if (runner_interrupted) {
+		if (zdm_interrupted) {
 			zdm_error_set(&r->err, "interrupted before step %s",
 			              step->id);
 			snprintf(
@@ -1413,7 +1383,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	r.plan = plan;
 	r.opts = opts;
 	srand((unsigned)getpid());
-	runner_catch_signals();
+	zdm_catch_signals();
 	if (runner_connect(&r) != 0)
 		goto done;
 	runner_open_history(&r);
@@ -1533,7 +1503,7 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 	size_t k;
 
 	for (attempt = 0;; attempt++) {
-		if (runner_interrupted)
+		if (zdm_interrupted)
 			return runner_stop_rollback_interrupted(r, idx[0]);
 		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0 ||
 		    runner_set_lock_timeout(
@@ -1632,7 +1602,7 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	memset(&r, 0, sizeof(r));
 	r.plan = plan;
 	r.opts = opts;
-	runner_catch_signals();
+	zdm_catch_signals();
 	if (runner_connect(&r) != 0)
 		goto done;
 	runner_open_history(&r);
@@ -1789,7 +1759,7 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 {
 	zdm_error err;
 	PGconn *conn;
-	char *schema = runner_plan_schema(plan);
+	char *schema = zdm_plan_schema(plan);
 	const char *params[3] = {plan->migration, gate, runner_who(opts)};
 	PGresult *res;
 	size_t i;

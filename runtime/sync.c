@@ -53,6 +53,7 @@
 #include "cdc_debezium.h"
 #include "cdc_pgoutput.h"
 #include "journal.h"
+#include "signals.h"
 
 /* How long next waits for changes: also the bound on noticing a signal. */
 #define SYNC_NEXT_MS 100
@@ -72,28 +73,6 @@
 #define SYNC_WRITER_WARN_S 10.0
 /* After a source error during a rollback: how long to wait for the drop. */
 #define SYNC_GONE_WAIT_MS 5000
-
-static volatile sig_atomic_t sync_interrupted;
-
-static void
-sync_on_signal(int signo)
-{
-	(void)signo;
-	sync_interrupted = 1;
-}
-
-/* No SA_RESTART: a signal must end the source's wait for changes. */
-static void
-sync_catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = sync_on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-}
 
 typedef struct sync_sample {
 	double at;
@@ -122,19 +101,6 @@ typedef struct sync_run {
 	uint64_t backlog;
 	uint64_t applied_lsn; /* 0: none yet */
 } sync_run;
-
-/* The last schema of the plan's search_path: where its tables are. */
-static char *
-sync_plan_schema(const zdm_plan *plan)
-{
-	const char *sp = plan->search_path ? plan->search_path : "public";
-	const char *comma = strrchr(sp, ',');
-	const char *tail = comma ? comma + 1 : sp;
-
-	while (*tail == ' ')
-		tail++;
-	return strdup(tail);
-}
 
 static void
 sync_lsn_text(uint64_t lsn, char *buf, size_t len)
@@ -181,7 +147,7 @@ sync_lock(sync_run *r)
 		PQclear(res);
 		if (got)
 			return 0;
-		if (zdm_now() >= deadline || sync_interrupted)
+		if (zdm_now() >= deadline || zdm_interrupted)
 			break;
 		zdm_sleep_ms(100);
 	}
@@ -674,7 +640,7 @@ sync_loop(sync_run *r, const char **why)
 			fflush(stdout);
 			waiting_since = now;
 		}
-		if (sync_interrupted) {
+		if (zdm_interrupted) {
 			*why = "interrupted by a signal";
 			return 0;
 		}
@@ -763,9 +729,9 @@ zdm_sync(const zdm_plan *plan, const zdm_sync_opts *opts)
 	         opts->group_id ? opts->group_id : "");
 	if (opts->group_id == NULL)
 		snprintf(r.group, sizeof(r.group), "zdm-%s", plan->migration);
-	sync_catch_signals();
+	zdm_catch_signals();
 
-	r.schema = sync_plan_schema(plan);
+	r.schema = zdm_plan_schema(plan);
 	r.conn = zdm_conn_open(opts->conninfo, "sync", r.schema, &r.err);
 	if (r.conn == NULL || sync_lock(&r) != 0 || sync_journal(&r) != 0)
 		goto fail;
