@@ -22,7 +22,8 @@
 # zdm connects: with --db pointing nowhere they still exit 2 with the same
 # message.  `zdm rollback`, `zdm approve` and `zdm status` of a bad plan
 # exit 2 as well.  Last, `zdm apply|status|rollback ... --help` prints the
-# usage and exits 0.
+# usage and exits 0, and a --sync-wait that is not a positive duration is
+# a usage error (exit 2).
 set -euo pipefail
 
 me=apply_badplan.sh
@@ -111,6 +112,9 @@ expect_grep "no-such-table: the problem is listed" "$work/no-such-table.all" \
 # stdout and says only "preflight found 1 problem" on stderr.
 expect_grep_later "no-such-table: the problem on stderr" "$work/no-such-table.err" \
 	'no_such_users'
+# a bad --sync-wait is a usage error (exit 2), before anything is read
+zdm_run syncwait 2 apply "$bad/no-such-table.plan" --sync-wait 0s
+expect_grep "--sync-wait 0s" "$work/syncwait.err" '^zdm: --sync-wait takes a positive duration such as 5s or 10min, not 0s'
 # --help after a command prints the usage and exits 0, touching nothing
 for cmd in apply status rollback; do
 	zdm_run "help.$cmd" 0 $cmd "$bad/no-such-table.plan" --help

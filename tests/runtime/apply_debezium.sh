@@ -52,7 +52,8 @@
 #            the update arrived and contract dropped it; with it, the
 #            barrier waits until the committed offsets pass a fence put at
 #            the topic's end once the connector's slot had confirmed the
-#            barrier's position.
+#            barrier's position.  First, --connector-slot naming no slot is
+#            refused (exit 1) with the slot named and a hint.
 set -euo pipefail
 
 me=apply_debezium.sh
@@ -215,6 +216,12 @@ barrier)
 	zdm_bg apply1 apply "$plan" --db "dbname=$db"
 	apply_pid=$zdm_pid
 	at_wait_for "expand done in the journal" 60 phase_done $db expand
+	# a connector slot that does not exist: refused, named, with a hint
+	zdm_run badslot 1 sync "$plan" --db "dbname=$db" --topic "$topic" \
+		--connector-slot no_such_slot --kafka "bootstrap.servers=$bootstrap"
+	expect_grep "unknown connector slot" "$work/badslot.err" \
+		'^zdm: error: --connector-slot no_such_slot: no logical replication slot of that name'
+	expect_grep "unknown connector slot: hint" "$work/badslot.err" '^HINT: .*slot\.name'
 	sync_start $db sync1
 	wait_sync_running $db
 	zdm_wait "$apply_pid" apply1 4 120
