@@ -114,16 +114,9 @@ same)
 	# Both plans stop at their backfill gate: the script's writes meet rows
 	# that are not backfilled yet (the merge on a partial new-version
 	# update), as well as the rows they write themselves.
-	tgates=$(sed -E 's/approve = \(([^)]*)\)/approve = (backfill, switch)/' \
-		"$root/plans/split_name.zdm")
-	mkdir -p "$work/src"
-	printf '%s\n' "$tgates" >"$work/src/split_name_bf.zdm"
-	sed -E 's/approve = \(([^)]*)\)/approve = (backfill, switch)/' \
-		"$root/plans/split_name_cdc.zdm" >"$work/src/split_name_cdc_bf.zdm"
-	cmp -s "$root/plans/split_name_cdc.zdm" "$work/src/split_name_cdc_bf.zdm" &&
-		die "could not set approve in split_name_cdc.zdm"
-	tbf=$(at_compile "$work/src/split_name_bf.zdm" split_name_bf)
-	cbf=$(at_compile "$work/src/split_name_cdc_bf.zdm" split_name_cdc_bf)
+	tbf=$(at_gates_variant split_name_bf "backfill, switch")
+	cbf=$(at_gates_variant split_name_cdc_bf "backfill, switch" \
+		"$root/plans/split_name_cdc.zdm")
 	tsp=$(at_plan_get "$tbf" new_version.search_path)
 	csp=$(at_plan_get "$cbf" new_version.search_path)
 	fresh_db same_t

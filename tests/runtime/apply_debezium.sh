@@ -238,14 +238,9 @@ barrier)
 same)
 	# Both plans stop at their backfill gate: the script's writes meet rows
 	# that are not backfilled yet as well as the rows they write themselves.
-	sed -E 's/approve = \(([^)]*)\)/approve = (backfill, contract)/' \
-		"$root/plans/orders_amount.zdm" >"$work/src/orders_amount_bf.zdm"
-	sed -E 's/approve = \(([^)]*)\)/approve = (backfill, contract)/' \
-		"$work/src/orders_amount_dbz.zdm" >"$work/src/orders_amount_dbz_bf.zdm"
-	cmp -s "$work/src/orders_amount_dbz.zdm" "$work/src/orders_amount_dbz_bf.zdm" &&
-		die "could not set approve in orders_amount_cdc.zdm"
-	tbf=$(at_compile "$work/src/orders_amount_bf.zdm" orders_amount_bf)
-	cbf=$(at_compile "$work/src/orders_amount_dbz_bf.zdm" orders_amount_dbz_bf)
+	tbf=$(at_gates_variant orders_amount_bf "backfill, contract")
+	cbf=$(at_gates_variant orders_amount_dbz_bf "backfill, contract" \
+		"$work/src/orders_amount_dbz.zdm")
 	tsp=$(at_plan_get "$tbf" new_version.search_path)
 	csp=$(at_plan_get "$cbf" new_version.search_path)
 	fresh_db same_t

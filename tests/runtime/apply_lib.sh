@@ -174,24 +174,25 @@ at_compile()
 	echo "$work/$name.plan"
 }
 
-# at_variant NAME SED-SCRIPT: a bench-only copy of plans/$example.zdm with
-# its "with (...)" options edited by SED-SCRIPT, compiled; prints the plan.
-# The statements are the example's own; only options (gates, retries)
-# change.
+# at_variant NAME SED-SCRIPT [SRC]: a test-only copy of SRC (default
+# plans/$example.zdm) with its "with (...)" options edited by SED-SCRIPT,
+# compiled; prints the plan.  The statements are the source's own; only
+# options (gates, retries) change.
 at_variant()
 {
-	local name=$1 script=$2
+	local name=$1 script=$2 src=${3:-$root/plans/$example.zdm}
 	mkdir -p "$work/src"
-	sed -E "$script" "$root/plans/$example.zdm" >"$work/src/$name.zdm"
-	cmp -s "$root/plans/$example.zdm" "$work/src/$name.zdm" &&
+	sed -E "$script" "$src" >"$work/src/$name.zdm"
+	cmp -s "$src" "$work/src/$name.zdm" &&
 		die "variant $name: the sed script changed nothing"
 	at_compile "$work/src/$name.zdm" "$name"
 }
 
-# The approve option of plans/$example.zdm replaced with (GATES).
+# at_gates_variant NAME GATES [SRC]: the approve option of SRC (default
+# plans/$example.zdm) replaced with (GATES).
 at_gates_variant()
 {
-	at_variant "$1" "s/approve = (\\([^)]*\\)|none)/approve = ($2)/"
+	at_variant "$1" "s/approve = (\\([^)]*\\)|none)/approve = ($2)/" "${3:-}"
 }
 
 # A plan of the example that stops at a gate before contract, so that old
