@@ -5,7 +5,7 @@
 # (a script, not a test: it asserts nothing about speed, it measures and
 # reports).
 #
-#   bash bench/cdc.sh            # 3 runs: about 8 minutes on 2 cores
+#   bash bench/cdc.sh            # 3 runs: about 11 minutes on 2 cores
 #   ZDM_BENCH_RUNS=1 ZDM_BENCH_EVENTS=50000 ZDM_BENCH_LAG_SECONDS=12 \
 #     ZDM_BENCH_CLIENT_SECONDS=5 ZDM_BENCH_DOC=- bash bench/cdc.sh   # a quick look
 #
@@ -44,13 +44,21 @@
 #             cdc-idle  the cdc plan after expand, zdm sync not running
 #                       (what REPLICA IDENTITY FULL and the slot cost alone),
 #             cdc       the cdc plan after expand, zdm sync running;
-#           tps, ratios to none within each run, failed client statements
+#           and none, trigger and cdc again with -pin: pgbench and every
+#           backend the postmaster starts on core 0, zdm sync, its
+#           walsender and its apply backend on core 1 (taskset; left out on
+#           one core), a server with a core for the sync: what the write
+#           path itself pays, which the shared-cores modes cannot separate
+#           from the sync's CPU taking the clients' cores;
+#           tps, ratios to none (-pin: to none-pin) within each run, failed
+#           client statements
 #           (pgbench's failed transactions and aborted clients, ERRORs of
 #           pgbench sessions in the server log), CPU per client write (the
 #           whole server's, from /proc, plus zdm sync's: the figure other
 #           load on the machine disturbs least), and for cdc how far behind
 #           the sync was when pgbench stopped and how long it took to catch
-#           up.  Each run takes the four modes in a rotated order.
+#           up, and the CPU per write of its three processes.  Each run takes
+#           the modes in a rotated order.
 #
 # Every run that ran zdm sync ends by checking the sync's work: every row it
 # marked synced agrees with the split (the plan's verify.5), and in the
@@ -103,6 +111,12 @@ bench_positive ZDM_BENCH_CLIENT_SECONDS "$client_seconds"
 bench_check_doc "$doc" bench-cdc
 bench_check_tools cmake psql
 [ -r /proc/self/stat ] || die "/proc is needed (CPU time of zdm sync's processes)"
+# the client modes with zdm sync on a core of its own: two cores or more
+pin_modes=(none-pin trigger-pin cdc-pin)
+if [ "$(nproc)" -lt 2 ] || ! command -v taskset >/dev/null; then
+	log "one core, or no taskset: the modes with the sync on its own core are left out"
+	pin_modes=()
+fi
 
 bench_started=$SECONDS
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -373,12 +387,7 @@ run_apply()
 	sync_start "$db"
 	at=$(wait_mark "$db" "$run")
 	# CPU so far of zdm sync and its two server processes (still running)
-	read -r app_pid wal_pid <<<"$(q "$db" -F ' ' -c "
-	    SELECT (SELECT pid FROM pg_catalog.pg_stat_activity
-	             WHERE datname = '$db' AND application_name = 'zdm sync' AND backend_type = 'client backend'),
-	           (SELECT pid FROM pg_catalog.pg_stat_activity
-	             WHERE datname = '$db' AND application_name = 'zdm cdc' AND backend_type = 'walsender')")"
-	[[ -n $app_pid && -n $wal_pid ]] || die "cannot find zdm sync's backend and walsender"
+	read -r app_pid wal_pid <<<"$(sync_pids "$db")"
 	c_sync=$(cpu_s "$sync_pid")
 	c_app=$(cpu_s "$app_pid")
 	c_wal=$(cpu_s "$wal_pid")
@@ -482,36 +491,73 @@ run_lag()
 
 # run_clients RUN MODE: pgbench at full speed on a fresh copy in MODE (none,
 # trigger, cdc-idle, cdc).
+# run_clients RUN MODE: pgbench at full speed on a fresh copy in MODE (none,
+# trigger, cdc-idle, cdc).
+# sync_pids DB: "APPLY_BACKEND WALSENDER" of the running zdm sync.
+sync_pids()
+{
+	local pids
+	pids=$(q "$1" -F ' ' -c "
+	    SELECT (SELECT pid FROM pg_catalog.pg_stat_activity
+	             WHERE datname = '$1' AND application_name = 'zdm sync' AND backend_type = 'client backend'),
+	           (SELECT pid FROM pg_catalog.pg_stat_activity
+	             WHERE datname = '$1' AND application_name = 'zdm cdc' AND backend_type = 'walsender')")
+	[[ $pids =~ ^[0-9]+\ [0-9]+$ ]] || die "cannot find zdm sync's backend and walsender"
+	echo "$pids"
+}
+
+# run_clients RUN MODE: MODE is none, trigger, cdc-idle or cdc, with -pin:
+# the clients (pgbench, and through the postmaster every backend it
+# starts) on core 0 and zdm sync's three processes on core 1, which is a
+# server whose sync has a core to itself; the server's background
+# processes and other work on the machine stay unpinned.
 run_clients()
 {
-	local run=$1 mode=$2 db=cdc_clients_${2/-/_}_$1 off rc=0 t_end at txns c0 c1 s0=0 s1=0 other
+	local run=$1 mode=$2 base=${2%-pin} db=cdc_clients_${2//-/_}_$1 off rc=0 t_end at txns c0 c1 \
+		s0=0 s1=0 a0=0 a1=0 w0=0 w1=0 app_pid wal_pid other pin= pm
+	[ "$base" = "$mode" ] || pin=1
+	pm=$(head -n 1 "$ZDM_PG_DIR/data/postmaster.pid")
 	fresh_db "$db" quiet
-	case $mode in
+	case $base in
 	trigger) zdm_expand "$db" "$work/trigger.plan" ;;
 	cdc-idle) zdm_expand "$db" "$work/cdc.plan" ;;
 	cdc)
 		zdm_expand "$db" "$work/cdc.plan"
 		sync_start "$db"
 		sync_wait_running "$db"
+		read -r app_pid wal_pid <<<"$(sync_pids "$db")"
+		if [ -n "$pin" ]; then
+			for p in "$sync_pid" "$app_pid" "$wal_pid"; do
+				taskset -p 2 "$p" >/dev/null
+			done
+		fi
 		;;
 	esac
+	[ -z "$pin" ] || taskset -p 1 "$pm" >/dev/null
 	off=$(log_offset)
 	other=$(other_snapshot)
 	c0=$(server_cpu_s)
-	[ "$mode" != cdc ] || s0=$(cpu_s "$sync_pid")
-	"$PGBIN/pgbench" -n -c "$clients" -j 2 -T "$client_seconds" \
+	if [ "$base" = cdc ]; then
+		s0=$(cpu_s "$sync_pid")
+		a0=$(cpu_s "$app_pid")
+		w0=$(cpu_s "$wal_pid")
+	fi
+	${pin:+taskset 1} "$PGBIN/pgbench" -n -c "$clients" -j 2 -T "$client_seconds" \
 		-f "$root/bench/cdc_old_write.sql" -D rows="$rows" "$db" >"$work/pgbench.out" 2>&1 || rc=$?
 	t_end=$(now)
+	[ -z "$pin" ] || taskset -p 3 "$pm" >/dev/null
 	pgbench_summary "$work/pgbench.out" "$run" "$mode" "$rc"
 	record "$run" "$mode" server_errors "$(server_errors_since "$off")"
-	if [ "$mode" = cdc ]; then
+	if [ "$base" = cdc ]; then
 		sync_alive
-		record "$run" cdc lag_at_end_s "$(q "$db" -c "SELECT lag_seconds FROM zdm.cdc WHERE migration = '$cdc_migration'")"
+		record "$run" "$mode" lag_at_end_s "$(q "$db" -c "SELECT lag_seconds FROM zdm.cdc WHERE migration = '$cdc_migration'")"
 		mark "$db" "clients$run"
 		at=$(wait_mark "$db" "clients$run")
-		record "$run" cdc catch_up_s "$(echo "$at - $t_end" | bc -l)"
+		record "$run" "$mode" catch_up_s "$(echo "$at - $t_end" | bc -l)"
 		# the sync's work for these writes is done by now: count it all
 		s1=$(cpu_s "$sync_pid")
+		a1=$(cpu_s "$app_pid")
+		w1=$(cpu_s "$wal_pid")
 	fi
 	sleep 0.2 # pgbench's backends have exited and been reaped
 	c1=$(server_cpu_s)
@@ -520,7 +566,12 @@ run_clients()
 	# backend included) and zdm sync's own; not pgbench's
 	txns=$(awk -v r="$run" -v m="$mode" '$1 == r && $2 == m && $3 == "txns" { print $4 }' "$results")
 	record "$run" "$mode" cpu_us "$(echo "($c1 - $c0 + $s1 - $s0) * 1000000 / $txns" | bc -l)"
-	case $mode in
+	if [ "$base" = cdc ]; then
+		record "$run" "$mode" sync_us "$(echo "($s1 - $s0) * 1000000 / $txns" | bc -l)"
+		record "$run" "$mode" backend_us "$(echo "($a1 - $a0) * 1000000 / $txns" | bc -l)"
+		record "$run" "$mode" walsender_us "$(echo "($w1 - $w0) * 1000000 / $txns" | bc -l)"
+	fi
+	case $base in
 	none) drop_db "$db" ;;
 	trigger)
 		check_synced "$db"
@@ -545,7 +596,7 @@ for ((run = 1; run <= runs; run++)); do
 	log "run $run of $runs: lag at $rate writes/s for $lag_seconds s"
 	run_lag "$run"
 	# each run starts at the next mode, so no mode always follows the same one
-	modes=(none trigger cdc-idle cdc)
+	modes=(none trigger cdc-idle cdc "${pin_modes[@]}")
 	for ((i = 0; i < ${#modes[@]}; i++)); do
 		mode=${modes[$(((i + run - 1) % ${#modes[@]}))]}
 		log "run $run of $runs: $clients clients at full speed for $client_seconds s, sync: $mode"
@@ -569,18 +620,48 @@ other_note()
 	echo "other work on the machine meanwhile: $(fmt "$(echo "$values" | median_of)" %.2f) cores at the median, $(fmt "$(echo "$values" | sort -g | tail -n 1)" %.2f) in the worst run, of $(nproc)"
 }
 
-# client_row MODE LABEL
+# client_row MODE LABEL: ratios against none, or for a -pin mode against
+# none-pin.
 client_row()
 {
-	local mode=$1 label=$2 ratio="1.00x" cpu_ratio="1.00x" behind="-"
-	if [ "$mode" != none ]; then
-		ratio=$(fmt "$(median_ratio "$mode" tps none tps)" %.2fx)
-		cpu_ratio=$(fmt "$(median_ratio "$mode" cpu_us none cpu_us)" %.2fx)
+	local mode=$1 label=$2 ratio="1.00x" cpu_ratio="1.00x" behind="-" against=none
+	[ "${mode%-pin}" = "$mode" ] || against=none-pin
+	if [ "${mode%-pin}" != none ]; then
+		ratio=$(fmt "$(median_ratio "$mode" tps "$against" tps)" %.2fx)
+		cpu_ratio=$(fmt "$(median_ratio "$mode" cpu_us "$against" cpu_us)" %.2fx)
 	fi
-	if [ "$mode" = cdc ]; then
-		behind="$(fmt "$(median cdc lag_at_end_s)" %.2f) s / $(fmt "$(median cdc catch_up_s)" %.2f) s"
+	if [ "${mode%-pin}" = cdc ]; then
+		behind="$(fmt "$(median "$mode" lag_at_end_s)" %.2f) s / $(fmt "$(median "$mode" catch_up_s)" %.2f) s"
 	fi
 	echo "| $label | $(thousands "$(median "$mode" tps)") | $ratio | $(fmt "$(median "$mode" latency_ms)" %.2f) | $(fmt "$(median "$mode" cpu_us)" %.0f) | $cpu_ratio | $(total "^$mode\$" '^(failed|aborted|server_errors)$') | $behind |"
+}
+
+# pin_rows: the table rows of the -pin modes, if they ran.
+pin_rows()
+{
+	[ ${#pin_modes[@]} -gt 0 ] || return 0
+	client_row none-pin "none, clients on core 0 (the baseline of the two rows below)"
+	client_row trigger-pin "trigger, clients on core 0"
+	client_row cdc-pin "cdc, clients on core 0, \`zdm sync\` and its walsender and apply backend on core 1"
+}
+
+# pin_target: the target's row for the -pin modes, if they ran.
+pin_target()
+{
+	local ratio
+	[ ${#pin_modes[@]} -gt 0 ] || return 0
+	ratio=$(median_ratio cdc-pin tps none-pin tps)
+	echo "| the same, \`zdm sync\` on a core of its own (what the write path pays) | $(fmt "$ratio" %.2fx) | $(met "$ratio" ">=" 0.95) |"
+}
+
+# sync_cpu_note: where the CPU of the cdc modes goes, per client write.
+sync_cpu_note()
+{
+	local mode out=
+	for mode in cdc ${pin_modes[@]:+cdc-pin}; do
+		out="$out${out:+; }$mode: walsender $(fmt "$(median "$mode" walsender_us)" %.1f), apply backend $(fmt "$(median "$mode" backend_us)" %.1f), \`zdm sync\` $(fmt "$(median "$mode" sync_us)" %.1f)"
+	done
+	echo "Of the CPU per write with \`zdm sync\` running, µs spent by the sync's three processes ($out). The walsender decodes every client write and every write of the sync's own (two changes per client write), the sync skips its own by their origin."
 }
 
 report()
@@ -590,7 +671,7 @@ report()
 	cdc_ratio=$(median_ratio cdc tps none tps)
 	probe_p95=$(median lag probe_p95_ms)
 	zdm_p95=$(median lag zdm_p95_ms)
-	failed=$(total '^(lag|none|trigger|cdc-idle|cdc)$' '^(failed|aborted|server_errors)$')
+	failed=$(total '^(lag|none|trigger|cdc-idle|cdc)(-pin)?$' '^(failed|aborted|server_errors)$')
 	unapplied=$(total '^lag$' '^probes_unapplied$')
 
 	cat <<EOF
@@ -610,7 +691,7 @@ Measured $(date -u +%Y-%m-%d) by \`bench/cdc.sh\`: $zdm_version (working tree, r
 | a write's commit until the sync has applied it (probe every 200 ms), ms | $(fmt "$(median lag probe_p50_ms)" %.0f) | $(fmt "$probe_p95" %.0f) | $(fmt "$(median lag probe_max_ms)" %.0f) | $(fmt "$(median lag probes)" %.0f) |
 | \`zdm.cdc.lag_seconds\` as zdm sync reports it (every 200 ms), ms | $(fmt "$(median lag zdm_p50_ms)" %.0f) | $(fmt "$zdm_p95" %.0f) | $(fmt "$(median lag zdm_max_ms)" %.0f) | $(fmt "$(median lag zdm_samples)" %.0f) |
 
-**Client write throughput**: pgbench at full speed, $clients clients, one-row UPDATEs of \`name\` by primary key, ${client_seconds} s each, on a fresh copy each; CPU per write: the server's (zdm sync's walsender and apply backend included) and \`zdm sync\`'s own, pgbench's not; $(other_note '^(none|trigger|cdc-idle|cdc)$')
+**Client write throughput**: pgbench at full speed, $clients clients, one-row UPDATEs of \`name\` by primary key, ${client_seconds} s each, on a fresh copy each; CPU per write: the server's (zdm sync's walsender and apply backend included) and \`zdm sync\`'s own, pgbench's not; $(other_note '^(none|trigger|cdc-idle|cdc)(-pin)?$')
 
 | sync | tps | vs no sync | latency ms | CPU µs per write | vs no sync | failed statements, all runs | sync behind at the end / caught up after |
 | --- | --- | --- | --- | --- | --- | --- | --- |
@@ -618,6 +699,9 @@ $(client_row none "none (no migration)")
 $(client_row trigger "trigger (after expand)")
 $(client_row cdc-idle "cdc, \`zdm sync\` not running (slot and REPLICA IDENTITY FULL only)")
 $(client_row cdc "cdc, \`zdm sync\` running")
+$(pin_rows)
+
+$(sync_cpu_note)
 
 **Targets** (issue 5)
 
@@ -626,7 +710,8 @@ $(client_row cdc "cdc, \`zdm sync\` running")
 | at least 100k events/s applied from logical replication | $(thousands "$(median sync events_per_s)")/s | $(met "$(median sync events_per_s)" ">=" 100000) |
 | lag under 1 s at 5k writes/s (p95 of the probe) | $(fmt "$probe_p95" %.0f) ms | $(met "$probe_p95" "<" 1000) |
 | the same by zdm's own figure (p95 of \`lag_seconds\`) | $(fmt "$zdm_p95" %.0f) ms | $(met "$zdm_p95" "<" 1000) |
-| client write throughput with cdc at least 0.95x of no sync | $(fmt "$cdc_ratio" %.2fx) | $(met "$cdc_ratio" ">=" 0.95) |
+| client write throughput with cdc at least 0.95x of no sync, all processes sharing the cores | $(fmt "$cdc_ratio" %.2fx) | $(met "$cdc_ratio" ">=" 0.95) |
+$(pin_target)
 | zero failed client statements | $failed | $(met "$failed" "<=" 0) |
 EOF
 	if [ "$unapplied" != 0 ]; then
