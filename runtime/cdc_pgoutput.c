@@ -74,12 +74,19 @@
 #define PGO_BATCH_MIN 1000
 #define PGO_LINGER_MS 50
 /*
- * While it gathers, the source sleeps this long between reads instead of
- * waking for every transaction (pgo_nap).  Short, because the walsender
- * sends each message on its own and a Unix socket's buffer holds only a few
- * hundred of those: a longer sleep would leave the walsender blocked.
+ * While a batch gathers from a stream that trickles, the source sleeps
+ * this long between reads instead of waking for every transaction
+ * (pgo_nap).  Short, because the walsender sends each message on its own
+ * and a Unix socket's buffer holds only a few hundred of those: a longer
+ * sleep would leave the walsender blocked.  The stream trickles while
+ * transactions have come in at under PGO_NAP_RATE a millisecond since next
+ * was called (about 3 messages each: a nap then fills a quarter of the
+ * socket); faster, as from a backlog, the walsender would be kept waiting
+ * for room, so the source polls (napping there read a backlog at a third
+ * of the speed).
  */
 #define PGO_NAP_MS 2
+#define PGO_NAP_RATE 16
 #define PGO_BLOCK_MIN 1024
 #define PGO_BLOCK_MAX (256 * 1024)
 /* How long open waits for a previous walsender to release the slot. */
@@ -1219,13 +1226,28 @@ pgo_nap(pgo_source *src, double seconds, zdm_error *err)
 	return 1;
 }
 
+/* Wait up to seconds for more of a batch: a nap while the stream
+ * trickles, else a poll. */
+static int
+pgo_gather_wait(pgo_source *src, double seconds, bool trickles, zdm_error *err)
+{
+	if (trickles)
+		return pgo_nap(src,
+		               seconds < PGO_NAP_MS / 1000.0
+		                       ? seconds
+		                       : PGO_NAP_MS / 1000.0,
+		               err);
+	return pgo_wait(src, (int)(seconds * 1000.0) + 1, err);
+}
+
 static int
 pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
          int timeout_ms, zdm_error *err)
 {
 	pgo_source *src = (pgo_source *)base;
-	double deadline, now, due, linger_until = 0;
-	bool polled = false;
+	double start, deadline, now, due, linger_until = 0;
+	uint64_t txns0;
+	bool polled = false, trickles;
 	char *buf;
 	int len, rc, wait_ms;
 
@@ -1238,7 +1260,9 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 		return -1;
 	}
 	pgo_batch_release(src);
-	deadline = zdm_now() + (timeout_ms > 0 ? timeout_ms : 0) / 1000.0;
+	txns0 = src->stats.transactions;
+	start = zdm_now();
+	deadline = start + (timeout_ms > 0 ? timeout_ms : 0) / 1000.0;
 	while (src->conn != NULL) {
 		if (pgo_status_if_due(src, err) < 0)
 			goto fail;
@@ -1267,11 +1291,10 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 				linger_until = now + PGO_LINGER_MS / 1000.0;
 			if (now >= linger_until)
 				break;
-			rc = pgo_nap(src,
-			             linger_until - now < PGO_NAP_MS / 1000.0
-			                     ? linger_until - now
-			                     : PGO_NAP_MS / 1000.0,
-			             err);
+			trickles = (double)(src->stats.transactions - txns0) <
+			           PGO_NAP_RATE * (now - start) * 1000.0;
+			rc = pgo_gather_wait(src, linger_until - now, trickles,
+			                     err);
 			if (rc < 0)
 				goto fail;
 			if (rc == 0)
