@@ -23,11 +23,13 @@
 #            expand on; zdm sync starts once expand is done, reads the topic
 #            from its beginning, is killed with SIGKILL once it has applied
 #            changes and started again (it resumes from the group's
-#            committed offsets); apply stops at a verify gate, where the
-#            clients stop and, once the sync has caught up, every row agrees
-#            in both shapes; verify runs (without clients: see barrier) and
-#            apply stops at the contract gate; both versions write again for
-#            a while, stop, and every row agrees again; the sync's own
+#            committed offsets); apply stops at a verify gate; verify runs
+#            while both versions go on writing (its rechecks wait on the
+#            barrier that the barrier case tests) and apply stops at the
+#            contract gate, where the clients stop and, once the sync has
+#            caught up, every row agrees in both shapes; both versions
+#            write again for a while, stop, and every row agrees again; the
+#            sync's own
 #            writes came back through Kafka and were recognised
 #            (zdm.cdc.own_skipped > 0); new-version clients start again and
 #            apply --approve-all finishes.  Not one client statement failed;
@@ -171,15 +173,13 @@ traffic)
 	sync_start $db sync2
 	zdm_wait "$apply_pid" apply1 4 120
 	expect_grep "first run" "$work/apply1.out" '^zdm: paused at gate "verify"'
-	# verify without clients: under their writes its in-flight rechecks
-	# wait on the barrier, which a Debezium source can pass before changes
-	# already committed have reached Kafka (the barrier case)
+	say "verify while both versions write"
+	zdm_run apply2 4 apply "$plan" --db "dbname=$db" --approve verify
+	expect_grep "second run" "$work/apply2.out" '^zdm: paused at gate "contract"'
 	traffic_stop old
 	traffic_stop new
 	at_wait_for "every row agrees in both shapes once the sync caught up" 30 \
 		shapes_agree $db
-	zdm_run apply2 4 apply "$plan" --db "dbname=$db" --approve verify
-	expect_grep "second run" "$work/apply2.out" '^zdm: paused at gate "contract"'
 	say "both versions write again, between switch and contract"
 	traffic_start $db old2 old
 	traffic_start $db new2 new
