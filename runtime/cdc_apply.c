@@ -59,7 +59,9 @@
  */
 #include "cdc_apply.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +148,10 @@ struct zdm_cdc_applier {
 	uint32_t ended_before;
 	bool in_txn;
 	zdm_cdc_apply_stats stats;
+	/* zdm_cdc_applier_set_idle */
+	int idle_fd;
+	int (*idle)(void *arg, zdm_error *err);
+	void *idle_arg;
 };
 
 static const char ap_pending_column[] = "zdm_sync_pending";
@@ -354,6 +360,7 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 	if (a == NULL)
 		goto oom;
 	a->conn = conn;
+	a->idle_fd = -1;
 	a->cdc = cdc;
 	a->lsn_positions = lsn_positions;
 	a->ntables = cdc->ntables;
@@ -665,6 +672,46 @@ ap_exec_fail(const zdm_cdc_applier *a, const zdm_cdc_change *changes,
 }
 
 /*
+ * Until a result can be read without blocking: with an idle hook, poll the
+ * connection and the hook's fd together, and call the hook while the
+ * server works.  Without one, PQgetResult simply blocks.
+ */
+static int
+ap_await(zdm_cdc_applier *a, zdm_error *err)
+{
+	struct pollfd pfd[2];
+	bool watch = a->idle_fd >= 0;
+
+	while (watch && PQisBusy(a->conn)) {
+		pfd[0].fd = PQsocket(a->conn);
+		pfd[0].events = POLLIN;
+		pfd[0].revents = 0;
+		pfd[1].fd = a->idle_fd;
+		pfd[1].events = POLLIN;
+		pfd[1].revents = 0;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			zdm_error_set(err, "waiting for the apply results: %s",
+			              strerror(errno));
+			return -1;
+		}
+		if (pfd[1].revents != 0) {
+			switch (a->idle(a->idle_arg, err)) {
+			case -1:
+				return -1;
+			case 1:
+				watch = false;
+				break;
+			}
+		}
+		if (pfd[0].revents != 0 && PQconsumeInput(a->conn) == 0)
+			return 0; /* PQgetResult reports the broken connection */
+	}
+	return 0;
+}
+
+/*
  * Sync, then read the results of everything sent since the last Sync.  The
  * first failure goes to err (later statements come back aborted).  With
  * xid_query, the last result sent is the transaction id query.
@@ -686,6 +733,10 @@ ap_drain(zdm_cdc_applier *a, const zdm_cdc_change *changes, bool xid_query,
 	for (i = 0; i < a->nsent + (xid_query ? 1 : 0); i++) {
 		ExecStatusType st;
 
+		if (ap_await(a, err) != 0) {
+			a->nsent = 0;
+			return -1;
+		}
 		res = PQgetResult(a->conn);
 		if (res == NULL) {
 			/* the connection is gone */
@@ -1287,6 +1338,15 @@ fail:
 		return 1;
 	}
 	return -1;
+}
+
+void
+zdm_cdc_applier_set_idle(zdm_cdc_applier *a, int fd,
+                         int (*idle)(void *arg, zdm_error *err), void *arg)
+{
+	a->idle_fd = idle != NULL ? fd : -1;
+	a->idle = idle;
+	a->idle_arg = arg;
 }
 
 int

@@ -56,6 +56,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 /* PostgreSQL timestamps count microseconds from 2000-01-01 00:00:00 UTC. */
@@ -89,6 +90,8 @@
 #define PGO_NAP_RATE 16
 #define PGO_BLOCK_MIN 1024
 #define PGO_BLOCK_MAX (256 * 1024)
+/* Read ahead at most this much between two nexts (prefetch). */
+#define PGO_PREFETCH_MAX (16 * 1024 * 1024)
 /* How long open waits for a previous walsender to release the slot. */
 #define PGO_SLOT_WAIT_MS 10000
 /* How long close waits for the server to end the stream cleanly. */
@@ -176,7 +179,8 @@ typedef struct pgo_source {
 	zdm_cdc_source base; /* first: what callers hold */
 	PGconn *conn;        /* NULL: offline (the test seam) */
 	int status_interval_ms;
-	bool dead; /* an error happened; only close is allowed */
+	bool dead;         /* an error happened; only close is allowed */
+	size_t prefetched; /* bytes read ahead since the last next */
 
 	/* relation cache: open addressing by relid */
 	pgo_rel **rels;
@@ -1260,6 +1264,7 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 		return -1;
 	}
 	pgo_batch_release(src);
+	src->prefetched = 0;
 	txns0 = src->stats.transactions;
 	start = zdm_now();
 	deadline = start + (timeout_ms > 0 ? timeout_ms : 0) / 1000.0;
@@ -1888,6 +1893,35 @@ zdm_cdc_pgoutput_open(zdm_cdc_source **out, const zdm_cdc_pgoutput_opts *opts,
 	src->last_status = zdm_now();
 	*out = &src->base;
 	return 0;
+}
+
+int
+zdm_cdc_pgoutput_socket(zdm_cdc_source *base)
+{
+	const pgo_source *src = (const pgo_source *)base;
+
+	if (base == NULL || base->ops != &pgo_ops || src->conn == NULL)
+		return -1;
+	return PQsocket(src->conn);
+}
+
+int
+zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
+{
+	pgo_source *src = arg;
+	int avail = 0;
+
+	(void)err; /* nothing fails here: next meets any trouble */
+	if (src->conn == NULL || src->dead ||
+	    src->prefetched >= PGO_PREFETCH_MAX)
+		return 1;
+	/* readable with nothing to read: the end of the stream */
+	if (ioctl(PQsocket(src->conn), FIONREAD, &avail) != 0 || avail <= 0)
+		return 1;
+	src->prefetched += (size_t)avail;
+	if (PQconsumeInput(src->conn) == 0)
+		return 1;
+	return src->prefetched >= PGO_PREFETCH_MAX ? 1 : 0;
 }
 
 int

@@ -759,6 +759,11 @@ zdm_sync(const zdm_plan *plan, const zdm_sync_opts *opts)
 		}
 		goto fail;
 	}
+	/* the walsender decodes the next changes while a batch is applied */
+	if (r.native)
+		zdm_cdc_applier_set_idle(r.applier,
+		                         zdm_cdc_pgoutput_socket(r.src),
+		                         zdm_cdc_pgoutput_prefetch, r.src);
 	if (r.native)
 		printf("zdm sync: %s: reading slot %s (publication %s), "
 		       "applying to %zu table%s\n",
