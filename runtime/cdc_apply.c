@@ -21,6 +21,9 @@
  *    Sync (and a read of the results so far) every AP_SENT statements so
  *    that libpq's buffers stay bounded on a huge transaction.  A Sync inside
  *    an explicit transaction block commits nothing; the caller commits.
+ *    While the server works, an idle hook may read another stream
+ *    (zdm_cdc_applier_set_idle: zdm sync lets the native source read
+ *    ahead, so the walsender is not left waiting for room meanwhile).
  *  - The columns a table's rules and statements need are collected once,
  *    per table, into "slots"; for each change the slots are matched to the
  *    event's column arrays, starting from where they were in the last event
@@ -57,6 +60,7 @@
  * guards in them make a replay harmless).  Own writes are skipped before
  * anything else looks at them.
  */
+#define _GNU_SOURCE /* ppoll; before any system header */
 #include "cdc_apply.h"
 
 #include <errno.h>
@@ -76,6 +80,9 @@ _Static_assert((AP_KEYS & (AP_KEYS - 1)) == 0 && AP_KEYS > 4 * AP_CHUNK,
                "AP_KEYS");
 /* Statements between two Syncs of the pipeline (results read at each). */
 #define AP_SENT 64
+/* While it waits for results with an idle hook: the hook's period, ns
+ * (a quarter of the time the walsender takes to fill a Unix socket). */
+#define AP_IDLE_NS 100000
 /* Per call, the longest wait for the batch's writers to end. */
 #define AP_VISIBLE_WAIT_MS 100
 
@@ -149,7 +156,6 @@ struct zdm_cdc_applier {
 	bool in_txn;
 	zdm_cdc_apply_stats stats;
 	/* zdm_cdc_applier_set_idle */
-	int idle_fd;
 	int (*idle)(void *arg, zdm_error *err);
 	void *idle_arg;
 };
@@ -360,7 +366,6 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 	if (a == NULL)
 		goto oom;
 	a->conn = conn;
-	a->idle_fd = -1;
 	a->cdc = cdc;
 	a->lsn_positions = lsn_positions;
 	a->ntables = cdc->ntables;
@@ -672,41 +677,42 @@ ap_exec_fail(const zdm_cdc_applier *a, const zdm_cdc_change *changes,
 }
 
 /*
- * Until a result can be read without blocking: with an idle hook, poll the
- * connection and the hook's fd together, and call the hook while the
- * server works.  Without one, PQgetResult simply blocks.
+ * Until a result can be read without blocking: with an idle hook, wait for
+ * the connection AP_IDLE_NS at a time and call the hook in between.
+ * Without one, PQgetResult simply blocks.  On a timer, not on the other
+ * stream's fd: that fd turns readable for every message the walsender
+ * sends, and a wake-up per message cost the walsender and zdm sync more
+ * CPU than the messages.
  */
 static int
 ap_await(zdm_cdc_applier *a, zdm_error *err)
 {
-	struct pollfd pfd[2];
-	bool watch = a->idle_fd >= 0;
+	const struct timespec every = {0, AP_IDLE_NS};
+	struct pollfd pfd;
+	bool call = a->idle != NULL;
+	int rc;
 
-	while (watch && PQisBusy(a->conn)) {
-		pfd[0].fd = PQsocket(a->conn);
-		pfd[0].events = POLLIN;
-		pfd[0].revents = 0;
-		pfd[1].fd = a->idle_fd;
-		pfd[1].events = POLLIN;
-		pfd[1].revents = 0;
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+	while (call && PQisBusy(a->conn)) {
+		pfd.fd = PQsocket(a->conn);
+		pfd.events = POLLIN;
+		pfd.revents = 0;
+		rc = ppoll(&pfd, 1, &every, NULL);
+		if (rc < 0 && errno != EINTR) {
 			zdm_error_set(err, "waiting for the apply results: %s",
 			              strerror(errno));
 			return -1;
 		}
-		if (pfd[1].revents != 0) {
+		if (rc > 0 && PQconsumeInput(a->conn) == 0)
+			return 0; /* PQgetResult reports the broken connection */
+		if (rc == 0) {
 			switch (a->idle(a->idle_arg, err)) {
 			case -1:
 				return -1;
 			case 1:
-				watch = false;
+				call = false;
 				break;
 			}
 		}
-		if (pfd[0].revents != 0 && PQconsumeInput(a->conn) == 0)
-			return 0; /* PQgetResult reports the broken connection */
 	}
 	return 0;
 }
@@ -1341,10 +1347,9 @@ fail:
 }
 
 void
-zdm_cdc_applier_set_idle(zdm_cdc_applier *a, int fd,
+zdm_cdc_applier_set_idle(zdm_cdc_applier *a,
                          int (*idle)(void *arg, zdm_error *err), void *arg)
 {
-	a->idle_fd = idle != NULL ? fd : -1;
 	a->idle = idle;
 	a->idle_arg = arg;
 }

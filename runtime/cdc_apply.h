@@ -64,14 +64,14 @@ int zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 int zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
                           size_t n, uint64_t *xid, zdm_error *err);
 /*
- * While apply waits for its statements' results, call idle(arg, err) each
- * time fd is readable, so that another stream is read meanwhile (the
- * native source takes in what the walsender sends: it decodes the next
+ * While apply waits for its statements' results, call idle(arg, err) every
+ * tenth of a millisecond or so, so that another stream is read meanwhile
+ * (the native source takes in what the walsender sends: it decodes the next
  * changes while these are applied).  idle returns 0, 1 to be left alone
- * until the next wait, or -1 with err set (the batch then fails).  fd -1:
- * no hook (the default).
+ * until the next wait, or -1 with err set (the batch then fails).  NULL: no
+ * hook (the default).
  */
-void zdm_cdc_applier_set_idle(zdm_cdc_applier *a, int fd,
+void zdm_cdc_applier_set_idle(zdm_cdc_applier *a,
                               int (*idle)(void *arg, zdm_error *err),
                               void *arg);
 /* COMMIT the transaction apply left open; nothing when none is open. */

@@ -80,14 +80,17 @@
  * (pgo_nap).  Short, because the walsender sends each message on its own
  * and a Unix socket's buffer holds only a few hundred of those: a longer
  * sleep would leave the walsender blocked.  The stream trickles while
- * transactions have come in at under PGO_NAP_RATE a millisecond since next
- * was called (about 3 messages each: a nap then fills a quarter of the
- * socket); faster, as from a backlog, the walsender would be kept waiting
- * for room, so the source polls (napping there read a backlog at a third
- * of the speed).
+ * transactions come in at under PGO_NAP_RATE a millisecond (about 3
+ * messages each: a nap then fills a quarter of the socket); faster, as
+ * from a backlog, the walsender would be kept waiting for room (2 ms naps
+ * read a backlog at a third of the speed), so the naps are far shorter
+ * (pgo_gather_wait).
  */
 #define PGO_NAP_MS 2
 #define PGO_NAP_RATE 16
+/* The nap while transactions come faster: a fraction of the half
+ * millisecond in which the walsender fills the socket at full speed. */
+#define PGO_FLOW_NAP_US 100
 #define PGO_BLOCK_MIN 1024
 #define PGO_BLOCK_MAX (256 * 1024)
 /* Read ahead at most this much between two nexts (prefetch). */
@@ -1209,6 +1212,12 @@ pgo_wait(pgo_source *src, int ms, zdm_error *err)
  * sends each message on its own) more CPU than the changes.  While this
  * sleeps, the walsender fills the socket, or waits for room in it.
  */
+/* pgo_gather_wait's measure of the stream, per call of next */
+typedef struct pgo_naps {
+	double since;  /* when the first nap was taken; 0: none yet */
+	uint64_t txns; /* transactions received by then */
+} pgo_naps;
+
 static int
 pgo_nap(pgo_source *src, double seconds, zdm_error *err)
 {
@@ -1230,18 +1239,38 @@ pgo_nap(pgo_source *src, double seconds, zdm_error *err)
 	return 1;
 }
 
-/* Wait up to seconds for more of a batch: a nap while the stream
- * trickles, else a poll. */
+/*
+ * Wait up to seconds for more of a batch: take what is in the socket at
+ * once; else nap, PGO_NAP_MS while the stream trickles, PGO_FLOW_NAP_US
+ * while it flows.  Never a poll: that wakes for each of the walsender's
+ * messages (this reads faster than it decodes), and those wake-ups cost
+ * both processes more CPU than the messages.  *napped: when the first nap
+ * was taken, and the transactions received by then; the rate since then
+ * says whether the stream trickles (what the socket held at once, such as
+ * what came during the last apply, says nothing of it).
+ */
 static int
-pgo_gather_wait(pgo_source *src, double seconds, bool trickles, zdm_error *err)
+pgo_gather_wait(pgo_source *src, double seconds, pgo_naps *napped,
+                zdm_error *err)
 {
-	if (trickles)
-		return pgo_nap(src,
-		               seconds < PGO_NAP_MS / 1000.0
-		                       ? seconds
-		                       : PGO_NAP_MS / 1000.0,
-		               err);
-	return pgo_wait(src, (int)(seconds * 1000.0) + 1, err);
+	double now = zdm_now(), nap = PGO_FLOW_NAP_US / 1e6;
+	int avail = 0;
+
+	if (ioctl(PQsocket(src->conn), FIONREAD, &avail) == 0 && avail > 0) {
+		if (PQconsumeInput(src->conn) == 0) {
+			zdm_error_from_result(err, NULL, src->conn);
+			return -1;
+		}
+		return 1;
+	}
+	if (napped->since == 0) {
+		napped->since = now;
+		napped->txns = src->stats.transactions;
+	} else if ((double)(src->stats.transactions - napped->txns) <
+	           PGO_NAP_RATE * (now - napped->since) * 1000.0) {
+		nap = PGO_NAP_MS / 1000.0;
+	}
+	return pgo_nap(src, seconds < nap ? seconds : nap, err);
 }
 
 static int
@@ -1249,9 +1278,9 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
          int timeout_ms, zdm_error *err)
 {
 	pgo_source *src = (pgo_source *)base;
-	double start, deadline, now, due, linger_until = 0;
-	uint64_t txns0;
-	bool polled = false, trickles;
+	double deadline, now, due, linger_until = 0;
+	pgo_naps napped = {0, 0};
+	bool polled = false;
 	char *buf;
 	int len, rc, wait_ms;
 
@@ -1265,9 +1294,7 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 	}
 	pgo_batch_release(src);
 	src->prefetched = 0;
-	txns0 = src->stats.transactions;
-	start = zdm_now();
-	deadline = start + (timeout_ms > 0 ? timeout_ms : 0) / 1000.0;
+	deadline = zdm_now() + (timeout_ms > 0 ? timeout_ms : 0) / 1000.0;
 	while (src->conn != NULL) {
 		if (pgo_status_if_due(src, err) < 0)
 			goto fail;
@@ -1296,9 +1323,7 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 				linger_until = now + PGO_LINGER_MS / 1000.0;
 			if (now >= linger_until)
 				break;
-			trickles = (double)(src->stats.transactions - txns0) <
-			           PGO_NAP_RATE * (now - start) * 1000.0;
-			rc = pgo_gather_wait(src, linger_until - now, trickles,
+			rc = pgo_gather_wait(src, linger_until - now, &napped,
 			                     err);
 			if (rc < 0)
 				goto fail;
@@ -1896,16 +1921,6 @@ zdm_cdc_pgoutput_open(zdm_cdc_source **out, const zdm_cdc_pgoutput_opts *opts,
 }
 
 int
-zdm_cdc_pgoutput_socket(zdm_cdc_source *base)
-{
-	const pgo_source *src = (const pgo_source *)base;
-
-	if (base == NULL || base->ops != &pgo_ops || src->conn == NULL)
-		return -1;
-	return PQsocket(src->conn);
-}
-
-int
 zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
 {
 	pgo_source *src = arg;
@@ -1915,9 +1930,10 @@ zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
 	if (src->conn == NULL || src->dead ||
 	    src->prefetched >= PGO_PREFETCH_MAX)
 		return 1;
-	/* readable with nothing to read: the end of the stream */
-	if (ioctl(PQsocket(src->conn), FIONREAD, &avail) != 0 || avail <= 0)
+	if (ioctl(PQsocket(src->conn), FIONREAD, &avail) != 0)
 		return 1;
+	if (avail <= 0)
+		return 0; /* nothing yet (or the end: next finds it) */
 	src->prefetched += (size_t)avail;
 	if (PQconsumeInput(src->conn) == 0)
 		return 1;

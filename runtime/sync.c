@@ -9,7 +9,9 @@
  * notices a stop while it waits.  A change is
  * acknowledged only after the transaction that applied it committed, so a
  * crash anywhere replays from the last acknowledged position, and the
- * plan's guarded statements make the replay harmless.
+ * plan's guarded statements make the replay harmless.  With the native
+ * source, the stream is read ahead (not handled) while a batch is applied,
+ * so the walsender decodes the next batch meanwhile.
  *
  * Invariants:
  *  - One zdm sync per migration: a session advisory lock keyed on
@@ -761,9 +763,8 @@ zdm_sync(const zdm_plan *plan, const zdm_sync_opts *opts)
 	}
 	/* the walsender decodes the next changes while a batch is applied */
 	if (r.native)
-		zdm_cdc_applier_set_idle(r.applier,
-		                         zdm_cdc_pgoutput_socket(r.src),
-		                         zdm_cdc_pgoutput_prefetch, r.src);
+		zdm_cdc_applier_set_idle(r.applier, zdm_cdc_pgoutput_prefetch,
+		                         r.src);
 	if (r.native)
 		printf("zdm sync: %s: reading slot %s (publication %s), "
 		       "applying to %zu table%s\n",
