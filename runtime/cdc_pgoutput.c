@@ -93,8 +93,6 @@
 #define PGO_FLOW_NAP_US 100
 #define PGO_BLOCK_MIN 1024
 #define PGO_BLOCK_MAX (256 * 1024)
-/* Read ahead at most this much between two nexts (prefetch). */
-#define PGO_PREFETCH_MAX (16 * 1024 * 1024)
 /* How long open waits for a previous walsender to release the slot. */
 #define PGO_SLOT_WAIT_MS 10000
 /* How long close waits for the server to end the stream cleanly. */
@@ -182,8 +180,7 @@ typedef struct pgo_source {
 	zdm_cdc_source base; /* first: what callers hold */
 	PGconn *conn;        /* NULL: offline (the test seam) */
 	int status_interval_ms;
-	bool dead;         /* an error happened; only close is allowed */
-	size_t prefetched; /* bytes read ahead since the last next */
+	bool dead; /* an error happened; only close is allowed */
 
 	/* relation cache: open addressing by relid */
 	pgo_rel **rels;
@@ -205,6 +202,18 @@ typedef struct pgo_source {
 	zdm_cdc_change *batch;
 	size_t batch_n, batch_cap;
 	bool batch_handed_out;
+	bool flowing; /* the batch filled up: reading ahead pays */
+
+	/* transactions completed while the batch is out (read ahead by
+	 * zdm_cdc_pgoutput_prefetch): the next batch */
+	pgo_arena ahead_mem;
+	zdm_cdc_change *ahead;
+	size_t ahead_n, ahead_cap;
+	/* what reading ahead met, for next to report: a failure, or the end
+	 * of the stream (PQgetCopyData's code; 0 none) */
+	bool ahead_failed;
+	zdm_error ahead_err;
+	int ahead_end;
 
 	/* received, not acknowledged, oldest first (a ring) */
 	pgo_pending *pend;
@@ -722,6 +731,37 @@ pgo_begin(pgo_source *src, pgo_reader *r, zdm_error *err)
 	return 0;
 }
 
+/* Move the transaction's changes to the end of a batch (*list). */
+static int
+pgo_take_txn(pgo_source *src, zdm_cdc_change **list, size_t *n, size_t *cap,
+             pgo_arena *mem)
+{
+	if (*n == 0) {
+		zdm_cdc_change *t = *list;
+		size_t c = *cap;
+
+		*list = src->txn;
+		*cap = src->txn_cap;
+		*n = src->txn_n;
+		src->txn = t;
+		src->txn_cap = c;
+	} else {
+		if (*n + src->txn_n > *cap) {
+			size_t ncap = (*n + src->txn_n) * 2;
+			zdm_cdc_change *t = realloc(*list, ncap * sizeof(*t));
+
+			if (t == NULL)
+				return -1;
+			*list = t;
+			*cap = ncap;
+		}
+		memcpy(*list + *n, src->txn, src->txn_n * sizeof(*src->txn));
+		*n += src->txn_n;
+	}
+	pgo_arena_splice(mem, &src->txn_mem);
+	return 0;
+}
+
 static int
 pgo_commit(pgo_source *src, pgo_reader *r, zdm_error *err)
 {
@@ -765,31 +805,14 @@ pgo_commit(pgo_source *src, pgo_reader *r, zdm_error *err)
 	}
 	if (pgo_pend_push(src, end_lsn, (int64_t)commit_time) < 0)
 		return pgo_oom(err);
-	if (src->batch_n == 0) {
-		zdm_cdc_change *t = src->batch;
-		size_t cap = src->batch_cap;
-
-		src->batch = src->txn;
-		src->batch_cap = src->txn_cap;
-		src->batch_n = src->txn_n;
-		src->txn = t;
-		src->txn_cap = cap;
-	} else {
-		if (src->batch_n + src->txn_n > src->batch_cap) {
-			size_t ncap = (src->batch_n + src->txn_n) * 2;
-			zdm_cdc_change *t =
-				realloc(src->batch, ncap * sizeof(*t));
-
-			if (t == NULL)
-				return pgo_oom(err);
-			src->batch = t;
-			src->batch_cap = ncap;
-		}
-		memcpy(src->batch + src->batch_n, src->txn,
-		       src->txn_n * sizeof(*src->txn));
-		src->batch_n += src->txn_n;
+	if (src->batch_handed_out) {
+		if (pgo_take_txn(src, &src->ahead, &src->ahead_n,
+		                 &src->ahead_cap, &src->ahead_mem) < 0)
+			return pgo_oom(err);
+	} else if (pgo_take_txn(src, &src->batch, &src->batch_n,
+	                        &src->batch_cap, &src->batch_mem) < 0) {
+		return pgo_oom(err);
 	}
-	pgo_arena_splice(&src->batch_mem, &src->txn_mem);
 	src->stats.transactions++;
 	src->stats.changes += src->txn_n;
 	src->txn_n = 0;
@@ -1140,6 +1163,19 @@ pgo_batch_release(pgo_source *src)
 		pgo_arena_free(&src->batch_mem);
 		src->batch_n = 0;
 		src->batch_handed_out = false;
+		if (src->ahead_n > 0) {
+			zdm_cdc_change *t = src->batch;
+			size_t cap = src->batch_cap;
+
+			src->batch = src->ahead;
+			src->batch_cap = src->ahead_cap;
+			src->batch_n = src->ahead_n;
+			src->batch_mem = src->ahead_mem;
+			src->ahead = t;
+			src->ahead_cap = cap;
+			src->ahead_n = 0;
+			memset(&src->ahead_mem, 0, sizeof(src->ahead_mem));
+		}
 	}
 	if (!src->in_txn && src->batch_n == 0) {
 		for (rel = src->retired; rel != NULL; rel = next) {
@@ -1293,7 +1329,14 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 		return -1;
 	}
 	pgo_batch_release(src);
-	src->prefetched = 0;
+	if (src->ahead_failed) {
+		*err = src->ahead_err;
+		goto fail;
+	}
+	if (src->ahead_end != 0) {
+		pgo_stream_error(src, src->ahead_end, err);
+		goto fail;
+	}
 	deadline = zdm_now() + (timeout_ms > 0 ? timeout_ms : 0) / 1000.0;
 	while (src->conn != NULL) {
 		if (pgo_status_if_due(src, err) < 0)
@@ -1350,6 +1393,7 @@ pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes, size_t *n,
 	*changes = src->batch;
 	*n = src->batch_n;
 	src->batch_handed_out = true;
+	src->flowing = src->batch_n >= PGO_BATCH_MIN;
 	return 0;
 fail:
 	src->dead = true;
@@ -1509,8 +1553,10 @@ pgo_close(zdm_cdc_source *base)
 	}
 	pgo_arena_free(&src->txn_mem);
 	pgo_arena_free(&src->batch_mem);
+	pgo_arena_free(&src->ahead_mem);
 	free(src->txn);
 	free(src->batch);
+	free(src->ahead);
 	free(src->pend);
 	free(src);
 }
@@ -1924,20 +1970,41 @@ int
 zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
 {
 	pgo_source *src = arg;
-	int avail = 0;
+	char *buf;
+	int avail = 0, len, rc;
 
-	(void)err; /* nothing fails here: next meets any trouble */
-	if (src->conn == NULL || src->dead ||
-	    src->prefetched >= PGO_PREFETCH_MAX)
+	(void)err; /* nothing fails here: next reports what this met */
+	/* a batch that did not fill up leaves little behind it: the periodic
+	 * calls would cost more than they save */
+	if (src->conn == NULL || src->dead || !src->flowing ||
+	    !src->batch_handed_out || src->ahead_failed ||
+	    src->ahead_end != 0 || src->ahead_n >= PGO_BATCH_MAX)
 		return 1;
 	if (ioctl(PQsocket(src->conn), FIONREAD, &avail) != 0)
 		return 1;
 	if (avail <= 0)
 		return 0; /* nothing yet (or the end: next finds it) */
-	src->prefetched += (size_t)avail;
 	if (PQconsumeInput(src->conn) == 0)
 		return 1;
-	return src->prefetched >= PGO_PREFETCH_MAX ? 1 : 0;
+	for (;;) {
+		buf = NULL;
+		len = PQgetCopyData(src->conn, &buf, 1);
+		if (len == 0)
+			return 0;
+		if (len < 0) {
+			src->ahead_end = len;
+			return 1;
+		}
+		rc = pgo_handle(src, (const unsigned char *)buf, (size_t)len,
+		                &src->ahead_err);
+		PQfreemem(buf);
+		if (rc < 0) {
+			src->ahead_failed = true;
+			return 1;
+		}
+		if (src->ahead_n >= PGO_BATCH_MAX)
+			return 1;
+	}
 }
 
 int

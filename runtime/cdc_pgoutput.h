@@ -68,13 +68,13 @@ int zdm_cdc_pgoutput_get_stats(zdm_cdc_source *src, zdm_cdc_pgoutput_stats *out,
                                zdm_error *err);
 
 /*
- * Reading ahead, for zdm_cdc_applier_set_idle: moves what the walsender
- * sent into libpq's buffer without handling it (next does), so that the
- * walsender is not kept waiting for room while a batch is applied.
- * Returns 1 (leave it alone until the next batch) when the last batch
- * did not fill up (the stream trickles: little to read ahead), once
- * PGO_PREFETCH_MAX bytes were taken in since the last next, and on any
- * trouble, which next then meets and reports; else 0.
+ * Reading ahead, for zdm_cdc_applier_set_idle: while the batch next handed
+ * out is being applied, take in and decode what the walsender sends, into
+ * the next batch, so that neither the walsender nor the decoding waits for
+ * the apply.  Returns 1 (leave it alone until the next batch) when the last
+ * batch did not fill up (the stream trickles: little to read ahead), once
+ * the next batch is full, and on any trouble, which next then reports;
+ * else 0.
  */
 int zdm_cdc_pgoutput_prefetch(void *src, zdm_error *err);
 
