@@ -22,8 +22,8 @@
  *    that libpq's buffers stay bounded on a huge transaction.  A Sync inside
  *    an explicit transaction block commits nothing; the caller commits.
  *    While the server works, an idle hook may read another stream
- *    (zdm_cdc_applier_set_idle: zdm sync lets the native source read
- *    ahead, so the walsender is not left waiting for room meanwhile).
+ *    (zdm_cdc_applier_set_idle: zdm sync lets the native source read and
+ *    decode ahead, so the walsender is not left waiting for room).
  *  - The columns a table's rules and statements need are collected once,
  *    per table, into "slots"; for each change the slots are matched to the
  *    event's column arrays, starting from where they were in the last event

@@ -37,7 +37,10 @@
  *    replays from the last acknowledged position.
  *  - Memory: the open transaction's values live in one arena, the batch
  *    last handed out in another; at a Commit the first joins the second,
- *    and the second is freed when next() is called again.  Relations are
+ *    and the second is freed when next() is called again.  A transaction
+ *    that completes while the batch is out (decoded ahead, through
+ *    zdm_cdc_pgoutput_prefetch while the batch is applied) joins a third,
+ *    the next batch, which next() swaps in.  Relations are
  *    cached by id; a Relation message replaces an entry, and the old one
  *    is freed only when no buffered or handed-out change can point into
  *    it.  No global state.

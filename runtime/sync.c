@@ -10,8 +10,8 @@
  * acknowledged only after the transaction that applied it committed, so a
  * crash anywhere replays from the last acknowledged position, and the
  * plan's guarded statements make the replay harmless.  With the native
- * source, the stream is read ahead (not handled) while a batch is applied,
- * so the walsender decodes the next batch meanwhile.
+ * source, the stream is read and decoded ahead while a batch is applied,
+ * so neither the walsender nor the decoding waits for the apply.
  *
  * Invariants:
  *  - One zdm sync per migration: a session advisory lock keyed on
