@@ -1243,6 +1243,12 @@ pgo_wait(pgo_source *src, int ms, zdm_error *err)
 	return 1;
 }
 
+/* pgo_gather_wait's measure of the stream, per call of next */
+typedef struct pgo_naps {
+	double since;  /* when the first nap was taken; 0: none yet */
+	uint64_t txns; /* transactions received by then */
+} pgo_naps;
+
 /*
  * Sleep for seconds, then take in what came meanwhile: 1 done, 0
  * interrupted, -1 error.  For gathering a batch: a poll there wakes once
@@ -1251,12 +1257,6 @@ pgo_wait(pgo_source *src, int ms, zdm_error *err)
  * sends each message on its own) more CPU than the changes.  While this
  * sleeps, the walsender fills the socket, or waits for room in it.
  */
-/* pgo_gather_wait's measure of the stream, per call of next */
-typedef struct pgo_naps {
-	double since;  /* when the first nap was taken; 0: none yet */
-	uint64_t txns; /* transactions received by then */
-} pgo_naps;
-
 static int
 pgo_nap(pgo_source *src, double seconds, zdm_error *err)
 {
