@@ -2029,6 +2029,36 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * The topic's metadata, for lag and the fences: 1 with *md (its one topic
+ * is md->topics[0]; the caller destroys it), 0 when the topic does not
+ * exist yet (nothing was ever written to it), -1 with err.
+ */
+static int
+dbz_topic_metadata(dbz_source *src, const struct rd_kafka_metadata **md,
+                   zdm_error *err)
+{
+	rd_kafka_resp_err_t e;
+
+	*md = NULL;
+	e = rd_kafka_metadata(src->rk, 0, src->rkt, md, DBZ_TIMEOUT_MS);
+	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+		zdm_error_set(err, "topic %s: reading metadata: %s", src->topic,
+		              rd_kafka_err2str(e));
+		return -1;
+	}
+	e = (*md)->topic_cnt == 1 ? (*md)->topics[0].err
+	                          : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+	if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+		return 1;
+	rd_kafka_metadata_destroy(*md);
+	*md = NULL;
+	if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		return 0;
+	zdm_error_set(err, "topic %s: %s", src->topic, rd_kafka_err2str(e));
+	return -1;
+}
+
 static int
 dbz_lag(zdm_cdc_source *base, double *seconds, uint64_t *backlog,
         zdm_error *err)
@@ -2044,21 +2074,11 @@ dbz_lag(zdm_cdc_source *base, double *seconds, uint64_t *backlog,
 
 	*seconds = 0;
 	*backlog = 0;
-	e = rd_kafka_metadata(src->rk, 0, src->rkt, &md, DBZ_TIMEOUT_MS);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		zdm_error_set(err, "topic %s: reading metadata: %s", src->topic,
-		              rd_kafka_err2str(e));
+	switch (dbz_topic_metadata(src, &md, err)) {
+	case -1:
 		return -1;
-	}
-	if (md->topic_cnt != 1 ||
-	    md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-		rc = 0; /* no topic yet: no change yet */
-		goto cleanup;
-	}
-	if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		zdm_error_set(err, "topic %s: %s", src->topic,
-		              rd_kafka_err2str(md->topics[0].err));
-		goto cleanup;
+	case 0:
+		return 0; /* no topic yet: no change yet */
 	}
 	list = rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
 	for (i = 0; i < md->topics[0].partition_cnt; i++)
@@ -2520,24 +2540,14 @@ zdm_cdc_debezium_fence(zdm_cdc_source *base, uint64_t lsn, zdm_error *err)
 	     src->fences[(src->fence_head + src->nfences - 1) % DBZ_FENCES]
 	                     .lsn >= lsn))
 		return 0; /* nothing newer to mark */
-	e = rd_kafka_metadata(src->rk, 0, src->rkt, &md, DBZ_TIMEOUT_MS);
-	if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		zdm_error_set(err, "topic %s: reading metadata: %s", src->topic,
-		              rd_kafka_err2str(e));
+	switch (dbz_topic_metadata(src, &md, err)) {
+	case -1:
 		return -1;
-	}
-	if (md->topic_cnt != 1 ||
-	    md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+	case 0:
 		/* no topic: the connector has written no change of the table,
 		 * so none before lsn is waiting */
 		src->fenced = lsn;
-		rc = 0;
-		goto cleanup;
-	}
-	if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-		zdm_error_set(err, "topic %s: %s", src->topic,
-		              rd_kafka_err2str(md->topics[0].err));
-		goto cleanup;
+		return 0;
 	}
 	f.n = md->topics[0].partition_cnt;
 	f.partition = calloc(f.n > 0 ? (size_t)f.n : 1, sizeof(*f.partition));
