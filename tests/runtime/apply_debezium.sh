@@ -103,13 +103,9 @@ relay_start()
 # relay_stop: SIGTERM; it must deliver what it has and exit 0.
 relay_stop()
 {
-	local rc=0 i
+	local rc=0
 	kill -TERM "$relay_pid"
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$relay_pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$relay_pid" 2>/dev/null && die "the relay did not stop within 30 s"
+	at_wait_gone "$relay_pid" 30 || die "the relay did not stop within 30 s"
 	wait "$relay_pid" || rc=$?
 	grep -v '|MOCK|' "$work/$relay_name.err" | sed 's/^/    relay: /'
 	[ "$rc" = 0 ] || die "the relay exited $rc"

@@ -268,12 +268,8 @@ zdm_bg()
 # zdm_wait PID NAME WANT-RC [TIMEOUT]: wait (bounded) for a background zdm.
 zdm_wait()
 {
-	local pid=$1 name=$2 want=$3 limit=${4:-$ZDM_TIMEOUT} rc=0 i
-	for ((i = 0; i < limit * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
+	local pid=$1 name=$2 want=$3 limit=${4:-$ZDM_TIMEOUT} rc=0
+	if ! at_wait_gone "$pid" "$limit"; then
 		kill -9 "$pid" 2>/dev/null || true
 		wait "$pid" 2>/dev/null || true
 		cat "$work/$name.out" "$work/$name.err" >&2
@@ -283,6 +279,18 @@ zdm_wait()
 	sed 's/^/    | /' "$work/$name.out"
 	sed 's/^/    ! /' "$work/$name.err"
 	[ "$rc" = "$want" ] || die "zdm ($name) exited $rc, expected $want"
+}
+
+# at_wait_gone PID TIMEOUT-S: until the process has exited (not reaped);
+# false if it still runs after TIMEOUT-S.
+at_wait_gone()
+{
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	! kill -0 "$1" 2>/dev/null
 }
 
 # at_wait_for WHAT TIMEOUT-S COMMAND...: poll COMMAND every 0.1 s.
@@ -429,13 +437,9 @@ traffic_start()
 # traffic_stop TAG: stop it; not one of its statements may have failed.
 traffic_stop()
 {
-	local tag=$1 pid=${at_traffic_pid[$1]} rc=0 i
+	local tag=$1 pid=${at_traffic_pid[$1]} rc=0
 	touch "$work/stop.$tag"
-	for ((i = 0; i < 300; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null && die "traffic $tag did not stop within 30 s"
+	at_wait_gone "$pid" 30 || die "traffic $tag did not stop within 30 s"
 	wait "$pid" || rc=$?
 	unset "at_traffic_pid[$tag]"
 	sed 's/^/    /' "$work/traffic.$tag"
