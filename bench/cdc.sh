@@ -5,7 +5,7 @@
 # (a script, not a test: it asserts nothing about speed, it measures and
 # reports).
 #
-#   bash bench/cdc.sh            # 3 runs: about 11 minutes on 2 cores
+#   bash bench/cdc.sh            # 3 runs: about 8 minutes on 2 cores
 #   ZDM_BENCH_RUNS=1 ZDM_BENCH_EVENTS=50000 ZDM_BENCH_LAG_SECONDS=12 \
 #     ZDM_BENCH_CLIENT_SECONDS=5 ZDM_BENCH_DOC=- bash bench/cdc.sh   # a quick look
 #
@@ -216,6 +216,19 @@ sync_wait_running()
 		sleep 0.1
 	done
 	die "zdm sync did not report as running within 30 s"
+}
+
+# sync_pids DB: "APPLY_BACKEND WALSENDER" of the running zdm sync.
+sync_pids()
+{
+	local pids
+	pids=$(q "$1" -F ' ' -c "
+	    SELECT (SELECT pid FROM pg_catalog.pg_stat_activity
+	             WHERE datname = '$1' AND application_name = 'zdm sync' AND backend_type = 'client backend'),
+	           (SELECT pid FROM pg_catalog.pg_stat_activity
+	             WHERE datname = '$1' AND application_name = 'zdm cdc' AND backend_type = 'walsender')")
+	[[ $pids =~ ^[0-9]+\ [0-9]+$ ]] || die "cannot find zdm sync's backend and walsender"
+	echo "$pids"
 }
 
 # sync_stop: SIGTERM; it must exit 0.
@@ -489,23 +502,6 @@ run_lag()
 
 # ---- clients: write throughput --------------------------------------------------------
 
-# run_clients RUN MODE: pgbench at full speed on a fresh copy in MODE (none,
-# trigger, cdc-idle, cdc).
-# run_clients RUN MODE: pgbench at full speed on a fresh copy in MODE (none,
-# trigger, cdc-idle, cdc).
-# sync_pids DB: "APPLY_BACKEND WALSENDER" of the running zdm sync.
-sync_pids()
-{
-	local pids
-	pids=$(q "$1" -F ' ' -c "
-	    SELECT (SELECT pid FROM pg_catalog.pg_stat_activity
-	             WHERE datname = '$1' AND application_name = 'zdm sync' AND backend_type = 'client backend'),
-	           (SELECT pid FROM pg_catalog.pg_stat_activity
-	             WHERE datname = '$1' AND application_name = 'zdm cdc' AND backend_type = 'walsender')")
-	[[ $pids =~ ^[0-9]+\ [0-9]+$ ]] || die "cannot find zdm sync's backend and walsender"
-	echo "$pids"
-}
-
 # run_clients RUN MODE: MODE is none, trigger, cdc-idle or cdc, with -pin:
 # the clients (pgbench, and through the postmaster every backend it
 # starts) on core 0 and zdm sync's three processes on core 1, which is a
@@ -514,7 +510,7 @@ sync_pids()
 run_clients()
 {
 	local run=$1 mode=$2 base=${2%-pin} db=cdc_clients_${2//-/_}_$1 off rc=0 t_end at txns c0 c1 \
-		s0=0 s1=0 a0=0 a1=0 w0=0 w1=0 app_pid wal_pid other pin= pm
+		s0=0 s1=0 a0=0 a1=0 w0=0 w1=0 app_pid wal_pid other pin= pm p
 	[ "$base" = "$mode" ] || pin=1
 	pm=$(head -n 1 "$ZDM_PG_DIR/data/postmaster.pid")
 	fresh_db "$db" quiet
