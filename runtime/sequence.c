@@ -579,10 +579,15 @@ zdm_sequence_apply(const char *const *args, size_t nargs,
 			        "zdm: sequence stopped at %s (migration %s): %s (exit %d)",
 			        it->path, it->migration, seq_why(rc), rc);
 			seq_print_rest(&s, i + 1, out);
-			if (rc == ZDM_EXIT_GATE)
-				fputs("Once it is approved, the same zdm apply "
-				      "continues the sequence.\n",
+			if (rc == ZDM_EXIT_GATE) {
+				/* the runner's line continues that plan only */
+				fputs("Once it is approved, the sequence "
+				      "continues with:\n    zdm apply",
 				      out);
+				for (g = 0; g < nargs; g++)
+					fprintf(out, " %s", args[g]);
+				fputc('\n', out);
+			}
 			goto cleanup;
 		}
 		applied++;

@@ -22,7 +22,8 @@
 #      refused (exit 2, "is done, but with another plan"), nothing runs;
 #   5. on a fresh database, without approvals: the first plan is done, the
 #      second stops at its contract gate (exit 4) with a line naming it and
-#      the third as not started; the journal has no row of the third;
+#      the third as not started, and the command that continues; the
+#      journal has no row of the third;
 #      `zdm status DIR` shows it "not started" (json: not_started); after
 #      `zdm approve` the same command goes on to the third's switch gate,
 #      and with --approve switch,contract (gates the second plan lacks are
@@ -156,6 +157,7 @@ fresh_db $db
 zdm_run gate1 4 apply "$seq" --db "dbname=$db"
 expect_grep "gate1" "$work/gate1.out" '^zdm: paused at gate "contract" of migration seq_orders_amount'
 expect_grep "gate1" "$work/gate1.out" "^zdm: sequence stopped at $p2 \\(migration seq_orders_amount\\): paused at a gate that needs approval \\(exit 4\\); not started: $p3\$"
+expect_grep "gate1" "$work/gate1.out" "^    zdm apply $seq\$"
 expect "journal at the gate" "$(journal $db)" "seq_rename_email=done seq_orders_amount=paused"
 zdm_run status5 0 status "$seq" --db "dbname=$db"
 expect_grep "status at the gate" "$work/status5.out" "^$p2 +seq_orders_amount +paused at contract "
