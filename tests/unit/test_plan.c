@@ -1226,7 +1226,7 @@ test_wrong_types(void **state)
 	assert_edit_refused(
 		"    kind: check\n", "    kind: chekc\n",
 		NAME
-		":92:11: error: step verify.1: unknown step kind \"chekc\" (expected sql, backfill, check or gate)");
+		":92:11: error: step verify.1: unknown step kind \"chekc\" (expected sql, backfill, check, gate, catch_up, stop_sync or autocommit)");
 	assert_edit_refused(
 		"  - id: expand.2\n", "  - id: expand.1\n",
 		NAME
