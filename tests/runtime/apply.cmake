@@ -12,6 +12,9 @@
 #   apply_badplan           apply_badplan.sh: refused plans touch nothing
 #   apply_status            apply_status.sh: approve, status, another plan
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
+#   apply_autocommit        apply_autocommit.sh: autocommit steps (CREATE
+#                           INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE):
+#                           retries, a failed build, kill -9, rollback
 # One e2e and one rollback test per example that has a fixture
 # (tests/sql/fixtures/EXAMPLE.sql next to plans/EXAMPLE.zdm).
 set(zdm_apply_dir ${CMAKE_CURRENT_LIST_DIR})
@@ -50,6 +53,7 @@ zdm_apply_test(apply_concurrent apply_concurrent.sh)
 zdm_apply_test(apply_badplan apply_badplan.sh)
 zdm_apply_test(apply_status apply_status.sh)
 zdm_apply_test(apply_partial apply_partial.sh)
+zdm_apply_test(apply_autocommit apply_autocommit.sh)
 
 # sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm)
 foreach(cdc_case traffic same rollback nosync)
