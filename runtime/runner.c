@@ -6,11 +6,17 @@
  *   hashtextextended('zdm:' || migration, 0), held on the control connection
  *   for the whole run; a second runner is refused at once.
  * - A run never runs a statement the plan does not hold.  The only SQL of
- *   zdm's own is the journal's (schema zdm) and read-only catalog queries.
+ *   zdm's own is the journal's (schema zdm, journal.c), read-only catalog
+ *   queries, and the DROP INDEX CONCURRENTLY of an INVALID index that an
+ *   autocommit step's own failed build left behind.
+ * - Each step kind has one executor (step.h), listed in runner_executors
+ *   below; the walk over the steps and the rollback know kinds only
+ *   through it.
  * - Steps that share a transaction label run in one transaction together
  *   with the journal rows that mark them done, so after a crash the journal
  *   says exactly what committed.  A step found "running" on resume did not
- *   commit, and is run again.
+ *   commit, and is run again.  Autocommit steps are the exception: they
+ *   run outside a transaction, journaled running before and done after.
  * - Every transaction sets lock_timeout from the plan; a lock timeout or a
  *   deadlock rolls back, waits with backoff and retries, up to the plan's
  *   lock_retries, then stops safely (exit 3) with the journal saying where.

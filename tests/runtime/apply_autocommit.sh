@@ -22,6 +22,8 @@
 #             terminated (the host died): the INVALID index stays.  The
 #             resumed run says "resuming", drops it and builds it again;
 #             the step ends done with two attempts.
+#   killrollback  the same kill, then zdm rollback: the INVALID index of
+#             the unfinished step is dropped, the migration rolled_back.
 #   killdone  the same kill, but the build's backend lives on and finishes
 #             once the blocking transaction ends: the resumed run finds the
 #             index valid and marks the step done without building again.
@@ -195,6 +197,25 @@ expect_grep "kill, resumed" "$work/kill2.out" '^migration ac_index: resuming \(w
 expect_grep "kill, resumed" "$work/kill2.out" 'dropping INVALID index public\.items_code_key'
 expect "kill: index" "$(index_state $db)" valid
 expect "kill: step" "$(step_state $db ac_index expand.1)" "done 2 -"
+
+# ---- killrollback: SIGKILL during the build, then rollback ------------------------
+db=ac_killrollback
+items_db $db
+plan=$(index_plan killrollback 30000ms)
+blocker_start $db "LOCK TABLE public.items IN ROW EXCLUSIVE MODE"
+zdm_bg killrollback1 apply "$plan" --db "dbname=$db"
+at_wait_for "the build waiting for the blocker" 30 zdm_build_waiting $db
+kill -9 "$zdm_pid"
+wait "$zdm_pid" 2>/dev/null || true
+val $db "SELECT count(pg_catalog.pg_terminate_backend(pid)) FROM pg_catalog.pg_stat_activity
+  WHERE datname = '$db' AND application_name LIKE 'zdm %'" >/dev/null
+at_wait_for "the killed zdm's sessions to end" 30 no_session $db 'zdm %'
+blocker_stop $db
+expect "killrollback: index after the kill" "$(index_state $db)" invalid
+zdm_run killrollback2 0 rollback "$plan" --db "dbname=$db"
+expect_grep "killrollback" "$work/killrollback2.out" 'dropping INVALID index public\.items_code_key'
+expect "killrollback: index" "$(index_state $db)" none
+expect "killrollback: migration" "$(val $db "SELECT state FROM zdm.migrations")" rolled_back
 
 # ---- killdone: SIGKILL, but the build finishes on its own -------------------------
 db=ac_killdone
