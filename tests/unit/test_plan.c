@@ -1386,6 +1386,37 @@ test_table_without_changes(void **state)
 	free(text);
 }
 
+/* kind: autocommit (read in any version for now), with its optional index;
+ * without index the field is NULL. */
+static void
+test_autocommit_step(void **state)
+{
+	size_t len;
+	char *text, *a, *b;
+	zdm_plan *plan;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	a = edit(text, "    kind: sql\n",
+	         "    kind: autocommit\n    index: public.users_email_key\n");
+	reseal(a);
+	plan = parse_ok(a, strlen(a));
+	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
+	assert_string_equal(plan->steps[0].index, "public.users_email_key");
+	assert_int_equal(plan->steps[1].kind, ZDM_STEP_SQL);
+	assert_null(plan->steps[1].index);
+	zdm_plan_free(plan);
+	b = edit(text, "    kind: sql\n", "    kind: autocommit\n");
+	reseal(b);
+	plan = parse_ok(b, strlen(b));
+	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
+	assert_null(plan->steps[0].index);
+	zdm_plan_free(plan);
+	free(b);
+	free(a);
+	free(text);
+}
+
 /* ---- strings that YAML could get wrong ---------------------------------- */
 
 static const char *const tricky[] = {
@@ -1698,6 +1729,7 @@ main(void)
 		cmocka_unit_test(test_changes_refused),
 		cmocka_unit_test(test_values_this_zdm_cannot_run),
 		cmocka_unit_test(test_table_without_changes),
+		cmocka_unit_test(test_autocommit_step),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
 	};
