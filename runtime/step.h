@@ -7,10 +7,10 @@
  * plan's steps in order, skips those the journal says are done, and hands
  * each pending one to the executor of its kind.  An executor:
  *
- *   - journals its step running before it starts and done when it ends
- *     (zdm_journal_step_*), and where PostgreSQL allows, done commits in
- *     the same transaction as the step's statements, so the journal never
- *     claims what did not commit;
+ *   - journals its step done when it ends, and running before it starts
+ *     anything that takes time or changes something (zdm_journal_step_*);
+ *     where PostgreSQL allows, done commits in the same transaction as the
+ *     step's statements, so the journal never claims what did not commit;
  *   - retries lock timeouts and deadlocks with backoff, up to the plan's
  *     lock_retries, then stops (exit 3); stops within 100 ms of SIGINT or
  *     SIGTERM when it is waiting outside a transaction;
