@@ -546,49 +546,88 @@ assert_same_step(const zdmc_plan_step *want, const char *phase,
 	assert_int_equal(want->approval, got->approval);
 }
 
+/* Object facts a version 1 change never has. */
+static void
+assert_no_object_facts(const zdm_change *got)
+{
+	assert_int_equal(got->nconstraints_created, 0);
+	assert_null(got->constraints_created);
+	assert_int_equal(got->nconstraints_dropped, 0);
+	assert_int_equal(got->nconstraint_renames, 0);
+	assert_int_equal(got->nindexes_created, 0);
+	assert_int_equal(got->nreferences, 0);
+	assert_null(got->table_renamed_to);
+	assert_int_equal(got->ndefaults, 0);
+}
+
 /*
- * A change as zdm reads it: the keys of its kind, and none of another's
- * (the writer writes whatever is set; the reader keeps what applies).
+ * A change as zdm reads it: zdmc writes version 1's kind-specific keys,
+ * and the reader turns them into facts (docs/plan-format.md, "Older
+ * plans"): every kind reads its column; a rename renames it; a split and a
+ * type change replace it, create the new columns (a type change one of the
+ * same name, NOT NULL left to the catalog) and reverse it when they can.
+ * Keys of another kind are ignored.
  */
 static void
 assert_same_change(const zdmc_plan_change *want, const zdm_change *got)
 {
+	char summary[4096];
 	size_t n = 0;
 
-	assert_same_string(want->kind, got->kind);
+	assert_same_string(want->kind, got->change);
 	assert_same_string(want->at, got->at);
-	assert_same_string(want->column, got->column);
 	assert_int_equal(want->irreversible, got->irreversible);
+	assert_int_equal(got->nreads, 1);
+	assert_same_string(want->column, got->reads[0]);
+	assert_no_object_facts(got);
 	if (strcmp(want->kind, "rename_column") == 0) {
-		assert_same_string(want->to, got->to);
-		assert_null(got->reverse_using);
-	} else {
-		assert_null(got->to);
-		assert_same_string(want->reverse_using, got->reverse_using);
-	}
-	if (strcmp(want->kind, "alter_column_type") == 0) {
-		assert_same_string(want->type, got->type);
-		assert_same_string(want->using, got->using);
-	} else {
-		assert_null(got->type);
-		assert_null(got->using);
-	}
-	if (strcmp(want->kind, "split_column") != 0) {
-		assert_null(got->into);
-		assert_null(got->into_types);
-		assert_null(got->into_not_null);
-		assert_null(got->into_using);
-		assert_int_equal(got->ninto, 0);
+		assert_int_equal(got->nrenames, 1);
+		assert_same_string(want->column, got->renames[0].column);
+		assert_same_string(want->to, got->renames[0].to);
+		assert_int_equal(got->ncreates, 0);
+		assert_null(got->creates);
+		assert_int_equal(got->nreplaces, 0);
+		assert_int_equal(got->nreverse, 0);
+		snprintf(summary, sizeof(summary), "rename %s to %s",
+		         want->column, want->to);
+		assert_same_string(summary, got->summary);
 		return;
 	}
-	for (const zdmc_plan_column *c = want->into; c; c = c->next, n++) {
-		assert_true(n < got->ninto);
-		assert_same_string(c->name, got->into[n]);
-		assert_same_string(c->type, got->into_types[n]);
-		assert_int_equal(c->not_null, got->into_not_null[n]);
-		assert_same_string(c->using, got->into_using[n]);
+	assert_int_equal(got->nrenames, 0);
+	assert_int_equal(got->nreplaces, 1);
+	assert_same_string(want->column, got->replaces[0]);
+	if (want->reverse_using) {
+		assert_int_equal(got->nreverse, 1);
+		assert_same_string(want->column, got->reverse[0].column);
+		assert_same_string(want->reverse_using, got->reverse[0].using);
+	} else {
+		assert_int_equal(got->nreverse, 0);
+		assert_null(got->reverse);
 	}
-	assert_int_equal(n, got->ninto);
+	if (strcmp(want->kind, "alter_column_type") == 0) {
+		assert_int_equal(got->ncreates, 1);
+		assert_same_string(want->column, got->creates[0].column);
+		assert_same_string(want->type, got->creates[0].type);
+		assert_false(got->creates[0].not_null);
+		assert_same_string(want->using, got->creates[0].using);
+		snprintf(summary, sizeof(summary), "change %s to %s",
+		         want->column, want->type);
+		assert_same_string(summary, got->summary);
+		return;
+	}
+	snprintf(summary, sizeof(summary), "split %s into ", want->column);
+	for (const zdmc_plan_column *c = want->into; c; c = c->next, n++) {
+		assert_true(n < got->ncreates);
+		assert_same_string(c->name, got->creates[n].column);
+		assert_same_string(c->type, got->creates[n].type);
+		assert_int_equal(c->not_null, got->creates[n].not_null);
+		assert_same_string(c->using, got->creates[n].using);
+		if (n > 0)
+			strcat(summary, ", ");
+		strcat(summary, c->name);
+	}
+	assert_int_equal(n, got->ncreates);
+	assert_same_string(summary, got->summary);
 }
 
 static void
@@ -1106,11 +1145,11 @@ test_newer_version(void **state)
 	text = write_plan(&fixture, &len);
 	/* no reseal: the version is checked before the checksum, so a plan
 	 * from a newer zdmc says "newer", whatever else changed */
-	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 3\n");
+	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 4\n");
 	assert_refused(
 		edited, len,
 		NAME
-		":1:11: error: unsupported plan format version 3; this zdm reads versions 1 to 2");
+		":1:11: error: unsupported plan format version 4; this zdm reads versions 1 to 3");
 	free(edited);
 	free(text);
 }
@@ -1384,6 +1423,363 @@ test_table_without_changes(void **state)
 	zdm_plan_free(got);
 	free(edited);
 	free(text);
+}
+
+/* ---- format version 3: changes as facts, the autocommit step ------------ */
+
+/*
+ * A version 3 plan written by hand, as docs/plan-format.md describes it:
+ * one change with every fact, one with a name this zdm has never heard of
+ * (accepted: the facts say everything), and two autocommit steps.  The
+ * last line is a placeholder that v3_plan() seals.
+ */
+static const char v3_yaml[] =
+	"zdm_plan: 3\n"
+	"compiler: zdmc 0.2.0\n"
+	"migration: facts\n"
+	"source:\n"
+	"  file: facts.zdm\n"
+	"  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+	"requires:\n"
+	"  server_version_num: 150000\n"
+	"options:\n"
+	"  batch_size: 1000\n"
+	"  batch_pause: 0ms\n"
+	"  lock_timeout: 500ms\n"
+	"  lock_retries: 3\n"
+	"  approve: []\n"
+	"  sync: trigger\n"
+	"  verify_sample: 100\n"
+	"new_version:\n"
+	"  schema: public_facts\n"
+	"  search_path: public_facts, public\n"
+	"tables:\n"
+	"- table: public.users\n"
+	"  changes:\n"
+	"  - change: split_column\n"
+	"    at: facts.zdm:8:3\n"
+	"    summary: split name into first_name, last_name\n"
+	"    reads: [name]\n"
+	"    creates:\n"
+	"    - column: first_name\n"
+	"      type: text\n"
+	"      not_null: true\n"
+	"      using: split_part(name, ' ', 1)\n"
+	"    - column: last_name\n"
+	"      type: text\n"
+	"      not_null: false\n"
+	"      using: null\n"
+	"    replaces: [name]\n"
+	"    renames:\n"
+	"    - column: email\n"
+	"      to: email_address\n"
+	"    reverse:\n"
+	"    - column: name\n"
+	"      using: concat_ws(' ', first_name, last_name)\n"
+	"    constraints_created: [users_email_check]\n"
+	"    constraints_dropped: [users_old_check]\n"
+	"    constraint_renames:\n"
+	"    - constraint: users_a\n"
+	"      to: users_b\n"
+	"    indexes_created: [public.users_email_key]\n"
+	"    references:\n"
+	"    - table: public.customers\n"
+	"      columns: [id, region]\n"
+	"    - table: public.accounts\n"
+	"      columns: []\n"
+	"    table_renamed_to: people\n"
+	"    defaults:\n"
+	"    - column: status\n"
+	"      default: '''new''::text'\n"
+	"    - column: note\n"
+	"      default: null\n"
+	"  - change: merge_galaxies\n"
+	"    at: facts.zdm:20:3\n"
+	"    summary: a change this zdm has never heard of\n"
+	"    irreversible: true\n"
+	"phases:\n"
+	"- phase: expand\n"
+	"  steps:\n"
+	"  - id: expand.1\n"
+	"    kind: autocommit\n"
+	"    description: build index users_email_key without blocking writes\n"
+	"    table: public.users\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    index: public.users_email_key\n"
+	"    sql: CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON public.users (email)\n"
+	"    compensation: DROP INDEX CONCURRENTLY public.users_email_key\n"
+	"  - id: expand.2\n"
+	"    kind: autocommit\n"
+	"    description: add a value to an enum\n"
+	"    table: null\n"
+	"    transaction: expand.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TYPE public.mood ADD VALUE 'meh'\n"
+	"    compensation: null\n"
+	"plan_sha256: 0000000000000000000000000000000000000000000000000000000000000000\n";
+
+/* v3_yaml with from replaced by to (when from is not NULL), sealed. */
+static char *
+v3_plan(const char *from, const char *to)
+{
+	char *text = from ? edit(v3_yaml, from, to) : strdup(v3_yaml);
+
+	assert_non_null(text);
+	reseal(text);
+	return text;
+}
+
+static void
+assert_v3_refused(const char *from, const char *to, const char *message)
+{
+	char *text = v3_plan(from, to);
+
+	assert_refused(text, strlen(text), message);
+	free(text);
+}
+
+static void
+test_v3_every_fact(void **state)
+{
+	char *text = v3_plan(NULL, NULL);
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	const zdm_change *c, *u;
+
+	(void)state;
+	assert_int_equal(plan->format_version, 3);
+	assert_int_equal(plan->ntable_info, 1);
+	assert_int_equal(plan->table_info[0].nchanges, 2);
+	c = &plan->table_info[0].changes[0];
+	assert_string_equal(c->change, "split_column");
+	assert_string_equal(c->at, "facts.zdm:8:3");
+	assert_string_equal(c->summary,
+	                    "split name into first_name, last_name");
+	assert_int_equal(c->nreads, 1);
+	assert_string_equal(c->reads[0], "name");
+	assert_int_equal(c->ncreates, 2);
+	assert_string_equal(c->creates[0].column, "first_name");
+	assert_string_equal(c->creates[0].type, "text");
+	assert_true(c->creates[0].not_null);
+	assert_string_equal(c->creates[0].using, "split_part(name, ' ', 1)");
+	assert_string_equal(c->creates[1].column, "last_name");
+	assert_false(c->creates[1].not_null);
+	assert_null(c->creates[1].using);
+	assert_int_equal(c->nreplaces, 1);
+	assert_string_equal(c->replaces[0], "name");
+	assert_int_equal(c->nrenames, 1);
+	assert_string_equal(c->renames[0].column, "email");
+	assert_string_equal(c->renames[0].to, "email_address");
+	assert_int_equal(c->nreverse, 1);
+	assert_string_equal(c->reverse[0].column, "name");
+	assert_string_equal(c->reverse[0].using,
+	                    "concat_ws(' ', first_name, last_name)");
+	assert_false(c->irreversible);
+	assert_int_equal(c->nconstraints_created, 1);
+	assert_string_equal(c->constraints_created[0], "users_email_check");
+	assert_int_equal(c->nconstraints_dropped, 1);
+	assert_string_equal(c->constraints_dropped[0], "users_old_check");
+	assert_int_equal(c->nconstraint_renames, 1);
+	assert_string_equal(c->constraint_renames[0].constraint, "users_a");
+	assert_string_equal(c->constraint_renames[0].to, "users_b");
+	assert_int_equal(c->nindexes_created, 1);
+	assert_string_equal(c->indexes_created[0], "public.users_email_key");
+	assert_int_equal(c->nreferences, 2);
+	assert_string_equal(c->references[0].table, "public.customers");
+	assert_int_equal(c->references[0].ncolumns, 2);
+	assert_string_equal(c->references[0].columns[0], "id");
+	assert_string_equal(c->references[0].columns[1], "region");
+	assert_string_equal(c->references[1].table, "public.accounts");
+	assert_int_equal(c->references[1].ncolumns, 0);
+	assert_null(c->references[1].columns);
+	assert_string_equal(c->table_renamed_to, "people");
+	assert_int_equal(c->ndefaults, 2);
+	assert_string_equal(c->defaults[0].column, "status");
+	assert_string_equal(c->defaults[0].value, "'new'::text");
+	assert_string_equal(c->defaults[1].column, "note");
+	assert_null(c->defaults[1].value);
+
+	/* an unknown name, no facts but irreversible: every list empty */
+	u = &plan->table_info[0].changes[1];
+	assert_string_equal(u->change, "merge_galaxies");
+	assert_string_equal(u->summary, "a change this zdm has never heard of");
+	assert_true(u->irreversible);
+	assert_int_equal(u->nreads + u->ncreates + u->nreplaces + u->nrenames +
+	                         u->nreverse + u->nconstraints_created +
+	                         u->nconstraints_dropped +
+	                         u->nconstraint_renames + u->nindexes_created +
+	                         u->nreferences + u->ndefaults,
+	                 0);
+	assert_null(u->reads);
+	assert_null(u->creates);
+	assert_null(u->table_renamed_to);
+
+	assert_int_equal(plan->nsteps, 2);
+	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
+	assert_string_equal(plan->steps[0].index, "public.users_email_key");
+	assert_string_equal(plan->steps[0].transaction, "expand.1");
+	assert_int_equal(plan->steps[0].lock_timeout_ms, 500);
+	assert_string_equal(plan->steps[0].compensation,
+	                    "DROP INDEX CONCURRENTLY public.users_email_key");
+	assert_int_equal(plan->steps[1].kind, ZDM_STEP_AUTOCOMMIT);
+	assert_null(plan->steps[1].index);
+	assert_null(plan->steps[1].table);
+	assert_null(plan->steps[1].compensation);
+	zdm_plan_free(plan);
+	free(text);
+}
+
+/* A version 1 plan's change keys mean nothing in version 3: only facts. */
+static void
+test_v3_ignores_version1_keys(void **state)
+{
+	char *text =
+		v3_plan("    summary: a change this zdm has never heard of\n",
+	                "    summary: rename a to b\n"
+	                "    column: a\n"
+	                "    to: b\n");
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	const zdm_change *c = &plan->table_info[0].changes[1];
+
+	(void)state;
+	assert_int_equal(c->nreads, 0);
+	assert_int_equal(c->nrenames, 0);
+	zdm_plan_free(plan);
+	free(text);
+}
+
+/* The version 1 fixture, read: every kind converted into facts.  (The
+ * round trip compares field by field; this pins one of each as plain
+ * values, independent of the writer's structs.) */
+static void
+test_v1_changes_become_facts(void **state)
+{
+	size_t len;
+	char *text = write_plan(&fixture, &len);
+	zdm_plan *plan = parse_ok(text, len);
+	const zdm_change *split, *rename, *retype, *lossy;
+
+	(void)state;
+	split = &plan->table_info[0].changes[0];
+	rename = &plan->table_info[0].changes[1];
+	retype = &plan->table_info[1].changes[0];
+	lossy = &plan->table_info[1].changes[1];
+
+	assert_string_equal(split->summary,
+	                    "split name into first_name, last_name");
+	assert_string_equal(split->reads[0], "name");
+	assert_string_equal(split->replaces[0], "name");
+	assert_int_equal(split->ncreates, 2);
+	assert_string_equal(split->creates[1].using,
+	                    "split_part(name, ' ', 2)");
+	assert_string_equal(split->reverse[0].column, "name");
+
+	assert_string_equal(rename->summary, "rename email to email_address");
+	assert_int_equal(rename->nreplaces, 0);
+	assert_int_equal(rename->ncreates, 0);
+	assert_string_equal(rename->renames[0].to, "email_address");
+
+	assert_string_equal(retype->summary, "change amount to numeric(12,2)");
+	assert_string_equal(retype->creates[0].column, "amount");
+	assert_string_equal(retype->creates[0].type, "numeric(12,2)");
+	assert_false(retype->creates[0].not_null);
+	assert_string_equal(retype->creates[0].using, "amount / 100.0");
+	assert_string_equal(retype->replaces[0], "amount");
+	assert_string_equal(retype->reverse[0].using,
+	                    "(amount * 100)::integer");
+
+	assert_true(lossy->irreversible);
+	assert_int_equal(lossy->nreverse, 0);
+	assert_null(lossy->reverse);
+	zdm_plan_free(plan);
+	free(text);
+}
+
+static void
+test_v3_refused(void **state)
+{
+	(void)state;
+	assert_v3_refused(
+		"    summary: split name into first_name, last_name\n", "",
+		NAME
+		":23:5: error: tables[1].changes[1]: missing required key \"summary\"");
+	assert_v3_refused(
+		"    reads: [name]\n", "    reads: name\n",
+		NAME
+		":26:12: error: tables[1].changes[1]: \"reads\" must be a list, not a scalar");
+	assert_v3_refused(
+		"    reads: [name]\n", "    reads: [[name]]\n",
+		NAME
+		":26:13: error: tables[1].changes[1]: \"reads\" must be a list of names");
+	assert_v3_refused(
+		"      not_null: true\n", "      not_null: maybe\n",
+		NAME
+		":30:17: error: tables[1].changes[1].creates[1]: \"not_null\" must be true or false");
+	assert_v3_refused(
+		"      type: text\n      not_null: true\n",
+		"      not_null: true\n",
+		NAME
+		":28:7: error: tables[1].changes[1].creates[1]: missing required key \"type\"");
+	assert_v3_refused(
+		"    - column: email\n      to: email_address\n",
+		"    - column: email\n",
+		NAME
+		":38:7: error: tables[1].changes[1].renames[1]: missing required key \"to\"");
+	assert_v3_refused(
+		"      using: concat_ws(' ', first_name, last_name)\n",
+		"      using: null\n",
+		NAME
+		":42:14: error: tables[1].changes[1].reverse[1]: \"using\" must be a string, not null");
+	assert_v3_refused(
+		"    - table: public.accounts\n      columns: []\n",
+		"    - table: public.accounts\n",
+		NAME
+		":52:7: error: tables[1].changes[1].references[2]: missing required key \"columns\"");
+	assert_v3_refused(
+		"    table_renamed_to: people\n",
+		"    table_renamed_to: [people]\n",
+		NAME
+		":54:23: error: tables[1].changes[1]: \"table_renamed_to\" must be a string, not a list");
+	assert_v3_refused(
+		"    - column: note\n      default: null\n",
+		"    - column: note\n",
+		NAME
+		":58:7: error: tables[1].changes[1].defaults[2]: missing required key \"default\"");
+	assert_v3_refused(
+		"    creates:\n", "    creates: first_name\n    xcreates:\n",
+		NAME
+		":27:14: error: tables[1].changes[1]: \"creates\" must be a list, not a scalar");
+	assert_v3_refused(
+		"  - change: merge_galaxies\n",
+		"  - change: [merge_galaxies]\n",
+		NAME
+		":60:13: error: tables[1].changes[2]: \"change\" must be a string, not a list");
+	assert_v3_refused(
+		"    index: public.users_email_key\n",
+		"    index: [public.users_email_key]\n",
+		NAME
+		":73:12: error: step expand.1: \"index\" must be a string, not a list");
+	/* an autocommit step runs alone: no label shared */
+	assert_v3_refused(
+		"    transaction: expand.2\n", "    transaction: expand.1\n",
+		NAME
+		": error: step expand.1 is autocommit, and step expand.2 shares its transaction \"expand.1\"");
+	/* and autocommit needs version 3 */
+	assert_v3_refused(
+		"zdm_plan: 3\n", "zdm_plan: 2\n",
+		NAME
+		":23:5: error: tables[1].changes[1]: missing required key \"column\"");
+}
+
+/* The autocommit step kind in an older plan is refused by kind. */
+static void
+test_autocommit_needs_version3(void **state)
+{
+	(void)state;
+	assert_edit_refused(
+		"    kind: backfill\n", "    kind: autocommit\n",
+		NAME
+		":75:11: error: step backfill.1: step kind \"autocommit\" needs plan format version 3");
 }
 
 /* ---- strings that YAML could get wrong ---------------------------------- */
@@ -1698,6 +2094,11 @@ main(void)
 		cmocka_unit_test(test_changes_refused),
 		cmocka_unit_test(test_values_this_zdm_cannot_run),
 		cmocka_unit_test(test_table_without_changes),
+		cmocka_unit_test(test_v3_every_fact),
+		cmocka_unit_test(test_v3_ignores_version1_keys),
+		cmocka_unit_test(test_v1_changes_become_facts),
+		cmocka_unit_test(test_v3_refused),
+		cmocka_unit_test(test_autocommit_needs_version3),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
 	};
