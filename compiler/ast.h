@@ -129,7 +129,7 @@ typedef struct zdmc_rename_column {
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */
 const void *zdmc_action_cast(const zdmc_action *action, zdmc_action_tag tag);
-#define ZDMC_ACTION_CAST(type, tag, action)                                    \
+#define ZDMC_ACTION_CAST(type, tag, action) \
 	((const type *)zdmc_action_cast((action), (tag)))
 
 /* A zeroed node of size bytes (the node type's sizeof) with its header

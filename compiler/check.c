@@ -286,7 +286,8 @@ check_append(zdmc_arena *arena, void *array, size_t *n, size_t elem)
 }
 
 void
-zdmc_change_add_read(zdmc_check_ctx *ck, zdmc_change *change, const char *column)
+zdmc_change_add_read(zdmc_check_ctx *ck, zdmc_change *change,
+                     const char *column)
 {
 	change->reads = check_append(ck->arena, change->reads, &change->nreads,
 	                             sizeof(char *));
@@ -294,8 +295,8 @@ zdmc_change_add_read(zdmc_check_ctx *ck, zdmc_change *change, const char *column
 }
 
 zdmc_newcol *
-zdmc_change_add_create(zdmc_check_ctx *ck, zdmc_change *change, const char *name,
-                       const char *type)
+zdmc_change_add_create(zdmc_check_ctx *ck, zdmc_change *change,
+                       const char *name, const char *type)
 {
 	zdmc_newcol *col;
 
@@ -323,9 +324,9 @@ void
 zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
                        const char *column, const char *to)
 {
-	change->renames = check_append(ck->arena, change->renames,
-	                               &change->nrenames,
-	                               sizeof(zdmc_colrename));
+	change->renames =
+		check_append(ck->arena, change->renames, &change->nrenames,
+	                     sizeof(zdmc_colrename));
 	change->renames[change->nrenames - 1].column = column;
 	change->renames[change->nrenames - 1].to = to;
 }

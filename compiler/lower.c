@@ -252,10 +252,10 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		if (c->replace == NULL)
 			continue;
 		for (j = 0; j < c->ncols; j++) {
-			const char *shape = zdmc_arena_printf(
-				ctx->arena, "%s AS %s",
-				Q(ctx, c->cols[j].physical),
-				Q(ctx, c->cols[j].name));
+			const char *shape =
+				zdmc_arena_printf(ctx->arena, "%s AS %s",
+			                          Q(ctx, c->cols[j].physical),
+			                          Q(ctx, c->cols[j].name));
 
 			if (c->nreplaces > 0)
 				lower_view_value(ctx, &values, c->replaces[0],
@@ -318,7 +318,7 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 				    ctx->arena,
 				    "    select_list := select_list || %s;\n",
 				    zdmc_ident_literal(ctx->arena,
-		                                       zdmc_buf_cstr(&extra)))
+	                                               zdmc_buf_cstr(&extra)))
 			  : "",
 		zdmc_ident_literal(ctx->arena, lower_view(ctx, t)),
 		zdmc_ident_literal(ctx->arena, t->qname),
@@ -637,7 +637,6 @@ lower_backfill(lower_ctx *ctx)
 	}
 }
 
-
 static void
 lower_verify(lower_ctx *ctx)
 {
@@ -709,7 +708,6 @@ zdmc_lower_final_step(zdmc_lower_ctx *l, const zdmc_table *table,
 {
 	return lower_final_step(l, table, description, sql);
 }
-
 
 static void
 lower_contract_table(lower_ctx *ctx, const zdmc_table *t)

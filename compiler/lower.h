@@ -44,21 +44,19 @@ zdmc_plan_step *zdmc_lower_step(zdmc_lower_ctx *l, zdmc_step_kind kind,
                                 const char *description, const char *sql,
                                 const char *compensation);
 /* A contract step: a point of no return, with no compensation. */
-zdmc_plan_step *zdmc_lower_final_step(zdmc_lower_ctx *l, const zdmc_table *table,
-                                      const char *description,
-                                      const char *sql);
+zdmc_plan_step *zdmc_lower_final_step(zdmc_lower_ctx *l,
+                                      const zdmc_table *table,
+                                      const char *description, const char *sql);
 /*
  * A statement PostgreSQL will not run in a transaction block, always in a
  * transaction label of its own; index (or NULL) is the index it builds,
  * dropped by the runtime if a failed build left it INVALID.  Only in the
  * *_AFTER slots, outside a table's transaction.
  */
-zdmc_plan_step *zdmc_lower_autocommit_step(zdmc_lower_ctx *l,
-                                           const zdmc_table *table,
-                                           const char *description,
-                                           const char *sql,
-                                           const char *compensation,
-                                           const char *index);
+zdmc_plan_step *
+zdmc_lower_autocommit_step(zdmc_lower_ctx *l, const zdmc_table *table,
+                           const char *description, const char *sql,
+                           const char *compensation, const char *index);
 /*
  * A check: SELECT count(*) FROM from_where must be 0; examples lists up to
  * 5 offending rows.  cond (or NULL) is its condition on rows of table,

@@ -57,7 +57,7 @@ typedef struct zdmc_oldcol {
 typedef struct zdmc_change {
 	const struct zdmc_op *op;
 	const zdmc_action *action;
-	size_t offset; /* of the action */
+	size_t offset;      /* of the action */
 	const char **reads; /* existing columns it needs */
 	size_t nreads;
 	zdmc_newcol *cols; /* creates */

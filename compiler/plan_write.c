@@ -739,7 +739,6 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 	emit_mapping_end(w);
 }
 
-
 static void
 write_cdc_rules(plan_writer *w, const char *key, const zdmc_plan_cdc_rule *r)
 {

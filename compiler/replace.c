@@ -52,7 +52,8 @@
 typedef zdmc_lower_ctx lower_ctx;
 
 void
-zdmc_replace_register(zdmc_check_ctx *ck, zdmc_change *change, const char *title)
+zdmc_replace_register(zdmc_check_ctx *ck, zdmc_change *change,
+                      const char *title)
 {
 	zdmc_replace *r = ZDMC_NEW(zdmc_check_arena(ck), zdmc_replace);
 
@@ -140,8 +141,7 @@ lower_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_oldcol *oc,
 {
 	lower_map m = {ctx, t, NULL, prefix};
 
-	return zdmc_sqlexpr_rewrite(ctx->arena, oc->reverse, lower_map_new,
-	                            &m);
+	return zdmc_sqlexpr_rewrite(ctx->arena, oc->reverse, lower_map_new, &m);
 }
 
 /* reverse(using(old)): each new column of the change becomes its using. */
@@ -415,8 +415,9 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 
 		if (!replace_has(c))
 			continue;
-		zdmc_buf_printf(&body, "        -- %s\n",
-		                zdmc_lower_comment_text(ctx, c->replace->title));
+		zdmc_buf_printf(
+			&body, "        -- %s\n",
+			zdmc_lower_comment_text(ctx, c->replace->title));
 		/* Who wrote the row: the change's own old column only the old
 		 * version writes, its zdm_new_* columns only the new one; so
 		 * those decide first.  A column both versions share (read by
@@ -815,8 +816,8 @@ lower_cdc_old_columns(lower_ctx *ctx, const zdmc_table *t)
 	lower_names cols = {NULL, 0, 0};
 
 	for (size_t i = 0; i < t->nchanges; i++)
-		for (size_t j = 0; replace_has(&t->changes[i]) &&
-		                   j < t->changes[i].nreverse;
+		for (size_t j = 0;
+		     replace_has(&t->changes[i]) && j < t->changes[i].nreverse;
 		     j++)
 			lower_names_add(ctx, &cols,
 			                t->changes[i].reverse[j].column);
@@ -1208,8 +1209,8 @@ zdmc_replace_backfill(zdmc_lower_ctx *ctx, const zdmc_table *t)
 	/* cdc: a new-version write the sync has yet to carry back must not
 	 * be overwritten; its new columns are not all NULL */
 	for (j = 0; zdmc_lower_is_cdc(ctx) && j < t->nchanges; j++)
-		for (k = 0; replace_has(&t->changes[j]) &&
-		            k < t->changes[j].ncols;
+		for (k = 0;
+		     replace_has(&t->changes[j]) && k < t->changes[j].ncols;
 		     k++)
 			zdmc_buf_printf(&sql, "\n   AND %s IS NULL",
 			                Q(ctx, t->changes[j].cols[k].physical));
@@ -1270,7 +1271,8 @@ replace_reverse_names(lower_ctx *ctx, const zdmc_change *c)
 
 	zdmc_buf_init(&b, ctx->arena);
 	for (size_t i = 0; i < c->nreverse; i++)
-		zdmc_buf_printf(&b, "%s%s", i ? ", " : "", c->reverse[i].column);
+		zdmc_buf_printf(&b, "%s%s", i ? ", " : "",
+		                c->reverse[i].column);
 	return zdmc_buf_cstr(&b);
 }
 
@@ -1310,9 +1312,10 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 				col->name),
 			zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname,
 		                          where),
-			zdmc_arena_printf(ctx->arena,
-		                          "SELECT ctid FROM %s WHERE %s LIMIT 5",
-		                          t->qname, where),
+			zdmc_arena_printf(
+				ctx->arena,
+				"SELECT ctid FROM %s WHERE %s LIMIT 5",
+				t->qname, where),
 			where);
 	}
 	if (c->nreverse == 0)
@@ -1336,8 +1339,9 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 		const char *col = Q(ctx, oc->column);
 		const char *round_trip = lower_round_trip(ctx, t, c, oc);
 
-		where = zdmc_arena_printf(ctx->arena, "%s IS DISTINCT FROM (%s)",
-		                          col, round_trip);
+		where = zdmc_arena_printf(ctx->arena,
+		                          "%s IS DISTINCT FROM (%s)", col,
+		                          round_trip);
 		zdmc_lower_check(
 			ctx, t,
 			zdmc_arena_printf(
@@ -1370,8 +1374,8 @@ lower_not_null_table(lower_ctx *ctx, const zdmc_table *t)
 	/* NOT NULL after the counts: a row the backfill missed then fails a
 	 * check that names it (exit 3 with examples), not VALIDATE (23514) */
 	for (j = 0; j < t->nchanges; j++)
-		for (k = 0; replace_has(&t->changes[j]) &&
-		            k < t->changes[j].ncols;
+		for (k = 0;
+		     replace_has(&t->changes[j]) && k < t->changes[j].ncols;
 		     k++) {
 			const zdmc_newcol *col = &t->changes[j].cols[k];
 
@@ -1474,10 +1478,11 @@ zdmc_replace_rename_into_place(zdmc_lower_ctx *ctx, const zdmc_table *t,
 			zdmc_arena_printf(ctx->arena,
 		                          "rename %s into place as %s",
 		                          c->cols[k].physical, c->cols[k].name),
-			zdmc_arena_printf(ctx->arena,
-		                          "ALTER TABLE %s RENAME COLUMN %s TO %s",
-		                          t->qname, Q(ctx, c->cols[k].physical),
-		                          Q(ctx, c->cols[k].name)));
+			zdmc_arena_printf(
+				ctx->arena,
+				"ALTER TABLE %s RENAME COLUMN %s TO %s",
+				t->qname, Q(ctx, c->cols[k].physical),
+				Q(ctx, c->cols[k].name)));
 }
 
 void

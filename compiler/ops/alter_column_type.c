@@ -34,10 +34,10 @@ alter_column_type_check(zdmc_check_ctx *ck, zdmc_change *change)
 	col = zdmc_change_add_create(ck, change, n->column.name, n->type.text);
 	col->carry_not_null = true;
 	zdmc_change_add_replace(ck, change, n->column.name);
-	zdmc_replace_register(
-		ck, change,
-		zdmc_arena_printf(arena, "alter column %s type %s",
-	                          n->column.name, n->type.text));
+	zdmc_replace_register(ck, change,
+	                      zdmc_arena_printf(arena,
+	                                        "alter column %s type %s",
+	                                        n->column.name, n->type.text));
 	if (zdmc_check_type(ck, &n->type) != 0)
 		return;
 	if (n->using.text != NULL) {

@@ -54,7 +54,8 @@ rename_column_contract(zdmc_lower_ctx *l, const zdmc_table *t,
 		l, t,
 		zdmc_arena_printf(l->arena, "rename %s to %s", r->column,
 	                          r->to),
-		zdmc_arena_printf(l->arena, "ALTER TABLE %s RENAME COLUMN %s TO %s",
+		zdmc_arena_printf(l->arena,
+	                          "ALTER TABLE %s RENAME COLUMN %s TO %s",
 	                          t->qname, zdmc_lower_quote(l, r->column),
 	                          zdmc_lower_quote(l, r->to)));
 }

@@ -50,7 +50,8 @@ split_column_check(zdmc_check_ctx *ck, zdmc_change *change)
 				"new column \"%s\" needs a using (...) expression computing it from the old shape",
 				def->name.name);
 		else
-			col->forward = zdmc_check_expr(ck, &def->using, "using");
+			col->forward =
+				zdmc_check_expr(ck, &def->using, "using");
 	}
 	zdmc_change_add_replace(ck, change, n->column.name);
 	zdmc_check_reverse(ck, change, &n->into.reverse, &n->column,

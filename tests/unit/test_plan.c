@@ -46,35 +46,73 @@ static zdmc_plan_column col_first = {
 	.not_null = true,
 	.next = &col_last,
 };
-static zdmc_plan_change change_lossy = {
-	.kind = "alter_column_type",
-	.at = "split_name.zdm:15:3",
-	.column = "note",
+static const char *reads_name[] = {"name"};
+static const char *reads_email[] = {"email"};
+static const char *reads_amount[] = {"amount"};
+static const char *reads_note[] = {"note"};
+static zdmc_plan_column col_note = {
+	.name = "note",
 	.type = "varchar(10)",
 	.using = "left(note, 10)",
+};
+static zdmc_plan_change change_lossy = {
+	.change = "alter_column_type",
+	.at = "split_name.zdm:15:3",
+	.summary = "change note to varchar(10)",
+	.reads = reads_note,
+	.nreads = 1,
+	.creates = &col_note,
+	.replaces = reads_note,
+	.nreplaces = 1,
 	.irreversible = true,
 };
-static zdmc_plan_change change_retype = {
-	.kind = "alter_column_type",
-	.at = "split_name.zdm:14:3",
-	.column = "amount",
+static zdmc_plan_column col_amount = {
+	.name = "amount",
 	.type = "numeric(12,2)",
 	.using = "amount / 100.0",
-	.reverse_using = "(amount * 100)::integer",
+};
+static zdmc_plan_reverse reverse_amount = {
+	.column = "amount",
+	.using = "(amount * 100)::integer",
+};
+static zdmc_plan_change change_retype = {
+	.change = "alter_column_type",
+	.at = "split_name.zdm:14:3",
+	.summary = "change amount to numeric(12,2)",
+	.reads = reads_amount,
+	.nreads = 1,
+	.creates = &col_amount,
+	.replaces = reads_amount,
+	.nreplaces = 1,
+	.reverse = &reverse_amount,
 	.next = &change_lossy,
 };
-static zdmc_plan_change change_rename = {
-	.kind = "rename_column",
-	.at = "split_name.zdm:12:3",
-	.column = "email",
+static zdmc_plan_rename rename_email = {
+	.name = "email",
 	.to = "email_address",
 };
-static zdmc_plan_change change_split = {
-	.kind = "split_column",
-	.at = "split_name.zdm:8:3",
+static zdmc_plan_change change_rename = {
+	.change = "rename_column",
+	.at = "split_name.zdm:12:3",
+	.summary = "rename email to email_address",
+	.reads = reads_email,
+	.nreads = 1,
+	.renames = &rename_email,
+};
+static zdmc_plan_reverse reverse_name = {
 	.column = "name",
-	.into = &col_first,
-	.reverse_using = "concat_ws(' ', first_name, last_name)",
+	.using = "concat_ws(' ', first_name, last_name)",
+};
+static zdmc_plan_change change_split = {
+	.change = "split_column",
+	.at = "split_name.zdm:8:3",
+	.summary = "split name into first_name, last_name",
+	.reads = reads_name,
+	.nreads = 1,
+	.creates = &col_first,
+	.replaces = reads_name,
+	.nreplaces = 1,
+	.reverse = &reverse_name,
 	.next = &change_rename,
 };
 static zdmc_plan_table table_payments = {
@@ -258,10 +296,196 @@ static zdmc_plan fixture = {
 };
 
 /*
- * The fixture's bytes.  A change here is a change to the plan format: update
- * docs/plan-format.md, and ask whether old plans still read the same.
+ * The fixture's bytes, as this zdmc writes it (format version 3).  A change
+ * here is a change to the plan format: update docs/plan-format.md, and ask
+ * whether old plans still read the same.
  */
 static const char fixture_yaml[] =
+	"zdm_plan: 3\n"
+	"compiler: zdmc 0.1.0\n"
+	"migration: split_user_name\n"
+	"source:\n"
+	"  file: split_name.zdm\n"
+	"  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+	"requires:\n"
+	"  server_version_num: 150000\n"
+	"options:\n"
+	"  batch_size: 10000\n"
+	"  batch_pause: 0ms\n"
+	"  lock_timeout: 500ms\n"
+	"  lock_retries: 10\n"
+	"  approve: [switch, contract]\n"
+	"  sync: trigger\n"
+	"  verify_sample: 10000\n"
+	"new_version:\n"
+	"  schema: public_split_user_name\n"
+	"  search_path: public_split_user_name, public\n"
+	"tables:\n"
+	"- table: public.users\n"
+	"  changes:\n"
+	"  - change: split_column\n"
+	"    at: split_name.zdm:8:3\n"
+	"    summary: split name into first_name, last_name\n"
+	"    reads: [name]\n"
+	"    creates:\n"
+	"    - column: first_name\n"
+	"      type: text\n"
+	"      not_null: true\n"
+	"      using: split_part(name, ' ', 1)\n"
+	"    - column: last_name\n"
+	"      type: text\n"
+	"      not_null: false\n"
+	"      using: split_part(name, ' ', 2)\n"
+	"    replaces: [name]\n"
+	"    reverse:\n"
+	"    - column: name\n"
+	"      using: concat_ws(' ', first_name, last_name)\n"
+	"  - change: rename_column\n"
+	"    at: split_name.zdm:12:3\n"
+	"    summary: rename email to email_address\n"
+	"    reads: [email]\n"
+	"    renames:\n"
+	"    - column: email\n"
+	"      to: email_address\n"
+	"- table: public.payments\n"
+	"  changes:\n"
+	"  - change: alter_column_type\n"
+	"    at: split_name.zdm:14:3\n"
+	"    summary: change amount to numeric(12,2)\n"
+	"    reads: [amount]\n"
+	"    creates:\n"
+	"    - column: amount\n"
+	"      type: numeric(12,2)\n"
+	"      not_null: false\n"
+	"      using: amount / 100.0\n"
+	"    replaces: [amount]\n"
+	"    reverse:\n"
+	"    - column: amount\n"
+	"      using: (amount * 100)::integer\n"
+	"  - change: alter_column_type\n"
+	"    at: split_name.zdm:15:3\n"
+	"    summary: change note to varchar(10)\n"
+	"    reads: [note]\n"
+	"    creates:\n"
+	"    - column: note\n"
+	"      type: varchar(10)\n"
+	"      not_null: false\n"
+	"      using: left(note, 10)\n"
+	"    replaces: [note]\n"
+	"    irreversible: true\n"
+	"phases:\n"
+	"- phase: expand\n"
+	"  steps:\n"
+	"  - id: expand.1\n"
+	"    kind: sql\n"
+	"    description: create schema public_split_user_name for the new version\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: CREATE SCHEMA public_split_user_name\n"
+	"    compensation: DROP SCHEMA public_split_user_name\n"
+	"  - id: expand.2\n"
+	"    kind: sql\n"
+	"    description: add first_name\n"
+	"    table: public.users\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TABLE public.users ADD COLUMN first_name text\n"
+	"    compensation: ALTER TABLE public.users DROP COLUMN first_name\n"
+	"- phase: backfill\n"
+	"  steps:\n"
+	"  - id: backfill.1\n"
+	"    kind: backfill\n"
+	"    description: fill first_name and last_name from name\n"
+	"    table: public.users\n"
+	"    transaction: backfill.1\n"
+	"    lock_timeout: 500ms\n"
+	"    key: ctid\n"
+	"    batch_size: 10000\n"
+	"    batch_pause: 20ms\n"
+	"    sql: |\n"
+	"      UPDATE public.users\n"
+	"      SET first_name = split_part(name, ' ', 1),\n"
+	"          last_name = split_part(name, ' ', 2)\n"
+	"      WHERE ctid >= $1::tid AND ctid < $2::tid\n"
+	"    compensation: null\n"
+	"- phase: verify\n"
+	"  steps:\n"
+	"  - id: verify.1\n"
+	"    kind: check\n"
+	"    description: every row's first_name is filled\n"
+	"    table: public.users\n"
+	"    transaction: verify.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: |-\n"
+	"      SELECT count(*)\n"
+	"      FROM public.users\n"
+	"      WHERE first_name IS NULL AND name IS NOT NULL\n"
+	"    compensation: null\n"
+	"    expect: 0\n"
+	"    examples: |-\n"
+	"      SELECT ctid FROM public.users\n"
+	"      WHERE first_name IS NULL AND name IS NOT NULL\n"
+	"      LIMIT 5\n"
+	"  - id: verify.2\n"
+	"    kind: check\n"
+	"    description: no negative amounts\n"
+	"    table: public.payments\n"
+	"    transaction: verify.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: SELECT count(*) FROM public.payments WHERE amount_new < 0\n"
+	"    compensation: null\n"
+	"    expect: -1\n"
+	"- phase: switch\n"
+	"  steps:\n"
+	"  - id: switch.1\n"
+	"    kind: gate\n"
+	"    description: wait for `zdm approve switch`\n"
+	"    gate: switch\n"
+	"    approval: true\n"
+	"  - id: switch.2\n"
+	"    kind: sql\n"
+	"    description: make first_name NOT NULL (validated)\n"
+	"    table: public.users\n"
+	"    transaction: switch.2\n"
+	"    lock_timeout: 250ms\n"
+	"    sql: ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL\n"
+	"    compensation: ALTER TABLE public.users ALTER COLUMN first_name DROP NOT NULL\n"
+	"  - id: switch.3\n"
+	"    kind: sql\n"
+	"    description: publish the new version's view\n"
+	"    table: public.users\n"
+	"    transaction: switch.2\n"
+	"    lock_timeout: 250ms\n"
+	"    sql: |-\n"
+	"      CREATE VIEW public_split_user_name.users AS\n"
+	"      SELECT id, first_name, last_name, email AS email_address\n"
+	"      FROM public.users\n"
+	"    compensation: DROP VIEW public_split_user_name.users\n"
+	"- phase: contract\n"
+	"  steps:\n"
+	"  - id: contract.1\n"
+	"    kind: gate\n"
+	"    description: wait for approval to drop the old columns\n"
+	"    gate: contract\n"
+	"    approval: false\n"
+	"  - id: contract.2\n"
+	"    kind: sql\n"
+	"    description: drop the old column name\n"
+	"    table: public.users\n"
+	"    transaction: contract.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TABLE public.users DROP COLUMN name\n"
+	"    compensation: null\n"
+	"    point_of_no_return: true\n"
+	"plan_sha256: ";
+
+/*
+ * The fixture as zdmc 0.1 wrote it, in format version 1: what the reader's
+ * refusals are pinned against (their line numbers are this text's), and
+ * how a version 1 plan still reads.  A change here is a change to the plan format: update
+ * docs/plan-format.md, and ask whether old plans still read the same.
+ */
+static const char fixture_v1_yaml[] =
 	"zdm_plan: 1\n"
 	"compiler: zdmc 0.1.0\n"
 	"migration: split_user_name\n"
@@ -423,6 +647,8 @@ static const char fixture_yaml[] =
 
 /* ---- helpers ------------------------------------------------------------ */
 
+static void reseal(char *text);
+
 static char *
 write_plan(const zdmc_plan *plan, size_t *len)
 {
@@ -434,6 +660,22 @@ write_plan(const zdmc_plan *plan, size_t *len)
 	assert_non_null(out);
 	assert_int_equal(strlen(out), *len);
 	return out;
+}
+
+/* The version 1 fixture, sealed (malloc'd, like write_plan's). */
+static char *
+write_v1(size_t *len)
+{
+	size_t body = sizeof(fixture_v1_yaml) - 1;
+	char *text = malloc(body + 64 + 2);
+
+	assert_non_null(text);
+	memcpy(text, fixture_v1_yaml, body);
+	memset(text + body, '0', 64);
+	strcpy(text + body + 64, "\n");
+	*len = body + 64 + 1;
+	reseal(text);
+	return text;
 }
 
 static zdm_plan *
@@ -509,12 +751,12 @@ reseal(char *text)
 	memcpy(line + strlen("plan_sha256: "), hex, 64);
 }
 
-/* Edit the fixture's plan, reseal it, and expect this message. */
+/* Edit the version 1 fixture, reseal it, and expect this message. */
 static void
 assert_edit_refused(const char *from, const char *to, const char *message)
 {
 	size_t len;
-	char *text = write_plan(&fixture, &len);
+	char *text = write_v1(&len);
 	char *edited = edit(text, from, to);
 
 	reseal(edited);
@@ -546,88 +788,90 @@ assert_same_step(const zdmc_plan_step *want, const char *phase,
 	assert_int_equal(want->approval, got->approval);
 }
 
-/* Object facts a version 1 change never has. */
 static void
-assert_no_object_facts(const zdm_change *got)
+assert_same_names(const char *const *want, size_t nwant, char **got,
+                  size_t ngot)
 {
-	assert_int_equal(got->nconstraints_created, 0);
-	assert_null(got->constraints_created);
-	assert_int_equal(got->nconstraints_dropped, 0);
-	assert_int_equal(got->nconstraint_renames, 0);
-	assert_int_equal(got->nindexes_created, 0);
-	assert_int_equal(got->nreferences, 0);
-	assert_null(got->table_renamed_to);
-	assert_int_equal(got->ndefaults, 0);
+	assert_int_equal(nwant, ngot);
+	if (nwant == 0)
+		assert_null(got);
+	for (size_t i = 0; i < nwant; i++)
+		assert_same_string(want[i], got[i]);
 }
 
 /*
- * A change as zdm reads it: zdmc writes version 1's kind-specific keys,
- * and the reader turns them into facts (docs/plan-format.md, "Older
- * plans"): every kind reads its column; a rename renames it; a split and a
- * type change replace it, create the new columns (a type change one of the
- * same name, NOT NULL left to the catalog) and reverse it when they can.
- * Keys of another kind are ignored.
+ * A change as zdm reads it: every fact zdmc wrote (plan format 3), and an
+ * empty list where zdmc wrote none.  A version 1 plan of the same changes
+ * reads as the same facts (test_v1_changes_become_facts).
  */
 static void
 assert_same_change(const zdmc_plan_change *want, const zdm_change *got)
 {
-	char summary[4096];
-	size_t n = 0;
+	size_t n;
 
-	assert_same_string(want->kind, got->change);
+	assert_same_string(want->change, got->change);
 	assert_same_string(want->at, got->at);
-	assert_int_equal(want->irreversible, got->irreversible);
-	assert_int_equal(got->nreads, 1);
-	assert_same_string(want->column, got->reads[0]);
-	assert_no_object_facts(got);
-	if (strcmp(want->kind, "rename_column") == 0) {
-		assert_int_equal(got->nrenames, 1);
-		assert_same_string(want->column, got->renames[0].column);
-		assert_same_string(want->to, got->renames[0].to);
-		assert_int_equal(got->ncreates, 0);
-		assert_null(got->creates);
-		assert_int_equal(got->nreplaces, 0);
-		assert_int_equal(got->nreverse, 0);
-		snprintf(summary, sizeof(summary), "rename %s to %s",
-		         want->column, want->to);
-		assert_same_string(summary, got->summary);
-		return;
-	}
-	assert_int_equal(got->nrenames, 0);
-	assert_int_equal(got->nreplaces, 1);
-	assert_same_string(want->column, got->replaces[0]);
-	if (want->reverse_using) {
-		assert_int_equal(got->nreverse, 1);
-		assert_same_string(want->column, got->reverse[0].column);
-		assert_same_string(want->reverse_using, got->reverse[0].using);
-	} else {
-		assert_int_equal(got->nreverse, 0);
-		assert_null(got->reverse);
-	}
-	if (strcmp(want->kind, "alter_column_type") == 0) {
-		assert_int_equal(got->ncreates, 1);
-		assert_same_string(want->column, got->creates[0].column);
-		assert_same_string(want->type, got->creates[0].type);
-		assert_false(got->creates[0].not_null);
-		assert_same_string(want->using, got->creates[0].using);
-		snprintf(summary, sizeof(summary), "change %s to %s",
-		         want->column, want->type);
-		assert_same_string(summary, got->summary);
-		return;
-	}
-	snprintf(summary, sizeof(summary), "split %s into ", want->column);
-	for (const zdmc_plan_column *c = want->into; c; c = c->next, n++) {
+	assert_same_string(want->summary, got->summary);
+	assert_same_names(want->reads, want->nreads, got->reads, got->nreads);
+	n = 0;
+	for (const zdmc_plan_column *c = want->creates; c; c = c->next, n++) {
 		assert_true(n < got->ncreates);
 		assert_same_string(c->name, got->creates[n].column);
 		assert_same_string(c->type, got->creates[n].type);
 		assert_int_equal(c->not_null, got->creates[n].not_null);
 		assert_same_string(c->using, got->creates[n].using);
-		if (n > 0)
-			strcat(summary, ", ");
-		strcat(summary, c->name);
 	}
 	assert_int_equal(n, got->ncreates);
-	assert_same_string(summary, got->summary);
+	assert_same_names(want->replaces, want->nreplaces, got->replaces,
+	                  got->nreplaces);
+	n = 0;
+	for (const zdmc_plan_rename *r = want->renames; r; r = r->next, n++) {
+		assert_true(n < got->nrenames);
+		assert_same_string(r->name, got->renames[n].column);
+		assert_same_string(r->to, got->renames[n].to);
+	}
+	assert_int_equal(n, got->nrenames);
+	n = 0;
+	for (const zdmc_plan_reverse *r = want->reverse; r; r = r->next, n++) {
+		assert_true(n < got->nreverse);
+		assert_same_string(r->column, got->reverse[n].column);
+		assert_same_string(r->using, got->reverse[n].using);
+	}
+	assert_int_equal(n, got->nreverse);
+	assert_int_equal(want->irreversible, got->irreversible);
+	assert_same_names(want->constraints_created, want->nconstraints_created,
+	                  got->constraints_created, got->nconstraints_created);
+	assert_same_names(want->constraints_dropped, want->nconstraints_dropped,
+	                  got->constraints_dropped, got->nconstraints_dropped);
+	n = 0;
+	for (const zdmc_plan_rename *r = want->constraint_renames; r;
+	     r = r->next, n++) {
+		assert_true(n < got->nconstraint_renames);
+		assert_same_string(r->name,
+		                   got->constraint_renames[n].constraint);
+		assert_same_string(r->to, got->constraint_renames[n].to);
+	}
+	assert_int_equal(n, got->nconstraint_renames);
+	assert_same_names(want->indexes_created, want->nindexes_created,
+	                  got->indexes_created, got->nindexes_created);
+	n = 0;
+	for (const zdmc_plan_reference *r = want->references; r;
+	     r = r->next, n++) {
+		assert_true(n < got->nreferences);
+		assert_same_string(r->table, got->references[n].table);
+		assert_same_names(r->columns, r->ncolumns,
+		                  got->references[n].columns,
+		                  got->references[n].ncolumns);
+	}
+	assert_int_equal(n, got->nreferences);
+	assert_same_string(want->table_renamed_to, got->table_renamed_to);
+	n = 0;
+	for (const zdmc_plan_default *d = want->defaults; d; d = d->next, n++) {
+		assert_true(n < got->ndefaults);
+		assert_same_string(d->column, got->defaults[n].column);
+		assert_same_string(d->value, got->defaults[n].value);
+	}
+	assert_int_equal(n, got->ndefaults);
 }
 
 static void
@@ -799,7 +1043,7 @@ test_write_refuses_missing_required_field(void **state)
 	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
 	                 -1);
 	assert_string_equal(err,
-	                    "this zdmc writes plan format version 1, not 2");
+	                    "this zdmc writes plan format version 3, not 2");
 }
 
 /* ---- reading back ------------------------------------------------------- */
@@ -902,14 +1146,19 @@ test_unknown_keys_are_ignored(void **state)
 	zdm_plan *plan;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	a = edit(text, "migration: split_user_name\n",
 	         "migration: split_user_name\nfuture:\n  nested: [1, 2]\n");
 	b = edit(a, "    kind: backfill\n",
 	         "    kind: backfill\n    parallelism: 4\n");
 	reseal(b);
 	plan = parse_ok(b, strlen(b));
-	assert_same_plan(&fixture, plan);
+	{
+		zdmc_plan v1 = fixture;
+
+		v1.format_version = 1;
+		assert_same_plan(&v1, plan);
+	}
 	zdm_plan_free(plan);
 	free(b);
 	free(a);
@@ -927,7 +1176,7 @@ test_edited_sql_is_caught(void **state)
 	size_t start, end;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	/* every byte of the backfill's SQL, literal block and all */
 	sql = strstr(text, "      UPDATE public.users\n");
 	assert_non_null(sql);
@@ -968,7 +1217,7 @@ test_every_byte_matters(void **state)
 	char *text;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	for (size_t i = 0; i < len; i++) {
 		char err[512];
 		zdm_plan *plan = NULL;
@@ -990,7 +1239,7 @@ test_truncated(void **state)
 	char *text;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	/*
 	 * Every cut refuses the plan (len - 1 only drops the final newline).
 	 * Each prefix is copied to a buffer of exactly its size, so that a
@@ -1039,7 +1288,7 @@ test_missing_checksum(void **state)
 	char *text;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	assert_refused(
 		text, len - 65 - 13,
 		NAME
@@ -1054,7 +1303,7 @@ test_malformed_checksum(void **state)
 	char *text, *appended, *upper;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 
 	upper = strdup(text);
 	for (char *p = upper + len - 65; *p; p++)
@@ -1142,7 +1391,7 @@ test_newer_version(void **state)
 	char *text, *edited;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	/* no reseal: the version is checked before the checksum, so a plan
 	 * from a newer zdmc says "newer", whatever else changed */
 	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 4\n");
@@ -1163,7 +1412,7 @@ test_missing_keys(void **state)
 
 	(void)state;
 	/* phases removed, checksum recomputed */
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	phases = strstr(text, "phases:\n");
 	edited = malloc(len + 1);
 	assert_non_null(edited);
@@ -1377,7 +1626,7 @@ test_changes_refused(void **state)
 		":41:12: error: tables[2]: \"changes\" must be a list, not a scalar");
 
 	/* a split into nothing */
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	into = strstr(text, "    into:\n");
 	assert_non_null(into);
 	into_end = strstr(into, "    reverse_using:");
@@ -1655,7 +1904,7 @@ static void
 test_v1_changes_become_facts(void **state)
 {
 	size_t len;
-	char *text = write_plan(&fixture, &len);
+	char *text = write_v1(&len);
 	zdm_plan *plan = parse_ok(text, len);
 	const zdm_change *split, *rename, *retype, *lossy;
 
@@ -1917,40 +2166,38 @@ round_trip_string(const char *s)
 	};
 	zdmc_plan_phase phase = {.name = s, .steps = &backfill};
 	zdmc_plan_column col = {.name = s, .type = s, .using = s};
-	/* the kind is one of three words; every other field carries s, and
-	 * each kind ignores the keys of the others */
-	zdmc_plan_change retype = {
-		.kind = "alter_column_type",
-		.at = s,
-		.column = s,
-		.to = s,
-		.type = s,
-		.using = s,
-		.into = &col,
-		.reverse_using = s,
-		.irreversible = true,
-	};
-	zdmc_plan_change rename = {
-		.kind = "rename_column",
-		.at = s,
-		.column = s,
-		.to = s,
-		.type = s,
-		.using = s,
-		.into = &col,
-		.reverse_using = s,
-		.next = &retype,
-	};
+	/* a name in a list of names is never empty (the reader refuses one) */
+	const char *name = *s ? s : "empty";
+	const char *names[] = {name, name};
+	zdmc_plan_rename rename = {.name = s, .to = s};
+	zdmc_plan_reverse reverse = {.column = s, .using = s};
+	zdmc_plan_reference reference = {
+		.table = s, .columns = names, .ncolumns = 2};
+
+	zdmc_plan_default dflt = {.column = s, .value = s};
+	/* the change's name is one of the writer's; every fact carries s */
 	zdmc_plan_change change = {
-		.kind = "split_column",
+		.change = "split_column",
 		.at = s,
-		.column = s,
-		.to = s,
-		.type = s,
-		.using = s,
-		.into = &col,
-		.reverse_using = s,
-		.next = &rename,
+		.summary = s,
+		.reads = names,
+		.nreads = 2,
+		.creates = &col,
+		.replaces = names,
+		.nreplaces = 1,
+		.renames = &rename,
+		.reverse = &reverse,
+		.irreversible = true,
+		.constraints_created = names,
+		.nconstraints_created = 1,
+		.constraints_dropped = names,
+		.nconstraints_dropped = 2,
+		.constraint_renames = &rename,
+		.indexes_created = names,
+		.nindexes_created = 1,
+		.references = &reference,
+		.table_renamed_to = s,
+		.defaults = &dflt,
 	};
 	zdmc_plan_table table = {.name = s, .changes = &change};
 	const char *approve[] = {"switch", "contract"};
