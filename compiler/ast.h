@@ -2,7 +2,9 @@
  * ast.h -- the syntax tree of one .zdm file.
  *
  * The parser builds it in the compile's arena and does no checking beyond
- * syntax; check.c judges it and lower.c turns it into a plan.  Every node
+ * syntax; check.c and the ops (compiler/ops/) judge it, lower.c turns it
+ * into a plan.  Each operation is a node type of its own behind the common
+ * zdmc_action header; its tag, not a switch, leads to its op.  Every node
  * keeps the byte offset of where it was written, so later passes can point
  * at the exact token.  Names are stored as PostgreSQL would see them:
  * unquoted names folded to lower case, "quoted" ones as written.

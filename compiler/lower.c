@@ -863,6 +863,8 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 		vtail = &r->next;
 	}
 	pc->irreversible = c->irreversible;
+	if (c->op->facts != NULL)
+		c->op->facts(ctx->arena, c, pc);
 	return pc;
 }
 

@@ -2,7 +2,8 @@
  * model.h -- a checked migration, ready to lower into a plan.
  *
  * check.c builds it from the AST only when the whole source is valid;
- * lower.c reads it and never reports errors.  Changes are grouped by table
+ * lower.c reads it and never reports errors.  A change is its op plus the
+ * facts the op's check declared; nothing downstream asks which op it is.  Changes are grouped by table
  * (users and public.users are one table), in source order.
  *
  * Physical names while a migration is in flight: a new column is added as

@@ -321,7 +321,9 @@ lower_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
 		else
 			zdmc_buf_printf(&cond, "NEW.%s %s OLD.%s", p, op, p);
 	}
-	return zdmc_buf_cstr(&cond);
+	/* a change that creates nothing (drop column) has no new column a
+	 * writer could set */
+	return cond.len ? zdmc_buf_cstr(&cond) : "false";
 }
 
 static void
@@ -526,6 +528,9 @@ lower_update_when(lower_ctx *ctx, const zdmc_table *t)
 				zdmc_buf_printf(&cond, "\n       OR %s", rev);
 		}
 	}
+	if (cond.len == 0)
+		zdmc_buf_puts(&cond,
+		              "false"); /* nothing read, nothing replaced */
 	zdmc_buf_init(&when, ctx->arena);
 	zdmc_buf_printf(&when,
 	                "NEW.%s = OLD.%s\n"

@@ -2,8 +2,10 @@
  * zdm.y -- the grammar of the .zdm language.
  *
  * A pure, reentrant LALR(1) parser with no conflicts (%expect 0).  It builds
- * the AST and judges nothing but syntax: every semantic rule lives in
- * compiler/check.c, so one run reports every problem.  After a syntax error
+ * the AST -- a tagged node per operation, made with zdmc_action_new -- and
+ * judges nothing but syntax: every semantic rule lives in
+ * compiler/check.c and the ops' checks (compiler/ops/), so one run reports
+ * every problem.  After a syntax error
  * the parser skips to the next ";" and carries on (the "error ';'" rule).
  * Anything that can be left to a later pass with a better message is
  * accepted here: a missing header, a column type PostgreSQL would refuse

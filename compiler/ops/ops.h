@@ -17,6 +17,9 @@
  *            columns through shadow columns registers with replace.h here.
  *   summary  one sentence for people ("split name into first_name,
  *            last_name"), written to the plan; never parsed back.
+ *   facts    (optional) the plan's facts that model.h has no field for
+ *            (constraints, indexes, references, a table's new name,
+ *            defaults); the common ones are written from the change.
  *   lower    its steps, slot by slot.  The phase driver (lower.c) walks
  *            the phases table by table and, at each slot, calls the hook
  *            of every change of the table in source order; a NULL hook
@@ -73,6 +76,11 @@ typedef struct zdmc_op {
 	const char *name; /* the plan's change: value, e.g. "split_column" */
 	void (*check)(zdmc_check_ctx *ck, zdmc_change *change);
 	const char *(*summary)(zdmc_arena *arena, const zdmc_change *change);
+	/* the plan's facts beyond those of model.h (constraints_created,
+	 * indexes_created, references, table_renamed_to, defaults, ...),
+	 * added to out; NULL: none */
+	void (*facts)(zdmc_arena *arena, const zdmc_change *change,
+	              zdmc_plan_change *out);
 	zdmc_op_lower_fn lower[ZDMC_NSLOTS];
 } zdmc_op;
 
