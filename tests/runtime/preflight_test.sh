@@ -24,12 +24,12 @@
 # irreversible split, a retype on quoted names, using expressions that do
 # not work (a type error, a set-returning function, an aggregate), a
 # plan that requires a newer server (split_name's, edited and resealed),
-# and cdc plans (format version 2): a split with a native source keyed by
-# id, one with a debezium source keyed by email, and type changes whose
-# columns have no equality (json).  The compiled plans are of format version
-# 1 or 2, so they also prove that their changes are read as facts; facts.plan
-# is a version 3 plan written here by hand, with the facts no compiler writes
-# yet (constraints, indexes, references, a table's new name).
+# and cdc plans: a split with a native source keyed by id, one with a
+# debezium source keyed by email, and type changes whose columns have no
+# equality (json).  zdmc writes every plan in format version 3, its changes
+# as facts; facts.plan is a version 3 plan written here by hand, with the
+# facts no compiler writes yet (constraints, indexes, references, a table's
+# new name).
 #
 # The cdc cases that need other server settings (wal_level = replica, no
 # free replication slot or walsender) run last, after the server has been
@@ -123,7 +123,8 @@ alter table orders
     using (sum(amount) / 100.0)
     reverse using ((amount * 100)::integer);
 ZDM
-# sync = cdc: the plan writes zdm_plan: 2 and its cdc section
+# sync = cdc: the plan has its cdc section (zdmc writes zdm_plan: 3 for
+# every plan)
 cat >"$work/src/cdc_users.zdm" <<'ZDM'
 migration cdc_users
   with (sync = cdc, key = (id));
@@ -153,8 +154,8 @@ alter table public.users
 ZDM
 for p in cdc_users cdc_email_key cdc_json; do
 	compile "$p" "$work/src"
-	[ "$(head -1 "$work/$p.plan")" = 'zdm_plan: 2' ] ||
-		die "$p.plan is not a version 2 plan"
+	[ "$(head -1 "$work/$p.plan")" = 'zdm_plan: 3' ] ||
+		die "$p.plan is not a version 3 plan"
 done
 compile bad_srf "$work/src"
 compile bad_aggregate "$work/src"
