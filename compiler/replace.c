@@ -77,22 +77,22 @@ replace_has(const zdmc_change *c)
 
 /* ---- expressions, rebound to where they are evaluated --------------------- */
 
-typedef struct lower_map {
+typedef struct replace_map {
 	lower_ctx *ctx;
 	const zdmc_table *table;
 	const zdmc_change *change; /* round trip: whose forwards to inline */
 	const char *prefix;        /* "NEW." in triggers, "" elsewhere */
-} lower_map;
+} replace_map;
 
 /* A list of column names, each once, in the order first seen. */
-typedef struct lower_names {
+typedef struct replace_names {
 	const char **v;
 	size_t n;
 	size_t cap;
-} lower_names;
+} replace_names;
 
 static const char *
-lower_sync_function(lower_ctx *ctx, const zdmc_table *t)
+replace_sync_function(lower_ctx *ctx, const zdmc_table *t)
 {
 	return zdmc_ident_qualified(
 		ctx->arena, t->schema,
@@ -100,24 +100,24 @@ lower_sync_function(lower_ctx *ctx, const zdmc_table *t)
 }
 
 static const char *
-lower_nn_constraint(lower_ctx *ctx, const zdmc_newcol *col)
+replace_nn_constraint(lower_ctx *ctx, const zdmc_newcol *col)
 {
 	return Q(ctx, zdmc_arena_printf(ctx->arena, "zdm_nn_%s", col->name));
 }
 
 static const char *
-lower_map_old(void *arg, const zdmc_colref *ref)
+replace_map_old(void *arg, const zdmc_colref *ref)
 {
-	lower_map *m = arg;
+	replace_map *m = arg;
 
 	return zdmc_arena_printf(m->ctx->arena, "%s%s", m->prefix,
 	                         Q(m->ctx, ref->column));
 }
 
 static const char *
-lower_map_new(void *arg, const zdmc_colref *ref)
+replace_map_new(void *arg, const zdmc_colref *ref)
 {
-	lower_map *m = arg;
+	replace_map *m = arg;
 
 	return zdmc_arena_printf(
 		m->ctx->arena, "%s%s", m->prefix,
@@ -125,30 +125,31 @@ lower_map_new(void *arg, const zdmc_colref *ref)
 }
 
 static const char *
-lower_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_newcol *col,
-              const char *prefix)
+replace_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_newcol *col,
+                const char *prefix)
 {
-	lower_map m = {ctx, t, NULL, prefix};
+	replace_map m = {ctx, t, NULL, prefix};
 
-	return zdmc_sqlexpr_rewrite(ctx->arena, col->forward, lower_map_old,
+	return zdmc_sqlexpr_rewrite(ctx->arena, col->forward, replace_map_old,
 	                            &m);
 }
 
 /* An old column from the new shape: its reverse using, in physical names. */
 static const char *
-lower_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_oldcol *oc,
-              const char *prefix)
+replace_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_oldcol *oc,
+                const char *prefix)
 {
-	lower_map m = {ctx, t, NULL, prefix};
+	replace_map m = {ctx, t, NULL, prefix};
 
-	return zdmc_sqlexpr_rewrite(ctx->arena, oc->reverse, lower_map_new, &m);
+	return zdmc_sqlexpr_rewrite(ctx->arena, oc->reverse, replace_map_new,
+	                            &m);
 }
 
 /* reverse(using(old)): each new column of the change becomes its using. */
 static const char *
-lower_map_round_trip(void *arg, const zdmc_colref *ref)
+replace_map_round_trip(void *arg, const zdmc_colref *ref)
 {
-	lower_map *m = arg;
+	replace_map *m = arg;
 	size_t i;
 
 	/* as stored: cast to the new column's type, so rounding or cutting
@@ -157,26 +158,26 @@ lower_map_round_trip(void *arg, const zdmc_colref *ref)
 		if (strcmp(m->change->cols[i].name, ref->column) == 0)
 			return zdmc_arena_printf(
 				m->ctx->arena, "CAST((%s\n) AS %s)",
-				lower_forward(m->ctx, m->table,
-			                      &m->change->cols[i], ""),
+				replace_forward(m->ctx, m->table,
+			                        &m->change->cols[i], ""),
 				m->change->cols[i].type);
-	return lower_map_new(arg, ref);
+	return replace_map_new(arg, ref);
 }
 
 static const char *
-lower_round_trip(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
-                 const zdmc_oldcol *oc)
+replace_round_trip(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+                   const zdmc_oldcol *oc)
 {
-	lower_map m = {ctx, t, c, ""};
+	replace_map m = {ctx, t, c, ""};
 
 	return zdmc_sqlexpr_rewrite(ctx->arena, oc->reverse,
-	                            lower_map_round_trip, &m);
+	                            replace_map_round_trip, &m);
 }
 
 /* Old-shape columns whose change means "recompute the new columns". */
 static void
-lower_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
-                      const char **seen, size_t *nseen)
+replace_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
+                        const char **seen, size_t *nseen)
 {
 	size_t i, j, k;
 
@@ -205,7 +206,7 @@ lower_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
 }
 
 static bool
-lower_names_has(const lower_names *l, const char *name)
+replace_names_has(const replace_names *l, const char *name)
 {
 	for (size_t i = 0; i < l->n; i++)
 		if (strcmp(l->v[i], name) == 0)
@@ -214,9 +215,9 @@ lower_names_has(const lower_names *l, const char *name)
 }
 
 static void
-lower_names_add(lower_ctx *ctx, lower_names *l, const char *name)
+replace_names_add(lower_ctx *ctx, replace_names *l, const char *name)
 {
-	if (lower_names_has(l, name))
+	if (replace_names_has(l, name))
 		return;
 	if (l->n == l->cap) {
 		const char **v;
@@ -238,11 +239,11 @@ lower_names_add(lower_ctx *ctx, lower_names *l, const char *name)
  * one of them cannot be told apart by version, so the trigger (and the
  * cdc rules) look at them only after the change's own columns.
  */
-static lower_names
-lower_shared_columns(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
-                     bool reverse)
+static replace_names
+replace_shared_columns(lower_ctx *ctx, const zdmc_table *t,
+                       const zdmc_change *c, bool reverse)
 {
-	lower_names seen = {NULL, 0, 0};
+	replace_names seen = {NULL, 0, 0};
 	size_t i, j, k;
 
 	for (i = 0; i < (reverse ? c->nreverse : c->ncols); i++) {
@@ -271,17 +272,17 @@ lower_shared_columns(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 				}
 			}
 			if (!own)
-				lower_names_add(ctx, &seen, col);
+				replace_names_add(ctx, &seen, col);
 		}
 	}
 	return seen;
 }
 
 static const char *
-lower_shared_changed(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
-                     bool reverse)
+replace_shared_changed(lower_ctx *ctx, const zdmc_table *t,
+                       const zdmc_change *c, bool reverse)
 {
-	lower_names seen = lower_shared_columns(ctx, t, c, reverse);
+	replace_names seen = replace_shared_columns(ctx, t, c, reverse);
 	zdmc_buf cond;
 
 	zdmc_buf_init(&cond, ctx->arena);
@@ -293,7 +294,7 @@ lower_shared_changed(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 }
 
 static size_t
-lower_count_refs(const zdmc_change *c)
+replace_count_refs(const zdmc_change *c)
 {
 	size_t i, n = c->nreplaces;
 
@@ -303,8 +304,8 @@ lower_count_refs(const zdmc_change *c)
 }
 
 static const char *
-lower_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
-                  const char *join)
+replace_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
+                    const char *join)
 {
 	zdmc_buf cond;
 	size_t i;
@@ -327,20 +328,20 @@ lower_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
 }
 
 static void
-lower_assign_forward(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
-                     const zdmc_change *c, const char *indent)
+replace_assign_forward(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
+                       const zdmc_change *c, const char *indent)
 {
 	size_t i;
 
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent,
 		                Q(ctx, c->cols[i].physical),
-		                lower_forward(ctx, t, &c->cols[i], "NEW."));
+		                replace_forward(ctx, t, &c->cols[i], "NEW."));
 }
 
 static void
-lower_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
-                     const zdmc_change *c, const char *indent)
+replace_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
+                       const zdmc_change *c, const char *indent)
 {
 	if (c->irreversible)
 		zdmc_buf_printf(
@@ -348,14 +349,15 @@ lower_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
 			"%sNULL; -- irreversible: the old shape is not written back\n",
 			indent);
 	for (size_t i = 0; i < c->nreverse; i++)
-		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent,
-		                Q(ctx, c->reverse[i].column),
-		                lower_reverse(ctx, t, &c->reverse[i], "NEW."));
+		zdmc_buf_printf(
+			b, "%sNEW.%s := (%s);\n", indent,
+			Q(ctx, c->reverse[i].column),
+			replace_reverse(ctx, t, &c->reverse[i], "NEW."));
 }
 
 /* An old-version write: one of the replaced columns changed. */
 static const char *
-lower_old_changed(lower_ctx *ctx, const zdmc_change *c)
+replace_old_changed(lower_ctx *ctx, const zdmc_change *c)
 {
 	zdmc_buf cond;
 
@@ -370,7 +372,7 @@ lower_old_changed(lower_ctx *ctx, const zdmc_change *c)
 }
 
 static const char *
-lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
+replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 {
 	zdmc_buf body, sql;
 	const char *tag;
@@ -402,13 +404,13 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 			"        IF %s\n"
 			"           OR pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) > 0 THEN\n",
 			zdmc_lower_comment_text(ctx, c->replace->title),
-			lower_new_changed(ctx, c, "IS DISTINCT FROM NULL",
-		                          " OR "),
+			replace_new_changed(ctx, c, "IS DISTINCT FROM NULL",
+		                            " OR "),
 			zdmc_ident_literal(ctx->arena,
 		                           Q(ctx, ctx->model->version_schema)));
-		lower_assign_reverse(ctx, &body, t, c, "            ");
+		replace_assign_reverse(ctx, &body, t, c, "            ");
 		zdmc_buf_puts(&body, "        ELSE\n");
-		lower_assign_forward(ctx, &body, t, c, "            ");
+		replace_assign_forward(ctx, &body, t, c, "            ");
 		zdmc_buf_puts(&body, "        END IF;\n");
 	}
 	zdmc_buf_puts(&body, "    ELSE\n");
@@ -425,11 +427,11 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		 * those decide first.  A column both versions share (read by
 		 * using or reverse using) only after them. */
 		zdmc_buf_printf(&body, "        IF %s THEN\n",
-		                lower_old_changed(ctx, c));
-		lower_assign_forward(ctx, &body, t, c, "            ");
-		zdmc_buf_printf(
-			&body, "        ELSIF %s THEN\n",
-			lower_new_changed(ctx, c, "IS DISTINCT FROM", " OR "));
+		                replace_old_changed(ctx, c));
+		replace_assign_forward(ctx, &body, t, c, "            ");
+		zdmc_buf_printf(&body, "        ELSIF %s THEN\n",
+		                replace_new_changed(ctx, c, "IS DISTINCT FROM",
+		                                    " OR "));
 		zdmc_buf_printf(
 			&body,
 			"            IF OLD.%s THEN\n"
@@ -444,34 +446,34 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 				"                    NEW.%s := (%s);\n"
 				"                END IF;\n",
 				p, p, p,
-				lower_forward(ctx, t, &c->cols[j], "NEW."));
+				replace_forward(ctx, t, &c->cols[j], "NEW."));
 		}
 		zdmc_buf_puts(&body, "            END IF;\n");
-		lower_assign_reverse(ctx, &body, t, c, "            ");
+		replace_assign_reverse(ctx, &body, t, c, "            ");
 		{
 			const char *fwd =
-				lower_shared_changed(ctx, t, c, false);
-			const char *rev =
-				c->irreversible
-					? ""
-					: lower_shared_changed(ctx, t, c, true);
+				replace_shared_changed(ctx, t, c, false);
+			const char *rev = c->irreversible
+			                          ? ""
+			                          : replace_shared_changed(
+							    ctx, t, c, true);
 
 			if (fwd[0]) {
 				zdmc_buf_printf(&body,
 				                "        ELSIF %s THEN\n", fwd);
-				lower_assign_forward(ctx, &body, t, c,
-				                     "            ");
+				replace_assign_forward(ctx, &body, t, c,
+				                       "            ");
 			}
 			if (rev[0]) {
 				zdmc_buf_printf(&body,
 				                "        ELSIF %s THEN\n", rev);
-				lower_assign_reverse(ctx, &body, t, c,
-				                     "            ");
+				replace_assign_reverse(ctx, &body, t, c,
+				                       "            ");
 			}
 		}
 		zdmc_buf_printf(&body, "        ELSIF OLD.%s THEN\n",
 		                PENDING_COLUMN);
-		lower_assign_forward(ctx, &body, t, c, "            ");
+		replace_assign_forward(ctx, &body, t, c, "            ");
 		zdmc_buf_puts(&body, "        END IF;\n");
 	}
 	zdmc_buf_printf(&body,
@@ -485,15 +487,15 @@ lower_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 	zdmc_buf_printf(&sql,
 	                "CREATE FUNCTION %s() RETURNS trigger\n"
 	                "LANGUAGE plpgsql AS %s\n%s%s",
-	                lower_sync_function(ctx, t), tag, zdmc_buf_cstr(&body),
-	                tag);
+	                replace_sync_function(ctx, t), tag,
+	                zdmc_buf_cstr(&body), tag);
 	return zdmc_buf_cstr(&sql);
 }
 
 /* WHEN of the UPDATE trigger: a client write that touches what we sync.
  * The backfill flips the marker, so it never matches. */
 static const char *
-lower_update_when(lower_ctx *ctx, const zdmc_table *t)
+replace_update_when(lower_ctx *ctx, const zdmc_table *t)
 {
 	const char **seen;
 	size_t nseen = 0, nrefs = 0, i;
@@ -501,7 +503,7 @@ lower_update_when(lower_ctx *ctx, const zdmc_table *t)
 
 	for (i = 0; i < t->nchanges; i++)
 		if (replace_has(&t->changes[i]))
-			nrefs += lower_count_refs(&t->changes[i]);
+			nrefs += replace_count_refs(&t->changes[i]);
 	seen = zdmc_arena_alloc(ctx->arena, (nrefs + 1) * sizeof(char *));
 	zdmc_buf_init(&cond, ctx->arena);
 	for (i = 0; i < t->nchanges; i++) {
@@ -509,7 +511,7 @@ lower_update_when(lower_ctx *ctx, const zdmc_table *t)
 
 		if (!replace_has(c))
 			continue;
-		lower_forward_sources(ctx, c, &cond, seen, &nseen);
+		replace_forward_sources(ctx, c, &cond, seen, &nseen);
 	}
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
@@ -517,12 +519,13 @@ lower_update_when(lower_ctx *ctx, const zdmc_table *t)
 		if (!replace_has(c) || c->irreversible)
 			continue;
 		zdmc_buf_printf(&cond, "\n       OR %s",
-		                lower_new_changed(ctx, c, "IS DISTINCT FROM",
-		                                  "\n       OR "));
+		                replace_new_changed(ctx, c, "IS DISTINCT FROM",
+		                                    "\n       OR "));
 		/* shared columns only reverse using reads: a write to them
 		 * must reach the old shape too */
 		{
-			const char *rev = lower_shared_changed(ctx, t, c, true);
+			const char *rev =
+				replace_shared_changed(ctx, t, c, true);
 
 			if (rev[0])
 				zdmc_buf_printf(&cond, "\n       OR %s", rev);
@@ -540,8 +543,23 @@ lower_update_when(lower_ctx *ctx, const zdmc_table *t)
 	return zdmc_buf_cstr(&when);
 }
 
+/* ---- sync = cdc ---------------------------------------------------------- */
+
+/*
+ * With sync = cdc no trigger runs: zdm sync reads each change event and
+ * decides, by the rules of cdc.tables[].syncs[], which of two guarded
+ * UPDATEs carries it across.  The rules mirror the trigger function's
+ * decision tree (replace_sync_function_sql) and its WHEN clause
+ * (replace_update_when), so both modes end with the same data; only the
+ * search_path test on INSERT has no equivalent (an event does not carry
+ * the writer's settings).  Each statement changes at most the row whose key
+ * and synced columns still equal the event's after-image, so an event
+ * applied late never overwrites a newer write: that later write has its
+ * own event.
+ */
+
 static size_t
-lower_syncing_changes(const zdmc_table *t)
+replace_syncing_changes(const zdmc_table *t)
 {
 	size_t i, n = 0;
 
@@ -552,26 +570,26 @@ lower_syncing_changes(const zdmc_table *t)
 
 /* $1..$n of the statements of change c: key, replaced columns, shared
  * columns, new columns, the marker. */
-static lower_names
-lower_cdc_params(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
+static replace_names
+replace_cdc_params(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 {
 	const zdmc_options *o = &ctx->model->options;
-	lower_names params = {NULL, 0, 0};
-	lower_names fwd = lower_shared_columns(ctx, t, c, false);
-	lower_names rev = lower_shared_columns(ctx, t, c, true);
+	replace_names params = {NULL, 0, 0};
+	replace_names fwd = replace_shared_columns(ctx, t, c, false);
+	replace_names rev = replace_shared_columns(ctx, t, c, true);
 	size_t i;
 
 	for (i = 0; i < o->nkey; i++)
-		lower_names_add(ctx, &params, o->key[i].name);
+		replace_names_add(ctx, &params, o->key[i].name);
 	for (i = 0; i < c->nreplaces; i++)
-		lower_names_add(ctx, &params, c->replaces[i]);
+		replace_names_add(ctx, &params, c->replaces[i]);
 	for (i = 0; i < fwd.n; i++)
-		lower_names_add(ctx, &params, fwd.v[i]);
+		replace_names_add(ctx, &params, fwd.v[i]);
 	for (i = 0; i < rev.n; i++)
-		lower_names_add(ctx, &params, rev.v[i]);
+		replace_names_add(ctx, &params, rev.v[i]);
 	for (i = 0; i < c->ncols; i++)
-		lower_names_add(ctx, &params, c->cols[i].physical);
-	lower_names_add(ctx, &params, PENDING_COLUMN);
+		replace_names_add(ctx, &params, c->cols[i].physical);
+	replace_names_add(ctx, &params, PENDING_COLUMN);
 	return params;
 }
 
@@ -587,7 +605,7 @@ lower_cdc_params(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
  * still resolve to the table.
  */
 static const char *
-lower_cdc_with(lower_ctx *ctx, const zdmc_table *t)
+replace_cdc_with(lower_ctx *ctx, const zdmc_table *t)
 {
 	return zdmc_arena_printf(
 		ctx->arena,
@@ -600,7 +618,7 @@ lower_cdc_with(lower_ctx *ctx, const zdmc_table *t)
 
 /* The event's value of a param column. */
 static const char *
-lower_cdc_event(lower_ctx *ctx, const char *column)
+replace_cdc_event(lower_ctx *ctx, const char *column)
 {
 	return zdmc_arena_printf(ctx->arena, "(zdm_event.zdm_row).%s",
 	                         Q(ctx, column));
@@ -608,7 +626,7 @@ lower_cdc_event(lower_ctx *ctx, const char *column)
 
 /* Whether the event set a new column (reverse's merge). */
 static const char *
-lower_cdc_touched(lower_ctx *ctx, const char *column)
+replace_cdc_touched(lower_ctx *ctx, const char *column)
 {
 	return zdmc_arena_printf(
 		ctx->arena, "(zdm_event.zdm_touched ->> %s)::pg_catalog.bool",
@@ -623,7 +641,8 @@ lower_cdc_touched(lower_ctx *ctx, const char *column)
  * the statements read the event's marker ($k) instead of the row's.
  */
 static const char *
-lower_cdc_guard(lower_ctx *ctx, const zdmc_table *t, const lower_names *params)
+replace_cdc_guard(lower_ctx *ctx, const zdmc_table *t,
+                  const replace_names *params)
 {
 	const zdmc_options *o = &ctx->model->options;
 	zdmc_buf w;
@@ -633,13 +652,13 @@ lower_cdc_guard(lower_ctx *ctx, const zdmc_table *t, const lower_names *params)
 	zdmc_buf_puts(&w, "  FROM zdm_event\n");
 	for (i = 0; i < params->n; i++) {
 		const char *col = Q(ctx, params->v[i]);
-		const char *ev = lower_cdc_event(ctx, params->v[i]);
+		const char *ev = replace_cdc_event(ctx, params->v[i]);
 
 		if (i < o->nkey)
 			zdmc_buf_printf(&w, "%s %s = %s\n",
 			                i ? "   AND" : " WHERE", col, ev);
 		else if (strcmp(params->v[i], PENDING_COLUMN) == 0 &&
-		         lower_syncing_changes(t) > 1)
+		         replace_syncing_changes(t) > 1)
 			zdmc_buf_printf(
 				&w,
 				"   AND (%s IS NOT DISTINCT FROM %s OR NOT %s)\n",
@@ -655,36 +674,36 @@ lower_cdc_guard(lower_ctx *ctx, const zdmc_table *t, const lower_names *params)
 /* The marker as the statements read it: the row's, or (several changes)
  * the event's. */
 static const char *
-lower_cdc_pending(lower_ctx *ctx, const zdmc_table *t,
-                  const lower_names *params, const char *prefix)
+replace_cdc_pending(lower_ctx *ctx, const zdmc_table *t,
+                    const replace_names *params, const char *prefix)
 {
 	(void)params;
-	if (lower_syncing_changes(t) > 1)
-		return lower_cdc_event(ctx, PENDING_COLUMN);
+	if (replace_syncing_changes(t) > 1)
+		return replace_cdc_event(ctx, PENDING_COLUMN);
 	return zdmc_arena_printf(ctx->arena, "%s%s", prefix, PENDING_COLUMN);
 }
 
 static const char *
-lower_cdc_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
-                  const lower_names *params)
+replace_cdc_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+                    const replace_names *params)
 {
 	zdmc_buf sql;
 	size_t i;
 
 	zdmc_buf_init(&sql, ctx->arena);
-	zdmc_buf_printf(&sql, "%sUPDATE %s\n   SET ", lower_cdc_with(ctx, t),
+	zdmc_buf_printf(&sql, "%sUPDATE %s\n   SET ", replace_cdc_with(ctx, t),
 	                t->qname);
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(&sql, "%s = (%s),\n       ",
 		                Q(ctx, c->cols[i].physical),
-		                lower_forward(ctx, t, &c->cols[i], ""));
+		                replace_forward(ctx, t, &c->cols[i], ""));
 	zdmc_buf_printf(&sql, "%s = false\n%s   AND (%s", PENDING_COLUMN,
-	                lower_cdc_guard(ctx, t, params),
-	                lower_cdc_pending(ctx, t, params, ""));
+	                replace_cdc_guard(ctx, t, params),
+	                replace_cdc_pending(ctx, t, params, ""));
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(&sql, "\n        OR %s IS DISTINCT FROM (%s)",
 		                Q(ctx, c->cols[i].physical),
-		                lower_forward(ctx, t, &c->cols[i], ""));
+		                replace_forward(ctx, t, &c->cols[i], ""));
 	zdmc_buf_puts(&sql, ")");
 	return zdmc_buf_cstr(&sql);
 }
@@ -698,12 +717,12 @@ lower_cdc_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
  * merge and the marker, the old column is never written.
  */
 static const char *
-lower_cdc_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
-                  const lower_names *params)
+replace_cdc_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
+                    const replace_names *params)
 {
 	const char *outer =
 		zdmc_arena_printf(ctx->arena, "%s.", Q(ctx, t->name));
-	const char *pending_in = lower_cdc_pending(ctx, t, params, outer);
+	const char *pending_in = replace_cdc_pending(ctx, t, params, outer);
 	zdmc_buf sql, cols;
 	size_t i;
 
@@ -713,38 +732,39 @@ lower_cdc_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 		zdmc_buf_printf(&cols, "%s%s", i ? ", " : "",
 		                Q(ctx, c->cols[i].physical));
 	zdmc_buf_printf(&sql, "%sUPDATE %s\n   SET (%s, ",
-	                lower_cdc_with(ctx, t), t->qname, zdmc_buf_cstr(&cols));
+	                replace_cdc_with(ctx, t), t->qname,
+	                zdmc_buf_cstr(&cols));
 	for (i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(&sql, "%s, ", Q(ctx, c->reverse[i].column));
 	zdmc_buf_printf(&sql, "%s) =\n       (SELECT %s,\n               ",
 	                PENDING_COLUMN, zdmc_buf_cstr(&cols));
 	for (i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(&sql, "(%s), ",
-		                lower_reverse(ctx, t, &c->reverse[i], ""));
+		                replace_reverse(ctx, t, &c->reverse[i], ""));
 	zdmc_buf_puts(&sql, "false\n          FROM (SELECT ");
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(
 			&sql,
 			"%sCASE WHEN %s AND NOT %s THEN (%s) ELSE %s%s END",
 			i ? ",\n                       " : "", pending_in,
-			lower_cdc_touched(ctx, c->cols[i].physical),
-			lower_forward(ctx, t, &c->cols[i], outer), outer,
+			replace_cdc_touched(ctx, c->cols[i].physical),
+			replace_forward(ctx, t, &c->cols[i], outer), outer,
 			Q(ctx, c->cols[i].physical));
 	zdmc_buf_printf(&sql,
 	                ")\n               AS zdm_merged(%s))\n%s   AND (%s",
-	                zdmc_buf_cstr(&cols), lower_cdc_guard(ctx, t, params),
-	                lower_cdc_pending(ctx, t, params, ""));
+	                zdmc_buf_cstr(&cols), replace_cdc_guard(ctx, t, params),
+	                replace_cdc_pending(ctx, t, params, ""));
 	for (i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(&sql, " OR %s IS DISTINCT FROM (%s)",
 		                Q(ctx, c->reverse[i].column),
-		                lower_reverse(ctx, t, &c->reverse[i], ""));
+		                replace_reverse(ctx, t, &c->reverse[i], ""));
 	zdmc_buf_puts(&sql, ")");
 	return zdmc_buf_cstr(&sql);
 }
 
 static zdmc_plan_cdc_rule *
-lower_cdc_rule(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail, zdmc_cdc_cond cond,
-               const char *apply)
+replace_cdc_rule(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail, zdmc_cdc_cond cond,
+                 const char *apply)
 {
 	zdmc_plan_cdc_rule *r = ZDMC_NEW(ctx->arena, zdmc_plan_cdc_rule);
 
@@ -756,36 +776,36 @@ lower_cdc_rule(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail, zdmc_cdc_cond cond,
 }
 
 static void
-lower_cdc_rule_cols(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail,
-                    zdmc_cdc_cond cond, const lower_names *cols,
-                    const char *apply)
+replace_cdc_rule_cols(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail,
+                      zdmc_cdc_cond cond, const replace_names *cols,
+                      const char *apply)
 {
 	zdmc_plan_cdc_rule *r;
 
 	if (cols->n == 0)
 		return;
-	r = lower_cdc_rule(ctx, tail, cond, apply);
+	r = replace_cdc_rule(ctx, tail, cond, apply);
 	r->columns = cols->v;
 	r->ncolumns = cols->n;
 }
 
 static zdmc_plan_cdc_sync *
-lower_cdc_sync(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
+replace_cdc_sync(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 {
 	zdmc_plan_cdc_sync *s = ZDMC_NEW(ctx->arena, zdmc_plan_cdc_sync);
-	lower_names params = lower_cdc_params(ctx, t, c);
-	lower_names news = {NULL, 0, 0}, one = {NULL, 0, 0},
-		    marker = {NULL, 0, 0};
-	lower_names fwd = lower_shared_columns(ctx, t, c, false);
-	lower_names rev = lower_shared_columns(ctx, t, c, true);
+	replace_names params = replace_cdc_params(ctx, t, c);
+	replace_names news = {NULL, 0, 0}, one = {NULL, 0, 0},
+		      marker = {NULL, 0, 0};
+	replace_names fwd = replace_shared_columns(ctx, t, c, false);
+	replace_names rev = replace_shared_columns(ctx, t, c, true);
 	zdmc_plan_cdc_rule **tail;
 	size_t i;
 
 	for (i = 0; i < c->ncols; i++)
-		lower_names_add(ctx, &news, c->cols[i].physical);
+		replace_names_add(ctx, &news, c->cols[i].physical);
 	for (i = 0; i < c->nreplaces; i++)
-		lower_names_add(ctx, &one, c->replaces[i]);
-	lower_names_add(ctx, &marker, PENDING_COLUMN);
+		replace_names_add(ctx, &one, c->replaces[i]);
+	replace_names_add(ctx, &marker, PENDING_COLUMN);
 	s->at = zdmc_lower_at(ctx, c->offset);
 	s->params = params.v;
 	s->nparams = params.n;
@@ -793,45 +813,45 @@ lower_cdc_sync(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 	s->ntouched = news.n;
 	/* INSERT: only the new version writes zdm_new_* columns */
 	tail = &s->on_insert;
-	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_NOT_NULL, &news, "reverse");
-	lower_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "forward");
+	replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_NOT_NULL, &news, "reverse");
+	replace_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "forward");
 	/* UPDATE, as the trigger: its WHEN clause first (the backfill and
 	 * the sync's own writes flip the marker), then who wrote the row */
 	tail = &s->on_update;
-	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &marker, "nothing");
-	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &one, "forward");
-	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &news, "reverse");
-	lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &fwd, "forward");
+	replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &marker, "nothing");
+	replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &one, "forward");
+	replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &news, "reverse");
+	replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &fwd, "forward");
 	if (!c->irreversible)
-		lower_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &rev,
-		                    "reverse");
-	lower_cdc_rule(ctx, &tail, ZDMC_CDC_PENDING, "forward");
-	lower_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "nothing");
-	s->forward = lower_cdc_forward(ctx, t, c, &params);
-	s->reverse = lower_cdc_reverse(ctx, t, c, &params);
+		replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_CHANGED, &rev,
+		                      "reverse");
+	replace_cdc_rule(ctx, &tail, ZDMC_CDC_PENDING, "forward");
+	replace_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "nothing");
+	s->forward = replace_cdc_forward(ctx, t, c, &params);
+	s->reverse = replace_cdc_reverse(ctx, t, c, &params);
 	return s;
 }
 
 /* The old columns whose NOT NULL expand drops: those of reversible changes,
  * which a new-version INSERT through the view cannot fill (zdm sync does,
  * within the lag). */
-static lower_names
-lower_cdc_old_columns(lower_ctx *ctx, const zdmc_table *t)
+static replace_names
+replace_cdc_old_columns(lower_ctx *ctx, const zdmc_table *t)
 {
-	lower_names cols = {NULL, 0, 0};
+	replace_names cols = {NULL, 0, 0};
 
 	for (size_t i = 0; i < t->nchanges; i++)
 		for (size_t j = 0;
 		     replace_has(&t->changes[i]) && j < t->changes[i].nreverse;
 		     j++)
-			lower_names_add(ctx, &cols,
-			                t->changes[i].reverse[j].column);
+			replace_names_add(ctx, &cols,
+			                  t->changes[i].reverse[j].column);
 	return cols;
 }
 
 /* Reads what expand saved in the comment on the marker into "saved". */
 static const char *
-lower_cdc_read_saved(lower_ctx *ctx, const zdmc_table *t)
+replace_cdc_read_saved(lower_ctx *ctx, const zdmc_table *t)
 {
 	return zdmc_arena_printf(
 		ctx->arena,
@@ -844,7 +864,7 @@ lower_cdc_read_saved(lower_ctx *ctx, const zdmc_table *t)
 }
 
 static const char *
-lower_cdc_restore_identity(lower_ctx *ctx, const zdmc_table *t)
+replace_cdc_restore_identity(lower_ctx *ctx, const zdmc_table *t)
 {
 	return zdmc_arena_printf(
 		ctx->arena,
@@ -870,9 +890,9 @@ lower_cdc_restore_identity(lower_ctx *ctx, const zdmc_table *t)
  * rollback can restore it.
  */
 static void
-lower_cdc_expand_table(lower_ctx *ctx, const zdmc_table *t)
+replace_cdc_expand_table(lower_ctx *ctx, const zdmc_table *t)
 {
-	lower_names old = lower_cdc_old_columns(ctx, t);
+	replace_names old = replace_cdc_old_columns(ctx, t);
 	zdmc_buf in, drops, restore, names;
 	const char *lit = zdmc_ident_literal(ctx->arena, t->qname);
 	size_t i;
@@ -959,14 +979,14 @@ lower_cdc_expand_table(lower_ctx *ctx, const zdmc_table *t)
 			"%s%s"
 			"END\n"
 			"$zdm$",
-			lower_cdc_read_saved(ctx, t), zdmc_buf_cstr(&restore),
-			lower_cdc_restore_identity(ctx, t)));
+			replace_cdc_read_saved(ctx, t), zdmc_buf_cstr(&restore),
+			replace_cdc_restore_identity(ctx, t)));
 }
 
 /* contract: the table's replica identity as it was, before the marker (and
  * its comment) is dropped. */
 static void
-lower_cdc_contract_identity(lower_ctx *ctx, const zdmc_table *t)
+replace_cdc_contract_identity(lower_ctx *ctx, const zdmc_table *t)
 {
 	zdmc_plan_step *s = zdmc_lower_step(
 		ctx, ZDMC_STEP_SQL, t,
@@ -986,18 +1006,18 @@ lower_cdc_contract_identity(lower_ctx *ctx, const zdmc_table *t)
 	                          "%s"
 	                          "END\n"
 	                          "$zdm$",
-	                          lower_cdc_read_saved(ctx, t),
-	                          lower_cdc_restore_identity(ctx, t)),
+	                          replace_cdc_read_saved(ctx, t),
+	                          replace_cdc_restore_identity(ctx, t)),
 		NULL);
 
 	s->point_of_no_return = true;
 }
 
 static void
-lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
-                      const zdmc_newcol *col)
+replace_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
+                        const zdmc_newcol *col)
 {
-	const char *con = lower_nn_constraint(ctx, col);
+	const char *con = replace_nn_constraint(ctx, col);
 	const char *add = zdmc_arena_printf(
 		ctx->arena,
 		"ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID",
@@ -1029,7 +1049,7 @@ lower_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
 	}
 	/* type change: only if the old column is NOT NULL, which the catalog
 	 * knows and the compiler does not.  A cdc plan dropped that NOT NULL
-	 * at expand (lower_cdc_expand_table) and saved it in the comment on
+	 * at expand (replace_cdc_expand_table) and saved it in the comment on
 	 * the marker: the saved list says it too */
 	was_not_null =
 		zdmc_lower_is_cdc(ctx)
@@ -1141,9 +1161,9 @@ replace_add_triggers(lower_ctx *ctx, const zdmc_table *t)
 			ctx->arena,
 			"create the function that keeps both shapes of %s in sync",
 			t->qname),
-		lower_sync_function_sql(ctx, t),
+		replace_sync_function_sql(ctx, t),
 		zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s()",
-	                          lower_sync_function(ctx, t)));
+	                          replace_sync_function(ctx, t)));
 	zdmc_lower_step(
 		ctx, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(ctx->arena, "run it on every insert into %s",
@@ -1152,7 +1172,7 @@ replace_add_triggers(lower_ctx *ctx, const zdmc_table *t)
 	                          "CREATE TRIGGER %s BEFORE INSERT ON %s\n"
 	                          "    FOR EACH ROW EXECUTE FUNCTION %s()",
 	                          INSERT_TRIGGER, t->qname,
-	                          lower_sync_function(ctx, t)),
+	                          replace_sync_function(ctx, t)),
 		zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
 	                          INSERT_TRIGGER, t->qname));
 	zdmc_lower_step(
@@ -1167,8 +1187,8 @@ replace_add_triggers(lower_ctx *ctx, const zdmc_table *t)
 	                          "    WHEN (%s)\n"
 	                          "    EXECUTE FUNCTION %s()",
 	                          UPDATE_TRIGGER, t->qname,
-	                          lower_update_when(ctx, t),
-	                          lower_sync_function(ctx, t)),
+	                          replace_update_when(ctx, t),
+	                          replace_sync_function(ctx, t)),
 		zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
 	                          UPDATE_TRIGGER, t->qname));
 }
@@ -1178,7 +1198,7 @@ zdmc_replace_expand(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
 	replace_add_columns(ctx, t);
 	if (zdmc_lower_is_cdc(ctx))
-		lower_cdc_expand_table(ctx, t);
+		replace_cdc_expand_table(ctx, t);
 	else
 		replace_add_triggers(ctx, t);
 }
@@ -1198,9 +1218,10 @@ zdmc_replace_backfill(zdmc_lower_ctx *ctx, const zdmc_table *t)
 		const zdmc_change *c = &t->changes[j];
 
 		for (k = 0; replace_has(c) && k < c->ncols; k++) {
-			zdmc_buf_printf(&sql, "%s = (%s),\n       ",
-			                Q(ctx, c->cols[k].physical),
-			                lower_forward(ctx, t, &c->cols[k], ""));
+			zdmc_buf_printf(
+				&sql, "%s = (%s),\n       ",
+				Q(ctx, c->cols[k].physical),
+				replace_forward(ctx, t, &c->cols[k], ""));
 			zdmc_buf_printf(&names, "%s%s", names.len ? ", " : "",
 			                c->cols[k].name);
 		}
@@ -1262,7 +1283,7 @@ replace_old_matches(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 		                i ? (agree ? " AND " : " OR ") : "",
 		                Q(ctx, c->reverse[i].column),
 		                agree ? "NOT " : "",
-		                lower_reverse(ctx, t, &c->reverse[i], ""));
+		                replace_reverse(ctx, t, &c->reverse[i], ""));
 	if (c->nreverse > 1)
 		return zdmc_arena_printf(ctx->arena, "(%s)", zdmc_buf_cstr(&b));
 	return zdmc_buf_cstr(&b);
@@ -1293,7 +1314,7 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 	zdmc_buf_init(&forward, ctx->arena);
 	for (k = 0; k < c->ncols; k++) {
 		const zdmc_newcol *col = &c->cols[k];
-		const char *f = lower_forward(ctx, t, col, "");
+		const char *f = replace_forward(ctx, t, col, "");
 
 		zdmc_buf_printf(&forward, "%s%s IS NOT DISTINCT FROM (%s)",
 		                k ? "\n        AND " : "",
@@ -1342,7 +1363,7 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 	for (k = 0; k < c->nreverse; k++) {
 		const zdmc_oldcol *oc = &c->reverse[k];
 		const char *col = Q(ctx, oc->column);
-		const char *round_trip = lower_round_trip(ctx, t, c, oc);
+		const char *round_trip = replace_round_trip(ctx, t, c, oc);
 
 		where = zdmc_arena_printf(ctx->arena,
 		                          "%s IS DISTINCT FROM (%s)", col,
@@ -1371,7 +1392,7 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 /* The new columns' NOT NULL, as validated checks, and a check that they
  * are. */
 static void
-lower_not_null_table(lower_ctx *ctx, const zdmc_table *t)
+replace_not_null_table(lower_ctx *ctx, const zdmc_table *t)
 {
 	bool constraints = false;
 	size_t j, k;
@@ -1385,7 +1406,7 @@ lower_not_null_table(lower_ctx *ctx, const zdmc_table *t)
 			const zdmc_newcol *col = &t->changes[j].cols[k];
 
 			if (col->not_null || col->carry_not_null) {
-				lower_not_null_checks(ctx, t, col);
+				replace_not_null_checks(ctx, t, col);
 				constraints = true;
 			}
 		}
@@ -1417,21 +1438,21 @@ zdmc_replace_verify_end(zdmc_lower_ctx *ctx, const zdmc_table *t)
 	/* with cdc an old-version INSERT leaves the new columns NULL until
 	 * the sync fills them: NOT NULL waits for contract */
 	if (!zdmc_lower_is_cdc(ctx))
-		lower_not_null_table(ctx, t);
+		replace_not_null_table(ctx, t);
 }
 
 void
 zdmc_replace_contract_prepare(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
 	if (zdmc_lower_is_cdc(ctx))
-		lower_not_null_table(ctx, t);
+		replace_not_null_table(ctx, t);
 }
 
 void
 zdmc_replace_contract_sync(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
 	if (zdmc_lower_is_cdc(ctx)) {
-		lower_cdc_contract_identity(ctx, t);
+		replace_cdc_contract_identity(ctx, t);
 		return;
 	}
 	zdmc_lower_final_step(ctx, t, "drop the update sync trigger",
@@ -1445,7 +1466,7 @@ zdmc_replace_contract_sync(zdmc_lower_ctx *ctx, const zdmc_table *t)
 	zdmc_lower_final_step(ctx, t, "drop the sync function",
 	                      zdmc_arena_printf(ctx->arena,
 	                                        "DROP FUNCTION %s()",
-	                                        lower_sync_function(ctx, t)));
+	                                        replace_sync_function(ctx, t)));
 }
 
 void
@@ -1500,7 +1521,7 @@ zdmc_replace_contract_finish(zdmc_lower_ctx *ctx, const zdmc_table *t)
 
 		for (k = 0; replace_has(c) && k < c->ncols; k++) {
 			const zdmc_newcol *col = &c->cols[k];
-			const char *con = lower_nn_constraint(ctx, col);
+			const char *con = replace_nn_constraint(ctx, col);
 			const char *set = zdmc_arena_printf(
 				ctx->arena,
 				"ALTER TABLE %s ALTER COLUMN %s SET NOT NULL",
@@ -1564,7 +1585,7 @@ zdmc_replace_cdc_syncs(zdmc_lower_ctx *ctx, const zdmc_table *t)
 	for (size_t j = 0; j < t->nchanges; j++) {
 		if (!replace_has(&t->changes[j]))
 			continue;
-		*tail = lower_cdc_sync(ctx, t, &t->changes[j]);
+		*tail = replace_cdc_sync(ctx, t, &t->changes[j]);
 		tail = &(*tail)->next;
 	}
 	return first;
