@@ -71,7 +71,6 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 	zdmc_expr expr;
 	zdmc_option *option;
 	zdmc_coldef *coldef;
-	zdmc_action *action;
 	zdmc_stmt *stmt;
 	zdmc_reverse reverse;
 	zdmc_type type;
