@@ -20,8 +20,8 @@
 #   progress  (a backfill step, half of the time) once the backfill has
 #             done a share of its pages drawn from 5 to 95 %
 # The seed repeats the point; where exactly the kill lands within it also
-# depends on timing.  If the run has ended before the point (it cannot in
-# journal mode while the run still writes its journal), nothing is killed
+# depends on timing.  If the run has ended before the point (in journal
+# mode it cannot: every run ends with a journal write), nothing is killed
 # and the test says so.
 #
 # As in apply_e2e.sh, old-version clients write from before the first run
@@ -82,10 +82,11 @@ fresh_db $db
 # journal tables in EXCLUSIVE mode and keeps them until cancelled (journal
 # mode), so that zdm's next journal write waits and the kill lands there:
 # inside the step's transaction, after its work, for a step of a
-# transaction group.  It starts once the journal exists: a session that
-# looked for it in vain would not see it appear (the negative catalog cache
-# entry lasts until the session processes invalidations, which a DO block
-# that takes no lock never does).
+# transaction group.  It starts, and is waiting, before zdm does.  Until
+# the journal exists it looks for it in pg_class with a plain query: a
+# lookup by name (to_regclass) would leave a negative catalog cache entry
+# that lasts until the session processes invalidations, which a DO block
+# that takes no lock never does.
 if [ "$kill_mode" = progress ]; then
 	watch_cond="SELECT count(*) > 0 AND sum(next_page - first_page) * 100
 	    >= $kill_share * sum(end_page - first_page) FROM zdm.backfill
@@ -98,7 +99,11 @@ watch_sql="DO \$\$
 DECLARE started boolean := false;
 BEGIN
   LOOP
-    EXECUTE \$q\$ $watch_cond \$q\$ INTO started USING '$migration', '$kill_step';
+    IF EXISTS (SELECT FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'zdm' AND c.relname = 'backfill') THEN
+      EXECUTE \$q\$ $watch_cond \$q\$ INTO started USING '$migration', '$kill_step';
+    END IF;
     EXIT WHEN started;
     PERFORM pg_catalog.pg_sleep(0.002);
   END LOOP;
@@ -111,6 +116,9 @@ watch_start()
 	PGAPPNAME=zdm_test_watch psql -X -q -d $db -c "$sql" >"$work/watch.log" 2>&1 &
 	watch_pid=$!
 	at_bg_pids+=("$watch_pid")
+	at_wait_for "the watcher session" 20 sql_true $db \
+		"SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
+		  WHERE application_name = 'zdm_test_watch' AND state = 'active')"
 }
 
 watch_stop()
@@ -136,18 +144,19 @@ kill_due()
 	fi
 }
 
-# watch_run NAME HOLDS-KILL: while the background zdm ($zdm_pid) runs, start
-# the new-version clients once expand is done, and, when HOLDS-KILL is 1,
-# kill it at the kill point.  Sets killed to 1 when it killed.
+# watch_run NAME HOLDS-KILL ARGS...: zdm ARGS in the background; while it
+# runs, start the new-version clients once expand is done, and, when
+# HOLDS-KILL is 1, kill it at the kill point.  Sets killed to 1 when it
+# killed.
 killed=0
 watch_run()
 {
 	local name=$1 holds=$2
+	shift 2
 	watch_pid=
+	[ "$holds" = 0 ] || watch_start
+	zdm_bg "$name" "$@"
 	while kill -0 "$zdm_pid" 2>/dev/null; do
-		if [ "$holds" = 1 ] && [ -z "$watch_pid" ] && journal_exists $db 2>/dev/null; then
-			watch_start
-		fi
 		if [ -z "${at_traffic_pid[new]:-}" ] && phase_done $db expand 2>/dev/null; then
 			traffic_start $db new new
 		fi
@@ -180,8 +189,8 @@ traffic_start $db old old
 sleep 1
 
 say "zdm apply (to the first gate that needs approval)"
-zdm_bg run1 apply "$plan" --db "dbname=$db" --batch-size 100 --pause 20ms
-watch_run run1 "$([ "$kill_run" = 1 ] && echo 1 || echo 0)"
+watch_run run1 "$([ "$kill_run" = 1 ] && echo 1 || echo 0)" \
+	apply "$plan" --db "dbname=$db" --batch-size 100 --pause 20ms
 if [ "$killed" = 1 ]; then
 	say "zdm apply again (it resumes, to the gate)"
 	apply_to_gate $db run1b "$plan" --batch-size 100 --pause 20ms
@@ -195,8 +204,8 @@ sleep 1
 traffic_stop old
 
 say "zdm apply --approve-all (the rest)"
-zdm_bg run2 apply "$plan" --db "dbname=$db" --approve-all
-watch_run run2 "$([ "$kill_run" = 2 ] && [ "$killed" = 0 ] && echo 1 || echo 0)"
+watch_run run2 "$([ "$kill_run" = 2 ] && [ "$killed" = 0 ] && echo 1 || echo 0)" \
+	apply "$plan" --db "dbname=$db" --approve-all
 if [ "$kill_run" = 2 ] && [ "$killed" = 1 ]; then
 	say "zdm apply --approve-all again (it resumes, to done)"
 	zdm_run run2b 0 apply "$plan" --db "dbname=$db" --approve-all
