@@ -470,6 +470,16 @@ apply_to_gate()
 }
 
 # ---- zdm sync (sync = cdc plans) ---------------------------------------------------
+# sync_start DB NAME: zdm sync of $plan in the background; its pid in
+# $sync_pid, its output in $work/NAME.out and .err.
+sync_start()
+{
+	"$ZDM" sync "$plan" --db "dbname=$1" >"$work/$2.out" 2>"$work/$2.err" &
+	sync_pid=$!
+	at_bg_pids+=("$sync_pid")
+	say "zdm sync ($2) started, pid $sync_pid"
+}
+
 # The sync of $migration reports as running in zdm.cdc of DB.
 sync_running()
 {
