@@ -5,7 +5,8 @@
 # asserts; apply_lib.sh holds what they share.
 # Generated for every example with a fixture (tests/sql/fixtures/EXAMPLE.sql
 # next to plans/EXAMPLE.zdm; the contract is in tests/sql/README.md), labels
-# "sql" and "matrix":
+# "sql" and "matrix" (and "matrix_representative" for one example, see
+# tests/sql/sql.cmake):
 #   apply_e2e_EXAMPLE       apply_e2e.sh: end to end under traffic
 #   apply_rollback_EXAMPLE  apply_rollback.sh: rollback from each boundary
 #   apply_kill_EXAMPLE      apply_kill_random.sh: kill -9 at a random point
@@ -52,9 +53,8 @@ foreach(fixture IN LISTS zdm_apply_fixtures)
   zdm_apply_test(apply_rollback_${example} apply_rollback.sh ${example})
   zdm_apply_test(apply_kill_${example} apply_kill_random.sh ${example})
   zdm_apply_test(apply_cdc_${example} apply_cdc_example.sh ${example})
-  set_tests_properties(apply_e2e_${example} apply_rollback_${example}
-                       apply_kill_${example} apply_cdc_${example}
-                       PROPERTIES LABELS "sql;matrix")
+  zdm_matrix_labels(${example} apply_e2e_${example} apply_rollback_${example}
+                    apply_kill_${example} apply_cdc_${example})
   # exit 77: the plan keeps no two shapes in sync; the applier is slow
   # under a loaded machine (docs/performance.md)
   set_tests_properties(apply_cdc_${example} PROPERTIES
