@@ -5,8 +5,9 @@
 #   tests/golden/golden.sh [--regen] [WHAT] [ZDMC]
 #
 # WHAT is one of (default: all of them in turn):
-#   plans        every plans/X.zdm (and plans/sequence/X.zdm), compiled from
-#                plans/ as `zdmc compile -o - X.zdm`, equals plans/X.plan
+#   plans        every plans/X.zdm (and plans/sequence/X.zdm, plans/app/X.zdm),
+#                compiled from plans/ as `zdmc compile -o - X.zdm`, equals
+#                plans/X.plan
 #   errors       every tests/golden/errors/X.zdm: `zdmc check X.zdm` run from
 #                that directory prints exactly X.err on stderr and exits with
 #                the number in X.exit (1 when there is no X.exit)
@@ -26,10 +27,10 @@ me=golden.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # The example sources, as names relative to plans/: plans/*.zdm and the
-# sequence of plans/sequence/ (a project's db/ folder).
+# sequences of plans/sequence/ and plans/app/ (a project's db/ folder each).
 plan_sources()
 {
-	(cd "$root/plans" && ls -- *.zdm sequence/*.zdm 2>/dev/null) || true
+	(cd "$root/plans" && ls -- *.zdm sequence/*.zdm app/*.zdm 2>/dev/null) || true
 }
 
 golden_plans()

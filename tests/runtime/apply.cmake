@@ -25,6 +25,11 @@
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
 #   apply_sequence          apply_sequence.sh: plans/sequence/ in order with
 #                           one zdm apply DIR; skips, gates, failures, status
+#   apply_app               apply_app.sh: plans/app/, a shop's db/ folder of
+#                           thirteen migrations, applied by one zdm apply
+#                           DIR while the application is rolled forward
+#                           one version per migration; schema, data, rerun,
+#                           status
 #   apply_autocommit        apply_autocommit.sh: autocommit steps (CREATE
 #                           INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE):
 #                           retries, a failed build, kill -9, rollback
@@ -75,6 +80,7 @@ zdm_apply_test(apply_partial apply_partial.sh)
 zdm_apply_test(apply_sequence apply_sequence.sh)
 # three migrations under traffic, then five more runs of them
 set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
+zdm_apply_test(apply_app apply_app.sh)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
 
 # sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm);
