@@ -192,7 +192,7 @@ SELECT kind, rel, name, what, flags
           JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE n.nspname = 'public') AS s
- ORDER BY k, rel, pos, name
+ ORDER BY k, rel COLLATE "C", pos, name COLLATE "C"
 SQL
 	diff -u "$here/apply_app.schema" "$work/schema" >&2 ||
 		die "the final schema differs from apply_app.schema (- expected, + found)"
