@@ -45,6 +45,7 @@ tplan=$plan
 plan=$(at_compile "$root/plans/split_name_cdc.zdm" split_name_cdc)
 migration=$(at_plan_get "$plan" migration)
 version_schema=$(at_plan_get "$plan" new_version.schema)
+version_schemas=$version_schema
 search_path=$(at_plan_get "$plan" new_version.search_path)
 grep -q '^  sync: cdc$' "$plan" || die "$plan is not a cdc plan"
 
