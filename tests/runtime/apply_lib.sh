@@ -159,9 +159,7 @@ at_init()
 	plan=$(at_compile "$root/plans/$example.zdm" "$example")
 	migration=$(at_plan_get "$plan" migration)
 	version_schema=$(at_plan_get "$plan" new_version.schema)
-	# a plan over several schemas lists them all ("schemas: [a, b]")
-	version_schemas=$(at_plan_get "$plan" new_version.schemas | tr -d '[] ')
-	version_schemas=${version_schemas:-$version_schema}
+	version_schemas=$(at_version_schemas "$plan")
 	search_path=$(at_plan_get "$plan" new_version.search_path)
 	[ -n "$migration" ] && [ -n "$version_schema" ] && [ -n "$search_path" ] ||
 		die "cannot read migration, new_version.schema, search_path from $plan"
@@ -332,6 +330,16 @@ at_plan_get()
 				sub("^  " w[2] ": ", "", line); print line; exit
 			}
 		}' "$1"
+}
+
+# at_version_schemas PLAN: every version schema of PLAN, comma-separated:
+# new_version.schemas ("[a, b]") of a plan over several schemas, else
+# new_version.schema.
+at_version_schemas()
+{
+	local list
+	list=$(at_plan_get "$1" new_version.schemas | tr -d '[] ')
+	echo "${list:-$(at_plan_get "$1" new_version.schema)}"
 }
 
 # The ids of PLAN's gate steps, as a SQL list: 'switch.1', 'contract.1'
