@@ -18,9 +18,14 @@
  * columns), by a DO block whose every line is in the plan.  Its columns
  * come from the changes' facts: a created column takes the place of the
  * first column its change replaces, the others vanish, a renamed one shows
- * under its new name.  Dropping the version schema at contract lets
- * new-version clients, whose search_path is "<version>, public", fall
- * through to the contracted table, which now has their shape.
+ * under its new name.  A view is named after its table's new name (a
+ * change's table_renamed_to fact, else its own), and lives in the version
+ * schema of its table's schema: one version schema per schema, created in
+ * the expand transaction of that schema's first table, all dropped by the
+ * last step of contract.  Dropping them lets new-version clients, whose
+ * search_path is "<version schemas>, <schemas>" ("public_m, public" for
+ * most migrations), fall through to the contracted tables, which now have
+ * their shape and their names.
  *
  * This file must not report errors (everything it relies on was checked)
  * and must not test which op a change is: what differs by operation is in
