@@ -204,10 +204,7 @@ app_check_no_leftovers()
 {
 	local n
 	for n in "${nums[@]}"; do
-		version_schema=$(at_plan_get "${plan[n]}" new_version.schema)
-		# apply_lib.sh's name for a plan's version schemas, comma-separated
-		# shellcheck disable=SC2034
-		version_schemas=$version_schema
+		version_schemas=$(at_version_schemas "${plan[n]}")
 		check_no_leftovers "$db"
 	done
 	say "no zdm object and no version schema left"
