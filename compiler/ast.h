@@ -99,6 +99,12 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
+	ZDMC_ACTION_ADD_CHECK,         /* add constraint n check (e) */
+	ZDMC_ACTION_ADD_UNIQUE,        /* add constraint n unique (c, ...) */
+	ZDMC_ACTION_ADD_PRIMARY_KEY, /* add constraint n primary key (c, ...) */
+	ZDMC_ACTION_ADD_FOREIGN_KEY, /* add constraint n foreign key ... */
+	ZDMC_ACTION_DROP_CONSTRAINT, /* drop constraint n */
+	ZDMC_ACTION_RENAME_CONSTRAINT, /* rename constraint n to m */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -127,6 +133,64 @@ typedef struct zdmc_rename_column {
 	zdmc_name column;
 	zdmc_name to;
 } zdmc_rename_column;
+
+/* A list of names as written, e.g. the columns of unique (a, b). */
+typedef struct zdmc_name_list {
+	zdmc_name *items;
+	size_t n;
+	size_t offset; /* of the "(" */
+} zdmc_name_list;
+
+/* add constraint n check (expr) [using (...)] */
+typedef struct zdmc_add_check {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_expr expr;
+	zdmc_expr using; /* text NULL when absent (the form is refused) */
+	size_t using_offset;
+} zdmc_add_check;
+
+/* add constraint n unique (c, ...) and add constraint n primary key (c,
+ * ...): one node type, two tags */
+typedef struct zdmc_add_key {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_name_list columns;
+} zdmc_add_key;
+
+/* A referential action as written: "cascade", "set null", ... (NULL: not
+ * written), with the offset of its ON for messages. */
+typedef struct zdmc_fk_action {
+	const char *sql; /* CASCADE, SET NULL, ...; NULL when absent */
+	size_t offset;
+} zdmc_fk_action;
+
+/* add constraint n foreign key (c, ...) references [s.]t [(c, ...)]
+ * [on delete a] [on update a] */
+typedef struct zdmc_add_foreign_key {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_name_list columns;
+	zdmc_name ref_schema; /* name NULL: the table's own schema */
+	zdmc_name ref_table;
+	zdmc_name_list ref_columns; /* n 0: the referenced primary key */
+	zdmc_fk_action on_delete, on_update;
+	size_t repeated_action; /* offset of an on delete / on update given
+	                         * twice, 0 when none */
+} zdmc_add_foreign_key;
+
+/* drop constraint n */
+typedef struct zdmc_drop_constraint {
+	zdmc_action action;
+	zdmc_name name;
+} zdmc_drop_constraint;
+
+/* rename constraint n to m */
+typedef struct zdmc_rename_constraint {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_name to;
+} zdmc_rename_constraint;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -37,7 +37,14 @@ typedef struct check_table {
 	size_t nold;
 	check_name *new_names; /* names the new shape gains */
 	size_t nnew;
-	size_t cap_changes, cap_old, cap_new;
+	check_name *constraints; /* constraint names its actions name */
+	size_t ncons;
+	check_name *kept; /* columns a constraint names: no action may
+	                   * change them */
+	size_t nkept;
+	size_t primary_key; /* offset of its primary key action, or 0 */
+	bool has_primary_key;
+	size_t cap_changes, cap_old, cap_new, cap_cons, cap_kept;
 } check_table;
 
 struct zdmc_check_ctx {
@@ -71,6 +78,19 @@ check_reserved(const char *name)
 {
 	return strncasecmp(name, "zdm", 3) == 0;
 }
+
+/* Columns every row has and no expression of zdm's may read: a BEFORE
+ * trigger's row has none, and its WHEN clause may not name them. */
+static bool
+check_system_column(const char *name)
+{
+	return strcmp(name, "ctid") == 0 || strcmp(name, "xmin") == 0 ||
+	       strcmp(name, "xmax") == 0 || strcmp(name, "cmin") == 0 ||
+	       strcmp(name, "cmax") == 0 || strcmp(name, "tableoid") == 0;
+}
+
+static const check_name *check_find(const check_name *names, size_t n,
+                                    const char *name);
 
 static void
 check_ident_length(check_ctx *ctx, const zdmc_name *name)
@@ -141,6 +161,12 @@ zdmc_arena *
 zdmc_check_arena(const zdmc_check_ctx *ck)
 {
 	return ck->arena;
+}
+
+const zdmc_table *
+zdmc_check_table(const zdmc_check_ctx *ck)
+{
+	return ck->cur->table;
 }
 
 zdmc_diag *
@@ -270,6 +296,116 @@ zdmc_check_reverse(zdmc_check_ctx *ctx, zdmc_change *change,
 			what, column->name, column->name);
 		break;
 	}
+}
+
+/* A constraint name: once per table across the migration's actions. */
+void
+zdmc_check_constraint_name(zdmc_check_ctx *ctx, const zdmc_change *change,
+                           const zdmc_name *name)
+{
+	check_table *ct = ctx->cur;
+	const check_name *seen;
+
+	check_ident_length(ctx, name);
+	if (check_reserved(name->name)) {
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"constraint \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+			name->name);
+		return;
+	}
+	seen = check_find(ct->constraints, ct->ncons, name->name);
+	if (seen != NULL) {
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"constraint \"%s\" of %s is named by two actions; a migration adds, drops or renames a constraint once (to change one, add it under a new name and drop the old)",
+			name->name, ct->table->qname);
+		zdmc_diag_note(ctx->diag, seen->offset, "first named here");
+		return;
+	}
+	ct->constraints = check_grow(ctx->arena, ct->constraints, ct->ncons,
+	                             &ct->cap_cons, sizeof(check_name));
+	ct->constraints[ct->ncons].name = name->name;
+	ct->constraints[ct->ncons].offset = name->offset;
+	ct->constraints[ct->ncons].change = change;
+	ct->ncons++;
+}
+
+/* A column a constraint names, as the table has it before and after. */
+static void
+check_add_kept(check_ctx *ctx, const zdmc_change *change, const char *column,
+               size_t offset)
+{
+	check_table *ct = ctx->cur;
+
+	ct->kept = check_grow(ctx->arena, ct->kept, ct->nkept, &ct->cap_kept,
+	                      sizeof(check_name));
+	ct->kept[ct->nkept].name = column;
+	ct->kept[ct->nkept].offset = offset;
+	ct->kept[ct->nkept].change = change;
+	ct->nkept++;
+}
+
+void
+zdmc_check_kept_column(zdmc_check_ctx *ctx, const zdmc_change *change,
+                       const zdmc_name *column)
+{
+	check_ident_length(ctx, column);
+	if (zdmc_check_reserved(ctx, column))
+		return;
+	check_add_kept(ctx, change, column->name, column->offset);
+}
+
+void
+zdmc_check_kept_expr(zdmc_check_ctx *ctx, const zdmc_change *change,
+                     const zdmc_sqlexpr *expr, const char *what)
+{
+	const zdmc_table *t = ctx->cur->table;
+	const char *qualified =
+		zdmc_arena_printf(ctx->arena, "%s.%s", t->schema, t->name);
+	size_t i;
+
+	for (i = 0; expr != NULL && i < expr->nrefs; i++) {
+		const zdmc_colref *ref = &expr->refs[i];
+		size_t at = expr->src_offset + ref->offset;
+
+		if (ref->qualifier != NULL &&
+		    strcmp(ref->qualifier, t->name) != 0 &&
+		    strcmp(ref->qualifier, qualified) != 0)
+			zdmc_diag_error(
+				ctx->diag, at,
+				"\"%s.%s\" does not refer to %s; %s sees only the row being written",
+				ref->qualifier, ref->column, t->qname, what);
+		else if (check_system_column(ref->column))
+			zdmc_diag_error(
+				ctx->diag, at,
+				"\"%s\" is a system column; %s sees only the row's own columns",
+				ref->column, what);
+		else if (check_reserved(ref->column))
+			zdmc_diag_error(
+				ctx->diag, at,
+				"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+				ref->column);
+		else
+			check_add_kept(ctx, change, ref->column, at);
+	}
+}
+
+void
+zdmc_check_primary_key(zdmc_check_ctx *ctx, size_t offset)
+{
+	check_table *ct = ctx->cur;
+
+	if (ct->has_primary_key) {
+		zdmc_diag_error(ctx->diag, offset,
+		                "%s gets a second primary key; a table has one",
+		                ct->table->qname);
+		zdmc_diag_note(ctx->diag, ct->primary_key,
+		               "the first is added here");
+		return;
+	}
+	ct->has_primary_key = true;
+	ct->primary_key = offset;
 }
 
 /* One more element of an arena array of n (the old copy is left to the
@@ -413,14 +549,7 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				ref->qualifier, ref->column, t->qname);
 			continue;
 		}
-		if (strcmp(ref->column, "ctid") == 0 ||
-		    strcmp(ref->column, "xmin") == 0 ||
-		    strcmp(ref->column, "xmax") == 0 ||
-		    strcmp(ref->column, "cmin") == 0 ||
-		    strcmp(ref->column, "cmax") == 0 ||
-		    strcmp(ref->column, "tableoid") == 0) {
-			/* a BEFORE trigger's row has none, and its WHEN
-			 * clause may not name them */
+		if (check_system_column(ref->column)) {
 			zdmc_diag_error(
 				ctx->diag, at,
 				"\"%s\" is a system column; a using expression sees only the row's own columns",
@@ -470,6 +599,41 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				"reverse using refers to \"%s\", a new column of another change of %s; zdm cannot order the two, so reverse using may read only its own change's new columns and columns the migration does not change",
 				ref->column, t->qname);
 		}
+	}
+}
+
+/*
+ * A constraint names columns as the table has them: none that another
+ * action renames, replaces or creates.  The constraint binds from a step
+ * before contract, when such a column goes by another name (or does not
+ * exist yet, or still holds the old shape), so which column it means would
+ * depend on the phase.
+ */
+static void
+check_kept(check_ctx *ctx, const check_table *ct)
+{
+	size_t i;
+
+	for (i = 0; i < ct->nkept; i++) {
+		const check_name *k = &ct->kept[i];
+		const check_name *old =
+			check_find(ct->old_names, ct->nold, k->name);
+		const check_name *added =
+			check_find(ct->new_names, ct->nnew, k->name);
+		const check_name *other = old ? old : added;
+
+		if (other == NULL)
+			continue;
+		zdmc_diag_error(
+			ctx->diag, k->offset,
+			"a constraint on column \"%s\", which another action of this migration %s, is not supported yet; add the constraint in a migration of its own",
+			k->name,
+			old == NULL ? "adds"
+			: zdmc_change_renames(old->change, k->name)
+				? "renames"
+				: "replaces");
+		zdmc_diag_note(ctx->diag, other->offset,
+		               "\"%s\" is changed here", k->name);
 	}
 }
 
@@ -644,6 +808,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 
 		check_clashes(&ctx, &ctx.tables[i]);
 		check_table_refs(&ctx, &ctx.tables[i]);
+		check_kept(&ctx, &ctx.tables[i]);
 		for (j = 0; j < out->tables[i].nchanges; j++)
 			if (out->tables[i].changes[j].replace != NULL)
 				out->tables[i].needs_sync = true;

@@ -20,6 +20,8 @@
 typedef struct zdmc_check_ctx zdmc_check_ctx;
 
 zdmc_arena *zdmc_check_arena(const zdmc_check_ctx *ck);
+/* The table of the change being checked (its schema and names). */
+const zdmc_table *zdmc_check_table(const zdmc_check_ctx *ck);
 zdmc_diag *zdmc_check_diag(const zdmc_check_ctx *ck);
 
 /* Names: longer than 63 bytes; starting with "zdm" (reported and true). */
@@ -48,6 +50,21 @@ int zdmc_check_type(zdmc_check_ctx *ck, const zdmc_type *type);
 void zdmc_check_reverse(zdmc_check_ctx *ck, zdmc_change *change,
                         const zdmc_reverse *reverse, const zdmc_name *column,
                         const char *what);
+
+/*
+ * Constraints.  A constraint name (length, not reserved): once per table
+ * across the migration's actions.  A column a constraint names, and the
+ * columns an expression of a constraint reads (as what: "a check
+ * constraint"): the table's own, and none that another action changes.  A
+ * primary key: one per table.
+ */
+void zdmc_check_constraint_name(zdmc_check_ctx *ck, const zdmc_change *change,
+                                const zdmc_name *name);
+void zdmc_check_kept_column(zdmc_check_ctx *ck, const zdmc_change *change,
+                            const zdmc_name *column);
+void zdmc_check_kept_expr(zdmc_check_ctx *ck, const zdmc_change *change,
+                          const zdmc_sqlexpr *expr, const char *what);
+void zdmc_check_primary_key(zdmc_check_ctx *ck, size_t offset);
 
 /* Facts, in the order the plan lists them. */
 void zdmc_change_add_read(zdmc_check_ctx *ck, zdmc_change *change,

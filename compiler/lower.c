@@ -268,6 +268,10 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 			hidden = true;
 		}
 	}
+	/* a table whose changes map no column (constraints only) shows every
+	 * column as it is: one row that matches none keeps the SQL valid */
+	if (values.len == 0)
+		zdmc_buf_puts(&values, "(NULL::text, 0, NULL::text)");
 	zdmc_buf_init(&sql, ctx->arena);
 	zdmc_buf_printf(
 		&sql,

@@ -74,6 +74,10 @@ typedef struct zdmc_change {
 	/* the shared column replacement (replace.h), NULL if the change does
 	 * not use it */
 	const struct zdmc_replace *replace;
+	/* what the op's check prepared for its own lowering and facts (a
+	 * parsed expression, a qualified name), NULL if nothing; only the
+	 * op that put it there reads it */
+	const void *op_data;
 } zdmc_change;
 
 typedef struct zdmc_table {

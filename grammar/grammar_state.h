@@ -20,7 +20,7 @@ typedef struct zdmc_lexer_state {
 	zdmc_diag *diag;
 	const zdmc_source *src;
 	size_t offset;          /* bytes consumed so far */
-	bool expect_expr;       /* the previous token was USING */
+	bool expect_expr;       /* the previous token was USING or CHECK */
 	int depth;              /* parenthesis depth inside an expression */
 	size_t expr_start;      /* offset just after the expression's "(" */
 	size_t construct_start; /* where an open string or comment began */

@@ -41,6 +41,12 @@ static void zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner,
                          zdmc_parse_ctx *ctx, const char *msg);
 static zdmc_reverse grammar_no_reverse(size_t offset);
 static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
+static zdmc_name_list grammar_name_list(const struct grammar_names *names,
+                                        size_t offset);
+static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset,
+                                          zdmc_name name,
+                                          const struct grammar_names *columns,
+                                          size_t columns_offset);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
 	do {                                                       \
@@ -75,11 +81,12 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 	zdmc_reverse reverse;
 	zdmc_type type;
 	bool flag;
-	struct {
+	struct grammar_names {
 		zdmc_name *items;
 		size_t n;
 		size_t cap;
 	} names;
+	zdmc_add_foreign_key *fkey;
 }
 
 %token <name> IDENT "identifier"
@@ -93,15 +100,23 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
 %token <name> WITH "with"
+%token <name> ACTION "action" ADD "add" CASCADE "cascade" CHECK "check"
+%token <name> CONSTRAINT "constraint" DEFAULT "default" DELETE "delete"
+%token <name> DROP "drop" FOREIGN "foreign" KEY "key" NO "no" ON "on"
+%token <name> PRIMARY "primary" REFERENCES "references" RESTRICT "restrict"
+%token <name> UNIQUE "unique" UPDATE "update"
 
 %type <name> name type_word
 %type <option> opt_with option_list option
 %type <names> name_list
+%type <fkey> fk_head
 %type <coldef> coldef
 %type <reverse> opt_reverse
 %type <expr> opt_using
 %type <flag> opt_not_null
 %type <stmt> alter_head
+%type <word> fk_action
+%type <names> column_list
 
 %%
 
@@ -320,6 +335,126 @@ alter_item:
 	}
 	;
 
+	| ADD CONSTRAINT name CHECK EXPR opt_using
+	{
+		zdmc_add_check *n = (zdmc_add_check *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_CHECK, sizeof(zdmc_add_check),
+			@1.first);
+
+		n->name = $3;
+		n->expr = $5;
+		n->using = $6;
+		n->using_offset = @6.first;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ADD CONSTRAINT name UNIQUE column_list
+	{
+		zdmc_add_key *n = (zdmc_add_key *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_UNIQUE, sizeof(zdmc_add_key),
+			@1.first);
+
+		n->name = $3;
+		n->columns = grammar_name_list(&$5, @5.first);
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ADD CONSTRAINT name PRIMARY KEY column_list
+	{
+		zdmc_add_key *n = (zdmc_add_key *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_PRIMARY_KEY, sizeof(zdmc_add_key),
+			@1.first);
+
+		n->name = $3;
+		n->columns = grammar_name_list(&$6, @6.first);
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| fk_head
+	{
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &$1->action,
+		                    NULL);
+	}
+	| DROP CONSTRAINT name
+	{
+		zdmc_drop_constraint *n = (zdmc_drop_constraint *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_CONSTRAINT,
+			sizeof(zdmc_drop_constraint), @1.first);
+
+		n->name = $3;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| RENAME CONSTRAINT name TO name
+	{
+		zdmc_rename_constraint *n = (zdmc_rename_constraint *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_RENAME_CONSTRAINT,
+			sizeof(zdmc_rename_constraint), @1.first);
+
+		n->name = $3;
+		n->to = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+/*
+ * add constraint n foreign key (c, ...) references [s.]t [(c, ...)], then
+ * its referential actions, each at most once (a repeat is remembered and
+ * reported by the op's check, which reports everything else too).
+ */
+fk_head:
+	ADD CONSTRAINT name FOREIGN KEY column_list REFERENCES name
+	{
+		$$ = grammar_fkey(ctx, @1.first, $3, &$6, @6.first);
+		$$->ref_table = $8;
+	}
+	| ADD CONSTRAINT name FOREIGN KEY column_list REFERENCES name '.' name
+	{
+		$$ = grammar_fkey(ctx, @1.first, $3, &$6, @6.first);
+		$$->ref_schema = $8;
+		$$->ref_table = $10;
+	}
+	| fk_head column_list
+	{
+		$$ = $1;
+		if ($$->ref_columns.items != NULL || $$->on_delete.sql != NULL ||
+		    $$->on_update.sql != NULL)
+			zdmc_diag_error(ctx->diag, @2.first,
+			                "the referenced columns come right after the referenced table");
+		else
+			$$->ref_columns = grammar_name_list(&$2, @2.first);
+	}
+	| fk_head ON DELETE fk_action
+	{
+		$$ = $1;
+		if ($$->on_delete.sql != NULL && $$->repeated_action == 0)
+			$$->repeated_action = @2.first;
+		$$->on_delete.sql = $4.text;
+		$$->on_delete.offset = @2.first;
+	}
+	| fk_head ON UPDATE fk_action
+	{
+		$$ = $1;
+		if ($$->on_update.sql != NULL && $$->repeated_action == 0)
+			$$->repeated_action = @2.first;
+		$$->on_update.sql = $4.text;
+		$$->on_update.offset = @2.first;
+	}
+	;
+
+fk_action:
+	NO ACTION               { $$.text = "NO ACTION"; $$.offset = @1.first; }
+	| RESTRICT              { $$.text = "RESTRICT"; $$.offset = @1.first; }
+	| CASCADE               { $$.text = "CASCADE"; $$.offset = @1.first; }
+	| SET NULL_P            { $$.text = "SET NULL"; $$.offset = @1.first; }
+	| SET DEFAULT           { $$.text = "SET DEFAULT"; $$.offset = @1.first; }
+	;
+
+column_list:
+	'(' name_list ')'       { $$ = $2; }
+	;
+
 opt_column:
 	%empty
 	| COLUMN
@@ -397,6 +532,7 @@ typmods:
 
 name:
 	IDENT | QIDENT | DATA | MIGRATION | IRREVERSIBLE | TYPE | INTO | REVERSE
+	| ACTION | CASCADE | DELETE | KEY | NO | RESTRICT | UPDATE
 	;
 
 %%
@@ -438,6 +574,31 @@ grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc)
 	                            loc.last - loc.first);
 	t.offset = loc.first;
 	return t;
+}
+
+/* A name_list's items (the parser's growing array, as the node keeps it). */
+static zdmc_name_list
+grammar_name_list(const struct grammar_names *names, size_t offset)
+{
+	zdmc_name_list l;
+
+	l.items = names->items;
+	l.n = names->n;
+	l.offset = offset;
+	return l;
+}
+
+static zdmc_add_foreign_key *
+grammar_fkey(zdmc_parse_ctx *ctx, size_t offset, zdmc_name name,
+             const struct grammar_names *columns, size_t columns_offset)
+{
+	zdmc_add_foreign_key *n = (zdmc_add_foreign_key *)zdmc_action_new(
+		ctx->arena, ZDMC_ACTION_ADD_FOREIGN_KEY,
+		sizeof(zdmc_add_foreign_key), offset);
+
+	n->name = name;
+	n->columns = grammar_name_list(columns, columns_offset);
+	return n;
 }
 
 int

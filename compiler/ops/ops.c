@@ -14,6 +14,12 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_SPLIT_COLUMN] = &zdmc_op_split_column,
 	[ZDMC_ACTION_ALTER_COLUMN_TYPE] = &zdmc_op_alter_column_type,
 	[ZDMC_ACTION_RENAME_COLUMN] = &zdmc_op_rename_column,
+	[ZDMC_ACTION_ADD_CHECK] = &zdmc_op_add_check,
+	[ZDMC_ACTION_ADD_UNIQUE] = &zdmc_op_add_unique,
+	[ZDMC_ACTION_ADD_PRIMARY_KEY] = &zdmc_op_add_primary_key,
+	[ZDMC_ACTION_ADD_FOREIGN_KEY] = &zdmc_op_add_foreign_key,
+	[ZDMC_ACTION_DROP_CONSTRAINT] = &zdmc_op_drop_constraint,
+	[ZDMC_ACTION_RENAME_CONSTRAINT] = &zdmc_op_rename_constraint,
 };
 
 const zdmc_op *

@@ -87,6 +87,12 @@ typedef struct zdmc_op {
 extern const zdmc_op zdmc_op_split_column;
 extern const zdmc_op zdmc_op_alter_column_type;
 extern const zdmc_op zdmc_op_rename_column;
+extern const zdmc_op zdmc_op_add_check;
+extern const zdmc_op zdmc_op_add_unique;
+extern const zdmc_op zdmc_op_add_primary_key;
+extern const zdmc_op zdmc_op_add_foreign_key;
+extern const zdmc_op zdmc_op_drop_constraint;
+extern const zdmc_op zdmc_op_rename_constraint;
 
 /* The op of an action (by its tag). */
 const zdmc_op *zdmc_op_for(const zdmc_action *action);
