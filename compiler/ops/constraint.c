@@ -210,7 +210,10 @@ zdmc_constraint_unique_index(zdmc_lower_ctx *l, const zdmc_table *t,
 			l->arena,
 			"CREATE UNIQUE INDEX CONCURRENTLY %s ON %s (%s)",
 			zdmc_lower_quote(l, name), t->qname, cols),
-		zdmc_arena_printf(l->arena, "DROP INDEX CONCURRENTLY %s",
-	                          index),
+		/* IF EXISTS: an undo that timed out waiting for a lock left the
+		 * index INVALID, and the runtime drops such an index before it
+		 * tries the undo again */
+		zdmc_arena_printf(l->arena,
+	                          "DROP INDEX CONCURRENTLY IF EXISTS %s", index),
 		index);
 }
