@@ -21,6 +21,11 @@
  *     has when the step starts;
  *   - a check's statement returns one bigint that must equal expect; when it
  *     does not, examples_sql shows the offending rows;
+ *   - an autocommit step (CREATE INDEX CONCURRENTLY) runs alone, outside a
+ *     transaction block, with lock_timeout set on the session; when it
+ *     fails and its index is left INVALID, that index is dropped
+ *     concurrently before a retry or the failure, as the runtime does; its
+ *     compensation also runs outside a transaction block;
  *   - undo runs the compensations of every step up to the end of PHASE in
  *     reverse order, each in its own transaction, and refuses when any of
  *     those steps is a point of no return.
@@ -287,6 +292,78 @@ run_group(exec *x, size_t first, size_t last)
 	return run_command(x, plan->steps[last].id, "COMMIT", "COMMIT");
 }
 
+/* lock_timeout for statements outside a transaction block (SET LOCAL
+ * would end with the statement); reset with reset_session_lock_timeout. */
+static outcome
+set_session_lock_timeout(exec *x, const char *step_id, long ms)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SET lock_timeout = '%ldms'", ms);
+	return run_command(x, step_id, "SET lock_timeout", sql);
+}
+
+static void
+reset_session_lock_timeout(exec *x)
+{
+	PQclear(PQexec(x->conn, "RESET lock_timeout"));
+}
+
+/* What a failed concurrent build leaves: the step's index, INVALID.
+ * Dropped concurrently (it is no other session's: the harness runs one
+ * plan at a time). */
+static outcome
+drop_invalid_index(exec *x, const zdm_step *step)
+{
+	static const char sql[] =
+		"SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
+		" FROM pg_catalog.pg_index i"
+		" JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+		" WHERE i.indexrelid = pg_catalog.to_regclass($1) AND NOT i.indisvalid";
+	const char *params[1] = {step->index};
+	char drop[300];
+	PGresult *res;
+	outcome r = OUTCOME_OK;
+
+	if (step->index == NULL)
+		return OUTCOME_OK;
+	res = PQexecParams(x->conn, sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		r = report_error(x->conn, res, step->id, "index state", sql);
+	} else if (PQntuples(res) == 1) {
+		snprintf(drop, sizeof(drop),
+		         "DROP INDEX CONCURRENTLY IF EXISTS %s",
+		         PQgetvalue(res, 0, 0));
+		printf("%s: dropping INVALID index %s\n", step->id,
+		       PQgetvalue(res, 0, 0));
+		r = run_command(x, step->id, "drop INVALID index", drop);
+	}
+	PQclear(res);
+	return r;
+}
+
+/* One statement outside a transaction block (sql: the step's statement
+ * or its compensation). */
+static outcome
+run_autocommit(exec *x, const zdm_step *step, const char *what, const char *sql)
+{
+	outcome r = drop_invalid_index(x, step);
+
+	if (r == OUTCOME_OK)
+		r = set_session_lock_timeout(x, step->id,
+		                             step->lock_timeout_ms);
+	if (r == OUTCOME_OK)
+		r = run_command(x, step->id, what, sql);
+	reset_session_lock_timeout(x);
+	if (r != OUTCOME_OK && drop_invalid_index(x, step) != OUTCOME_OK)
+		return OUTCOME_FAILED;
+	if (r == OUTCOME_OK)
+		printf("%s: %s (outside a transaction)\n", step->id,
+		       step->description ? step->description : "done");
+	return r;
+}
+
 /* The table's size in pages now, and rows per page from its statistics. */
 static int
 table_pages(exec *x, const zdm_step *step, long long *pages, double *per_page)
@@ -430,8 +507,10 @@ cmd_run(exec *x, const char *phase)
 			i++;
 			continue;
 		}
-		/* A backfill is batched: it is never part of a larger group. */
-		if (plan->steps[i].kind != ZDM_STEP_BACKFILL)
+		/* A backfill is batched and an autocommit step runs alone:
+		 * neither is ever part of a larger group. */
+		if (plan->steps[i].kind != ZDM_STEP_BACKFILL &&
+		    plan->steps[i].kind != ZDM_STEP_AUTOCOMMIT)
 			while (last + 1 < plan->nsteps &&
 			       plan->steps[last + 1].kind !=
 			               ZDM_STEP_BACKFILL &&
@@ -444,6 +523,10 @@ cmd_run(exec *x, const char *phase)
 		for (;;) {
 			if (plan->steps[i].kind == ZDM_STEP_BACKFILL)
 				r = run_backfill(x, &plan->steps[i]);
+			else if (plan->steps[i].kind == ZDM_STEP_AUTOCOMMIT)
+				r = run_autocommit(x, &plan->steps[i],
+				                   "statement",
+				                   plan->steps[i].sql);
 			else
 				r = run_group(x, i, last);
 			if (r != OUTCOME_RETRY || tries++ >= plan->lock_retries)
@@ -511,6 +594,14 @@ cmd_undo(exec *x, const char *phase)
 		if (step->compensation == NULL)
 			continue;
 		for (;;) {
+			if (step->kind == ZDM_STEP_AUTOCOMMIT) {
+				r = run_autocommit(x, step, "compensation",
+				                   step->compensation);
+				if (r != OUTCOME_RETRY ||
+				    tries++ >= plan->lock_retries)
+					break;
+				continue;
+			}
 			r = begin(x, step->id);
 			if (r == OUTCOME_OK)
 				r = set_lock_timeout(x, step->id,
