@@ -76,11 +76,9 @@ add_primary_key_facts(zdmc_arena *arena, const zdmc_change *change,
 	                          out);
 }
 
-/* 'a', 'b': the key's columns as SQL literals, for catalog lookups;
- * with prefix, the names of their checks ('zdm_nn_a', 'zdm_nn_b'). */
+/* 'zdm_nn_a', 'zdm_nn_b': the names of the key's checks, as literals. */
 static const char *
-add_primary_key_literals(zdmc_lower_ctx *l, const zdmc_add_key *n,
-                         const char *prefix)
+add_primary_key_checks(zdmc_lower_ctx *l, const zdmc_add_key *n)
 {
 	zdmc_buf b;
 
@@ -90,49 +88,94 @@ add_primary_key_literals(zdmc_lower_ctx *l, const zdmc_add_key *n,
 			&b, "%s%s", i ? ", " : "",
 			zdmc_ident_literal(
 				l->arena,
-				zdmc_arena_printf(l->arena, "%s%s", prefix,
+				zdmc_arena_printf(l->arena, NN_PREFIX "%s",
 		                                  n->columns.items[i].name)));
 	return zdmc_buf_cstr(&b);
 }
 
-/* A DO block running "ALTER TABLE t <action> <check>" for each of the
- * key's zdm_nn_ checks that exists (and, with pending, is not validated
- * yet); with tolerate, a row that breaks a check leaves it NOT VALID. */
+/* What a DO block does for each key column's check. */
+typedef enum nn_action {
+	NN_ADD,      /* add it NOT VALID, if the column is not NOT NULL */
+	NN_VALIDATE, /* validate it, if it exists and is not validated */
+	NN_TRY,      /* the same, leaving it NOT VALID if rows break it */
+	NN_DROP      /* drop it, if it exists */
+} nn_action;
+
+/*
+ * A DO block with one static statement per key column, each under the IF
+ * that says whether it applies: a reviewer (and zdmc explain, which
+ * follows the checks through the plan to see that SET NOT NULL will not
+ * scan) reads every statement as it will run.
+ */
 static const char *
-add_primary_key_each_check(zdmc_lower_ctx *l, const zdmc_table *t,
-                           const zdmc_add_key *n, const char *action,
-                           bool pending, bool tolerate)
+add_primary_key_each(zdmc_lower_ctx *l, const zdmc_table *t,
+                     const zdmc_add_key *n, nn_action action)
 {
-	return zdmc_constraint_do(
-		l,
-		zdmc_arena_printf(
+	const char *regclass = zdmc_constraint_regclass(l, t);
+	zdmc_buf b;
+
+	zdmc_buf_init(&b, l->arena);
+	zdmc_buf_puts(&b, "BEGIN\n");
+	if (action == NN_ADD)
+		zdmc_buf_puts(
+			&b,
+			"    -- a column that is NOT NULL already needs no proof\n");
+	for (size_t i = 0; i < n->columns.n; i++) {
+		const char *col = n->columns.items[i].name;
+		const char *check =
+			zdmc_arena_printf(l->arena, NN_PREFIX "%s", col);
+		const char *exists = zdmc_arena_printf(
 			l->arena,
-			"DECLARE\n"
-			"    con name;\n"
-			"BEGIN\n"
-			"    FOR con IN\n"
-			"        SELECT conname FROM pg_catalog.pg_constraint\n"
-			"         WHERE conrelid = %s\n"
-			"           AND conname IN (%s)%s\n"
-			"         ORDER BY conname\n"
-			"    LOOP\n"
-			"%s"
-			"        EXECUTE pg_catalog.format('ALTER TABLE %%s %s %%I', %s, con);\n"
-			"%s"
-			"    END LOOP;\n"
-			"END\n",
-			zdmc_constraint_regclass(l, t),
-			add_primary_key_literals(l, n, NN_PREFIX),
-			pending ? " AND NOT convalidated" : "",
-			tolerate ? "        BEGIN\n    " : "", action,
-			zdmc_ident_literal(l->arena, t->qname),
-			tolerate
-				? "        EXCEPTION WHEN check_violation THEN\n"
-				  "            -- a NULL in the key: it stays NOT VALID, and the\n"
-				  "            -- next step counts the rows\n"
-				  "            NULL;\n"
-				  "        END;\n"
-				: ""));
+			"EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
+			"                WHERE conrelid = %s AND conname = %s%s)",
+			regclass, zdmc_ident_literal(l->arena, check),
+			action == NN_DROP ? "" : " AND NOT convalidated");
+
+		switch (action) {
+		case NN_ADD:
+			zdmc_buf_printf(
+				&b,
+				"    IF NOT (SELECT attnotnull FROM pg_catalog.pg_attribute\n"
+				"             WHERE attrelid = %s AND attname = %s) THEN\n"
+				"        ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s IS NOT NULL) NOT VALID;\n"
+				"    END IF;\n",
+				regclass, zdmc_ident_literal(l->arena, col),
+				t->qname, zdmc_lower_quote(l, check),
+				zdmc_lower_quote(l, col));
+			break;
+		case NN_VALIDATE:
+		case NN_TRY:
+			zdmc_buf_printf(&b, "    IF %s THEN\n", exists);
+			if (action == NN_TRY)
+				zdmc_buf_printf(
+					&b,
+					"        BEGIN\n"
+					"            ALTER TABLE %s VALIDATE CONSTRAINT %s;\n"
+					"        EXCEPTION WHEN check_violation THEN\n"
+					"            -- a NULL in the key: it stays NOT VALID, and the\n"
+					"            -- next step counts the rows\n"
+					"            NULL;\n"
+					"        END;\n",
+					t->qname, zdmc_lower_quote(l, check));
+			else
+				zdmc_buf_printf(
+					&b,
+					"        ALTER TABLE %s VALIDATE CONSTRAINT %s;\n",
+					t->qname, zdmc_lower_quote(l, check));
+			zdmc_buf_puts(&b, "    END IF;\n");
+			break;
+		case NN_DROP:
+			zdmc_buf_printf(
+				&b,
+				"    IF %s THEN\n"
+				"        ALTER TABLE %s DROP CONSTRAINT %s;\n"
+				"    END IF;\n",
+				exists, t->qname, zdmc_lower_quote(l, check));
+			break;
+		}
+	}
+	zdmc_buf_puts(&b, "END\n");
+	return zdmc_constraint_do(l, zdmc_buf_cstr(&b));
 }
 
 static void
@@ -142,8 +185,6 @@ add_primary_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 	const zdmc_add_key *n = add_primary_key_node(change);
 	const char *regclass = zdmc_constraint_regclass(l, t);
 	const char *cols = zdmc_constraint_column_list(l, &n->columns, "");
-	const char *drop_checks = add_primary_key_each_check(
-		l, t, n, "DROP CONSTRAINT", false, false);
 	zdmc_buf any_null;
 
 	zdmc_buf_init(&any_null, l->arena);
@@ -173,34 +214,12 @@ add_primary_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 			l->arena,
 			"for each column of (%s) that is not NOT NULL yet: CHECK (column IS NOT NULL) NOT VALID, named zdm_nn_<column> (no scan); from here on every write to %s, old version or new, must give it a value",
 			cols, t->qname),
-		zdmc_constraint_do(
-			l,
-			zdmc_arena_printf(
-				l->arena,
-				"DECLARE\n"
-				"    col name;\n"
-				"BEGIN\n"
-				"    -- a column that is NOT NULL already needs no proof\n"
-				"    FOR col IN\n"
-				"        SELECT attname FROM pg_catalog.pg_attribute\n"
-				"         WHERE attrelid = %s\n"
-				"           AND attname IN (%s) AND NOT attnotnull\n"
-				"         ORDER BY attnum\n"
-				"    LOOP\n"
-				"        EXECUTE pg_catalog.format('ALTER TABLE %%s ADD CONSTRAINT %%I CHECK (%%I IS NOT NULL) NOT VALID',\n"
-				"                                  %s, '%s' || col, col);\n"
-				"    END LOOP;\n"
-				"END\n",
-				regclass, add_primary_key_literals(l, n, ""),
-				zdmc_ident_literal(l->arena, t->qname),
-				NN_PREFIX)),
-		drop_checks);
+		add_primary_key_each(l, t, n, NN_ADD),
+		add_primary_key_each(l, t, n, NN_DROP));
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
 		"validate those checks, a scan that blocks no write (SHARE UPDATE EXCLUSIVE); a check that rows break stays NOT VALID and the next step counts them",
-		add_primary_key_each_check(l, t, n, "VALIDATE CONSTRAINT", true,
-	                                   true),
-		NULL);
+		add_primary_key_each(l, t, n, NN_TRY), NULL);
 	zdmc_lower_check(
 		l, t,
 		zdmc_arena_printf(
@@ -214,7 +233,7 @@ add_primary_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 			"                WHERE conrelid = %s\n"
 			"                  AND conname IN (%s) AND NOT convalidated)",
 			t->qname, zdmc_buf_cstr(&any_null), regclass,
-			add_primary_key_literals(l, n, NN_PREFIX)),
+			add_primary_key_checks(l, n)),
 		zdmc_arena_printf(l->arena,
 	                          "SELECT ctid, %s FROM %s WHERE %s LIMIT 5",
 	                          cols, t->qname, zdmc_buf_cstr(&any_null)),
@@ -222,9 +241,7 @@ add_primary_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
 		"validate the checks still NOT VALID (none if the first validation passed; after rows were fixed and the run resumed, the scan)",
-		add_primary_key_each_check(l, t, n, "VALIDATE CONSTRAINT", true,
-	                                   false),
-		NULL);
+		add_primary_key_each(l, t, n, NN_VALIDATE), NULL);
 	zdmc_constraint_unique_index(l, t, n->name.name, &n->columns);
 }
 
@@ -260,9 +277,7 @@ add_primary_key_contract(zdmc_lower_ctx *l, const zdmc_table *t,
 			"ALTER TABLE %s ADD CONSTRAINT %s PRIMARY KEY USING INDEX %s",
 			t->qname, name, name));
 	zdmc_lower_final_step(l, t, "drop the zdm_nn_ checks, now redundant",
-	                      add_primary_key_each_check(l, t, n,
-	                                                 "DROP CONSTRAINT",
-	                                                 false, false));
+	                      add_primary_key_each(l, t, n, NN_DROP));
 }
 
 const zdmc_op zdmc_op_add_primary_key = {

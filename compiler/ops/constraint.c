@@ -72,6 +72,22 @@ zdmc_constraint_column_list(zdmc_lower_ctx *l, const zdmc_name_list *columns,
 }
 
 const char *
+zdmc_constraint_array_item(zdmc_arena *arena, const char *s)
+{
+	zdmc_buf b;
+
+	zdmc_buf_init(&b, arena);
+	zdmc_buf_puts(&b, "\"");
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			zdmc_buf_puts(&b, "\\");
+		zdmc_buf_append(&b, s, 1);
+	}
+	zdmc_buf_puts(&b, "\"");
+	return zdmc_buf_cstr(&b);
+}
+
+const char *
 zdmc_constraint_regclass(zdmc_lower_ctx *l, const zdmc_table *t)
 {
 	return zdmc_arena_printf(l->arena, "%s::pg_catalog.regclass",
@@ -214,6 +230,7 @@ zdmc_constraint_unique_index(zdmc_lower_ctx *l, const zdmc_table *t,
 		 * index INVALID, and the runtime drops such an index before it
 		 * tries the undo again */
 		zdmc_arena_printf(l->arena,
-	                          "DROP INDEX CONCURRENTLY IF EXISTS %s", index),
+	                          "DROP INDEX CONCURRENTLY IF EXISTS %s",
+	                          index),
 		index);
 }

@@ -55,6 +55,10 @@ const char *zdmc_constraint_column_list(zdmc_lower_ctx *l,
                                         const zdmc_name_list *columns,
                                         const char *prefix);
 
+/* s as an element of a text[] literal: "double-quoted", with \ and "
+ * escaped (the literal itself still needs quoting as a string). */
+const char *zdmc_constraint_array_item(zdmc_arena *arena, const char *s);
+
 /* 'schema.table'::pg_catalog.regclass */
 const char *zdmc_constraint_regclass(zdmc_lower_ctx *l, const zdmc_table *t);
 

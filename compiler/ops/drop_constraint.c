@@ -5,15 +5,15 @@
  * after the switch gate -- when it is a check or a foreign key.  Those
  * come back exactly: switch first saves N's definition
  * (pg_get_constraintdef, with the session's empty search_path: every name
- * qualified), its comment and whether it was validated, in
- * <version schema>.zdm_saved_constraints (created at expand by the first
- * drop constraint action, dropped at contract by the last); the undo of
- * the drop adds N back from it NOT VALID (no scan under the lock), and the
- * undo of the save, a transaction later, validates it (a scan that blocks
- * no write).  If rows written since break it, that validation fails and
- * the rollback stops, naming N and PostgreSQL's reason; N is back NOT
- * VALID meanwhile, binding every new write, and the rollback goes on once
- * the rows are fixed.
+ * qualified), its comment and whether it was validated, as JSON in the
+ * comment of the version schema (which the plan creates, and drops with
+ * its comment at contract or rollback); the undo of the drop adds N back
+ * from it NOT VALID (no scan under the lock), and the undo of the save, a
+ * transaction later, validates it (a scan that blocks no write).  If rows
+ * written since break it, that validation fails and the rollback stops,
+ * naming N and PostgreSQL's reason; N is back NOT VALID meanwhile,
+ * binding every new write, and the rollback goes on once the rows are
+ * fixed.
  *
  * A unique, primary key or exclusion constraint binds until contract, past
  * the point of no return: putting it back would need its index built again
@@ -24,8 +24,6 @@
  */
 #include "constraint.h"
 #include "ident.h"
-
-#define SAVED_TABLE "zdm_saved_constraints"
 
 static const zdmc_drop_constraint *
 drop_constraint_node(const zdmc_change *change)
@@ -58,15 +56,22 @@ drop_constraint_facts(zdmc_arena *arena, const zdmc_change *change,
 	out->nconstraints_dropped = 1;
 }
 
-/* What every statement of this file names. */
+/*
+ * What every statement of this file names.  The saved definitions live in
+ * the comment of the version schema, as JSON: {"<table>": {"<constraint>":
+ * {"definition": ..., "validated": ..., "comment": ...}}}.  The plan
+ * created that schema and drops it at contract (or rollback does), so the
+ * comment goes with it and nothing needs a DROP of its own.
+ */
 typedef struct drop_names {
-	const char *saved;     /* <version schema>.zdm_saved_constraints */
-	const char *saved_lit; /* ... as a literal */
-	const char *regclass;  /* 'schema.table'::pg_catalog.regclass */
-	const char *name;      /* N, quoted as needed */
-	const char *name_lit;  /* 'N' */
-	const char *table_lit; /* 'schema.table' */
-	const char *this_row;  /* the saved row of N: a WHERE condition */
+	const char *schema_lit; /* the version schema, as a literal */
+	const char *saved;      /* SQL: the schema's comment, as jsonb */
+	const char *path;       /* '{<table>,<constraint>}' (text[]) */
+	const char *regclass;   /* 'schema.table'::pg_catalog.regclass */
+	const char *name;       /* N, quoted as needed */
+	const char *name_lit;   /* 'N' */
+	const char *table_lit;  /* 'schema.table' */
+	const char *this_row;   /* N in pg_constraint: a WHERE condition */
 } drop_names;
 
 static drop_names
@@ -76,9 +81,18 @@ drop_constraint_names(zdmc_lower_ctx *l, const zdmc_table *t,
 	const char *name = drop_constraint_node(change)->name.name;
 	drop_names d;
 
-	d.saved = zdmc_ident_qualified(l->arena, l->model->version_schema,
-	                               SAVED_TABLE);
-	d.saved_lit = zdmc_ident_literal(l->arena, d.saved);
+	d.schema_lit = zdmc_ident_literal(l->arena, l->model->version_schema);
+	d.saved = zdmc_arena_printf(
+		l->arena,
+		"(SELECT pg_catalog.obj_description(oid, 'pg_namespace')::jsonb\n"
+		"                FROM pg_catalog.pg_namespace WHERE nspname = %s)",
+		d.schema_lit);
+	d.path = zdmc_ident_literal(
+		l->arena,
+		zdmc_arena_printf(
+			l->arena, "{%s,%s}",
+			zdmc_constraint_array_item(l->arena, t->qname),
+			zdmc_constraint_array_item(l->arena, name)));
 	d.regclass = zdmc_constraint_regclass(l, t);
 	d.name = zdmc_lower_quote(l, name);
 	d.name_lit = zdmc_ident_literal(l->arena, name);
@@ -87,47 +101,6 @@ drop_constraint_names(zdmc_lower_ctx *l, const zdmc_table *t,
 		zdmc_arena_printf(l->arena, "conrelid = %s AND conname = %s",
 	                          d.regclass, d.name_lit);
 	return d;
-}
-
-static void
-drop_constraint_expand(zdmc_lower_ctx *l, const zdmc_table *t,
-                       const zdmc_change *change)
-{
-	drop_names d = drop_constraint_names(l, t, change);
-
-	zdmc_lower_step(
-		l, ZDMC_STEP_SQL, t,
-		zdmc_arena_printf(
-			l->arena,
-			"create %s (if no other drop constraint did), where switch saves each constraint it drops, so that a rollback can put it back",
-			d.saved),
-		zdmc_constraint_do(
-			l,
-			zdmc_arena_printf(
-				l->arena,
-				"BEGIN\n"
-				"    IF pg_catalog.to_regclass(%s) IS NULL THEN\n"
-				"        CREATE TABLE %s (\n"
-				"            conrelid oid NOT NULL,\n"
-				"            conname name NOT NULL,\n"
-				"            contype \"char\" NOT NULL,\n"
-				"            definition text NOT NULL,\n"
-				"            validated boolean NOT NULL,\n"
-				"            comment text,\n"
-				"            PRIMARY KEY (conrelid, conname));\n"
-				"    END IF;\n"
-				"END\n",
-				d.saved_lit, d.saved)),
-		zdmc_constraint_do(
-			l,
-			zdmc_arena_printf(
-				l->arena,
-				"BEGIN\n"
-				"    IF pg_catalog.to_regclass(%s) IS NOT NULL THEN\n"
-				"        DROP TABLE %s;\n"
-				"    END IF;\n"
-				"END\n",
-				d.saved_lit, d.saved)));
 }
 
 static void
@@ -141,29 +114,45 @@ drop_constraint_switch(zdmc_lower_ctx *l, const zdmc_table *t,
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
 			l->arena,
-			"save the definition of %s (pg_get_constraintdef), its comment and whether it is validated, so that a rollback can put it back exactly",
-			name),
-		zdmc_arena_printf(
-			l->arena,
-			"INSERT INTO %s (conrelid, conname, contype, definition, validated, comment)\n"
-			"SELECT conrelid, conname, contype, pg_catalog.pg_get_constraintdef(oid), convalidated,\n"
-			"       pg_catalog.obj_description(oid, 'pg_constraint')\n"
-			"  FROM pg_catalog.pg_constraint\n"
-			" WHERE %s",
-			d.saved, d.this_row),
+			"save the definition of %s (pg_get_constraintdef), its comment and whether it is validated in the comment of schema %s, so that a rollback can put it back exactly",
+			name, l->model->version_schema),
 		zdmc_constraint_do(
 			l,
 			zdmc_arena_printf(
 				l->arena,
 				"DECLARE\n"
+				"    saved jsonb := coalesce(%s, '{}');\n"
+				"BEGIN\n"
+				"    -- jsonb_set adds a missing last key only: the table's first\n"
+				"    saved := pg_catalog.jsonb_set(saved, ARRAY[%s], coalesce(saved -> %s, '{}'));\n"
+				"    SELECT pg_catalog.jsonb_set(saved, %s::text[],\n"
+				"                                pg_catalog.jsonb_build_object(\n"
+				"                                    'definition', pg_catalog.pg_get_constraintdef(oid),\n"
+				"                                    'validated', convalidated,\n"
+				"                                    'comment', pg_catalog.obj_description(oid, 'pg_constraint')))\n"
+				"      INTO saved\n"
+				"      FROM pg_catalog.pg_constraint WHERE %s;\n"
+				"    IF NOT FOUND THEN\n"
+				"        RAISE EXCEPTION 'constraint %% of %% does not exist', %s, %s;\n"
+				"    END IF;\n"
+				"    EXECUTE pg_catalog.format('COMMENT ON SCHEMA %%I IS %%L', %s, saved::text);\n"
+				"END\n",
+				d.saved, d.table_lit, d.table_lit, d.path,
+				d.this_row, d.name_lit, d.table_lit,
+				d.schema_lit)),
+		zdmc_constraint_do(
+			l,
+			zdmc_arena_printf(
+				l->arena,
+				"DECLARE\n"
+				"    saved jsonb := %s;\n"
 				"    detail text;\n"
 				"BEGIN\n"
 				"    -- the undo of the next step put it back NOT VALID; validate it\n"
 				"    -- again if it was validated (a scan that blocks no write)\n"
-				"    IF EXISTS (SELECT FROM %s AS s\n"
-				"                 JOIN pg_catalog.pg_constraint AS c USING (conrelid, conname)\n"
-				"                WHERE s.conrelid = %s AND s.conname = %s\n"
-				"                  AND s.validated AND NOT c.convalidated) THEN\n"
+				"    IF (saved #> %s::text[] ->> 'validated')::boolean\n"
+				"       AND EXISTS (SELECT FROM pg_catalog.pg_constraint\n"
+				"                    WHERE %s AND NOT convalidated) THEN\n"
 				"        BEGIN\n"
 				"            ALTER TABLE %s VALIDATE CONSTRAINT %s;\n"
 				"        EXCEPTION WHEN check_violation OR foreign_key_violation THEN\n"
@@ -175,11 +164,12 @@ drop_constraint_switch(zdmc_lower_ctx *l, const zdmc_table *t,
 				"                        HINT = 'it is back NOT VALID, so no new write can break it; fix those rows, then run zdm rollback again';\n"
 				"        END;\n"
 				"    END IF;\n"
-				"    DELETE FROM %s WHERE %s;\n"
+				"    EXECUTE pg_catalog.format('COMMENT ON SCHEMA %%I IS %%L', %s,\n"
+				"                              nullif(saved #- %s::text[], '{}')::text);\n"
 				"END\n",
-				d.saved, d.regclass, d.name_lit, t->qname,
-				d.name, d.name_lit, d.table_lit, d.saved,
-				d.this_row)));
+				d.saved, d.path, d.this_row, t->qname, d.name,
+				d.name_lit, d.table_lit, d.schema_lit,
+				d.path)));
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
@@ -202,22 +192,23 @@ drop_constraint_switch(zdmc_lower_ctx *l, const zdmc_table *t,
 			zdmc_arena_printf(
 				l->arena,
 				"DECLARE\n"
-				"    saved record;\n"
+				"    saved jsonb := %s #> %s::text[];\n"
 				"BEGIN\n"
 				"    -- back from its saved definition, NOT VALID: no scan under this\n"
 				"    -- lock (the undo of the step before validates it)\n"
-				"    SELECT * INTO saved FROM %s WHERE %s;\n"
-				"    IF FOUND AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE %s) THEN\n"
+				"    IF saved IS NOT NULL\n"
+				"       AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE %s) THEN\n"
 				"        EXECUTE pg_catalog.format('ALTER TABLE %%s ADD CONSTRAINT %%I %%s%%s', %s, %s,\n"
-				"                                  saved.definition,\n"
-				"                                  CASE WHEN saved.validated THEN ' NOT VALID' ELSE '' END);\n"
-				"        IF saved.comment IS NOT NULL THEN\n"
+				"                                  saved ->> 'definition',\n"
+				"                                  CASE WHEN (saved ->> 'validated')::boolean\n"
+				"                                       THEN ' NOT VALID' ELSE '' END);\n"
+				"        IF saved ->> 'comment' IS NOT NULL THEN\n"
 				"            EXECUTE pg_catalog.format('COMMENT ON CONSTRAINT %%I ON %%s IS %%L', %s, %s,\n"
-				"                                      saved.comment);\n"
+				"                                      saved ->> 'comment');\n"
 				"        END IF;\n"
 				"    END IF;\n"
 				"END\n",
-				d.saved, d.this_row, d.this_row, d.table_lit,
+				d.saved, d.path, d.this_row, d.table_lit,
 				d.name_lit, d.name_lit, d.table_lit)));
 }
 
@@ -232,7 +223,7 @@ drop_constraint_contract(zdmc_lower_ctx *l, const zdmc_table *t,
 		l, t,
 		zdmc_arena_printf(
 			l->arena,
-			"drop %s if it is still there (a unique, primary key or exclusion constraint: here, past the point of no return, because putting its index back would need a concurrent build); forget its saved definition",
+			"drop %s if it is still there (a unique, primary key or exclusion constraint: here, past the point of no return, because putting its index back would need a concurrent build)",
 			name),
 		zdmc_constraint_do(
 			l,
@@ -242,13 +233,8 @@ drop_constraint_contract(zdmc_lower_ctx *l, const zdmc_table *t,
 				"    IF EXISTS (SELECT FROM pg_catalog.pg_constraint WHERE %s) THEN\n"
 				"        ALTER TABLE %s DROP CONSTRAINT %s;\n"
 				"    END IF;\n"
-				"    DELETE FROM %s WHERE %s;\n"
-				"    IF NOT EXISTS (SELECT FROM %s) THEN\n"
-				"        DROP TABLE %s;\n"
-				"    END IF;\n"
 				"END\n",
-				d.this_row, t->qname, d.name, d.saved,
-				d.this_row, d.saved, d.saved)));
+				d.this_row, t->qname, d.name)));
 }
 
 const zdmc_op zdmc_op_drop_constraint = {
@@ -258,7 +244,6 @@ const zdmc_op zdmc_op_drop_constraint = {
 	.facts = drop_constraint_facts,
 	.lower =
 		{
-			[ZDMC_SLOT_EXPAND] = drop_constraint_expand,
 			[ZDMC_SLOT_SWITCH] = drop_constraint_switch,
 			[ZDMC_SLOT_CONTRACT] = drop_constraint_contract,
 		},
