@@ -621,19 +621,19 @@ check_kept(check_ctx *ctx, const check_table *ct)
 		const check_name *added =
 			check_find(ct->new_names, ct->nnew, k->name);
 		const check_name *other = old ? old : added;
+		const char *how;
 
 		if (other == NULL)
 			continue;
+		how = old == NULL                                 ? "add"
+		      : zdmc_change_renames(old->change, k->name) ? "rename"
+		                                                  : "replace";
 		zdmc_diag_error(
 			ctx->diag, k->offset,
-			"a constraint on column \"%s\", which another action of this migration %s, is not supported yet; add the constraint in a migration of its own",
-			k->name,
-			old == NULL ? "adds"
-			: zdmc_change_renames(old->change, k->name)
-				? "renames"
-				: "replaces");
-		zdmc_diag_note(ctx->diag, other->offset,
-		               "\"%s\" is changed here", k->name);
+			"a constraint on column \"%s\", which another action of this migration %ss, is not supported yet; add the constraint in a migration of its own",
+			k->name, how);
+		zdmc_diag_note(ctx->diag, other->offset, "\"%s\" is %sed here",
+		               k->name, how);
 	}
 }
 

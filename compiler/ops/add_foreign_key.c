@@ -185,24 +185,24 @@ add_foreign_key_match(zdmc_lower_ctx *l, const zdmc_table *t,
 	for (size_t i = 0; i < n->columns.n; i++) {
 		const char *col = zdmc_lower_quote(l, n->columns.items[i].name);
 
-		if (i > 0)
-			zdmc_buf_puts(&b, "\n                  AND ");
 		if (n->ref_columns.n > 0)
 			zdmc_buf_printf(
-				&b, "p.%s = c.%s",
+				&b, "%sp.%s = c.%s", i ? " AND " : " ",
 				zdmc_lower_quote(l,
 			                         n->ref_columns.items[i].name),
 				col);
 		else
 			zdmc_buf_printf(
 				&b,
-				"pg_catalog.to_jsonb(p) -> (SELECT a.attname::text\n"
-				"                      FROM pg_catalog.pg_constraint AS k\n"
-				"                      JOIN pg_catalog.pg_attribute AS a\n"
-				"                        ON a.attrelid = k.confrelid AND a.attnum = k.confkey[%zu]\n"
-				"                     WHERE k.conrelid = %s AND k.conname = %s)\n"
-				"                  = pg_catalog.to_jsonb(c.%s)",
-				i + 1, zdmc_constraint_regclass(l, t),
+				"%s\n"
+				"                     pg_catalog.to_jsonb(p) -> (SELECT a.attname::text\n"
+				"                           FROM pg_catalog.pg_constraint AS k\n"
+				"                           JOIN pg_catalog.pg_attribute AS a\n"
+				"                             ON a.attrelid = k.confrelid AND a.attnum = k.confkey[%zu]\n"
+				"                          WHERE k.conrelid = %s AND k.conname = %s)\n"
+				"                     = pg_catalog.to_jsonb(c.%s)",
+				i ? " AND" : "", i + 1,
+				zdmc_constraint_regclass(l, t),
 				zdmc_ident_literal(l->arena, n->name.name),
 				col);
 	}
@@ -216,18 +216,16 @@ add_foreign_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
 	const add_foreign_key_data *d = change->op_data;
 	const char *cols = zdmc_constraint_column_list(l, &n->columns, "c.");
-	const char *match = add_foreign_key_match(l, t, n);
 	zdmc_buf orphan;
 
 	/* MATCH SIMPLE: a row with a NULL in its key references nothing */
 	zdmc_buf_init(&orphan, l->arena);
 	for (size_t i = 0; i < n->columns.n; i++)
-		zdmc_buf_printf(&orphan, "c.%s IS NOT NULL AND ",
+		zdmc_buf_printf(&orphan, "%sc.%s IS NOT NULL", i ? " AND " : "",
 		                zdmc_lower_quote(l, n->columns.items[i].name));
 	zdmc_buf_printf(&orphan,
-	                "NOT EXISTS (SELECT FROM %s AS p\n"
-	                "                WHERE %s)",
-	                d->ref_qname, match);
+	                "\n   AND NOT EXISTS (SELECT FROM %s AS p WHERE%s)",
+	                d->ref_qname, add_foreign_key_match(l, t, n));
 	zdmc_constraint_validate(
 		l, t, n->name.name, "foreign_key_violation",
 		zdmc_arena_printf(l->arena, "%s AS c\n WHERE %s", t->qname,

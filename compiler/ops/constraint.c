@@ -126,7 +126,7 @@ zdmc_constraint_validate(zdmc_lower_ctx *l, const zdmc_table *t,
 	const char *not_valid = zdmc_arena_printf(
 		l->arena,
 		"NOT coalesce((SELECT convalidated FROM pg_catalog.pg_constraint\n"
-		"                 WHERE conrelid = %s AND conname = %s), false)",
+		"                       WHERE conrelid = %s AND conname = %s), false)",
 		zdmc_constraint_regclass(l, t),
 		zdmc_ident_literal(l->arena, name));
 
