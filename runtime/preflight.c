@@ -284,6 +284,23 @@ static const char SQL_CONSTRAINT[] =
 	"                  AND c.conname = $2::pg_catalog.text::pg_catalog.name)";
 
 /*
+ * Renaming a constraint that owns an index (unique, primary key, exclusion)
+ * renames the index with it, so the new name ($3) must also be free among
+ * the relations of the index's schema: otherwise contract's RENAME
+ * CONSTRAINT fails.  $1 the table's oid, $2 the constraint.  No row: the
+ * constraint has no index (or does not exist, which SQL_CONSTRAINT says).
+ */
+static const char SQL_CONSTRAINT_INDEX_NAME[] =
+	"SELECT pg_catalog.quote_ident($3::pg_catalog.text),\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_class AS r\n"
+	"                WHERE r.relnamespace = i.relnamespace\n"
+	"                  AND r.relname = $3::pg_catalog.text::pg_catalog.name)\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  JOIN pg_catalog.pg_class AS i ON i.oid = c.conindid\n"
+	" WHERE c.conrelid = $1::pg_catalog.oid\n"
+	"   AND c.conname = $2::pg_catalog.text::pg_catalog.name";
+
+/*
  * A relation the plan creates, by its qualified name as the plan writes it
  * ("schema.name", quoted where needed): to_regclass parses the quoting,
  * takes no lock and gives NULL when nothing has the name.  It raises an
@@ -1385,6 +1402,25 @@ check_constraint(preflight *pf, const table_check *tc, const char *name,
 	return 0;
 }
 
+/* The new name of a constraint with an index, as the index's new name. */
+static int
+check_constraint_index_name(preflight *pf, const table_check *tc,
+                            const zdm_constraint_rename *r, const char *what)
+{
+	const char *params[3] = {tc->oid, r->constraint, r->to};
+	PGresult *res;
+
+	if (query(pf, SQL_CONSTRAINT_INDEX_NAME, 3, params, &res) < 0)
+		return -1;
+	if (PQntuples(res) > 0 && value_true(res, 0, 1))
+		report_problem(
+			pf, tc->info->name,
+			"a relation named %s already exists in the schema of the index of constraint %s, and %s renames the constraint, and with it the index, to it",
+			PQgetvalue(res, 0, 0), r->constraint, what);
+	PQclear(res);
+	return 0;
+}
+
 static int
 check_index_free(preflight *pf, const char *index, const char *what)
 {
@@ -1525,7 +1561,9 @@ check_change_objects(preflight *pf, const table_check *tc, const zdm_change *c)
 		snprintf(why, sizeof(why), "%s renames constraint %s to it",
 		         what, c->constraint_renames[i].constraint);
 		if (check_constraint(pf, tc, c->constraint_renames[i].to, false,
-		                     why) < 0)
+		                     why) < 0 ||
+		    check_constraint_index_name(
+			    pf, tc, &c->constraint_renames[i], what) < 0)
 			return -1;
 	}
 	snprintf(why, sizeof(why), "%s creates it", what);

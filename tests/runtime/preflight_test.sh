@@ -815,6 +815,17 @@ HINT: a foreign key needs a key on the columns it references: CREATE UNIQUE INDE
 zdm: preflight: public.orders: the change "tidy orders" references table public.customers by its primary key, and it has none
 EOF
 
+# renaming a unique constraint renames its index: the new name must be free
+# among the schema's relations too
+check facts_rename_index facts '
+ALTER TABLE public.orders ADD CONSTRAINT orders_old_check CHECK (amount > -1);
+ALTER TABLE public.orders ADD CONSTRAINT orders_note_check UNIQUE (note);
+CREATE UNIQUE INDEX users_email_key ON public.users (email);
+CREATE TABLE public.customers (id bigint PRIMARY KEY);
+CREATE TABLE public.orders_note_nonempty ();' <<'EOF'
+zdm: preflight: public.orders: a relation named orders_note_nonempty already exists in the schema of the index of constraint orders_note_check, and the change "tidy orders" renames the constraint, and with it the index, to it
+EOF
+
 # ---- sync = cdc ------------------------------------------------------------------
 INFO='public.users: key users_pkey (id), the primary key'
 check clean_cdc cdc_users 'SELECT 1' <<'EOF'
