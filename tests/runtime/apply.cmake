@@ -12,6 +12,7 @@
 #   apply_badplan           apply_badplan.sh: refused plans touch nothing
 #   apply_status            apply_status.sh: approve, status, another plan
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
+#   apply_constraints       apply_constraints.sh: constraints on bad data
 #   apply_sequence          apply_sequence.sh: plans/sequence/ in order with
 #                           one zdm apply DIR; skips, gates, failures, status
 #   apply_autocommit        apply_autocommit.sh: autocommit steps (CREATE
@@ -69,3 +70,7 @@ endforeach()
 
 # non-owner application roles keep their privileges through the new version
 zdm_apply_test(apply_grants apply_grants.sh)
+
+# the constraint actions when data or schema are not what they need
+zdm_apply_test(apply_constraints apply_constraints.sh)
+set_tests_properties(apply_constraints PROPERTIES TIMEOUT 400)
