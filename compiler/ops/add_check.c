@@ -70,9 +70,7 @@ add_check_facts(zdmc_arena *arena, const zdmc_change *change,
 	const zdmc_add_check *n = ZDMC_ACTION_CAST(
 		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
 
-	out->constraints_created = zdmc_arena_alloc(arena, sizeof(char *));
-	out->constraints_created[0] = n->name.name;
-	out->nconstraints_created = 1;
+	zdmc_constraint_created(arena, out, n->name.name);
 }
 
 /* Each column as the table names it, unqualified: a check constraint sees

@@ -121,9 +121,7 @@ add_foreign_key_facts(zdmc_arena *arena, const zdmc_change *change,
 	const add_foreign_key_data *d = change->op_data;
 	zdmc_plan_reference *ref = ZDMC_NEW(arena, zdmc_plan_reference);
 
-	out->constraints_created = zdmc_arena_alloc(arena, sizeof(char *));
-	out->constraints_created[0] = n->name.name;
-	out->nconstraints_created = 1;
+	zdmc_constraint_created(arena, out, n->name.name);
 	ref->table = d->ref_qname;
 	ref->ncolumns = n->ref_columns.n;
 	ref->columns = zdmc_arena_alloc(arena, (n->ref_columns.n + 1) *

@@ -47,12 +47,19 @@ zdmc_constraint_check_key(zdmc_check_ctx *ck, zdmc_change *change,
 }
 
 void
+zdmc_constraint_created(zdmc_arena *arena, zdmc_plan_change *out,
+                        const char *name)
+{
+	out->constraints_created = zdmc_arena_alloc(arena, sizeof(char *));
+	out->constraints_created[0] = name;
+	out->nconstraints_created = 1;
+}
+
+void
 zdmc_constraint_key_facts(zdmc_arena *arena, const zdmc_change *change,
                           const zdmc_add_key *key, zdmc_plan_change *out)
 {
-	out->constraints_created = zdmc_arena_alloc(arena, sizeof(char *));
-	out->constraints_created[0] = key->name.name;
-	out->nconstraints_created = 1;
+	zdmc_constraint_created(arena, out, key->name.name);
 	out->indexes_created = zdmc_arena_alloc(arena, sizeof(char *));
 	out->indexes_created[0] = change->op_data;
 	out->nindexes_created = 1;

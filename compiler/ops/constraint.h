@@ -40,6 +40,10 @@ void zdmc_constraint_check_columns(zdmc_check_ctx *ck, zdmc_change *change,
                                    const zdmc_name_list *columns,
                                    const char *what);
 
+/* The fact constraints_created [name] of an add constraint change. */
+void zdmc_constraint_created(zdmc_arena *arena, zdmc_plan_change *out,
+                             const char *name);
+
 /*
  * The check of add constraint N unique (...) and primary key (...): the
  * name, the columns; the index the key builds (op_data, a string:
