@@ -27,7 +27,7 @@
  *            transaction label unless their comment says otherwise, so a
  *            hook adds plain sql steps with zdmc_lower_step and never
  *            changes labels; a statement PostgreSQL refuses in a
- *            transaction block goes in an *_AFTER slot as
+ *            transaction block goes in an *_AFTER slot, or verify, as
  *            zdmc_lower_autocommit_step.  The shared column replacement
  *            (replace.h) runs its table-wide steps itself; its per-change
  *            steps are hooks an op puts in its slots.
@@ -53,7 +53,9 @@ typedef enum zdmc_slot {
 	ZDMC_SLOT_EXPAND_AFTER,
 	/* backfill, after the shared backfill of the table */
 	ZDMC_SLOT_BACKFILL,
-	/* verify: the change's checks (VALIDATE CONSTRAINT, counts) */
+	/* verify, each step its own transaction: the change's checks
+	 * (VALIDATE CONSTRAINT, counts), and a concurrent index build as an
+	 * autocommit step */
 	ZDMC_SLOT_VERIFY,
 	/* switch, after the switch gate: what must happen as applications
 	 * move (e.g. a view under a table's new name) */
