@@ -181,24 +181,21 @@ zdmc_constraint_unique_index(zdmc_lower_ctx *l, const zdmc_table *t,
                              const char *name, const zdmc_name_list *columns)
 {
 	const char *cols = zdmc_constraint_column_list(l, columns, "");
-	const char *tcols = zdmc_constraint_column_list(l, columns, "t.");
 	const char *index = zdmc_constraint_index_name(l->arena, t, name);
-	zdmc_buf nn, tnn;
+	zdmc_buf nn;
 
 	/* rows with a NULL in the key never clash (NULLs are distinct) */
 	zdmc_buf_init(&nn, l->arena);
-	zdmc_buf_init(&tnn, l->arena);
 	for (size_t i = 0; i < columns->n; i++) {
 		const char *c = zdmc_lower_quote(l, columns->items[i].name);
 
 		zdmc_buf_printf(&nn, "%s%s IS NOT NULL", i ? " AND " : "", c);
-		zdmc_buf_printf(&tnn, " AND t.%s IS NOT NULL", c);
 	}
-	/* A hash of the key per row, grouped: about one pass over the
-	 * table, half what grouping the values themselves costs.  Only
-	 * where two rows' hashes meet are their values compared; when none
-	 * do, the one-row derived table is empty and the second scan never
-	 * runs (the nested loop has no outer row). */
+	/* The key values themselves, grouped (hashed, or sorted where a
+	 * type cannot hash: any type a btree index can hold can be
+	 * grouped).  Grouping a hash of each row's key first, to compare
+	 * values only where hashes meet, was no faster: building the row for
+	 * hash_record_extended costs what it saves. */
 	zdmc_lower_check(
 		l, t,
 		zdmc_arena_printf(
@@ -207,16 +204,9 @@ zdmc_constraint_unique_index(zdmc_lower_ctx *l, const zdmc_table *t,
 			t->qname, cols, name),
 		zdmc_arena_printf(
 			l->arena,
-			"(SELECT FROM (SELECT pg_catalog.array_agg(h) AS hashes\n"
-			"                FROM (SELECT pg_catalog.hash_record_extended(ROW(%s), 0) AS h\n"
-			"                        FROM %s WHERE %s\n"
-			"                       GROUP BY 1 HAVING count(*) > 1) AS met) AS c,\n"
-			"               %s AS t\n"
-			"         WHERE c.hashes IS NOT NULL\n"
-			"           AND pg_catalog.hash_record_extended(ROW(%s), 0) = ANY (c.hashes)%s\n"
+			"(SELECT FROM %s WHERE %s\n"
 			"         GROUP BY %s HAVING count(*) > 1) AS duplicated",
-			cols, t->qname, zdmc_buf_cstr(&nn), t->qname, tcols,
-			zdmc_buf_cstr(&tnn), tcols),
+			t->qname, zdmc_buf_cstr(&nn), cols),
 		zdmc_arena_printf(
 			l->arena,
 			"SELECT %s, count(*) AS rows FROM %s WHERE %s\n"

@@ -18,10 +18,10 @@
  *              CHECK (c IS NOT NULL) NOT VALID (zdm_nn_<c>), validated the
  *              same way, so that contract's SET NOT NULL and ADD PRIMARY
  *              KEY USING INDEX scan nothing under ACCESS EXCLUSIVE.
- *   unique     the key values more than one row holds are counted (by a
- *              hash of the key, then exactly where hashes meet), then the
- *              index is built by CREATE UNIQUE INDEX CONCURRENTLY, an
- *              autocommit step; contract makes it the constraint.
+ *   unique     the key values more than one row holds are counted (with
+ *              examples), then the index is built by CREATE UNIQUE INDEX
+ *              CONCURRENTLY, an autocommit step; contract makes it the
+ *              constraint.
  *
  * Everything here adds steps through lower.h or reports through check.h;
  * it never looks at another change.
