@@ -29,6 +29,11 @@ typedef struct zdmc_expr {
 	const char *text; /* NULL when absent */
 	size_t offset;    /* offset of text[0] in the source */
 	size_t len;
+	/* source offsets of the commas outside any parenthesis, string,
+	 * quoted name or comment, as the scanner stepped over them: where a
+	 * list such as merge's reverse using (a = ..., b = ...) splits */
+	const size_t *commas;
+	size_t ncommas;
 } zdmc_expr;
 
 /* A column type as written, e.g. "numeric(12,2)"; checked by libpg_query. */
@@ -99,6 +104,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
+	ZDMC_ACTION_MERGE_COLUMNS,     /* merge columns a, b into coldef */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -127,6 +133,15 @@ typedef struct zdmc_rename_column {
 	zdmc_name column;
 	zdmc_name to;
 } zdmc_rename_column;
+
+/* merge columns a, b [, ...] into c type [not null] using (...)
+ * reverse using (a = ..., b = ...) | irreversible */
+typedef struct zdmc_merge_columns {
+	zdmc_action action;
+	zdmc_name *columns; /* as listed */
+	size_t ncolumns;
+	zdmc_coldef *into; /* its reverse clause is the merge's */
+} zdmc_merge_columns;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -26,6 +26,9 @@ typedef struct zdmc_lexer_state {
 	size_t construct_start; /* where an open string or comment began */
 	int comment_depth;      /* slash-star comments nest, as in PostgreSQL */
 	const char *dolq_tag;   /* the $tag$ that closes a dollar quote */
+	int brackets;           /* [ depth inside an expression */
+	size_t *commas;         /* the expression's top-level commas */
+	size_t ncommas, commas_cap;
 } zdmc_lexer_state;
 
 typedef struct zdmc_parse_ctx {

@@ -92,7 +92,7 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 %token <name> IRREVERSIBLE "irreversible" MIGRATION "migration" NOT "not"
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
-%token <name> WITH "with"
+%token <name> WITH "with" MERGE "merge" COLUMNS "columns"
 
 %type <name> name type_word
 %type <option> opt_with option_list option
@@ -281,6 +281,22 @@ alter_item:
 	{
 		zdmc_ast_add_coldef(ctx->diag, ctx->mig->last_stmt, $1);
 	}
+	/* "columns" is required, unlike "column" elsewhere: were it optional,
+	 * "merge columns into into ..." could be read two ways ("columns" and
+	 * "into" are names too).  The reverse clause, in the coldef, ends the
+	 * merge: a column definition after it is not the merge's. */
+	| MERGE COLUMNS name_list INTO coldef
+	{
+		zdmc_merge_columns *n = (zdmc_merge_columns *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_MERGE_COLUMNS,
+			sizeof(zdmc_merge_columns), @1.first);
+
+		n->columns = $3.items;
+		n->ncolumns = $3.n;
+		n->into = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
 	| RENAME opt_column name TO name
 	{
 		zdmc_rename_column *n = (zdmc_rename_column *)zdmc_action_new(
@@ -397,6 +413,7 @@ typmods:
 
 name:
 	IDENT | QIDENT | DATA | MIGRATION | IRREVERSIBLE | TYPE | INTO | REVERSE
+	| COLUMNS
 	;
 
 %%
