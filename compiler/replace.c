@@ -1302,6 +1302,29 @@ replace_reverse_names(lower_ctx *ctx, const zdmc_change *c)
 	return zdmc_buf_cstr(&b);
 }
 
+/*
+ * The rows the round trip of oc samples: those where some column the change
+ * replaces holds a value.  For one replaced column (a split, a type change)
+ * that is oc itself not NULL; for several (a merge) a row whose oc is NULL
+ * but whose other columns are not is sampled too, so that a reverse turning
+ * that NULL into a value ('' or a piece of another column) is found.
+ */
+static const char *
+replace_sampled(lower_ctx *ctx, const zdmc_change *c, const zdmc_oldcol *oc)
+{
+	zdmc_buf b;
+
+	if (c->nreplaces < 2)
+		return zdmc_arena_printf(ctx->arena, "%s IS NOT NULL",
+		                         Q(ctx, oc->column));
+	zdmc_buf_init(&b, ctx->arena);
+	for (size_t i = 0; i < c->nreplaces; i++)
+		zdmc_buf_printf(&b, "%s%s IS NOT NULL", i ? " OR " : "(",
+		                Q(ctx, c->replaces[i]));
+	zdmc_buf_puts(&b, ")");
+	return zdmc_buf_cstr(&b);
+}
+
 void
 zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
                            const zdmc_change *c)
@@ -1365,6 +1388,7 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 		const zdmc_oldcol *oc = &c->reverse[k];
 		const char *col = Q(ctx, oc->column);
 		const char *round_trip = replace_round_trip(ctx, t, c, oc);
+		const char *sampled = replace_sampled(ctx, c, oc);
 
 		where = zdmc_arena_printf(ctx->arena,
 		                          "%s IS DISTINCT FROM (%s)", col,
@@ -1377,15 +1401,16 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 				oc->column, m->options.verify_sample),
 			zdmc_arena_printf(
 				ctx->arena,
-				"(SELECT * FROM %s WHERE %s IS NOT NULL\n"
+				"(SELECT * FROM %s WHERE %s\n"
 				"        ORDER BY pg_catalog.random() LIMIT %ld) AS sample\n"
 				" WHERE %s",
-				t->qname, col, m->options.verify_sample, where),
+				t->qname, sampled, m->options.verify_sample,
+				where),
 			zdmc_arena_printf(
 				ctx->arena,
 				"SELECT ctid, %s, (%s) AS round_trip FROM %s\n"
-				" WHERE %s IS NOT NULL AND %s\n LIMIT 5",
-				col, round_trip, t->qname, col, where),
+				" WHERE %s AND %s\n LIMIT 5",
+				col, round_trip, t->qname, sampled, where),
 			NULL);
 	}
 }
