@@ -38,7 +38,10 @@
  *     (the backfill's UPDATEs fire them), and no column elsewhere stores its
  *     row type (PostgreSQL would refuse expand's ALTER TABLE);
  *   - each using expression is analysed, not run, by the server, in a
- *     VALUES list, which refuses what an UPDATE's SET refuses;
+ *     VALUES list, which refuses what an UPDATE's SET refuses; each reverse
+ *     using likewise, against the table's new shape (a subquery: the
+ *     replaced columns gone, renamed ones under their new names, created
+ *     ones as typed NULLs);
  *   - a table with a backfill has a key: its primary key, else a unique
  *     index over NOT NULL columns without expressions or a predicate, that
  *     survives the migration;
@@ -79,6 +82,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "strbuf.h"
 
 /* ---- the SQL ------------------------------------------------------------ */
 
@@ -262,6 +267,30 @@ static const char SQL_COLUMN[] =
 	"  LEFT JOIN pg_catalog.pg_collation AS co ON co.oid = a.attcollation\n"
 	"  LEFT JOIN pg_catalog.pg_attrdef AS d\n"
 	"    ON d.adrelid = a.attrelid AND d.adnum = a.attnum";
+
+/*
+ * The new shape of table $1, in which a reverse using is analysed: the
+ * table's own name (quoted, for the alias of a subquery, so that a column
+ * qualified with it still resolves), and a select list of every column no
+ * change replaces ($2), in attnum order, a renamed one ($3 -> $4) under its
+ * new name, each quoted by the server.  The caller adds each created column
+ * as a typed NULL.  The list is NULL when every column is replaced.
+ */
+static const char SQL_NEW_SHAPE[] =
+	"SELECT pg_catalog.quote_ident(c.relname::pg_catalog.text),\n"
+	"       (SELECT pg_catalog.string_agg(\n"
+	"                   pg_catalog.quote_ident(a.attname::pg_catalog.text)\n"
+	"                   || coalesce(' AS ' || pg_catalog.quote_ident(r.new_name), ''),\n"
+	"                   ', ' ORDER BY a.attnum)\n"
+	"          FROM pg_catalog.pg_attribute AS a\n"
+	"          LEFT JOIN ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]),\n"
+	"                               pg_catalog.unnest($4::pg_catalog.text[]))\n"
+	"               AS r(old_name, new_name)\n"
+	"            ON r.old_name = a.attname::pg_catalog.text\n"
+	"         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
+	"           AND a.attname::pg_catalog.text <> ALL ($2::pg_catalog.text[]))\n"
+	"  FROM pg_catalog.pg_class AS c\n"
+	" WHERE c.oid = $1::pg_catalog.oid";
 
 /*
  * A new type, resolved as expand will resolve it (the session's
@@ -1729,9 +1758,51 @@ check_key(preflight *pf, const table_check *tc)
 }
 
 /*
- * One using expression, analysed by the server against the table as it is,
- * never run: it is parsed and planned by PQprepare inside a savepoint.  A
- * type error or an unknown function is found now, with nothing touched,
+ * Have the server analyse sql, which holds expr, never running it: it is
+ * parsed and planned by PQprepare inside a savepoint.  A failure is a
+ * problem of object ("<clause> (<expr>) does not work on <where>: ..."),
+ * except a lock timeout (the table is locked by someone else: not the
+ * expression's fault) and, with why_not set, a failure of that SQLSTATE,
+ * which are reported as info.
+ */
+static int
+analyse_expression(preflight *pf, const char *object, const char *clause,
+                   const char *expr, const char *where, const char *sql,
+                   const char *why_not_state, const char *why_not)
+{
+	PGresult *res;
+	const char *msg, *state;
+
+	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight_expression",
+	                  pf->err) < 0)
+		return -1;
+	res = PQprepare(pf->conn, "", sql, 0, NULL);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		return zdm_conn_exec(
+			pf->conn, "RELEASE SAVEPOINT zdm_preflight_expression",
+			pf->err);
+	}
+	msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state && strcmp(state, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
+		report_info(pf, object, "%s not analysed (%s); expand will",
+		            clause, msg ? msg : "lock timeout");
+	else if (state && why_not_state && strcmp(state, why_not_state) == 0)
+		report_info(pf, object, "%s not analysed: %s", clause, why_not);
+	else
+		report_problem(pf, object, "%s (%s) does not work on %s: %s",
+		               clause, expr, where,
+		               msg ? msg : PQerrorMessage(pf->conn));
+	PQclear(res);
+	return zdm_conn_exec(pf->conn,
+	                     "ROLLBACK TO SAVEPOINT zdm_preflight_expression",
+	                     pf->err);
+}
+
+/*
+ * One using expression, analysed by the server against the table as it is:
+ * a type error or an unknown function is found now, with nothing touched,
  * instead of at expand, where PL/pgSQL would first meet it in the sync
  * trigger on the application's writes.  The expression sits in a VALUES
  * list, not a SELECT list: VALUES refuses set-returning, aggregate and
@@ -1746,8 +1817,8 @@ check_one_expression(preflight *pf, const char *table, const char *column,
 {
 	size_t len = strlen(expr) + strlen(type) + strlen(table) + 80;
 	char *sql = malloc(len);
-	PGresult *res;
-	int rc = 0;
+	char object[512];
+	int rc;
 
 	if (sql == NULL) {
 		zdm_error_set(pf->err, "out of memory");
@@ -1758,43 +1829,9 @@ check_one_expression(preflight *pf, const char *table, const char *column,
 		sql, len,
 		"SELECT v.x FROM ONLY %s, LATERAL (VALUES ((%s\n)::%s)) AS v(x)",
 		table, expr, type);
-	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight_expression",
-	                  pf->err) < 0) {
-		free(sql);
-		return -1;
-	}
-	res = PQprepare(pf->conn, "", sql, 0, NULL);
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-		PQclear(res);
-		rc = zdm_conn_exec(pf->conn,
-		                   "RELEASE SAVEPOINT zdm_preflight_expression",
-		                   pf->err);
-	} else {
-		const char *msg =
-			PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		char object[512];
-
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		snprintf(object, sizeof(object), "%s.%s", table, column);
-		if (state &&
-		    strcmp(state, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
-			/* the table is locked by someone else: not the
-			 * expression's fault; expand will meet it */
-			report_info(pf, object,
-			            "using not analysed (%s); expand will",
-			            msg ? msg : "lock timeout");
-		else
-			report_problem(
-				pf, object,
-				"using (%s) does not work on this table: %s",
-				expr, msg ? msg : PQerrorMessage(pf->conn));
-		PQclear(res);
-		rc = zdm_conn_exec(
-			pf->conn,
-			"ROLLBACK TO SAVEPOINT zdm_preflight_expression",
-			pf->err);
-	}
+	snprintf(object, sizeof(object), "%s.%s", table, column);
+	rc = analyse_expression(pf, object, "using", expr, "this table", sql,
+	                        NULL, NULL);
 	free(sql);
 	return rc;
 }
@@ -1816,6 +1853,173 @@ check_expressions(preflight *pf, const table_check *tc)
 				return -1;
 	}
 	return 0;
+}
+
+static char *text_array_literal(preflight *pf, char *const *items, size_t n);
+
+/* An identifier, always double-quoted (" doubled), appended to b. */
+static int
+put_quoted(zdm_strbuf *b, const char *name)
+{
+	if (zdm_strbuf_puts(b, "\"") < 0)
+		return -1;
+	for (const char *c = name; *c; c++)
+		if (zdm_strbuf_put(b, c, 1) < 0 ||
+		    (*c == '"' && zdm_strbuf_put(b, c, 1) < 0))
+			return -1;
+	return zdm_strbuf_puts(b, "\"");
+}
+
+/*
+ * The FROM item of the table's new shape: "(SELECT <columns no change
+ * replaces, renamed ones as their new name>, NULL::<type> AS <created>, ...
+ * FROM ONLY <table>) AS <the table's name>", into b.
+ */
+static int
+new_shape_from(preflight *pf, const table_check *tc, zdm_strbuf *b)
+{
+	const zdm_table_info *info = tc->info;
+	size_t nrep = 0, nren = 0, k = 0, r = 0;
+	char **replaced = NULL, **from = NULL, **to = NULL;
+	char *lits[3] = {NULL, NULL, NULL};
+	const char *params[4];
+	PGresult *res = NULL;
+	int rc = -1;
+
+	for (size_t i = 0; i < info->nchanges; i++) {
+		nrep += info->changes[i].nreplaces;
+		nren += info->changes[i].nrenames;
+	}
+	replaced = calloc(nrep + 1, sizeof(char *));
+	from = calloc(nren + 1, sizeof(char *));
+	to = calloc(nren + 1, sizeof(char *));
+	if (replaced == NULL || from == NULL || to == NULL) {
+		zdm_error_set(pf->err, "out of memory");
+		goto cleanup;
+	}
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		for (size_t j = 0; j < c->nreplaces; j++)
+			replaced[k++] = c->replaces[j];
+		for (size_t j = 0; j < c->nrenames; j++, r++) {
+			from[r] = c->renames[j].column;
+			to[r] = c->renames[j].to;
+		}
+	}
+	if ((lits[0] = text_array_literal(pf, replaced, nrep)) == NULL ||
+	    (lits[1] = text_array_literal(pf, from, nren)) == NULL ||
+	    (lits[2] = text_array_literal(pf, to, nren)) == NULL)
+		goto cleanup;
+	params[0] = tc->oid;
+	params[1] = lits[0];
+	params[2] = lits[1];
+	params[3] = lits[2];
+	if (query(pf, SQL_NEW_SHAPE, 4, params, &res) < 0)
+		goto cleanup;
+	if (zdm_strbuf_puts(b, "(SELECT ") < 0)
+		goto oom;
+	if (value(res, 0, 1) && zdm_strbuf_puts(b, value(res, 0, 1)) < 0)
+		goto oom;
+	for (size_t i = 0, n = value(res, 0, 1) != NULL; i < info->nchanges;
+	     i++)
+		for (size_t j = 0; j < info->changes[i].ncreates; j++, n++) {
+			const zdm_created_column *col =
+				&info->changes[i].creates[j];
+
+			if (zdm_strbuf_puts(b, n ? ", NULL::" : "NULL::") < 0 ||
+			    zdm_strbuf_puts(b, col->type) < 0 ||
+			    zdm_strbuf_puts(b, " AS ") < 0 ||
+			    put_quoted(b, col->column) < 0)
+				goto oom;
+		}
+	if (zdm_strbuf_puts(b, " FROM ONLY ") < 0 ||
+	    zdm_strbuf_puts(b, info->name) < 0 ||
+	    zdm_strbuf_puts(b, ") AS ") < 0 ||
+	    zdm_strbuf_puts(b, PQgetvalue(res, 0, 0)) < 0)
+		goto oom;
+	rc = 0;
+	goto cleanup;
+oom:
+	zdm_error_set(pf->err, "out of memory");
+cleanup:
+	PQclear(res);
+	for (int i = 0; i < 3; i++)
+		free(lits[i]);
+	free(replaced);
+	free(from);
+	free(to);
+	return rc;
+}
+
+/*
+ * Each reverse using, analysed as each using is, but against the table's
+ * new shape (new_shape_from), which is what its names mean, and as the
+ * type of the old column it computes.  A broken reverse using would
+ * otherwise fail the new version's every write from expand on.  A column
+ * qualified with the schema as well as the table ("public.users.name")
+ * cannot be told to mean the subquery (SQLSTATE 42P01): that one is only
+ * reported as not analysed.
+ */
+static int
+check_reverse_expressions(preflight *pf, const table_check *tc)
+{
+	const zdm_table_info *info = tc->info;
+	zdm_strbuf from = {NULL, 0, 0}, sql = {NULL, 0, 0};
+	bool any = false;
+	int rc = -1;
+
+	for (size_t i = 0; i < info->nchanges; i++)
+		any = any || info->changes[i].nreverse > 0;
+	if (!any)
+		return 0;
+	if (new_shape_from(pf, tc, &from) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		for (size_t j = 0; j < c->nreverse; j++) {
+			const zdm_reverse_column *rv = &c->reverse[j];
+			const char *params[2] = {tc->oid, rv->column};
+			char object[512];
+			PGresult *res;
+			int arc;
+
+			if (query(pf, SQL_COLUMN, 2, params, &res) < 0)
+				goto cleanup;
+			snprintf(object, sizeof(object), "%s.%s", info->name,
+			         PQgetvalue(res, 0, 0));
+			zdm_strbuf_reset(&sql);
+			/* the newline: a trailing -- comment must not
+			 * swallow ")" */
+			if (zdm_strbuf_puts(&sql, "SELECT v.x FROM ") < 0 ||
+			    zdm_strbuf_puts(&sql, from.data) < 0 ||
+			    zdm_strbuf_puts(&sql, ", LATERAL (VALUES ((") < 0 ||
+			    zdm_strbuf_puts(&sql, rv->using) < 0 ||
+			    zdm_strbuf_puts(&sql, "\n)::") < 0 ||
+			    zdm_strbuf_puts(&sql, value(res, 0, 2)
+			                                  ? value(res, 0, 2)
+			                                  : "text") < 0 ||
+			    zdm_strbuf_puts(&sql, ")) AS v(x)") < 0) {
+				PQclear(res);
+				zdm_error_set(pf->err, "out of memory");
+				goto cleanup;
+			}
+			PQclear(res);
+			arc = analyse_expression(
+				pf, object, "reverse using", rv->using,
+				"the new shape of this table", sql.data,
+				ZDM_SQLSTATE_UNDEFINED_TABLE,
+				"it names a column with its schema, which only the live trigger resolves");
+			if (arc < 0)
+				goto cleanup;
+		}
+	}
+	rc = 0;
+cleanup:
+	zdm_strbuf_free(&from);
+	zdm_strbuf_free(&sql);
+	return rc;
 }
 
 /* ---- cdc plans ------------------------------------------------------------ */
@@ -2256,7 +2460,9 @@ check_table_checks(preflight *pf, table_check *tc)
 		return -1;
 	/* only on a table that is otherwise as the plan expects: a missing
 	 * column would be reported twice */
-	if (pf->problems == problems_before && check_expressions(pf, tc) < 0)
+	if (pf->problems == problems_before &&
+	    (check_expressions(pf, tc) < 0 ||
+	     check_reverse_expressions(pf, tc) < 0))
 		return -1;
 	if (tc->cdc &&
 	    (check_cdc_params(pf, tc) < 0 || check_cdc_row_type(pf, tc) < 0))

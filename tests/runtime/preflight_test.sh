@@ -22,8 +22,9 @@
 # orders_amount.zdm (retype orders.amount), rename_email.zdm (a rename
 # only), users_and_orders.zdm (two tables), and some written here: an
 # irreversible split, a retype on quoted names, using expressions that do
-# not work (a type error, a set-returning function, an aggregate), a
-# plan that requires a newer server (split_name's, edited and resealed),
+# not work (a type error, a set-returning function, an aggregate), merges
+# of users.name and email whose reverse using does or does not work on the
+# new shape (or names the schema, and is not analysed), a plan that requires a newer server (split_name's, edited and resealed),
 # and cdc plans: a split with a native source keyed by id, one with a
 # debezium source keyed by email, and type changes whose columns have no
 # equality (json).  zdmc writes every plan in format version 3, its changes
@@ -107,6 +108,38 @@ alter table users
 alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
   reverse using ((amount * 100)::integer);
 ZDM
+# reverse using is analysed against the new shape: the merged columns gone,
+# the new one a typed NULL, a renamed column under its new name
+cat >"$work/src/bad_reverse.zdm" <<'ZDM'
+migration bad_reverse;
+alter table users
+  merge columns name, email into contact text
+    using (concat_ws(' <', name, email) || '>')
+    reverse using (name = spilt_part(contact, ' <', 1),
+                   email = users.contact + 1),
+  rename column updated_at to changed_at;
+alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
+  reverse using ((amount * 100)::integer);
+ZDM
+cat >"$work/src/good_reverse.zdm" <<'ZDM'
+migration good_reverse;
+alter table users
+  merge columns name, email into contact text
+    using (concat_ws(' <', name, email) || '>')
+    reverse using (name = split_part(contact, ' <', 1) || to_char(changed_at, ''),
+                   email = nullif(rtrim(split_part(users.contact, ' <', 2), '>'), '')),
+  rename column updated_at to changed_at;
+ZDM
+# "public.users.x" names the table itself, which the new shape's subquery
+# cannot stand for: not analysed, said as info
+cat >"$work/src/qualified_reverse.zdm" <<'ZDM'
+migration qualified_reverse;
+alter table users
+  merge columns name, email into contact text
+    using (concat_ws(' <', name, email) || '>')
+    reverse using (name = split_part(public.users.contact, ' <', 1),
+                   email = nullif(rtrim(split_part(contact, ' <', 2), '>'), ''));
+ZDM
 # set-returning and aggregate functions are legal in a SELECT list but not
 # in the backfill's UPDATE ... SET or the sync trigger's assignment
 cat >"$work/src/bad_srf.zdm" <<'ZDM'
@@ -162,6 +195,9 @@ compile bad_aggregate "$work/src"
 compile split_irreversible "$work/src"
 compile quoted "$work/src"
 compile bad_expression "$work/src"
+compile bad_reverse "$work/src"
+compile good_reverse "$work/src"
+compile qualified_reverse "$work/src"
 # A plan for a server from the future: the checksum is recomputed as
 # docs/plan-format.md says, so only the version differs.
 sed '$d' "$work/split_name.plan" |
@@ -536,6 +572,15 @@ check bad_expression bad_expression 'SELECT 1' <<'EOF'
 zdm: preflight: public.users.first_name: using (name + 1) does not work on this table: operator does not exist: text + integer
 zdm: preflight: public.users.last_name: using (no_such_function(name)) does not work on this table: function no_such_function(text) does not exist
 EOF
+
+# and so is each reverse using, against the table's new shape
+check bad_reverse bad_reverse 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.name: reverse using (spilt_part(contact, ' <', 1)) does not work on the new shape of this table: function spilt_part(text, unknown, integer) does not exist
+zdm: preflight: public.users.email: reverse using (users.contact + 1) does not work on the new shape of this table: operator does not exist: text + integer
+EOF
+check good_reverse good_reverse 'SELECT 1' </dev/null
+INFO="public.users.name: reverse using not analysed: it names a column with its schema, which only the live trigger resolves" \
+	check qualified_reverse qualified_reverse 'SELECT 1' </dev/null
 
 check bad_srf bad_srf 'SELECT 1' <<'EOF'
 zdm: preflight: public.orders.amount: using (generate_series(amount, amount + 1) / 100.0) does not work on this table: set-returning functions are not allowed in VALUES
