@@ -77,9 +77,10 @@ zdm_apply_test(apply_sequence apply_sequence.sh)
 set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
 
-# sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm);
+# sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm;
+# same_merge: plans/merge_name_cdc.zdm);
 # under traffic with kills: apply_cdc_EXAMPLE above
-foreach(cdc_case same rollback nosync)
+foreach(cdc_case same same_merge rollback nosync)
   zdm_apply_test(apply_cdc_${cdc_case} apply_cdc.sh ${cdc_case})
   # the applier is slow under a loaded machine (docs/performance.md)
   set_tests_properties(apply_cdc_${cdc_case} PROPERTIES TIMEOUT 400)
