@@ -351,7 +351,7 @@ sqlexpr_assignment(zdmc_arena *arena, zdmc_diag *diag, const char *s,
 	if (s[i] == '"' || sqlexpr_is_ident_start((unsigned char)s[i])) {
 		if (s[i] == '"') {
 			if (!sqlexpr_scan_quoted(s, len, &i, '"'))
-				i = start; /* the scanner saw it closed */
+				i = start; /* not met: the scanner saw it closed */
 		} else {
 			while (i < len &&
 			       sqlexpr_is_ident_cont((unsigned char)s[i]))

@@ -77,6 +77,7 @@ parse_len(test_state *st, const char *text, size_t len, const char *what)
 	zdmc_expr expr;
 
 	load(st, LEAD, text, len, ")\n");
+	memset(&expr, 0, sizeof(expr));
 	expr.text = st->src->text + LEAD_LEN;
 	expr.offset = LEAD_LEN;
 	expr.len = len;
