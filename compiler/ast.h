@@ -104,6 +104,9 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
+	ZDMC_ACTION_SET_DEFAULT,       /* alter column c set default expr */
+	ZDMC_ACTION_DROP_DEFAULT,      /* alter column c drop default */
+	ZDMC_ACTION_RENAME_TABLE,      /* rename to t */
 	ZDMC_ACTION_MERGE_COLUMNS,     /* merge columns a, b into coldef */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
@@ -133,6 +136,19 @@ typedef struct zdmc_rename_column {
 	zdmc_name column;
 	zdmc_name to;
 } zdmc_rename_column;
+
+/* set default and drop default: one node type for the two tags (value's
+ * text is NULL for drop default). */
+typedef struct zdmc_column_default {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_expr value; /* unparenthesised, to the next , or ; */
+} zdmc_column_default;
+
+typedef struct zdmc_rename_table {
+	zdmc_action action;
+	zdmc_name to; /* the new name, in the table's schema */
+} zdmc_rename_table;
 
 /* merge columns a, b [, ...] into c type [not null] using (...)
  * reverse using (a = ..., b = ...) | irreversible */
