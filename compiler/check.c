@@ -331,7 +331,7 @@ zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
 	change->renames[change->nrenames - 1].to = to;
 }
 
-void
+zdmc_oldcol *
 zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
                         const char *column, zdmc_sqlexpr *reverse)
 {
@@ -339,6 +339,36 @@ zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
 	                               &change->nreverse, sizeof(zdmc_oldcol));
 	change->reverse[change->nreverse - 1].column = column;
 	change->reverse[change->nreverse - 1].reverse = reverse;
+	return &change->reverse[change->nreverse - 1];
+}
+
+void
+zdmc_change_add_drop(zdmc_check_ctx *ck, zdmc_change *change,
+                     const char *column)
+{
+	change->drops = check_append(ck->arena, change->drops, &change->ndrops,
+	                             sizeof(char *));
+	change->drops[change->ndrops - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_set(zdmc_check_ctx *ck, zdmc_change *change,
+                             const char *column)
+{
+	change->not_null_set =
+		check_append(ck->arena, change->not_null_set,
+	                     &change->nnot_null_set, sizeof(char *));
+	change->not_null_set[change->nnot_null_set - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
+                                 const char *column)
+{
+	change->not_null_dropped =
+		check_append(ck->arena, change->not_null_dropped,
+	                     &change->nnot_null_dropped, sizeof(char *));
+	change->not_null_dropped[change->nnot_null_dropped - 1] = column;
 }
 
 /* ---- the rules that span changes, on their facts ----------------------- */
@@ -552,11 +582,18 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 				const zdmc_change *c =
 					&model->tables[i].changes[j];
 
+				/* a key column made nullable no longer
+				 * identifies a row either */
 				const char *how =
 					zdmc_change_replaces(c, key->name)
 						? "replaced"
 					: zdmc_change_renames(c, key->name)
 						? "renamed"
+					: zdmc_change_drops(c, key->name)
+						? "dropped"
+					: zdmc_change_drops_not_null(c,
+				                                     key->name)
+						? "made nullable"
 						: NULL;
 
 				if (how == NULL)
@@ -695,6 +732,28 @@ zdmc_change_replaces(const zdmc_change *change, const char *name)
 		if (strcmp(change->replaces[i], name) == 0)
 			return true;
 	return false;
+}
+
+static bool
+check_names_have(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool
+zdmc_change_drops(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->drops, change->ndrops, name);
+}
+
+bool
+zdmc_change_drops_not_null(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->not_null_dropped,
+	                        change->nnot_null_dropped, name);
 }
 
 const zdmc_colrename *

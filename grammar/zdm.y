@@ -88,7 +88,7 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 %token <word> INTEGER "integer"
 %token <expr> EXPR "parenthesized expression"
 %token LEX_ERROR "invalid token"
-%token <name> ALTER "alter" COLUMN "column" DATA "data" INTO "into"
+%token <name> ALTER "alter" COLUMN "column" DATA "data" DROP "drop" INTO "into"
 %token <name> IRREVERSIBLE "irreversible" MIGRATION "migration" NOT "not"
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
@@ -302,6 +302,40 @@ alter_item:
 		n->type = grammar_type(ctx, @5);
 		n->using = $6;
 		n->reverse = $7;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| DROP opt_column name opt_reverse
+	{
+		zdmc_drop_column *n = (zdmc_drop_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_COLUMN,
+			sizeof(zdmc_drop_column), @1.first);
+		n->column = $3;
+		n->reverse = $4;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name SET NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SET_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name DROP NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
