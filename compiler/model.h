@@ -120,6 +120,10 @@ const char *zdmc_model_new_physical(const zdmc_table *table, const char *name);
 /* Does the change list name among its replaces / drops / renames? */
 bool zdmc_change_replaces(const zdmc_change *change, const char *name);
 bool zdmc_change_drops(const zdmc_change *change, const char *name);
+/* A column the change changes in place (its NOT NULL), which both shapes
+ * have under its name with the same values: not replaced, dropped or
+ * renamed. */
+bool zdmc_change_keeps(const zdmc_change *change, const char *name);
 bool zdmc_change_drops_not_null(const zdmc_change *change, const char *name);
 const zdmc_colrename *zdmc_change_renames(const zdmc_change *change,
                                           const char *name);
