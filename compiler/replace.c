@@ -48,7 +48,6 @@
 #define PENDING_COLUMN ZDMC_PENDING_COLUMN
 #define INSERT_TRIGGER "zdm_sync_insert"
 #define UPDATE_TRIGGER "zdm_sync_update"
-#define NULL_TRIGGER "zdm_sync_null_"
 
 typedef zdmc_lower_ctx lower_ctx;
 
@@ -88,32 +87,6 @@ static const char *
 replace_old(const zdmc_change *c, size_t i)
 {
 	return i < c->nreplaces ? c->replaces[i] : c->drops[i - c->nreplaces];
-}
-
-/*
- * A new-version UPDATE that sets a new column to NULL on a row never
- * backfilled changes nothing in that column (it was NULL too), so neither
- * the trigger's WHEN nor its IS DISTINCT FROM tests see the write, and the
- * row would get the column from the old shape.  For a change with one
- * created column, which may be NULL and is written back, a trigger on
- * UPDATE OF that column (which fires when the statement names it, whatever
- * the values) tells the sync function, by its argument, that the new
- * version wrote it.  With two such changes in one statement on one such
- * row, the first trigger syncs the whole row and the second one's NULL is
- * lost; with sync = cdc a change event carries no sign of the write at all.
- */
-static bool
-replace_null_writes(const zdmc_change *c)
-{
-	return c->replace != NULL && c->ncols == 1 && !c->cols[0].not_null &&
-	       c->nreverse > 0;
-}
-
-static const char *
-replace_null_trigger(lower_ctx *ctx, size_t change_index)
-{
-	return zdmc_arena_printf(ctx->arena, NULL_TRIGGER "%zu",
-	                         change_index + 1);
 }
 
 /* Does any registered change of t create columns (which the backfill
@@ -528,35 +501,14 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		zdmc_buf_printf(&body, "        IF %s THEN\n",
 		                replace_old_changed(ctx, c));
 		replace_assign_forward(ctx, &body, t, c, "            ");
-		if (replace_null_writes(c)) {
-			/* fired by its UPDATE OF trigger: the client wrote
-			 * NULL there, so nothing comes from the old shape */
-			const char *mine = zdmc_arena_printf(
-				ctx->arena,
-				"(TG_NARGS > 0 AND TG_ARGV[0] = '%zu')", i + 1);
-
-			zdmc_buf_printf(
-				&body,
-				"        ELSIF %s\n           OR %s THEN\n",
-				replace_new_changed(ctx, c, "IS DISTINCT FROM",
-			                            " OR "),
-				mine);
-			zdmc_buf_printf(
-				&body,
-				"            IF OLD.%s AND NOT %s THEN\n"
-				"                -- never backfilled: what the client did not set comes from the old shape\n",
-				PENDING_COLUMN, mine);
-		} else {
-			zdmc_buf_printf(&body, "        ELSIF %s THEN\n",
-			                replace_new_changed(ctx, c,
-			                                    "IS DISTINCT FROM",
-			                                    " OR "));
-			zdmc_buf_printf(
-				&body,
-				"            IF OLD.%s THEN\n"
-				"                -- never backfilled: what the client did not set comes from the old shape\n",
-				PENDING_COLUMN);
-		}
+		zdmc_buf_printf(&body, "        ELSIF %s THEN\n",
+		                replace_new_changed(ctx, c, "IS DISTINCT FROM",
+		                                    " OR "));
+		zdmc_buf_printf(
+			&body,
+			"            IF OLD.%s THEN\n"
+			"                -- never backfilled: what the client did not set comes from the old shape\n",
+			PENDING_COLUMN);
 		for (j = 0; j < c->ncols; j++) {
 			const char *p = Q(ctx, c->cols[j].physical);
 
@@ -1433,32 +1385,6 @@ replace_add_triggers(lower_ctx *ctx, const zdmc_table *t)
 	                          replace_sync_function(ctx, t)),
 		zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
 	                          UPDATE_TRIGGER, t->qname));
-	for (size_t i = 0; i < t->nchanges; i++) {
-		const zdmc_change *c = &t->changes[i];
-		const char *p;
-
-		if (!replace_null_writes(c))
-			continue;
-		p = Q(ctx, c->cols[0].physical);
-		zdmc_lower_step(
-			ctx, ZDMC_STEP_SQL, t,
-			zdmc_arena_printf(
-				ctx->arena,
-				"run it when an update names %s on a row never backfilled and leaves it NULL (a NULL the new version writes there changes nothing the other trigger could see)",
-				c->cols[0].physical),
-			zdmc_arena_printf(
-				ctx->arena,
-				"CREATE TRIGGER %s BEFORE UPDATE OF %s ON %s\n"
-				"    FOR EACH ROW\n"
-				"    WHEN (OLD.%s AND NEW.%s AND NEW.%s IS NULL)\n"
-				"    EXECUTE FUNCTION %s('%zu')",
-				replace_null_trigger(ctx, i), p, t->qname,
-				PENDING_COLUMN, PENDING_COLUMN, p,
-				replace_sync_function(ctx, t), i + 1),
-			zdmc_arena_printf(ctx->arena, "DROP TRIGGER %s ON %s",
-		                          replace_null_trigger(ctx, i),
-		                          t->qname));
-	}
 }
 
 void
@@ -1735,18 +1661,6 @@ zdmc_replace_contract_sync(zdmc_lower_ctx *ctx, const zdmc_table *t)
 		replace_cdc_contract_identity(ctx, t);
 		return;
 	}
-	for (size_t i = t->nchanges; i-- > 0;)
-		if (replace_null_writes(&t->changes[i]))
-			zdmc_lower_final_step(
-				ctx, t,
-				zdmc_arena_printf(
-					ctx->arena,
-					"drop the sync trigger on updates of %s",
-					t->changes[i].cols[0].physical),
-				zdmc_arena_printf(ctx->arena,
-			                          "DROP TRIGGER %s ON %s",
-			                          replace_null_trigger(ctx, i),
-			                          t->qname));
 	zdmc_lower_final_step(ctx, t, "drop the update sync trigger",
 	                      zdmc_arena_printf(ctx->arena,
 	                                        "DROP TRIGGER %s ON %s",

@@ -187,10 +187,8 @@ static const char SQL_RESERVED_COLUMNS[] =
 	" ORDER BY a.attnum";
 
 /*
- * The other objects expand and verify create on the table: the sync
- * triggers (zdm_sync_insert, zdm_sync_update, and zdm_sync_null_<n> for a
- * change whose one new column the new version may set NULL), zdm_nn_*
- * check constraints (any zdm_* constraint is refused, as
+ * The other objects expand and verify create on the table: the two sync
+ * triggers, zdm_nn_* check constraints (any zdm_* constraint is refused, as
  * the verify phase checks every one of them), and the sync function
  * <schema>.zdm_sync_<table>, whatever its arguments (a leftover with other
  * arguments is still zdm's name).
@@ -199,8 +197,7 @@ static const char SQL_RESERVED_OBJECTS[] =
 	"SELECT 'trigger ' || pg_catalog.quote_ident(t.tgname::pg_catalog.text)\n"
 	"  FROM pg_catalog.pg_trigger AS t\n"
 	" WHERE t.tgrelid = $1::pg_catalog.oid\n"
-	"   AND (t.tgname IN ('zdm_sync_insert', 'zdm_sync_update')\n"
-	"        OR t.tgname ~ '^zdm_sync_null_[0-9]+$')\n"
+	"   AND t.tgname IN ('zdm_sync_insert', 'zdm_sync_update')\n"
 	"UNION ALL\n"
 	"SELECT 'constraint ' || pg_catalog.quote_ident(c.conname::pg_catalog.text)\n"
 	"  FROM pg_catalog.pg_constraint AS c\n"
@@ -686,7 +683,6 @@ static const char SQL_TRIGGERS[] =
 	"  FROM pg_catalog.pg_trigger AS t\n"
 	" WHERE t.tgrelid = $1::pg_catalog.oid AND NOT t.tgisinternal\n"
 	"   AND t.tgname NOT IN ('zdm_sync_insert', 'zdm_sync_update')\n"
-	"   AND t.tgname !~ '^zdm_sync_null_[0-9]+$'\n"
 	" ORDER BY t.tgname";
 
 /*
