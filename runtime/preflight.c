@@ -30,6 +30,16 @@
  *     generated columns, views, rules, policies, statistics objects, owned
  *     sequences, privileges, comments and per-column settings are each
  *     refused by name -- "never silently lost";
+ *   - a column the migration drops (drop column) takes with it what depends
+ *     on it alone (an index, a CHECK, a foreign key from it: listed), and
+ *     nothing else: the primary key, the replica identity's index, what
+ *     also reads another column, and what DROP COLUMN would refuse to lose
+ *     are refused; a NOT NULL one without a default needs the change's
+ *     reverse using (new-version inserts cannot name it), a generated one
+ *     must not have one, and with cdc one that has it must have no default
+ *     or identity (a NULL is how zdm sync knows a new-version insert);
+ *   - a column made NOT NULL is nullable now, and one let be NULL is NOT
+ *     NULL now and in no primary key or replica identity index;
  *   - no user trigger is on a changed table (zdm cannot know what it reads),
  *     and none, enabled or not, depends on a replaced column (UPDATE OF, a
  *     WHEN clause); the table is in no publication (subscribers match
