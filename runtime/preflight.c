@@ -1607,7 +1607,7 @@ check_dropped_column(preflight *pf, table_check *tc, const zdm_change *c,
 	if (refused)
 		report_hint(
 			pf,
-			"drop column %s drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without %s: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID), or drop a constraint in the same migration",
+			"drop column %s drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without %s: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)",
 			name, name);
 	PQclear(col);
 	return 0;

@@ -609,7 +609,7 @@ zdm: preflight: public.users.email: check constraint users_contact_check also re
 zdm: preflight: public.users.email: foreign key invites_email_fkey on public.invites references it
 zdm: preflight: public.users.email: view public.emails uses it
 zdm: preflight: public.users.email: statistics object public.users_stats also reads another column, and PostgreSQL would drop all of it
-HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID), or drop a constraint in the same migration
+HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
 EOF
 check drop_replica_identity drop_email '
 ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
@@ -617,11 +617,11 @@ CREATE UNIQUE INDEX users_email_idx ON public.users (email);
 ALTER TABLE public.users REPLICA IDENTITY USING INDEX users_email_idx;' <<'EOF'
 zdm: preflight: public.users.email: is NOT NULL without a default: rows the new version inserts cannot name it, and would fail
 zdm: preflight: public.users.email: index users_email_idx is the index of the table's replica identity
-HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID), or drop a constraint in the same migration
+HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
 EOF
 check drop_primary_key drop_id 'SELECT 1' <<'EOF'
 zdm: preflight: public.users.id: primary key users_pkey is the table's primary key: drop a key on purpose, in a migration of its own
-HINT: drop column id drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without id: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID), or drop a constraint in the same migration
+HINT: drop column id drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without id: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
 EOF
 check drop_not_null_column drop_amount 'SELECT 1' <<'EOF'
 zdm: preflight: public.orders.amount: is NOT NULL without a default: rows the new version inserts cannot name it, and would fail
