@@ -102,6 +102,9 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_DROP_COLUMN,       /* drop column c [reverse using] */
 	ZDMC_ACTION_SET_NOT_NULL,      /* alter column c set not null [using] */
 	ZDMC_ACTION_DROP_NOT_NULL, /* alter column c drop not null [reverse] */
+	ZDMC_ACTION_SET_DEFAULT,   /* alter column c set default expr */
+	ZDMC_ACTION_DROP_DEFAULT,  /* alter column c drop default */
+	ZDMC_ACTION_RENAME_TABLE,  /* rename to t */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -150,6 +153,18 @@ typedef struct zdmc_alter_not_null {
 	size_t using_offset;
 	zdmc_reverse reverse;
 } zdmc_alter_not_null;
+/* set default and drop default: one node type for the two tags (value's
+ * text is NULL for drop default). */
+typedef struct zdmc_column_default {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_expr value; /* unparenthesised, to the next , or ; */
+} zdmc_column_default;
+
+typedef struct zdmc_rename_table {
+	zdmc_action action;
+	zdmc_name to; /* the new name, in the table's schema */
+} zdmc_rename_table;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -86,9 +86,10 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 %token <name> QIDENT "quoted identifier"
 %token <word> STRING "string"
 %token <word> INTEGER "integer"
-%token <expr> EXPR "parenthesized expression"
+%token <expr> EXPR "expression"
 %token LEX_ERROR "invalid token"
-%token <name> ALTER "alter" COLUMN "column" DATA "data" DROP "drop" INTO "into"
+%token <name> ALTER "alter" COLUMN "column" DATA "data" DEFAULT "default"
+%token <name> DROP "drop" INTO "into"
 %token <name> IRREVERSIBLE "irreversible" MIGRATION "migration" NOT "not"
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
@@ -292,6 +293,37 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
+	| RENAME TO name
+	{
+		zdmc_rename_table *n = (zdmc_rename_table *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_RENAME_TABLE,
+			sizeof(zdmc_rename_table), @1.first);
+
+		n->to = $3;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name SET DEFAULT EXPR
+	{
+		zdmc_column_default *n = (zdmc_column_default *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SET_DEFAULT,
+			sizeof(zdmc_column_default), @1.first);
+
+		n->column = $3;
+		n->value = $6;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name DROP DEFAULT
+	{
+		zdmc_column_default *n = (zdmc_column_default *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_DEFAULT,
+			sizeof(zdmc_column_default), @1.first);
+
+		n->column = $3;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
 	| ALTER opt_column name TYPE type_name opt_using opt_reverse
 	{
 		zdmc_alter_column_type *n = (zdmc_alter_column_type *)zdmc_action_new(
@@ -310,6 +342,7 @@ alter_item:
 		zdmc_drop_column *n = (zdmc_drop_column *)zdmc_action_new(
 			ctx->arena, ZDMC_ACTION_DROP_COLUMN,
 			sizeof(zdmc_drop_column), @1.first);
+
 		n->column = $3;
 		n->reverse = $4;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
@@ -320,6 +353,7 @@ alter_item:
 		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
 			ctx->arena, ZDMC_ACTION_SET_NOT_NULL,
 			sizeof(zdmc_alter_not_null), @1.first);
+
 		n->column = $3;
 		n->using = $7;
 		n->using_offset = @7.first;
@@ -332,6 +366,7 @@ alter_item:
 		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
 			ctx->arena, ZDMC_ACTION_DROP_NOT_NULL,
 			sizeof(zdmc_alter_not_null), @1.first);
+
 		n->column = $3;
 		n->using = $7;
 		n->using_offset = @7.first;

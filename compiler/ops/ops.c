@@ -17,6 +17,9 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_DROP_COLUMN] = &zdmc_op_drop_column,
 	[ZDMC_ACTION_SET_NOT_NULL] = &zdmc_op_set_not_null,
 	[ZDMC_ACTION_DROP_NOT_NULL] = &zdmc_op_drop_not_null,
+	[ZDMC_ACTION_SET_DEFAULT] = &zdmc_op_set_default,
+	[ZDMC_ACTION_DROP_DEFAULT] = &zdmc_op_drop_default,
+	[ZDMC_ACTION_RENAME_TABLE] = &zdmc_op_rename_table,
 };
 
 const zdmc_op *
