@@ -104,10 +104,13 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
-	ZDMC_ACTION_SET_DEFAULT,       /* alter column c set default expr */
-	ZDMC_ACTION_DROP_DEFAULT,      /* alter column c drop default */
-	ZDMC_ACTION_RENAME_TABLE,      /* rename to t */
-	ZDMC_ACTION_MERGE_COLUMNS,     /* merge columns a, b into coldef */
+	ZDMC_ACTION_DROP_COLUMN,       /* drop column c [reverse using] */
+	ZDMC_ACTION_SET_NOT_NULL,      /* alter column c set not null [using] */
+	ZDMC_ACTION_DROP_NOT_NULL, /* alter column c drop not null [reverse] */
+	ZDMC_ACTION_SET_DEFAULT,   /* alter column c set default expr */
+	ZDMC_ACTION_DROP_DEFAULT,  /* alter column c drop default */
+	ZDMC_ACTION_RENAME_TABLE,  /* rename to t */
+	ZDMC_ACTION_MERGE_COLUMNS, /* merge columns a, b into coldef */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -137,6 +140,25 @@ typedef struct zdmc_rename_column {
 	zdmc_name to;
 } zdmc_rename_column;
 
+typedef struct zdmc_drop_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_reverse reverse; /* MISSING: new-version inserts get the default */
+} zdmc_drop_column;
+
+/*
+ * alter column c set not null [using (...)] and alter column c drop not null
+ * [reverse using (...)]: one node type, two tags.  The grammar takes both
+ * clauses after either, so that the op can say which one does not belong
+ * rather than leave it to a syntax error.
+ */
+typedef struct zdmc_alter_not_null {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_expr using; /* text NULL when not written */
+	size_t using_offset;
+	zdmc_reverse reverse;
+} zdmc_alter_not_null;
 /* set default and drop default: one node type for the two tags (value's
  * text is NULL for drop default). */
 typedef struct zdmc_column_default {

@@ -25,10 +25,13 @@
 #include "ops/ops.h"
 
 /* A column name the migration mentions, for the duplicate/clash rules. */
+/* The change is kept by its index: the table's array of changes moves as
+ * it grows, so a pointer taken while checking an early change would not
+ * survive a ninth one. */
 typedef struct check_name {
 	const char *name;
 	size_t offset;
-	const zdmc_change *change;
+	size_t change;
 } check_name;
 
 typedef struct check_table {
@@ -198,7 +201,7 @@ zdmc_check_changed_column(zdmc_check_ctx *ctx, const zdmc_change *change,
 	                           &ct->cap_old, sizeof(check_name));
 	ct->old_names[ct->nold].name = column->name;
 	ct->old_names[ct->nold].offset = change->offset;
-	ct->old_names[ct->nold].change = change;
+	ct->old_names[ct->nold].change = (size_t)(change - ct->table->changes);
 	ct->nold++;
 }
 
@@ -224,7 +227,7 @@ zdmc_check_new_name(zdmc_check_ctx *ctx, const zdmc_change *change,
 	                           &ct->cap_new, sizeof(check_name));
 	ct->new_names[ct->nnew].name = name->name;
 	ct->new_names[ct->nnew].offset = name->offset;
-	ct->new_names[ct->nnew].change = change;
+	ct->new_names[ct->nnew].change = (size_t)(change - ct->table->changes);
 	ct->nnew++;
 }
 
@@ -338,7 +341,7 @@ zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
 	change->renames[change->nrenames - 1].to = to;
 }
 
-void
+zdmc_oldcol *
 zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
                         const char *column, zdmc_sqlexpr *reverse)
 {
@@ -346,6 +349,36 @@ zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
 	                               &change->nreverse, sizeof(zdmc_oldcol));
 	change->reverse[change->nreverse - 1].column = column;
 	change->reverse[change->nreverse - 1].reverse = reverse;
+	return &change->reverse[change->nreverse - 1];
+}
+
+void
+zdmc_change_add_drop(zdmc_check_ctx *ck, zdmc_change *change,
+                     const char *column)
+{
+	change->drops = check_append(ck->arena, change->drops, &change->ndrops,
+	                             sizeof(char *));
+	change->drops[change->ndrops - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_set(zdmc_check_ctx *ck, zdmc_change *change,
+                             const char *column)
+{
+	change->not_null_set =
+		check_append(ck->arena, change->not_null_set,
+	                     &change->nnot_null_set, sizeof(char *));
+	change->not_null_set[change->nnot_null_set - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
+                                 const char *column)
+{
+	change->not_null_dropped =
+		check_append(ck->arena, change->not_null_dropped,
+	                     &change->nnot_null_dropped, sizeof(char *));
+	change->not_null_dropped[change->nnot_null_dropped - 1] = column;
 }
 
 void
@@ -394,7 +427,8 @@ check_clashes(check_ctx *ctx, check_table *ct)
 
 		/* a change may create a column with the name of one it
 		 * replaces (a type change keeps its name by design) */
-		if (zdmc_change_replaces(nn->change, nn->name))
+		if (zdmc_change_replaces(&ct->table->changes[nn->change],
+		                         nn->name))
 			continue;
 		for (j = 0; j < ct->nold; j++) {
 			if (strcmp(nn->name, ct->old_names[j].name) == 0) {
@@ -478,12 +512,10 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				"using refers to \"%s\", which exists only in the new shape; using computes the new shape from the old",
 				ref->column);
 		} else if (new_shape && old != NULL && added == NULL &&
-		           (zdmc_change_replaces(old->change, ref->column) ||
-		            zdmc_change_renames(old->change, ref->column))) {
-			/* a column a change only alters (its default) is in
-			 * both shapes */
-			const zdmc_colrename *r =
-				zdmc_change_renames(old->change, ref->column);
+		           !zdmc_change_keeps(&t->changes[old->change],
+		                              ref->column)) {
+			const zdmc_colrename *r = zdmc_change_renames(
+				&t->changes[old->change], ref->column);
 
 			if (r != NULL)
 				zdmc_diag_error(
@@ -495,8 +527,10 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 					ctx->diag, at,
 					"reverse using refers to \"%s\", which the new shape no longer has; reverse using computes the old shape from the new",
 					ref->column);
-		} else if (!new_shape && old != NULL && old->change != self &&
-		           zdmc_change_replaces(old->change, ref->column)) {
+		} else if (!new_shape && old != NULL &&
+		           &t->changes[old->change] != self &&
+		           zdmc_change_replaces(&t->changes[old->change],
+		                                ref->column)) {
 			/* the sync trigger runs one change after the other: a
 			 * column another change rewrites would be read before
 			 * or after that rewrite depending on source order */
@@ -505,8 +539,9 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				"using refers to \"%s\", which another change of %s rewrites; zdm cannot order the two, so a change may read only its own column and columns the migration does not change",
 				ref->column, t->qname);
 		} else if (new_shape && added != NULL &&
-		           added->change != self &&
-		           zdmc_change_creates(added->change, ref->column)) {
+		           &t->changes[added->change] != self &&
+		           zdmc_change_creates(&t->changes[added->change],
+		                               ref->column)) {
 			zdmc_diag_error(
 				ctx->diag, at,
 				"reverse using refers to \"%s\", a new column of another change of %s; zdm cannot order the two, so reverse using may read only its own change's new columns and columns the migration does not change",
@@ -707,11 +742,18 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 				const zdmc_change *c =
 					&model->tables[i].changes[j];
 
+				/* a key column made nullable no longer
+				 * identifies a row either */
 				const char *how =
 					zdmc_change_replaces(c, key->name)
 						? "replaced"
 					: zdmc_change_renames(c, key->name)
 						? "renamed"
+					: zdmc_change_drops(c, key->name)
+						? "dropped"
+					: zdmc_change_drops_not_null(c,
+				                                     key->name)
+						? "made nullable"
 						: NULL;
 
 				if (how == NULL)
@@ -840,6 +882,36 @@ zdmc_change_replaces(const zdmc_change *change, const char *name)
 		if (strcmp(change->replaces[i], name) == 0)
 			return true;
 	return false;
+}
+
+static bool
+check_names_have(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool
+zdmc_change_keeps(const zdmc_change *change, const char *name)
+{
+	return !zdmc_change_replaces(change, name) &&
+	       !zdmc_change_drops(change, name) &&
+	       zdmc_change_renames(change, name) == NULL;
+}
+
+bool
+zdmc_change_drops(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->drops, change->ndrops, name);
+}
+
+bool
+zdmc_change_drops_not_null(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->not_null_dropped,
+	                        change->nnot_null_dropped, name);
 }
 
 const zdmc_colrename *

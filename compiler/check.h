@@ -61,8 +61,14 @@ void zdmc_change_add_replace(zdmc_check_ctx *ck, zdmc_change *change,
                              const char *column);
 void zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
                             const char *column, const char *to);
-void zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
-                             const char *column, zdmc_sqlexpr *reverse);
+zdmc_oldcol *zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
+                                     const char *column, zdmc_sqlexpr *reverse);
+void zdmc_change_add_drop(zdmc_check_ctx *ck, zdmc_change *change,
+                          const char *column);
+void zdmc_change_add_not_null_set(zdmc_check_ctx *ck, zdmc_change *change,
+                                  const char *column);
+void zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
+                                      const char *column);
 /* The table's new name: once per table (a second is reported). */
 void zdmc_change_set_table_rename(zdmc_check_ctx *ck, zdmc_change *change,
                                   const zdmc_name *to);

@@ -353,6 +353,43 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
+	| DROP opt_column name opt_reverse
+	{
+		zdmc_drop_column *n = (zdmc_drop_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_COLUMN,
+			sizeof(zdmc_drop_column), @1.first);
+
+		n->column = $3;
+		n->reverse = $4;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name SET NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SET_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name DROP NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
 	| ALTER opt_column name SET DATA TYPE type_name opt_using opt_reverse
 	{
 		zdmc_alter_column_type *n = (zdmc_alter_column_type *)zdmc_action_new(

@@ -30,6 +30,16 @@
  *     generated columns, views, rules, policies, statistics objects, owned
  *     sequences, privileges, comments and per-column settings are each
  *     refused by name -- "never silently lost";
+ *   - a column the migration drops (drop column) takes with it what depends
+ *     on it alone (an index, a CHECK, a foreign key from it: listed), and
+ *     nothing else: the primary key, the replica identity's index, what
+ *     also reads another column, and what DROP COLUMN would refuse to lose
+ *     are refused; a NOT NULL one without a default needs the change's
+ *     reverse using (new-version inserts cannot name it), a generated one
+ *     must not have one, and with cdc one that has it must have no default
+ *     or identity (a NULL is how zdm sync knows a new-version insert);
+ *   - a column made NOT NULL is nullable now, and one let be NULL is NOT
+ *     NULL now and in no primary key or replica identity index;
  *   - no user trigger is on a changed table (zdm cannot know what it reads),
  *     and none, enabled or not, depends on a replaced column (UPDATE OF, a
  *     WHEN clause); the table is in no publication (subscribers match
@@ -562,6 +572,181 @@ static const char SQL_COLUMN_DEPENDENTS[] =
 	" ORDER BY 1, 2";
 
 /*
+ * What depends on column $2 of table $1, for a column the migration drops
+ * (drop column): one row per object, its kind and name, and why it is
+ * refused, or NULL when it goes with the column at contract as the drop
+ * intends.  PostgreSQL's DROP COLUMN drops every index, CHECK and
+ * statistics object that reads the column, even one that also reads
+ * others, silently; and fails on views, foreign keys of other tables,
+ * policies, generated columns and triggers.  So what reads this column
+ * alone goes (an index with its UNIQUE or EXCLUDE constraint, a CHECK, a
+ * foreign key from it, a statistics object, a sequence it owns), and
+ * everything else is refused: the primary key (a table's key is dropped
+ * on purpose), the replica identity's index, whatever also reads another
+ * column, and what PostgreSQL itself would refuse.  "Alone" is read from
+ * the object's own column list (indkey, conkey, stxkeys) and from every
+ * pg_depend row it has on the table's columns (expressions, predicates,
+ * INCLUDE columns).  The last branch catches any other dependent the
+ * catalog knows, by its pg_describe_object, so a new kind of object is
+ * refused, not missed.  The column's own default goes with it and is not
+ * listed.
+ */
+static const char SQL_DROPPED_COLUMN_DEPENDENTS[] =
+	"WITH dep AS (\n"
+	"    SELECT DISTINCT d.classid, d.objid, d.objsubid\n"
+	"      FROM pg_catalog.pg_depend AS d\n"
+	"     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"       AND d.refobjid = $1::pg_catalog.oid\n"
+	"       AND d.refobjsubid = $2::pg_catalog.int4\n"
+	"       AND d.deptype <> 'i'),\n"
+	"reads AS (\n"
+	"    SELECT d.classid, d.objid,\n"
+	"           pg_catalog.array_agg(DISTINCT d.refobjsubid::pg_catalog.int2) AS cols\n"
+	"      FROM pg_catalog.pg_depend AS d\n"
+	"     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"       AND d.refobjid = $1::pg_catalog.oid\n"
+	"       AND d.refobjsubid > 0\n"
+	"     GROUP BY d.classid, d.objid),\n"
+	"idx AS (\n"
+	"    SELECT i.indexrelid, i.indisreplident, ic.relname,\n"
+	"           (SELECT pg_catalog.array_agg(DISTINCT k)\n"
+	"              FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[] || coalesce(r.cols, '{}')) AS k\n"
+	"             WHERE k <> 0) AS cols\n"
+	"      FROM pg_catalog.pg_index AS i\n"
+	"      JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	"      LEFT JOIN reads AS r\n"
+	"        ON r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.objid = i.indexrelid\n"
+	"     WHERE i.indrelid = $1::pg_catalog.oid)\n"
+	"SELECT 1, 'index ' || pg_catalog.quote_ident(idx.relname::pg_catalog.text),\n"
+	"       CASE WHEN idx.indisreplident THEN 'is the index of the table''s replica identity'\n"
+	"            WHEN idx.cols <> ARRAY[$2::pg_catalog.int2] THEN 'also reads another column, and PostgreSQL would drop all of it'\n"
+	"       END\n"
+	"  FROM idx\n"
+	" WHERE $2::pg_catalog.int2 = ANY (idx.cols)\n"
+	"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint AS c\n"
+	"                    WHERE c.conindid = idx.indexrelid AND c.conrelid = $1::pg_catalog.oid\n"
+	"                      AND c.contype IN ('p', 'u', 'x'))\n"
+	"UNION ALL\n"
+	"SELECT 2, CASE c.contype WHEN 'p' THEN 'primary key ' WHEN 'u' THEN 'unique constraint '\n"
+	"                         WHEN 'c' THEN 'check constraint ' WHEN 'x' THEN 'exclusion constraint '\n"
+	"                         ELSE 'foreign key ' END\n"
+	"          || pg_catalog.quote_ident(c.conname::pg_catalog.text)\n"
+	"          || CASE WHEN c.contype = 'f'\n"
+	"                  THEN pg_catalog.format(' (to %I.%I)', rn.nspname, r.relname) ELSE '' END,\n"
+	"       CASE WHEN c.contype = 'p' THEN 'is the table''s primary key: drop a key on purpose, in a migration of its own'\n"
+	"            WHEN idx.indisreplident THEN 'is the index of the table''s replica identity'\n"
+	"            WHEN (SELECT pg_catalog.array_agg(DISTINCT k)\n"
+	"                    FROM pg_catalog.unnest(c.conkey || coalesce(rc.cols, '{}') || coalesce(idx.cols, '{}')) AS k)\n"
+	"                 <> ARRAY[$2::pg_catalog.int2]\n"
+	"            THEN 'also reads another column, and PostgreSQL would drop all of it'\n"
+	"       END\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  LEFT JOIN pg_catalog.pg_class AS r ON r.oid = c.confrelid\n"
+	"  LEFT JOIN pg_catalog.pg_namespace AS rn ON rn.oid = r.relnamespace\n"
+	"  LEFT JOIN reads AS rc\n"
+	"    ON rc.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND rc.objid = c.oid\n"
+	"  LEFT JOIN idx ON idx.indexrelid = c.conindid AND c.contype IN ('p', 'u', 'x')\n"
+	" WHERE c.conrelid = $1::pg_catalog.oid AND c.contype IN ('p', 'u', 'c', 'x', 'f')\n"
+	"   AND ($2::pg_catalog.int2 = ANY (c.conkey) OR $2::pg_catalog.int2 = ANY (rc.cols)\n"
+	"        OR $2::pg_catalog.int2 = ANY (idx.cols))\n"
+	"UNION ALL\n"
+	"SELECT 3, pg_catalog.format('foreign key %I on %I.%I', c.conname, rn.nspname, r.relname),\n"
+	"       'references it'\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  JOIN pg_catalog.pg_class AS r ON r.oid = c.conrelid\n"
+	"  JOIN pg_catalog.pg_namespace AS rn ON rn.oid = r.relnamespace\n"
+	" WHERE c.contype = 'f' AND c.confrelid = $1::pg_catalog.oid\n"
+	"   AND $2::pg_catalog.int2 = ANY (c.confkey)\n"
+	"UNION ALL\n"
+	"SELECT 4, 'generated column ' || pg_catalog.quote_ident(a.attname::pg_catalog.text),\n"
+	"       'is computed from it'\n"
+	"  FROM pg_catalog.pg_attribute AS a\n"
+	" WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
+	"   AND a.attgenerated <> '' AND a.attnum <> $2::pg_catalog.int2\n"
+	"   AND (EXISTS (SELECT FROM dep\n"
+	"                  JOIN pg_catalog.pg_attrdef AS ad ON ad.oid = dep.objid\n"
+	"                 WHERE dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass\n"
+	"                   AND ad.adrelid = a.attrelid AND ad.adnum = a.attnum)\n"
+	"        OR EXISTS (SELECT FROM dep\n"
+	"                    WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"                      AND dep.objid = a.attrelid AND dep.objsubid = a.attnum))\n"
+	"UNION ALL\n"
+	"SELECT 5, CASE WHEN rw.rulename <> '_RETURN'\n"
+	"               THEN pg_catalog.format('rule %I on %I.%I', rw.rulename, vn.nspname, v.relname)\n"
+	"               WHEN v.relkind = 'm'\n"
+	"               THEN pg_catalog.format('materialized view %I.%I', vn.nspname, v.relname)\n"
+	"               ELSE pg_catalog.format('view %I.%I', vn.nspname, v.relname) END,\n"
+	"       'uses it'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_rewrite AS rw ON rw.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_class AS v ON v.oid = rw.ev_class\n"
+	"  JOIN pg_catalog.pg_namespace AS vn ON vn.oid = v.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 6, pg_catalog.format('row-level security policy %I on %I.%I',\n"
+	"                            pol.polname, pn.nspname, p.relname),\n"
+	"       'uses it'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_policy AS pol ON pol.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_class AS p ON p.oid = pol.polrelid\n"
+	"  JOIN pg_catalog.pg_namespace AS pn ON pn.oid = p.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 7, pg_catalog.format('trigger %I', t.tgname), 'depends on it (UPDATE OF or WHEN)'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_trigger AS t ON t.oid = dep.objid\n"
+	" WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 8, pg_catalog.format('statistics object %I.%I', sn.nspname, s.stxname),\n"
+	"       CASE WHEN (SELECT pg_catalog.array_agg(DISTINCT k)\n"
+	"                    FROM pg_catalog.unnest(s.stxkeys::pg_catalog.int2[] || coalesce(rs.cols, '{}')) AS k)\n"
+	"                 <> ARRAY[$2::pg_catalog.int2]\n"
+	"            THEN 'also reads another column, and PostgreSQL would drop all of it' END\n"
+	"  FROM pg_catalog.pg_statistic_ext AS s\n"
+	"  JOIN pg_catalog.pg_namespace AS sn ON sn.oid = s.stxnamespace\n"
+	"  LEFT JOIN reads AS rs\n"
+	"    ON rs.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass AND rs.objid = s.oid\n"
+	" WHERE s.stxrelid = $1::pg_catalog.oid\n"
+	"   AND ($2::pg_catalog.int2 = ANY (s.stxkeys::pg_catalog.int2[]) OR $2::pg_catalog.int2 = ANY (rs.cols))\n"
+	"UNION ALL\n"
+	"SELECT 9, pg_catalog.format('sequence %I.%I', qn.nspname, q.relname), NULL\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_class AS q ON q.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_namespace AS qn ON qn.oid = q.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND q.relkind = 'S'\n"
+	"UNION ALL\n"
+	"SELECT 10, pg_catalog.pg_describe_object(dep.classid, dep.objid, dep.objsubid), 'depends on it'\n"
+	"  FROM dep\n"
+	" WHERE dep.classid NOT IN ('pg_catalog.pg_class'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_constraint'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_rewrite'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_policy'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_statistic_ext'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_trigger'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_attrdef'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_publication_rel'::pg_catalog.regclass)\n"
+	" ORDER BY 1, 2";
+
+/*
+ * What requires column $2 (attnum) of table $1 to stay NOT NULL: the
+ * primary key and the replica identity's index (PostgreSQL refuses DROP NOT
+ * NULL on their columns).
+ */
+static const char SQL_NOT_NULL_REQUIRED[] =
+	"SELECT 'primary key ' || pg_catalog.quote_ident(ic.relname::pg_catalog.text)\n"
+	"  FROM pg_catalog.pg_index AS i\n"
+	"  JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	" WHERE i.indrelid = $1::pg_catalog.oid AND i.indisprimary\n"
+	"   AND $2::pg_catalog.int2 = ANY (i.indkey::pg_catalog.int2[])\n"
+	"UNION ALL\n"
+	"SELECT 'index ' || pg_catalog.quote_ident(ic.relname::pg_catalog.text)\n"
+	"       || ' of the replica identity'\n"
+	"  FROM pg_catalog.pg_index AS i\n"
+	"  JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	" WHERE i.indrelid = $1::pg_catalog.oid AND i.indisreplident\n"
+	"   AND $2::pg_catalog.int2 = ANY (i.indkey::pg_catalog.int2[])";
+
+/*
  * User triggers on the table ($2: the attnums the migration replaces, as
  * an int2[] literal).  Internal triggers (foreign keys' RI triggers) are
  * the constraints' business; zdm_sync_* are reported as reserved names.
@@ -895,6 +1080,8 @@ typedef struct table_check {
 	 * the table gets a sync trigger and a backfill */
 	bool has_replaced;
 	char replaced[512]; /* int2[] literal of the replaced attnums */
+	char removed[512];  /* the same with the dropped ones: what no key
+	                     * that must survive the migration may use */
 	/* cdc plans: the table's item of cdc.tables, else NULL */
 	const zdm_cdc_table *cdc;
 	char *cdc_key; /* its key as a text[] literal (malloc) */
@@ -1333,25 +1520,33 @@ check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
 	return 0;
 }
 
+/* Add attnum to an int2[] literal of 512 bytes ("" is the empty one). */
 static int
-append_attnum(preflight *pf, table_check *tc, const char *attnum)
+append_to_array(preflight *pf, const table_check *tc, char *array,
+                const char *attnum)
 {
-	size_t used = strlen(tc->replaced);
+	size_t used = strlen(array);
 	int n;
 
 	if (used == 0)
-		used = (size_t)snprintf(tc->replaced, sizeof(tc->replaced),
-		                        "{");
+		used = (size_t)snprintf(array, 512, "{");
 	else
-		tc->replaced[--used] = ','; /* over the closing brace */
-	n = snprintf(tc->replaced + used, sizeof(tc->replaced) - used, "%s}",
-	             attnum);
-	if (n < 0 || (size_t)n >= sizeof(tc->replaced) - used) {
+		array[--used] = ','; /* over the closing brace */
+	n = snprintf(array + used, 512 - used, "%s}", attnum);
+	if (n < 0 || (size_t)n >= 512 - used) {
 		zdm_error_set(pf->err, "too many changed columns in %s",
 		              tc->info->name);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+append_attnum(preflight *pf, table_check *tc, const char *attnum)
+{
+	if (append_to_array(pf, tc, tc->replaced, attnum) < 0)
+		return -1;
+	return append_to_array(pf, tc, tc->removed, attnum);
 }
 
 static char *text_array_literal(preflight *pf, char *const *items, size_t n);
@@ -1399,11 +1594,17 @@ check_existing_column(preflight *pf, table_check *tc, const zdm_change *c,
 	else if (atoi(attnum) < 0)
 		report_problem(pf, object, "is a system column");
 	else if (same)
-		report_info(
-			pf, object, "%s%s, becomes %s%s", PQgetvalue(res, 0, 2),
-			value_true(res, 0, 3) ? " NOT NULL" : "", same->type,
-			value_true(res, 0, 3) || same->not_null ? " NOT NULL"
-								: "");
+		/* a created column without a type keeps the column's */
+		report_info(pf, object, "%s%s, becomes %s%s",
+		            PQgetvalue(res, 0, 2),
+		            value_true(res, 0, 3) ? " NOT NULL" : "",
+		            same->type ? same->type : PQgetvalue(res, 0, 2),
+		            (value_true(res, 0, 3) &&
+		             !names_contain(c->not_null_dropped,
+		                            c->nnot_null_dropped, name)) ||
+		                            same->not_null
+		                    ? " NOT NULL"
+		                    : "");
 
 	if (attnum && atoi(attnum) > 0 && replaced &&
 	    ((error = append_attnum(pf, tc, attnum)) < 0 ||
@@ -1411,7 +1612,7 @@ check_existing_column(preflight *pf, table_check *tc, const zdm_change *c,
 	                                    res)) < 0))
 		goto cleanup;
 	/* a new type: the object is the existing column's */
-	if (same)
+	if (same && same->type)
 		error = check_type(pf, object, same->type);
 
 cleanup:
@@ -1419,12 +1620,159 @@ cleanup:
 	return error;
 }
 
-/* The column facts of one change: reads, replaces, creates, renames. */
+/* Does the change compute column name back from the new shape? */
+static bool
+change_reverses(const zdm_change *c, const char *name)
+{
+	for (size_t i = 0; i < c->nreverse; i++)
+		if (strcmp(c->reverse[i].column, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A column the change drops (drop column): what depends on it alone goes
+ * with it and is listed; anything else is refused (see
+ * SQL_DROPPED_COLUMN_DEPENDENTS).  New-version inserts cannot name it, so
+ * a NOT NULL column needs a default or the change's reverse using; a
+ * generated column has no use for one; and with sync = cdc an insert is the
+ * new version's when it leaves the column NULL, which a default or an
+ * identity would hide.
+ */
+static int
+check_dropped_column(preflight *pf, table_check *tc, const zdm_change *c,
+                     const char *name)
+{
+	const char *params[2] = {tc->oid, name};
+	bool reverse = change_reverses(c, name);
+	PGresult *col, *res;
+	const char *attnum, *identity, *generated, *def;
+	char object[512];
+	int refused = 0;
+
+	if (query(pf, SQL_COLUMN, 2, params, &col) < 0)
+		return -1;
+	attnum = value(col, 0, 1);
+	if (!attnum || atoi(attnum) <= 0) {
+		PQclear(col); /* check_existing_column said so */
+		return 0;
+	}
+	snprintf(object, sizeof(object), "%s.%s", tc->info->name,
+	         PQgetvalue(col, 0, 0));
+	identity = value(col, 0, 4);
+	generated = value(col, 0, 5);
+	def = value(col, 0, 6);
+	if (generated && !generated[0])
+		generated = NULL;
+	if (identity && !identity[0])
+		identity = NULL;
+	if (generated && reverse)
+		report_problem(
+			pf, object,
+			"is a generated column, which its own expression gives a value: drop it without reverse using");
+	else if (value_true(col, 0, 3) && !def && !identity && !generated &&
+	         !reverse)
+		report_problem(
+			pf, object,
+			"is NOT NULL without a default: rows the new version inserts cannot name it, and would fail");
+	else if (reverse && tc->cdc && (def || identity))
+		report_problem(
+			pf, object,
+			"has %s: with sync = cdc, zdm sync knows a new-version insert by this column being NULL, which %s hides",
+			identity ? "an identity" : "a default",
+			identity ? "the identity" : "the default");
+	if (append_to_array(pf, tc, tc->removed, attnum) < 0) {
+		PQclear(col);
+		return -1;
+	}
+	params[1] = attnum;
+	if (query(pf, SQL_DROPPED_COLUMN_DEPENDENTS, 2, params, &res) < 0) {
+		PQclear(col);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *why = value(res, i, 2);
+
+		if (why) {
+			report_problem(pf, object, "%s %s",
+			               PQgetvalue(res, i, 1), why);
+			refused++;
+		} else {
+			report_info(pf, object, "%s goes with it at contract",
+			            PQgetvalue(res, i, 1));
+		}
+	}
+	PQclear(res);
+	if (refused)
+		report_hint(
+			pf,
+			"drop column %s drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without %s: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)",
+			name, name);
+	PQclear(col);
+	return 0;
+}
+
+/* Columns made NOT NULL must be nullable now; columns let be NULL must be
+ * NOT NULL now, and in nothing that requires NOT NULL. */
+static int
+check_not_null_facts(preflight *pf, table_check *tc, const zdm_change *c)
+{
+	for (size_t i = 0; i < c->nnot_null_set + c->nnot_null_dropped; i++) {
+		bool set = i < c->nnot_null_set;
+		const char *name =
+			set ? c->not_null_set[i]
+			    : c->not_null_dropped[i - c->nnot_null_set];
+		const char *params[2] = {tc->oid, name};
+		const char *attnum;
+		PGresult *col, *res;
+		char object[512];
+
+		if (query(pf, SQL_COLUMN, 2, params, &col) < 0)
+			return -1;
+		attnum = value(col, 0, 1);
+		snprintf(object, sizeof(object), "%s.%s", tc->info->name,
+		         PQgetvalue(col, 0, 0));
+		if (!attnum || atoi(attnum) <= 0) {
+			PQclear(col);
+			continue;
+		}
+		if (set && value_true(col, 0, 3))
+			report_problem(pf, object,
+			               "is NOT NULL already: nothing to set");
+		else if (!set && !value_true(col, 0, 3))
+			report_problem(pf, object,
+			               "is nullable already: nothing to drop");
+		if (!set) {
+			params[1] = attnum;
+			if (query(pf, SQL_NOT_NULL_REQUIRED, 2, params, &res) <
+			    0) {
+				PQclear(col);
+				return -1;
+			}
+			for (int k = 0; k < PQntuples(res); k++)
+				report_problem(
+					pf, object,
+					"is in %s, which requires NOT NULL",
+					PQgetvalue(res, k, 0));
+			PQclear(res);
+		}
+		PQclear(col);
+	}
+	return 0;
+}
+
+/* The column facts of one change: reads, replaces, creates, renames,
+ * drops and NOT NULL. */
 static int
 check_change(preflight *pf, table_check *tc, const zdm_change *c)
 {
 	char new_object[512], why[600], phrase[400];
 	int error = 0;
+
+	for (size_t i = 0; error == 0 && i < c->ndrops; i++)
+		error = check_dropped_column(pf, tc, c, c->drops[i]);
+	if (error == 0)
+		error = check_not_null_facts(pf, tc, c);
 
 	for (size_t i = 0; error == 0 && i < c->nreads; i++)
 		error = check_existing_column(pf, tc, c, c->reads[i]);
@@ -1784,7 +2132,7 @@ check_cdc_key(preflight *pf, const table_check *tc, const PGresult *res)
 static int
 check_key(preflight *pf, const table_check *tc)
 {
-	const char *params[3] = {tc->oid, tc->replaced[0] ? tc->replaced : "{}",
+	const char *params[3] = {tc->oid, tc->removed[0] ? tc->removed : "{}",
 	                         tc->cdc_key ? tc->cdc_key : "{}"};
 	PGresult *res;
 	int chosen = -1, n;
@@ -1914,13 +2262,26 @@ check_expressions(preflight *pf, const table_check *tc)
 	for (size_t i = 0; i < info->nchanges; i++) {
 		const zdm_change *c = &info->changes[i];
 
-		for (size_t k = 0; k < c->ncreates; k++)
-			if (c->creates[k].using &&
-			    check_one_expression(pf, "using", info->name,
-			                         c->creates[k].column,
-			                         c->creates[k].using,
-			                         c->creates[k].type) < 0)
+		for (size_t k = 0; k < c->ncreates; k++) {
+			const zdm_created_column *col = &c->creates[k];
+			const char *params[2] = {tc->oid, col->column};
+			PGresult *res = NULL;
+			int rc;
+
+			if (!col->using)
+				continue;
+			/* no type: the existing column's, as expand reads it */
+			if (!col->type &&
+			    query(pf, SQL_COLUMN, 2, params, &res) < 0)
 				return -1;
+			rc = check_one_expression(
+				pf, "using", info->name, col->column,
+				col->using,
+				col->type ? col->type : PQgetvalue(res, 0, 2));
+			PQclear(res);
+			if (rc < 0)
+				return -1;
+		}
 	}
 	return 0;
 }

@@ -27,7 +27,9 @@
 # new shape (or names the schema, and is not analysed), a plan that requires a newer server (split_name's, edited and resealed),
 # and cdc plans: a split with a native source keyed by id, one with a
 # debezium source keyed by email, and type changes whose columns have no
-# equality (json).  zdmc writes every plan in format version 3, its changes
+# equality (json); drop column (users.email, users.id, orders.amount with
+# and without reverse using, orders.note with cdc), and set / drop not null
+# on users.  zdmc writes every plan in format version 3, its changes
 # as facts; facts.plan is a version 3 plan written here by hand, with the
 # facts no compiler writes yet (constraints, indexes, references, a table's
 # new name).
@@ -186,6 +188,43 @@ alter table public.users
 alter table public.users
   alter column email type json using (to_json(email)) reverse using (email #>> '{}');
 ZDM
+# drop column, set not null, drop not null: their facts (drops,
+# not_null_set, not_null_dropped) against the catalog
+cat >"$work/src/drop_email.zdm" <<'ZDM'
+migration drop_email;
+alter table users drop column email;
+ZDM
+cat >"$work/src/drop_id.zdm" <<'ZDM'
+migration drop_id;
+alter table users drop column id;
+ZDM
+cat >"$work/src/drop_amount.zdm" <<'ZDM'
+migration drop_amount;
+alter table orders drop column amount;
+ZDM
+cat >"$work/src/drop_amount_reverse.zdm" <<'ZDM'
+migration drop_amount_reverse;
+alter table orders drop column amount reverse using (0);
+ZDM
+cat >"$work/src/drop_note_cdc.zdm" <<'ZDM'
+migration drop_note_cdc
+  with (sync = cdc, cdc_source = debezium, key = (id));
+alter table orders drop column note reverse using ('none');
+ZDM
+cat >"$work/src/not_null.zdm" <<'ZDM'
+migration not_null;
+alter table users
+  alter column email set not null,
+  alter column name drop not null;
+ZDM
+cat >"$work/src/not_null_key.zdm" <<'ZDM'
+migration not_null_key;
+alter table users alter column id drop not null;
+ZDM
+for p in drop_email drop_id drop_amount drop_amount_reverse drop_note_cdc \
+	not_null not_null_key; do
+	compile "$p" "$work/src"
+done
 for p in cdc_users cdc_email_key cdc_json; do
 	compile "$p" "$work/src"
 	[ "$(head -1 "$work/$p.plan")" = 'zdm_plan: 3' ] ||
@@ -588,6 +627,73 @@ zdm: preflight: public.orders.amount: using (generate_series(amount, amount + 1)
 EOF
 check bad_aggregate bad_aggregate 'SELECT 1' <<'EOF'
 zdm: preflight: public.orders.amount: using (sum(amount) / 100.0) does not work on this table: aggregate functions are not allowed in FROM clause of their own query level
+EOF
+
+# ---- drop column, set not null, drop not null -------------------------------------
+# What depends on a dropped column alone goes with it (info lines); anything
+# that also reads another column, or that PostgreSQL would refuse to lose,
+# is refused.
+INFO='public.users.email: index users_email_idx goes with it at contract
+public.users.email: unique constraint users_email_key goes with it at contract
+public.users.email: check constraint users_email_check goes with it at contract' \
+	check drop_alone drop_email '
+CREATE INDEX users_email_idx ON public.users (lower(email)) WHERE email <> $$$$;
+ALTER TABLE public.users ADD CONSTRAINT users_email_key UNIQUE (email);
+ALTER TABLE public.users ADD CONSTRAINT users_email_check CHECK (email LIKE $$%@%$$);' <<'EOF'
+EOF
+check drop_shared drop_email '
+CREATE INDEX users_email_name_idx ON public.users (email, name);
+CREATE INDEX users_name_idx ON public.users (name) WHERE email IS NOT NULL;
+ALTER TABLE public.users ADD CONSTRAINT users_email_key UNIQUE (email);
+ALTER TABLE public.users ADD CONSTRAINT users_contact_check CHECK (email <> name);
+CREATE STATISTICS public.users_stats ON email, name FROM public.users;
+CREATE TABLE public.invites (email text REFERENCES public.users (email));
+CREATE VIEW public.emails AS SELECT email FROM public.users;' <<'EOF'
+zdm: preflight: public.users.email: index users_email_name_idx also reads another column, and PostgreSQL would drop all of it
+zdm: preflight: public.users.email: index users_name_idx also reads another column, and PostgreSQL would drop all of it
+zdm: preflight: public.users.email: check constraint users_contact_check also reads another column, and PostgreSQL would drop all of it
+zdm: preflight: public.users.email: foreign key invites_email_fkey on public.invites references it
+zdm: preflight: public.users.email: view public.emails uses it
+zdm: preflight: public.users.email: statistics object public.users_stats also reads another column, and PostgreSQL would drop all of it
+HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
+EOF
+check drop_replica_identity drop_email '
+ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
+CREATE UNIQUE INDEX users_email_idx ON public.users (email);
+ALTER TABLE public.users REPLICA IDENTITY USING INDEX users_email_idx;' <<'EOF'
+zdm: preflight: public.users.email: is NOT NULL without a default: rows the new version inserts cannot name it, and would fail
+zdm: preflight: public.users.email: index users_email_idx is the index of the table's replica identity
+HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
+EOF
+check drop_primary_key drop_id 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.id: primary key users_pkey is the table's primary key: drop a key on purpose, in a migration of its own
+HINT: drop column id drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without id: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
+EOF
+check drop_not_null_column drop_amount 'SELECT 1' <<'EOF'
+zdm: preflight: public.orders.amount: is NOT NULL without a default: rows the new version inserts cannot name it, and would fail
+EOF
+check drop_with_default drop_amount 'ALTER TABLE public.orders ALTER COLUMN amount SET DEFAULT 0' <<'EOF'
+EOF
+check drop_reverse drop_amount_reverse 'SELECT 1' <<'EOF'
+EOF
+check drop_generated drop_amount_reverse '
+ALTER TABLE public.orders DROP COLUMN amount;
+ALTER TABLE public.orders ADD COLUMN amount integer GENERATED ALWAYS AS (user_id * 100) STORED;' <<'EOF'
+zdm: preflight: public.orders.amount: is a generated column, which its own expression gives a value: drop it without reverse using
+EOF
+check drop_cdc_default drop_note_cdc "ALTER TABLE public.orders ALTER COLUMN note SET DEFAULT 'n/a'" <<'EOF'
+zdm: preflight: public.orders.note: has a default: with sync = cdc, zdm sync knows a new-version insert by this column being NULL, which the default hides
+EOF
+check not_null_ok not_null 'SELECT 1' <<'EOF'
+EOF
+check not_null_already not_null '
+ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
+ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL;' <<'EOF'
+zdm: preflight: public.users.email: is NOT NULL already: nothing to set
+zdm: preflight: public.users.name: is nullable already: nothing to drop
+EOF
+check not_null_key not_null_key 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.id: is in primary key users_pkey, which requires NOT NULL
 EOF
 
 # ---- set/drop default, rename to, several schemas ------------------------------------
