@@ -29,6 +29,11 @@ typedef struct zdmc_expr {
 	const char *text; /* NULL when absent */
 	size_t offset;    /* offset of text[0] in the source */
 	size_t len;
+	/* source offsets of the commas outside any parenthesis, string,
+	 * quoted name or comment, as the scanner stepped over them: where a
+	 * list such as merge's reverse using (a = ..., b = ...) splits */
+	const size_t *commas;
+	size_t ncommas;
 } zdmc_expr;
 
 /* A column type as written, e.g. "numeric(12,2)"; checked by libpg_query. */
@@ -99,6 +104,13 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
+	ZDMC_ACTION_DROP_COLUMN,       /* drop column c [reverse using] */
+	ZDMC_ACTION_SET_NOT_NULL,      /* alter column c set not null [using] */
+	ZDMC_ACTION_DROP_NOT_NULL, /* alter column c drop not null [reverse] */
+	ZDMC_ACTION_SET_DEFAULT,   /* alter column c set default expr */
+	ZDMC_ACTION_DROP_DEFAULT,  /* alter column c drop default */
+	ZDMC_ACTION_RENAME_TABLE,  /* rename to t */
+	ZDMC_ACTION_MERGE_COLUMNS, /* merge columns a, b into coldef */
 	ZDMC_ACTION_ADD_CHECK,         /* add constraint n check (e) */
 	ZDMC_ACTION_ADD_UNIQUE,        /* add constraint n unique (c, ...) */
 	ZDMC_ACTION_ADD_PRIMARY_KEY, /* add constraint n primary key (c, ...) */
@@ -133,6 +145,47 @@ typedef struct zdmc_rename_column {
 	zdmc_name column;
 	zdmc_name to;
 } zdmc_rename_column;
+
+typedef struct zdmc_drop_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_reverse reverse; /* MISSING: new-version inserts get the default */
+} zdmc_drop_column;
+
+/*
+ * alter column c set not null [using (...)] and alter column c drop not null
+ * [reverse using (...)]: one node type, two tags.  The grammar takes both
+ * clauses after either, so that the op can say which one does not belong
+ * rather than leave it to a syntax error.
+ */
+typedef struct zdmc_alter_not_null {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_expr using; /* text NULL when not written */
+	size_t using_offset;
+	zdmc_reverse reverse;
+} zdmc_alter_not_null;
+/* set default and drop default: one node type for the two tags (value's
+ * text is NULL for drop default). */
+typedef struct zdmc_column_default {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_expr value; /* unparenthesised, to the next , or ; */
+} zdmc_column_default;
+
+typedef struct zdmc_rename_table {
+	zdmc_action action;
+	zdmc_name to; /* the new name, in the table's schema */
+} zdmc_rename_table;
+
+/* merge columns a, b [, ...] into c type [not null] using (...)
+ * reverse using (a = ..., b = ...) | irreversible */
+typedef struct zdmc_merge_columns {
+	zdmc_action action;
+	zdmc_name *columns; /* as listed */
+	size_t ncolumns;
+	zdmc_coldef *into; /* its reverse clause is the merge's */
+} zdmc_merge_columns;
 
 /* A list of names as written, e.g. the columns of unique (a, b). */
 typedef struct zdmc_name_list {

@@ -25,10 +25,13 @@
 #include "ops/ops.h"
 
 /* A column name the migration mentions, for the duplicate/clash rules. */
+/* The change is kept by its index: the table's array of changes moves as
+ * it grows, so a pointer taken while checking an early change would not
+ * survive a ninth one. */
 typedef struct check_name {
 	const char *name;
 	size_t offset;
-	const zdmc_change *change;
+	size_t change;
 } check_name;
 
 typedef struct check_table {
@@ -45,6 +48,7 @@ typedef struct check_table {
 	size_t primary_key; /* offset of its primary key action, or 0 */
 	bool has_primary_key;
 	size_t cap_changes, cap_old, cap_new, cap_cons, cap_kept;
+	const zdmc_change *rename; /* the change that renames the table */
 } check_table;
 
 struct zdmc_check_ctx {
@@ -163,16 +167,16 @@ zdmc_check_arena(const zdmc_check_ctx *ck)
 	return ck->arena;
 }
 
-const zdmc_table *
-zdmc_check_table(const zdmc_check_ctx *ck)
-{
-	return ck->cur->table;
-}
-
 zdmc_diag *
 zdmc_check_diag(const zdmc_check_ctx *ck)
 {
 	return ck->diag;
+}
+
+const zdmc_table *
+zdmc_check_table(const zdmc_check_ctx *ck)
+{
+	return ck->cur->table;
 }
 
 void
@@ -217,7 +221,7 @@ zdmc_check_changed_column(zdmc_check_ctx *ctx, const zdmc_change *change,
 	                           &ct->cap_old, sizeof(check_name));
 	ct->old_names[ct->nold].name = column->name;
 	ct->old_names[ct->nold].offset = change->offset;
-	ct->old_names[ct->nold].change = change;
+	ct->old_names[ct->nold].change = (size_t)(change - ct->table->changes);
 	ct->nold++;
 }
 
@@ -243,7 +247,7 @@ zdmc_check_new_name(zdmc_check_ctx *ctx, const zdmc_change *change,
 	                           &ct->cap_new, sizeof(check_name));
 	ct->new_names[ct->nnew].name = name->name;
 	ct->new_names[ct->nnew].offset = name->offset;
-	ct->new_names[ct->nnew].change = change;
+	ct->new_names[ct->nnew].change = (size_t)(change - ct->table->changes);
 	ct->nnew++;
 }
 
@@ -327,7 +331,8 @@ zdmc_check_constraint_name(zdmc_check_ctx *ctx, const zdmc_change *change,
 	                             &ct->cap_cons, sizeof(check_name));
 	ct->constraints[ct->ncons].name = name->name;
 	ct->constraints[ct->ncons].offset = name->offset;
-	ct->constraints[ct->ncons].change = change;
+	ct->constraints[ct->ncons].change =
+		(size_t)(change - ct->table->changes);
 	ct->ncons++;
 }
 
@@ -342,7 +347,7 @@ check_add_kept(check_ctx *ctx, const zdmc_change *change, const char *column,
 	                      sizeof(check_name));
 	ct->kept[ct->nkept].name = column;
 	ct->kept[ct->nkept].offset = offset;
-	ct->kept[ct->nkept].change = change;
+	ct->kept[ct->nkept].change = (size_t)(change - ct->table->changes);
 	ct->nkept++;
 }
 
@@ -467,7 +472,7 @@ zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
 	change->renames[change->nrenames - 1].to = to;
 }
 
-void
+zdmc_oldcol *
 zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
                         const char *column, zdmc_sqlexpr *reverse)
 {
@@ -475,6 +480,67 @@ zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
 	                               &change->nreverse, sizeof(zdmc_oldcol));
 	change->reverse[change->nreverse - 1].column = column;
 	change->reverse[change->nreverse - 1].reverse = reverse;
+	return &change->reverse[change->nreverse - 1];
+}
+
+void
+zdmc_change_add_drop(zdmc_check_ctx *ck, zdmc_change *change,
+                     const char *column)
+{
+	change->drops = check_append(ck->arena, change->drops, &change->ndrops,
+	                             sizeof(char *));
+	change->drops[change->ndrops - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_set(zdmc_check_ctx *ck, zdmc_change *change,
+                             const char *column)
+{
+	change->not_null_set =
+		check_append(ck->arena, change->not_null_set,
+	                     &change->nnot_null_set, sizeof(char *));
+	change->not_null_set[change->nnot_null_set - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
+                                 const char *column)
+{
+	change->not_null_dropped =
+		check_append(ck->arena, change->not_null_dropped,
+	                     &change->nnot_null_dropped, sizeof(char *));
+	change->not_null_dropped[change->nnot_null_dropped - 1] = column;
+}
+
+void
+zdmc_change_set_table_rename(zdmc_check_ctx *ck, zdmc_change *change,
+                             const zdmc_name *to)
+{
+	check_table *ct = ck->cur;
+
+	if (ct->rename != NULL) {
+		zdmc_diag_error(
+			ck->diag, to->offset,
+			"table %s is renamed twice; a migration renames a table once",
+			ct->table->qname);
+		zdmc_diag_note(ck->diag, ct->rename->table_renamed_offset,
+		               "first renamed here");
+		return;
+	}
+	change->table_renamed_to = to->name;
+	change->table_renamed_offset = to->offset;
+	ct->rename = change;
+}
+
+void
+zdmc_change_add_default(zdmc_check_ctx *ck, zdmc_change *change,
+                        const char *column, zdmc_sqlexpr *value)
+{
+	change->defaults =
+		check_append(ck->arena, change->defaults, &change->ndefaults,
+	                     sizeof(zdmc_coldefault));
+	change->defaults[change->ndefaults - 1].column = column;
+	change->defaults[change->ndefaults - 1].value = value;
 }
 
 /* ---- the rules that span changes, on their facts ----------------------- */
@@ -492,7 +558,8 @@ check_clashes(check_ctx *ctx, check_table *ct)
 
 		/* a change may create a column with the name of one it
 		 * replaces (a type change keeps its name by design) */
-		if (zdmc_change_replaces(nn->change, nn->name))
+		if (zdmc_change_replaces(&ct->table->changes[nn->change],
+		                         nn->name))
 			continue;
 		for (j = 0; j < ct->nold; j++) {
 			if (strcmp(nn->name, ct->old_names[j].name) == 0) {
@@ -568,9 +635,11 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				ctx->diag, at,
 				"using refers to \"%s\", which exists only in the new shape; using computes the new shape from the old",
 				ref->column);
-		} else if (new_shape && old != NULL && added == NULL) {
-			const zdmc_colrename *r =
-				zdmc_change_renames(old->change, ref->column);
+		} else if (new_shape && old != NULL && added == NULL &&
+		           !zdmc_change_keeps(&t->changes[old->change],
+		                              ref->column)) {
+			const zdmc_colrename *r = zdmc_change_renames(
+				&t->changes[old->change], ref->column);
 
 			if (r != NULL)
 				zdmc_diag_error(
@@ -582,8 +651,10 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 					ctx->diag, at,
 					"reverse using refers to \"%s\", which the new shape no longer has; reverse using computes the old shape from the new",
 					ref->column);
-		} else if (!new_shape && old != NULL && old->change != self &&
-		           zdmc_change_replaces(old->change, ref->column)) {
+		} else if (!new_shape && old != NULL &&
+		           &t->changes[old->change] != self &&
+		           zdmc_change_replaces(&t->changes[old->change],
+		                                ref->column)) {
 			/* the sync trigger runs one change after the other: a
 			 * column another change rewrites would be read before
 			 * or after that rewrite depending on source order */
@@ -592,8 +663,9 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				"using refers to \"%s\", which another change of %s rewrites; zdm cannot order the two, so a change may read only its own column and columns the migration does not change",
 				ref->column, t->qname);
 		} else if (new_shape && added != NULL &&
-		           added->change != self &&
-		           zdmc_change_creates(added->change, ref->column)) {
+		           &t->changes[added->change] != self &&
+		           zdmc_change_creates(&t->changes[added->change],
+		                               ref->column)) {
 			zdmc_diag_error(
 				ctx->diag, at,
 				"reverse using refers to \"%s\", a new column of another change of %s; zdm cannot order the two, so reverse using may read only its own change's new columns and columns the migration does not change",
@@ -625,9 +697,11 @@ check_kept(check_ctx *ctx, const check_table *ct)
 
 		if (other == NULL)
 			continue;
-		how = old == NULL                                 ? "add"
-		      : zdmc_change_renames(old->change, k->name) ? "rename"
-		                                                  : "replace";
+		how = old == NULL ? "add"
+		      : zdmc_change_renames(&ct->table->changes[old->change],
+		                            k->name)
+		              ? "rename"
+		              : "replace";
 		zdmc_diag_error(
 			ctx->diag, k->offset,
 			"a constraint on column \"%s\", which another action of this migration %ss, is not supported yet; add the constraint in a migration of its own",
@@ -653,6 +727,118 @@ check_table_refs(check_ctx *ctx, const check_table *ct)
 	}
 }
 
+/*
+ * Several schemas: one version schema per schema, <schema>_<migration>, in
+ * the order the schemas first appear.  A version schema may not be one of
+ * the schemas the migration changes (expand would find it taken, and its
+ * tables would be hidden behind their own views' schema).
+ */
+static void
+check_schemas(check_ctx *ctx)
+{
+	zdmc_model *model = ctx->model;
+	size_t i, j;
+
+	model->schemas = zdmc_arena_alloc(ctx->arena, (model->ntables + 1) *
+	                                                      sizeof(char *));
+	model->version_schemas = zdmc_arena_alloc(
+		ctx->arena, (model->ntables + 1) * sizeof(char *));
+	for (i = 0; i < model->ntables; i++) {
+		zdmc_table *t = &model->tables[i];
+
+		for (j = 0; j < model->nschemas; j++)
+			if (strcmp(model->schemas[j], t->schema) == 0)
+				break;
+		if (j == model->nschemas) {
+			model->schemas[j] = t->schema;
+			model->version_schemas[j] =
+				zdmc_arena_printf(ctx->arena, "%s_%s",
+			                          t->schema, model->migration);
+			model->nschemas++;
+		}
+		t->version_schema = model->version_schemas[j];
+	}
+	model->version_schema = model->version_schemas[0];
+	for (i = 0; i < model->nschemas; i++)
+		for (j = 0; j < model->ntables; j++) {
+			const zdmc_table *t = &model->tables[j];
+
+			if (strcmp(t->schema, model->version_schemas[i]) != 0)
+				continue;
+			zdmc_diag_error(
+				ctx->diag, t->offset,
+				"the new version's schema for \"%s\" is \"%s\", a schema this migration changes tables in; use another migration name",
+				model->schemas[i], model->version_schemas[i]);
+			break;
+		}
+}
+
+/*
+ * The names the new version knows the tables by.  A statement names a
+ * table by its current name, so a new name may not be the name of another
+ * table of the migration in the same schema (it is taken, or it is the
+ * renamed table written under its new name); and the new version reaches
+ * every table by its name alone (search_path), so no two tables may end up
+ * with one name, in one schema or in two.
+ */
+static void
+check_table_names(check_ctx *ctx)
+{
+	zdmc_model *model = ctx->model;
+	size_t i, j;
+
+	for (i = 0; i < model->ntables; i++) {
+		zdmc_table *t = &model->tables[i];
+		const zdmc_change *r = ctx->tables[i].rename;
+
+		t->new_name = r ? r->table_renamed_to : t->name;
+	}
+	for (i = 0; i < model->ntables; i++) {
+		const zdmc_table *t = &model->tables[i];
+		const zdmc_change *r = ctx->tables[i].rename;
+
+		for (j = 0; j < model->ntables; j++) {
+			const zdmc_table *u = &model->tables[j];
+			const zdmc_change *ur = ctx->tables[j].rename;
+			bool same_schema = strcmp(t->schema, u->schema) == 0;
+
+			/* a table in schema zdm is reported already */
+			if (i == j || strcmp(t->new_name, u->new_name) != 0 ||
+			    check_reserved(t->schema) ||
+			    check_reserved(u->schema))
+				continue;
+			if (r != NULL && ur == NULL && same_schema) {
+				zdmc_diag_error(
+					ctx->diag, r->table_renamed_offset,
+					"%s is renamed to \"%s\", but this migration also changes %s; a statement names a table by its current name, and a new name must be free",
+					t->qname, t->new_name, u->qname);
+				zdmc_diag_note(ctx->diag, u->offset,
+				               "%s is changed here", u->qname);
+			} else if (j > i) {
+				/* reported once per pair, at the later one */
+			} else if (r != NULL && ur != NULL && same_schema) {
+				zdmc_diag_error(
+					ctx->diag, r->table_renamed_offset,
+					"%s and %s are both renamed to \"%s\"",
+					u->qname, t->qname, t->new_name);
+				zdmc_diag_note(ctx->diag,
+				               ur->table_renamed_offset,
+				               "first renamed here");
+			} else if (!same_schema) {
+				zdmc_diag_error(
+					ctx->diag,
+					r ? r->table_renamed_offset : t->offset,
+					"%s and %s would both be \"%s\" to the new version, which names tables without their schema",
+					u->qname, t->qname, t->new_name);
+				zdmc_diag_note(ctx->diag,
+				               ur ? ur->table_renamed_offset
+				                  : u->offset,
+				               "%s is here", u->qname);
+			}
+		}
+	}
+}
+
 /* Names zdm derives from the source must fit PostgreSQL's 63 bytes. */
 static void
 check_derived_names(check_ctx *ctx, const zdmc_migration *mig)
@@ -670,12 +856,13 @@ check_derived_names(check_ctx *ctx, const zdmc_migration *mig)
 				"table name \"%s\" is too long: zdm names its trigger function \"zdm_sync_%s\", which must fit in %d bytes",
 				t->name, t->name, ZDMC_MAX_IDENT_BYTES);
 	}
-	if (model->version_schema != NULL &&
-	    strlen(model->version_schema) > ZDMC_MAX_IDENT_BYTES)
-		zdmc_diag_error(
-			ctx->diag, mig->name.offset,
-			"the new version's schema \"%s\" (schema, \"_\", migration name) is longer than %d bytes; use a shorter migration name",
-			model->version_schema, ZDMC_MAX_IDENT_BYTES);
+	for (i = 0; i < model->nschemas; i++)
+		if (strlen(model->version_schemas[i]) > ZDMC_MAX_IDENT_BYTES)
+			zdmc_diag_error(
+				ctx->diag, mig->name.offset,
+				"the new version's schema \"%s\" (schema, \"_\", migration name) is longer than %d bytes; use a shorter migration name",
+				model->version_schemas[i],
+				ZDMC_MAX_IDENT_BYTES);
 }
 
 /*
@@ -716,11 +903,18 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 				const zdmc_change *c =
 					&model->tables[i].changes[j];
 
+				/* a key column made nullable no longer
+				 * identifies a row either */
 				const char *how =
 					zdmc_change_replaces(c, key->name)
 						? "replaced"
 					: zdmc_change_renames(c, key->name)
 						? "renamed"
+					: zdmc_change_drops(c, key->name)
+						? "dropped"
+					: zdmc_change_drops_not_null(c,
+				                                     key->name)
+						? "made nullable"
 						: NULL;
 
 				if (how == NULL)
@@ -782,16 +976,6 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		}
 		check_ident_length(&ctx, &stmt->table);
 		ct = check_table_for(&ctx, stmt);
-		if (ctx.model->ntables > 1 &&
-		    !check_reserved(ct->table->schema) &&
-		    strcmp(ct->table->schema, out->tables[0].schema) != 0)
-			zdmc_diag_error(
-				diag,
-				stmt->schema.name ? stmt->schema.offset
-						  : stmt->table.offset,
-				"all tables of one migration must be in one schema: %s is in \"%s\", %s in \"%s\"",
-				ct->table->qname, ct->table->schema,
-				out->tables[0].qname, out->tables[0].schema);
 		ctx.cur = ct;
 		for (a = stmt->actions; a != NULL; a = a->next) {
 			zdmc_change *c = check_add_change(&ctx, ct);
@@ -827,9 +1011,9 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 						"an irreversible change makes the switch gate a point of no return; approve must include switch");
 			}
 	}
+	check_table_names(&ctx);
 	if (out->migration != NULL && out->ntables > 0)
-		out->version_schema = zdmc_arena_printf(
-			arena, "%s_%s", out->tables[0].schema, out->migration);
+		check_schemas(&ctx);
 	check_derived_names(&ctx, mig);
 	check_cdc(&ctx, mig);
 	return diag->nerrors > before ? -1 : 0;
@@ -860,6 +1044,36 @@ zdmc_change_replaces(const zdmc_change *change, const char *name)
 		if (strcmp(change->replaces[i], name) == 0)
 			return true;
 	return false;
+}
+
+static bool
+check_names_have(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool
+zdmc_change_keeps(const zdmc_change *change, const char *name)
+{
+	return !zdmc_change_replaces(change, name) &&
+	       !zdmc_change_drops(change, name) &&
+	       zdmc_change_renames(change, name) == NULL;
+}
+
+bool
+zdmc_change_drops(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->drops, change->ndrops, name);
+}
+
+bool
+zdmc_change_drops_not_null(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->not_null_dropped,
+	                        change->nnot_null_dropped, name);
 }
 
 const zdmc_colrename *

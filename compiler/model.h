@@ -26,9 +26,11 @@ struct zdmc_op;
 
 /* A column a change creates: added as zdm_new_<name> while in flight. */
 typedef struct zdmc_newcol {
-	const char *name;     /* name in the new shape */
-	const char *physical; /* zdm_new_<name> until contract */
-	const char *type;
+	const char *name;      /* name in the new shape */
+	const char *physical;  /* zdm_new_<name> until contract */
+	const char *type;      /* NULL: the type of the existing column of
+	                        * the same name, which the change replaces
+	                        * (read from the catalog when the plan runs) */
 	bool not_null;         /* declared "not null" on a split column */
 	bool carry_not_null;   /* type change: keep the old column's NOT NULL */
 	zdmc_sqlexpr *forward; /* in old-shape names */
@@ -46,7 +48,16 @@ typedef struct zdmc_colrename {
 typedef struct zdmc_oldcol {
 	const char *column;
 	zdmc_sqlexpr *reverse; /* in new-shape names */
+	bool identity;         /* not written: the new column as it is, so
+	                        * there is no round trip to check */
 } zdmc_oldcol;
+
+/* A column's new default (defaults): NULL value when the default is
+ * dropped. */
+typedef struct zdmc_coldefault {
+	const char *column;
+	zdmc_sqlexpr *value; /* names no column */
+} zdmc_coldefault;
 
 /*
  * One operation of the migration, checked: its op (compiler/ops/), its node
@@ -69,8 +80,24 @@ typedef struct zdmc_change {
 	size_t nrenames;
 	zdmc_oldcol *reverse; /* empty when irreversible */
 	size_t nreverse;
+	/* existing columns dropped at contract with what depends on them
+	 * alone (drop column); unlike replaces, nothing is carried over */
+	const char **drops;
+	size_t ndrops;
+	/* existing columns that become NOT NULL, or stop being NOT NULL, at
+	 * contract (preflight: they are nullable, NOT NULL, now) */
+	const char **not_null_set;
+	size_t nnot_null_set;
+	const char **not_null_dropped;
+	size_t nnot_null_dropped;
 	bool irreversible;
 	size_t irreversible_offset; /* of the clause, for the approval rule */
+	/* the table's new name (same schema), or NULL: the new version sees
+	 * it under this name from expand on, the table takes it at contract */
+	const char *table_renamed_to;
+	size_t table_renamed_offset; /* of the new name in the source */
+	zdmc_coldefault *defaults;   /* set or dropped column defaults */
+	size_t ndefaults;
 	/* the shared column replacement (replace.h), NULL if the change does
 	 * not use it */
 	const struct zdmc_replace *replace;
@@ -88,13 +115,24 @@ typedef struct zdmc_table {
 	size_t nchanges;
 	bool needs_sync; /* a change uses the column replacement */
 	size_t offset;   /* first statement about it */
+	/* the name the new version knows it by: its view's in the version
+	 * schema, and the table's own after contract (a change's
+	 * table_renamed_to, else name) */
+	const char *new_name;
+	const char *version_schema; /* <schema>_<migration>: its view's */
 } zdmc_table;
 
 typedef struct zdmc_model {
 	const char *migration;
 	size_t migration_offset;
 	zdmc_options options;
-	const char *version_schema; /* <schema>_<migration> */
+	const char *version_schema; /* the first table's <schema>_<migration> */
+	/* the schemas the tables are in, in order of first appearance, and
+	 * their version schemas (one each); nschemas is 1 for most
+	 * migrations */
+	const char **schemas;
+	const char **version_schemas;
+	size_t nschemas;
 	zdmc_table *tables;
 	size_t ntables;
 } zdmc_model;
@@ -107,8 +145,14 @@ int zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
  * the migration does not touch it). */
 const char *zdmc_model_new_physical(const zdmc_table *table, const char *name);
 
-/* Does the change list name among its replaces / renames? */
+/* Does the change list name among its replaces / drops / renames? */
 bool zdmc_change_replaces(const zdmc_change *change, const char *name);
+bool zdmc_change_drops(const zdmc_change *change, const char *name);
+/* A column the change changes in place (its NOT NULL), which both shapes
+ * have under its name with the same values: not replaced, dropped or
+ * renamed. */
+bool zdmc_change_keeps(const zdmc_change *change, const char *name);
+bool zdmc_change_drops_not_null(const zdmc_change *change, const char *name);
 const zdmc_colrename *zdmc_change_renames(const zdmc_change *change,
                                           const char *name);
 /* Its created column called name, or NULL. */

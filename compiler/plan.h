@@ -137,6 +137,14 @@ typedef struct zdmc_plan_change {
 	zdmc_plan_reference *references;
 	const char *table_renamed_to;
 	zdmc_plan_default *defaults;
+	/* existing columns dropped at contract with what depends on them
+	 * alone; columns made NOT NULL; columns let be NULL */
+	const char **drops;
+	size_t ndrops;
+	const char **not_null_set;
+	size_t nnot_null_set;
+	const char **not_null_dropped;
+	size_t nnot_null_dropped;
 	struct zdmc_plan_change *next;
 } zdmc_plan_change;
 
@@ -212,7 +220,11 @@ typedef struct zdmc_plan {
 	long verify_sample;
 	/* the new version */
 	const char *version_schema; /* public_split_user_name */
-	const char *search_path;    /* what new-version clients set */
+	/* with tables in several schemas, every version schema (the first is
+	 * version_schema), written as new_version.schemas; else NULL, 0 */
+	const char **version_schemas;
+	size_t nversion_schemas;
+	const char *search_path; /* what new-version clients set */
 	zdmc_plan_table *tables;
 	zdmc_plan_cdc *cdc; /* sync = cdc; else NULL */
 	zdmc_plan_phase *phases;

@@ -121,8 +121,15 @@ explain_options(zdmc_buf *b, const zdm_plan *plan)
 	                plan->verify_sample);
 	zdmc_buf_puts(b, "New-version clients use `SET search_path = ");
 	zdmc_md_text(b, plan->search_path, false);
-	zdmc_buf_puts(b, "` (views in schema ");
-	zdmc_md_code(b, plan->version_schema, false);
+	zdmc_buf_puts(b, plan->nversion_schemas > 1 ? "` (views in schemas "
+	                                            : "` (views in schema ");
+	for (size_t i = 0; i < plan->nversion_schemas; i++) {
+		if (i > 0)
+			zdmc_buf_puts(b, i + 1 < plan->nversion_schemas
+			                         ? ", "
+			                         : " and ");
+		zdmc_md_code(b, plan->version_schemas[i], false);
+	}
 	zdmc_buf_puts(b, ").\n\n");
 }
 
@@ -168,7 +175,10 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 				                                      : ", ");
 			zdmc_md_code(b, col->column, false);
 			zdmc_buf_puts(b, " ");
-			zdmc_md_text(b, col->type, false);
+			if (col->type != NULL)
+				zdmc_md_text(b, col->type, false);
+			else
+				zdmc_buf_puts(b, "(its present type)");
 			if (col->not_null)
 				zdmc_buf_puts(b, " NOT NULL");
 			if (col->using != NULL) {
@@ -234,6 +244,23 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 		zdmc_buf_puts(b, "  - renames the table to ");
 		zdmc_md_code(b, c->table_renamed_to, false);
 		zdmc_buf_puts(b, "\n");
+	}
+	if (c->ndrops > 0) {
+		zdmc_buf_puts(b, "  - drops ");
+		explain_names(b, c->drops, c->ndrops);
+		zdmc_buf_puts(b, ": hidden from the new version at expand, "
+		                 "dropped at contract with what depends on it "
+		                 "alone\n");
+	}
+	for (i = 0; i < c->nnot_null_set; i++) {
+		zdmc_buf_puts(b, "  - makes ");
+		zdmc_md_code(b, c->not_null_set[i], false);
+		zdmc_buf_puts(b, " NOT NULL at contract\n");
+	}
+	for (i = 0; i < c->nnot_null_dropped; i++) {
+		zdmc_buf_puts(b, "  - lets ");
+		zdmc_md_code(b, c->not_null_dropped[i], false);
+		zdmc_buf_puts(b, " be NULL\n");
 	}
 	for (i = 0; i < c->ndefaults; i++) {
 		zdmc_buf_puts(b, "  - default of ");
@@ -715,9 +742,13 @@ explain_rollback(zdmc_buf *b, const zdmc_plan_review *rv)
 			zdmc_buf_printf(
 				b,
 				" Move applications back to the old version "
-				"first: the undo drops schema `%s`, which "
+				"first: the undo drops %s `%s`%s, which "
 				"new-version clients read through.",
-				plan->version_schema);
+				plan->nversion_schemas > 1 ? "schemas"
+							   : "schema",
+				plan->version_schema,
+				plan->nversion_schemas > 1 ? " and the others"
+							   : "");
 		zdmc_buf_puts(b, "\n");
 		prev = phase;
 	}

@@ -569,7 +569,8 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		     col = col->next) {
 			emit_mapping_start(w);
 			put_string(w, "column", col->name);
-			put_string(w, "type", col->type);
+			/* null: the type of the column of that name */
+			put_string_or_null(w, "type", col->type);
 			put_bool(w, "not_null", col->not_null);
 			put_string_or_null(w, "using", col->using);
 			emit_mapping_end(w);
@@ -625,6 +626,11 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		}
 		emit_sequence_end(w);
 	}
+	put_facts(w, "drops", change->drops, change->ndrops);
+	put_facts(w, "not_null_set", change->not_null_set,
+	          change->nnot_null_set);
+	put_facts(w, "not_null_dropped", change->not_null_dropped,
+	          change->nnot_null_dropped);
 	emit_mapping_end(w);
 }
 
@@ -873,6 +879,10 @@ write_document(plan_writer *w, const zdmc_plan *plan)
 	emit_key(w, "new_version");
 	emit_mapping_start(w);
 	put_string(w, "schema", plan->version_schema);
+	/* only with several: a one-schema plan is as it always was */
+	if (plan->nversion_schemas > 1)
+		put_name_list(w, "schemas", plan->version_schemas,
+		              plan->nversion_schemas);
 	put_string(w, "search_path", plan->search_path);
 	emit_mapping_end(w);
 

@@ -93,16 +93,17 @@ static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset,
 %token <name> QIDENT "quoted identifier"
 %token <word> STRING "string"
 %token <word> INTEGER "integer"
-%token <expr> EXPR "parenthesized expression"
+%token <expr> EXPR "expression"
 %token LEX_ERROR "invalid token"
-%token <name> ALTER "alter" COLUMN "column" DATA "data" INTO "into"
+%token <name> ALTER "alter" COLUMN "column" DATA "data" DEFAULT "default"
+%token <name> DROP "drop" INTO "into"
 %token <name> IRREVERSIBLE "irreversible" MIGRATION "migration" NOT "not"
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
-%token <name> WITH "with"
+%token <name> WITH "with" MERGE "merge" COLUMNS "columns"
 %token <name> ACTION "action" ADD "add" CASCADE "cascade" CHECK "check"
-%token <name> CONSTRAINT "constraint" DEFAULT "default" DELETE "delete"
-%token <name> DROP "drop" FOREIGN "foreign" KEY "key" NO "no" ON "on"
+%token <name> CONSTRAINT "constraint" DELETE "delete"
+%token <name> FOREIGN "foreign" KEY "key" NO "no" ON "on"
 %token <name> PRIMARY "primary" REFERENCES "references" RESTRICT "restrict"
 %token <name> UNIQUE "unique" UPDATE "update"
 
@@ -296,6 +297,22 @@ alter_item:
 	{
 		zdmc_ast_add_coldef(ctx->diag, ctx->mig->last_stmt, $1);
 	}
+	/* "columns" is required, unlike "column" elsewhere: were it optional,
+	 * "merge columns into into ..." could be read two ways ("columns" and
+	 * "into" are names too).  The reverse clause, in the coldef, ends the
+	 * merge: a column definition after it is not the merge's. */
+	| MERGE COLUMNS name_list INTO coldef
+	{
+		zdmc_merge_columns *n = (zdmc_merge_columns *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_MERGE_COLUMNS,
+			sizeof(zdmc_merge_columns), @1.first);
+
+		n->columns = $3.items;
+		n->ncolumns = $3.n;
+		n->into = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
 	| RENAME opt_column name TO name
 	{
 		zdmc_rename_column *n = (zdmc_rename_column *)zdmc_action_new(
@@ -304,6 +321,37 @@ alter_item:
 
 		n->column = $3;
 		n->to = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| RENAME TO name
+	{
+		zdmc_rename_table *n = (zdmc_rename_table *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_RENAME_TABLE,
+			sizeof(zdmc_rename_table), @1.first);
+
+		n->to = $3;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name SET DEFAULT EXPR
+	{
+		zdmc_column_default *n = (zdmc_column_default *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SET_DEFAULT,
+			sizeof(zdmc_column_default), @1.first);
+
+		n->column = $3;
+		n->value = $6;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name DROP DEFAULT
+	{
+		zdmc_column_default *n = (zdmc_column_default *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_DEFAULT,
+			sizeof(zdmc_column_default), @1.first);
+
+		n->column = $3;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
@@ -317,6 +365,43 @@ alter_item:
 		n->type = grammar_type(ctx, @5);
 		n->using = $6;
 		n->reverse = $7;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| DROP opt_column name opt_reverse
+	{
+		zdmc_drop_column *n = (zdmc_drop_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_COLUMN,
+			sizeof(zdmc_drop_column), @1.first);
+
+		n->column = $3;
+		n->reverse = $4;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name SET NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SET_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name DROP NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
@@ -532,7 +617,7 @@ typmods:
 
 name:
 	IDENT | QIDENT | DATA | MIGRATION | IRREVERSIBLE | TYPE | INTO | REVERSE
-	| ACTION | CASCADE | DELETE | KEY | NO | RESTRICT | UPDATE
+	| COLUMNS | ACTION | CASCADE | DELETE | KEY | NO | RESTRICT | UPDATE
 	;
 
 %%

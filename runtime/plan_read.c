@@ -746,11 +746,21 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	return 0;
 }
 
+static int get_string_list(plan_reader *r, const yaml_node_t *map,
+                           const char *what, const char *key, char ***out,
+                           size_t *n);
+
+/*
+ * schema, and (version 3, a migration over several schemas) schemas: every
+ * version schema, schema first, each once.  Without schemas the plan has
+ * one, schema.
+ */
 static int
 read_new_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
 	static const char *const required[] = {"schema", "search_path"};
 	yaml_node_t *map = map_get(r, root, "new_version");
+	yaml_node_t *list;
 	int error;
 
 	if ((error = check_mapping(r, map, "\"new_version\"")) < 0 ||
@@ -760,14 +770,44 @@ read_new_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = get_string(r, map, "new_version", "search_path", false,
 	                        &plan->search_path)) < 0)
 		return error;
+	list = map_get(r, map, "schemas");
+	if (list == NULL) {
+		plan->version_schemas = calloc(1, sizeof(char *));
+		if (!plan->version_schemas)
+			return reader_fail(r, "out of memory");
+		plan->version_schemas[0] = strdup(plan->version_schema);
+		if (!plan->version_schemas[0])
+			return reader_fail(r, "out of memory");
+		plan->nversion_schemas = 1;
+		return 0;
+	}
+	if (r->format_version < 3)
+		return reader_fail_at(
+			r, list,
+			"new_version: \"schemas\" needs plan format version 3");
+	if ((error = get_string_list(r, map, "new_version", "schemas",
+	                             &plan->version_schemas,
+	                             &plan->nversion_schemas)) < 0)
+		return error;
+	if (plan->nversion_schemas == 0 ||
+	    strcmp(plan->version_schemas[0], plan->version_schema) != 0)
+		return reader_fail_at(
+			r, list,
+			"new_version: \"schemas\" must start with \"schema\" (%s)",
+			plan->version_schema);
+	for (size_t i = 1; i < plan->nversion_schemas; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(plan->version_schemas[i],
+			           plan->version_schemas[j]) == 0)
+				return reader_fail_at(
+					r, list,
+					"new_version: schema %s is listed twice in \"schemas\"",
+					plan->version_schemas[i]);
 	return 0;
 }
 
 /* ---- tables and their changes ------------------------------------------ */
 
-static int get_string_list(plan_reader *r, const yaml_node_t *map,
-                           const char *what, const char *key, char ***out,
-                           size_t *n);
 static void string_list_free(char **list, size_t n);
 
 /* A list of names that may be left out: absent is empty. */
@@ -833,7 +873,8 @@ read_created_column(plan_reader *r, const yaml_node_t *map, const char *what,
 
 	if ((error = get_string(r, map, what, "column", false, &col->column)) <
 	            0 ||
-	    (error = get_string(r, map, what, "type", false, &col->type)) < 0 ||
+	    /* null: the type of the existing column of that name */
+	    (error = get_string(r, map, what, "type", true, &col->type)) < 0 ||
 	    (error = get_bool(r, map, what, "not_null", &col->not_null)) < 0 ||
 	    (error = get_string(r, map, what, "using", true, &col->using)) < 0)
 		return error;
@@ -974,7 +1015,15 @@ read_change_facts(plan_reader *r, const yaml_node_t *map, const char *what,
 	                        &c->table_renamed_to)) < 0 ||
 	    (error = read_pairs(r, map, what, "defaults", "column", "default",
 	                        true, sizeof(zdm_column_default),
-	                        (void **)&c->defaults, &c->ndefaults)) < 0)
+	                        (void **)&c->defaults, &c->ndefaults)) < 0 ||
+	    (error = get_optional_names(r, map, what, "drops", &c->drops,
+	                                &c->ndrops)) < 0 ||
+	    (error = get_optional_names(r, map, what, "not_null_set",
+	                                &c->not_null_set, &c->nnot_null_set)) <
+	            0 ||
+	    (error = get_optional_names(r, map, what, "not_null_dropped",
+	                                &c->not_null_dropped,
+	                                &c->nnot_null_dropped)) < 0)
 		return error;
 	return 0;
 }
@@ -2207,6 +2256,9 @@ change_free(zdm_change *c)
 	free(c->reverse);
 	string_list_free(c->constraints_created, c->nconstraints_created);
 	string_list_free(c->constraints_dropped, c->nconstraints_dropped);
+	string_list_free(c->drops, c->ndrops);
+	string_list_free(c->not_null_set, c->nnot_null_set);
+	string_list_free(c->not_null_dropped, c->nnot_null_dropped);
 	for (size_t i = 0; i < c->nconstraint_renames; i++) {
 		free(c->constraint_renames[i].constraint);
 		free(c->constraint_renames[i].to);
@@ -2241,6 +2293,7 @@ zdm_plan_free(zdm_plan *plan)
 	free(plan->approve);
 	free(plan->sync);
 	free(plan->version_schema);
+	string_list_free(plan->version_schemas, plan->nversion_schemas);
 	free(plan->search_path);
 	for (size_t i = 0; i < plan->ntables; i++)
 		free(plan->tables[i]);
@@ -2276,14 +2329,35 @@ zdm_plan_free(zdm_plan *plan)
 	free(plan);
 }
 
+/*
+ * The search_path lists the version schemas first (as many as the plan
+ * has), then the tables' schemas: skip the first, keep the rest.  Commas
+ * inside a "quoted" name do not separate.  A search_path with nothing
+ * after its version schemas keeps its last entry, as it always did.
+ */
 char *
 zdm_plan_schema(const zdm_plan *plan)
 {
 	const char *sp = plan->search_path ? plan->search_path : "public";
-	const char *comma = strrchr(sp, ',');
-	const char *tail = comma ? comma + 1 : sp;
+	size_t skip = plan->nversion_schemas ? plan->nversion_schemas : 1;
+	const char *p = sp, *last = sp;
+	bool quoted = false;
+	size_t n = 0;
 
-	while (*tail == ' ')
-		tail++;
-	return strdup(tail);
+	for (; *p; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == ',' && !quoted) {
+			last = p + 1;
+			if (++n == skip)
+				break;
+		}
+	}
+	if (*p == '\0')
+		p = last; /* fewer entries than version schemas */
+	else
+		p++;
+	while (*p == ' ')
+		p++;
+	return strdup(p);
 }

@@ -126,7 +126,7 @@ typedef struct zdm_cdc_plan {
 /* creates[]: a column the change adds (it must not exist yet). */
 typedef struct zdm_created_column {
 	char *column; /* a plain name, not quoted */
-	char *type;
+	char *type;   /* NULL: the type of the existing column of that name */
 	bool not_null;
 	char *using; /* its value from the old shape; NULL: none */
 } zdm_created_column;
@@ -200,6 +200,15 @@ typedef struct zdm_change {
 	char *table_renamed_to; /* the table's new name (same schema); or NULL */
 	zdm_column_default *defaults;
 	size_t ndefaults;
+	/* must exist; dropped at contract with what depends on them alone
+	 * (preflight refuses what also reads another column, and NOT NULL
+	 * without a default unless reverse computes them) */
+	char **drops;
+	size_t ndrops;
+	char **not_null_set; /* must exist and be nullable now */
+	size_t nnot_null_set;
+	char **not_null_dropped; /* must exist and be NOT NULL now */
+	size_t nnot_null_dropped;
 } zdm_change;
 
 /* A changed table with its changes, in plan order (parallel to tables). */
@@ -224,7 +233,12 @@ typedef struct zdm_plan {
 	size_t napprove;
 	char *sync; /* "trigger" or "cdc" */
 	long verify_sample;
-	char *version_schema;
+	char *version_schema; /* the first (often the only) version schema */
+	/* every version schema, version_schema first: new_version.schemas
+	 * (format version 3, a migration over several schemas), else
+	 * version_schema alone */
+	char **version_schemas;
+	size_t nversion_schemas;
 	char *search_path;
 	char **tables; /* quoted qualified names, in plan order */
 	size_t ntables;
@@ -245,8 +259,10 @@ int zdm_plan_load(zdm_plan **out, const char *path, char *errbuf,
 int zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
                    size_t len, char *errbuf, size_t errlen);
 void zdm_plan_free(zdm_plan *plan);
-/* The last schema of the plan's search_path ("public" when it has none):
- * where its tables are; malloc'd, NULL when out of memory. */
+/* The plan's search_path without its version schemas (which come first):
+ * the schemas its tables are in, "public" or "public, sales" ("public"
+ * when there is nothing else); zdm's sessions use it.  malloc'd, NULL when
+ * out of memory. */
 char *zdm_plan_schema(const zdm_plan *plan);
 
 #endif

@@ -48,6 +48,9 @@ typedef enum zdmc_slot {
 	/* expand, in the table's transaction: after the shared machinery's
 	 * columns, sync and cdc steps, before the new version's view */
 	ZDMC_SLOT_EXPAND,
+	/* expand, in the table's transaction, after the new version's view:
+	 * what the view itself needs (a column default) */
+	ZDMC_SLOT_EXPAND_VIEW,
 	/* expand, after the table's transaction: each step its own (e.g.
 	 * CREATE UNIQUE INDEX CONCURRENTLY as an autocommit step) */
 	ZDMC_SLOT_EXPAND_AFTER,
@@ -66,6 +69,9 @@ typedef enum zdmc_slot {
 	/* contract, after the backfill marker is gone: put the new shape's
 	 * names in place (renames) */
 	ZDMC_SLOT_CONTRACT,
+	/* contract, in the table's transaction, last: what renames the table
+	 * (every statement before names it by its old name) */
+	ZDMC_SLOT_CONTRACT_LAST,
 	/* contract, after the table's transaction: each step its own */
 	ZDMC_SLOT_CONTRACT_AFTER,
 	ZDMC_NSLOTS
@@ -89,6 +95,13 @@ typedef struct zdmc_op {
 extern const zdmc_op zdmc_op_split_column;
 extern const zdmc_op zdmc_op_alter_column_type;
 extern const zdmc_op zdmc_op_rename_column;
+extern const zdmc_op zdmc_op_drop_column;
+extern const zdmc_op zdmc_op_set_not_null;
+extern const zdmc_op zdmc_op_drop_not_null;
+extern const zdmc_op zdmc_op_set_default;
+extern const zdmc_op zdmc_op_drop_default;
+extern const zdmc_op zdmc_op_rename_table;
+extern const zdmc_op zdmc_op_merge_columns;
 extern const zdmc_op zdmc_op_add_check;
 extern const zdmc_op zdmc_op_add_unique;
 extern const zdmc_op zdmc_op_add_primary_key;

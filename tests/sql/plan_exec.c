@@ -3,7 +3,7 @@
  *
  *   zdm_plan_exec --db CONNINFO [--batch-size ROWS] PLAN run PHASE
  *   zdm_plan_exec --db CONNINFO PLAN undo PHASE
- *   zdm_plan_exec PLAN get search_path|version_schema|tables
+ *   zdm_plan_exec PLAN get search_path|version_schema|version_schemas|tables
  *
  * A test harness, not the product runtime (that is `zdm apply`): it has no
  * journal, approves every gate and keeps no state between calls, so the
@@ -21,14 +21,11 @@
  *     has when the step starts;
  *   - a check's statement returns one bigint that must equal expect; when it
  *     does not, examples_sql shows the offending rows;
- *   - an autocommit step (CREATE INDEX CONCURRENTLY) runs alone, outside a
- *     transaction block, with lock_timeout set on the session; when it
- *     fails and its index is left INVALID, that index is dropped
- *     concurrently before a retry or the failure, as the runtime does; its
- *     compensation also runs outside a transaction block;
  *   - undo runs the compensations of every step up to the end of PHASE in
  *     reverse order, each in its own transaction, and refuses when any of
- *     those steps is a point of no return.
+ *     those steps is a point of no return;
+ *   - an autocommit step, and its compensation, run outside a transaction
+ *     block, under a session-level lock_timeout (RESET after).
  * --batch-size replaces the plan's batch size, so a test can cut a small
  * table into many batches and let its clients write between them.
  * The session's search_path is empty, as the runtime's is: the plan's SQL
@@ -246,6 +243,27 @@ print_gate(const zdm_step *step)
 	       step->approval ? " (needs approval)" : "");
 }
 
+/* A statement PostgreSQL will not run in a transaction block (an
+ * autocommit step or its compensation): on its own, the lock_timeout set on
+ * the session around it. */
+static outcome
+run_outside(exec *x, const zdm_step *step, const char *what, const char *sql)
+{
+	char set[96];
+	outcome r;
+
+	snprintf(set, sizeof(set), "SET lock_timeout = '%ldms'",
+	         step->lock_timeout_ms);
+	r = run_command(x, step->id, "SET lock_timeout", set);
+	if (r == OUTCOME_OK)
+		r = run_command(x, step->id, what, sql);
+	PQclear(PQexec(x->conn, "RESET lock_timeout"));
+	if (r == OUTCOME_OK && strcmp(what, "statement") == 0)
+		printf("%s: %s\n", step->id,
+		       step->description ? step->description : "done");
+	return r;
+}
+
 /*
  * Run steps [first, last] as one transaction.  After a failed check the
  * remaining checks of the group still run (to report all of them), nothing
@@ -290,78 +308,6 @@ run_group(exec *x, size_t first, size_t last)
 		return worst;
 	}
 	return run_command(x, plan->steps[last].id, "COMMIT", "COMMIT");
-}
-
-/* lock_timeout for statements outside a transaction block (SET LOCAL
- * would end with the statement); reset with reset_session_lock_timeout. */
-static outcome
-set_session_lock_timeout(exec *x, const char *step_id, long ms)
-{
-	char sql[96];
-
-	snprintf(sql, sizeof(sql), "SET lock_timeout = '%ldms'", ms);
-	return run_command(x, step_id, "SET lock_timeout", sql);
-}
-
-static void
-reset_session_lock_timeout(exec *x)
-{
-	PQclear(PQexec(x->conn, "RESET lock_timeout"));
-}
-
-/* What a failed concurrent build leaves: the step's index, INVALID.
- * Dropped concurrently (it is no other session's: the harness runs one
- * plan at a time). */
-static outcome
-drop_invalid_index(exec *x, const zdm_step *step)
-{
-	static const char sql[] =
-		"SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)"
-		" FROM pg_catalog.pg_index i"
-		" JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
-		" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-		" WHERE i.indexrelid = pg_catalog.to_regclass($1) AND NOT i.indisvalid";
-	const char *params[1] = {step->index};
-	char drop[300];
-	PGresult *res;
-	outcome r = OUTCOME_OK;
-
-	if (step->index == NULL)
-		return OUTCOME_OK;
-	res = PQexecParams(x->conn, sql, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		r = report_error(x->conn, res, step->id, "index state", sql);
-	} else if (PQntuples(res) == 1) {
-		snprintf(drop, sizeof(drop),
-		         "DROP INDEX CONCURRENTLY IF EXISTS %s",
-		         PQgetvalue(res, 0, 0));
-		printf("%s: dropping INVALID index %s\n", step->id,
-		       PQgetvalue(res, 0, 0));
-		r = run_command(x, step->id, "drop INVALID index", drop);
-	}
-	PQclear(res);
-	return r;
-}
-
-/* One statement outside a transaction block (sql: the step's statement
- * or its compensation). */
-static outcome
-run_autocommit(exec *x, const zdm_step *step, const char *what, const char *sql)
-{
-	outcome r = drop_invalid_index(x, step);
-
-	if (r == OUTCOME_OK)
-		r = set_session_lock_timeout(x, step->id,
-		                             step->lock_timeout_ms);
-	if (r == OUTCOME_OK)
-		r = run_command(x, step->id, what, sql);
-	reset_session_lock_timeout(x);
-	if (r != OUTCOME_OK && drop_invalid_index(x, step) != OUTCOME_OK)
-		return OUTCOME_FAILED;
-	if (r == OUTCOME_OK)
-		printf("%s: %s (outside a transaction)\n", step->id,
-		       step->description ? step->description : "done");
-	return r;
 }
 
 /* The table's size in pages now, and rows per page from its statistics. */
@@ -507,10 +453,8 @@ cmd_run(exec *x, const char *phase)
 			i++;
 			continue;
 		}
-		/* A backfill is batched and an autocommit step runs alone:
-		 * neither is ever part of a larger group. */
-		if (plan->steps[i].kind != ZDM_STEP_BACKFILL &&
-		    plan->steps[i].kind != ZDM_STEP_AUTOCOMMIT)
+		/* A backfill is batched: it is never part of a larger group. */
+		if (plan->steps[i].kind != ZDM_STEP_BACKFILL)
 			while (last + 1 < plan->nsteps &&
 			       plan->steps[last + 1].kind !=
 			               ZDM_STEP_BACKFILL &&
@@ -524,9 +468,8 @@ cmd_run(exec *x, const char *phase)
 			if (plan->steps[i].kind == ZDM_STEP_BACKFILL)
 				r = run_backfill(x, &plan->steps[i]);
 			else if (plan->steps[i].kind == ZDM_STEP_AUTOCOMMIT)
-				r = run_autocommit(x, &plan->steps[i],
-				                   "statement",
-				                   plan->steps[i].sql);
+				r = run_outside(x, &plan->steps[i], "statement",
+				                plan->steps[i].sql);
 			else
 				r = run_group(x, i, last);
 			if (r != OUTCOME_RETRY || tries++ >= plan->lock_retries)
@@ -595,8 +538,8 @@ cmd_undo(exec *x, const char *phase)
 			continue;
 		for (;;) {
 			if (step->kind == ZDM_STEP_AUTOCOMMIT) {
-				r = run_autocommit(x, step, "compensation",
-				                   step->compensation);
+				r = run_outside(x, step, "compensation",
+				                step->compensation);
 				if (r != OUTCOME_RETRY ||
 				    tries++ >= plan->lock_retries)
 					break;
@@ -637,7 +580,7 @@ usage(FILE *out)
 	             "PLAN run PHASE\n"
 	             "       zdm_plan_exec --db CONNINFO PLAN undo PHASE\n"
 	             "       zdm_plan_exec PLAN get "
-	             "search_path|version_schema|tables\n"
+	             "search_path|version_schema|version_schemas|tables\n"
 	             "phases: expand, backfill, verify, switch, contract\n");
 }
 
@@ -658,6 +601,10 @@ cmd_get(const char *path, const char *what)
 	} else if (strcmp(what, "version_schema") == 0) {
 		printf("%s\n",
 		       plan->version_schema ? plan->version_schema : "");
+	} else if (strcmp(what, "version_schemas") == 0) {
+		/* one a line: a plan over several schemas has one each */
+		for (size_t i = 0; i < plan->nversion_schemas; i++)
+			printf("%s\n", plan->version_schemas[i]);
 	} else if (strcmp(what, "tables") == 0) {
 		for (size_t i = 0; i < plan->ntables; i++)
 			printf("%s\n", plan->tables[i]);
