@@ -179,6 +179,14 @@ zdmc_check_table(const zdmc_check_ctx *ck)
 	return ck->cur->table;
 }
 
+bool
+zdmc_check_sync_is_cdc(const zdmc_check_ctx *ck)
+{
+	const char *sync = ck->model->options.sync;
+
+	return sync != NULL && strcmp(sync, "cdc") == 0;
+}
+
 void
 zdmc_check_ident_length(zdmc_check_ctx *ck, const zdmc_name *name)
 {

@@ -23,6 +23,9 @@ zdmc_arena *zdmc_check_arena(const zdmc_check_ctx *ck);
 zdmc_diag *zdmc_check_diag(const zdmc_check_ctx *ck);
 /* The table of the change being checked (as far as it is known yet). */
 const zdmc_table *zdmc_check_table(const zdmc_check_ctx *ck);
+/* Whether the migration's sync option is cdc (options are resolved before
+ * any op's check runs), for an op that refuses one sync mode. */
+bool zdmc_check_sync_is_cdc(const zdmc_check_ctx *ck);
 
 /* Names: longer than 63 bytes; starting with "zdm" (reported and true). */
 void zdmc_check_ident_length(zdmc_check_ctx *ck, const zdmc_name *name);

@@ -1527,7 +1527,7 @@ check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
 			report_hint(
 				pf,
 				"zdm replaces %s with a new column of type %s and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new column needs after contract",
-				quoted, same->type);
+				quoted, same->type ? same->type : "(its own)");
 		else
 			report_hint(
 				pf,
@@ -2396,8 +2396,14 @@ new_shape_from(preflight *pf, const table_check *tc, zdm_strbuf *b)
 			const zdm_created_column *col =
 				&info->changes[i].creates[j];
 
-			if (zdm_strbuf_puts(b, n ? ", NULL::" : "NULL::") < 0 ||
-			    zdm_strbuf_puts(b, col->type) < 0 ||
+			/* type null: the column keeps the type of the existing
+			 * column of its name (set/drop not null's shadow), so
+			 * that column itself stands for it */
+			if (zdm_strbuf_puts(b, n ? ", " : "") < 0 ||
+			    (col->type != NULL
+			             ? zdm_strbuf_puts(b, "NULL::") < 0 ||
+			                       zdm_strbuf_puts(b, col->type) < 0
+			             : put_quoted(b, col->column) < 0) ||
 			    zdm_strbuf_puts(b, " AS ") < 0 ||
 			    put_quoted(b, col->column) < 0)
 				goto oom;
