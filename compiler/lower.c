@@ -636,6 +636,17 @@ zdmc_lower_check(zdmc_lower_ctx *l, const zdmc_table *table,
 	lower_check(l, table, description, from_where, examples, cond);
 }
 
+void
+zdmc_lower_diagnose(zdmc_lower_ctx *l, zdmc_plan_step *s,
+                    const char *description, const char *from_where,
+                    const char *examples)
+{
+	s->diagnose_description = description;
+	s->diagnose_sql = zdmc_arena_printf(l->arena, "SELECT count(*) FROM %s",
+	                                    from_where);
+	s->diagnose_examples = examples;
+}
+
 /* Is t the first table of its schema (whose expand creates the schema's
  * version schema)? */
 static bool

@@ -62,6 +62,12 @@ typedef struct zdmc_plan_step {
 	/* AUTOCOMMIT: the index it builds (quoted, qualified), or NULL; an
 	 * INVALID one left by a failed build is dropped before a retry */
 	const char *index;
+	/* AUTOCOMMIT: a count the runtime runs only after sql failed, to stop
+	 * as a failed check does when the data is why (diagnose in
+	 * docs/plan-format.md); NULL: none */
+	const char *diagnose_description;
+	const char *diagnose_sql; /* returns one bigint; expect: 0 */
+	const char *diagnose_examples;
 	struct zdmc_plan_step *next;
 } zdmc_plan_step;
 

@@ -541,6 +541,19 @@ explain_what(zdmc_buf *b, const zdm_step *step)
 			zdmc_md_code(b, step->index, true);
 			zdmc_buf_puts(b, " it leaves is dropped first.");
 		}
+		if (step->diagnose != NULL) {
+			zdmc_buf_puts(b, "<br>If it fails (not for a lock), "
+			                 "a count follows: ");
+			zdmc_md_text(b, step->diagnose->description, true);
+			zdmc_buf_printf(
+				b,
+				". Unless it returns %lld, the run stops "
+				"there as a failed check does, with the "
+				"count and examples; otherwise with the "
+				"statement's own error. Nothing is counted "
+				"when the statement succeeds.",
+				step->diagnose->expect);
+		}
 	}
 }
 

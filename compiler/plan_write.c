@@ -725,6 +725,17 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 		}
 		put_string(w, "sql", step->sql);
 		put_string_or_null(w, "compensation", step->compensation);
+		if (step->kind == ZDMC_STEP_AUTOCOMMIT && step->diagnose_sql) {
+			emit_key(w, "diagnose");
+			emit_mapping_start(w);
+			put_string(w, "description",
+			           step->diagnose_description);
+			put_string(w, "sql", step->diagnose_sql);
+			put_integer(w, "expect", 0, LLONG_MIN);
+			put_optional_string(w, "examples",
+			                    step->diagnose_examples);
+			emit_mapping_end(w);
+		}
 		if (step->kind == ZDMC_STEP_CHECK) {
 			put_integer(w, "expect", step->expect, LLONG_MIN);
 			put_optional_string(w, "examples", step->examples_sql);

@@ -30,6 +30,21 @@ typedef enum zdm_step_kind {
 	                     * VALUE); runner.c */
 } zdm_step_kind;
 
+/*
+ * An autocommit step's diagnose: a check the runner runs only after the
+ * step's statement failed (not for a lock conflict), to tell data that
+ * makes it fail (duplicated keys under a unique index's build) from any
+ * other failure.  sql returns one count; when it is not expect, the run
+ * stops as a failed check does (exit 3, the count, examples_sql's rows);
+ * otherwise the statement's own error is the one reported.
+ */
+typedef struct zdm_diagnosis {
+	char *description; /* what holds when the count is expect */
+	char *sql;
+	long long expect;
+	char *examples_sql; /* NULL when absent */
+} zdm_diagnosis;
+
 typedef struct zdm_step {
 	zdm_step_kind kind;
 	char *id;    /* "expand.1" */
@@ -45,6 +60,8 @@ typedef struct zdm_step {
 	 * NULL when absent.  An INVALID index of that name is what a failed
 	 * or killed concurrent build leaves behind, and is dropped. */
 	char *index;
+	/* autocommit: run after the statement failed; NULL when absent */
+	zdm_diagnosis *diagnose;
 	/* backfill */
 	char *key;
 	long batch_size;

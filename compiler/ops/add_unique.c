@@ -1,13 +1,14 @@
 /*
  * add_unique.c -- add constraint N unique (COLUMN, ...).
  *
- * Nothing until verify: there the key values that more than one row holds
- * are counted (the run stops, naming a few, if there are any), and the
- * unique index N is built by CREATE UNIQUE INDEX CONCURRENTLY, an
- * autocommit step that blocks no write; from that step on every writer
- * must keep the key unique, as its description says.  A build that fails
- * (rows duplicated after the count) stops the run with PostgreSQL's
- * message and the key, and the runtime drops the INVALID index it leaves.
+ * Nothing until verify: there the unique index N is built by CREATE
+ * UNIQUE INDEX CONCURRENTLY, an autocommit step that blocks no write; from
+ * that step on every writer must keep the key unique, as its description
+ * says.  A build that fails leaves an INVALID index, which the runtime
+ * drops; then, and only then, the step's diagnose counts the key values
+ * that more than one row holds, and if there are any the run stops (exit
+ * 3) with their count and a few of them; a build that failed for another
+ * reason stops with PostgreSQL's error.
  * Contract makes the index the constraint (ADD CONSTRAINT ... UNIQUE USING
  * INDEX: catalog only); rollback drops the index concurrently.
  * (constraint.h, "unique".)  Facts: reads (the key), constraints_created

@@ -18,10 +18,12 @@
  *              CHECK (c IS NOT NULL) NOT VALID (zdm_nn_<c>), validated the
  *              same way, so that contract's SET NOT NULL and ADD PRIMARY
  *              KEY USING INDEX scan nothing under ACCESS EXCLUSIVE.
- *   unique     the key values more than one row holds are counted (with
- *              examples), then the index is built by CREATE UNIQUE INDEX
- *              CONCURRENTLY, an autocommit step; contract makes it the
- *              constraint.
+ *   unique     the index is built by CREATE UNIQUE INDEX CONCURRENTLY,
+ *              an autocommit step whose diagnose counts the key values
+ *              more than one row holds (with examples): the runtime runs
+ *              it only when the build failed, so that duplicates stop the
+ *              run with a count and no scan is spent on them when the
+ *              build succeeds; contract makes the index the constraint.
  *
  * Everything here adds steps through lower.h or reports through check.h;
  * it never looks at another change.
@@ -83,9 +85,9 @@ void zdmc_constraint_validate(zdmc_lower_ctx *l, const zdmc_table *t,
                               const char *what);
 
 /*
- * Verify, for a unique key (unique, primary key): the count of duplicated
- * key values, then the index's concurrent build.  name is the constraint's
- * and its index's.
+ * Verify, for a unique key (unique, primary key): the index's concurrent
+ * build, with the count of duplicated key values as its diagnose.  name is
+ * the constraint's and its index's.
  */
 void zdmc_constraint_unique_index(zdmc_lower_ctx *l, const zdmc_table *t,
                                   const char *name,

@@ -2116,6 +2116,65 @@ test_v3_version_schemas(void **state)
 }
 #undef SP
 
+/*
+ * An autocommit step's diagnose: read with its four keys; examples
+ * optional; description, sql and expect required; a mapping.
+ */
+#define V3_DIAGNOSE_AT \
+	"    compensation: DROP INDEX CONCURRENTLY public.users_email_key\n"
+
+static void
+test_v3_diagnose(void **state)
+{
+	char *text = v3_plan(
+		V3_DIAGNOSE_AT, V3_DIAGNOSE_AT
+		"    diagnose:\n"
+		"      description: no two rows of public.users have the same (email)\n"
+		"      sql: SELECT count(*) FROM (SELECT FROM public.users GROUP BY email HAVING count(*) > 1) AS d\n"
+		"      expect: 0\n"
+		"      examples: SELECT email FROM public.users GROUP BY email HAVING count(*) > 1 LIMIT 5\n");
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	const zdm_diagnosis *d = plan->steps[0].diagnose;
+
+	(void)state;
+	assert_non_null(d);
+	assert_string_equal(
+		d->description,
+		"no two rows of public.users have the same (email)");
+	assert_string_equal(
+		d->sql,
+		"SELECT count(*) FROM (SELECT FROM public.users GROUP BY email HAVING count(*) > 1) AS d");
+	assert_int_equal(d->expect, 0);
+	assert_string_equal(
+		d->examples_sql,
+		"SELECT email FROM public.users GROUP BY email HAVING count(*) > 1 LIMIT 5");
+	assert_null(plan->steps[1].diagnose);
+	zdm_plan_free(plan);
+	free(text);
+
+	text = v3_plan(V3_DIAGNOSE_AT, V3_DIAGNOSE_AT "    diagnose:\n"
+	                                              "      description: d\n"
+	                                              "      sql: SELECT 0\n"
+	                                              "      expect: 3\n");
+	plan = parse_ok(text, strlen(text));
+	assert_int_equal(plan->steps[0].diagnose->expect, 3);
+	assert_null(plan->steps[0].diagnose->examples_sql);
+	zdm_plan_free(plan);
+	free(text);
+
+	assert_v3_refused(
+		V3_DIAGNOSE_AT,
+		V3_DIAGNOSE_AT "    diagnose:\n"
+			       "      description: d\n"
+			       "      sql: SELECT 0\n",
+		NAME
+		":80:7: error: step expand.1: diagnose: missing required key \"expect\"");
+	assert_v3_refused(
+		V3_DIAGNOSE_AT, V3_DIAGNOSE_AT "    diagnose: SELECT 0\n",
+		NAME
+		":79:15: error: step expand.1: diagnose must be a mapping, not a scalar");
+}
+
 /* The autocommit step kind in an older plan is refused by kind. */
 static void
 test_autocommit_needs_version3(void **state)
@@ -2442,6 +2501,7 @@ main(void)
 		cmocka_unit_test(test_v3_ignores_version1_keys),
 		cmocka_unit_test(test_v1_changes_become_facts),
 		cmocka_unit_test(test_v3_refused),
+		cmocka_unit_test(test_v3_diagnose),
 		cmocka_unit_test(test_autocommit_needs_version3),
 		cmocka_unit_test(test_v3_version_schemas),
 		cmocka_unit_test(test_tricky_strings_round_trip),
