@@ -8,12 +8,21 @@
 #   check        rows break a check: verify stops (exit 3) naming them, the
 #                constraint stays NOT VALID and refuses a new bad row from
 #                either version; fixed, `zdm apply` again finishes, validated.
-#   duplicates   two rows share a key: verify stops (exit 3) naming the key
-#                and its count, no index is built; fixed, it finishes.
-#   build_fails  a duplicate committed after the count, while the concurrent
-#                build waits for its transaction: the build fails, zdm exits
-#                1 with SQLSTATE 23505 and the key from PostgreSQL's DETAIL,
-#                and no INVALID index is left; fixed, it finishes.
+#   duplicates   two rows share a key: the index build fails, and its
+#                diagnose stops verify (exit 3) naming the key and its
+#                count, with the build's SQLSTATE 23505; no INVALID index is
+#                left; `zdm rollback` gives back the exact schema and data;
+#                fixed, `zdm apply` again finishes.
+#   build_fails  a duplicate committed while the concurrent build waits for
+#                its writer's transaction (so zdm starts with no duplicate):
+#                the build fails, and the diagnose, counting only then,
+#                stops verify (exit 3) naming the key; no INVALID index is
+#                left; fixed, it finishes.
+#   build_other  the build fails for another reason (a key too large for a
+#                btree entry): the diagnose counts no duplicate, so zdm
+#                exits 1 with PostgreSQL's error and SQLSTATE 54000, not as
+#                a failed verification; no INVALID index is left; fixed, it
+#                finishes.
 #   orphans      an order names no user: verify stops (exit 3) naming it, a
 #                new orphan is refused from expand on; fixed, it finishes.
 #   pk_nulls     a NULL in the key of a primary key: verify stops (exit 3)
@@ -98,12 +107,26 @@ expect "check: users_name_length validated" "$(convalidated $db users_name_lengt
 say "case duplicates: two users share an email"
 db=c_dups
 case_db $db "UPDATE public.users SET email = 'user3002@example.com' WHERE id = 3001"
+at_dump $db "$work/dups.before"
 zdm_run dups1 3 apply "$plan_add_unique" --db "dbname=$db" --approve-all
 stops_at dups1 verify.1 'examples \(email, rows\): user3002@example\.com, 2$'
+expect_grep "duplicates: the count" "$work/dups1.err" '^DETAIL: 1 rows \(expected 0\); examples'
+expect_grep "duplicates: the build's error" "$work/dups1.err" \
+	'^HINT: the step.s statement failed: could not create unique index "users_email_key" \(SQLSTATE 23505\)'
+expect_grep "duplicates: counted after the build failed" "$work/dups1.out" \
+	'verify\.1 +failed \(SQLSTATE 23505\); counting whether no two rows of public\.users have the same \(email\)'
 expect "duplicates: no index" \
 	"$(val $db "SELECT pg_catalog.to_regclass('public.users_email_key') IS NULL")" t
+expect "duplicates: the journal says stopped" \
+	"$(val $db "SELECT state FROM zdm.migrations WHERE migration = 'users_email_unique'")" stopped
+zdm_run dups_rollback 0 rollback "$plan_add_unique" --db "dbname=$db"
+at_dump $db "$work/dups.after"
+same_schema "$work/dups.before" "$work/dups.after" "rollback after duplicates stopped verify"
+same_data "$work/dups.before" "$work/dups.after" "rollback after duplicates stopped verify"
 q -d $db -c "UPDATE public.users SET email = NULL WHERE id = 3001"
 zdm_run dups2 0 apply "$plan_add_unique" --db "dbname=$db" --approve-all
+grep -q 'counting whether' "$work/dups2.out" &&
+	die "duplicates: the diagnose counted after a build that succeeded"
 expect "duplicates: the constraint" \
 	"$(val $db "SELECT contype FROM pg_catalog.pg_constraint WHERE conname = 'users_email_key'")" u
 
@@ -138,15 +161,38 @@ at_bg_pids+=("$writer")
 at_wait_for "the writer's open transaction" 20 sql_true $db \
 	"SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
 	  WHERE application_name = 'zdm_test_writer' AND backend_xid IS NOT NULL)"
-zdm_run build1 1 apply "$plan_slow" --db "dbname=$db"
+zdm_run build1 3 apply "$plan_slow" --db "dbname=$db"
 wait $writer || die "the writer failed: $(cat "$work/writer.log")"
+stops_at build1 verify.1 'examples \(email, rows\): user3004@example\.com, 2$'
 expect_grep "build_fails: the SQLSTATE" "$work/build1.err" 'SQLSTATE 23505'
-expect_grep "build_fails: the key" "$work/build1.err" 'Key \(email\)=\(user3004@example\.com\) is duplicated'
 expect "build_fails: no INVALID index left" \
 	"$(val $db "SELECT pg_catalog.to_regclass('public.users_email_key') IS NULL")" t
 q -d $db -c "DELETE FROM public.users WHERE name = 'Twin'"
 zdm_run build2 0 apply "$plan_slow" --db "dbname=$db"
 expect_grep "build_fails: finished" "$work/build2.out" '^migration .*: done$'
+
+# ---- build_other ----------------------------------------------------------------
+say "case build_other: the build fails, and not for a duplicate"
+db=c_build_other
+# 8000 hex digits of md5s: pglz finds nothing to compress, and the entry is
+# far over a btree page's third (2704 bytes), so the build fails (54000)
+case_db $db "UPDATE public.users SET email = (SELECT pg_catalog.string_agg(pg_catalog.md5(i::text), '')
+                                               FROM pg_catalog.generate_series(1, 250) AS i)
+              WHERE id = 3001"
+zdm_run other1 1 apply "$plan_add_unique" --db "dbname=$db" --approve-all
+expect_grep "build_other: PostgreSQL's error and SQLSTATE" "$work/other1.err" \
+	'^zdm: error: step verify\.1: index row size [0-9]+ exceeds btree version 4 maximum 2704 for index "users_email_key" \(SQLSTATE 54000\)$'
+expect_grep "build_other: the diagnose counted" "$work/other1.out" \
+	'verify\.1 +failed \(SQLSTATE 54000\); counting whether'
+grep -q 'verification failed' "$work/other1.err" &&
+	die "build_other: a build that failed for no duplicate was reported as a failed verification"
+expect "build_other: no INVALID index left" \
+	"$(val $db "SELECT pg_catalog.to_regclass('public.users_email_key') IS NULL")" t
+expect "build_other: the journal says failed" \
+	"$(val $db "SELECT state FROM zdm.migrations WHERE migration = 'users_email_unique'")" failed
+q -d $db -c "UPDATE public.users SET email = 'user3001@example.com' WHERE id = 3001"
+zdm_run other2 0 apply "$plan_add_unique" --db "dbname=$db" --approve-all
+expect_grep "build_other: finished" "$work/other2.out" '^migration .*: done$'
 
 # ---- orphans ---------------------------------------------------------------------
 say "case orphans: an order of no user"
