@@ -17,8 +17,9 @@
 #                public.users (email), alone (one psql, wall time)
 #   zdm-unique   zdm apply of constraints_unique.zdm (add constraint
 #                users_email_key unique (email), no gate), end to end:
-#                preflight, journal, expand, the duplicate count, the
-#                concurrent build, contract (ADD CONSTRAINT ... USING INDEX)
+#                preflight, journal, expand, the concurrent build (its
+#                duplicate count runs only if it fails: not here), contract
+#                (ADD CONSTRAINT ... USING INDEX)
 #   pg-fkey      ALTER TABLE public.orders ADD CONSTRAINT orders_user_id_fkey
 #                FOREIGN KEY (user_id) REFERENCES public.users (id) NOT
 #                VALID, then VALIDATE CONSTRAINT, alone (one psql, two
