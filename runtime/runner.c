@@ -1219,10 +1219,9 @@ runner_diagnose(runner *r, const zdm_step *step)
 		runner_rollback_quietly(r);
 		r->err = failure;
 		if (r->err.detail[0] == '\0')
-			snprintf(
-				r->err.detail, sizeof(r->err.detail),
-				"the count of its diagnose could not be had: %.900s",
-				message);
+			snprintf(r->err.detail, sizeof(r->err.detail),
+			         "its diagnose could not count: %.900s",
+			         message);
 		return ZDM_EXIT_OK;
 	}
 	PQclear(res);
