@@ -1,7 +1,8 @@
 /*
  * main.c -- the zdm command line: argument parsing, the plan, exit codes.
  *
- * Everything that touches the database lives in runner.c and status.c; a
+ * Everything that touches the database lives in runner.c, status.c and
+ * sequence.c (several plans, or a directory of them, in order); a
  * plan that cannot be read is refused here, before any connection, with
  * exit status 2 (bad usage or bad plan, nothing touched).
  */
@@ -11,12 +12,17 @@
 #include "history.h"
 #include "plan_read.h"
 #include "runner.h"
+#include "sequence.h"
 #include "sync.h"
 #include "zdm.h"
 
 static const char usage_text[] =
 	"usage: zdm apply PLAN [options]       run the migration from where it stands to its end or the next gate\n"
-	"       zdm status [PLAN] [--json]     where a migration stands (all migrations without PLAN)\n"
+	"       zdm apply PLAN... | DIR        several migrations in order (DIR: its *.plan files by name): each\n"
+	"                                      not done is applied as above; stops at the first gate or failure\n"
+	"       zdm status [PLAN] [--json]     where a migration stands (without PLAN: one line per migration\n"
+	"                                      in the journal; --json: every migration in full)\n"
+	"       zdm status PLAN... | DIR       one line per plan, in order, those not started included\n"
 	"       zdm approve PLAN GATE          record an approval of GATE (who: --by, else $USER)\n"
 	"       zdm rollback PLAN              undo every completed step, in reverse, before the point of no return\n"
 	"       zdm log [MIGRATION]            the history recorded in git (refs/zdm/history), newest first\n"
@@ -45,7 +51,8 @@ static const char usage_text[] =
 	"\n"
 	"exit status: 0 done (or already done), 1 failed (state kept in the journal), 2 bad usage or bad plan\n"
 	"(nothing touched), 3 stopped safely and an operator is needed (lock retries exhausted, verification\n"
-	"failed, rollback refused), 4 paused at a gate awaiting approval.  See docs/runbook.md.\n";
+	"failed, rollback refused), 4 paused at a gate awaiting approval; several plans: 0 when all are done,\n"
+	"else the status of the plan that stopped the sequence.  See docs/runbook.md.\n";
 
 static const char sync_usage_text[] =
 	"usage: zdm sync PLAN [--db CONNINFO] [--topic TOPIC] [--group ID] [--kafka KEY=VALUE ...]\n"
@@ -213,7 +220,7 @@ int
 main(int argc, char **argv)
 {
 	zdm_apply_opts opts;
-	const char *cmd, *positional[3] = {NULL, NULL, NULL};
+	const char *cmd, **positional;
 	char *gate_lists[16];
 	size_t npos = 0, ngate_lists = 0, i;
 	bool json = false;
@@ -240,6 +247,9 @@ main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "sync") == 0)
 		return sync_main(argc, argv);
+	/* positional arguments are moved down to argv[2...] as they are
+	 * found: never past the one being read, so nothing is overwritten */
+	positional = (const char **)&argv[2];
 	if (strcmp(cmd, "apply") != 0 && strcmp(cmd, "status") != 0 &&
 	    strcmp(cmd, "approve") != 0 && strcmp(cmd, "rollback") != 0 &&
 	    strcmp(cmd, "log") != 0 && strcmp(cmd, "history") != 0)
@@ -320,10 +330,8 @@ main(int argc, char **argv)
 			json = true;
 		} else if (arg[0] == '-' && arg[1] != '\0') {
 			return usage_error("unknown option", arg);
-		} else if (npos < 3) {
-			positional[npos++] = arg;
 		} else {
-			return usage_error("too many arguments:", arg);
+			argv[2 + npos++] = argv[a];
 		}
 	}
 
@@ -350,6 +358,17 @@ main(int argc, char **argv)
 		rc = zdm_history_sync(opts.conninfo, opts.history_dir,
 		                      npos == 2 ? positional[1] : NULL,
 		                      plan ? plan->migration : NULL);
+		goto done;
+	}
+	/* several plans, or a directory of them: sequence.c */
+	if (strcmp(cmd, "apply") == 0 &&
+	    zdm_sequence_wanted(positional, npos)) {
+		rc = zdm_sequence_apply(positional, npos, &opts);
+		goto done;
+	}
+	if (strcmp(cmd, "status") == 0 &&
+	    (zdm_sequence_wanted(positional, npos) || (npos == 0 && !json))) {
+		rc = zdm_sequence_status(positional, npos, opts.conninfo, json);
 		goto done;
 	}
 	if (strcmp(cmd, "status") == 0    ? npos > 1

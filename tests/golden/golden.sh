@@ -5,8 +5,8 @@
 #   tests/golden/golden.sh [--regen] [WHAT] [ZDMC]
 #
 # WHAT is one of (default: all of them in turn):
-#   plans        every plans/X.zdm, compiled from plans/ as `zdmc compile -o -
-#                X.zdm`, equals plans/X.plan
+#   plans        every plans/X.zdm (and plans/sequence/X.zdm), compiled from
+#                plans/ as `zdmc compile -o - X.zdm`, equals plans/X.plan
 #   errors       every tests/golden/errors/X.zdm: `zdmc check X.zdm` run from
 #                that directory prints exactly X.err on stderr and exits with
 #                the number in X.exit (1 when there is no X.exit)
@@ -25,10 +25,11 @@ me=golden.sh
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# The example sources, as names relative to plans/.
+# The example sources, as names relative to plans/: plans/*.zdm and the
+# sequence of plans/sequence/ (a project's db/ folder).
 plan_sources()
 {
-	(cd "$root/plans" && ls -- *.zdm 2>/dev/null) || true
+	(cd "$root/plans" && ls -- *.zdm sequence/*.zdm 2>/dev/null) || true
 }
 
 golden_plans()
@@ -36,6 +37,7 @@ golden_plans()
 	local src base n=0
 	for src in $(plan_sources); do
 		base=${src%.zdm}
+		mkdir -p "$tmp/$(dirname "$base")"
 		n=$((n + 1))
 		if ! (cd "$root/plans" && "$zdmc" compile -o - "$src") \
 			>"$tmp/$base.plan" 2>"$tmp/$base.stderr"; then
@@ -61,6 +63,7 @@ golden_errors()
 	local dir=$root/tests/golden/errors src base rc want n=0
 	for src in $(cd "$dir" && ls -- *.zdm 2>/dev/null); do
 		base=${src%.zdm}
+		mkdir -p "$tmp/$(dirname "$base")"
 		n=$((n + 1))
 		rc=0
 		(cd "$dir" && "$zdmc" check "$src") >/dev/null \
@@ -98,6 +101,7 @@ golden_determinism()
 	mkdir -p "$other"
 	for src in $(plan_sources); do
 		base=${src%.zdm}
+		mkdir -p "$tmp/$(dirname "$base")"
 		n=$((n + 1))
 		if ! (cd "$root/plans" && "$zdmc" compile -o - "$src" \
 			>"$tmp/$base.1" &&
@@ -131,6 +135,7 @@ golden_check()
 	local src base rc n=0
 	for src in $(plan_sources); do
 		base=${src%.zdm}
+		mkdir -p "$tmp/$(dirname "$base")"
 		n=$((n + 1))
 		if ! (cd "$root/plans" && "$zdmc" compile -o "$tmp/$base.plan" \
 			"$src"); then

@@ -12,6 +12,8 @@
 #   apply_badplan           apply_badplan.sh: refused plans touch nothing
 #   apply_status            apply_status.sh: approve, status, another plan
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
+#   apply_sequence          apply_sequence.sh: plans/sequence/ in order with
+#                           one zdm apply DIR; skips, gates, failures, status
 # One e2e and one rollback test per example that has a fixture
 # (tests/sql/fixtures/EXAMPLE.sql next to plans/EXAMPLE.zdm).
 set(zdm_apply_dir ${CMAKE_CURRENT_LIST_DIR})
@@ -50,6 +52,9 @@ zdm_apply_test(apply_concurrent apply_concurrent.sh)
 zdm_apply_test(apply_badplan apply_badplan.sh)
 zdm_apply_test(apply_status apply_status.sh)
 zdm_apply_test(apply_partial apply_partial.sh)
+zdm_apply_test(apply_sequence apply_sequence.sh)
+# three migrations under traffic, then five more runs of them
+set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
 
 # sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm)
 foreach(cdc_case traffic same rollback nosync)
