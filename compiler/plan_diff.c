@@ -260,6 +260,8 @@ diff_kind_name(zdm_step_kind kind)
 		return "catch_up";
 	case ZDM_STEP_STOP_SYNC:
 		return "stop_sync";
+	case ZDM_STEP_AUTOCOMMIT:
+		return "autocommit";
 	}
 	return "?";
 }

@@ -30,6 +30,7 @@
  *   points at survives a crash of the machine.
  */
 #include "history.h"
+#include "journal.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -586,9 +587,6 @@ history_yaml_kn(history_yaml *y, const char *key, const PGresult *res, int row,
  */
 static const char history_ts_format[] = "YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"";
 
-static const char history_journal_exists_sql[] =
-	"SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL";
-
 static const char history_migration_sql[] =
 	"SELECT state, plan_sha256,"
 	" pg_catalog.to_char(pg_catalog.timezone('UTC', started_at), $2),"
@@ -740,7 +738,7 @@ history_state_read(history_state *out, PGconn *conn, const char *migration,
 		 *approvals = NULL, *events = NULL;
 	history_yaml y;
 	bool in_tx = false, emitter = false;
-	int rc = -1;
+	int rc = -1, exists;
 
 	memset(out, 0, sizeof(*out));
 	memset(&y, 0, sizeof(y));
@@ -755,10 +753,9 @@ history_state_read(history_state *out, PGconn *conn, const char *migration,
 	                  err) != 0)
 		goto cleanup;
 	in_tx = true;
-	if (zdm_conn_query(conn, history_journal_exists_sql, 0, NULL, &res,
-	                   err) != 0)
+	if ((exists = zdm_journal_exists(conn, err)) < 0)
 		goto cleanup;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+	if (exists) {
 		if (zdm_conn_query(conn, history_migration_sql, 2, params, &mig,
 		                   err) != 0 ||
 		    zdm_conn_query(conn, history_steps_sql, 2, params, &steps,
@@ -1195,15 +1192,14 @@ zdm_history_sync(const char *conninfo, const char *history_dir,
 		rc = ZDM_EXIT_USAGE;
 		goto cleanup;
 	}
-	if (zdm_conn_query(conn, history_journal_exists_sql, 0, NULL, &res,
-	                   &err) != 0)
+	switch (zdm_journal_exists(conn, &err)) {
+	case -1:
 		goto cleanup;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	case 0:
 		printf("no zdm migration has run in this database: nothing to record\n");
 		rc = ZDM_EXIT_OK;
 		goto cleanup;
 	}
-	PQclear(res);
 	if (zdm_conn_query(conn, history_sync_list_sql, 1, params, &res,
 	                   &err) != 0)
 		goto cleanup;

@@ -45,4 +45,88 @@ typedef enum zdm_step_state {
 /* Create schema zdm and its tables if missing (safe to run concurrently). */
 int zdm_journal_init(PGconn *conn, zdm_error *err);
 
+/*
+ * Every other statement on the journal is one of the functions below (the
+ * readers status.c and history.c keep their own SELECTs, shaped for what
+ * they print, and use zdm_journal_exists).  Each returns 0, or -1 with err
+ * set; none opens or ends a transaction unless it says so, so a caller can
+ * put a journal write in the same transaction as the step it records.
+ * Parameters named migration and step_id identify the rows.
+ */
+
+/* 1 when the journal exists in this database, 0 when not (zdm never ran
+ * here: nothing is created by asking), -1 on error. */
+int zdm_journal_exists(PGconn *conn, zdm_error *err);
+
+/* The migration's row: 0 found (*state and *plan_sha256 malloc'd, the
+ * caller frees), 1 none (or no journal at all), -1 error. */
+int zdm_journal_migration(PGconn *conn, const char *migration, char **state,
+                          char **plan_sha256, zdm_error *err);
+
+/* states[i] for plan->steps[i], from zdm.steps (pending when no row). */
+int zdm_journal_step_states(PGconn *conn, const zdm_plan *plan,
+                            zdm_step_state *states, zdm_error *err);
+
+/* A new journal entry, in a transaction of its own: the migration (any
+ * older entry of that name and its checkpoints replaced), running, and
+ * every step pending. */
+int zdm_journal_start(PGconn *conn, const zdm_plan *plan, const char *plan_text,
+                      zdm_error *err);
+
+/* The migration row's state; step_id NULL keeps current_step; why NULL (or
+ * empty) clears last_error. */
+int zdm_journal_set_state(PGconn *conn, const char *migration,
+                          const char *state, const char *step_id,
+                          const char *gate, const zdm_error *why,
+                          zdm_error *err);
+int zdm_journal_set_current_step(PGconn *conn, const char *migration,
+                                 const char *step_id, zdm_error *err);
+/* A line in zdm.events; step_id and message may be NULL. */
+int zdm_journal_event(PGconn *conn, const char *migration, const char *step_id,
+                      const char *event, const char *message, zdm_error *err);
+
+/* Step transitions.  running counts an attempt and clears the last error;
+ * done records rows (NULL: none) and a result (NULL: none). */
+int zdm_journal_step_running(PGconn *conn, const char *migration,
+                             const char *step_id, zdm_error *err);
+int zdm_journal_step_done(PGconn *conn, const char *migration,
+                          const char *step_id, const char *rows,
+                          const char *result, zdm_error *err);
+/* failed, with why's message and SQLSTATE; result NULL keeps the old one. */
+int zdm_journal_step_failed(PGconn *conn, const char *migration,
+                            const char *step_id, const zdm_error *why,
+                            const char *result, zdm_error *err);
+/* running -> pending (the attempt did not commit); *changed says whether
+ * the step was running.  changed may be NULL. */
+int zdm_journal_step_pending(PGconn *conn, const char *migration,
+                             const char *step_id, bool *changed,
+                             zdm_error *err);
+int zdm_journal_step_compensated(PGconn *conn, const char *migration,
+                                 const char *step_id, zdm_error *err);
+/* The step's undo failed: the step stays done, its error says "undo: ". */
+int zdm_journal_step_undo_failed(PGconn *conn, const char *migration,
+                                 const char *step_id, const zdm_error *why,
+                                 zdm_error *err);
+
+/* Rollback: this attempt's backfill checkpoints and approvals go. */
+int zdm_journal_forget_attempt(PGconn *conn, const char *migration,
+                               zdm_error *err);
+/* Rollback's end: every step that ever started is compensated. */
+int zdm_journal_all_compensated(PGconn *conn, const char *migration,
+                                zdm_error *err);
+
+/* The gate's approval: 1 approved (who_at says by whom and when), 0 not,
+ * -1 error. */
+int zdm_journal_approval(PGconn *conn, const char *migration, const char *gate,
+                         char *who_at, size_t len, zdm_error *err);
+/* Record an approval: 1 recorded now, 0 it was already there, -1 error. */
+int zdm_journal_approve(PGconn *conn, const char *migration, const char *gate,
+                        const char *who, zdm_error *err);
+
+/* The rows every run of a backfill step checkpointed: 0 with *rows, 1 when
+ * there are no checkpoints, -1 error. */
+int zdm_journal_backfill_rows(PGconn *conn, const char *migration,
+                              const char *step_id, long long *rows,
+                              zdm_error *err);
+
 #endif

@@ -958,6 +958,7 @@ parse_step_kind(const yaml_node_t *node, zdm_step_kind *out)
 		{"gate", ZDM_STEP_GATE},
 		{"catch_up", ZDM_STEP_CATCH_UP},
 		{"stop_sync", ZDM_STEP_STOP_SYNC},
+		{"autocommit", ZDM_STEP_AUTOCOMMIT},
 	};
 
 	for (size_t i = 0; i < NELEM(kinds); i++) {
@@ -1007,7 +1008,7 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 				node_type_name(kind_node));
 		return reader_fail_at(
 			r, kind_node,
-			"%s: unknown step kind \"%.*s\" (expected sql, backfill, check or gate)",
+			"%s: unknown step kind \"%.*s\" (expected sql, backfill, check, gate, catch_up, stop_sync or autocommit)",
 			what, (int)kind_node->data.scalar.length,
 			(const char *)kind_node->data.scalar.value);
 	}
@@ -1074,6 +1075,12 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 	    (error = get_string(r, map, what, "sql", false, &step->sql)) < 0 ||
 	    (error = get_string(r, map, what, "compensation", true,
 	                        &step->compensation)) < 0)
+		return error;
+
+	/* autocommit is read in any format version for now (version 3 names
+	 * it; the version check belongs with the reader's version handling) */
+	if (step->kind == ZDM_STEP_AUTOCOMMIT &&
+	    (error = get_string(r, map, what, "index", true, &step->index)) < 0)
 		return error;
 
 	if (step->kind == ZDM_STEP_BACKFILL) {
@@ -1874,6 +1881,7 @@ zdm_plan_free(zdm_plan *plan)
 		free(s->transaction);
 		free(s->sql);
 		free(s->compensation);
+		free(s->index);
 		free(s->key);
 		free(s->examples_sql);
 		free(s->in_flight_offenders);

@@ -22,8 +22,11 @@ typedef enum zdm_step_kind {
 	ZDM_STEP_BACKFILL,
 	ZDM_STEP_CHECK,
 	ZDM_STEP_GATE,
-	ZDM_STEP_CATCH_UP, /* cdc: wait for zdm sync (lag, or a barrier) */
-	ZDM_STEP_STOP_SYNC /* cdc: barrier, then stop zdm sync */
+	ZDM_STEP_CATCH_UP,  /* cdc: wait for zdm sync (lag, or a barrier) */
+	ZDM_STEP_STOP_SYNC, /* cdc: barrier, then stop zdm sync */
+	ZDM_STEP_AUTOCOMMIT /* one statement outside any transaction block
+	                     * (CREATE INDEX CONCURRENTLY, ALTER TYPE ... ADD
+	                     * VALUE); runner.c */
 } zdm_step_kind;
 
 typedef struct zdm_step {
@@ -37,6 +40,10 @@ typedef struct zdm_step {
 	char *sql;          /* NULL for gates */
 	char *compensation; /* NULL: nothing to undo */
 	bool point_of_no_return;
+	/* autocommit: the index the step builds, "schema.name" as written;
+	 * NULL when absent.  An INVALID index of that name is what a failed
+	 * or killed concurrent build leaves behind, and is dropped. */
+	char *index;
 	/* backfill */
 	char *key;
 	long batch_size;

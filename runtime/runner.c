@@ -6,11 +6,17 @@
  *   hashtextextended('zdm:' || migration, 0), held on the control connection
  *   for the whole run; a second runner is refused at once.
  * - A run never runs a statement the plan does not hold.  The only SQL of
- *   zdm's own is the journal's (schema zdm) and read-only catalog queries.
+ *   zdm's own is the journal's (schema zdm, journal.c), read-only catalog
+ *   queries, and the DROP INDEX CONCURRENTLY of an INVALID index that an
+ *   autocommit step's own failed build left behind.
+ * - Each step kind has one executor (step.h), listed in runner_executors
+ *   below; the walk over the steps and the rollback know kinds only
+ *   through it.
  * - Steps that share a transaction label run in one transaction together
  *   with the journal rows that mark them done, so after a crash the journal
  *   says exactly what committed.  A step found "running" on resume did not
- *   commit, and is run again.
+ *   commit, and is run again.  Autocommit steps are the exception: they
+ *   run outside a transaction, journaled running before and done after.
  * - Every transaction sets lock_timeout from the plan; a lock timeout or a
  *   deadlock rolls back, waits with backoff and retries, up to the plan's
  *   lock_retries, then stops safely (exit 3) with the journal saying where.
@@ -33,6 +39,7 @@
 #include "journal.h"
 #include "preflight.h"
 #include "signals.h"
+#include "step.h"
 #include "sync_wait.h"
 
 /* zdm_interrupted (signals.c), set by SIGINT/SIGTERM: the backfill
@@ -56,7 +63,7 @@ runner_sleep_ms(long ms)
 	return !zdm_interrupted;
 }
 
-typedef struct runner {
+struct zdm_runner {
 	const zdm_plan *plan;
 	const zdm_apply_opts *opts;
 	PGconn *conn;
@@ -64,7 +71,8 @@ typedef struct runner {
 	zdm_step_state *states; /* per plan step, from the journal */
 	zdm_history *history;   /* NULL: not recording (said once) */
 	zdm_error err;
-} runner;
+};
+typedef zdm_runner runner;
 
 /* ---- small helpers --------------------------------------------------- */
 
@@ -112,17 +120,6 @@ runner_retry_lock(runner *r, int attempt, const char *step_id,
 	return runner_sleep_ms(wait) ? 1 : -1;
 }
 
-static int
-runner_exec_params(runner *r, const char *sql, int n, const char *const *params)
-{
-	PGresult *res;
-
-	if (zdm_conn_query(r->conn, sql, n, params, &res, &r->err) != 0)
-		return -1;
-	PQclear(res);
-	return 0;
-}
-
 static void
 runner_rollback_quietly(runner *r)
 {
@@ -132,19 +129,16 @@ runner_rollback_quietly(runner *r)
 		(void)zdm_conn_exec(r->conn, "ROLLBACK", &ignored);
 }
 
+/* Events and state changes are reported, never fatal: r->err keeps the
+ * error that led to them. */
 static void
 runner_event(runner *r, const char *step_id, const char *event,
              const char *message)
 {
-	const char *params[4] = {r->plan->migration, step_id, event, message};
-	zdm_error saved = r->err;
+	zdm_error ignored;
 
-	(void)runner_exec_params(
-		r,
-		"INSERT INTO zdm.events (migration, step_id, event, message)"
-		" VALUES ($1, $2, $3, $4)",
-		4, params);
-	r->err = saved;
+	(void)zdm_journal_event(r->conn, r->plan->migration, step_id, event,
+	                        message, &ignored);
 }
 
 /* Open the git history; a run without one still runs (the journal is the
@@ -202,44 +196,19 @@ static void
 runner_set_state(runner *r, const char *state, const char *step_id,
                  const char *gate, const zdm_error *err)
 {
-	const char *params[6];
-	zdm_error saved = r->err;
+	zdm_error ignored;
 
-	params[0] = r->plan->migration;
-	params[1] = state;
-	params[2] = step_id;
-	params[3] = gate;
-	params[4] = err && err->message[0] ? err->message : NULL;
-	params[5] = err && err->sqlstate[0] ? err->sqlstate : NULL;
-	(void)runner_exec_params(
-		r,
-		"UPDATE zdm.migrations SET state = $2,"
-		" current_step = coalesce($3, current_step),"
-		" waiting_gate = $4, last_error = $5, last_sqlstate = $6,"
-		" updated_at = pg_catalog.clock_timestamp(),"
-		" finished_at = CASE WHEN $2 IN ('done', 'rolled_back')"
-		"   THEN pg_catalog.clock_timestamp() END"
-		" WHERE migration = $1",
-		6, params);
-	r->err = saved;
+	(void)zdm_journal_set_state(r->conn, r->plan->migration, state, step_id,
+	                            gate, err, &ignored);
 }
 
 static void
 runner_step_failed(runner *r, const zdm_step *step, const char *result)
 {
-	const char *params[5] = {r->plan->migration, step->id, r->err.message,
-	                         r->err.sqlstate[0] ? r->err.sqlstate : NULL,
-	                         result};
-	zdm_error saved = r->err;
+	zdm_error ignored;
 
-	(void)runner_exec_params(
-		r,
-		"UPDATE zdm.steps SET state = 'failed', error = $3,"
-		" sqlstate = $4, result = coalesce($5, result),"
-		" finished_at = pg_catalog.clock_timestamp()"
-		" WHERE migration = $1 AND step_id = $2",
-		5, params);
-	r->err = saved;
+	(void)zdm_journal_step_failed(r->conn, r->plan->migration, step->id,
+	                              &r->err, result, &ignored);
 }
 
 /* Steps [from, to) still 'running' did not commit (their transaction
@@ -247,22 +216,15 @@ runner_step_failed(runner *r, const zdm_step *step, const char *result)
 static void
 runner_steps_pending(runner *r, size_t from, size_t to)
 {
-	zdm_error saved = r->err;
+	zdm_error ignored;
 	size_t i;
 
-	for (i = from; i < to; i++) {
-		const char *params[2] = {r->plan->migration,
-		                         r->plan->steps[i].id};
-
-		if (runner_exec_params(r,
-		                       "UPDATE zdm.steps SET state = 'pending'"
-		                       " WHERE migration = $1 AND step_id = $2"
-		                       " AND state = 'running'",
-		                       2, params) == 0 &&
+	for (i = from; i < to; i++)
+		if (zdm_journal_step_pending(r->conn, r->plan->migration,
+		                             r->plan->steps[i].id, NULL,
+		                             &ignored) == 0 &&
 		    r->states[i] == ZDM_STATE_RUNNING)
 			r->states[i] = ZDM_STATE_PENDING;
-	}
-	r->err = saved;
 }
 
 /* A signal came during a wait outside any transaction: steps [from, to)
@@ -290,16 +252,9 @@ runner_mark_running(runner *r, size_t from, size_t to)
 	size_t i;
 
 	for (i = from; i < to; i++) {
-		const char *params[2] = {r->plan->migration,
-		                         r->plan->steps[i].id};
-
-		if (runner_exec_params(
-			    r,
-			    "UPDATE zdm.steps SET state = 'running',"
-			    " attempts = attempts + 1, started_at = pg_catalog.clock_timestamp(),"
-			    " error = NULL, sqlstate = NULL"
-			    " WHERE migration = $1 AND step_id = $2",
-			    2, params) != 0)
+		if (zdm_journal_step_running(r->conn, r->plan->migration,
+		                             r->plan->steps[i].id,
+		                             &r->err) != 0)
 			return -1;
 		r->states[i] = ZDM_STATE_RUNNING;
 	}
@@ -310,15 +265,8 @@ static int
 runner_mark_done(runner *r, const zdm_step *step, const char *rows,
                  const char *result)
 {
-	const char *params[4] = {r->plan->migration, step->id, rows, result};
-
-	return runner_exec_params(
-		r,
-		"UPDATE zdm.steps SET state = 'done',"
-		" finished_at = pg_catalog.clock_timestamp(), rows = $3::bigint,"
-		" result = $4, error = NULL, sqlstate = NULL"
-		" WHERE migration = $1 AND step_id = $2",
-		4, params);
+	return zdm_journal_step_done(r->conn, r->plan->migration, step->id,
+	                             rows, result, &r->err);
 }
 
 static int
@@ -409,24 +357,6 @@ runner_connect(runner *r)
 	return runner_lock_migration(r);
 }
 
-/* 1 when schema zdm exists: a database zdm never touched stays untouched
- * until a migration passes preflight. */
-static int
-runner_journal_exists(runner *r)
-{
-	PGresult *res;
-	int exists;
-
-	if (zdm_conn_query(
-		    r->conn,
-		    "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
-		    0, NULL, &res, &r->err) != 0)
-		return -1;
-	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return exists;
-}
-
 static void
 runner_close(runner *r)
 {
@@ -437,118 +367,25 @@ runner_close(runner *r)
 	free(r->states);
 }
 
-/* Journal row of this migration: 0 found, 1 none, -1 error. */
+/* Journal row of this migration: 0 found, 1 none, -1 error.  A database
+ * zdm never touched stays untouched until a migration passes preflight. */
 static int
 runner_load_migration(runner *r, char **state, char **sha)
 {
-	const char *params[1] = {r->plan->migration};
-	PGresult *res;
-
-	*state = *sha = NULL;
-	switch (runner_journal_exists(r)) {
-	case -1:
-		return -1;
-	case 0:
-		return 1;
-	}
-	if (zdm_conn_query(
-		    r->conn,
-		    "SELECT state, plan_sha256 FROM zdm.migrations WHERE migration = $1",
-		    1, params, &res, &r->err) != 0)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return 1;
-	}
-	*state = strdup(PQgetvalue(res, 0, 0));
-	*sha = strdup(PQgetvalue(res, 0, 1));
-	PQclear(res);
-	return 0;
+	return zdm_journal_migration(r->conn, r->plan->migration, state, sha,
+	                             &r->err);
 }
 
 static int
 runner_load_states(runner *r)
 {
-	const char *params[1] = {r->plan->migration};
-	PGresult *res;
-	size_t i;
-	int row;
-
 	r->states = calloc(r->plan->nsteps ? r->plan->nsteps : 1,
 	                   sizeof(zdm_step_state));
-	if (zdm_conn_query(
-		    r->conn,
-		    "SELECT step_id, state FROM zdm.steps WHERE migration = $1",
-		    1, params, &res, &r->err) != 0)
+	if (r->states == NULL) {
+		zdm_error_set(&r->err, "out of memory");
 		return -1;
-	for (row = 0; row < PQntuples(res); row++) {
-		const char *id = PQgetvalue(res, row, 0);
-		const char *st = PQgetvalue(res, row, 1);
-
-		for (i = 0; i < r->plan->nsteps; i++) {
-			if (strcmp(r->plan->steps[i].id, id) != 0)
-				continue;
-			if (strcmp(st, "done") == 0)
-				r->states[i] = ZDM_STATE_DONE;
-			else if (strcmp(st, "running") == 0)
-				r->states[i] = ZDM_STATE_RUNNING;
-			else if (strcmp(st, "failed") == 0)
-				r->states[i] = ZDM_STATE_FAILED;
-			else if (strcmp(st, "compensated") == 0)
-				r->states[i] = ZDM_STATE_COMPENSATED;
-		}
 	}
-	PQclear(res);
-	return 0;
-}
-
-/* A new journal entry: the migration and every step, pending. */
-static int
-runner_start(runner *r, const char *plan_text)
-{
-	const zdm_plan *plan = r->plan;
-	size_t i;
-
-	if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0)
-		return -1;
-	{
-		const char *params[4] = {plan->migration, plan->plan_sha256,
-		                         plan->source_file, plan_text};
-
-		if (runner_exec_params(
-			    r,
-			    "DELETE FROM zdm.migrations WHERE migration = $1",
-			    1, params) != 0 ||
-		    runner_exec_params(
-			    r, "DELETE FROM zdm.backfill WHERE migration = $1",
-			    1, params) != 0 ||
-		    runner_exec_params(
-			    r,
-			    "INSERT INTO zdm.migrations"
-			    " (migration, plan_sha256, source_file, plan, state)"
-			    " VALUES ($1, $2, $3, $4, 'running')",
-			    4, params) != 0)
-			goto fail;
-	}
-	for (i = 0; i < plan->nsteps; i++) {
-		char pos[32];
-		const char *params[4] = {plan->migration, plan->steps[i].id,
-		                         pos, plan->steps[i].phase};
-
-		snprintf(pos, sizeof(pos), "%zu", i + 1);
-		if (runner_exec_params(
-			    r,
-			    "INSERT INTO zdm.steps (migration, step_id, position, phase)"
-			    " VALUES ($1, $2, $3::integer, $4)",
-			    4, params) != 0)
-			goto fail;
-	}
-	if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
-		goto fail;
-	return 0;
-fail:
-	runner_rollback_quietly(r);
-	return -1;
+	return zdm_journal_step_states(r->conn, r->plan, r->states, &r->err);
 }
 
 /* ---- steps ----------------------------------------------------------- */
@@ -583,17 +420,10 @@ runner_run_group(runner *r, size_t from, size_t to)
 			if (runner_mark_done(r, &plan->steps[i], NULL, NULL) !=
 			    0)
 				goto failed;
-		{
-			const char *params[2] = {plan->migration,
-			                         plan->steps[to - 1].id};
-
-			if (runner_exec_params(
-				    r,
-				    "UPDATE zdm.migrations SET current_step = $2,"
-				    " updated_at = pg_catalog.clock_timestamp() WHERE migration = $1",
-				    2, params) != 0)
-				goto failed;
-		}
+		if (zdm_journal_set_current_step(r->conn, plan->migration,
+		                                 plan->steps[to - 1].id,
+		                                 &r->err) != 0)
+			goto failed;
 		if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
 			goto failed;
 		for (i = from; i < to; i++) {
@@ -1078,34 +908,17 @@ runner_who(const zdm_apply_opts *opts)
 static int
 runner_gate_approved(runner *r, const char *gate, char *result, size_t len)
 {
-	const char *params[2] = {r->plan->migration, gate};
-	PGresult *res;
-	int found;
-
-	if (zdm_conn_query(r->conn,
-	                   "SELECT approved_by, pg_catalog.to_char(approved_at,"
-	                   " 'YYYY-MM-DD\"T\"HH24:MI:SSOF') FROM zdm.approvals"
-	                   " WHERE migration = $1 AND gate = $2",
-	                   2, params, &res, &r->err) != 0)
-		return -1;
-	found = PQntuples(res) > 0;
-	if (found)
-		snprintf(result, len, "approved by %s at %s",
-		         PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-	PQclear(res);
-	return found;
+	return zdm_journal_approval(r->conn, r->plan->migration, gate, result,
+	                            len, &r->err);
 }
 
 static int
 runner_record_approval(runner *r, const char *gate, const char *who)
 {
-	const char *params[3] = {r->plan->migration, gate, who};
-
-	return runner_exec_params(
-		r,
-		"INSERT INTO zdm.approvals (migration, gate, approved_by)"
-		" VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-		3, params);
+	return zdm_journal_approve(r->conn, r->plan->migration, gate, who,
+	                           &r->err) < 0
+	               ? -1
+	               : 0;
 }
 
 static int
@@ -1246,20 +1059,9 @@ runner_run_backfill(runner *r, size_t idx)
 	/* a resumed backfill: the step's rows are every run's, which the
 	 * journal's checkpoints add up */
 	total = stats.rows;
-	{
-		const char *params[2] = {r->plan->migration, step->id};
-		PGresult *res;
-
-		if (zdm_conn_query(
-			    r->conn,
-			    "SELECT pg_catalog.sum(rows) FROM zdm.backfill"
-			    " WHERE migration = $1 AND step_id = $2",
-			    2, params, &res, &r->err) != 0)
-			return ZDM_EXIT_FAILED;
-		if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0))
-			total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		PQclear(res);
-	}
+	if (zdm_journal_backfill_rows(r->conn, r->plan->migration, step->id,
+	                              &total, &r->err) < 0)
+		return ZDM_EXIT_FAILED;
 	snprintf(rows, sizeof(rows), "%lld", total);
 	snprintf(
 		result, sizeof(result),
@@ -1279,6 +1081,207 @@ runner_run_backfill(runner *r, size_t idx)
 	return ZDM_EXIT_OK;
 }
 
+/* ---- autocommit steps ---------------------------------------------------- */
+
+/*
+ * The step's index: its qualified, quoted name and whether it is valid.
+ * to_regclass resolves the name as written in the plan (qualified or on
+ * the session's search_path) and is NULL, not an error, when there is no
+ * such relation.  Read-only.
+ */
+static const char runner_index_state_sql[] =
+	"SELECT pg_catalog.format('%I.%I', n.nspname, c.relname),"
+	" i.indisvalid"
+	" FROM pg_catalog.pg_index i"
+	" JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+	" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	" WHERE i.indexrelid = pg_catalog.to_regclass($1)";
+
+/* The session's lock_timeout for a statement that runs outside a
+ * transaction block (SET LOCAL would not outlive it). */
+static int
+runner_set_session_lock_timeout(runner *r, long ms)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SET lock_timeout = '%ldms'", ms);
+	return zdm_conn_exec(r->conn, sql, &r->err);
+}
+
+static int
+runner_reset_session_lock_timeout(runner *r)
+{
+	return zdm_conn_exec(r->conn, "RESET lock_timeout", &r->err);
+}
+
+/* 0 no such index, 1 valid, 2 INVALID (qualified: its quoted name), -1
+ * error. */
+static int
+runner_index_state(runner *r, const zdm_step *step, char *qualified, size_t len)
+{
+	const char *params[1] = {step->index};
+	PGresult *res;
+	int state = 0;
+
+	if (zdm_conn_query(r->conn, runner_index_state_sql, 1, params, &res,
+	                   &r->err) != 0)
+		return -1;
+	if (PQntuples(res) == 1) {
+		snprintf(qualified, len, "%s", PQgetvalue(res, 0, 0));
+		state = strcmp(PQgetvalue(res, 0, 1), "t") == 0 ? 1 : 2;
+	}
+	PQclear(res);
+	return state;
+}
+
+/*
+ * A concurrent build that fails, or whose session dies, leaves its index
+ * behind marked INVALID: not used by queries, yet maintained by every
+ * write, and in the way of the next CREATE INDEX of that name.  Before a
+ * step with an index runs again, is undone or given up, such an index of
+ * that name goes, without blocking writes.  No other session can be
+ * building it: a build of this step runs only under the migration's
+ * advisory lock, which this runner holds.  0, or -1 with r->err.
+ */
+static int
+runner_drop_invalid_index(runner *r, const zdm_step *step)
+{
+	char qualified[200], sql[300];
+	int state;
+
+	if (step->index == NULL)
+		return 0;
+	state = runner_index_state(r, step, qualified, sizeof(qualified));
+	if (state != 2)
+		return state < 0 ? -1 : 0;
+	printf("  %-12s dropping INVALID index %s, left by a build that did not finish\n",
+	       step->id, qualified);
+	fflush(stdout);
+	snprintf(sql, sizeof(sql), "DROP INDEX CONCURRENTLY IF EXISTS %s",
+	         qualified);
+	if (runner_set_session_lock_timeout(r, step->lock_timeout_ms) != 0 ||
+	    zdm_conn_exec(r->conn, sql, &r->err) != 0) {
+		zdm_error failure = r->err;
+
+		(void)runner_reset_session_lock_timeout(r);
+		r->err = failure;
+		return -1;
+	}
+	runner_event(r, step->id, "invalid_index_dropped", qualified);
+	return runner_reset_session_lock_timeout(r);
+}
+
+/*
+ * One statement PostgreSQL will not run in a transaction block: journaled
+ * running (committed) before, run on its own with the step's lock_timeout
+ * set on the session, journaled done after.  A crash in between leaves the
+ * step running: on resume it runs again, after its INVALID index (if it
+ * names one) is dropped; if the index is there and valid, the build
+ * committed and only the journal missed it, so the step is done.  Lock
+ * conflicts are retried like a transaction's.
+ */
+static int
+runner_run_autocommit(runner *r, size_t idx)
+{
+	const zdm_step *step = &r->plan->steps[idx];
+	bool resumed = r->states[idx] == ZDM_STATE_RUNNING;
+	int attempt;
+
+	for (attempt = 0;; attempt++) {
+		double t0 = zdm_now();
+
+		if (resumed && step->index != NULL) {
+			char qualified[200];
+			int state = runner_index_state(r, step, qualified,
+			                               sizeof(qualified));
+
+			if (state < 0)
+				goto failed;
+			if (state == 1) {
+				char result[300];
+
+				snprintf(
+					result, sizeof(result),
+					"index %s found built and valid by an earlier attempt",
+					qualified);
+				if (runner_mark_done(r, step, NULL, result) !=
+				    0)
+					return ZDM_EXIT_FAILED;
+				r->states[idx] = ZDM_STATE_DONE;
+				printf("  %-12s %s\n  %-12s %s\n", step->id,
+				       step->description, "", result);
+				fflush(stdout);
+				runner_record(r, "%s done: %s", step->id,
+				              result);
+				return ZDM_EXIT_OK;
+			}
+		}
+		resumed = false;
+		if (runner_mark_running(r, idx, idx + 1) != 0)
+			return ZDM_EXIT_FAILED;
+		if (runner_drop_invalid_index(r, step) != 0 ||
+		    runner_set_session_lock_timeout(r, step->lock_timeout_ms) !=
+		            0 ||
+		    zdm_conn_exec(r->conn, step->sql, &r->err) != 0 ||
+		    runner_reset_session_lock_timeout(r) != 0)
+			goto failed;
+		if (runner_mark_done(r, step, NULL, NULL) != 0 ||
+		    zdm_journal_set_current_step(r->conn, r->plan->migration,
+		                                 step->id, &r->err) != 0)
+			return ZDM_EXIT_FAILED;
+		r->states[idx] = ZDM_STATE_DONE;
+		printf("  %-12s %s\n", step->id, step->description);
+		printf("  %-12s done in %.0f ms (outside a transaction)\n", "",
+		       (zdm_now() - t0) * 1000.0);
+		fflush(stdout);
+		runner_record(r, "%s done: %s", step->id, step->description);
+		return ZDM_EXIT_OK;
+
+	failed : {
+		zdm_error failure = r->err;
+
+		/* what the failed statement left: its INVALID index */
+		(void)runner_reset_session_lock_timeout(r);
+		if (runner_drop_invalid_index(r, step) != 0 &&
+		    failure.detail[0] == '\0')
+			snprintf(
+				failure.detail, sizeof(failure.detail),
+				"its INVALID index %.200s could not be dropped: %.700s",
+				step->index, r->err.message);
+		r->err = failure;
+	}
+		snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+		switch (runner_retry_lock(r, attempt, step->id, "", true)) {
+		case 1:
+			continue;
+		case -1:
+			return runner_stop_interrupted(
+				r, idx, idx + 1, "waiting to retry a lock");
+		}
+		runner_step_failed(r, step, NULL);
+		if (zdm_error_is_lock_conflict(&r->err)) {
+			snprintf(
+				r->err.hint, sizeof(r->err.hint),
+				"a lock on %s was not granted within %ld ms in %ld attempts; nothing of this step was left behind. Find the blocking session (pg_locks, pg_stat_activity), then run zdm apply %s again",
+				step->table ? step->table : "the table",
+				step->lock_timeout_ms,
+				r->plan->lock_retries + 1, r->opts->plan_path);
+			runner_set_state(r, "stopped", step->id, NULL, &r->err);
+			runner_event(r, step->id, "stopped", r->err.message);
+			runner_record(r, "stopped at %s: %s (SQLSTATE %s)",
+			              step->id, r->err.message,
+			              r->err.sqlstate);
+			return ZDM_EXIT_STOPPED;
+		}
+		runner_set_state(r, "failed", step->id, NULL, &r->err);
+		runner_event(r, step->id, "failed", r->err.message);
+		runner_record(r, "failed at %s: %s (SQLSTATE %s)", step->id,
+		              r->err.message,
+		              r->err.sqlstate[0] ? r->err.sqlstate : "none");
+		return ZDM_EXIT_FAILED;
+	}
+}
+
 static int
 runner_run_steps(runner *r)
 {
@@ -1288,6 +1291,8 @@ runner_run_steps(runner *r)
 
 	while (i < plan->nsteps) {
 		const zdm_step *step = &plan->steps[i];
+		const zdm_step_executor *exec;
+		size_t j;
 		int rc;
 
 		if (r->states[i] == ZDM_STATE_DONE) {
@@ -1310,39 +1315,17 @@ runner_run_steps(runner *r)
 			printf("%s\n", phase);
 			fflush(stdout);
 		}
-		switch (step->kind) {
-		case ZDM_STEP_GATE:
-			rc = runner_run_gate(r, i);
-			i++;
-			break;
-		case ZDM_STEP_CHECK:
-			rc = runner_run_check(r, i);
-			i++;
-			break;
-		case ZDM_STEP_BACKFILL:
-			rc = runner_run_backfill(r, i);
-			i++;
-			break;
-		case ZDM_STEP_CATCH_UP:
-		case ZDM_STEP_STOP_SYNC:
-			rc = runner_run_sync_wait(r, i);
-			i++;
-			break;
-		case ZDM_STEP_SQL:
-		default: {
-			size_t j = i + 1;
-
+		exec = zdm_step_executor_of(step->kind);
+		j = i + 1;
+		if (exec->groups)
 			while (j < plan->nsteps &&
-			       plan->steps[j].kind == ZDM_STEP_SQL &&
+			       plan->steps[j].kind == step->kind &&
 			       r->states[j] != ZDM_STATE_DONE &&
 			       strcmp(plan->steps[j].transaction,
 			              step->transaction) == 0)
 				j++;
-			rc = runner_run_group(r, i, j);
-			i = j;
-			break;
-		}
-		}
+		rc = exec->run(r, i, j);
+		i = j;
 		if (rc != ZDM_EXIT_OK)
 			return rc;
 	}
@@ -1441,7 +1424,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 			              opts->plan_path);
 			goto done;
 		}
-		rc = runner_start(&r, text);
+		rc = zdm_journal_start(r.conn, plan, text, &r.err);
 		free(text);
 		if (rc != 0) {
 			rc = ZDM_EXIT_FAILED;
@@ -1495,6 +1478,37 @@ runner_stop_rollback_interrupted(runner *r, size_t at)
 	return ZDM_EXIT_STOPPED;
 }
 
+/*
+ * An undo failed (r->err, r->err.step say where): the step stays done (its
+ * undo failed, not the step), so the next rollback undoes it again.  A lock
+ * conflict stops (exit 3), anything else fails (exit 1).
+ */
+static int
+runner_undo_failed(runner *r)
+{
+	zdm_error ignored;
+
+	(void)zdm_journal_step_undo_failed(r->conn, r->plan->migration,
+	                                   r->err.step, &r->err, &ignored);
+	if (zdm_error_is_lock_conflict(&r->err)) {
+		snprintf(r->err.hint, sizeof(r->err.hint),
+		         "the steps undone so far stay undone; once the "
+		         "blocking session is gone, run zdm rollback %s "
+		         "again to finish",
+		         r->opts->plan_path);
+		runner_set_state(r, "stopped", r->err.step, NULL, &r->err);
+		runner_record(r, "rollback stopped at %s: %s (SQLSTATE %s)",
+		              r->err.step, r->err.message, r->err.sqlstate);
+		return ZDM_EXIT_STOPPED;
+	}
+	runner_set_state(r, "failed", r->err.step, NULL, &r->err);
+	runner_record(r, "rollback failed at %s: %s", r->err.step,
+	              r->err.message);
+	return ZDM_EXIT_FAILED;
+}
+
+/* sql and backfill steps: a transaction group's compensations in one
+ * transaction, with the journal rows that say they are undone. */
 static int
 runner_compensate_group(runner *r, const size_t *idx, size_t n)
 {
@@ -1511,7 +1525,6 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 			goto failed;
 		for (k = 0; k < n; k++) {
 			const zdm_step *s = &plan->steps[idx[k]];
-			const char *params[2] = {plan->migration, s->id};
 
 			if (s->compensation != NULL &&
 			    zdm_conn_exec(r->conn, s->compensation, &r->err) !=
@@ -1520,12 +1533,9 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 				         s->id);
 				goto failed;
 			}
-			if (runner_exec_params(
-				    r,
-				    "UPDATE zdm.steps SET state = 'compensated',"
-				    " finished_at = pg_catalog.clock_timestamp()"
-				    " WHERE migration = $1 AND step_id = $2",
-				    2, params) != 0)
+			if (zdm_journal_step_compensated(r->conn,
+			                                 plan->migration, s->id,
+			                                 &r->err) != 0)
 				goto failed;
 		}
 		if (zdm_conn_exec(r->conn, "COMMIT", &r->err) != 0)
@@ -1555,40 +1565,143 @@ runner_compensate_group(runner *r, const size_t *idx, size_t n)
 		case -1:
 			return runner_stop_rollback_interrupted(r, idx[0]);
 		}
-		{
-			/* the step stays done (its undo failed, not the step),
-			 * so the next rollback undoes it again */
-			const char *p3[4] = {
-				plan->migration, r->err.step, r->err.message,
-				r->err.sqlstate[0] ? r->err.sqlstate : NULL};
-			zdm_error saved = r->err;
-
-			(void)runner_exec_params(
-				r,
-				"UPDATE zdm.steps SET error = 'undo: ' || $3,"
-				" sqlstate = $4 WHERE migration = $1 AND step_id = $2",
-				4, p3);
-			r->err = saved;
-		}
-		if (zdm_error_is_lock_conflict(&r->err)) {
-			snprintf(
-				r->err.hint, sizeof(r->err.hint),
-				"the steps undone so far stay undone; once the "
-				"blocking session is gone, run zdm rollback %s "
-				"again to finish",
-				r->opts->plan_path);
-			runner_set_state(r, "stopped", r->err.step, NULL,
-			                 &r->err);
-			runner_record(
-				r, "rollback stopped at %s: %s (SQLSTATE %s)",
-				r->err.step, r->err.message, r->err.sqlstate);
-			return ZDM_EXIT_STOPPED;
-		}
-		runner_set_state(r, "failed", r->err.step, NULL, &r->err);
-		runner_record(r, "rollback failed at %s: %s", r->err.step,
-		              r->err.message);
-		return ZDM_EXIT_FAILED;
+		return runner_undo_failed(r);
 	}
+}
+
+/* autocommit steps: each compensation on its own, outside a transaction
+ * (DROP INDEX CONCURRENTLY refuses to run in one), after dropping an
+ * INVALID index of the step's; journaled compensated once it ran. */
+static int
+runner_compensate_autocommit(runner *r, const size_t *idx, size_t n)
+{
+	const zdm_plan *plan = r->plan;
+
+	for (size_t k = 0; k < n; k++) {
+		const zdm_step *s = &plan->steps[idx[k]];
+
+		for (int attempt = 0;; attempt++) {
+			if (zdm_interrupted)
+				return runner_stop_rollback_interrupted(r,
+				                                        idx[k]);
+			if (runner_drop_invalid_index(r, s) != 0 ||
+			    runner_set_session_lock_timeout(
+				    r, s->lock_timeout_ms) != 0 ||
+			    (s->compensation != NULL &&
+			     zdm_conn_exec(r->conn, s->compensation, &r->err) !=
+			             0) ||
+			    runner_reset_session_lock_timeout(r) != 0 ||
+			    zdm_journal_step_compensated(r->conn,
+			                                 plan->migration, s->id,
+			                                 &r->err) != 0) {
+				zdm_error failure = r->err;
+
+				(void)runner_reset_session_lock_timeout(r);
+				r->err = failure;
+				snprintf(r->err.step, sizeof(r->err.step), "%s",
+				         s->id);
+				switch (runner_retry_lock(r, attempt, s->id,
+				                          "undo: ", false)) {
+				case 1:
+					continue;
+				case -1:
+					return runner_stop_rollback_interrupted(
+						r, idx[k]);
+				}
+				return runner_undo_failed(r);
+			}
+			break;
+		}
+		r->states[idx[k]] = ZDM_STATE_COMPENSATED;
+		printf("  %-12s undone%s\n", s->id,
+		       s->compensation ? "" : " (nothing to undo)");
+		fflush(stdout);
+	}
+	return ZDM_EXIT_OK;
+}
+
+/* autocommit steps that started and did not finish: their INVALID index
+ * goes before anything is undone. */
+static int
+runner_abandon_autocommit(runner *r, size_t idx)
+{
+	const zdm_step *s = &r->plan->steps[idx];
+
+	if (runner_drop_invalid_index(r, s) != 0) {
+		snprintf(r->err.step, sizeof(r->err.step), "%s", s->id);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the executors ------------------------------------------------------ */
+
+/* The kinds that run one step at a time take [from, from + 1). */
+static int
+runner_exec_gate(runner *r, size_t from, size_t to)
+{
+	(void)to;
+	return runner_run_gate(r, from);
+}
+
+static int
+runner_exec_check(runner *r, size_t from, size_t to)
+{
+	(void)to;
+	return runner_run_check(r, from);
+}
+
+static int
+runner_exec_backfill(runner *r, size_t from, size_t to)
+{
+	(void)to;
+	return runner_run_backfill(r, from);
+}
+
+static int
+runner_exec_sync_wait(runner *r, size_t from, size_t to)
+{
+	(void)to;
+	return runner_run_sync_wait(r, from);
+}
+
+static int
+runner_exec_autocommit(runner *r, size_t from, size_t to)
+{
+	(void)to;
+	return runner_run_autocommit(r, from);
+}
+
+/*
+ * One entry per zdm_step_kind.  Gates, checks and the waits for zdm sync
+ * change nothing, so they have nothing to undo; backfill steps undo with
+ * the sql steps of their transaction label (their compensation, when they
+ * have one, is SQL like any other).
+ */
+static const zdm_step_executor runner_executors[] = {
+	{ZDM_STEP_SQL, "sql", true, runner_run_group, runner_compensate_group,
+         NULL, false},
+	{ZDM_STEP_BACKFILL, "backfill", false, runner_exec_backfill,
+         runner_compensate_group, NULL, false},
+	{ZDM_STEP_CHECK, "check", false, runner_exec_check, NULL, NULL, true},
+	{ZDM_STEP_GATE, "gate", false, runner_exec_gate, NULL, NULL, true},
+	{ZDM_STEP_CATCH_UP, "catch_up", false, runner_exec_sync_wait, NULL,
+         NULL, false},
+	{ZDM_STEP_STOP_SYNC, "stop_sync", false, runner_exec_sync_wait, NULL,
+         NULL, false},
+	{ZDM_STEP_AUTOCOMMIT, "autocommit", false, runner_exec_autocommit,
+         runner_compensate_autocommit, runner_abandon_autocommit, false},
+};
+
+const zdm_step_executor *
+zdm_step_executor_of(zdm_step_kind kind)
+{
+	for (size_t i = 0;
+	     i < sizeof(runner_executors) / sizeof(runner_executors[0]); i++)
+		if (runner_executors[i].kind == kind)
+			return &runner_executors[i];
+	/* plan_read accepts no kind without an executor */
+	return &runner_executors[0];
 }
 
 int
@@ -1597,6 +1710,7 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	runner r;
 	char *state = NULL, *sha = NULL;
 	size_t *group = NULL, ngroup = 0, i;
+	const zdm_step_executor *group_exec = NULL;
 	int rc = ZDM_EXIT_FAILED, found;
 
 	memset(&r, 0, sizeof(r));
@@ -1654,89 +1768,74 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	}
 	printf("migration %s: rolling back\n", plan->migration);
 	runner_set_state(&r, "rolling_back", NULL, NULL, NULL);
-	{
-		/* Whatever the rollback reaches, this attempt's checkpoints and
-		 * approvals no longer hold, and checks and gates that passed must
-		 * pass again: a rollback stopped half way then resumed by apply
-		 * redoes them. */
-		const char *params[1] = {plan->migration};
+	/* Whatever the rollback reaches, this attempt's checkpoints and
+	 * approvals no longer hold, and checks and gates that passed must
+	 * pass again: a rollback stopped half way then resumed by apply
+	 * redoes them. */
+	if (zdm_journal_forget_attempt(r.conn, plan->migration, &r.err) != 0)
+		goto done;
+	/* a contract that stopped zdm sync and then failed: rollback needs it
+	 * running again (until the slot is dropped, it carries new-version
+	 * writes back to the old shape) */
+	if (plan->cdc &&
+	    zdm_sync_clear_stop(r.conn, plan->migration, &r.err) != 0)
+		goto done;
+	for (i = 0; i < plan->nsteps; i++) {
+		const zdm_step_executor *exec =
+			zdm_step_executor_of(plan->steps[i].kind);
 
-		if (runner_exec_params(
-			    &r, "DELETE FROM zdm.backfill WHERE migration = $1",
-			    1, params) != 0 ||
-		    runner_exec_params(
-			    &r,
-			    "DELETE FROM zdm.approvals WHERE migration = $1", 1,
-			    params) != 0)
-			goto done;
-		/* a contract that stopped zdm sync and then failed: rollback
-		 * needs it running again (until the slot is dropped, it carries
-		 * new-version writes back to the old shape) */
-		if (plan->cdc &&
-		    zdm_sync_clear_stop(r.conn, plan->migration, &r.err) != 0)
-			goto done;
-		for (i = 0; i < plan->nsteps; i++) {
-			const zdm_step *s = &plan->steps[i];
-			const char *p2[2] = {plan->migration, s->id};
-
-			if ((s->kind != ZDM_STEP_CHECK &&
-			     s->kind != ZDM_STEP_GATE) ||
-			    r.states[i] == ZDM_STATE_PENDING ||
-			    r.states[i] == ZDM_STATE_COMPENSATED)
-				continue;
-			if (runner_exec_params(
-				    &r,
-				    "UPDATE zdm.steps SET state = 'compensated',"
-				    " finished_at = pg_catalog.clock_timestamp()"
-				    " WHERE migration = $1 AND step_id = $2",
-				    2, p2) != 0)
+		if (exec->redo_after_rollback &&
+		    r.states[i] != ZDM_STATE_PENDING &&
+		    r.states[i] != ZDM_STATE_COMPENSATED) {
+			if (zdm_journal_step_compensated(
+				    r.conn, plan->migration, plan->steps[i].id,
+				    &r.err) != 0)
 				goto done;
 			r.states[i] = ZDM_STATE_COMPENSATED;
 		}
+		/* an attempt that did not finish may have left something
+		 * behind (an INVALID index) */
+		if (exec->abandon != NULL &&
+		    (r.states[i] == ZDM_STATE_RUNNING ||
+		     r.states[i] == ZDM_STATE_FAILED) &&
+		    exec->abandon(&r, i) != 0) {
+			rc = runner_undo_failed(&r);
+			goto done;
+		}
 	}
 	group = calloc(plan->nsteps ? plan->nsteps : 1, sizeof(size_t));
-	/* reverse order; a transaction group is undone in one transaction */
+	if (group == NULL) {
+		zdm_error_set(&r.err, "out of memory");
+		goto done;
+	}
+	/* reverse order; steps with the same transaction label and the same
+	 * compensation are undone together (sql: in one transaction) */
 	for (i = plan->nsteps; i-- > 0;) {
 		const zdm_step *s = &plan->steps[i];
+		const zdm_step_executor *exec = zdm_step_executor_of(s->kind);
 
-		/* only sql and backfill steps change anything: gates, checks
-		 * and the waits for zdm sync have nothing to undo (and no
-		 * transaction label) */
-		if (r.states[i] != ZDM_STATE_DONE || s->kind == ZDM_STEP_GATE ||
-		    s->kind == ZDM_STEP_CHECK || s->kind == ZDM_STEP_CATCH_UP ||
-		    s->kind == ZDM_STEP_STOP_SYNC)
+		if (r.states[i] != ZDM_STATE_DONE || exec->compensate == NULL)
 			continue;
-		if (ngroup > 0 && strcmp(plan->steps[group[0]].transaction,
-		                         s->transaction) != 0) {
-			rc = runner_compensate_group(&r, group, ngroup);
+		if (ngroup > 0 && (group_exec->compensate != exec->compensate ||
+		                   strcmp(plan->steps[group[0]].transaction,
+		                          s->transaction) != 0)) {
+			rc = group_exec->compensate(&r, group, ngroup);
 			ngroup = 0;
 			if (rc != ZDM_EXIT_OK)
 				goto done;
 		}
+		group_exec = exec;
 		group[ngroup++] = i;
 	}
 	if (ngroup > 0) {
-		rc = runner_compensate_group(&r, group, ngroup);
+		rc = group_exec->compensate(&r, group, ngroup);
 		if (rc != ZDM_EXIT_OK)
 			goto done;
 	}
-	{
-		const char *params[1] = {plan->migration};
-
-		if (runner_exec_params(
-			    &r, "DELETE FROM zdm.backfill WHERE migration = $1",
-			    1, params) != 0 ||
-		    runner_exec_params(
-			    &r,
-			    "DELETE FROM zdm.approvals WHERE migration = $1", 1,
-			    params) != 0 ||
-		    runner_exec_params(
-			    &r,
-			    "UPDATE zdm.steps SET state = 'compensated'"
-			    " WHERE migration = $1 AND state <> 'pending'",
-			    1, params) != 0)
-			goto done;
-	}
+	rc = ZDM_EXIT_FAILED;
+	if (zdm_journal_forget_attempt(r.conn, plan->migration, &r.err) != 0 ||
+	    zdm_journal_all_compensated(r.conn, plan->migration, &r.err) != 0)
+		goto done;
 	runner_set_state(&r, "rolled_back", NULL, NULL, NULL);
 	runner_event(&r, NULL, "rolled_back", NULL);
 	runner_record(&r, "rolled back");
@@ -1760,11 +1859,10 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 	zdm_error err;
 	PGconn *conn;
 	char *schema = zdm_plan_schema(plan);
-	const char *params[3] = {plan->migration, gate, runner_who(opts)};
-	PGresult *res;
+	const char *who = runner_who(opts);
 	size_t i;
 	bool known = false;
-	int rc = ZDM_EXIT_FAILED;
+	int rc = ZDM_EXIT_FAILED, recorded;
 
 	for (i = 0; i < plan->nsteps; i++)
 		if (plan->steps[i].kind == ZDM_STEP_GATE &&
@@ -1790,35 +1888,27 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 		return ZDM_EXIT_FAILED;
 	}
 	if (zdm_journal_init(conn, &err) != 0 ||
-	    zdm_conn_query(
-		    conn,
-		    "INSERT INTO zdm.approvals (migration, gate, approved_by)"
-		    " VALUES ($1, $2, $3) ON CONFLICT (migration, gate) DO NOTHING"
-		    " RETURNING approved_by",
-		    3, params, &res, &err) != 0) {
+	    (recorded = zdm_journal_approve(conn, plan->migration, gate, who,
+	                                    &err)) < 0) {
 		zdm_error_print(&err, stderr);
 		goto done;
 	}
-	if (PQntuples(res) == 0) {
+	if (recorded == 0) {
 		/* nothing changed: no event, no history commit */
 		printf("gate %s of migration %s was already approved\n", gate,
 		       plan->migration);
-		PQclear(res);
 		rc = ZDM_EXIT_OK;
 		goto done;
 	}
 	printf("gate %s of migration %s approved by %s\n", gate,
-	       plan->migration, params[2]);
-	PQclear(res);
+	       plan->migration, who);
 	{
-		const char *ev[3] = {plan->migration, gate, params[2]};
+		char message[512];
+		zdm_error ignored;
 
-		if (zdm_conn_query(
-			    conn,
-			    "INSERT INTO zdm.events (migration, event, message)"
-			    " VALUES ($1, 'approved', $2 || ' by ' || $3)",
-			    3, ev, &res, &err) == 0)
-			PQclear(res);
+		snprintf(message, sizeof(message), "%s by %s", gate, who);
+		(void)zdm_journal_event(conn, plan->migration, NULL, "approved",
+		                        message, &ignored);
 	}
 	{
 		zdm_history *history = NULL;
@@ -1827,7 +1917,7 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 
 		zdm_error_clear(&herr);
 		snprintf(message, sizeof(message), "%s: gate %s approved by %s",
-		         plan->migration, gate, params[2]);
+		         plan->migration, gate, who);
 		if (zdm_history_open(&history, opts->history_dir,
 		                     opts->plan_path, &herr) != 0 ||
 		    zdm_history_record(history, conn, plan->migration, message,

@@ -34,12 +34,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "journal.h"
 #include "sequence.h"
 #include "signals.h"
-
-/* Whether the journal exists: status never creates it. */
-static const char seq_journal_exists_sql[] =
-	"SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL";
 
 /*
  * Every migration in the journal, oldest first, with what one line of the
@@ -320,15 +317,16 @@ seq_read_journal(seq *s, const char *conninfo, bool all, zdm_error *err)
 	conn = zdm_conn_open(conninfo, "status", NULL, err);
 	if (conn == NULL)
 		return -1;
-	if (zdm_conn_query(conn, seq_journal_exists_sql, 0, NULL, &res, err) !=
-	    0)
-		goto cleanup;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+	/* status never creates the journal: none yet means nothing started */
+	switch (zdm_journal_exists(conn, err)) {
+	case 0:
 		rc = 0;
 		goto cleanup;
+	case 1:
+		break;
+	default:
+		goto cleanup;
 	}
-	PQclear(res);
-	res = NULL;
 	if (zdm_conn_query(conn, seq_journal_sql, 0, NULL, &res, err) != 0)
 		goto cleanup;
 	for (row = 0; row < PQntuples(res); row++) {

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "runner.h"
 
 static const char status_migrations_sql[] =
@@ -251,14 +252,10 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	conn = zdm_conn_open(conninfo, "status", NULL, &err);
 	if (conn == NULL)
 		goto done;
-	if (zdm_conn_query(
-		    conn,
-		    "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
-		    0, NULL, &res, &err) != 0)
+	switch (zdm_journal_exists(conn, &err)) {
+	case -1:
 		goto done;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		PQclear(res);
-		res = NULL;
+	case 0:
 		if (json)
 			puts(plan ? "null" : "[]");
 		else
@@ -266,7 +263,6 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 		rc = ZDM_EXIT_OK;
 		goto done;
 	}
-	PQclear(res);
 	if (zdm_conn_query(conn, status_migrations_sql, 1, params, &res,
 	                   &err) != 0)
 		goto done;

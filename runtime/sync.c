@@ -195,16 +195,10 @@ sync_lock(sync_run *r)
 static int
 sync_journal(sync_run *r)
 {
-	PGresult *res;
-	bool exists;
+	int exists = zdm_journal_exists(r->conn, &r->err);
 
-	if (zdm_conn_query(
-		    r->conn,
-		    "SELECT pg_catalog.to_regclass('zdm.migrations') IS NOT NULL",
-		    0, NULL, &res, &r->err) != 0)
+	if (exists < 0)
 		return -1;
-	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
 	if (!exists) {
 		zdm_error_set(&r->err,
 		              "there is no zdm journal in this database: "

@@ -14,6 +14,9 @@
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
 #   apply_sequence          apply_sequence.sh: plans/sequence/ in order with
 #                           one zdm apply DIR; skips, gates, failures, status
+#   apply_autocommit        apply_autocommit.sh: autocommit steps (CREATE
+#                           INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE):
+#                           retries, a failed build, kill -9, rollback
 # One e2e and one rollback test per example that has a fixture
 # (tests/sql/fixtures/EXAMPLE.sql next to plans/EXAMPLE.zdm).
 set(zdm_apply_dir ${CMAKE_CURRENT_LIST_DIR})
@@ -55,6 +58,7 @@ zdm_apply_test(apply_partial apply_partial.sh)
 zdm_apply_test(apply_sequence apply_sequence.sh)
 # three migrations under traffic, then five more runs of them
 set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
+zdm_apply_test(apply_autocommit apply_autocommit.sh)
 
 # sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm)
 foreach(cdc_case traffic same rollback nosync)

@@ -1226,7 +1226,7 @@ test_wrong_types(void **state)
 	assert_edit_refused(
 		"    kind: check\n", "    kind: chekc\n",
 		NAME
-		":92:11: error: step verify.1: unknown step kind \"chekc\" (expected sql, backfill, check or gate)");
+		":92:11: error: step verify.1: unknown step kind \"chekc\" (expected sql, backfill, check, gate, catch_up, stop_sync or autocommit)");
 	assert_edit_refused(
 		"  - id: expand.2\n", "  - id: expand.1\n",
 		NAME
@@ -1383,6 +1383,37 @@ test_table_without_changes(void **state)
 	assert_same_plan(&plan, got);
 	zdm_plan_free(got);
 	free(edited);
+	free(text);
+}
+
+/* kind: autocommit (read in any version for now), with its optional index;
+ * without index the field is NULL. */
+static void
+test_autocommit_step(void **state)
+{
+	size_t len;
+	char *text, *a, *b;
+	zdm_plan *plan;
+
+	(void)state;
+	text = write_plan(&fixture, &len);
+	a = edit(text, "    kind: sql\n",
+	         "    kind: autocommit\n    index: public.users_email_key\n");
+	reseal(a);
+	plan = parse_ok(a, strlen(a));
+	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
+	assert_string_equal(plan->steps[0].index, "public.users_email_key");
+	assert_int_equal(plan->steps[1].kind, ZDM_STEP_SQL);
+	assert_null(plan->steps[1].index);
+	zdm_plan_free(plan);
+	b = edit(text, "    kind: sql\n", "    kind: autocommit\n");
+	reseal(b);
+	plan = parse_ok(b, strlen(b));
+	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
+	assert_null(plan->steps[0].index);
+	zdm_plan_free(plan);
+	free(b);
+	free(a);
 	free(text);
 }
 
@@ -1698,6 +1729,7 @@ main(void)
 		cmocka_unit_test(test_changes_refused),
 		cmocka_unit_test(test_values_this_zdm_cannot_run),
 		cmocka_unit_test(test_table_without_changes),
+		cmocka_unit_test(test_autocommit_step),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
 	};
