@@ -208,10 +208,11 @@ pgbench_start()
 	pgbench_pid=$!
 }
 
-# pgbench_finish PREFIX: wait, check; prints the number of aborted clients.
+# pgbench_finish PREFIX: wait, check; sets aborted (clients that gave up).
+# Not in a $(...): the subshell could not wait for pgbench.
 pgbench_finish()
 {
-	local prefix=$1 rc=0 aborted
+	local prefix=$1 rc=0
 	wait "$pgbench_pid" || rc=$?
 	pgbench_pid=
 	aborted=$(grep -c 'aborted in command' "$prefix.out" || true)
@@ -220,7 +221,6 @@ pgbench_finish()
 		die "pgbench failed (exit $rc, output above)"
 	fi
 	cat "$prefix".[0-9]* >"$prefix.log" 2>/dev/null || die "pgbench wrote no transaction log"
-	echo "$aborted"
 }
 
 # window_stats LOGFILE FROM TO: "tps max_ms failed n" over the
@@ -253,7 +253,7 @@ window_stats()
 run_clients()
 {
 	local run=$1 method=$2 db=bench_clients_$1 prefix=$work/clients_$2_$1 off span \
-		z0 z1 t_end to stats tps max failed aborted
+		z0 z1 t_end to stats tps max failed
 	fresh_db "$db" quiet
 	off=$(log_offset)
 	pgbench_start "$db" "$client_seconds" "$prefix"
@@ -264,7 +264,7 @@ run_clients()
 		span=$(pg_alter "$db" 'clock_timestamp()')
 	fi
 	read -r z0 z1 _ <<<"$span"
-	aborted=$(pgbench_finish "$prefix")
+	pgbench_finish "$prefix"
 	t_end=$(now)
 	check_added "$db" "clients-$method"
 	to=$z1
