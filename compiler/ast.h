@@ -2,7 +2,9 @@
  * ast.h -- the syntax tree of one .zdm file.
  *
  * The parser builds it in the compile's arena and does no checking beyond
- * syntax; check.c judges it and lower.c turns it into a plan.  Every node
+ * syntax; check.c and the ops (compiler/ops/) judge it, lower.c turns it
+ * into a plan.  Each operation is a node type of its own behind the common
+ * zdmc_action header; its tag, not a switch, leads to its op.  Every node
  * keeps the byte offset of where it was written, so later passes can point
  * at the exact token.  Names are stored as PostgreSQL would see them:
  * unquoted names folded to lower case, "quoted" ones as written.
@@ -70,34 +72,72 @@ typedef struct zdmc_coldef {
 	zdmc_type type;
 	bool not_null;
 	zdmc_expr using;      /* text NULL when missing */
-	zdmc_reverse reverse; /* only as parsed; moved to the split */
+	zdmc_reverse reverse; /* only as parsed; moved to the list's reverse */
 	size_t offset;
 	struct zdmc_coldef *next;
 } zdmc_coldef;
 
-typedef enum zdmc_action_kind {
-	ZDMC_ACTION_SPLIT,  /* split column c into coldef, ... reverse */
-	ZDMC_ACTION_RENAME, /* rename column c to d */
-	ZDMC_ACTION_TYPE    /* alter column c type t [using] reverse */
-} zdmc_action_kind;
+/*
+ * Column definitions that follow their action as separate list items (see
+ * zdmc_ast_add_coldef): the action that opened the list owns it, and the
+ * reverse clause written after the last definition closes it.
+ */
+typedef struct zdmc_coldef_list {
+	zdmc_coldef *first;
+	size_t n;
+	bool closed;          /* its reverse clause was seen */
+	zdmc_reverse reverse; /* MISSING until then */
+} zdmc_coldef_list;
+
+/*
+ * One operation of an alter table statement.  Every operation has a node
+ * type of its own whose first member is this header; the tag says which,
+ * and compiler/ops/ops.c maps it to the operation's entry in the op table.
+ * Adding an operation adds a tag, a node type and a grammar production.
+ */
+typedef enum zdmc_action_tag {
+	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
+	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
+	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
+	ZDMC_NACTION_TAGS
+} zdmc_action_tag;
 
 typedef struct zdmc_action {
-	zdmc_action_kind kind;
-	size_t offset;
-	zdmc_name column; /* the existing column the action is about */
-	/* SPLIT */
-	zdmc_coldef *into;
-	size_t ninto;
-	bool split_closed; /* its reverse clause was seen: no more columns */
-	/* RENAME */
-	zdmc_name to;
-	/* TYPE */
-	zdmc_type type;
-	zdmc_expr using; /* text NULL: a plain cast */
-	/* SPLIT and TYPE */
-	zdmc_reverse reverse;
+	zdmc_action_tag tag;
+	size_t offset; /* of its first token */
 	struct zdmc_action *next;
 } zdmc_action;
+
+typedef struct zdmc_split_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_coldef_list into;
+} zdmc_split_column;
+
+typedef struct zdmc_alter_column_type {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_type type;
+	zdmc_expr using; /* text NULL: a plain cast */
+	zdmc_reverse reverse;
+} zdmc_alter_column_type;
+
+typedef struct zdmc_rename_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_name to;
+} zdmc_rename_column;
+
+/* The node behind a header, checked against its tag (as PostgreSQL's
+ * castNode): a mismatch is a programming error. */
+const void *zdmc_action_cast(const zdmc_action *action, zdmc_action_tag tag);
+#define ZDMC_ACTION_CAST(type, tag, action) \
+	((const type *)zdmc_action_cast((action), (tag)))
+
+/* A zeroed node of size bytes (the node type's sizeof) with its header
+ * filled in. */
+zdmc_action *zdmc_action_new(zdmc_arena *arena, zdmc_action_tag tag,
+                             size_t size, size_t offset);
 
 typedef struct zdmc_stmt {
 	zdmc_name schema; /* name NULL: public */
@@ -105,6 +145,8 @@ typedef struct zdmc_stmt {
 	size_t offset;
 	zdmc_action *actions;
 	zdmc_action *last_action;
+	zdmc_coldef_list *open_coldefs; /* the last action's, if it takes
+	                                 * column definitions; else NULL */
 	bool broken; /* had a syntax error: later passes skip it */
 	struct zdmc_stmt *next;
 } zdmc_stmt;
@@ -128,10 +170,13 @@ int zdmc_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_source *src,
 /*
  * Grammar helpers: the column definitions of a split are separate list items
  * to the LALR(1) grammar (a comma may start another new column or another
- * action), so the parser hands every item here and the split collects its
- * columns; a column definition with no split before it is reported.
+ * action), so the parser hands every item here.  An action that takes column
+ * definitions passes its list (coldefs, else NULL) and the definitions after
+ * it join that list; a column definition with no such action before it is
+ * reported.
  */
-void zdmc_ast_add_action(zdmc_diag *diag, zdmc_stmt *stmt, zdmc_action *action);
+void zdmc_ast_add_action(zdmc_diag *diag, zdmc_stmt *stmt, zdmc_action *action,
+                         zdmc_coldef_list *coldefs);
 void zdmc_ast_add_coldef(zdmc_diag *diag, zdmc_stmt *stmt, zdmc_coldef *coldef);
 
 #endif

@@ -11,12 +11,18 @@
  * column references are checked against the two shapes: using (...) sees
  * the old shape, reverse using (...) the new one.  A column the migration
  * does not mention exists in both shapes and is always allowed.
+ *
+ * What each operation means is its op's business (compiler/ops/, through
+ * check.h): this file adds a change per action, calls the op's check, and
+ * then applies the rules that span changes to the facts the ops declared.
+ * It must not test which op a change is.
  */
 #include <string.h>
 #include <strings.h>
 
+#include "check.h"
 #include "ident.h"
-#include "model.h"
+#include "ops/ops.h"
 
 /* A column name the migration mentions, for the duplicate/clash rules. */
 typedef struct check_name {
@@ -34,13 +40,16 @@ typedef struct check_table {
 	size_t cap_changes, cap_old, cap_new;
 } check_table;
 
-typedef struct check_ctx {
+struct zdmc_check_ctx {
 	zdmc_arena *arena;
 	zdmc_diag *diag;
 	zdmc_model *model;
 	check_table *tables;
 	size_t cap_tables;
-} check_ctx;
+	check_table *cur; /* the table of the change being checked */
+};
+
+typedef struct zdmc_check_ctx check_ctx;
 
 /* Grow an arena array (the old copy is left to the arena). */
 static void *
@@ -126,11 +135,44 @@ check_add_change(check_ctx *ctx, check_table *ct)
 	return c;
 }
 
-/* Record that a clause changes column; one clause per column. */
-static void
-check_old_name(check_ctx *ctx, check_table *ct, const zdmc_name *column,
-               size_t offset, const zdmc_change *change)
+/* ---- check.h: what an op's check uses -------------------------------- */
+
+zdmc_arena *
+zdmc_check_arena(const zdmc_check_ctx *ck)
 {
+	return ck->arena;
+}
+
+zdmc_diag *
+zdmc_check_diag(const zdmc_check_ctx *ck)
+{
+	return ck->diag;
+}
+
+void
+zdmc_check_ident_length(zdmc_check_ctx *ck, const zdmc_name *name)
+{
+	check_ident_length(ck, name);
+}
+
+bool
+zdmc_check_reserved(zdmc_check_ctx *ck, const zdmc_name *name)
+{
+	if (!check_reserved(name->name))
+		return false;
+	zdmc_diag_error(
+		ck->diag, name->offset,
+		"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+		name->name);
+	return true;
+}
+
+/* Record that a clause changes column; one clause per column. */
+void
+zdmc_check_changed_column(zdmc_check_ctx *ctx, const zdmc_change *change,
+                          const zdmc_name *column)
+{
+	check_table *ct = ctx->cur;
 	size_t i;
 
 	for (i = 0; i < ct->nold; i++) {
@@ -144,23 +186,20 @@ check_old_name(check_ctx *ctx, check_table *ct, const zdmc_name *column,
 			return;
 		}
 	}
-	if (check_reserved(column->name))
-		zdmc_diag_error(
-			ctx->diag, column->offset,
-			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-			column->name);
+	zdmc_check_reserved(ctx, column);
 	ct->old_names = check_grow(ctx->arena, ct->old_names, ct->nold,
 	                           &ct->cap_old, sizeof(check_name));
 	ct->old_names[ct->nold].name = column->name;
-	ct->old_names[ct->nold].offset = offset;
+	ct->old_names[ct->nold].offset = change->offset;
 	ct->old_names[ct->nold].change = change;
 	ct->nold++;
 }
 
-static void
-check_new_name(check_ctx *ctx, check_table *ct, const zdmc_name *name,
-               const zdmc_change *change)
+void
+zdmc_check_new_name(zdmc_check_ctx *ctx, const zdmc_change *change,
+                    const zdmc_name *name)
 {
+	check_table *ct = ctx->cur;
 	size_t i;
 
 	for (i = 0; i < ct->nnew; i++) {
@@ -183,16 +222,11 @@ check_new_name(check_ctx *ctx, check_table *ct, const zdmc_name *name,
 }
 
 /* A name the new shape gains: reserved prefix, length, clash rules. */
-static void
-check_added_column(check_ctx *ctx, const zdmc_name *name)
+void
+zdmc_check_added_column(zdmc_check_ctx *ctx, const zdmc_name *name)
 {
-	if (check_reserved(name->name)) {
-		zdmc_diag_error(
-			ctx->diag, name->offset,
-			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-			name->name);
+	if (zdmc_check_reserved(ctx, name))
 		return;
-	}
 	if (strlen(name->name) + strlen(ZDMC_NEW_COLUMN_PREFIX) >
 	    ZDMC_MAX_IDENT_BYTES)
 		zdmc_diag_error(
@@ -202,143 +236,112 @@ check_added_column(check_ctx *ctx, const zdmc_name *name)
 			ZDMC_MAX_IDENT_BYTES);
 }
 
-static zdmc_sqlexpr *
-check_expr(check_ctx *ctx, const zdmc_expr *expr, const char *what)
+zdmc_sqlexpr *
+zdmc_check_expr(zdmc_check_ctx *ctx, const zdmc_expr *expr, const char *what)
 {
 	return zdmc_sqlexpr_parse(ctx->arena, ctx->diag, expr, what);
 }
 
-/* The reverse clause of a split or type change. */
-static void
-check_reverse(check_ctx *ctx, zdmc_change *change, const zdmc_action *a,
-              const char *what)
+int
+zdmc_check_type(zdmc_check_ctx *ctx, const zdmc_type *type)
 {
-	switch (a->reverse.kind) {
+	return zdmc_sqlexpr_check_type(ctx->arena, ctx->diag, type);
+}
+
+void
+zdmc_check_reverse(zdmc_check_ctx *ctx, zdmc_change *change,
+                   const zdmc_reverse *reverse, const zdmc_name *column,
+                   const char *what)
+{
+	switch (reverse->kind) {
 	case ZDMC_REVERSE_USING:
-		change->reverse =
-			check_expr(ctx, &a->reverse.expr, "reverse using");
+		zdmc_change_add_reverse(
+			ctx, change, column->name,
+			zdmc_check_expr(ctx, &reverse->expr, "reverse using"));
 		break;
 	case ZDMC_REVERSE_IRREVERSIBLE:
 		change->irreversible = true;
+		change->irreversible_offset = reverse->offset;
 		break;
 	case ZDMC_REVERSE_MISSING:
 		zdmc_diag_error(
-			ctx->diag, a->reverse.offset,
+			ctx->diag, reverse->offset,
 			"%s \"%s\" has no reverse using; add reverse using (...) computing \"%s\" from the new shape, or mark it irreversible",
-			what, a->column.name, a->column.name);
+			what, column->name, column->name);
 		break;
 	}
 }
 
-static void
-check_split(check_ctx *ctx, check_table *ct, const zdmc_action *a)
+/* One more element of an arena array of n (the old copy is left to the
+ * arena; a change declares a handful of facts). */
+static void *
+check_append(zdmc_arena *arena, void *array, size_t *n, size_t elem)
 {
-	zdmc_change *change = check_add_change(ctx, ct);
-	const zdmc_coldef *def;
-	size_t i = 0;
+	void *bigger = zdmc_arena_alloc(arena, (*n + 1) * elem);
 
-	change->kind = ZDMC_ACTION_SPLIT;
-	change->action = a;
-	change->column = a->column.name;
-	check_ident_length(ctx, &a->column);
-	check_old_name(ctx, ct, &a->column, a->offset, change);
-	if (a->ninto < 2)
-		zdmc_diag_error(
-			ctx->diag, a->offset,
-			"split column \"%s\" needs at least two new columns; to transform one column use alter column ... type ... using",
-			a->column.name);
-	change->cols = zdmc_arena_alloc(
-		ctx->arena, (a->ninto ? a->ninto : 1) * sizeof(zdmc_newcol));
-	for (def = a->into; def != NULL; def = def->next, i++) {
-		zdmc_newcol *col = &change->cols[i];
-
-		col->name = def->name.name;
-		col->physical = zdmc_arena_printf(ctx->arena, "%s%s",
-		                                  ZDMC_NEW_COLUMN_PREFIX,
-		                                  def->name.name);
-		col->type = def->type.text;
-		col->not_null = def->not_null;
-		check_ident_length(ctx, &def->name);
-		check_added_column(ctx, &def->name);
-		check_new_name(ctx, ct, &def->name, change);
-		zdmc_sqlexpr_check_type(ctx->arena, ctx->diag, &def->type);
-		if (def->using.text == NULL)
-			zdmc_diag_error(
-				ctx->diag, def->name.offset,
-				"new column \"%s\" needs a using (...) expression computing it from the old shape",
-				def->name.name);
-		else
-			col->forward = check_expr(ctx, &def->using, "using");
-	}
-	change->ncols = i;
-	check_reverse(ctx, change, a, "split of column");
+	if (*n)
+		memcpy(bigger, array, *n * elem);
+	(*n)++;
+	return bigger;
 }
 
-static void
-check_type_change(check_ctx *ctx, check_table *ct, const zdmc_action *a)
+void
+zdmc_change_add_read(zdmc_check_ctx *ck, zdmc_change *change,
+                     const char *column)
 {
-	zdmc_change *change = check_add_change(ctx, ct);
+	change->reads = check_append(ck->arena, change->reads, &change->nreads,
+	                             sizeof(char *));
+	change->reads[change->nreads - 1] = column;
+}
+
+zdmc_newcol *
+zdmc_change_add_create(zdmc_check_ctx *ck, zdmc_change *change,
+                       const char *name, const char *type)
+{
 	zdmc_newcol *col;
 
-	change->kind = ZDMC_ACTION_TYPE;
-	change->action = a;
-	change->column = a->column.name;
-	check_ident_length(ctx, &a->column);
-	check_old_name(ctx, ct, &a->column, a->offset, change);
-	check_added_column(ctx, &a->column);
-	check_new_name(ctx, ct, &a->column, change);
-	change->cols = ZDMC_NEW(ctx->arena, zdmc_newcol);
-	change->ncols = 1;
-	col = &change->cols[0];
-	col->name = a->column.name;
-	col->physical = zdmc_arena_printf(
-		ctx->arena, "%s%s", ZDMC_NEW_COLUMN_PREFIX, a->column.name);
-	col->type = a->type.text;
-	col->carry_not_null = true;
-	if (zdmc_sqlexpr_check_type(ctx->arena, ctx->diag, &a->type) != 0)
-		return;
-	if (a->using.text != NULL) {
-		col->forward = check_expr(ctx, &a->using, "using");
-	} else {
-		/* no using: the column itself, converted by the assignment to
-		 * the new column as ALTER TABLE ... TYPE would (an assignment
-		 * cast: a value too long for varchar(5) is an error, where an
-		 * explicit CAST would cut it silently) */
-		zdmc_expr cast;
-
-		cast.text = zdmc_ident_quote(ctx->arena, a->column.name);
-		cast.len = strlen(cast.text);
-		cast.offset = a->type.offset;
-		col->forward = check_expr(ctx, &cast, "using");
-	}
-	check_reverse(ctx, change, a, "type change of column");
+	change->cols = check_append(ck->arena, change->cols, &change->ncols,
+	                            sizeof(zdmc_newcol));
+	col = &change->cols[change->ncols - 1];
+	memset(col, 0, sizeof(*col));
+	col->name = name;
+	col->physical = zdmc_arena_printf(ck->arena, "%s%s",
+	                                  ZDMC_NEW_COLUMN_PREFIX, name);
+	col->type = type;
+	return col;
 }
 
-static void
-check_rename(check_ctx *ctx, check_table *ct, const zdmc_action *a)
+void
+zdmc_change_add_replace(zdmc_check_ctx *ck, zdmc_change *change,
+                        const char *column)
 {
-	zdmc_change *change = check_add_change(ctx, ct);
-
-	change->kind = ZDMC_ACTION_RENAME;
-	change->action = a;
-	change->column = a->column.name;
-	change->rename_to = a->to.name;
-	check_ident_length(ctx, &a->column);
-	check_ident_length(ctx, &a->to);
-	check_old_name(ctx, ct, &a->column, a->offset, change);
-	if (strcmp(a->column.name, a->to.name) == 0) {
-		zdmc_diag_error(ctx->diag, a->to.offset,
-		                "column \"%s\" is renamed to itself",
-		                a->to.name);
-		return;
-	}
-	if (check_reserved(a->to.name))
-		zdmc_diag_error(
-			ctx->diag, a->to.offset,
-			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-			a->to.name);
-	check_new_name(ctx, ct, &a->to, change);
+	change->replaces = check_append(ck->arena, change->replaces,
+	                                &change->nreplaces, sizeof(char *));
+	change->replaces[change->nreplaces - 1] = column;
 }
+
+void
+zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
+                       const char *column, const char *to)
+{
+	change->renames =
+		check_append(ck->arena, change->renames, &change->nrenames,
+	                     sizeof(zdmc_colrename));
+	change->renames[change->nrenames - 1].column = column;
+	change->renames[change->nrenames - 1].to = to;
+}
+
+void
+zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
+                        const char *column, zdmc_sqlexpr *reverse)
+{
+	change->reverse = check_append(ck->arena, change->reverse,
+	                               &change->nreverse, sizeof(zdmc_oldcol));
+	change->reverse[change->nreverse - 1].column = column;
+	change->reverse[change->nreverse - 1].reverse = reverse;
+}
+
+/* ---- the rules that span changes, on their facts ----------------------- */
 
 /* A name the new shape gains must not be a column the migration knows the
  * old shape has (renames and splits into an existing column are refused:
@@ -351,8 +354,10 @@ check_clashes(check_ctx *ctx, check_table *ct)
 	for (i = 0; i < ct->nnew; i++) {
 		const check_name *nn = &ct->new_names[i];
 
-		if (nn->change->kind == ZDMC_ACTION_TYPE)
-			continue; /* keeps its own name by design */
+		/* a change may create a column with the name of one it
+		 * replaces (a type change keeps its name by design) */
+		if (zdmc_change_replaces(nn->change, nn->name))
+			continue;
 		for (j = 0; j < ct->nold; j++) {
 			if (strcmp(nn->name, ct->old_names[j].name) == 0) {
 				zdmc_diag_error(
@@ -435,18 +440,21 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				"using refers to \"%s\", which exists only in the new shape; using computes the new shape from the old",
 				ref->column);
 		} else if (new_shape && old != NULL && added == NULL) {
-			if (old->change->kind == ZDMC_ACTION_RENAME)
+			const zdmc_colrename *r =
+				zdmc_change_renames(old->change, ref->column);
+
+			if (r != NULL)
 				zdmc_diag_error(
 					ctx->diag, at,
 					"reverse using refers to \"%s\", which the new shape calls \"%s\"",
-					ref->column, old->change->rename_to);
+					ref->column, r->to);
 			else
 				zdmc_diag_error(
 					ctx->diag, at,
 					"reverse using refers to \"%s\", which the new shape no longer has; reverse using computes the old shape from the new",
 					ref->column);
 		} else if (!new_shape && old != NULL && old->change != self &&
-		           old->change->kind != ZDMC_ACTION_RENAME) {
+		           zdmc_change_replaces(old->change, ref->column)) {
 			/* the sync trigger runs one change after the other: a
 			 * column another change rewrites would be read before
 			 * or after that rewrite depending on source order */
@@ -456,7 +464,7 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				ref->column, t->qname);
 		} else if (new_shape && added != NULL &&
 		           added->change != self &&
-		           added->change->kind != ZDMC_ACTION_RENAME) {
+		           zdmc_change_creates(added->change, ref->column)) {
 			zdmc_diag_error(
 				ctx->diag, at,
 				"reverse using refers to \"%s\", a new column of another change of %s; zdm cannot order the two, so reverse using may read only its own change's new columns and columns the migration does not change",
@@ -476,7 +484,8 @@ check_table_refs(check_ctx *ctx, const check_table *ct)
 
 		for (j = 0; j < c->ncols; j++)
 			check_refs(ctx, ct, c, c->cols[j].forward, false);
-		check_refs(ctx, ct, c, c->reverse, true);
+		for (j = 0; j < c->nreverse; j++)
+			check_refs(ctx, ct, c, c->reverse[j].reverse, true);
 	}
 }
 
@@ -543,17 +552,20 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 				const zdmc_change *c =
 					&model->tables[i].changes[j];
 
-				if (strcmp(c->column, key->name) != 0)
+				const char *how =
+					zdmc_change_replaces(c, key->name)
+						? "replaced"
+					: zdmc_change_renames(c, key->name)
+						? "renamed"
+						: NULL;
+
+				if (how == NULL)
 					continue;
 				zdmc_diag_error(
 					ctx->diag, key->offset,
 					"key column \"%s\" is %s by this migration (%s); the key must identify a row in both shapes",
-					key->name,
-					c->kind == ZDMC_ACTION_RENAME
-						? "renamed"
-						: "replaced",
-					model->tables[i].qname);
-				zdmc_diag_note(ctx->diag, c->action->offset,
+					key->name, how, model->tables[i].qname);
+				zdmc_diag_note(ctx->diag, c->offset,
 				               "changed here");
 			}
 	}
@@ -616,19 +628,16 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 				"all tables of one migration must be in one schema: %s is in \"%s\", %s in \"%s\"",
 				ct->table->qname, ct->table->schema,
 				out->tables[0].qname, out->tables[0].schema);
+		ctx.cur = ct;
 		for (a = stmt->actions; a != NULL; a = a->next) {
-			switch (a->kind) {
-			case ZDMC_ACTION_SPLIT:
-				check_split(&ctx, ct, a);
-				break;
-			case ZDMC_ACTION_TYPE:
-				check_type_change(&ctx, ct, a);
-				break;
-			case ZDMC_ACTION_RENAME:
-				check_rename(&ctx, ct, a);
-				break;
-			}
+			zdmc_change *c = check_add_change(&ctx, ct);
+
+			c->op = zdmc_op_for(a);
+			c->action = a;
+			c->offset = a->offset;
+			c->op->check(&ctx, c);
 		}
+		ctx.cur = NULL;
 	}
 	for (i = 0; i < out->ntables; i++) {
 		size_t j;
@@ -636,8 +645,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		check_clashes(&ctx, &ctx.tables[i]);
 		check_table_refs(&ctx, &ctx.tables[i]);
 		for (j = 0; j < out->tables[i].nchanges; j++)
-			if (out->tables[i].changes[j].kind !=
-			    ZDMC_ACTION_RENAME)
+			if (out->tables[i].changes[j].replace != NULL)
 				out->tables[i].needs_sync = true;
 	}
 	/* an irreversible change makes switch a point of no return: a person
@@ -650,7 +658,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 
 				if (c->irreversible)
 					zdmc_diag_error(
-						diag, c->action->reverse.offset,
+						diag, c->irreversible_offset,
 						"an irreversible change makes the switch gate a point of no return; approve must include switch");
 			}
 	}
@@ -670,12 +678,39 @@ zdmc_model_new_physical(const zdmc_table *table, const char *name)
 	for (i = 0; i < table->nchanges; i++) {
 		const zdmc_change *c = &table->changes[i];
 
-		if (c->kind == ZDMC_ACTION_RENAME &&
-		    strcmp(c->rename_to, name) == 0)
-			return c->column;
+		for (j = 0; j < c->nrenames; j++)
+			if (strcmp(c->renames[j].to, name) == 0)
+				return c->renames[j].column;
 		for (j = 0; j < c->ncols; j++)
 			if (strcmp(c->cols[j].name, name) == 0)
 				return c->cols[j].physical;
 	}
 	return name;
+}
+
+bool
+zdmc_change_replaces(const zdmc_change *change, const char *name)
+{
+	for (size_t i = 0; i < change->nreplaces; i++)
+		if (strcmp(change->replaces[i], name) == 0)
+			return true;
+	return false;
+}
+
+const zdmc_colrename *
+zdmc_change_renames(const zdmc_change *change, const char *name)
+{
+	for (size_t i = 0; i < change->nrenames; i++)
+		if (strcmp(change->renames[i].column, name) == 0)
+			return &change->renames[i];
+	return NULL;
+}
+
+const zdmc_newcol *
+zdmc_change_creates(const zdmc_change *change, const char *name)
+{
+	for (size_t i = 0; i < change->ncols; i++)
+		if (strcmp(change->cols[i].name, name) == 0)
+			return &change->cols[i];
+	return NULL;
 }

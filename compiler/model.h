@@ -2,7 +2,8 @@
  * model.h -- a checked migration, ready to lower into a plan.
  *
  * check.c builds it from the AST only when the whole source is valid;
- * lower.c reads it and never reports errors.  Changes are grouped by table
+ * lower.c reads it and never reports errors.  A change is its op plus the
+ * facts the op's check declared; nothing downstream asks which op it is.  Changes are grouped by table
  * (users and public.users are one table), in source order.
  *
  * Physical names while a migration is in flight: a new column is added as
@@ -21,6 +22,9 @@
 
 #define ZDMC_NEW_COLUMN_PREFIX "zdm_new_"
 
+struct zdmc_op;
+
+/* A column a change creates: added as zdm_new_<name> while in flight. */
 typedef struct zdmc_newcol {
 	const char *name;     /* name in the new shape */
 	const char *physical; /* zdm_new_<name> until contract */
@@ -28,17 +32,48 @@ typedef struct zdmc_newcol {
 	bool not_null;         /* declared "not null" on a split column */
 	bool carry_not_null;   /* type change: keep the old column's NOT NULL */
 	zdmc_sqlexpr *forward; /* in old-shape names */
+	bool forward_implied;  /* no using written (a plain cast): the plan's
+	                        * creates say using: null */
 } zdmc_newcol;
 
+/* An existing column that keeps its data under a new name. */
+typedef struct zdmc_colrename {
+	const char *column;
+	const char *to;
+} zdmc_colrename;
+
+/* An old-shape column computed from the new shape (reverse using). */
+typedef struct zdmc_oldcol {
+	const char *column;
+	zdmc_sqlexpr *reverse; /* in new-shape names */
+} zdmc_oldcol;
+
+/*
+ * One operation of the migration, checked: its op (compiler/ops/), its node
+ * and the facts its check declared (the vocabulary of plan format 3's
+ * changes, docs in /work/notes/DESIGN.md).  Everything after check works
+ * from these facts or through the op: the shared rules of check.c, the
+ * column replacement (replace.c), the plan's changes.
+ */
 typedef struct zdmc_change {
-	zdmc_action_kind kind;
+	const struct zdmc_op *op;
 	const zdmc_action *action;
-	const char *column;    /* the existing (old-shape) column */
-	const char *rename_to; /* RENAME */
-	zdmc_newcol *cols;     /* SPLIT: n, TYPE: 1, RENAME: 0 */
+	size_t offset;      /* of the action */
+	const char **reads; /* existing columns it needs */
+	size_t nreads;
+	zdmc_newcol *cols; /* creates */
 	size_t ncols;
-	zdmc_sqlexpr *reverse; /* in new-shape names; NULL if irreversible */
+	const char **replaces; /* existing columns dropped at contract */
+	size_t nreplaces;
+	zdmc_colrename *renames;
+	size_t nrenames;
+	zdmc_oldcol *reverse; /* empty when irreversible */
+	size_t nreverse;
 	bool irreversible;
+	size_t irreversible_offset; /* of the clause, for the approval rule */
+	/* the shared column replacement (replace.h), NULL if the change does
+	 * not use it */
+	const struct zdmc_replace *replace;
 } zdmc_change;
 
 typedef struct zdmc_table {
@@ -47,7 +82,7 @@ typedef struct zdmc_table {
 	const char *qname; /* quoted, qualified */
 	zdmc_change *changes;
 	size_t nchanges;
-	bool needs_sync; /* has a split or type change (not only renames) */
+	bool needs_sync; /* a change uses the column replacement */
 	size_t offset;   /* first statement about it */
 } zdmc_table;
 
@@ -67,6 +102,14 @@ int zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 /* Physical column behind a new-shape name of table (the name itself when
  * the migration does not touch it). */
 const char *zdmc_model_new_physical(const zdmc_table *table, const char *name);
+
+/* Does the change list name among its replaces / renames? */
+bool zdmc_change_replaces(const zdmc_change *change, const char *name);
+const zdmc_colrename *zdmc_change_renames(const zdmc_change *change,
+                                          const char *name);
+/* Its created column called name, or NULL. */
+const zdmc_newcol *zdmc_change_creates(const zdmc_change *change,
+                                       const char *name);
 
 /* Lower a checked model into a plan (never fails). */
 struct zdmc_plan;

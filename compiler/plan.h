@@ -13,17 +13,21 @@
 #include <stddef.h>
 
 /* Version 1: trigger sync.  Version 2 (only for sync = cdc): version 1 plus
- * the cdc section, catch_up and stop_sync steps, in_flight on checks. */
-#define ZDMC_PLAN_FORMAT_VERSION 1
-#define ZDMC_PLAN_FORMAT_VERSION_CDC 2
+ * the cdc section, catch_up and stop_sync steps, in_flight on checks.
+ * Version 3, what this compiler writes for every plan: version 2 with
+ * changes that describe themselves by facts (reads, creates, replaces,
+ * ...) and the autocommit step kind. */
+#define ZDMC_PLAN_FORMAT_VERSION 3
 
 typedef enum zdmc_step_kind {
 	ZDMC_STEP_SQL,      /* run sql */
 	ZDMC_STEP_BACKFILL, /* run sql once per batch, $1/$2 = batch bounds */
 	ZDMC_STEP_CHECK, /* run sql, it returns one bigint that must = expect */
 	ZDMC_STEP_GATE,  /* stop here until approved (if approval) */
-	ZDMC_STEP_CATCH_UP, /* cdc: wait until zdm sync is caught up */
-	ZDMC_STEP_STOP_SYNC /* cdc: a barrier, then zdm sync stops */
+	ZDMC_STEP_CATCH_UP,  /* cdc: wait until zdm sync is caught up */
+	ZDMC_STEP_STOP_SYNC, /* cdc: a barrier, then zdm sync stops */
+	ZDMC_STEP_AUTOCOMMIT /* run sql outside a transaction block (CREATE
+	                      * INDEX CONCURRENTLY); its own label always */
 } zdmc_step_kind;
 
 typedef struct zdmc_plan_step {
@@ -55,6 +59,9 @@ typedef struct zdmc_plan_step {
 	/* GATE */
 	const char *gate; /* "switch", "contract", ... */
 	bool approval;    /* needs `zdm approve` before it passes */
+	/* AUTOCOMMIT: the index it builds (quoted, qualified), or NULL; an
+	 * INVALID one left by a failed build is dropped before a retry */
+	const char *index;
 	struct zdmc_plan_step *next;
 } zdmc_plan_step;
 
@@ -64,25 +71,72 @@ typedef struct zdmc_plan_phase {
 	struct zdmc_plan_phase *next;
 } zdmc_plan_phase;
 
+/* A column a change creates (changes[].creates). */
 typedef struct zdmc_plan_column {
 	const char *name;
 	const char *type;
-	const char *using;
+	const char *using; /* from the old shape; NULL: none (null) */
 	bool not_null;
 	struct zdmc_plan_column *next;
 } zdmc_plan_column;
 
-/* The source's intent, restated for reviewers (the runtime ignores it). */
+/* column -> to (renames), or constraint -> to (constraint_renames). */
+typedef struct zdmc_plan_rename {
+	const char *name;
+	const char *to;
+	struct zdmc_plan_rename *next;
+} zdmc_plan_rename;
+
+/* An old-shape column computed from the new shape (reverse). */
+typedef struct zdmc_plan_reverse {
+	const char *column;
+	const char *using;
+	struct zdmc_plan_reverse *next;
+} zdmc_plan_reverse;
+
+/* references: a table whose unique key on columns must exist. */
+typedef struct zdmc_plan_reference {
+	const char *table;
+	const char **columns;
+	size_t ncolumns;
+	struct zdmc_plan_reference *next;
+} zdmc_plan_reference;
+
+/* defaults: a column's new default (NULL: dropped). */
+typedef struct zdmc_plan_default {
+	const char *column;
+	const char *value;
+	struct zdmc_plan_default *next;
+} zdmc_plan_default;
+
+/*
+ * A change, described by its facts (plan format 3): what it needs of the
+ * live table and what it does to it, so that preflight, explain and diff
+ * never need to know the operation.  Empty lists are left out.
+ */
 typedef struct zdmc_plan_change {
-	const char *kind;   /* split_column, rename_column, alter_column_type */
-	const char *at;     /* "file.zdm:8:3" */
-	const char *column; /* the existing column */
-	const char *to;     /* rename_column */
-	const char *type;   /* alter_column_type */
-	const char *using;  /* alter_column_type */
-	zdmc_plan_column *into;    /* split_column */
-	const char *reverse_using; /* NULL when irreversible or rename */
+	const char *change;  /* the op's name: split_column, ... */
+	const char *at;      /* "file.zdm:8:3" */
+	const char *summary; /* one sentence for people */
+	const char **reads;  /* existing columns it needs */
+	size_t nreads;
+	zdmc_plan_column *creates;
+	const char **replaces; /* existing columns dropped at contract */
+	size_t nreplaces;
+	zdmc_plan_rename *renames; /* existing column -> new name */
+	zdmc_plan_reverse *reverse;
 	bool irreversible;
+	/* later operations (each optional) */
+	const char **constraints_created;
+	size_t nconstraints_created;
+	const char **constraints_dropped;
+	size_t nconstraints_dropped;
+	zdmc_plan_rename *constraint_renames;
+	const char **indexes_created;
+	size_t nindexes_created;
+	zdmc_plan_reference *references;
+	const char *table_renamed_to;
+	zdmc_plan_default *defaults;
 	struct zdmc_plan_change *next;
 } zdmc_plan_change;
 
@@ -160,7 +214,7 @@ typedef struct zdmc_plan {
 	const char *version_schema; /* public_split_user_name */
 	const char *search_path;    /* what new-version clients set */
 	zdmc_plan_table *tables;
-	zdmc_plan_cdc *cdc; /* sync = cdc (format version 2); else NULL */
+	zdmc_plan_cdc *cdc; /* sync = cdc; else NULL */
 	zdmc_plan_phase *phases;
 } zdmc_plan;
 

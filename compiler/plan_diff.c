@@ -818,7 +818,25 @@ diff_settings(diff_report *d)
 	             b->search_path, true);
 }
 
-/* tables[].changes as plain lines, one per change, for a line diff. */
+/* " key a, b" for a non-empty list of names */
+static void
+diff_names(zdmc_buf *b, const char *key, char *const *names, size_t n)
+{
+	size_t i;
+
+	if (n == 0)
+		return;
+	zdmc_buf_printf(b, " %s", key);
+	for (i = 0; i < n; i++)
+		zdmc_buf_printf(b, "%s%s", i == 0 ? " " : ", ", names[i]);
+}
+
+/*
+ * tables[].changes as plain lines, one per change, for a line diff: the
+ * change's name, then its facts (never interpreted by name), so two plans
+ * that do the same thing read the same whatever version wrote them.  The
+ * summary is left out: it restates the facts.
+ */
 static const char *
 diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 {
@@ -834,28 +852,65 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 		for (c = 0; c < ti->nchanges; c++) {
 			const zdm_change *ch = &ti->changes[c];
 
-			zdmc_buf_printf(&b, "%s: %s %s", ti->name, ch->kind,
-			                ch->column);
-			if (ch->to != NULL)
-				zdmc_buf_printf(&b, " to %s", ch->to);
-			if (ch->type != NULL)
-				zdmc_buf_printf(&b, " type %s", ch->type);
-			if (ch->using != NULL)
-				zdmc_buf_printf(&b, " using (%s)", ch->using);
-			for (k = 0; k < ch->ninto; k++)
-				zdmc_buf_printf(
-					&b, "%s %s %s%s using (%s)",
-					k == 0 ? " into" : ",", ch->into[k],
-					ch->into_types[k],
-					ch->into_not_null[k] ? " not null" : "",
-					ch->into_using && ch->into_using[k]
-						? ch->into_using[k]
-						: "?");
-			if (ch->reverse_using != NULL)
-				zdmc_buf_printf(&b, " reverse using (%s)",
-				                ch->reverse_using);
+			zdmc_buf_printf(&b, "%s: %s", ti->name, ch->change);
+			diff_names(&b, "reads", ch->reads, ch->nreads);
+			for (k = 0; k < ch->ncreates; k++) {
+				const zdm_created_column *col = &ch->creates[k];
+
+				zdmc_buf_printf(&b, "%s %s %s%s",
+				                k == 0 ? " creates" : ",",
+				                col->column, col->type,
+				                col->not_null ? " not null"
+				                              : "");
+				if (col->using != NULL)
+					zdmc_buf_printf(&b, " using (%s)",
+					                col->using);
+			}
+			diff_names(&b, "replaces", ch->replaces, ch->nreplaces);
+			for (k = 0; k < ch->nrenames; k++)
+				zdmc_buf_printf(&b, "%s %s to %s",
+				                k == 0 ? " renames" : ",",
+				                ch->renames[k].column,
+				                ch->renames[k].to);
+			for (k = 0; k < ch->nreverse; k++)
+				zdmc_buf_printf(&b, "%s %s using (%s)",
+				                k == 0 ? " reverse" : ",",
+				                ch->reverse[k].column,
+				                ch->reverse[k].using);
 			if (ch->irreversible)
 				zdmc_buf_puts(&b, " irreversible");
+			diff_names(&b, "creates constraints",
+			           ch->constraints_created,
+			           ch->nconstraints_created);
+			diff_names(&b, "drops constraints",
+			           ch->constraints_dropped,
+			           ch->nconstraints_dropped);
+			for (k = 0; k < ch->nconstraint_renames; k++)
+				zdmc_buf_printf(
+					&b, "%s %s to %s",
+					k == 0 ? " renames constraints" : ",",
+					ch->constraint_renames[k].constraint,
+					ch->constraint_renames[k].to);
+			diff_names(&b, "creates indexes", ch->indexes_created,
+			           ch->nindexes_created);
+			for (k = 0; k < ch->nreferences; k++) {
+				zdmc_buf_printf(&b, "%s %s",
+				                k == 0 ? " references" : ",",
+				                ch->references[k].table);
+				diff_names(&b, "columns",
+				           ch->references[k].columns,
+				           ch->references[k].ncolumns);
+			}
+			if (ch->table_renamed_to != NULL)
+				zdmc_buf_printf(&b, " renames the table to %s",
+				                ch->table_renamed_to);
+			for (k = 0; k < ch->ndefaults; k++)
+				zdmc_buf_printf(&b, "%s %s %s",
+				                k == 0 ? " defaults" : ",",
+				                ch->defaults[k].column,
+				                ch->defaults[k].value != NULL
+				                        ? ch->defaults[k].value
+				                        : "dropped");
 			zdmc_buf_puts(&b, "\n");
 		}
 	}

@@ -3,7 +3,8 @@
  * review.
  *
  * In the order a reviewer asks: what migration this is and with which
- * options; what it changes (tables[].changes, the source's intent); the
+ * options; what it changes (tables[].changes: each change's summary and
+ * its facts, never interpreted by name); the
  * risks at a glance; then each phase as a table of its steps -- what each
  * does, the lock each statement takes and for how long, which steps share a
  * transaction, what undoes each one, where a person must approve -- and
@@ -125,61 +126,125 @@ explain_options(zdmc_buf *b, const zdm_plan *plan)
 	zdmc_buf_puts(b, ").\n\n");
 }
 
-/* One item of tables[].changes, as a sentence. */
+/* "`a`, `b` and `c`" for a list of plain names */
+static void
+explain_fact_names(zdmc_buf *b, const char *label, char *const *names, size_t n)
+{
+	if (n == 0)
+		return;
+	zdmc_buf_puts(b, "  - ");
+	zdmc_buf_puts(b, label);
+	zdmc_buf_puts(b, " ");
+	explain_names(b, names, n);
+	zdmc_buf_puts(b, "\n");
+}
+
+/*
+ * One item of tables[].changes: its summary, where it comes from, then its
+ * facts, one line each (docs/plan-format.md, "Changes").  Only the facts
+ * are read, never the change's name, so a change zdmc explain has never
+ * heard of is shown as well as any other.
+ */
 static void
 explain_change(zdmc_buf *b, const zdm_change *c)
 {
 	size_t i;
 
-	if (strcmp(c->kind, "split_column") == 0) {
-		zdmc_buf_puts(b, "split column ");
-		zdmc_md_code(b, c->column, false);
-		zdmc_buf_puts(b, " into ");
-		for (i = 0; i < c->ninto; i++) {
-			if (i > 0)
-				zdmc_buf_puts(b, i + 1 == c->ninto ? " and "
-				                                   : ", ");
-			zdmc_md_code(b, c->into[i], false);
-			zdmc_buf_puts(b, " ");
-			zdmc_md_text(b, c->into_types[i], false);
-			if (c->into_not_null[i])
-				zdmc_buf_puts(b, " NOT NULL");
-			if (c->into_using != NULL && c->into_using[i] != NULL) {
-				zdmc_buf_puts(b, " using ");
-				zdmc_md_code(b, c->into_using[i], false);
-			}
-		}
-	} else if (strcmp(c->kind, "rename_column") == 0) {
-		zdmc_buf_puts(b, "rename column ");
-		zdmc_md_code(b, c->column, false);
-		zdmc_buf_puts(b, " to ");
-		zdmc_md_code(b, c->to != NULL ? c->to : "?", false);
-	} else if (strcmp(c->kind, "alter_column_type") == 0) {
-		zdmc_buf_puts(b, "change the type of ");
-		zdmc_md_code(b, c->column, false);
-		zdmc_buf_puts(b, " to ");
-		zdmc_md_code(b, c->type != NULL ? c->type : "?", false);
-		if (c->using != NULL) {
-			zdmc_buf_puts(b, " using ");
-			zdmc_md_code(b, c->using, false);
-		}
-	} else {
-		zdmc_md_text(b, c->kind, false);
-		zdmc_buf_puts(b, " ");
-		zdmc_md_code(b, c->column, false);
-	}
-	if (c->reverse_using != NULL) {
-		zdmc_buf_puts(b, "; reverse using ");
-		zdmc_md_code(b, c->reverse_using, false);
-	}
-	if (c->irreversible)
-		zdmc_buf_puts(b, "; **irreversible**: the old column is not "
-		                 "kept up to date once the new version writes, "
-		                 "and switch is a point of no return");
+	zdmc_md_text(b, c->summary != NULL ? c->summary : c->change, false);
 	if (c->at != NULL) {
 		zdmc_buf_puts(b, " (");
 		zdmc_md_text(b, c->at, false);
 		zdmc_buf_puts(b, ")");
+	}
+	zdmc_buf_puts(b, "\n");
+	explain_fact_names(b, "reads", c->reads, c->nreads);
+	if (c->ncreates > 0) {
+		zdmc_buf_puts(b, "  - creates ");
+		for (i = 0; i < c->ncreates; i++) {
+			const zdm_created_column *col = &c->creates[i];
+
+			if (i > 0)
+				zdmc_buf_puts(b, i + 1 == c->ncreates ? " and "
+				                                      : ", ");
+			zdmc_md_code(b, col->column, false);
+			zdmc_buf_puts(b, " ");
+			zdmc_md_text(b, col->type, false);
+			if (col->not_null)
+				zdmc_buf_puts(b, " NOT NULL");
+			if (col->using != NULL) {
+				zdmc_buf_puts(b, " using ");
+				zdmc_md_code(b, col->using, false);
+			}
+		}
+		zdmc_buf_puts(b, "\n");
+	}
+	if (c->nreplaces > 0) {
+		zdmc_buf_puts(b, "  - replaces ");
+		explain_names(b, c->replaces, c->nreplaces);
+		zdmc_buf_puts(b, c->nreplaces == 1
+		                         ? ": the old column is dropped at "
+		                           "contract\n"
+		                         : ": the old columns are dropped at "
+		                           "contract\n");
+	}
+	for (i = 0; i < c->nrenames; i++) {
+		zdmc_buf_puts(b, "  - renames ");
+		zdmc_md_code(b, c->renames[i].column, false);
+		zdmc_buf_puts(b, " to ");
+		zdmc_md_code(b, c->renames[i].to, false);
+		zdmc_buf_puts(b, "\n");
+	}
+	for (i = 0; i < c->nreverse; i++) {
+		zdmc_buf_puts(b, "  - reverse: ");
+		zdmc_md_code(b, c->reverse[i].column, false);
+		zdmc_buf_puts(b, " using ");
+		zdmc_md_code(b, c->reverse[i].using, false);
+		zdmc_buf_puts(b, "\n");
+	}
+	if (c->irreversible)
+		zdmc_buf_puts(b, "  - **irreversible**: the old shape is not "
+		                 "kept up to date once the new version writes, "
+		                 "and switch is a point of no return\n");
+	explain_fact_names(b, "creates constraint", c->constraints_created,
+	                   c->nconstraints_created);
+	explain_fact_names(b, "drops constraint", c->constraints_dropped,
+	                   c->nconstraints_dropped);
+	for (i = 0; i < c->nconstraint_renames; i++) {
+		zdmc_buf_puts(b, "  - renames constraint ");
+		zdmc_md_code(b, c->constraint_renames[i].constraint, false);
+		zdmc_buf_puts(b, " to ");
+		zdmc_md_code(b, c->constraint_renames[i].to, false);
+		zdmc_buf_puts(b, "\n");
+	}
+	explain_fact_names(b, "creates index", c->indexes_created,
+	                   c->nindexes_created);
+	for (i = 0; i < c->nreferences; i++) {
+		zdmc_buf_puts(b, "  - references ");
+		zdmc_md_code(b, c->references[i].table, false);
+		if (c->references[i].ncolumns == 0) {
+			zdmc_buf_puts(b, " by its primary key\n");
+		} else {
+			zdmc_buf_puts(b, " (");
+			explain_names(b, c->references[i].columns,
+			              c->references[i].ncolumns);
+			zdmc_buf_puts(b, ")\n");
+		}
+	}
+	if (c->table_renamed_to != NULL) {
+		zdmc_buf_puts(b, "  - renames the table to ");
+		zdmc_md_code(b, c->table_renamed_to, false);
+		zdmc_buf_puts(b, "\n");
+	}
+	for (i = 0; i < c->ndefaults; i++) {
+		zdmc_buf_puts(b, "  - default of ");
+		zdmc_md_code(b, c->defaults[i].column, false);
+		if (c->defaults[i].value != NULL) {
+			zdmc_buf_puts(b, " becomes ");
+			zdmc_md_code(b, c->defaults[i].value, false);
+			zdmc_buf_puts(b, "\n");
+		} else {
+			zdmc_buf_puts(b, " is dropped\n");
+		}
 	}
 }
 
@@ -202,7 +267,6 @@ explain_changes(zdmc_buf *b, const zdm_plan *plan)
 		for (i = 0; i < ti->nchanges; i++) {
 			zdmc_buf_puts(b, "- ");
 			explain_change(b, &ti->changes[i]);
-			zdmc_buf_puts(b, "\n");
 		}
 		zdmc_buf_puts(b, "\n");
 	}
@@ -441,6 +505,15 @@ explain_what(zdmc_buf *b, const zdm_step *step)
 	} else if (step->kind == ZDM_STEP_STOP_SYNC) {
 		zdmc_buf_puts(b, "<br>Waits for `zdm sync` to apply every "
 		                 "change so far, then stops it.");
+	} else if (step->kind == ZDM_STEP_AUTOCOMMIT) {
+		zdmc_buf_puts(b, "<br>Runs outside a transaction block, as "
+		                 "PostgreSQL requires of it.");
+		if (step->index != NULL) {
+			zdmc_buf_puts(b, " If it fails or is interrupted, "
+			                 "the invalid index ");
+			zdmc_md_code(b, step->index, true);
+			zdmc_buf_puts(b, " it leaves is dropped first.");
+		}
 	}
 }
 

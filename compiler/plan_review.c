@@ -480,6 +480,8 @@ zdmc_review_txn(zdmc_buf *b, const zdmc_plan_review *rv, size_t i)
 		zdmc_buf_puts(b, "--");
 	else if (step->kind == ZDM_STEP_BACKFILL)
 		zdmc_buf_puts(b, "one per batch");
+	else if (step->kind == ZDM_STEP_AUTOCOMMIT)
+		zdmc_buf_puts(b, "none (autocommit)");
 	else if (sr->group_first == sr->group_last)
 		zdmc_buf_puts(b, "its own");
 	else

@@ -508,33 +508,123 @@ write_options(plan_writer *w, const zdmc_plan *plan)
 	emit_mapping_end(w);
 }
 
+/* A list of column names on one line: [id], [name, zdm_new_first_name]. */
+static void
+put_name_list(plan_writer *w, const char *key, const char **names, size_t n)
+{
+	emit_key(w, key);
+	emit_sequence_start(w, YAML_FLOW_SEQUENCE_STYLE);
+	for (size_t i = 0; i < n; i++) {
+		if (!names[i]) {
+			writer_fail(w, "%s[%zu] is missing", key, i);
+			break;
+		}
+		emit_string(w, key, names[i]);
+	}
+	emit_sequence_end(w);
+}
+
+/* A list of (name, to) pairs as block mappings; key names the first. */
+static void
+put_renames(plan_writer *w, const char *list, const char *key,
+            const zdmc_plan_rename *r)
+{
+	if (!r)
+		return;
+	emit_key(w, list);
+	emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+	for (; r; r = r->next) {
+		emit_mapping_start(w);
+		put_string(w, key, r->name);
+		put_string(w, "to", r->to);
+		emit_mapping_end(w);
+	}
+	emit_sequence_end(w);
+}
+
+/* A list of names on one line, left out when empty. */
+static void
+put_facts(plan_writer *w, const char *key, const char **names, size_t n)
+{
+	if (n)
+		put_name_list(w, key, names, n);
+}
+
+/*
+ * One change, as facts (plan format 3), keys in the order DESIGN fixes:
+ * change, at, summary always; every other list only when it has items.
+ */
 static void
 write_change(plan_writer *w, const zdmc_plan_change *change)
 {
 	emit_mapping_start(w);
-	put_string(w, "change", change->kind);
-	put_optional_string(w, "at", change->at);
-	put_optional_string(w, "column", change->column);
-	put_optional_string(w, "to", change->to);
-	put_optional_string(w, "type", change->type);
-	put_optional_string(w, "using", change->using);
-	if (change->into) {
-		emit_key(w, "into");
+	put_string(w, "change", change->change);
+	put_string(w, "at", change->at);
+	put_string(w, "summary", change->summary);
+	put_facts(w, "reads", change->reads, change->nreads);
+	if (change->creates) {
+		emit_key(w, "creates");
 		emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
-		for (const zdmc_plan_column *col = change->into; col;
+		for (const zdmc_plan_column *col = change->creates; col;
 		     col = col->next) {
 			emit_mapping_start(w);
 			put_string(w, "column", col->name);
 			put_string(w, "type", col->type);
 			put_bool(w, "not_null", col->not_null);
-			put_optional_string(w, "using", col->using);
+			put_string_or_null(w, "using", col->using);
 			emit_mapping_end(w);
 		}
 		emit_sequence_end(w);
 	}
-	put_optional_string(w, "reverse_using", change->reverse_using);
+	put_facts(w, "replaces", change->replaces, change->nreplaces);
+	put_renames(w, "renames", "column", change->renames);
+	if (change->reverse) {
+		emit_key(w, "reverse");
+		emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+		for (const zdmc_plan_reverse *r = change->reverse; r;
+		     r = r->next) {
+			emit_mapping_start(w);
+			put_string(w, "column", r->column);
+			put_string(w, "using", r->using);
+			emit_mapping_end(w);
+		}
+		emit_sequence_end(w);
+	}
 	if (change->irreversible)
 		put_bool(w, "irreversible", true);
+	put_facts(w, "constraints_created", change->constraints_created,
+	          change->nconstraints_created);
+	put_facts(w, "constraints_dropped", change->constraints_dropped,
+	          change->nconstraints_dropped);
+	put_renames(w, "constraint_renames", "constraint",
+	            change->constraint_renames);
+	put_facts(w, "indexes_created", change->indexes_created,
+	          change->nindexes_created);
+	if (change->references) {
+		emit_key(w, "references");
+		emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+		for (const zdmc_plan_reference *r = change->references; r;
+		     r = r->next) {
+			emit_mapping_start(w);
+			put_string(w, "table", r->table);
+			put_name_list(w, "columns", r->columns, r->ncolumns);
+			emit_mapping_end(w);
+		}
+		emit_sequence_end(w);
+	}
+	put_optional_string(w, "table_renamed_to", change->table_renamed_to);
+	if (change->defaults) {
+		emit_key(w, "defaults");
+		emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+		for (const zdmc_plan_default *d = change->defaults; d;
+		     d = d->next) {
+			emit_mapping_start(w);
+			put_string(w, "column", d->column);
+			put_string_or_null(w, "default", d->value);
+			emit_mapping_end(w);
+		}
+		emit_sequence_end(w);
+	}
 	emit_mapping_end(w);
 }
 
@@ -575,6 +665,8 @@ step_kind_name(zdmc_step_kind kind)
 		return "catch_up";
 	case ZDMC_STEP_STOP_SYNC:
 		return "stop_sync";
+	case ZDMC_STEP_AUTOCOMMIT:
+		return "autocommit";
 	}
 	return NULL;
 }
@@ -618,6 +710,8 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 	    step->kind != ZDMC_STEP_STOP_SYNC) {
 		put_string(w, "transaction", step->transaction);
 		put_duration(w, "lock_timeout", step->lock_timeout_ms);
+		if (step->kind == ZDMC_STEP_AUTOCOMMIT)
+			put_optional_string(w, "index", step->index);
 		if (step->kind == ZDMC_STEP_BACKFILL) {
 			put_string(w, "key", step->key);
 			put_integer(w, "batch_size", step->batch_size, 1);
@@ -643,22 +737,6 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 	if (step->point_of_no_return)
 		put_bool(w, "point_of_no_return", true);
 	emit_mapping_end(w);
-}
-
-/* A list of column names on one line: [id], [name, zdm_new_first_name]. */
-static void
-put_name_list(plan_writer *w, const char *key, const char **names, size_t n)
-{
-	emit_key(w, key);
-	emit_sequence_start(w, YAML_FLOW_SEQUENCE_STYLE);
-	for (size_t i = 0; i < n; i++) {
-		if (!names[i]) {
-			writer_fail(w, "%s[%zu] is missing", key, i);
-			break;
-		}
-		emit_string(w, key, names[i]);
-	}
-	emit_sequence_end(w);
 }
 
 static void
@@ -884,9 +962,7 @@ zdmc_plan_write(const zdmc_plan *plan, char **out, size_t *outlen, char *errbuf,
 		writer_fail(&w, "no plan or no place to put it");
 		goto cleanup;
 	}
-	/* a trigger plan stays version 1, byte for byte; only cdc needs 2 */
-	expected = plan->cdc ? ZDMC_PLAN_FORMAT_VERSION_CDC
-	                     : ZDMC_PLAN_FORMAT_VERSION;
+	expected = ZDMC_PLAN_FORMAT_VERSION;
 	if (plan->format_version != expected) {
 		writer_fail(&w,
 		            "this zdmc writes plan format version %d, not %d",

@@ -2,8 +2,10 @@
  * zdm.y -- the grammar of the .zdm language.
  *
  * A pure, reentrant LALR(1) parser with no conflicts (%expect 0).  It builds
- * the AST and judges nothing but syntax: every semantic rule lives in
- * compiler/check.c, so one run reports every problem.  After a syntax error
+ * the AST -- a tagged node per operation, made with zdmc_action_new -- and
+ * judges nothing but syntax: every semantic rule lives in
+ * compiler/check.c and the ops' checks (compiler/ops/), so one run reports
+ * every problem.  After a syntax error
  * the parser skips to the next ";" and carries on (the "error ';'" rule).
  * Anything that can be left to a later pass with a better message is
  * accepted here: a missing header, a column type PostgreSQL would refuse
@@ -37,8 +39,7 @@ struct zdmc_parse_ctx;
 
 static void zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner,
                          zdmc_parse_ctx *ctx, const char *msg);
-static zdmc_action *grammar_action(zdmc_parse_ctx *ctx, zdmc_action_kind kind,
-                                   size_t offset, zdmc_name column);
+static zdmc_reverse grammar_no_reverse(size_t offset);
 static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
@@ -70,7 +71,6 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 	zdmc_expr expr;
 	zdmc_option *option;
 	zdmc_coldef *coldef;
-	zdmc_action *action;
 	zdmc_stmt *stmt;
 	zdmc_reverse reverse;
 	zdmc_type type;
@@ -267,9 +267,14 @@ alter_items:
 alter_item:
 	SPLIT opt_column name INTO coldef
 	{
-		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_SPLIT, @1.first, $3);
+		zdmc_split_column *n = (zdmc_split_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SPLIT_COLUMN,
+			sizeof(zdmc_split_column), @1.first);
 
-		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+		n->column = $3;
+		n->into.reverse = grammar_no_reverse(@1.first);
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    &n->into);
 		zdmc_ast_add_coldef(ctx->diag, ctx->mig->last_stmt, $5);
 	}
 	| coldef
@@ -278,28 +283,40 @@ alter_item:
 	}
 	| RENAME opt_column name TO name
 	{
-		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_RENAME, @1.first, $3);
+		zdmc_rename_column *n = (zdmc_rename_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_RENAME_COLUMN,
+			sizeof(zdmc_rename_column), @1.first);
 
-		a->to = $5;
-		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+		n->column = $3;
+		n->to = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
 	}
 	| ALTER opt_column name TYPE type_name opt_using opt_reverse
 	{
-		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_TYPE, @1.first, $3);
+		zdmc_alter_column_type *n = (zdmc_alter_column_type *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ALTER_COLUMN_TYPE,
+			sizeof(zdmc_alter_column_type), @1.first);
 
-		a->type = grammar_type(ctx, @5);
-		a->using = $6;
-		a->reverse = $7;
-		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+		n->column = $3;
+		n->type = grammar_type(ctx, @5);
+		n->using = $6;
+		n->reverse = $7;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
 	}
 	| ALTER opt_column name SET DATA TYPE type_name opt_using opt_reverse
 	{
-		zdmc_action *a = grammar_action(ctx, ZDMC_ACTION_TYPE, @1.first, $3);
+		zdmc_alter_column_type *n = (zdmc_alter_column_type *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ALTER_COLUMN_TYPE,
+			sizeof(zdmc_alter_column_type), @1.first);
 
-		a->type = grammar_type(ctx, @7);
-		a->using = $8;
-		a->reverse = $9;
-		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, a);
+		n->column = $3;
+		n->type = grammar_type(ctx, @7);
+		n->using = $8;
+		n->reverse = $9;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
 	}
 	;
 
@@ -399,18 +416,17 @@ zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner, zdmc_parse_ctx *ctx,
 	zdmc_diag_error(ctx->diag, loc->first, "%s", msg);
 }
 
-static zdmc_action *
-grammar_action(zdmc_parse_ctx *ctx, zdmc_action_kind kind, size_t offset,
-               zdmc_name column)
+/* A reverse clause that was not written: reported, if the operation
+ * needs one, at offset. */
+static zdmc_reverse
+grammar_no_reverse(size_t offset)
 {
-	zdmc_action *a = ZDMC_NEW(ctx->arena, zdmc_action);
+	zdmc_reverse r;
 
-	a->kind = kind;
-	a->offset = offset;
-	a->column = column;
-	a->reverse.kind = ZDMC_REVERSE_MISSING;
-	a->reverse.offset = offset;
-	return a;
+	memset(&r, 0, sizeof(r));
+	r.kind = ZDMC_REVERSE_MISSING;
+	r.offset = offset;
+	return r;
 }
 
 static zdmc_type

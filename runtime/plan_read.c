@@ -26,6 +26,13 @@
  *   - Keys this version does not know are ignored: the format may grow
  *     optional keys without a version bump.  Keys it knows must have the
  *     right type; a string that is a plain null reads as absent.
+ *   - Versions 1, 2 and 3 are read.  tables[].changes come out as facts
+ *     (zdm_change) whatever the version: a version 3 change states them,
+ *     a version 1 or 2 change (split_column, rename_column,
+ *     alter_column_type with their own keys) is converted here, so nothing
+ *     downstream knows that older plans exist.  A version 3 change's name
+ *     is never interpreted: one this runtime does not know is read like any
+ *     other.
  *
  * It must not guess: no defaults for required fields (the compiler resolved
  * every option; a missing one means a broken plan, not "use the default"),
@@ -758,39 +765,267 @@ read_new_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 
 /* ---- tables and their changes ------------------------------------------ */
 
-static const char *const change_kinds[] = {"split_column", "rename_column",
-                                           "alter_column_type"};
+static int get_string_list(plan_reader *r, const yaml_node_t *map,
+                           const char *what, const char *key, char ***out,
+                           size_t *n);
+static void string_list_free(char **list, size_t n);
 
-/* One new column of a split: tables[1].changes[1].into[2]. */
+/* A list of names that may be left out: absent is empty. */
 static int
-read_into_column(plan_reader *r, const yaml_node_t *map, const char *what,
-                 zdm_change *change, size_t i)
+get_optional_names(plan_reader *r, const yaml_node_t *map, const char *what,
+                   const char *key, char ***out, size_t *n)
 {
-	static const char *const required[] = {"column", "type", "not_null"};
+	*out = NULL;
+	*n = 0;
+	if (!map_get(r, map, key))
+		return 0;
+	return get_string_list(r, map, what, key, out, n);
+}
+
+/*
+ * A list of mappings that may be left out (absent is empty): *out gets n
+ * zeroed items of size bytes each, for the caller to fill from *list.  The
+ * count is set with the array, so a half-read change frees cleanly.
+ */
+static int
+get_item_list(plan_reader *r, const yaml_node_t *map, const char *what,
+              const char *key, size_t size, void **out, size_t *n,
+              yaml_node_t **list)
+{
 	int error;
 
-	if ((error = check_mapping(r, map, what)) < 0 ||
-	    (error = require_keys(r, map, what, required, NELEM(required))) <
+	*out = NULL;
+	*n = 0;
+	if ((error = get_list(r, map, what, key, list)) < 0)
+		return error;
+	if (!*list || list_length(*list) == 0)
+		return 0;
+	*out = calloc(list_length(*list), size);
+	if (!*out)
+		return reader_fail(r, "out of memory");
+	*n = list_length(*list);
+	return 0;
+}
+
+/* One mapping of a fact's list: tables[1].changes[2].creates[1]. */
+static int
+item_begin(plan_reader *r, const yaml_node_t *list, size_t i, const char *what,
+           const char *key, const char *const *required, size_t nrequired,
+           char *item_what, size_t len, yaml_node_t **item)
+{
+	int error;
+
+	*item = list_item(r, list, i);
+	snprintf(item_what, len, "%s.%s[%zu]", what, key, i + 1);
+	if ((error = check_mapping(r, *item, item_what)) < 0 ||
+	    (error = require_keys(r, *item, item_what, required, nrequired)) <
+	            0)
+		return error;
+	return 0;
+}
+
+/* creates[] item. */
+static int
+read_created_column(plan_reader *r, const yaml_node_t *map, const char *what,
+                    zdm_created_column *col)
+{
+	int error;
+
+	if ((error = get_string(r, map, what, "column", false, &col->column)) <
 	            0 ||
-	    (error = get_string(r, map, what, "column", false,
-	                        &change->into[i])) < 0 ||
-	    (error = get_string(r, map, what, "type", false,
-	                        &change->into_types[i])) < 0 ||
-	    (error = get_bool(r, map, what, "not_null",
-	                      &change->into_not_null[i])) < 0 ||
-	    (error = get_string(r, map, what, "using", false,
-	                        &change->into_using[i])) < 0)
+	    (error = get_string(r, map, what, "type", false, &col->type)) < 0 ||
+	    (error = get_bool(r, map, what, "not_null", &col->not_null)) < 0 ||
+	    (error = get_string(r, map, what, "using", true, &col->using)) < 0)
 		return error;
 	return 0;
 }
 
 static int
-read_split(plan_reader *r, const yaml_node_t *map, const char *what,
-           zdm_change *change)
+read_creates(plan_reader *r, const yaml_node_t *map, const char *what,
+             zdm_change *c)
+{
+	static const char *const required[] = {"column", "type", "not_null"};
+	yaml_node_t *list, *item;
+	char iw[192];
+	int error;
+
+	if ((error = get_item_list(
+		     r, map, what, "creates", sizeof(zdm_created_column),
+		     (void **)&c->creates, &c->ncreates, &list)) < 0)
+		return error;
+	for (size_t i = 0; i < c->ncreates; i++)
+		if ((error = item_begin(r, list, i, what, "creates", required,
+		                        NELEM(required), iw, sizeof(iw),
+		                        &item)) < 0 ||
+		    (error = read_created_column(r, item, iw, &c->creates[i])) <
+		            0)
+			return error;
+	return 0;
+}
+
+/*
+ * A list of {A: name, B: name} pairs (renames, reverse,
+ * constraint_renames); b_nullable allows null for the second, which then
+ * reads as NULL.
+ */
+static int
+read_pairs(plan_reader *r, const yaml_node_t *map, const char *what,
+           const char *key, const char *a, const char *b, bool b_nullable,
+           size_t size, void **out, size_t *n)
+{
+	const char *const required[] = {a, b};
+	yaml_node_t *list, *item;
+	char iw[192];
+	int error;
+
+	if ((error = get_item_list(r, map, what, key, size, out, n, &list)) < 0)
+		return error;
+	for (size_t i = 0; i < *n; i++) {
+		/* every pair type here is two char * fields */
+		char **pair = (char **)((char *)*out + i * size);
+
+		if ((error = item_begin(r, list, i, what, key, required, 2, iw,
+		                        sizeof(iw), &item)) < 0 ||
+		    (error = get_string(r, item, iw, a, false, &pair[0])) < 0 ||
+		    (error = get_string(r, item, iw, b, b_nullable, &pair[1])) <
+		            0)
+			return error;
+	}
+	return 0;
+}
+
+static int
+read_references(plan_reader *r, const yaml_node_t *map, const char *what,
+                zdm_change *c)
+{
+	static const char *const required[] = {"table", "columns"};
+	yaml_node_t *list, *item;
+	char iw[192];
+	int error;
+
+	if ((error = get_item_list(
+		     r, map, what, "references", sizeof(zdm_reference),
+		     (void **)&c->references, &c->nreferences, &list)) < 0)
+		return error;
+	for (size_t i = 0; i < c->nreferences; i++) {
+		zdm_reference *ref = &c->references[i];
+
+		if ((error = item_begin(r, list, i, what, "references",
+		                        required, NELEM(required), iw,
+		                        sizeof(iw), &item)) < 0 ||
+		    (error = get_string(r, item, iw, "table", false,
+		                        &ref->table)) < 0 ||
+		    (error = get_string_list(r, item, iw, "columns",
+		                             &ref->columns, &ref->ncolumns)) <
+		            0)
+			return error;
+	}
+	return 0;
+}
+
+/*
+ * A version 3 change: its facts, each checked for its type.  The name is
+ * kept but never interpreted, so a change this runtime has never heard of
+ * is run like any other: the facts say what the preflight must check.
+ */
+static int
+read_change_facts(plan_reader *r, const yaml_node_t *map, const char *what,
+                  zdm_change *c)
+{
+	static const char *const required[] = {"change", "at", "summary"};
+	int error;
+
+	if ((error = require_keys(r, map, what, required, NELEM(required))) <
+	            0 ||
+	    (error = get_string(r, map, what, "change", false, &c->change)) <
+	            0 ||
+	    (error = get_string(r, map, what, "at", false, &c->at)) < 0 ||
+	    (error = get_string(r, map, what, "summary", false, &c->summary)) <
+	            0 ||
+	    (error = get_optional_names(r, map, what, "reads", &c->reads,
+	                                &c->nreads)) < 0 ||
+	    (error = read_creates(r, map, what, c)) < 0 ||
+	    (error = get_optional_names(r, map, what, "replaces", &c->replaces,
+	                                &c->nreplaces)) < 0 ||
+	    (error = read_pairs(r, map, what, "renames", "column", "to", false,
+	                        sizeof(zdm_column_rename), (void **)&c->renames,
+	                        &c->nrenames)) < 0 ||
+	    (error = read_pairs(r, map, what, "reverse", "column", "using",
+	                        false, sizeof(zdm_reverse_column),
+	                        (void **)&c->reverse, &c->nreverse)) < 0 ||
+	    (error = get_bool(r, map, what, "irreversible", &c->irreversible)) <
+	            0 ||
+	    (error = get_optional_names(r, map, what, "constraints_created",
+	                                &c->constraints_created,
+	                                &c->nconstraints_created)) < 0 ||
+	    (error = get_optional_names(r, map, what, "constraints_dropped",
+	                                &c->constraints_dropped,
+	                                &c->nconstraints_dropped)) < 0 ||
+	    (error = read_pairs(r, map, what, "constraint_renames",
+	                        "constraint", "to", false,
+	                        sizeof(zdm_constraint_rename),
+	                        (void **)&c->constraint_renames,
+	                        &c->nconstraint_renames)) < 0 ||
+	    (error = get_optional_names(r, map, what, "indexes_created",
+	                                &c->indexes_created,
+	                                &c->nindexes_created)) < 0 ||
+	    (error = read_references(r, map, what, c)) < 0 ||
+	    (error = get_string(r, map, what, "table_renamed_to", true,
+	                        &c->table_renamed_to)) < 0 ||
+	    (error = read_pairs(r, map, what, "defaults", "column", "default",
+	                        true, sizeof(zdm_column_default),
+	                        (void **)&c->defaults, &c->ndefaults)) < 0)
+		return error;
+	return 0;
+}
+
+/* ---- version 1 and 2 changes, converted into facts --------------------- */
+
+static const char *const change_kinds[] = {"split_column", "rename_column",
+                                           "alter_column_type"};
+
+/* A malloc'd string from a format; NULL when out of memory. */
+static char *format_string(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static char *
+format_string(const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+	char *s;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !(s = malloc((size_t)n + 1)))
+		return NULL;
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	return s;
+}
+
+/* A one-name list holding a copy of name. */
+static int
+one_name(char ***out, size_t *n, const char *name)
+{
+	if (!(*out = calloc(1, sizeof(char *))))
+		return -1;
+	*n = 1;
+	return ((*out)[0] = strdup(name)) ? 0 : -1;
+}
+
+/* split_column's into: the new columns, read straight into creates. */
+static int
+read_split_into(plan_reader *r, const yaml_node_t *map, const char *what,
+                zdm_change *c)
 {
 	static const char *const required[] = {"into"};
-	yaml_node_t *list;
-	char item_what[128];
+	static const char *const col_required[] = {"column", "type",
+	                                           "not_null"};
+	yaml_node_t *list, *item;
+	char iw[192];
 	int error;
 
 	if ((error = require_keys(r, map, what, required, 1)) < 0 ||
@@ -800,42 +1035,72 @@ read_split(plan_reader *r, const yaml_node_t *map, const char *what,
 		return reader_fail_at(r, list,
 		                      "%s: \"into\" must list the new columns",
 		                      what);
-	change->into = calloc(list_length(list), sizeof(char *));
-	change->into_types = calloc(list_length(list), sizeof(char *));
-	change->into_not_null = calloc(list_length(list), sizeof(bool));
-	change->into_using = calloc(list_length(list), sizeof(char *));
-	if (!change->into || !change->into_types || !change->into_not_null ||
-	    !change->into_using)
-		return reader_fail(r, "out of memory");
-	change->ninto = list_length(list);
-	for (size_t i = 0; i < change->ninto; i++) {
-		snprintf(item_what, sizeof(item_what), "%s.into[%zu]", what,
-		         i + 1);
-		if ((error = read_into_column(r, list_item(r, list, i),
-		                              item_what, change, i)) < 0)
+	if ((error = get_item_list(
+		     r, map, what, "into", sizeof(zdm_created_column),
+		     (void **)&c->creates, &c->ncreates, &list)) < 0)
+		return error;
+	for (size_t i = 0; i < c->ncreates; i++)
+		if ((error = item_begin(r, list, i, what, "into", col_required,
+		                        NELEM(col_required), iw, sizeof(iw),
+		                        &item)) < 0 ||
+		    (error = get_string(r, item, iw, "column", false,
+		                        &c->creates[i].column)) < 0 ||
+		    (error = get_string(r, item, iw, "type", false,
+		                        &c->creates[i].type)) < 0 ||
+		    (error = get_bool(r, item, iw, "not_null",
+		                      &c->creates[i].not_null)) < 0 ||
+		    (error = get_string(r, item, iw, "using", false,
+		                        &c->creates[i].using)) < 0)
 			return error;
-	}
 	return 0;
 }
 
+/* "split name into first_name, last_name" */
+static char *
+split_summary(const char *column, const zdm_change *c)
+{
+	size_t len = strlen(column) + 16;
+	char *s;
+
+	for (size_t i = 0; i < c->ncreates; i++)
+		len += strlen(c->creates[i].column) + 2;
+	if (!(s = malloc(len)))
+		return NULL;
+	snprintf(s, len, "split %s into ", column);
+	for (size_t i = 0; i < c->ncreates; i++) {
+		if (i > 0)
+			strcat(s, ", ");
+		strcat(s, c->creates[i].column);
+	}
+	return s;
+}
+
 /*
- * One item of tables[].changes.  The kind is checked first, since it says
- * which other keys are required; keys that belong to another kind are
- * ignored, like any key this version does not expect there.
+ * A version 1 or 2 change: the kind says which keys it has (column, to,
+ * type, using, into, reverse_using), and they are turned into the facts a
+ * version 3 plan states (docs/plan-format.md, "Older plans"):
+ *   split_column       reads [C], creates into, replaces [C],
+ *                      reverse [{C, reverse_using}]
+ *   alter_column_type  reads [C], creates [{C, type, false, using}],
+ *                      replaces [C], reverse [{C, reverse_using}]
+ *   rename_column      reads [C], renames [{C, to}]
+ * The kind is checked first, since it says which other keys are required;
+ * keys that belong to another kind are ignored.
  */
 static int
-read_change(plan_reader *r, const yaml_node_t *map, const char *what,
-            zdm_change *change)
+read_change_legacy(plan_reader *r, const yaml_node_t *map, const char *what,
+                   zdm_change *c)
 {
 	static const char *const base[] = {"change", "column"};
 	static const char *const rename[] = {"to"};
 	static const char *const retype[] = {"type"};
 	yaml_node_t *kind_node;
+	char *column = NULL, *to = NULL, *type = NULL, *using = NULL,
+	     *reverse_using = NULL;
 	size_t k;
 	int error;
 
-	if ((error = check_mapping(r, map, what)) < 0 ||
-	    (error = require_keys(r, map, what, base, NELEM(base))) < 0)
+	if ((error = require_keys(r, map, what, base, NELEM(base))) < 0)
 		return error;
 	kind_node = map_get(r, map, "change");
 	for (k = 0; k < NELEM(change_kinds); k++)
@@ -853,37 +1118,98 @@ read_change(plan_reader *r, const yaml_node_t *map, const char *what,
 			what, (int)kind_node->data.scalar.length,
 			(const char *)kind_node->data.scalar.value);
 	}
-	change->kind = strdup(change_kinds[k]);
-	if (!change->kind)
+	if (!(c->change = strdup(change_kinds[k])))
 		return reader_fail(r, "out of memory");
 
-	if ((error = get_string(r, map, what, "at", false, &change->at)) < 0 ||
-	    (error = get_string(r, map, what, "column", false,
-	                        &change->column)) < 0 ||
-	    (error = get_bool(r, map, what, "irreversible",
-	                      &change->irreversible)) < 0)
-		return error;
+	if ((error = get_string(r, map, what, "at", false, &c->at)) < 0 ||
+	    (error = get_string(r, map, what, "column", false, &column)) < 0 ||
+	    (error = get_bool(r, map, what, "irreversible", &c->irreversible)) <
+	            0)
+		goto cleanup;
+	if (one_name(&c->reads, &c->nreads, column) < 0)
+		goto oom;
 
-	if (strcmp(change->kind, "rename_column") == 0) {
+	if (k == 1) { /* rename_column */
 		if ((error = require_keys(r, map, what, rename, 1)) < 0 ||
-		    (error = get_string(r, map, what, "to", false,
-		                        &change->to)) < 0)
-			return error;
-		return 0;
+		    (error = get_string(r, map, what, "to", false, &to)) < 0)
+			goto cleanup;
+		if (!(c->renames = calloc(1, sizeof(zdm_column_rename))))
+			goto oom;
+		c->nrenames = 1;
+		if (!(c->renames[0].column = strdup(column)) ||
+		    !(c->renames[0].to = strdup(to)) ||
+		    !(c->summary =
+		              format_string("rename %s to %s", column, to)))
+			goto oom;
+		error = 0;
+		goto cleanup;
 	}
+
 	if ((error = get_string(r, map, what, "reverse_using", true,
-	                        &change->reverse_using)) < 0)
-		return error;
-	if (strcmp(change->kind, "alter_column_type") == 0) {
+	                        &reverse_using)) < 0)
+		goto cleanup;
+	if (k == 2) { /* alter_column_type */
 		if ((error = require_keys(r, map, what, retype, 1)) < 0 ||
-		    (error = get_string(r, map, what, "type", false,
-		                        &change->type)) < 0 ||
-		    (error = get_string(r, map, what, "using", false,
-		                        &change->using)) < 0)
-			return error;
-		return 0;
+		    (error = get_string(r, map, what, "type", false, &type)) <
+		            0 ||
+		    (error = get_string(r, map, what, "using", false, &using)) <
+		            0)
+			goto cleanup;
+		/* NOT NULL is the old column's, learnt from the catalog */
+		if (!(c->creates = calloc(1, sizeof(zdm_created_column))))
+			goto oom;
+		c->ncreates = 1;
+		c->creates[0].column = column;
+		c->creates[0].type = type;
+		c->creates[0].using = using;
+		column = type = using = NULL;
+		if (!(column = strdup(c->creates[0].column)) ||
+		    !(c->summary = format_string("change %s to %s", column,
+		                                 c->creates[0].type)))
+			goto oom;
+	} else { /* split_column */
+		if ((error = read_split_into(r, map, what, c)) < 0)
+			goto cleanup;
+		if (!(c->summary = split_summary(column, c)))
+			goto oom;
 	}
-	return read_split(r, map, what, change);
+	if (one_name(&c->replaces, &c->nreplaces, column) < 0)
+		goto oom;
+	if (reverse_using) {
+		if (!(c->reverse = calloc(1, sizeof(zdm_reverse_column))))
+			goto oom;
+		c->nreverse = 1;
+		if (!(c->reverse[0].column = strdup(column)))
+			goto oom;
+		c->reverse[0].using = reverse_using;
+		reverse_using = NULL;
+	}
+	error = 0;
+	goto cleanup;
+
+oom:
+	error = reader_fail(r, "out of memory");
+cleanup:
+	free(column);
+	free(to);
+	free(type);
+	free(using);
+	free(reverse_using);
+	return error;
+}
+
+/* One item of tables[].changes, as facts whatever the plan's version. */
+static int
+read_change(plan_reader *r, const yaml_node_t *map, const char *what,
+            zdm_change *change)
+{
+	int error;
+
+	if ((error = check_mapping(r, map, what)) < 0)
+		return error;
+	if (r->format_version >= 3)
+		return read_change_facts(r, map, what, change);
+	return read_change_legacy(r, map, what, change);
 }
 
 /*
@@ -1021,6 +1347,11 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 			what,
 			step->kind == ZDM_STEP_CATCH_UP ? "catch_up"
 							: "stop_sync");
+	if (step->kind == ZDM_STEP_AUTOCOMMIT && r->format_version < 3)
+		return reader_fail_at(
+			r, kind_node,
+			"%s: step kind \"autocommit\" needs plan format version 3",
+			what);
 
 	if ((error = get_string(r, map, what, "description", false,
 	                        &step->description)) < 0 ||
@@ -1077,13 +1408,11 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 	                        &step->compensation)) < 0)
 		return error;
 
-	/* autocommit is read in any format version for now (version 3 names
-	 * it; the version check belongs with the reader's version handling) */
-	if (step->kind == ZDM_STEP_AUTOCOMMIT &&
-	    (error = get_string(r, map, what, "index", true, &step->index)) < 0)
-		return error;
-
-	if (step->kind == ZDM_STEP_BACKFILL) {
+	if (step->kind == ZDM_STEP_AUTOCOMMIT) {
+		if ((error = get_string(r, map, what, "index", true,
+		                        &step->index)) < 0)
+			return error;
+	} else if (step->kind == ZDM_STEP_BACKFILL) {
 		if ((error = require_keys(r, map, what, backfill, 3)) < 0 ||
 		    (error = get_string(r, map, what, "key", false,
 		                        &step->key)) < 0 ||
@@ -1583,6 +1912,33 @@ check_cdc_steps(plan_reader *r, const zdm_plan *plan)
 	return 0;
 }
 
+/*
+ * An autocommit step runs outside any transaction block, so no other step
+ * may share its transaction label: the runner would otherwise try to run
+ * the two in one BEGIN ... COMMIT.
+ */
+static int
+check_autocommit_steps(plan_reader *r, const zdm_plan *plan)
+{
+	for (size_t i = 0; i < plan->nsteps; i++) {
+		const zdm_step *a = &plan->steps[i];
+
+		if (a->kind != ZDM_STEP_AUTOCOMMIT)
+			continue;
+		for (size_t j = 0; j < plan->nsteps; j++) {
+			const zdm_step *s = &plan->steps[j];
+
+			if (j != i && s->transaction &&
+			    strcmp(s->transaction, a->transaction) == 0)
+				return reader_fail(
+					r,
+					"step %s is autocommit, and step %s shares its transaction \"%s\"",
+					a->id, s->id, a->transaction);
+		}
+	}
+	return 0;
+}
+
 static void
 cdc_rules_free(zdm_cdc_rule *rules, size_t n)
 {
@@ -1675,7 +2031,9 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = read_cdc(r, root, plan)) < 0 ||
 	    (error = read_phases(r, root, plan)) < 0)
 		return error;
-	return check_cdc_steps(r, plan);
+	if ((error = check_cdc_steps(r, plan)) < 0)
+		return error;
+	return check_autocommit_steps(r, plan);
 }
 
 int
@@ -1826,22 +2184,47 @@ cleanup:
 static void
 change_free(zdm_change *c)
 {
-	free(c->kind);
+	free(c->change);
 	free(c->at);
-	free(c->column);
-	free(c->to);
-	free(c->type);
-	free(c->using);
-	free(c->reverse_using);
-	for (size_t i = 0; i < c->ninto; i++) {
-		free(c->into[i]);
-		free(c->into_types[i]);
-		free(c->into_using[i]);
+	free(c->summary);
+	string_list_free(c->reads, c->nreads);
+	for (size_t i = 0; i < c->ncreates; i++) {
+		free(c->creates[i].column);
+		free(c->creates[i].type);
+		free(c->creates[i].using);
 	}
-	free(c->into);
-	free(c->into_types);
-	free(c->into_not_null);
-	free(c->into_using);
+	free(c->creates);
+	string_list_free(c->replaces, c->nreplaces);
+	for (size_t i = 0; i < c->nrenames; i++) {
+		free(c->renames[i].column);
+		free(c->renames[i].to);
+	}
+	free(c->renames);
+	for (size_t i = 0; i < c->nreverse; i++) {
+		free(c->reverse[i].column);
+		free(c->reverse[i].using);
+	}
+	free(c->reverse);
+	string_list_free(c->constraints_created, c->nconstraints_created);
+	string_list_free(c->constraints_dropped, c->nconstraints_dropped);
+	for (size_t i = 0; i < c->nconstraint_renames; i++) {
+		free(c->constraint_renames[i].constraint);
+		free(c->constraint_renames[i].to);
+	}
+	free(c->constraint_renames);
+	string_list_free(c->indexes_created, c->nindexes_created);
+	for (size_t i = 0; i < c->nreferences; i++) {
+		free(c->references[i].table);
+		string_list_free(c->references[i].columns,
+		                 c->references[i].ncolumns);
+	}
+	free(c->references);
+	free(c->table_renamed_to);
+	for (size_t i = 0; i < c->ndefaults; i++) {
+		free(c->defaults[i].column);
+		free(c->defaults[i].value);
+	}
+	free(c->defaults);
 }
 
 void

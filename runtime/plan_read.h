@@ -14,8 +14,9 @@
 #include <stddef.h>
 
 /* Version 1: trigger sync.  Version 2: version 1 plus sync = cdc (the cdc
- * section and the catch_up and stop_sync steps). */
-#define ZDM_PLAN_FORMAT_VERSION 2
+ * section and the catch_up and stop_sync steps).  Version 3: changes
+ * described by their facts, and the autocommit step.  All three are read. */
+#define ZDM_PLAN_FORMAT_VERSION 3
 
 typedef enum zdm_step_kind {
 	ZDM_STEP_SQL,
@@ -122,27 +123,83 @@ typedef struct zdm_cdc_plan {
 	size_t ntables;
 } zdm_cdc_plan;
 
+/* creates[]: a column the change adds (it must not exist yet). */
+typedef struct zdm_created_column {
+	char *column; /* a plain name, not quoted */
+	char *type;
+	bool not_null;
+	char *using; /* its value from the old shape; NULL: none */
+} zdm_created_column;
+
+/* renames[]: an existing column and its new name. */
+typedef struct zdm_column_rename {
+	char *column;
+	char *to;
+} zdm_column_rename;
+
+/* reverse[]: an old-shape column computed from the new shape. */
+typedef struct zdm_reverse_column {
+	char *column;
+	char *using;
+} zdm_reverse_column;
+
+/* constraint_renames[]: an existing constraint and its new name. */
+typedef struct zdm_constraint_rename {
+	char *constraint;
+	char *to;
+} zdm_constraint_rename;
+
+/* references[]: a table the change points a foreign key at, and the columns
+ * it references (none: its primary key). */
+typedef struct zdm_reference {
+	char *table; /* quoted, qualified, as tables[].table */
+	char **columns;
+	size_t ncolumns;
+} zdm_reference;
+
+/* defaults[]: a column's new default (NULL: the default is dropped). */
+typedef struct zdm_column_default {
+	char *column;
+	char *value;
+} zdm_column_default;
+
 /*
- * One item of tables[].changes: the source's intent, restated.  The steps
- * are what runs; the preflight reads these to know which columns the
- * migration replaces (split, retype: the old column is dropped at contract),
- * renames, or creates, and checks the live table against them.
+ * One item of tables[].changes: what the change needs of the live table and
+ * what it does to it, as facts (docs/plan-format.md, "Changes").  The steps
+ * are what runs; the preflight, zdmc explain and zdmc diff read these, and
+ * never the change's name, which is for people only.  A version 1 or 2
+ * plan's changes (kind-specific keys) are converted into the same facts as
+ * they are read, so nothing downstream knows older plans exist.  Every
+ * list is NULL with its count 0 when empty; names are plain, not quoted.
  */
 typedef struct zdm_change {
-	char *kind;   /* split_column | rename_column | alter_column_type */
-	char *at;     /* "file.zdm:8:3" in the source; NULL when absent */
-	char *column; /* the existing column (a plain name, not quoted) */
-	char *to;     /* rename_column: the new name; else NULL */
-	char *type;   /* alter_column_type: the new type; else NULL */
-	char *using;  /* alter_column_type: the new value; NULL when absent */
-	char *reverse_using; /* split, type change: NULL when irreversible */
-	/* split_column: the new columns, ninto of each (else NULL and 0) */
-	char **into;
-	char **into_types;
-	bool *into_not_null;
-	char **into_using;
-	size_t ninto;
+	char *change;  /* the operation's name: "split_column", ... */
+	char *at;      /* "file.zdm:8:3" in the source; NULL when absent */
+	char *summary; /* one sentence for people */
+	char **reads;  /* existing columns the change needs */
+	size_t nreads;
+	zdm_created_column *creates;
+	size_t ncreates;
+	char **replaces; /* existing columns dropped at contract */
+	size_t nreplaces;
+	zdm_column_rename *renames;
+	size_t nrenames;
+	zdm_reverse_column *reverse;
+	size_t nreverse;
 	bool irreversible;
+	char **constraints_created; /* must not exist on the table */
+	size_t nconstraints_created;
+	char **constraints_dropped; /* must exist on the table */
+	size_t nconstraints_dropped;
+	zdm_constraint_rename *constraint_renames;
+	size_t nconstraint_renames;
+	char **indexes_created; /* "schema.name"; must not exist */
+	size_t nindexes_created;
+	zdm_reference *references;
+	size_t nreferences;
+	char *table_renamed_to; /* the table's new name (same schema); or NULL */
+	zdm_column_default *defaults;
+	size_t ndefaults;
 } zdm_change;
 
 /* A changed table with its changes, in plan order (parallel to tables). */

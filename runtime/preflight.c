@@ -13,9 +13,18 @@
  *   - the names the plan creates are free: the version schema, columns,
  *     triggers, constraints and the sync function (zdm_* is reserved), and
  *     the new columns' names;
- *   - each changed column exists; each new type exists;
- *   - a column the migration replaces (split, type change: the old column
- *     is dropped at contract) has nothing on it that the plan does not carry
+ *   - it works from each change's facts (plan_read.h's zdm_change), never
+ *     from the change's name: each column a change reads or replaces
+ *     exists; each new type exists; each column it creates and each
+ *     rename's new name is free, unless a change of the table frees it
+ *     (replaces it or renames it away);
+ *   - the other objects a change names: constraints it creates are free on
+ *     the table, those it drops or renames exist (and a rename's new name
+ *     is free), indexes it creates do not exist, each table it references
+ *     exists with a primary key or unique index on exactly the referenced
+ *     columns, and the table's new name is free in its schema;
+ *   - a column the migration replaces (the old column is dropped at
+ *     contract) has nothing on it that the plan does not carry
  *     over.  The plan carries over NOT NULL and nothing else, so indexes,
  *     constraints (either end of a foreign key), a default, identity,
  *     generated columns, views, rules, policies, statistics objects, owned
@@ -261,6 +270,82 @@ static const char SQL_COLUMN[] =
  */
 static const char SQL_TYPE_EXISTS[] =
 	"SELECT pg_catalog.to_regtype($1::pg_catalog.text) IS NOT NULL";
+
+/*
+ * A constraint of table $1 by its plain name $2: the quoted name for
+ * messages, and whether it exists.  Constraint names are unique per table
+ * (per relation for ALTER TABLE ... RENAME CONSTRAINT and DROP CONSTRAINT),
+ * which is what the plan's facts are about.
+ */
+static const char SQL_CONSTRAINT[] =
+	"SELECT pg_catalog.quote_ident($2::pg_catalog.text),\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_constraint AS c\n"
+	"                WHERE c.conrelid = $1::pg_catalog.oid\n"
+	"                  AND c.conname = $2::pg_catalog.text::pg_catalog.name)";
+
+/*
+ * A relation the plan creates, by its qualified name as the plan writes it
+ * ("schema.name", quoted where needed): to_regclass parses the quoting,
+ * takes no lock and gives NULL when nothing has the name.  It raises an
+ * error on a malformed name, so this runs in a savepoint.  An index that
+ * exists and is not valid is what a failed CREATE INDEX CONCURRENTLY leaves
+ * behind, which the message says.
+ */
+static const char SQL_RELATION_EXISTS[] =
+	"SELECT c.relkind, i.indisvalid\n"
+	"  FROM pg_catalog.pg_class AS c\n"
+	"  LEFT JOIN pg_catalog.pg_index AS i ON i.indexrelid = c.oid\n"
+	" WHERE c.oid = pg_catalog.to_regclass($1::pg_catalog.text)";
+
+/*
+ * A table a foreign key will reference ($1, quoted and qualified as the
+ * plan writes it) and the columns it names ($2, a text[] of plain names;
+ * '{}' for the primary key): PostgreSQL accepts a foreign key only onto a
+ * primary key or a unique, immediate index without expressions or a
+ * predicate whose key columns are exactly those, in any order.  One row,
+ * always: whether the table exists (and is a table), and whether such a key
+ * does.  Both sides are sorted bytewise, as in SQL_KEYS.
+ */
+static const char SQL_REFERENCED_KEY[] =
+	"SELECT c.oid IS NOT NULL AND c.relkind IN ('r', 'p'),\n"
+	"       EXISTS (\n"
+	"         SELECT FROM pg_catalog.pg_index AS i\n"
+	"          WHERE i.indrelid = c.oid\n"
+	"            AND i.indisunique AND i.indimmediate AND i.indisvalid\n"
+	"            AND i.indexprs IS NULL AND i.indpred IS NULL\n"
+	"            AND CASE WHEN pg_catalog.cardinality($2::pg_catalog.text[]) = 0\n"
+	"                     THEN i.indisprimary\n"
+	"                     ELSE (SELECT pg_catalog.array_agg(a.attname::pg_catalog.text\n"
+	"                                  ORDER BY a.attname::pg_catalog.text COLLATE pg_catalog.\"C\")\n"
+	"                             FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[])\n"
+	"                                  WITH ORDINALITY AS k(attnum, n)\n"
+	"                             JOIN pg_catalog.pg_attribute AS a\n"
+	"                               ON a.attrelid = i.indrelid AND a.attnum = k.attnum\n"
+	"                            WHERE k.n <= i.indnkeyatts)\n"
+	"                          OPERATOR(pg_catalog.=)\n"
+	"                          (SELECT pg_catalog.array_agg(DISTINCT u.x COLLATE pg_catalog.\"C\"\n"
+	"                                  ORDER BY u.x COLLATE pg_catalog.\"C\")\n"
+	"                             FROM pg_catalog.unnest($2::pg_catalog.text[]) AS u(x))\n"
+	"                END)\n"
+	"  FROM (SELECT) AS one\n"
+	"  LEFT JOIN pg_catalog.pg_class AS c\n"
+	"    ON c.oid = pg_catalog.to_regclass($1::pg_catalog.text)";
+
+/*
+ * A table's new name ($2, plain) in the table's own schema: a relation
+ * there has it, or a type (the table's row type is renamed with it, and
+ * PostgreSQL refuses a name a type already has).
+ */
+static const char SQL_TABLE_NAME_TAKEN[] =
+	"SELECT pg_catalog.quote_ident($2::pg_catalog.text),\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_class AS o\n"
+	"                WHERE o.relnamespace = r.relnamespace\n"
+	"                  AND o.relname = $2::pg_catalog.text::pg_catalog.name)\n"
+	"       OR EXISTS (SELECT FROM pg_catalog.pg_type AS t\n"
+	"                   WHERE t.typnamespace = r.relnamespace\n"
+	"                     AND t.typname = $2::pg_catalog.text::pg_catalog.name)\n"
+	"  FROM pg_catalog.pg_class AS r\n"
+	" WHERE r.oid = $1::pg_catalog.oid";
 
 /*
  * Everything outside the column that depends on column $2 of table $1,
@@ -721,7 +806,9 @@ query_guarded(preflight *pf, const char *sql, int nparams,
 typedef struct table_check {
 	const zdm_table_info *info;
 	char oid[16];
-	bool has_replaced;  /* a split or a type change: trigger, backfill */
+	/* a change replaces a column or fills a new one from the old shape:
+	 * the table gets a sync trigger and a backfill */
+	bool has_replaced;
 	char replaced[512]; /* int2[] literal of the replaced attnums */
 	/* cdc plans: the table's item of cdc.tables, else NULL */
 	const zdm_cdc_table *cdc;
@@ -731,10 +818,56 @@ typedef struct table_check {
 	bool cdc_key_exists; /* every column of it exists */
 } table_check;
 
+/* Does the change rewrite rows: a replaced column, or a new one with a
+ * value from the old shape (the backfill fills it, the trigger syncs it). */
 static bool
 change_replaces(const zdm_change *c)
 {
-	return strcmp(c->kind, "rename_column") != 0;
+	if (c->nreplaces > 0 || c->nreverse > 0)
+		return true;
+	for (size_t i = 0; i < c->ncreates; i++)
+		if (c->creates[i].using)
+			return true;
+	return false;
+}
+
+static bool
+names_contain(char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* The column of the change's creates[] named name, or NULL. */
+static const zdm_created_column *
+change_created(const zdm_change *c, const char *name)
+{
+	for (size_t i = 0; i < c->ncreates; i++)
+		if (strcmp(c->creates[i].column, name) == 0)
+			return &c->creates[i];
+	return NULL;
+}
+
+/*
+ * Does some change of the table free the column name: replace it (it is
+ * dropped at contract, and the new column takes its name then) or rename
+ * it away?
+ */
+static bool
+table_frees_name(const zdm_table_info *info, const char *name)
+{
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		if (names_contain(c->replaces, c->nreplaces, name))
+			return true;
+		for (size_t k = 0; k < c->nrenames; k++)
+			if (strcmp(c->renames[k].column, name) == 0)
+				return true;
+	}
+	return false;
 }
 
 static int
@@ -981,12 +1114,13 @@ check_type(preflight *pf, const char *object, const char *type)
 }
 
 /*
- * A name the plan gives a column (a split's new column, a rename's new
- * name): no column may have it yet.  The quoted name goes to object.
+ * A name the plan gives a column (a new column, a rename's new name): no
+ * column may have it yet, unless taken_ok (a change of the table frees
+ * it).  The quoted name goes to object.
  */
 static int
 check_new_name(preflight *pf, const table_check *tc, const char *new_name,
-               const char *why, char *object, size_t objlen)
+               bool taken_ok, const char *why, char *object, size_t objlen)
 {
 	const char *params[2] = {tc->oid, new_name};
 	PGresult *res;
@@ -995,7 +1129,7 @@ check_new_name(preflight *pf, const table_check *tc, const char *new_name,
 		return -1;
 	snprintf(object, objlen, "%s.%s", tc->info->name,
 	         PQgetvalue(res, 0, 0));
-	if (value(res, 0, 1))
+	if (value(res, 0, 1) && !taken_ok)
 		report_problem(pf, object, "column already exists, and %s",
 		               why);
 	PQclear(res);
@@ -1009,7 +1143,7 @@ check_new_name(preflight *pf, const table_check *tc, const char *new_name,
  */
 static int
 check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
-                      const char *object, const char *quoted,
+                      const char *name, const char *object, const char *quoted,
                       const PGresult *col)
 {
 	const char *attnum = value(col, 0, 1);
@@ -1082,16 +1216,20 @@ check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
 	PQclear(res);
 
 	if (pf->problems > before) {
-		if (strcmp(c->kind, "split_column") == 0)
+		/* a column the change creates under the same name replaces it
+		 * one for one (a new type); else new columns take its place */
+		const zdm_created_column *same = change_created(c, name);
+
+		if (same)
+			report_hint(
+				pf,
+				"zdm replaces %s with a new column of type %s and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new column needs after contract",
+				quoted, same->type);
+		else
 			report_hint(
 				pf,
 				"zdm replaces %s with new columns and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new columns need after contract",
 				quoted);
-		else
-			report_hint(
-				pf,
-				"zdm replaces %s with a new column of type %s and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new column needs after contract",
-				quoted, c->type);
 	}
 	return 0;
 }
@@ -1117,12 +1255,38 @@ append_attnum(preflight *pf, table_check *tc, const char *attnum)
 	return 0;
 }
 
-static int
-check_change(preflight *pf, table_check *tc, const zdm_change *c)
+static char *text_array_literal(preflight *pf, char *const *items, size_t n);
+
+/* "the split of name" or the change's summary, quoted: what a message says
+ * needs a name.  One replaced column and new ones in its place is a split,
+ * whatever the change is called. */
+static void
+change_phrase(const zdm_change *c, char *out, size_t len)
 {
-	const char *params[2] = {tc->oid, c->column};
+	if (c->nreplaces == 1 && c->ncreates > 0 &&
+	    !change_created(c, c->replaces[0]))
+		snprintf(out, len, "the split of %s", c->replaces[0]);
+	else
+		snprintf(out, len, "the change \"%s\"",
+		         c->summary ? c->summary : c->change);
+}
+
+/*
+ * An existing column the change reads or replaces: it must exist and not be
+ * a system column; a replaced one must have nothing on it the plan would
+ * lose.  When the change creates a column of the same name (a new type),
+ * the info line says what it becomes.
+ */
+static int
+check_existing_column(preflight *pf, table_check *tc, const zdm_change *c,
+                      const char *name)
+{
+	const char *params[2] = {tc->oid, name};
+	bool replaced = names_contain(c->replaces, c->nreplaces, name);
+	const zdm_created_column *same =
+		replaced ? change_created(c, name) : NULL;
 	PGresult *res;
-	char object[512], new_object[512], why[512];
+	char object[512];
 	const char *attnum, *quoted;
 	int error = 0;
 
@@ -1135,40 +1299,246 @@ check_change(preflight *pf, table_check *tc, const zdm_change *c)
 		report_problem(pf, object, "column does not exist");
 	else if (atoi(attnum) < 0)
 		report_problem(pf, object, "is a system column");
-	else if (strcmp(c->kind, "alter_column_type") == 0)
-		report_info(pf, object, "%s%s, becomes %s%s",
-		            PQgetvalue(res, 0, 2),
-		            value_true(res, 0, 3) ? " NOT NULL" : "", c->type,
-		            value_true(res, 0, 3) ? " NOT NULL" : "");
+	else if (same)
+		report_info(
+			pf, object, "%s%s, becomes %s%s", PQgetvalue(res, 0, 2),
+			value_true(res, 0, 3) ? " NOT NULL" : "", same->type,
+			value_true(res, 0, 3) || same->not_null ? " NOT NULL"
+								: "");
 
-	if (attnum && atoi(attnum) > 0 && change_replaces(c)) {
-		if ((error = append_attnum(pf, tc, attnum)) < 0 ||
-		    (error = check_replaced_column(pf, tc, c, object, quoted,
-		                                   res)) < 0)
-			goto cleanup;
-	}
-
-	if (strcmp(c->kind, "rename_column") == 0) {
-		snprintf(why, sizeof(why), "the rename of %s needs the name",
-		         quoted);
-		error = check_new_name(pf, tc, c->to, why, new_object,
-		                       sizeof(new_object));
-	} else if (strcmp(c->kind, "alter_column_type") == 0) {
-		error = check_type(pf, object, c->type);
-	} else {
-		snprintf(why, sizeof(why), "the split of %s creates it",
-		         quoted);
-		for (size_t i = 0; error == 0 && i < c->ninto; i++)
-			if ((error = check_new_name(pf, tc, c->into[i], why,
-			                            new_object,
-			                            sizeof(new_object))) == 0)
-				error = check_type(pf, new_object,
-				                   c->into_types[i]);
-	}
+	if (attnum && atoi(attnum) > 0 && replaced &&
+	    ((error = append_attnum(pf, tc, attnum)) < 0 ||
+	     (error = check_replaced_column(pf, tc, c, name, object, quoted,
+	                                    res)) < 0))
+		goto cleanup;
+	/* a new type: the object is the existing column's */
+	if (same)
+		error = check_type(pf, object, same->type);
 
 cleanup:
 	PQclear(res);
 	return error;
+}
+
+/* The column facts of one change: reads, replaces, creates, renames. */
+static int
+check_change(preflight *pf, table_check *tc, const zdm_change *c)
+{
+	char new_object[512], why[600], phrase[400];
+	int error = 0;
+
+	for (size_t i = 0; error == 0 && i < c->nreads; i++)
+		error = check_existing_column(pf, tc, c, c->reads[i]);
+	for (size_t i = 0; error == 0 && i < c->nreplaces; i++)
+		if (!names_contain(c->reads, c->nreads, c->replaces[i]))
+			error = check_existing_column(pf, tc, c,
+			                              c->replaces[i]);
+
+	change_phrase(c, phrase, sizeof(phrase));
+	snprintf(why, sizeof(why), "%s creates it", phrase);
+	for (size_t i = 0; error == 0 && i < c->ncreates; i++) {
+		const zdm_created_column *col = &c->creates[i];
+
+		/* a column replaced under its own name was checked above */
+		if (names_contain(c->replaces, c->nreplaces, col->column))
+			continue;
+		if ((error = check_new_name(
+			     pf, tc, col->column,
+			     table_frees_name(tc->info, col->column), why,
+			     new_object, sizeof(new_object))) == 0)
+			error = check_type(pf, new_object, col->type);
+	}
+	for (size_t i = 0; error == 0 && i < c->nrenames; i++) {
+		snprintf(why, sizeof(why), "the rename of %s needs the name",
+		         c->renames[i].column);
+		error = check_new_name(
+			pf, tc, c->renames[i].to,
+			table_frees_name(tc->info, c->renames[i].to), why,
+			new_object, sizeof(new_object));
+	}
+	return error;
+}
+
+/* "the change \"...\"" for the object facts' messages. */
+static void
+change_name_for(const zdm_change *c, char *out, size_t len)
+{
+	snprintf(out, len, "the change \"%s\"",
+	         c->summary ? c->summary : c->change);
+}
+
+static int
+check_constraint(preflight *pf, const table_check *tc, const char *name,
+                 bool want, const char *what)
+{
+	const char *params[2] = {tc->oid, name};
+	PGresult *res;
+
+	if (query(pf, SQL_CONSTRAINT, 2, params, &res) < 0)
+		return -1;
+	if (value_true(res, 0, 1) != want)
+		report_problem(pf, tc->info->name, "constraint %s %s, and %s",
+		               PQgetvalue(res, 0, 0),
+		               want ? "does not exist" : "already exists",
+		               what);
+	PQclear(res);
+	return 0;
+}
+
+static int
+check_index_free(preflight *pf, const char *index, const char *what)
+{
+	const char *params[1] = {index};
+	PGresult *res;
+	char why[256], object[400];
+
+	snprintf(object, sizeof(object), "index %s", index);
+	if (query_guarded(pf, SQL_RELATION_EXISTS, 1, params, &res, why,
+	                  sizeof(why)) < 0)
+		return -1;
+	if (!res) {
+		report_problem(pf, object, "is not a relation name (%s)", why);
+		return 0;
+	}
+	if (PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "i") == 0 &&
+	    !value_true(res, 0, 1)) {
+		report_problem(pf, object,
+		               "already exists and is not valid, and %s", what);
+		report_hint(
+			pf,
+			"a CREATE INDEX CONCURRENTLY that failed leaves an invalid index behind: if no run is under way (see zdm status), drop it with DROP INDEX CONCURRENTLY %s",
+			index);
+	} else if (PQntuples(res) > 0) {
+		report_problem(pf, object, "already exists, and %s", what);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+check_reference(preflight *pf, const table_check *tc, const zdm_reference *ref,
+                const char *what)
+{
+	char *columns = text_array_literal(pf, ref->columns, ref->ncolumns);
+	const char *params[2] = {ref->table, columns};
+	PGresult *res;
+	char why[256];
+
+	if (!columns)
+		return -1;
+	if (query_guarded(pf, SQL_REFERENCED_KEY, 2, params, &res, why,
+	                  sizeof(why)) < 0) {
+		free(columns);
+		return -1;
+	}
+	if (!res)
+		report_problem(
+			pf, tc->info->name,
+			"%s references %s, which is not a table name (%s)",
+			what, ref->table, why);
+	else if (!value_true(res, 0, 0))
+		report_problem(pf, tc->info->name,
+		               "%s references table %s, which does not exist",
+		               what, ref->table);
+	else if (!value_true(res, 0, 1) && ref->ncolumns == 0)
+		report_problem(
+			pf, tc->info->name,
+			"%s references table %s by its primary key, and it has none",
+			what, ref->table);
+	else if (!value_true(res, 0, 1)) {
+		size_t len = 1;
+		char *shown;
+
+		for (size_t i = 0; i < ref->ncolumns; i++)
+			len += strlen(ref->columns[i]) + 2;
+		if ((shown = malloc(len)) == NULL) {
+			PQclear(res);
+			free(columns);
+			zdm_error_set(pf->err, "out of memory");
+			return -1;
+		}
+		shown[0] = '\0';
+		for (size_t i = 0; i < ref->ncolumns; i++) {
+			if (i > 0)
+				strcat(shown, ", ");
+			strcat(shown, ref->columns[i]);
+		}
+		report_problem(
+			pf, tc->info->name,
+			"%s references (%s) of table %s, which is neither its primary key nor a unique index without expressions or a predicate on exactly those columns",
+			what, shown, ref->table);
+		report_hint(
+			pf,
+			"a foreign key needs a key on the columns it references: CREATE UNIQUE INDEX CONCURRENTLY on %s (%s) first",
+			ref->table, shown);
+		free(shown);
+	}
+	PQclear(res);
+	free(columns);
+	return 0;
+}
+
+static int
+check_table_name_free(preflight *pf, const table_check *tc, const char *name,
+                      const char *what)
+{
+	const char *params[2] = {tc->oid, name};
+	PGresult *res;
+
+	if (query(pf, SQL_TABLE_NAME_TAKEN, 2, params, &res) < 0)
+		return -1;
+	if (PQntuples(res) > 0 && value_true(res, 0, 1))
+		report_problem(
+			pf, tc->info->name,
+			"a relation or type named %s already exists in its schema, and %s renames the table to it",
+			PQgetvalue(res, 0, 0), what);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * The facts about objects other than columns: constraints, indexes,
+ * referenced tables, the table's new name.
+ */
+static int
+check_change_objects(preflight *pf, const table_check *tc, const zdm_change *c)
+{
+	char what[512], why[600];
+
+	change_name_for(c, what, sizeof(what));
+	snprintf(why, sizeof(why), "%s creates it", what);
+	for (size_t i = 0; i < c->nconstraints_created; i++)
+		if (check_constraint(pf, tc, c->constraints_created[i], false,
+		                     why) < 0)
+			return -1;
+	snprintf(why, sizeof(why), "%s drops it", what);
+	for (size_t i = 0; i < c->nconstraints_dropped; i++)
+		if (check_constraint(pf, tc, c->constraints_dropped[i], true,
+		                     why) < 0)
+			return -1;
+	for (size_t i = 0; i < c->nconstraint_renames; i++) {
+		snprintf(why, sizeof(why), "%s renames it", what);
+		if (check_constraint(pf, tc,
+		                     c->constraint_renames[i].constraint, true,
+		                     why) < 0)
+			return -1;
+		snprintf(why, sizeof(why), "%s renames constraint %s to it",
+		         what, c->constraint_renames[i].constraint);
+		if (check_constraint(pf, tc, c->constraint_renames[i].to, false,
+		                     why) < 0)
+			return -1;
+	}
+	snprintf(why, sizeof(why), "%s creates it", what);
+	for (size_t i = 0; i < c->nindexes_created; i++)
+		if (check_index_free(pf, c->indexes_created[i], why) < 0)
+			return -1;
+	for (size_t i = 0; i < c->nreferences; i++)
+		if (check_reference(pf, tc, &c->references[i], what) < 0)
+			return -1;
+	if (c->table_renamed_to &&
+	    check_table_name_free(pf, tc, c->table_renamed_to, what) < 0)
+		return -1;
+	return 0;
 }
 
 static int
@@ -1437,21 +1807,13 @@ check_expressions(preflight *pf, const table_check *tc)
 	for (size_t i = 0; i < info->nchanges; i++) {
 		const zdm_change *c = &info->changes[i];
 
-		if (c->kind == NULL)
-			continue;
-		if (strcmp(c->kind, "alter_column_type") == 0 && c->using &&
-		    c->type &&
-		    check_one_expression(pf, info->name, c->column, c->using,
-		                         c->type) < 0)
-			return -1;
-		if (strcmp(c->kind, "split_column") == 0 && c->into_using)
-			for (size_t k = 0; k < c->ninto; k++)
-				if (c->into_using[k] && c->into_types[k] &&
-				    check_one_expression(pf, info->name,
-				                         c->into[k],
-				                         c->into_using[k],
-				                         c->into_types[k]) < 0)
-					return -1;
+		for (size_t k = 0; k < c->ncreates; k++)
+			if (c->creates[k].using &&
+			    check_one_expression(pf, info->name,
+			                         c->creates[k].column,
+			                         c->creates[k].using,
+			                         c->creates[k].type) < 0)
+				return -1;
 	}
 	return 0;
 }
@@ -1644,17 +2006,11 @@ static const char *
 cdc_new_column_type(const zdm_table_info *info, const char *name)
 {
 	for (size_t i = 0; i < info->nchanges; i++) {
-		const zdm_change *c = &info->changes[i];
+		const zdm_created_column *col =
+			change_created(&info->changes[i], name);
 
-		if (c->kind == NULL)
-			continue;
-		if (strcmp(c->kind, "alter_column_type") == 0 && c->column &&
-		    strcmp(c->column, name) == 0)
-			return c->type;
-		if (strcmp(c->kind, "split_column") == 0)
-			for (size_t k = 0; k < c->ninto; k++)
-				if (c->into[k] && strcmp(c->into[k], name) == 0)
-					return c->into_types[k];
+		if (col)
+			return col->type;
 	}
 	return NULL;
 }
@@ -1883,7 +2239,8 @@ check_table_checks(preflight *pf, table_check *tc)
 	if (check_reserved_names(pf, tc) < 0 || check_publications(pf, tc) < 0)
 		return -1;
 	for (size_t i = 0; i < tc->info->nchanges; i++)
-		if (check_change(pf, tc, &tc->info->changes[i]) < 0)
+		if (check_change(pf, tc, &tc->info->changes[i]) < 0 ||
+		    check_change_objects(pf, tc, &tc->info->changes[i]) < 0)
 			return -1;
 	if (check_triggers(pf, tc) < 0)
 		return -1;

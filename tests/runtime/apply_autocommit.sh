@@ -45,13 +45,13 @@ pg_start || die "the server did not start"
 say "server on port $PGPORT"
 
 # make_plan NAME MIGRATION LOCK-TIMEOUT STEP-YAML: $work/NAME.plan, a
-# version 2 plan with one expand phase holding STEP-YAML (the step's keys,
+# version 3 plan with one expand phase holding STEP-YAML (the step's keys,
 # indented as a list item of steps), its checksum last.
 make_plan()
 {
 	local name=$1 migration=$2 lock_timeout=$3 steps=$4
 	cat >"$work/$name.body" <<EOF
-zdm_plan: 2
+zdm_plan: 3
 compiler: hand-written by tests/runtime/apply_autocommit.sh
 migration: $migration
 source:

@@ -9,7 +9,7 @@
 #   truncated-quote cut inside a quoted string: not valid YAML (with a place)
 #   truncated-line  the plan_sha256 line gone (whole lines kept)
 #   empty           an empty file
-#   version3        zdm_plan: 3 with the checksum recomputed as the format says
+#   version4        zdm_plan: 4 with the checksum recomputed as the format says
 #                   (sha256 of every byte before the last line)
 #   edited-sql      one character of a step's SQL changed after compile
 #   no-such-file    a path that does not exist
@@ -54,11 +54,11 @@ off=$(grep -bo ": '" "$plan" | head -n 1 | cut -d: -f1)
 head -c $((off + 6)) "$plan" >"$bad/truncated-quote.plan"
 head -n -1 "$plan" >"$bad/truncated-line.plan"
 : >"$bad/empty.plan"
-sed 's/^zdm_plan: 1$/zdm_plan: 3/' "$plan" >"$bad/version3.plan"
-resum "$bad/version3.plan"
-grep -q '^zdm_plan: 3$' "$bad/version3.plan" || die "version3: no zdm_plan line to change"
-want=$(head -n -1 "$bad/version3.plan" | sha256sum | cut -d' ' -f1)
-expect "version3: checksum recomputed" "$(tail -n 1 "$bad/version3.plan")" "plan_sha256: $want"
+sed 's/^zdm_plan: [0-9]*$/zdm_plan: 4/' "$plan" >"$bad/version4.plan"
+resum "$bad/version4.plan"
+grep -q '^zdm_plan: 4$' "$bad/version4.plan" || die "version4: no zdm_plan line to change"
+want=$(head -n -1 "$bad/version4.plan" | sha256sum | cut -d' ' -f1)
+expect "version4: checksum recomputed" "$(tail -n 1 "$bad/version4.plan")" "plan_sha256: $want"
 # The first "ADD COLUMN zdm_" becomes "ADD COLUMN xdm_": same length, the
 # YAML still valid, only the checksum can tell.
 sed '0,/ADD COLUMN zdm_/s//ADD COLUMN xdm_/' "$plan" >"$bad/edited-sql.plan"
@@ -99,7 +99,7 @@ bad_case truncated-mid '^zdm: .*(not valid YAML|truncated)' file
 bad_case truncated-quote '^zdm: .*:[0-9]+:[0-9]+: error: not valid YAML: found unexpected end of stream' file
 bad_case truncated-line '^zdm: .*error: the plan does not end with a plan_sha256 line; it is truncated' file
 bad_case empty '^zdm: .*error: the plan is empty' file
-bad_case version3 '^zdm: .*error: unsupported plan format version 3; this zdm reads versions 1 to 2' file
+bad_case version4 '^zdm: .*error: unsupported plan format version 4; this zdm reads versions 1 to 3' file
 bad_case edited-sql '^zdm: .*error: plan checksum mismatch: the plan was edited after it was compiled' file
 mv "$bad/no-such-table.plan" "$bad/keep.plan"
 bad_case no-such-file '^zdm: .*could not open plan: No such file or directory' file

@@ -302,10 +302,18 @@ one_chain()
 	expect "the root is the oldest" "$(tail -n 1 "$log" | cut -f2)" 0
 }
 
+# A scalar as read: history.c single-quotes a string that a YAML reader
+# would take for a number (a plan_sha256 of hex digits starting with a
+# digit, say), so take the quotes off.
+yaml_unquote()
+{
+	sed -e "/^'.*'\$/{s/^'\(.*\)'\$/\1/; s/''/'/g}"
+}
+
 # A top-level scalar of state.yaml; a field of a top-level mapping.
 yaml_top()
 {
-	sed -n "s/^$2: //p" "$1"
+	sed -n "s/^$2: //p" "$1" | yaml_unquote
 }
 
 yaml_sub()
@@ -313,7 +321,8 @@ yaml_sub()
 	awk -v sec="$2:" -v key="  $3: " '
 		$0 == sec { on = 1; next }
 		/^[^ ]/ { on = 0 }
-		on && index($0, key) == 1 { print substr($0, length(key) + 1); exit }' "$1"
+		on && index($0, key) == 1 { print substr($0, length(key) + 1); exit }' "$1" |
+		yaml_unquote
 }
 
 # Every step of state.yaml: its state, one a line.

@@ -24,9 +24,12 @@
 # irreversible split, a retype on quoted names, using expressions that do
 # not work (a type error, a set-returning function, an aggregate), a
 # plan that requires a newer server (split_name's, edited and resealed),
-# and cdc plans (format version 2): a split with a native source keyed by
-# id, one with a debezium source keyed by email, and type changes whose
-# columns have no equality (json).
+# and cdc plans: a split with a native source keyed by id, one with a
+# debezium source keyed by email, and type changes whose columns have no
+# equality (json).  zdmc writes every plan in format version 3, its changes
+# as facts; facts.plan is a version 3 plan written here by hand, with the
+# facts no compiler writes yet (constraints, indexes, references, a table's
+# new name).
 #
 # The cdc cases that need other server settings (wal_level = replica, no
 # free replication slot or walsender) run last, after the server has been
@@ -120,7 +123,8 @@ alter table orders
     using (sum(amount) / 100.0)
     reverse using ((amount * 100)::integer);
 ZDM
-# sync = cdc: the plan writes zdm_plan: 2 and its cdc section
+# sync = cdc: the plan has its cdc section (zdmc writes zdm_plan: 3 for
+# every plan)
 cat >"$work/src/cdc_users.zdm" <<'ZDM'
 migration cdc_users
   with (sync = cdc, key = (id));
@@ -150,8 +154,8 @@ alter table public.users
 ZDM
 for p in cdc_users cdc_email_key cdc_json; do
 	compile "$p" "$work/src"
-	[ "$(head -1 "$work/$p.plan")" = 'zdm_plan: 2' ] ||
-		die "$p.plan is not a version 2 plan"
+	[ "$(head -1 "$work/$p.plan")" = 'zdm_plan: 3' ] ||
+		die "$p.plan is not a version 3 plan"
 done
 compile bad_srf "$work/src"
 compile bad_aggregate "$work/src"
@@ -167,6 +171,76 @@ grep -qx '  server_version_num: 990000' "$work/future.plan" ||
 	die "could not edit the plan's server_version_num"
 echo "plan_sha256: $(sha256sum "$work/future.plan" | cut -d' ' -f1)" \
 	>>"$work/future.plan"
+
+# Format version 3 (docs/plan-format.md): changes described by their facts.
+# No compiler writes the object facts yet, so this plan is written by hand
+# and sealed as the format says; its first change's name is one zdm does
+# not know, which the facts make no matter.  It has no steps: the preflight
+# reads only the changes.
+cat >"$work/facts.plan" <<'PLAN'
+zdm_plan: 3
+compiler: hand
+migration: facts
+source:
+  file: facts.zdm
+  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+requires:
+  server_version_num: 150000
+options:
+  batch_size: 1000
+  batch_pause: 0ms
+  lock_timeout: 500ms
+  lock_retries: 3
+  approve: []
+  sync: trigger
+  verify_sample: 100
+new_version:
+  schema: public_facts
+  search_path: public_facts, public
+tables:
+- table: public.orders
+  changes:
+  - change: tidy_orders
+    at: facts.zdm:3:3
+    summary: tidy orders
+    reads: [note]
+    creates:
+    - column: status
+      type: text
+      not_null: false
+      using: null
+    - column: user_id
+      type: bigint
+      not_null: false
+      using: null
+    renames:
+    - column: note
+      to: remark
+    constraints_created: [orders_amount_positive]
+    constraints_dropped: [orders_old_check]
+    constraint_renames:
+    - constraint: orders_note_check
+      to: orders_note_nonempty
+    indexes_created: [public.orders_user_id_idx]
+    references:
+    - table: public.users
+      columns: [id]
+    - table: public.users
+      columns: [email]
+    - table: public.customers
+      columns: []
+    table_renamed_to: purchases
+  - change: rename_column
+    at: facts.zdm:9:3
+    summary: rename user_id to customer_id
+    reads: [user_id]
+    renames:
+    - column: user_id
+      to: customer_id
+phases: []
+PLAN
+echo "plan_sha256: $(sha256sum "$work/facts.plan" | cut -d' ' -f1)" \
+	>>"$work/facts.plan"
 
 # ---- the server and the template ------------------------------------------------
 pg_start
@@ -695,6 +769,50 @@ zdm: preflight: public.orders.amount: check constraint orders_amount_check uses 
 HINT: zdm replaces amount with a new column of type numeric(12,2) and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new column needs after contract
 zdm: preflight: public.orders: has no primary key and no unique index over NOT NULL columns without expressions or a predicate; zdm needs a key to batch by and to name rows
 HINT: add one first: CREATE UNIQUE INDEX CONCURRENTLY, then ALTER TABLE ... ADD PRIMARY KEY USING INDEX
+EOF
+
+# ---- format version 3: the facts of a change ------------------------------------
+# everything the facts need is there (user_id is free for the first change
+# because the second renames it away)
+check clean_facts facts '
+ALTER TABLE public.orders ADD CONSTRAINT orders_old_check CHECK (amount > -1);
+ALTER TABLE public.orders ADD CONSTRAINT orders_note_check CHECK (note <> $$$$);
+CREATE UNIQUE INDEX users_email_key ON public.users (email);
+CREATE TABLE public.customers (id bigint PRIMARY KEY);' <<'EOF'
+EOF
+# every fact wrong: names taken, constraints missing, an index left invalid
+# by a failed concurrent build, no key to reference, a taken table name
+check facts_wrong facts '
+ALTER TABLE public.orders ADD COLUMN status text, ADD COLUMN remark text;
+ALTER TABLE public.orders ADD CONSTRAINT orders_amount_positive CHECK (amount > 0);
+ALTER TABLE public.orders ADD CONSTRAINT orders_note_nonempty CHECK (note <> $$$$);
+CREATE INDEX orders_user_id_idx ON public.orders (user_id);
+UPDATE pg_catalog.pg_index SET indisvalid = false
+ WHERE indexrelid = $$public.orders_user_id_idx$$::pg_catalog.regclass;
+CREATE VIEW public.purchases AS SELECT 1 AS one;' <<'EOF'
+zdm: preflight: public.orders.status: column already exists, and the change "tidy orders" creates it
+zdm: preflight: public.orders.remark: column already exists, and the rename of note needs the name
+zdm: preflight: public.orders: constraint orders_amount_positive already exists, and the change "tidy orders" creates it
+zdm: preflight: public.orders: constraint orders_old_check does not exist, and the change "tidy orders" drops it
+zdm: preflight: public.orders: constraint orders_note_check does not exist, and the change "tidy orders" renames it
+zdm: preflight: public.orders: constraint orders_note_nonempty already exists, and the change "tidy orders" renames constraint orders_note_check to it
+zdm: preflight: index public.orders_user_id_idx: already exists and is not valid, and the change "tidy orders" creates it
+HINT: a CREATE INDEX CONCURRENTLY that failed leaves an invalid index behind: if no run is under way (see zdm status), drop it with DROP INDEX CONCURRENTLY public.orders_user_id_idx
+zdm: preflight: public.orders: the change "tidy orders" references (email) of table public.users, which is neither its primary key nor a unique index without expressions or a predicate on exactly those columns
+HINT: a foreign key needs a key on the columns it references: CREATE UNIQUE INDEX CONCURRENTLY on public.users (email) first
+zdm: preflight: public.orders: the change "tidy orders" references table public.customers, which does not exist
+zdm: preflight: public.orders: a relation or type named purchases already exists in its schema, and the change "tidy orders" renames the table to it
+EOF
+# a referenced table without a primary key, and a partial unique index
+# (no foreign key can use it)
+check facts_no_primary_key facts '
+ALTER TABLE public.orders ADD CONSTRAINT orders_old_check CHECK (amount > -1);
+ALTER TABLE public.orders ADD CONSTRAINT orders_note_check CHECK (note <> $$$$);
+CREATE UNIQUE INDEX users_email_key ON public.users (email) WHERE email IS NOT NULL;
+CREATE TABLE public.customers (id bigint UNIQUE);' <<'EOF'
+zdm: preflight: public.orders: the change "tidy orders" references (email) of table public.users, which is neither its primary key nor a unique index without expressions or a predicate on exactly those columns
+HINT: a foreign key needs a key on the columns it references: CREATE UNIQUE INDEX CONCURRENTLY on public.users (email) first
+zdm: preflight: public.orders: the change "tidy orders" references table public.customers by its primary key, and it has none
 EOF
 
 # ---- sync = cdc ------------------------------------------------------------------

@@ -46,35 +46,73 @@ static zdmc_plan_column col_first = {
 	.not_null = true,
 	.next = &col_last,
 };
-static zdmc_plan_change change_lossy = {
-	.kind = "alter_column_type",
-	.at = "split_name.zdm:15:3",
-	.column = "note",
+static const char *reads_name[] = {"name"};
+static const char *reads_email[] = {"email"};
+static const char *reads_amount[] = {"amount"};
+static const char *reads_note[] = {"note"};
+static zdmc_plan_column col_note = {
+	.name = "note",
 	.type = "varchar(10)",
 	.using = "left(note, 10)",
+};
+static zdmc_plan_change change_lossy = {
+	.change = "alter_column_type",
+	.at = "split_name.zdm:15:3",
+	.summary = "change note to varchar(10)",
+	.reads = reads_note,
+	.nreads = 1,
+	.creates = &col_note,
+	.replaces = reads_note,
+	.nreplaces = 1,
 	.irreversible = true,
 };
-static zdmc_plan_change change_retype = {
-	.kind = "alter_column_type",
-	.at = "split_name.zdm:14:3",
-	.column = "amount",
+static zdmc_plan_column col_amount = {
+	.name = "amount",
 	.type = "numeric(12,2)",
 	.using = "amount / 100.0",
-	.reverse_using = "(amount * 100)::integer",
+};
+static zdmc_plan_reverse reverse_amount = {
+	.column = "amount",
+	.using = "(amount * 100)::integer",
+};
+static zdmc_plan_change change_retype = {
+	.change = "alter_column_type",
+	.at = "split_name.zdm:14:3",
+	.summary = "change amount to numeric(12,2)",
+	.reads = reads_amount,
+	.nreads = 1,
+	.creates = &col_amount,
+	.replaces = reads_amount,
+	.nreplaces = 1,
+	.reverse = &reverse_amount,
 	.next = &change_lossy,
 };
-static zdmc_plan_change change_rename = {
-	.kind = "rename_column",
-	.at = "split_name.zdm:12:3",
-	.column = "email",
+static zdmc_plan_rename rename_email = {
+	.name = "email",
 	.to = "email_address",
 };
-static zdmc_plan_change change_split = {
-	.kind = "split_column",
-	.at = "split_name.zdm:8:3",
+static zdmc_plan_change change_rename = {
+	.change = "rename_column",
+	.at = "split_name.zdm:12:3",
+	.summary = "rename email to email_address",
+	.reads = reads_email,
+	.nreads = 1,
+	.renames = &rename_email,
+};
+static zdmc_plan_reverse reverse_name = {
 	.column = "name",
-	.into = &col_first,
-	.reverse_using = "concat_ws(' ', first_name, last_name)",
+	.using = "concat_ws(' ', first_name, last_name)",
+};
+static zdmc_plan_change change_split = {
+	.change = "split_column",
+	.at = "split_name.zdm:8:3",
+	.summary = "split name into first_name, last_name",
+	.reads = reads_name,
+	.nreads = 1,
+	.creates = &col_first,
+	.replaces = reads_name,
+	.nreplaces = 1,
+	.reverse = &reverse_name,
 	.next = &change_rename,
 };
 static zdmc_plan_table table_payments = {
@@ -258,10 +296,196 @@ static zdmc_plan fixture = {
 };
 
 /*
- * The fixture's bytes.  A change here is a change to the plan format: update
- * docs/plan-format.md, and ask whether old plans still read the same.
+ * The fixture's bytes, as this zdmc writes it (format version 3).  A change
+ * here is a change to the plan format: update docs/plan-format.md, and ask
+ * whether old plans still read the same.
  */
 static const char fixture_yaml[] =
+	"zdm_plan: 3\n"
+	"compiler: zdmc 0.1.0\n"
+	"migration: split_user_name\n"
+	"source:\n"
+	"  file: split_name.zdm\n"
+	"  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+	"requires:\n"
+	"  server_version_num: 150000\n"
+	"options:\n"
+	"  batch_size: 10000\n"
+	"  batch_pause: 0ms\n"
+	"  lock_timeout: 500ms\n"
+	"  lock_retries: 10\n"
+	"  approve: [switch, contract]\n"
+	"  sync: trigger\n"
+	"  verify_sample: 10000\n"
+	"new_version:\n"
+	"  schema: public_split_user_name\n"
+	"  search_path: public_split_user_name, public\n"
+	"tables:\n"
+	"- table: public.users\n"
+	"  changes:\n"
+	"  - change: split_column\n"
+	"    at: split_name.zdm:8:3\n"
+	"    summary: split name into first_name, last_name\n"
+	"    reads: [name]\n"
+	"    creates:\n"
+	"    - column: first_name\n"
+	"      type: text\n"
+	"      not_null: true\n"
+	"      using: split_part(name, ' ', 1)\n"
+	"    - column: last_name\n"
+	"      type: text\n"
+	"      not_null: false\n"
+	"      using: split_part(name, ' ', 2)\n"
+	"    replaces: [name]\n"
+	"    reverse:\n"
+	"    - column: name\n"
+	"      using: concat_ws(' ', first_name, last_name)\n"
+	"  - change: rename_column\n"
+	"    at: split_name.zdm:12:3\n"
+	"    summary: rename email to email_address\n"
+	"    reads: [email]\n"
+	"    renames:\n"
+	"    - column: email\n"
+	"      to: email_address\n"
+	"- table: public.payments\n"
+	"  changes:\n"
+	"  - change: alter_column_type\n"
+	"    at: split_name.zdm:14:3\n"
+	"    summary: change amount to numeric(12,2)\n"
+	"    reads: [amount]\n"
+	"    creates:\n"
+	"    - column: amount\n"
+	"      type: numeric(12,2)\n"
+	"      not_null: false\n"
+	"      using: amount / 100.0\n"
+	"    replaces: [amount]\n"
+	"    reverse:\n"
+	"    - column: amount\n"
+	"      using: (amount * 100)::integer\n"
+	"  - change: alter_column_type\n"
+	"    at: split_name.zdm:15:3\n"
+	"    summary: change note to varchar(10)\n"
+	"    reads: [note]\n"
+	"    creates:\n"
+	"    - column: note\n"
+	"      type: varchar(10)\n"
+	"      not_null: false\n"
+	"      using: left(note, 10)\n"
+	"    replaces: [note]\n"
+	"    irreversible: true\n"
+	"phases:\n"
+	"- phase: expand\n"
+	"  steps:\n"
+	"  - id: expand.1\n"
+	"    kind: sql\n"
+	"    description: create schema public_split_user_name for the new version\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: CREATE SCHEMA public_split_user_name\n"
+	"    compensation: DROP SCHEMA public_split_user_name\n"
+	"  - id: expand.2\n"
+	"    kind: sql\n"
+	"    description: add first_name\n"
+	"    table: public.users\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TABLE public.users ADD COLUMN first_name text\n"
+	"    compensation: ALTER TABLE public.users DROP COLUMN first_name\n"
+	"- phase: backfill\n"
+	"  steps:\n"
+	"  - id: backfill.1\n"
+	"    kind: backfill\n"
+	"    description: fill first_name and last_name from name\n"
+	"    table: public.users\n"
+	"    transaction: backfill.1\n"
+	"    lock_timeout: 500ms\n"
+	"    key: ctid\n"
+	"    batch_size: 10000\n"
+	"    batch_pause: 20ms\n"
+	"    sql: |\n"
+	"      UPDATE public.users\n"
+	"      SET first_name = split_part(name, ' ', 1),\n"
+	"          last_name = split_part(name, ' ', 2)\n"
+	"      WHERE ctid >= $1::tid AND ctid < $2::tid\n"
+	"    compensation: null\n"
+	"- phase: verify\n"
+	"  steps:\n"
+	"  - id: verify.1\n"
+	"    kind: check\n"
+	"    description: every row's first_name is filled\n"
+	"    table: public.users\n"
+	"    transaction: verify.1\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: |-\n"
+	"      SELECT count(*)\n"
+	"      FROM public.users\n"
+	"      WHERE first_name IS NULL AND name IS NOT NULL\n"
+	"    compensation: null\n"
+	"    expect: 0\n"
+	"    examples: |-\n"
+	"      SELECT ctid FROM public.users\n"
+	"      WHERE first_name IS NULL AND name IS NOT NULL\n"
+	"      LIMIT 5\n"
+	"  - id: verify.2\n"
+	"    kind: check\n"
+	"    description: no negative amounts\n"
+	"    table: public.payments\n"
+	"    transaction: verify.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: SELECT count(*) FROM public.payments WHERE amount_new < 0\n"
+	"    compensation: null\n"
+	"    expect: -1\n"
+	"- phase: switch\n"
+	"  steps:\n"
+	"  - id: switch.1\n"
+	"    kind: gate\n"
+	"    description: wait for `zdm approve switch`\n"
+	"    gate: switch\n"
+	"    approval: true\n"
+	"  - id: switch.2\n"
+	"    kind: sql\n"
+	"    description: make first_name NOT NULL (validated)\n"
+	"    table: public.users\n"
+	"    transaction: switch.2\n"
+	"    lock_timeout: 250ms\n"
+	"    sql: ALTER TABLE public.users ALTER COLUMN first_name SET NOT NULL\n"
+	"    compensation: ALTER TABLE public.users ALTER COLUMN first_name DROP NOT NULL\n"
+	"  - id: switch.3\n"
+	"    kind: sql\n"
+	"    description: publish the new version's view\n"
+	"    table: public.users\n"
+	"    transaction: switch.2\n"
+	"    lock_timeout: 250ms\n"
+	"    sql: |-\n"
+	"      CREATE VIEW public_split_user_name.users AS\n"
+	"      SELECT id, first_name, last_name, email AS email_address\n"
+	"      FROM public.users\n"
+	"    compensation: DROP VIEW public_split_user_name.users\n"
+	"- phase: contract\n"
+	"  steps:\n"
+	"  - id: contract.1\n"
+	"    kind: gate\n"
+	"    description: wait for approval to drop the old columns\n"
+	"    gate: contract\n"
+	"    approval: false\n"
+	"  - id: contract.2\n"
+	"    kind: sql\n"
+	"    description: drop the old column name\n"
+	"    table: public.users\n"
+	"    transaction: contract.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TABLE public.users DROP COLUMN name\n"
+	"    compensation: null\n"
+	"    point_of_no_return: true\n"
+	"plan_sha256: ";
+
+/*
+ * The fixture as zdmc 0.1 wrote it, in format version 1: what the reader's
+ * refusals are pinned against (their line numbers are this text's), and
+ * how a version 1 plan still reads.  A change here is a change to the plan format: update
+ * docs/plan-format.md, and ask whether old plans still read the same.
+ */
+static const char fixture_v1_yaml[] =
 	"zdm_plan: 1\n"
 	"compiler: zdmc 0.1.0\n"
 	"migration: split_user_name\n"
@@ -423,6 +647,8 @@ static const char fixture_yaml[] =
 
 /* ---- helpers ------------------------------------------------------------ */
 
+static void reseal(char *text);
+
 static char *
 write_plan(const zdmc_plan *plan, size_t *len)
 {
@@ -434,6 +660,22 @@ write_plan(const zdmc_plan *plan, size_t *len)
 	assert_non_null(out);
 	assert_int_equal(strlen(out), *len);
 	return out;
+}
+
+/* The version 1 fixture, sealed (malloc'd, like write_plan's). */
+static char *
+write_v1(size_t *len)
+{
+	size_t body = sizeof(fixture_v1_yaml) - 1;
+	char *text = malloc(body + 64 + 2);
+
+	assert_non_null(text);
+	memcpy(text, fixture_v1_yaml, body);
+	memset(text + body, '0', 64);
+	strcpy(text + body + 64, "\n");
+	*len = body + 64 + 1;
+	reseal(text);
+	return text;
 }
 
 static zdm_plan *
@@ -509,12 +751,12 @@ reseal(char *text)
 	memcpy(line + strlen("plan_sha256: "), hex, 64);
 }
 
-/* Edit the fixture's plan, reseal it, and expect this message. */
+/* Edit the version 1 fixture, reseal it, and expect this message. */
 static void
 assert_edit_refused(const char *from, const char *to, const char *message)
 {
 	size_t len;
-	char *text = write_plan(&fixture, &len);
+	char *text = write_v1(&len);
 	char *edited = edit(text, from, to);
 
 	reseal(edited);
@@ -546,49 +788,90 @@ assert_same_step(const zdmc_plan_step *want, const char *phase,
 	assert_int_equal(want->approval, got->approval);
 }
 
+static void
+assert_same_names(const char *const *want, size_t nwant, char **got,
+                  size_t ngot)
+{
+	assert_int_equal(nwant, ngot);
+	if (nwant == 0)
+		assert_null(got);
+	for (size_t i = 0; i < nwant; i++)
+		assert_same_string(want[i], got[i]);
+}
+
 /*
- * A change as zdm reads it: the keys of its kind, and none of another's
- * (the writer writes whatever is set; the reader keeps what applies).
+ * A change as zdm reads it: every fact zdmc wrote (plan format 3), and an
+ * empty list where zdmc wrote none.  A version 1 plan of the same changes
+ * reads as the same facts (test_v1_changes_become_facts).
  */
 static void
 assert_same_change(const zdmc_plan_change *want, const zdm_change *got)
 {
-	size_t n = 0;
+	size_t n;
 
-	assert_same_string(want->kind, got->kind);
+	assert_same_string(want->change, got->change);
 	assert_same_string(want->at, got->at);
-	assert_same_string(want->column, got->column);
+	assert_same_string(want->summary, got->summary);
+	assert_same_names(want->reads, want->nreads, got->reads, got->nreads);
+	n = 0;
+	for (const zdmc_plan_column *c = want->creates; c; c = c->next, n++) {
+		assert_true(n < got->ncreates);
+		assert_same_string(c->name, got->creates[n].column);
+		assert_same_string(c->type, got->creates[n].type);
+		assert_int_equal(c->not_null, got->creates[n].not_null);
+		assert_same_string(c->using, got->creates[n].using);
+	}
+	assert_int_equal(n, got->ncreates);
+	assert_same_names(want->replaces, want->nreplaces, got->replaces,
+	                  got->nreplaces);
+	n = 0;
+	for (const zdmc_plan_rename *r = want->renames; r; r = r->next, n++) {
+		assert_true(n < got->nrenames);
+		assert_same_string(r->name, got->renames[n].column);
+		assert_same_string(r->to, got->renames[n].to);
+	}
+	assert_int_equal(n, got->nrenames);
+	n = 0;
+	for (const zdmc_plan_reverse *r = want->reverse; r; r = r->next, n++) {
+		assert_true(n < got->nreverse);
+		assert_same_string(r->column, got->reverse[n].column);
+		assert_same_string(r->using, got->reverse[n].using);
+	}
+	assert_int_equal(n, got->nreverse);
 	assert_int_equal(want->irreversible, got->irreversible);
-	if (strcmp(want->kind, "rename_column") == 0) {
-		assert_same_string(want->to, got->to);
-		assert_null(got->reverse_using);
-	} else {
-		assert_null(got->to);
-		assert_same_string(want->reverse_using, got->reverse_using);
+	assert_same_names(want->constraints_created, want->nconstraints_created,
+	                  got->constraints_created, got->nconstraints_created);
+	assert_same_names(want->constraints_dropped, want->nconstraints_dropped,
+	                  got->constraints_dropped, got->nconstraints_dropped);
+	n = 0;
+	for (const zdmc_plan_rename *r = want->constraint_renames; r;
+	     r = r->next, n++) {
+		assert_true(n < got->nconstraint_renames);
+		assert_same_string(r->name,
+		                   got->constraint_renames[n].constraint);
+		assert_same_string(r->to, got->constraint_renames[n].to);
 	}
-	if (strcmp(want->kind, "alter_column_type") == 0) {
-		assert_same_string(want->type, got->type);
-		assert_same_string(want->using, got->using);
-	} else {
-		assert_null(got->type);
-		assert_null(got->using);
+	assert_int_equal(n, got->nconstraint_renames);
+	assert_same_names(want->indexes_created, want->nindexes_created,
+	                  got->indexes_created, got->nindexes_created);
+	n = 0;
+	for (const zdmc_plan_reference *r = want->references; r;
+	     r = r->next, n++) {
+		assert_true(n < got->nreferences);
+		assert_same_string(r->table, got->references[n].table);
+		assert_same_names(r->columns, r->ncolumns,
+		                  got->references[n].columns,
+		                  got->references[n].ncolumns);
 	}
-	if (strcmp(want->kind, "split_column") != 0) {
-		assert_null(got->into);
-		assert_null(got->into_types);
-		assert_null(got->into_not_null);
-		assert_null(got->into_using);
-		assert_int_equal(got->ninto, 0);
-		return;
+	assert_int_equal(n, got->nreferences);
+	assert_same_string(want->table_renamed_to, got->table_renamed_to);
+	n = 0;
+	for (const zdmc_plan_default *d = want->defaults; d; d = d->next, n++) {
+		assert_true(n < got->ndefaults);
+		assert_same_string(d->column, got->defaults[n].column);
+		assert_same_string(d->value, got->defaults[n].value);
 	}
-	for (const zdmc_plan_column *c = want->into; c; c = c->next, n++) {
-		assert_true(n < got->ninto);
-		assert_same_string(c->name, got->into[n]);
-		assert_same_string(c->type, got->into_types[n]);
-		assert_int_equal(c->not_null, got->into_not_null[n]);
-		assert_same_string(c->using, got->into_using[n]);
-	}
-	assert_int_equal(n, got->ninto);
+	assert_int_equal(n, got->ndefaults);
 }
 
 static void
@@ -760,7 +1043,7 @@ test_write_refuses_missing_required_field(void **state)
 	assert_int_equal(zdmc_plan_write(&plan, &out, &len, err, sizeof(err)),
 	                 -1);
 	assert_string_equal(err,
-	                    "this zdmc writes plan format version 1, not 2");
+	                    "this zdmc writes plan format version 3, not 2");
 }
 
 /* ---- reading back ------------------------------------------------------- */
@@ -863,14 +1146,19 @@ test_unknown_keys_are_ignored(void **state)
 	zdm_plan *plan;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	a = edit(text, "migration: split_user_name\n",
 	         "migration: split_user_name\nfuture:\n  nested: [1, 2]\n");
 	b = edit(a, "    kind: backfill\n",
 	         "    kind: backfill\n    parallelism: 4\n");
 	reseal(b);
 	plan = parse_ok(b, strlen(b));
-	assert_same_plan(&fixture, plan);
+	{
+		zdmc_plan v1 = fixture;
+
+		v1.format_version = 1;
+		assert_same_plan(&v1, plan);
+	}
 	zdm_plan_free(plan);
 	free(b);
 	free(a);
@@ -888,7 +1176,7 @@ test_edited_sql_is_caught(void **state)
 	size_t start, end;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	/* every byte of the backfill's SQL, literal block and all */
 	sql = strstr(text, "      UPDATE public.users\n");
 	assert_non_null(sql);
@@ -929,7 +1217,7 @@ test_every_byte_matters(void **state)
 	char *text;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	for (size_t i = 0; i < len; i++) {
 		char err[512];
 		zdm_plan *plan = NULL;
@@ -951,7 +1239,7 @@ test_truncated(void **state)
 	char *text;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	/*
 	 * Every cut refuses the plan (len - 1 only drops the final newline).
 	 * Each prefix is copied to a buffer of exactly its size, so that a
@@ -1000,7 +1288,7 @@ test_missing_checksum(void **state)
 	char *text;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	assert_refused(
 		text, len - 65 - 13,
 		NAME
@@ -1015,7 +1303,7 @@ test_malformed_checksum(void **state)
 	char *text, *appended, *upper;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 
 	upper = strdup(text);
 	for (char *p = upper + len - 65; *p; p++)
@@ -1103,14 +1391,14 @@ test_newer_version(void **state)
 	char *text, *edited;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	/* no reseal: the version is checked before the checksum, so a plan
 	 * from a newer zdmc says "newer", whatever else changed */
-	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 3\n");
+	edited = edit(text, "zdm_plan: 1\n", "zdm_plan: 4\n");
 	assert_refused(
 		edited, len,
 		NAME
-		":1:11: error: unsupported plan format version 3; this zdm reads versions 1 to 2");
+		":1:11: error: unsupported plan format version 4; this zdm reads versions 1 to 3");
 	free(edited);
 	free(text);
 }
@@ -1124,7 +1412,7 @@ test_missing_keys(void **state)
 
 	(void)state;
 	/* phases removed, checksum recomputed */
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	phases = strstr(text, "phases:\n");
 	edited = malloc(len + 1);
 	assert_non_null(edited);
@@ -1338,7 +1626,7 @@ test_changes_refused(void **state)
 		":41:12: error: tables[2]: \"changes\" must be a list, not a scalar");
 
 	/* a split into nothing */
-	text = write_plan(&fixture, &len);
+	text = write_v1(&len);
 	into = strstr(text, "    into:\n");
 	assert_non_null(into);
 	into_end = strstr(into, "    reverse_using:");
@@ -1386,35 +1674,361 @@ test_table_without_changes(void **state)
 	free(text);
 }
 
-/* kind: autocommit (read in any version for now), with its optional index;
- * without index the field is NULL. */
-static void
-test_autocommit_step(void **state)
+/* ---- format version 3: changes as facts, the autocommit step ------------ */
+
+/*
+ * A version 3 plan written by hand, as docs/plan-format.md describes it:
+ * one change with every fact, one with a name this zdm has never heard of
+ * (accepted: the facts say everything), and two autocommit steps.  The
+ * last line is a placeholder that v3_plan() seals.
+ */
+static const char v3_yaml[] =
+	"zdm_plan: 3\n"
+	"compiler: zdmc 0.2.0\n"
+	"migration: facts\n"
+	"source:\n"
+	"  file: facts.zdm\n"
+	"  sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+	"requires:\n"
+	"  server_version_num: 150000\n"
+	"options:\n"
+	"  batch_size: 1000\n"
+	"  batch_pause: 0ms\n"
+	"  lock_timeout: 500ms\n"
+	"  lock_retries: 3\n"
+	"  approve: []\n"
+	"  sync: trigger\n"
+	"  verify_sample: 100\n"
+	"new_version:\n"
+	"  schema: public_facts\n"
+	"  search_path: public_facts, public\n"
+	"tables:\n"
+	"- table: public.users\n"
+	"  changes:\n"
+	"  - change: split_column\n"
+	"    at: facts.zdm:8:3\n"
+	"    summary: split name into first_name, last_name\n"
+	"    reads: [name]\n"
+	"    creates:\n"
+	"    - column: first_name\n"
+	"      type: text\n"
+	"      not_null: true\n"
+	"      using: split_part(name, ' ', 1)\n"
+	"    - column: last_name\n"
+	"      type: text\n"
+	"      not_null: false\n"
+	"      using: null\n"
+	"    replaces: [name]\n"
+	"    renames:\n"
+	"    - column: email\n"
+	"      to: email_address\n"
+	"    reverse:\n"
+	"    - column: name\n"
+	"      using: concat_ws(' ', first_name, last_name)\n"
+	"    constraints_created: [users_email_check]\n"
+	"    constraints_dropped: [users_old_check]\n"
+	"    constraint_renames:\n"
+	"    - constraint: users_a\n"
+	"      to: users_b\n"
+	"    indexes_created: [public.users_email_key]\n"
+	"    references:\n"
+	"    - table: public.customers\n"
+	"      columns: [id, region]\n"
+	"    - table: public.accounts\n"
+	"      columns: []\n"
+	"    table_renamed_to: people\n"
+	"    defaults:\n"
+	"    - column: status\n"
+	"      default: '''new''::text'\n"
+	"    - column: note\n"
+	"      default: null\n"
+	"  - change: merge_galaxies\n"
+	"    at: facts.zdm:20:3\n"
+	"    summary: a change this zdm has never heard of\n"
+	"    irreversible: true\n"
+	"phases:\n"
+	"- phase: expand\n"
+	"  steps:\n"
+	"  - id: expand.1\n"
+	"    kind: autocommit\n"
+	"    description: build index users_email_key without blocking writes\n"
+	"    table: public.users\n"
+	"    transaction: expand.1\n"
+	"    lock_timeout: 500ms\n"
+	"    index: public.users_email_key\n"
+	"    sql: CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON public.users (email)\n"
+	"    compensation: DROP INDEX CONCURRENTLY public.users_email_key\n"
+	"  - id: expand.2\n"
+	"    kind: autocommit\n"
+	"    description: add a value to an enum\n"
+	"    table: null\n"
+	"    transaction: expand.2\n"
+	"    lock_timeout: 500ms\n"
+	"    sql: ALTER TYPE public.mood ADD VALUE 'meh'\n"
+	"    compensation: null\n"
+	"plan_sha256: 0000000000000000000000000000000000000000000000000000000000000000\n";
+
+/* v3_yaml with from replaced by to (when from is not NULL), sealed. */
+static char *
+v3_plan(const char *from, const char *to)
 {
-	size_t len;
-	char *text, *a, *b;
-	zdm_plan *plan;
+	char *text = from ? edit(v3_yaml, from, to) : strdup(v3_yaml);
+
+	assert_non_null(text);
+	reseal(text);
+	return text;
+}
+
+static void
+assert_v3_refused(const char *from, const char *to, const char *message)
+{
+	char *text = v3_plan(from, to);
+
+	assert_refused(text, strlen(text), message);
+	free(text);
+}
+
+static void
+test_v3_every_fact(void **state)
+{
+	char *text = v3_plan(NULL, NULL);
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	const zdm_change *c, *u;
 
 	(void)state;
-	text = write_plan(&fixture, &len);
-	a = edit(text, "    kind: sql\n",
-	         "    kind: autocommit\n    index: public.users_email_key\n");
-	reseal(a);
-	plan = parse_ok(a, strlen(a));
+	assert_int_equal(plan->format_version, 3);
+	assert_int_equal(plan->ntable_info, 1);
+	assert_int_equal(plan->table_info[0].nchanges, 2);
+	c = &plan->table_info[0].changes[0];
+	assert_string_equal(c->change, "split_column");
+	assert_string_equal(c->at, "facts.zdm:8:3");
+	assert_string_equal(c->summary,
+	                    "split name into first_name, last_name");
+	assert_int_equal(c->nreads, 1);
+	assert_string_equal(c->reads[0], "name");
+	assert_int_equal(c->ncreates, 2);
+	assert_string_equal(c->creates[0].column, "first_name");
+	assert_string_equal(c->creates[0].type, "text");
+	assert_true(c->creates[0].not_null);
+	assert_string_equal(c->creates[0].using, "split_part(name, ' ', 1)");
+	assert_string_equal(c->creates[1].column, "last_name");
+	assert_false(c->creates[1].not_null);
+	assert_null(c->creates[1].using);
+	assert_int_equal(c->nreplaces, 1);
+	assert_string_equal(c->replaces[0], "name");
+	assert_int_equal(c->nrenames, 1);
+	assert_string_equal(c->renames[0].column, "email");
+	assert_string_equal(c->renames[0].to, "email_address");
+	assert_int_equal(c->nreverse, 1);
+	assert_string_equal(c->reverse[0].column, "name");
+	assert_string_equal(c->reverse[0].using,
+	                    "concat_ws(' ', first_name, last_name)");
+	assert_false(c->irreversible);
+	assert_int_equal(c->nconstraints_created, 1);
+	assert_string_equal(c->constraints_created[0], "users_email_check");
+	assert_int_equal(c->nconstraints_dropped, 1);
+	assert_string_equal(c->constraints_dropped[0], "users_old_check");
+	assert_int_equal(c->nconstraint_renames, 1);
+	assert_string_equal(c->constraint_renames[0].constraint, "users_a");
+	assert_string_equal(c->constraint_renames[0].to, "users_b");
+	assert_int_equal(c->nindexes_created, 1);
+	assert_string_equal(c->indexes_created[0], "public.users_email_key");
+	assert_int_equal(c->nreferences, 2);
+	assert_string_equal(c->references[0].table, "public.customers");
+	assert_int_equal(c->references[0].ncolumns, 2);
+	assert_string_equal(c->references[0].columns[0], "id");
+	assert_string_equal(c->references[0].columns[1], "region");
+	assert_string_equal(c->references[1].table, "public.accounts");
+	assert_int_equal(c->references[1].ncolumns, 0);
+	assert_null(c->references[1].columns);
+	assert_string_equal(c->table_renamed_to, "people");
+	assert_int_equal(c->ndefaults, 2);
+	assert_string_equal(c->defaults[0].column, "status");
+	assert_string_equal(c->defaults[0].value, "'new'::text");
+	assert_string_equal(c->defaults[1].column, "note");
+	assert_null(c->defaults[1].value);
+
+	/* an unknown name, no facts but irreversible: every list empty */
+	u = &plan->table_info[0].changes[1];
+	assert_string_equal(u->change, "merge_galaxies");
+	assert_string_equal(u->summary, "a change this zdm has never heard of");
+	assert_true(u->irreversible);
+	assert_int_equal(u->nreads + u->ncreates + u->nreplaces + u->nrenames +
+	                         u->nreverse + u->nconstraints_created +
+	                         u->nconstraints_dropped +
+	                         u->nconstraint_renames + u->nindexes_created +
+	                         u->nreferences + u->ndefaults,
+	                 0);
+	assert_null(u->reads);
+	assert_null(u->creates);
+	assert_null(u->table_renamed_to);
+
+	assert_int_equal(plan->nsteps, 2);
 	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
 	assert_string_equal(plan->steps[0].index, "public.users_email_key");
-	assert_int_equal(plan->steps[1].kind, ZDM_STEP_SQL);
+	assert_string_equal(plan->steps[0].transaction, "expand.1");
+	assert_int_equal(plan->steps[0].lock_timeout_ms, 500);
+	assert_string_equal(plan->steps[0].compensation,
+	                    "DROP INDEX CONCURRENTLY public.users_email_key");
+	assert_int_equal(plan->steps[1].kind, ZDM_STEP_AUTOCOMMIT);
 	assert_null(plan->steps[1].index);
+	assert_null(plan->steps[1].table);
+	assert_null(plan->steps[1].compensation);
 	zdm_plan_free(plan);
-	b = edit(text, "    kind: sql\n", "    kind: autocommit\n");
-	reseal(b);
-	plan = parse_ok(b, strlen(b));
-	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
-	assert_null(plan->steps[0].index);
-	zdm_plan_free(plan);
-	free(b);
-	free(a);
 	free(text);
+}
+
+/* A version 1 plan's change keys mean nothing in version 3: only facts. */
+static void
+test_v3_ignores_version1_keys(void **state)
+{
+	char *text =
+		v3_plan("    summary: a change this zdm has never heard of\n",
+	                "    summary: rename a to b\n"
+	                "    column: a\n"
+	                "    to: b\n");
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	const zdm_change *c = &plan->table_info[0].changes[1];
+
+	(void)state;
+	assert_int_equal(c->nreads, 0);
+	assert_int_equal(c->nrenames, 0);
+	zdm_plan_free(plan);
+	free(text);
+}
+
+/* The version 1 fixture, read: every kind converted into facts.  (The
+ * round trip compares field by field; this pins one of each as plain
+ * values, independent of the writer's structs.) */
+static void
+test_v1_changes_become_facts(void **state)
+{
+	size_t len;
+	char *text = write_v1(&len);
+	zdm_plan *plan = parse_ok(text, len);
+	const zdm_change *split, *rename, *retype, *lossy;
+
+	(void)state;
+	split = &plan->table_info[0].changes[0];
+	rename = &plan->table_info[0].changes[1];
+	retype = &plan->table_info[1].changes[0];
+	lossy = &plan->table_info[1].changes[1];
+
+	assert_string_equal(split->summary,
+	                    "split name into first_name, last_name");
+	assert_string_equal(split->reads[0], "name");
+	assert_string_equal(split->replaces[0], "name");
+	assert_int_equal(split->ncreates, 2);
+	assert_string_equal(split->creates[1].using,
+	                    "split_part(name, ' ', 2)");
+	assert_string_equal(split->reverse[0].column, "name");
+
+	assert_string_equal(rename->summary, "rename email to email_address");
+	assert_int_equal(rename->nreplaces, 0);
+	assert_int_equal(rename->ncreates, 0);
+	assert_string_equal(rename->renames[0].to, "email_address");
+
+	assert_string_equal(retype->summary, "change amount to numeric(12,2)");
+	assert_string_equal(retype->creates[0].column, "amount");
+	assert_string_equal(retype->creates[0].type, "numeric(12,2)");
+	assert_false(retype->creates[0].not_null);
+	assert_string_equal(retype->creates[0].using, "amount / 100.0");
+	assert_string_equal(retype->replaces[0], "amount");
+	assert_string_equal(retype->reverse[0].using,
+	                    "(amount * 100)::integer");
+
+	assert_true(lossy->irreversible);
+	assert_int_equal(lossy->nreverse, 0);
+	assert_null(lossy->reverse);
+	zdm_plan_free(plan);
+	free(text);
+}
+
+static void
+test_v3_refused(void **state)
+{
+	(void)state;
+	assert_v3_refused(
+		"    summary: split name into first_name, last_name\n", "",
+		NAME
+		":23:5: error: tables[1].changes[1]: missing required key \"summary\"");
+	assert_v3_refused(
+		"    reads: [name]\n", "    reads: name\n",
+		NAME
+		":26:12: error: tables[1].changes[1]: \"reads\" must be a list, not a scalar");
+	assert_v3_refused(
+		"    reads: [name]\n", "    reads: [[name]]\n",
+		NAME
+		":26:13: error: tables[1].changes[1]: \"reads\" must be a list of names");
+	assert_v3_refused(
+		"      not_null: true\n", "      not_null: maybe\n",
+		NAME
+		":30:17: error: tables[1].changes[1].creates[1]: \"not_null\" must be true or false");
+	assert_v3_refused(
+		"      type: text\n      not_null: true\n",
+		"      not_null: true\n",
+		NAME
+		":28:7: error: tables[1].changes[1].creates[1]: missing required key \"type\"");
+	assert_v3_refused(
+		"    - column: email\n      to: email_address\n",
+		"    - column: email\n",
+		NAME
+		":38:7: error: tables[1].changes[1].renames[1]: missing required key \"to\"");
+	assert_v3_refused(
+		"      using: concat_ws(' ', first_name, last_name)\n",
+		"      using: null\n",
+		NAME
+		":42:14: error: tables[1].changes[1].reverse[1]: \"using\" must be a string, not null");
+	assert_v3_refused(
+		"    - table: public.accounts\n      columns: []\n",
+		"    - table: public.accounts\n",
+		NAME
+		":52:7: error: tables[1].changes[1].references[2]: missing required key \"columns\"");
+	assert_v3_refused(
+		"    table_renamed_to: people\n",
+		"    table_renamed_to: [people]\n",
+		NAME
+		":54:23: error: tables[1].changes[1]: \"table_renamed_to\" must be a string, not a list");
+	assert_v3_refused(
+		"    - column: note\n      default: null\n",
+		"    - column: note\n",
+		NAME
+		":58:7: error: tables[1].changes[1].defaults[2]: missing required key \"default\"");
+	assert_v3_refused(
+		"    creates:\n", "    creates: first_name\n    xcreates:\n",
+		NAME
+		":27:14: error: tables[1].changes[1]: \"creates\" must be a list, not a scalar");
+	assert_v3_refused(
+		"  - change: merge_galaxies\n",
+		"  - change: [merge_galaxies]\n",
+		NAME
+		":60:13: error: tables[1].changes[2]: \"change\" must be a string, not a list");
+	assert_v3_refused(
+		"    index: public.users_email_key\n",
+		"    index: [public.users_email_key]\n",
+		NAME
+		":73:12: error: step expand.1: \"index\" must be a string, not a list");
+	/* an autocommit step runs alone: no label shared */
+	assert_v3_refused(
+		"    transaction: expand.2\n", "    transaction: expand.1\n",
+		NAME
+		": error: step expand.1 is autocommit, and step expand.2 shares its transaction \"expand.1\"");
+	/* and autocommit needs version 3 */
+	assert_v3_refused(
+		"zdm_plan: 3\n", "zdm_plan: 2\n",
+		NAME
+		":23:5: error: tables[1].changes[1]: missing required key \"column\"");
+}
+
+/* The autocommit step kind in an older plan is refused by kind. */
+static void
+test_autocommit_needs_version3(void **state)
+{
+	(void)state;
+	assert_edit_refused(
+		"    kind: backfill\n", "    kind: autocommit\n",
+		NAME
+		":75:11: error: step backfill.1: step kind \"autocommit\" needs plan format version 3");
 }
 
 /* ---- strings that YAML could get wrong ---------------------------------- */
@@ -1552,40 +2166,38 @@ round_trip_string(const char *s)
 	};
 	zdmc_plan_phase phase = {.name = s, .steps = &backfill};
 	zdmc_plan_column col = {.name = s, .type = s, .using = s};
-	/* the kind is one of three words; every other field carries s, and
-	 * each kind ignores the keys of the others */
-	zdmc_plan_change retype = {
-		.kind = "alter_column_type",
-		.at = s,
-		.column = s,
-		.to = s,
-		.type = s,
-		.using = s,
-		.into = &col,
-		.reverse_using = s,
-		.irreversible = true,
-	};
-	zdmc_plan_change rename = {
-		.kind = "rename_column",
-		.at = s,
-		.column = s,
-		.to = s,
-		.type = s,
-		.using = s,
-		.into = &col,
-		.reverse_using = s,
-		.next = &retype,
-	};
+	/* a name in a list of names is never empty (the reader refuses one) */
+	const char *name = *s ? s : "empty";
+	const char *names[] = {name, name};
+	zdmc_plan_rename rename = {.name = s, .to = s};
+	zdmc_plan_reverse reverse = {.column = s, .using = s};
+	zdmc_plan_reference reference = {
+		.table = s, .columns = names, .ncolumns = 2};
+
+	zdmc_plan_default dflt = {.column = s, .value = s};
+	/* the change's name is one of the writer's; every fact carries s */
 	zdmc_plan_change change = {
-		.kind = "split_column",
+		.change = "split_column",
 		.at = s,
-		.column = s,
-		.to = s,
-		.type = s,
-		.using = s,
-		.into = &col,
-		.reverse_using = s,
-		.next = &rename,
+		.summary = s,
+		.reads = names,
+		.nreads = 2,
+		.creates = &col,
+		.replaces = names,
+		.nreplaces = 1,
+		.renames = &rename,
+		.reverse = &reverse,
+		.irreversible = true,
+		.constraints_created = names,
+		.nconstraints_created = 1,
+		.constraints_dropped = names,
+		.nconstraints_dropped = 2,
+		.constraint_renames = &rename,
+		.indexes_created = names,
+		.nindexes_created = 1,
+		.references = &reference,
+		.table_renamed_to = s,
+		.defaults = &dflt,
 	};
 	zdmc_plan_table table = {.name = s, .changes = &change};
 	const char *approve[] = {"switch", "contract"};
@@ -1729,7 +2341,11 @@ main(void)
 		cmocka_unit_test(test_changes_refused),
 		cmocka_unit_test(test_values_this_zdm_cannot_run),
 		cmocka_unit_test(test_table_without_changes),
-		cmocka_unit_test(test_autocommit_step),
+		cmocka_unit_test(test_v3_every_fact),
+		cmocka_unit_test(test_v3_ignores_version1_keys),
+		cmocka_unit_test(test_v1_changes_become_facts),
+		cmocka_unit_test(test_v3_refused),
+		cmocka_unit_test(test_autocommit_needs_version3),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
 	};

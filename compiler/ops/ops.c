@@ -1,0 +1,24 @@
+/*
+ * ops.c -- the one table of operations, indexed by AST tag.
+ *
+ * The only place that maps a tag to behaviour: the grammar tags a node,
+ * this table names its op, and from then on the compiler holds the op.
+ * It must stay a table (no logic): a missing entry is a programming error
+ * caught by the assert.
+ */
+#include <assert.h>
+
+#include "ops.h"
+
+static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
+	[ZDMC_ACTION_SPLIT_COLUMN] = &zdmc_op_split_column,
+	[ZDMC_ACTION_ALTER_COLUMN_TYPE] = &zdmc_op_alter_column_type,
+	[ZDMC_ACTION_RENAME_COLUMN] = &zdmc_op_rename_column,
+};
+
+const zdmc_op *
+zdmc_op_for(const zdmc_action *action)
+{
+	assert(action->tag < ZDMC_NACTION_TAGS && ops_by_tag[action->tag]);
+	return ops_by_tag[action->tag];
+}
