@@ -99,6 +99,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
+	ZDMC_ACTION_ADD_COLUMN,        /* add column c t [clauses] */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -127,6 +128,39 @@ typedef struct zdmc_rename_column {
 	zdmc_name column;
 	zdmc_name to;
 } zdmc_rename_column;
+
+/*
+ * A clause of add column, as written: the grammar takes them in any order
+ * and any number, and the op's check judges repeats and what is not
+ * supported, so that each gets a message at its own place.
+ */
+typedef enum zdmc_colclause_kind {
+	ZDMC_COLCLAUSE_NOT_NULL,  /* not null */
+	ZDMC_COLCLAUSE_DEFAULT,   /* default EXPR (expr: its text) */
+	ZDMC_COLCLAUSE_USING,     /* using (EXPR) */
+	ZDMC_COLCLAUSE_CHECK,     /* check (EXPR) */
+	ZDMC_COLCLAUSE_UNIQUE,    /* unique */
+	ZDMC_COLCLAUSE_REFERENCES /* references T [(C)] [on delete ACTION] */
+} zdmc_colclause_kind;
+
+typedef struct zdmc_colclause {
+	zdmc_colclause_kind kind;
+	size_t offset;        /* of its first keyword */
+	zdmc_expr expr;       /* DEFAULT, USING, CHECK */
+	zdmc_name ref_schema; /* REFERENCES: name NULL when not given */
+	zdmc_name ref_table;
+	zdmc_name ref_column;  /* name NULL when not given */
+	const char *on_delete; /* "cascade", "set null", ...; NULL: none */
+	size_t on_delete_offset;
+	struct zdmc_colclause *next;
+} zdmc_colclause;
+
+typedef struct zdmc_add_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_type type;
+	zdmc_colclause *clauses; /* in source order */
+} zdmc_add_column;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -249,8 +249,6 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 				zdmc_arena_printf(ctx->arena, "%s AS %s",
 			                          Q(ctx, c->renames[j].column),
 			                          Q(ctx, c->renames[j].to)));
-		if (c->replace == NULL)
-			continue;
 		for (j = 0; j < c->ncols; j++) {
 			const char *shape =
 				zdmc_arena_printf(ctx->arena, "%s AS %s",
@@ -263,7 +261,8 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 			else
 				zdmc_buf_printf(&extra, ", %s", shape);
 		}
-		for (j = c->ncols ? 1 : 0; j < c->nreplaces; j++) {
+		for (j = c->ncols ? 1 : 0;
+		     c->replace != NULL && j < c->nreplaces; j++) {
 			lower_view_value(ctx, &values, c->replaces[j], 1, "");
 			hidden = true;
 		}
@@ -311,7 +310,12 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"    END LOOP;\n"
 		"END\n"
 		"$zdm$",
-		t->qname, zdmc_buf_cstr(&values),
+		t->qname,
+		/* a row that matches no column when nothing is renamed or
+		 * replaced in place (every new column comes last) */
+		values.len
+			? zdmc_buf_cstr(&values)
+			: "(NULL::pg_catalog.text, 0, NULL::pg_catalog.text)",
 		zdmc_ident_literal(ctx->arena, t->qname),
 		hidden ? "\n       AND m.new_shape IS DISTINCT FROM ''" : "",
 		extra.len ? zdmc_arena_printf(
@@ -604,6 +608,8 @@ lower_expand(lower_ctx *ctx)
 			                          schema));
 		if (t->needs_sync)
 			zdmc_replace_expand(ctx, t);
+		else
+			zdmc_replace_add_created(ctx, t);
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND);
 		lower_step(ctx, ZDMC_STEP_SQL, t,
 		           zdmc_arena_printf(
@@ -613,6 +619,7 @@ lower_expand(lower_ctx *ctx)
 		           lower_view_sql(ctx, t),
 		           zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
 		                             lower_view(ctx, t)));
+		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_VIEW);
 		ctx->tx_label = NULL;
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_AFTER);
 	}
@@ -835,9 +842,10 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 
 		col->name = c->cols[k].name;
 		col->type = c->cols[k].type;
-		col->using = c->cols[k].forward_implied
-		                     ? NULL
-		                     : c->cols[k].forward->text;
+		col->using =
+			c->cols[k].forward_implied || c->cols[k].forward == NULL
+				? NULL
+				: c->cols[k].forward->text;
 		/* what the source declares; a NOT NULL carried from the old
 		 * column is the catalog's to tell */
 		col->not_null = c->cols[k].not_null;

@@ -26,6 +26,8 @@ typedef struct zdmc_lexer_state {
 	size_t construct_start; /* where an open string or comment began */
 	int comment_depth;      /* slash-star comments nest, as in PostgreSQL */
 	const char *dolq_tag;   /* the $tag$ that closes a dollar quote */
+	size_t raw_start; /* a default's expression: [raw_start, raw_end) */
+	size_t raw_end;
 } zdmc_lexer_state;
 
 typedef struct zdmc_parse_ctx {

@@ -41,6 +41,8 @@ static void zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner,
                          zdmc_parse_ctx *ctx, const char *msg);
 static zdmc_reverse grammar_no_reverse(size_t offset);
 static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
+static zdmc_colclause *grammar_clause(zdmc_parse_ctx *ctx,
+                                      zdmc_colclause_kind kind, size_t offset);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
 	do {                                                       \
@@ -71,6 +73,7 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 	zdmc_expr expr;
 	zdmc_option *option;
 	zdmc_coldef *coldef;
+	zdmc_colclause *colclause;
 	zdmc_stmt *stmt;
 	zdmc_reverse reverse;
 	zdmc_type type;
@@ -93,6 +96,9 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
 %token <name> WITH "with"
+%token <name> ADD "add" DEFAULT "default" CHECK "check" UNIQUE "unique"
+%token <name> REFERENCES "references"
+%token <expr> RAW_EXPR "expression"
 
 %type <name> name type_word
 %type <option> opt_with option_list option
@@ -102,6 +108,9 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 %type <expr> opt_using
 %type <flag> opt_not_null
 %type <stmt> alter_head
+%type <colclause> colclauses colclause opt_on_delete
+%type <word> ref_action
+%type <name> opt_ref_column
 
 %%
 
@@ -305,6 +314,7 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
+	| alter_item_add
 	| ALTER opt_column name SET DATA TYPE type_name opt_using opt_reverse
 	{
 		zdmc_alter_column_type *n = (zdmc_alter_column_type *)zdmc_action_new(
@@ -323,6 +333,107 @@ alter_item:
 opt_column:
 	%empty
 	| COLUMN
+	;
+
+/*
+ * add column: the column's clauses in any order, as PostgreSQL takes
+ * them; repeats and combinations are the op's to judge.  default's
+ * expression comes from the scanner as one RAW_EXPR token (zdm.l).
+ */
+alter_item_add:
+	ADD opt_column name type_name colclauses
+	{
+		zdmc_add_column *n = (zdmc_add_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_COLUMN,
+			sizeof(zdmc_add_column), @1.first);
+
+		n->column = $3;
+		n->type = grammar_type(ctx, @4);
+		n->clauses = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+colclauses:
+	%empty                  { $$ = NULL; }
+	| colclauses colclause
+	{
+		zdmc_colclause **tail = &$1;
+
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+		*tail = $2;
+		$$ = $1;
+	}
+	;
+
+colclause:
+	NOT NULL_P              { $$ = grammar_clause(ctx, ZDMC_COLCLAUSE_NOT_NULL, @1.first); }
+	| DEFAULT RAW_EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_DEFAULT, @1.first);
+		$$->expr = $2;
+	}
+	| USING EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_USING, @1.first);
+		$$->expr = $2;
+	}
+	| CHECK EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_CHECK, @1.first);
+		$$->expr = $2;
+	}
+	| UNIQUE                { $$ = grammar_clause(ctx, ZDMC_COLCLAUSE_UNIQUE, @1.first); }
+	| REFERENCES name opt_ref_column opt_on_delete
+	{
+		$$ = $4 ? $4 : grammar_clause(ctx, ZDMC_COLCLAUSE_REFERENCES, @1.first);
+		$$->offset = @1.first;
+		$$->ref_table = $2;
+		$$->ref_column = $3;
+	}
+	| REFERENCES name '.' name opt_ref_column opt_on_delete
+	{
+		$$ = $6 ? $6 : grammar_clause(ctx, ZDMC_COLCLAUSE_REFERENCES, @1.first);
+		$$->offset = @1.first;
+		$$->ref_schema = $2;
+		$$->ref_table = $4;
+		$$->ref_column = $5;
+	}
+	;
+
+opt_ref_column:
+	%empty                  { memset(&$$, 0, sizeof($$)); }
+	| '(' name ')'          { $$ = $2; }
+	;
+
+/* "on delete ACTION": on and delete are checked as words by the op */
+opt_on_delete:
+	%empty                  { $$ = NULL; }
+	| name name ref_action
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_REFERENCES, @1.first);
+		if (strcmp($1.name, "on") != 0 || strcmp($2.name, "delete") != 0) {
+			zdmc_yyerror(&@1, scanner, ctx,
+			             "syntax error, expected \"on delete\" after references");
+			$$->on_delete = NULL;
+		} else {
+			$$->on_delete = $3.text;
+			$$->on_delete_offset = $3.offset;
+		}
+	}
+	;
+
+ref_action:
+	name                    { $$.text = $1.name; $$.offset = $1.offset; }
+	| name name
+	{
+		$$.text = zdmc_arena_printf(ctx->arena, "%s %s", $1.name, $2.name);
+		$$.offset = $1.offset;
+	}
+	| SET NULL_P            { $$.text = "set null"; $$.offset = @1.first; }
+	| SET DEFAULT           { $$.text = "set default"; $$.offset = @1.first; }
 	;
 
 coldef:
@@ -427,6 +538,16 @@ grammar_no_reverse(size_t offset)
 	r.kind = ZDMC_REVERSE_MISSING;
 	r.offset = offset;
 	return r;
+}
+
+static zdmc_colclause *
+grammar_clause(zdmc_parse_ctx *ctx, zdmc_colclause_kind kind, size_t offset)
+{
+	zdmc_colclause *c = ZDMC_NEW(ctx->arena, zdmc_colclause);
+
+	c->kind = kind;
+	c->offset = offset;
+	return c;
 }
 
 static zdmc_type

@@ -14,6 +14,7 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_SPLIT_COLUMN] = &zdmc_op_split_column,
 	[ZDMC_ACTION_ALTER_COLUMN_TYPE] = &zdmc_op_alter_column_type,
 	[ZDMC_ACTION_RENAME_COLUMN] = &zdmc_op_rename_column,
+	[ZDMC_ACTION_ADD_COLUMN] = &zdmc_op_add_column,
 };
 
 const zdmc_op *

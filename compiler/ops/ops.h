@@ -48,6 +48,10 @@ typedef enum zdmc_slot {
 	/* expand, in the table's transaction: after the shared machinery's
 	 * columns, sync and cdc steps, before the new version's view */
 	ZDMC_SLOT_EXPAND,
+	/* expand, in the table's transaction, right after the new version's
+	 * view: what the view needs beyond the table's shape (a default of
+	 * its own) */
+	ZDMC_SLOT_EXPAND_VIEW,
 	/* expand, after the table's transaction: each step its own (e.g.
 	 * CREATE UNIQUE INDEX CONCURRENTLY as an autocommit step) */
 	ZDMC_SLOT_EXPAND_AFTER,
@@ -87,6 +91,7 @@ typedef struct zdmc_op {
 extern const zdmc_op zdmc_op_split_column;
 extern const zdmc_op zdmc_op_alter_column_type;
 extern const zdmc_op zdmc_op_rename_column;
+extern const zdmc_op zdmc_op_add_column;
 
 /* The op of an action (by its tag). */
 const zdmc_op *zdmc_op_for(const zdmc_action *action);
