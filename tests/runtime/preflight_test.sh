@@ -24,6 +24,7 @@
 # irreversible split, a retype on quoted names, using expressions that do
 # not work (a type error, a set-returning function, an aggregate), a
 # plan that requires a newer server (split_name's, edited and resealed),
+# add column's examples and defaults that do not work (bad_default),
 # and cdc plans: a split with a native source keyed by id, one with a
 # debezium source keyed by email, and type changes whose columns have no
 # equality (json).  zdmc writes every plan in format version 3, its changes
@@ -78,7 +79,8 @@ compile()
 		die "$name.zdm does not compile"
 }
 
-for p in split_name orders_amount rename_email users_and_orders; do
+for p in split_name orders_amount rename_email users_and_orders add_created_at \
+	add_user_columns; do
 	compile "$p" "$root/plans"
 done
 mkdir "$work/src"
@@ -106,6 +108,14 @@ alter table users
   reverse using (concat_ws(' ', first_name, last_name));
 alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
   reverse using ((amount * 100)::integer);
+ZDM
+# add column: a default is analysed as the value of the existing rows, in
+# the column's type, catalog only (a constant) or backfilled (computed)
+cat >"$work/src/bad_default.zdm" <<'ZDM'
+migration bad_default;
+alter table users
+  add column visits integer not null default 'many',
+  add column token text default no_such_function();
 ZDM
 # set-returning and aggregate functions are legal in a SELECT list but not
 # in the backfill's UPDATE ... SET or the sync trigger's assignment
@@ -162,6 +172,7 @@ compile bad_aggregate "$work/src"
 compile split_irreversible "$work/src"
 compile quoted "$work/src"
 compile bad_expression "$work/src"
+compile bad_default "$work/src"
 # A plan for a server from the future: the checksum is recomputed as
 # docs/plan-format.md says, so only the version differs.
 sed '$d' "$work/split_name.plan" |
@@ -535,6 +546,18 @@ EOF
 check bad_expression bad_expression 'SELECT 1' <<'EOF'
 zdm: preflight: public.users.first_name: using (name + 1) does not work on this table: operator does not exist: text + integer
 zdm: preflight: public.users.last_name: using (no_such_function(name)) does not work on this table: function no_such_function(text) does not exist
+EOF
+
+# add column: the new columns must be free; the defaults are analysed too
+check clean_add_columns add_user_columns 'SELECT 1' <<'EOF'
+EOF
+check add_column_exists add_created_at \
+	'ALTER TABLE public.users ADD COLUMN created_at timestamptz' <<'EOF'
+zdm: preflight: public.users.created_at: column already exists, and the change "add created_at timestamptz not null default now()" creates it
+EOF
+check bad_default bad_default 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.visits: using ('many') does not work on this table: invalid input syntax for type integer: "many"
+zdm: preflight: public.users.token: using (no_such_function()) does not work on this table: function no_such_function() does not exist
 EOF
 
 check bad_srf bad_srf 'SELECT 1' <<'EOF'
