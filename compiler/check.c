@@ -530,6 +530,14 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 
 	if (strcmp(o->sync, "cdc") != 0)
 		return;
+	/* nothing would be in the publication (renames and columns added
+	 * from the catalog only keep no second shape in step) */
+	for (i = 0; i < model->ntables && !model->tables[i].needs_sync; i++)
+		;
+	if (model->ntables > 0 && i == model->ntables)
+		zdmc_diag_error(
+			ctx->diag, o->sync_offset,
+			"sync = cdc, but no change of this migration keeps two shapes of a table in step (renames and columns added from the catalog need no sync); leave sync out");
 	if (model->migration != NULL) {
 		const char *p = model->migration;
 		bool ok = strlen("zdm_") + strlen(p) <= ZDMC_MAX_IDENT_BYTES;
