@@ -3,8 +3,19 @@
 # both application versions (zdm_traffic, from tests/sql/sql.cmake) where it
 # makes sense.  Label "sql", like tests/sql.  Each test's script says what it
 # asserts; apply_lib.sh holds what they share.
+# Generated for every example with a fixture (tests/sql/fixtures/EXAMPLE.sql
+# next to plans/EXAMPLE.zdm; the contract is in tests/sql/README.md), labels
+# "sql" and "matrix" (and "matrix_representative" for one example, see
+# tests/sql/sql.cmake):
 #   apply_e2e_EXAMPLE       apply_e2e.sh: end to end under traffic
 #   apply_rollback_EXAMPLE  apply_rollback.sh: rollback from each boundary
+#   apply_kill_EXAMPLE      apply_kill_random.sh: kill -9 at a random point
+#                           (seeded, ZDM_KILL_SEED), then resume to done
+#   apply_cdc_EXAMPLE       apply_cdc_example.sh: the example compiled with
+#                           sync = cdc, under traffic, with zdm sync; skipped
+#                           (exit 77) when the plan keeps no two shapes in
+#                           sync (no backfill, no sync trigger)
+# The rest, label "sql":
 #   apply_kill_POINT        apply_kill.sh: kill -9 in expand, backfill, at a
 #                           gate, in contract; then resume
 #   apply_locks             apply_locks.sh: lock timeouts, retries, exit 3
@@ -17,8 +28,6 @@
 #   apply_autocommit        apply_autocommit.sh: autocommit steps (CREATE
 #                           INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE):
 #                           retries, a failed build, kill -9, rollback
-# One e2e and one rollback test per example that has a fixture
-# (tests/sql/fixtures/EXAMPLE.sql next to plans/EXAMPLE.zdm).
 set(zdm_apply_dir ${CMAKE_CURRENT_LIST_DIR})
 set(zdm_apply_env
     "ZDM=$<TARGET_FILE:zdm>;ZDMC=$<TARGET_FILE:zdmc>;ZDM_TRAFFIC=$<TARGET_FILE:zdm_traffic>")
@@ -45,6 +54,14 @@ foreach(fixture IN LISTS zdm_apply_fixtures)
   endif()
   zdm_apply_test(apply_e2e_${example} apply_e2e.sh ${example})
   zdm_apply_test(apply_rollback_${example} apply_rollback.sh ${example})
+  zdm_apply_test(apply_kill_${example} apply_kill_random.sh ${example})
+  zdm_apply_test(apply_cdc_${example} apply_cdc_example.sh ${example})
+  zdm_matrix_labels(${example} apply_e2e_${example} apply_rollback_${example}
+                    apply_kill_${example} apply_cdc_${example})
+  # exit 77: the plan keeps no two shapes in sync; the applier is slow
+  # under a loaded machine (docs/performance.md)
+  set_tests_properties(apply_cdc_${example} PROPERTIES
+                       SKIP_RETURN_CODE 77 TIMEOUT 400)
 endforeach()
 
 foreach(point expand backfill gate contract)
@@ -60,8 +77,9 @@ zdm_apply_test(apply_sequence apply_sequence.sh)
 set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
 
-# sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm)
-foreach(cdc_case traffic same rollback nosync)
+# sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm);
+# under traffic with kills: apply_cdc_EXAMPLE above
+foreach(cdc_case same rollback nosync)
   zdm_apply_test(apply_cdc_${cdc_case} apply_cdc.sh ${cdc_case})
   # the applier is slow under a loaded machine (docs/performance.md)
   set_tests_properties(apply_cdc_${cdc_case} PROPERTIES TIMEOUT 400)

@@ -6,18 +6,10 @@
 #
 #   tests/runtime/apply_cdc.sh CASE
 #
+# (The traffic case -- kill -9 of zdm sync and of zdm apply under traffic
+# from both versions -- is apply_cdc_example.sh's, generated for every
+# fixture: apply_cdc_split_name runs it on this same migration.)
 # Cases:
-#   traffic     old-version clients write from before expand, new-version
-#               clients from expand on; `zdm sync` starts once expand is
-#               done, is killed with SIGKILL mid-run and started again
-#               (it resumes from the slot); `zdm apply` is killed with
-#               SIGKILL in the backfill and run again (it resumes) and stops
-#               at the switch gate; old clients stop, apply --approve-all
-#               finishes.  Not one
-#               client statement failed; zdm sync exited 0 by itself at
-#               contract; the final columns and split_name.check.sql hold;
-#               no slot, publication, origin, zdm column, constraint or
-#               FULL replica identity is left.
 #   same        the same scripted writes from both versions (inserts,
 #               updates of either shape, a new-version update of one new
 #               column on a row never backfilled, deletes) run once on a
@@ -36,26 +28,16 @@
 set -euo pipefail
 
 me=apply_cdc.sh
-case_name=${1:?usage: apply_cdc.sh traffic|same|rollback|nosync}
+case_name=${1:?usage: apply_cdc.sh same|rollback|nosync}
 example=split_name
 # shellcheck source=apply_lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/apply_lib.sh"
 at_init
-tplan=$plan
 plan=$(at_compile "$root/plans/split_name_cdc.zdm" split_name_cdc)
 migration=$(at_plan_get "$plan" migration)
 version_schema=$(at_plan_get "$plan" new_version.schema)
 search_path=$(at_plan_get "$plan" new_version.search_path)
 grep -q '^  sync: cdc$' "$plan" || die "$plan is not a cdc plan"
-
-# sync_start DB NAME: zdm sync in the background; its pid in $sync_pid.
-sync_start()
-{
-	"$ZDM" sync "$plan" --db "dbname=$1" >"$work/$2.out" 2>"$work/$2.err" &
-	sync_pid=$!
-	at_bg_pids+=("$sync_pid")
-	say "zdm sync ($2) started, pid $sync_pid"
-}
 
 # The schema of DB as zdm must leave it, with replica identity and NOT NULL.
 table_facts()
@@ -67,49 +49,6 @@ table_facts()
 }
 
 case $case_name in
-traffic)
-	db=cdc_traffic
-	fresh_db $db
-	traffic_start $db old old
-	sleep 1
-	say "zdm apply (to the switch gate), zdm sync once expand is done"
-	zdm_bg apply1 apply "$plan" --db "dbname=$db" --batch-size 200 --pause 20ms
-	apply_pid=$zdm_pid
-	at_wait_for "expand done in the journal" 60 phase_done $db expand
-	sync_start $db sync1
-	traffic_start $db new new
-	wait_sync_running $db
-	sleep 2
-	say "kill -9 zdm sync, let changes pile up, start it again"
-	kill -9 "$sync_pid"
-	wait "$sync_pid" 2>/dev/null || true
-	sleep 2
-	sync_start $db sync2
-	say "kill -9 zdm apply in the backfill, with zdm sync running; apply again"
-	at_wait_for "backfill rows in the journal" 120 sql_true $db \
-		"SELECT coalesce(sum(rows), 0) > 0 FROM zdm.backfill"
-	kill -9 "$apply_pid"
-	wait "$apply_pid" 2>/dev/null || true
-	expect_grep "first run: the backfill waited for the sync" "$work/apply1.out" 'zdm sync'
-	at_wait_for "the killed zdm apply's sessions to end" 30 sql_true $db \
-		"SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
-		  WHERE datname = '$db' AND application_name IN ('zdm $migration', 'zdm backfill'))"
-	zdm_bg apply1b apply "$plan" --db "dbname=$db" --batch-size 200 --pause 20ms
-	# generous: on a loaded machine (CI runs tests in parallel) the catch-up
-	# steps after the backfill wait for the sync, which shares the cores
-	zdm_wait "$zdm_pid" apply1b 4 200
-	expect_grep "resumed run" "$work/apply1b.out" '^migration .*: resuming \(was running\)'
-	expect_grep "resumed run" "$work/apply1b.out" '^zdm: paused at gate "switch"'
-	sleep 1
-	traffic_stop old
-	say "zdm apply --approve-all (the rest)"
-	zdm_run apply2 0 apply "$plan" --db "dbname=$db" --approve-all
-	expect_grep "second run" "$work/apply2.out" '^migration .*: done$'
-	zdm_wait "$sync_pid" sync2 0 30
-	sleep 1
-	traffic_stop new
-	check_done $db
-	;;
 same)
 	# Both plans stop at their backfill gate: the script's writes meet rows
 	# that are not backfilled yet (the merge on a partial new-version

@@ -209,6 +209,110 @@ at_stopping_plan()
 	fi
 }
 
+# ---- what a plan does (for the tests generated per fixture) ------------------------
+# at_plan_steps PLAN: one line per step, "ID KIND PHASE APPROVAL" (APPROVAL
+# is "approval" for a gate that waits for a person, "-" otherwise).
+at_plan_steps()
+{
+	awk '
+		function flush() { if (id != "") print id, kind, phase, appr; id = "" }
+		/^- phase: / { flush(); phase = $3 }
+		/^  - id: / { flush(); id = $3; kind = "-"; appr = "-" }
+		/^    kind: / { kind = $2 }
+		/^    approval: true$/ { appr = "approval" }
+		END { flush() }' "$1"
+}
+
+# at_plan_syncs PLAN: true when PLAN keeps two shapes of a table in step
+# while both versions write (a backfill, a sync trigger, or cdc catch-up
+# steps); such an example also gets a sync = cdc test (apply_cdc_example.sh).
+at_plan_syncs()
+{
+	grep -Eq '^    kind: (backfill|catch_up)$|CREATE TRIGGER zdm_sync' "$1"
+}
+
+# at_plan_key DB PLAN: the primary key columns, "a, b", that every table
+# of PLAN has in DB; empty when a table has none or they differ.
+at_plan_key()
+{
+	local db=$1 t k key="" first=1
+	for t in $(sed -n 's/^- table: //p' "$2"); do
+		k=$(val "$db" "SELECT string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
+		  FROM pg_catalog.pg_index i
+		  CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+		  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+		  WHERE i.indrelid = '$t'::regclass AND i.indisprimary")
+		if [ "$first" = 1 ]; then
+			key=$k
+			first=0
+		elif [ "$k" != "$key" ]; then
+			return 0
+		fi
+	done
+	echo "$key"
+}
+
+# at_cdc_source NAME KEY [SRC]: a test-only copy of SRC (default
+# plans/$example.zdm) synced by change data capture: its migration
+# statement's with-options lose sync, key, cdc_source, max_lag and
+# stable_for and gain sync = cdc, key = (KEY), max_lag = '1s', stable_for =
+# '2s' (a "with (...)" is added when it has none).  Prints the copy's path;
+# the statements are the source's own.
+at_cdc_source()
+{
+	local name=$1 key=$2 src=${3:-$root/plans/$example.zdm}
+	mkdir -p "$work/src"
+	python3 - "$src" "$work/src/$name.zdm" "$key" <<'PY' || die "cannot make a sync = cdc copy of $src"
+import re, sys
+src, out, key = sys.argv[1:4]
+text = open(src).read()
+# Skip comments to find the migration statement; its end is the first ';'.
+pos = 0
+comment = re.compile(r'\s+|--[^\n]*|/\*.*?\*/', re.S)
+while True:
+    m = comment.match(text, pos)
+    if not m or m.end() == pos:
+        break
+    pos = m.end()
+if not re.match(r'migration\b', text[pos:], re.I):
+    sys.exit("no migration statement at the top")
+end = text.index(';', pos)
+stmt = text[pos:end]
+ours = ["sync = cdc", "key = (%s)" % key, "max_lag = '1s'", "stable_for = '2s'"]
+m = re.search(r'\bwith\s*\(', stmt, re.I)
+if m:
+    # the options up to the matching ')', split at top-level commas
+    depth, i, opts, cur = 1, m.end(), [], ''
+    while depth:
+        c = stmt[i]
+        if c == '(':
+            depth += 1
+        elif c == ')':
+            depth -= 1
+            if not depth:
+                break
+        elif c == "'":
+            j = stmt.index("'", i + 1)
+            cur += stmt[i:j + 1]
+            i = j + 1
+            continue
+        if c == ',' and depth == 1:
+            opts.append(cur)
+            cur = ''
+        else:
+            cur += c
+        i += 1
+    opts.append(cur)
+    kept = [o.strip() for o in opts if o.strip() and not re.match(
+        r'(sync|key|cdc_source|max_lag|stable_for)\s*=', o.strip(), re.I)]
+    stmt = stmt[:m.start()] + 'with (' + ', '.join(kept + ours) + ')' + stmt[i + 1:]
+else:
+    stmt = stmt.rstrip() + '\n  with (' + ', '.join(ours) + ')'
+open(out, 'w').write(text[:pos] + stmt + text[end:])
+PY
+	echo "$work/src/$name.zdm"
+}
+
 # at_plan_get PLAN KEY: a top-level scalar (migration) or one of
 # new_version's (new_version.schema, new_version.search_path).
 at_plan_get()
@@ -366,6 +470,16 @@ apply_to_gate()
 }
 
 # ---- zdm sync (sync = cdc plans) ---------------------------------------------------
+# sync_start DB NAME: zdm sync of $plan in the background; its pid in
+# $sync_pid, its output in $work/NAME.out and .err.
+sync_start()
+{
+	"$ZDM" sync "$plan" --db "dbname=$1" >"$work/$2.out" 2>"$work/$2.err" &
+	sync_pid=$!
+	at_bg_pids+=("$sync_pid")
+	say "zdm sync ($2) started, pid $sync_pid"
+}
+
 # The sync of $migration reports as running in zdm.cdc of DB.
 sync_running()
 {

@@ -8,8 +8,9 @@
 # To stop at each boundary the test compiles a bench-only copy of
 # plans/EXAMPLE.zdm with approve = (expand, backfill, verify, switch,
 # contract) (same statements, every gate stops) and approves the gates up to
-# the boundary with --approve.  For each case, on a fresh copy of the
-# fixture, without traffic (the data must compare byte for byte):
+# the boundary with --approve.  One case per gate of that plan, in order,
+# each on a fresh copy of the fixture, without traffic (the data must
+# compare byte for byte); today's plans have a gate before each phase:
 #   gate_expand    stopped at the expand gate: nothing but the journal exists
 #   expand         expand done, stopped at the backfill gate
 #   backfill       backfill done, stopped at the verify gate
@@ -20,8 +21,9 @@
 #     is the one taken before the migration, and every table's rows in key
 #     order are the same;
 #   - `zdm status --json` says rolled_back; a second rollback says "already";
-# After the "expand" case, `zdm apply --approve-all` starts over (output
-# "started") and finishes, leaving the final columns and no zdm object.
+# After the second case ("expand"), `zdm apply --approve-all` starts over
+# (output "started") and finishes, leaving the final columns and no zdm
+# object.
 # More cases:
 #   locked           at the switch gate, a session holds ACCESS SHARE on the
 #                    tables and on their views in the version schema: `zdm
@@ -76,14 +78,23 @@ rollback_case()
 	say "case $name: schema and data as before"
 }
 
-rollback_case gate_expand "" expand
-rollback_case expand expand backfill
-rollback_case backfill expand,backfill verify
-rollback_case verify expand,backfill,verify switch
-rollback_case switch expand,backfill,verify,switch contract
+# One case per gate of the plan, in order (each phase boundary): stop
+# there, with every gate before it approved.  Named after the last gate
+# approved, the first gate_GATE.
+mapfile -t gates < <(sed -n 's/^    gate: //p' "$gplan")
+[ "${#gates[@]}" -ge 2 ] || die "the gates variant has ${#gates[@]} gate(s)"
+approved=""
+prev=""
+restart_db=""
+for g in "${gates[@]}"; do
+	rollback_case "${prev:-gate_$g}" "$approved" "$g"
+	[ -n "$restart_db" ] || [ -z "$prev" ] || restart_db=rb_$prev
+	approved=${approved:+$approved,}$g
+	prev=$g
+done
 
 say "after a rollback, apply starts over"
-db=rb_expand
+db=$restart_db
 zdm_run again 0 apply "$gplan" --db "dbname=$db" --approve-all
 expect_grep "apply after rollback" "$work/again.out" '^migration .*: started'
 expect_grep "apply after rollback" "$work/again.out" '^migration .*: done$'

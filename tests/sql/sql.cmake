@@ -10,6 +10,23 @@ target_link_libraries(zdm_traffic PRIVATE PkgConfig::PQ Threads::Threads)
 add_executable(zdm_plan_exec ${CMAKE_CURRENT_LIST_DIR}/plan_exec.c)
 target_link_libraries(zdm_plan_exec PRIVATE zdm_core PkgConfig::PQ)
 
+# The tests generated per fixture (these, and apply_*_EXAMPLE in
+# tests/runtime/apply.cmake) carry the label "matrix"; those of one
+# representative example also "matrix_representative", which is all of the
+# matrix the ASan phase of tests/run.sh runs (tests/sql/README.md).
+# split_name: a backfill, a sync trigger, a rename, a NOT NULL column.
+set(ZDM_MATRIX_REPRESENTATIVE split_name CACHE STRING
+    "the example whose generated tests the ASan phase runs")
+
+# zdm_matrix_labels EXAMPLE TEST...: the labels of tests generated for EXAMPLE
+function(zdm_matrix_labels example)
+  set(labels "sql;matrix")
+  if(example STREQUAL ZDM_MATRIX_REPRESENTATIVE)
+    list(APPEND labels matrix_representative)
+  endif()
+  set_tests_properties(${ARGN} PROPERTIES LABELS "${labels}")
+endfunction()
+
 file(GLOB zdm_sql_fixtures CONFIGURE_DEPENDS
      ${CMAKE_CURRENT_LIST_DIR}/fixtures/*.sql)
 foreach(fixture IN LISTS zdm_sql_fixtures)
@@ -27,7 +44,7 @@ foreach(fixture IN LISTS zdm_sql_fixtures)
            COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_example.sh ${example}
            WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
   set_tests_properties(sql_${example} PROPERTIES
-    LABELS sql
     TIMEOUT 180
     ENVIRONMENT "ZDMC=$<TARGET_FILE:zdmc>;ZDM_TRAFFIC=$<TARGET_FILE:zdm_traffic>;ZDM_PLAN_EXEC=$<TARGET_FILE:zdm_plan_exec>")
+  zdm_matrix_labels(${example} sql_${example})
 endforeach()
