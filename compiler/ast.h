@@ -100,6 +100,9 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
 	ZDMC_ACTION_ADD_COLUMN,        /* add column c t [clauses] */
+	ZDMC_ACTION_SET_DEFAULT,       /* alter column c set default expr */
+	ZDMC_ACTION_DROP_DEFAULT,      /* alter column c drop default */
+	ZDMC_ACTION_RENAME_TABLE,      /* rename to t */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -161,6 +164,18 @@ typedef struct zdmc_add_column {
 	zdmc_type type;
 	zdmc_colclause *clauses; /* in source order */
 } zdmc_add_column;
+/* set default and drop default: one node type for the two tags (value's
+ * text is NULL for drop default). */
+typedef struct zdmc_column_default {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_expr value; /* unparenthesised, to the next , or ; */
+} zdmc_column_default;
+
+typedef struct zdmc_rename_table {
+	zdmc_action action;
+	zdmc_name to; /* the new name, in the table's schema */
+} zdmc_rename_table;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -38,6 +38,7 @@ typedef struct check_table {
 	check_name *new_names; /* names the new shape gains */
 	size_t nnew;
 	size_t cap_changes, cap_old, cap_new;
+	const zdmc_change *rename; /* the change that renames the table */
 } check_table;
 
 struct zdmc_check_ctx {
@@ -147,6 +148,12 @@ zdmc_diag *
 zdmc_check_diag(const zdmc_check_ctx *ck)
 {
 	return ck->diag;
+}
+
+const zdmc_table *
+zdmc_check_table(const zdmc_check_ctx *ck)
+{
+	return ck->cur->table;
 }
 
 void
@@ -341,6 +348,37 @@ zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
 	change->reverse[change->nreverse - 1].reverse = reverse;
 }
 
+void
+zdmc_change_set_table_rename(zdmc_check_ctx *ck, zdmc_change *change,
+                             const zdmc_name *to)
+{
+	check_table *ct = ck->cur;
+
+	if (ct->rename != NULL) {
+		zdmc_diag_error(
+			ck->diag, to->offset,
+			"table %s is renamed twice; a migration renames a table once",
+			ct->table->qname);
+		zdmc_diag_note(ck->diag, ct->rename->table_renamed_offset,
+		               "first renamed here");
+		return;
+	}
+	change->table_renamed_to = to->name;
+	change->table_renamed_offset = to->offset;
+	ct->rename = change;
+}
+
+void
+zdmc_change_add_default(zdmc_check_ctx *ck, zdmc_change *change,
+                        const char *column, zdmc_sqlexpr *value)
+{
+	change->defaults =
+		check_append(ck->arena, change->defaults, &change->ndefaults,
+	                     sizeof(zdmc_coldefault));
+	change->defaults[change->ndefaults - 1].column = column;
+	change->defaults[change->ndefaults - 1].value = value;
+}
+
 /* ---- the rules that span changes, on their facts ----------------------- */
 
 /* A name the new shape gains must not be a column the migration knows the
@@ -439,7 +477,11 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				ctx->diag, at,
 				"using refers to \"%s\", which exists only in the new shape; using computes the new shape from the old",
 				ref->column);
-		} else if (new_shape && old != NULL && added == NULL) {
+		} else if (new_shape && old != NULL && added == NULL &&
+		           (zdmc_change_replaces(old->change, ref->column) ||
+		            zdmc_change_renames(old->change, ref->column))) {
+			/* a column a change only alters (its default) is in
+			 * both shapes */
 			const zdmc_colrename *r =
 				zdmc_change_renames(old->change, ref->column);
 
@@ -489,6 +531,118 @@ check_table_refs(check_ctx *ctx, const check_table *ct)
 	}
 }
 
+/*
+ * Several schemas: one version schema per schema, <schema>_<migration>, in
+ * the order the schemas first appear.  A version schema may not be one of
+ * the schemas the migration changes (expand would find it taken, and its
+ * tables would be hidden behind their own views' schema).
+ */
+static void
+check_schemas(check_ctx *ctx)
+{
+	zdmc_model *model = ctx->model;
+	size_t i, j;
+
+	model->schemas = zdmc_arena_alloc(ctx->arena, (model->ntables + 1) *
+	                                                      sizeof(char *));
+	model->version_schemas = zdmc_arena_alloc(
+		ctx->arena, (model->ntables + 1) * sizeof(char *));
+	for (i = 0; i < model->ntables; i++) {
+		zdmc_table *t = &model->tables[i];
+
+		for (j = 0; j < model->nschemas; j++)
+			if (strcmp(model->schemas[j], t->schema) == 0)
+				break;
+		if (j == model->nschemas) {
+			model->schemas[j] = t->schema;
+			model->version_schemas[j] =
+				zdmc_arena_printf(ctx->arena, "%s_%s",
+			                          t->schema, model->migration);
+			model->nschemas++;
+		}
+		t->version_schema = model->version_schemas[j];
+	}
+	model->version_schema = model->version_schemas[0];
+	for (i = 0; i < model->nschemas; i++)
+		for (j = 0; j < model->ntables; j++) {
+			const zdmc_table *t = &model->tables[j];
+
+			if (strcmp(t->schema, model->version_schemas[i]) != 0)
+				continue;
+			zdmc_diag_error(
+				ctx->diag, t->offset,
+				"the new version's schema for \"%s\" is \"%s\", a schema this migration changes tables in; use another migration name",
+				model->schemas[i], model->version_schemas[i]);
+			break;
+		}
+}
+
+/*
+ * The names the new version knows the tables by.  A statement names a
+ * table by its current name, so a new name may not be the name of another
+ * table of the migration in the same schema (it is taken, or it is the
+ * renamed table written under its new name); and the new version reaches
+ * every table by its name alone (search_path), so no two tables may end up
+ * with one name, in one schema or in two.
+ */
+static void
+check_table_names(check_ctx *ctx)
+{
+	zdmc_model *model = ctx->model;
+	size_t i, j;
+
+	for (i = 0; i < model->ntables; i++) {
+		zdmc_table *t = &model->tables[i];
+		const zdmc_change *r = ctx->tables[i].rename;
+
+		t->new_name = r ? r->table_renamed_to : t->name;
+	}
+	for (i = 0; i < model->ntables; i++) {
+		const zdmc_table *t = &model->tables[i];
+		const zdmc_change *r = ctx->tables[i].rename;
+
+		for (j = 0; j < model->ntables; j++) {
+			const zdmc_table *u = &model->tables[j];
+			const zdmc_change *ur = ctx->tables[j].rename;
+			bool same_schema = strcmp(t->schema, u->schema) == 0;
+
+			/* a table in schema zdm is reported already */
+			if (i == j || strcmp(t->new_name, u->new_name) != 0 ||
+			    check_reserved(t->schema) ||
+			    check_reserved(u->schema))
+				continue;
+			if (r != NULL && ur == NULL && same_schema) {
+				zdmc_diag_error(
+					ctx->diag, r->table_renamed_offset,
+					"%s is renamed to \"%s\", but this migration also changes %s; a statement names a table by its current name, and a new name must be free",
+					t->qname, t->new_name, u->qname);
+				zdmc_diag_note(ctx->diag, u->offset,
+				               "%s is changed here", u->qname);
+			} else if (j > i) {
+				/* reported once per pair, at the later one */
+			} else if (r != NULL && ur != NULL && same_schema) {
+				zdmc_diag_error(
+					ctx->diag, r->table_renamed_offset,
+					"%s and %s are both renamed to \"%s\"",
+					u->qname, t->qname, t->new_name);
+				zdmc_diag_note(ctx->diag,
+				               ur->table_renamed_offset,
+				               "first renamed here");
+			} else if (!same_schema) {
+				zdmc_diag_error(
+					ctx->diag,
+					r ? r->table_renamed_offset : t->offset,
+					"%s and %s would both be \"%s\" to the new version, which names tables without their schema",
+					u->qname, t->qname, t->new_name);
+				zdmc_diag_note(ctx->diag,
+				               ur ? ur->table_renamed_offset
+				                  : u->offset,
+				               "%s is here", u->qname);
+			}
+		}
+	}
+}
+
 /* Names zdm derives from the source must fit PostgreSQL's 63 bytes. */
 static void
 check_derived_names(check_ctx *ctx, const zdmc_migration *mig)
@@ -506,12 +660,13 @@ check_derived_names(check_ctx *ctx, const zdmc_migration *mig)
 				"table name \"%s\" is too long: zdm names its trigger function \"zdm_sync_%s\", which must fit in %d bytes",
 				t->name, t->name, ZDMC_MAX_IDENT_BYTES);
 	}
-	if (model->version_schema != NULL &&
-	    strlen(model->version_schema) > ZDMC_MAX_IDENT_BYTES)
-		zdmc_diag_error(
-			ctx->diag, mig->name.offset,
-			"the new version's schema \"%s\" (schema, \"_\", migration name) is longer than %d bytes; use a shorter migration name",
-			model->version_schema, ZDMC_MAX_IDENT_BYTES);
+	for (i = 0; i < model->nschemas; i++)
+		if (strlen(model->version_schemas[i]) > ZDMC_MAX_IDENT_BYTES)
+			zdmc_diag_error(
+				ctx->diag, mig->name.offset,
+				"the new version's schema \"%s\" (schema, \"_\", migration name) is longer than %d bytes; use a shorter migration name",
+				model->version_schemas[i],
+				ZDMC_MAX_IDENT_BYTES);
 }
 
 /*
@@ -626,16 +781,6 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		}
 		check_ident_length(&ctx, &stmt->table);
 		ct = check_table_for(&ctx, stmt);
-		if (ctx.model->ntables > 1 &&
-		    !check_reserved(ct->table->schema) &&
-		    strcmp(ct->table->schema, out->tables[0].schema) != 0)
-			zdmc_diag_error(
-				diag,
-				stmt->schema.name ? stmt->schema.offset
-						  : stmt->table.offset,
-				"all tables of one migration must be in one schema: %s is in \"%s\", %s in \"%s\"",
-				ct->table->qname, ct->table->schema,
-				out->tables[0].qname, out->tables[0].schema);
 		ctx.cur = ct;
 		for (a = stmt->actions; a != NULL; a = a->next) {
 			zdmc_change *c = check_add_change(&ctx, ct);
@@ -670,9 +815,9 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 						"an irreversible change makes the switch gate a point of no return; approve must include switch");
 			}
 	}
+	check_table_names(&ctx);
 	if (out->migration != NULL && out->ntables > 0)
-		out->version_schema = zdmc_arena_printf(
-			arena, "%s_%s", out->tables[0].schema, out->migration);
+		check_schemas(&ctx);
 	check_derived_names(&ctx, mig);
 	check_cdc(&ctx, mig);
 	return diag->nerrors > before ? -1 : 0;

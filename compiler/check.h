@@ -21,6 +21,8 @@ typedef struct zdmc_check_ctx zdmc_check_ctx;
 
 zdmc_arena *zdmc_check_arena(const zdmc_check_ctx *ck);
 zdmc_diag *zdmc_check_diag(const zdmc_check_ctx *ck);
+/* The table of the change being checked (as far as it is known yet). */
+const zdmc_table *zdmc_check_table(const zdmc_check_ctx *ck);
 
 /* Names: longer than 63 bytes; starting with "zdm" (reported and true). */
 void zdmc_check_ident_length(zdmc_check_ctx *ck, const zdmc_name *name);
@@ -61,5 +63,11 @@ void zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
                             const char *column, const char *to);
 void zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
                              const char *column, zdmc_sqlexpr *reverse);
+/* The table's new name: once per table (a second is reported). */
+void zdmc_change_set_table_rename(zdmc_check_ctx *ck, zdmc_change *change,
+                                  const zdmc_name *to);
+/* A column's new default; value NULL: the default is dropped. */
+void zdmc_change_add_default(zdmc_check_ctx *ck, zdmc_change *change,
+                             const char *column, zdmc_sqlexpr *value);
 
 #endif

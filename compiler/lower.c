@@ -18,9 +18,14 @@
  * columns), by a DO block whose every line is in the plan.  Its columns
  * come from the changes' facts: a created column takes the place of the
  * first column its change replaces, the others vanish, a renamed one shows
- * under its new name.  Dropping the version schema at contract lets
- * new-version clients, whose search_path is "<version>, public", fall
- * through to the contracted table, which now has their shape.
+ * under its new name.  A view is named after its table's new name (a
+ * change's table_renamed_to fact, else its own), and lives in the version
+ * schema of its table's schema: one version schema per schema, created in
+ * the expand transaction of that schema's first table, all dropped by the
+ * last step of contract.  Dropping them lets new-version clients, whose
+ * search_path is "<version schemas>, <schemas>" ("public_m, public" for
+ * most migrations), fall through to the contracted tables, which now have
+ * their shape and their names.
  *
  * This file must not report errors (everything it relies on was checked)
  * and must not test which op a change is: what differs by operation is in
@@ -53,8 +58,40 @@ zdmc_lower_quote(zdmc_lower_ctx *l, const char *name)
 static const char *
 lower_view(lower_ctx *ctx, const zdmc_table *t)
 {
-	return zdmc_ident_qualified(ctx->arena, ctx->model->version_schema,
-	                            t->name);
+	return zdmc_ident_qualified(ctx->arena, t->version_schema, t->new_name);
+}
+
+const char *
+zdmc_lower_view(zdmc_lower_ctx *l, const zdmc_table *table)
+{
+	return lower_view(l, table);
+}
+
+/* The view as the descriptions name it: unquoted, as the source does. */
+static const char *
+lower_view_title(lower_ctx *ctx, const zdmc_table *t)
+{
+	return zdmc_arena_printf(ctx->arena, "%s.%s", t->version_schema,
+	                         t->new_name);
+}
+
+/* The table as it is after contract (its new name, if renamed). */
+static const char *
+lower_final_qname(lower_ctx *ctx, const zdmc_table *t)
+{
+	return zdmc_ident_qualified(ctx->arena, t->schema, t->new_name);
+}
+
+/* "a, b": names of the model, quoted, joined. */
+static const char *
+lower_join(lower_ctx *ctx, const char *const *names, size_t n)
+{
+	zdmc_buf b;
+
+	zdmc_buf_init(&b, ctx->arena);
+	for (size_t i = 0; i < n; i++)
+		zdmc_buf_printf(&b, "%s%s", i ? ", " : "", Q(ctx, names[i]));
+	return zdmc_buf_cstr(&b);
 }
 
 /* ---- steps ------------------------------------------------------------- */
@@ -234,7 +271,7 @@ lower_view_value(lower_ctx *ctx, zdmc_buf *values, const char *old_column,
 static const char *
 lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 {
-	zdmc_buf values, extra, sql;
+	zdmc_buf values, extra, select, sql;
 	bool hidden = false;
 	size_t i, j;
 
@@ -267,6 +304,40 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 			hidden = true;
 		}
 	}
+	zdmc_buf_init(&select, ctx->arena);
+	if (values.len == 0)
+		/* no column changes shape (the table is only renamed, gets
+		 * new defaults, or only gains columns, which come last):
+		 * every column as it is */
+		zdmc_buf_printf(
+			&select,
+			"    -- every column of %s in order; zdm's own columns hidden\n"
+			"    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)\n"
+			"      INTO select_list\n"
+			"      FROM pg_catalog.pg_attribute AS a\n"
+			"     WHERE a.attrelid = %s::pg_catalog.regclass\n"
+			"       AND a.attnum > 0 AND NOT a.attisdropped\n"
+			"       AND a.attname !~ '^zdm_';\n",
+			t->qname, zdmc_ident_literal(ctx->arena, t->qname));
+	else
+		zdmc_buf_printf(
+			&select,
+			"    -- every column of %s in order; zdm's own columns hidden;\n"
+			"    -- the columns this migration changes replaced by their new shape\n"
+			"    SELECT pg_catalog.string_agg(coalesce(m.new_shape, pg_catalog.quote_ident(a.attname)),\n"
+			"                                 ', ' ORDER BY a.attnum, m.position)\n"
+			"      INTO select_list\n"
+			"      FROM pg_catalog.pg_attribute AS a\n"
+			"      LEFT JOIN (VALUES %s)\n"
+			"           AS m(old_column, position, new_shape)\n"
+			"        ON m.old_column = a.attname\n"
+			"     WHERE a.attrelid = %s::pg_catalog.regclass\n"
+			"       AND a.attnum > 0 AND NOT a.attisdropped\n"
+			"       AND a.attname !~ '^zdm_'%s;\n",
+			t->qname, zdmc_buf_cstr(&values),
+			zdmc_ident_literal(ctx->arena, t->qname),
+			hidden ? "\n       AND m.new_shape IS DISTINCT FROM ''"
+			       : "");
 	zdmc_buf_init(&sql, ctx->arena);
 	zdmc_buf_printf(
 		&sql,
@@ -275,18 +346,7 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"    select_list text;\n"
 		"    acl record;\n"
 		"BEGIN\n"
-		"    -- every column of %s in order; zdm's own columns hidden;\n"
-		"    -- the columns this migration changes replaced by their new shape\n"
-		"    SELECT pg_catalog.string_agg(coalesce(m.new_shape, pg_catalog.quote_ident(a.attname)),\n"
-		"                                 ', ' ORDER BY a.attnum, m.position)\n"
-		"      INTO select_list\n"
-		"      FROM pg_catalog.pg_attribute AS a\n"
-		"      LEFT JOIN (VALUES %s)\n"
-		"           AS m(old_column, position, new_shape)\n"
-		"        ON m.old_column = a.attname\n"
-		"     WHERE a.attrelid = %s::pg_catalog.regclass\n"
-		"       AND a.attnum > 0 AND NOT a.attisdropped\n"
-		"       AND a.attname !~ '^zdm_'%s;\n"
+		"%s"
 		"%s"
 		"    EXECUTE pg_catalog.format('CREATE VIEW %%s WITH (security_invoker = true)'\n"
 		"                              ' AS SELECT %%s FROM %%s', %s, select_list, %s);\n"
@@ -310,14 +370,7 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"    END LOOP;\n"
 		"END\n"
 		"$zdm$",
-		t->qname,
-		/* a row that matches no column when nothing is renamed or
-		 * replaced in place (every new column comes last) */
-		values.len
-			? zdmc_buf_cstr(&values)
-			: "(NULL::pg_catalog.text, 0, NULL::pg_catalog.text)",
-		zdmc_ident_literal(ctx->arena, t->qname),
-		hidden ? "\n       AND m.new_shape IS DISTINCT FROM ''" : "",
+		zdmc_buf_cstr(&select),
 		extra.len ? zdmc_arena_printf(
 				    ctx->arena,
 				    "    select_list := select_list || %s;\n",
@@ -328,8 +381,7 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		zdmc_ident_literal(ctx->arena, t->qname),
 		zdmc_ident_literal(ctx->arena, t->qname),
 		zdmc_ident_literal(ctx->arena, lower_view(ctx, t)),
-		zdmc_ident_literal(ctx->arena,
-	                           Q(ctx, ctx->model->version_schema)));
+		zdmc_ident_literal(ctx->arena, Q(ctx, t->version_schema)));
 	return zdmc_buf_cstr(&sql);
 }
 
@@ -579,11 +631,21 @@ zdmc_lower_check(zdmc_lower_ctx *l, const zdmc_table *table,
 	lower_check(l, table, description, from_where, examples, cond);
 }
 
+/* Is t the first table of its schema (whose expand creates the schema's
+ * version schema)? */
+static bool
+lower_first_of_schema(const zdmc_model *m, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(m->tables[j].schema, m->tables[i].schema) == 0)
+			return false;
+	return true;
+}
+
 static void
 lower_expand(lower_ctx *ctx)
 {
 	const zdmc_model *m = ctx->model;
-	const char *schema = Q(ctx, m->version_schema);
 	size_t i;
 
 	lower_phase(ctx, ZDMC_PHASE_EXPAND);
@@ -592,16 +654,17 @@ lower_expand(lower_ctx *ctx)
 		lower_cdc_expand_source(ctx);
 	for (i = 0; i < m->ntables; i++) {
 		const zdmc_table *t = &m->tables[i];
+		const char *schema = Q(ctx, t->version_schema);
 
 		ctx->tx_label =
 			zdmc_arena_printf(ctx->arena, "expand %s", t->qname);
-		if (i == 0)
+		if (lower_first_of_schema(m, i))
 			lower_step(
 				ctx, ZDMC_STEP_SQL, NULL,
 				zdmc_arena_printf(
 					ctx->arena,
 					"create schema %s for the new version's views",
-					m->version_schema),
+					t->version_schema),
 				zdmc_arena_printf(ctx->arena,
 			                          "CREATE SCHEMA %s", schema),
 				zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
@@ -611,14 +674,14 @@ lower_expand(lower_ctx *ctx)
 		else
 			zdmc_replace_add_created(ctx, t);
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND);
-		lower_step(ctx, ZDMC_STEP_SQL, t,
-		           zdmc_arena_printf(
-				   ctx->arena,
-				   "create view %s.%s: %s in the new shape",
-				   m->version_schema, t->name, t->qname),
-		           lower_view_sql(ctx, t),
-		           zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
-		                             lower_view(ctx, t)));
+		lower_step(
+			ctx, ZDMC_STEP_SQL, t,
+			zdmc_arena_printf(ctx->arena,
+		                          "create view %s: %s in the new shape",
+		                          lower_view_title(ctx, t), t->qname),
+			lower_view_sql(ctx, t),
+			zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
+		                          lower_view(ctx, t)));
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_VIEW);
 		ctx->tx_label = NULL;
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_AFTER);
@@ -727,8 +790,8 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 		ctx, t,
 		zdmc_arena_printf(
 			ctx->arena,
-			"drop view %s.%s (new-version clients fall through to %s)",
-			ctx->model->version_schema, t->name, t->qname),
+			"drop view %s (new-version clients fall through to %s)",
+			lower_view_title(ctx, t), lower_final_qname(ctx, t)),
 		zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
 	                          lower_view(ctx, t)));
 	if (t->needs_sync)
@@ -739,6 +802,7 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 	lower_slot(ctx, t, ZDMC_SLOT_CONTRACT);
 	if (t->needs_sync)
 		zdmc_replace_contract_finish(ctx, t);
+	lower_slot(ctx, t, ZDMC_SLOT_CONTRACT_LAST);
 	ctx->tx_label = NULL;
 	lower_slot(ctx, t, ZDMC_SLOT_CONTRACT_AFTER);
 }
@@ -783,13 +847,17 @@ lower_contract(lower_ctx *ctx)
 		                                   name),
 		                 lower_drop_origin_sql(ctx));
 	}
+	/* every version schema in one statement: one step, all or none */
 	lower_final_step(
 		ctx, NULL,
-		zdmc_arena_printf(ctx->arena,
-	                          "drop schema %s: the migration is complete",
-	                          ctx->model->version_schema),
+		zdmc_arena_printf(
+			ctx->arena, "drop %s %s: the migration is complete",
+			ctx->model->nschemas > 1 ? "schemas" : "schema",
+			lower_join(ctx, ctx->model->version_schemas,
+	                           ctx->model->nschemas)),
 		zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
-	                          Q(ctx, ctx->model->version_schema)));
+	                          lower_join(ctx, ctx->model->version_schemas,
+	                                     ctx->model->nschemas)));
 }
 
 /* ---- the plan's header --------------------------------------------------- */
@@ -830,6 +898,7 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 	zdmc_plan_column **coltail = &pc->creates;
 	zdmc_plan_rename **rtail = &pc->renames;
 	zdmc_plan_reverse **vtail = &pc->reverse;
+	zdmc_plan_default **dtail = &pc->defaults;
 	size_t k;
 
 	pc->change = c->op->name;
@@ -871,6 +940,16 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 		vtail = &r->next;
 	}
 	pc->irreversible = c->irreversible;
+	pc->table_renamed_to = c->table_renamed_to;
+	for (k = 0; k < c->ndefaults; k++) {
+		zdmc_plan_default *d = ZDMC_NEW(ctx->arena, zdmc_plan_default);
+
+		d->column = c->defaults[k].column;
+		d->value = c->defaults[k].value ? c->defaults[k].value->text
+		                                : NULL;
+		*dtail = d;
+		dtail = &d->next;
+	}
 	if (c->op->facts != NULL)
 		c->op->facts(ctx->arena, c, pc);
 	return pc;
@@ -931,9 +1010,16 @@ zdmc_lower(zdmc_arena *arena, const zdmc_model *model, const zdmc_source *src,
 	plan->sync = model->options.sync;
 	plan->verify_sample = model->options.verify_sample;
 	plan->version_schema = model->version_schema;
-	plan->search_path = zdmc_arena_printf(arena, "%s, %s",
-	                                      Q(&ctx, model->version_schema),
-	                                      Q(&ctx, model->tables[0].schema));
+	if (model->nschemas > 1) {
+		plan->version_schemas = model->version_schemas;
+		plan->nversion_schemas = model->nschemas;
+	}
+	/* every version schema, then every schema: a name resolves as it did
+	 * in the old version's "public, sales", through the views first */
+	plan->search_path = zdmc_arena_printf(
+		arena, "%s, %s",
+		lower_join(&ctx, model->version_schemas, model->nschemas),
+		lower_join(&ctx, model->schemas, model->nschemas));
 
 	lower_summary(&ctx);
 	if (lower_is_cdc(&ctx))

@@ -31,6 +31,9 @@ typedef struct zdmc_lower_ctx {
 
 /* name, quoted as PostgreSQL needs it. */
 const char *zdmc_lower_quote(zdmc_lower_ctx *l, const char *name);
+/* The new version's view of table, quoted and qualified (its version
+ * schema, its new name). */
+const char *zdmc_lower_view(zdmc_lower_ctx *l, const zdmc_table *table);
 /* sync = cdc: zdm sync, not a trigger, keeps the shapes in step. */
 bool zdmc_lower_is_cdc(const zdmc_lower_ctx *l);
 

@@ -54,6 +54,13 @@ typedef struct zdmc_oldcol {
 	zdmc_sqlexpr *reverse; /* in new-shape names */
 } zdmc_oldcol;
 
+/* A column's new default (defaults): NULL value when the default is
+ * dropped. */
+typedef struct zdmc_coldefault {
+	const char *column;
+	zdmc_sqlexpr *value; /* names no column */
+} zdmc_coldefault;
+
 /*
  * One operation of the migration, checked: its op (compiler/ops/), its node
  * and the facts its check declared (the vocabulary of plan format 3's
@@ -77,6 +84,12 @@ typedef struct zdmc_change {
 	size_t nreverse;
 	bool irreversible;
 	size_t irreversible_offset; /* of the clause, for the approval rule */
+	/* the table's new name (same schema), or NULL: the new version sees
+	 * it under this name from expand on, the table takes it at contract */
+	const char *table_renamed_to;
+	size_t table_renamed_offset; /* of the new name in the source */
+	zdmc_coldefault *defaults;   /* set or dropped column defaults */
+	size_t ndefaults;
 	/* the shared column replacement (replace.h), NULL if the change does
 	 * not use it */
 	const struct zdmc_replace *replace;
@@ -90,13 +103,24 @@ typedef struct zdmc_table {
 	size_t nchanges;
 	bool needs_sync; /* a change uses the column replacement */
 	size_t offset;   /* first statement about it */
+	/* the name the new version knows it by: its view's in the version
+	 * schema, and the table's own after contract (a change's
+	 * table_renamed_to, else name) */
+	const char *new_name;
+	const char *version_schema; /* <schema>_<migration>: its view's */
 } zdmc_table;
 
 typedef struct zdmc_model {
 	const char *migration;
 	size_t migration_offset;
 	zdmc_options options;
-	const char *version_schema; /* <schema>_<migration> */
+	const char *version_schema; /* the first table's <schema>_<migration> */
+	/* the schemas the tables are in, in order of first appearance, and
+	 * their version schemas (one each); nschemas is 1 for most
+	 * migrations */
+	const char **schemas;
+	const char **version_schemas;
+	size_t nschemas;
 	zdmc_table *tables;
 	size_t ntables;
 } zdmc_model;

@@ -212,7 +212,11 @@ typedef struct zdmc_plan {
 	long verify_sample;
 	/* the new version */
 	const char *version_schema; /* public_split_user_name */
-	const char *search_path;    /* what new-version clients set */
+	/* with tables in several schemas, every version schema (the first is
+	 * version_schema), written as new_version.schemas; else NULL, 0 */
+	const char **version_schemas;
+	size_t nversion_schemas;
+	const char *search_path; /* what new-version clients set */
 	zdmc_plan_table *tables;
 	zdmc_plan_cdc *cdc; /* sync = cdc; else NULL */
 	zdmc_plan_phase *phases;

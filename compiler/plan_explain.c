@@ -121,8 +121,15 @@ explain_options(zdmc_buf *b, const zdm_plan *plan)
 	                plan->verify_sample);
 	zdmc_buf_puts(b, "New-version clients use `SET search_path = ");
 	zdmc_md_text(b, plan->search_path, false);
-	zdmc_buf_puts(b, "` (views in schema ");
-	zdmc_md_code(b, plan->version_schema, false);
+	zdmc_buf_puts(b, plan->nversion_schemas > 1 ? "` (views in schemas "
+	                                            : "` (views in schema ");
+	for (size_t i = 0; i < plan->nversion_schemas; i++) {
+		if (i > 0)
+			zdmc_buf_puts(b, i + 1 < plan->nversion_schemas
+			                         ? ", "
+			                         : " and ");
+		zdmc_md_code(b, plan->version_schemas[i], false);
+	}
 	zdmc_buf_puts(b, ").\n\n");
 }
 
@@ -715,9 +722,13 @@ explain_rollback(zdmc_buf *b, const zdmc_plan_review *rv)
 			zdmc_buf_printf(
 				b,
 				" Move applications back to the old version "
-				"first: the undo drops schema `%s`, which "
+				"first: the undo drops %s `%s`%s, which "
 				"new-version clients read through.",
-				plan->version_schema);
+				plan->nversion_schemas > 1 ? "schemas"
+							   : "schema",
+				plan->version_schema,
+				plan->nversion_schemas > 1 ? " and the others"
+							   : "");
 		zdmc_buf_puts(b, "\n");
 		prev = phase;
 	}

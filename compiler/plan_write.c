@@ -873,6 +873,10 @@ write_document(plan_writer *w, const zdmc_plan *plan)
 	emit_key(w, "new_version");
 	emit_mapping_start(w);
 	put_string(w, "schema", plan->version_schema);
+	/* only with several: a one-schema plan is as it always was */
+	if (plan->nversion_schemas > 1)
+		put_name_list(w, "schemas", plan->version_schemas,
+		              plan->nversion_schemas);
 	put_string(w, "search_path", plan->search_path);
 	emit_mapping_end(w);
 

@@ -412,7 +412,7 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 			replace_new_changed(ctx, c, "IS DISTINCT FROM NULL",
 		                            " OR "),
 			zdmc_ident_literal(ctx->arena,
-		                           Q(ctx, ctx->model->version_schema)));
+		                           Q(ctx, t->version_schema)));
 		replace_assign_reverse(ctx, &body, t, c, "            ");
 		zdmc_buf_puts(&body, "        ELSE\n");
 		replace_assign_forward(ctx, &body, t, c, "            ");

@@ -885,6 +885,15 @@ zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
 		                what);
 		goto cleanup;
 	}
+	if (status == SQLEXPR_RUN_SYNTAX && fail.past_text) {
+		/* PostgreSQL names the token it stopped at, which is our
+		 * wrapping's, not the source's */
+		zdmc_diag_error(
+			diag, fail.offset,
+			"syntax error in %s expression: it ends too early",
+			what);
+		goto cleanup;
+	}
 	if (status == SQLEXPR_RUN_SYNTAX) {
 		zdmc_diag_error(diag, fail.offset,
 		                "syntax error in %s expression: %s", what,

@@ -21,13 +21,17 @@ typedef struct zdmc_lexer_state {
 	const zdmc_source *src;
 	size_t offset;          /* bytes consumed so far */
 	bool expect_expr;       /* the previous token was USING */
+	bool after_drop;        /* the previous token was DROP */
+	bool bare_pending;      /* DEFAULT: a bare expression follows */
+	bool bare_started;      /* a bare expression's first token was seen */
+	int expr_state;         /* SC_EXPR or SC_BARE: where a string returns */
 	int depth;              /* parenthesis depth inside an expression */
-	size_t expr_start;      /* offset just after the expression's "(" */
+	size_t expr_start;      /* offset just after the expression's "(", or
+	                         * of a bare expression's first token */
+	size_t expr_end;        /* a bare expression: end of its last token */
 	size_t construct_start; /* where an open string or comment began */
 	int comment_depth;      /* slash-star comments nest, as in PostgreSQL */
 	const char *dolq_tag;   /* the $tag$ that closes a dollar quote */
-	size_t raw_start; /* a default's expression: [raw_start, raw_end) */
-	size_t raw_end;
 } zdmc_lexer_state;
 
 typedef struct zdmc_parse_ctx {

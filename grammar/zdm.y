@@ -89,16 +89,15 @@ static zdmc_colclause *grammar_clause(zdmc_parse_ctx *ctx,
 %token <name> QIDENT "quoted identifier"
 %token <word> STRING "string"
 %token <word> INTEGER "integer"
-%token <expr> EXPR "parenthesized expression"
+%token <expr> EXPR "expression"
 %token LEX_ERROR "invalid token"
-%token <name> ALTER "alter" COLUMN "column" DATA "data" INTO "into"
+%token <name> ALTER "alter" COLUMN "column" DATA "data" DEFAULT "default"
+%token <name> DROP "drop" INTO "into"
 %token <name> IRREVERSIBLE "irreversible" MIGRATION "migration" NOT "not"
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
 %token <name> WITH "with"
-%token <name> ADD "add" DEFAULT "default" CHECK "check" UNIQUE "unique"
-%token <name> REFERENCES "references"
-%token <expr> RAW_EXPR "expression"
+%token <name> ADD "add" CHECK "check" UNIQUE "unique" REFERENCES "references"
 
 %type <name> name type_word
 %type <option> opt_with option_list option
@@ -301,6 +300,37 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
+	| RENAME TO name
+	{
+		zdmc_rename_table *n = (zdmc_rename_table *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_RENAME_TABLE,
+			sizeof(zdmc_rename_table), @1.first);
+
+		n->to = $3;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name SET DEFAULT EXPR
+	{
+		zdmc_column_default *n = (zdmc_column_default *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SET_DEFAULT,
+			sizeof(zdmc_column_default), @1.first);
+
+		n->column = $3;
+		n->value = $6;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name DROP DEFAULT
+	{
+		zdmc_column_default *n = (zdmc_column_default *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_DEFAULT,
+			sizeof(zdmc_column_default), @1.first);
+
+		n->column = $3;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
 	| ALTER opt_column name TYPE type_name opt_using opt_reverse
 	{
 		zdmc_alter_column_type *n = (zdmc_alter_column_type *)zdmc_action_new(
@@ -338,7 +368,7 @@ opt_column:
 /*
  * add column: the column's clauses in any order, as PostgreSQL takes
  * them; repeats and combinations are the op's to judge.  default's
- * expression comes from the scanner as one RAW_EXPR token (zdm.l).
+ * expression comes from the scanner as one EXPR token (zdm.l).
  */
 alter_item_add:
 	ADD opt_column name type_name colclauses
@@ -370,7 +400,7 @@ colclauses:
 
 colclause:
 	NOT NULL_P              { $$ = grammar_clause(ctx, ZDMC_COLCLAUSE_NOT_NULL, @1.first); }
-	| DEFAULT RAW_EXPR
+	| DEFAULT EXPR
 	{
 		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_DEFAULT, @1.first);
 		$$->expr = $2;
@@ -433,7 +463,16 @@ ref_action:
 		$$.offset = $1.offset;
 	}
 	| SET NULL_P            { $$.text = "set null"; $$.offset = @1.first; }
-	| SET DEFAULT           { $$.text = "set default"; $$.offset = @1.first; }
+	| SET DEFAULT EXPR
+	{
+		/* the scanner reads an expression after any default; here
+		 * there must be none */
+		if ($3.len > 0)
+			zdmc_diag_error(ctx->diag, $3.offset,
+			                "syntax error: on delete set default takes no expression");
+		$$.text = "set default";
+		$$.offset = @1.first;
+	}
 	;
 
 coldef:

@@ -746,11 +746,21 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	return 0;
 }
 
+static int get_string_list(plan_reader *r, const yaml_node_t *map,
+                           const char *what, const char *key, char ***out,
+                           size_t *n);
+
+/*
+ * schema, and (version 3, a migration over several schemas) schemas: every
+ * version schema, schema first, each once.  Without schemas the plan has
+ * one, schema.
+ */
 static int
 read_new_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
 	static const char *const required[] = {"schema", "search_path"};
 	yaml_node_t *map = map_get(r, root, "new_version");
+	yaml_node_t *list;
 	int error;
 
 	if ((error = check_mapping(r, map, "\"new_version\"")) < 0 ||
@@ -760,14 +770,44 @@ read_new_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = get_string(r, map, "new_version", "search_path", false,
 	                        &plan->search_path)) < 0)
 		return error;
+	list = map_get(r, map, "schemas");
+	if (list == NULL) {
+		plan->version_schemas = calloc(1, sizeof(char *));
+		if (!plan->version_schemas)
+			return reader_fail(r, "out of memory");
+		plan->version_schemas[0] = strdup(plan->version_schema);
+		if (!plan->version_schemas[0])
+			return reader_fail(r, "out of memory");
+		plan->nversion_schemas = 1;
+		return 0;
+	}
+	if (r->format_version < 3)
+		return reader_fail_at(
+			r, list,
+			"new_version: \"schemas\" needs plan format version 3");
+	if ((error = get_string_list(r, map, "new_version", "schemas",
+	                             &plan->version_schemas,
+	                             &plan->nversion_schemas)) < 0)
+		return error;
+	if (plan->nversion_schemas == 0 ||
+	    strcmp(plan->version_schemas[0], plan->version_schema) != 0)
+		return reader_fail_at(
+			r, list,
+			"new_version: \"schemas\" must start with \"schema\" (%s)",
+			plan->version_schema);
+	for (size_t i = 1; i < plan->nversion_schemas; i++)
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(plan->version_schemas[i],
+			           plan->version_schemas[j]) == 0)
+				return reader_fail_at(
+					r, list,
+					"new_version: schema %s is listed twice in \"schemas\"",
+					plan->version_schemas[i]);
 	return 0;
 }
 
 /* ---- tables and their changes ------------------------------------------ */
 
-static int get_string_list(plan_reader *r, const yaml_node_t *map,
-                           const char *what, const char *key, char ***out,
-                           size_t *n);
 static void string_list_free(char **list, size_t n);
 
 /* A list of names that may be left out: absent is empty. */
@@ -2241,6 +2281,7 @@ zdm_plan_free(zdm_plan *plan)
 	free(plan->approve);
 	free(plan->sync);
 	free(plan->version_schema);
+	string_list_free(plan->version_schemas, plan->nversion_schemas);
 	free(plan->search_path);
 	for (size_t i = 0; i < plan->ntables; i++)
 		free(plan->tables[i]);
@@ -2276,14 +2317,35 @@ zdm_plan_free(zdm_plan *plan)
 	free(plan);
 }
 
+/*
+ * The search_path lists the version schemas first (as many as the plan
+ * has), then the tables' schemas: skip the first, keep the rest.  Commas
+ * inside a "quoted" name do not separate.  A search_path with nothing
+ * after its version schemas keeps its last entry, as it always did.
+ */
 char *
 zdm_plan_schema(const zdm_plan *plan)
 {
 	const char *sp = plan->search_path ? plan->search_path : "public";
-	const char *comma = strrchr(sp, ',');
-	const char *tail = comma ? comma + 1 : sp;
+	size_t skip = plan->nversion_schemas ? plan->nversion_schemas : 1;
+	const char *p = sp, *last = sp;
+	bool quoted = false;
+	size_t n = 0;
 
-	while (*tail == ' ')
-		tail++;
-	return strdup(tail);
+	for (; *p; p++) {
+		if (*p == '"')
+			quoted = !quoted;
+		else if (*p == ',' && !quoted) {
+			last = p + 1;
+			if (++n == skip)
+				break;
+		}
+	}
+	if (*p == '\0')
+		p = last; /* fewer entries than version schemas */
+	else
+		p++;
+	while (*p == ' ')
+		p++;
+	return strdup(p);
 }

@@ -224,7 +224,12 @@ typedef struct zdm_plan {
 	size_t napprove;
 	char *sync; /* "trigger" or "cdc" */
 	long verify_sample;
-	char *version_schema;
+	char *version_schema; /* the first (often the only) version schema */
+	/* every version schema, version_schema first: new_version.schemas
+	 * (format version 3, a migration over several schemas), else
+	 * version_schema alone */
+	char **version_schemas;
+	size_t nversion_schemas;
 	char *search_path;
 	char **tables; /* quoted qualified names, in plan order */
 	size_t ntables;
@@ -245,8 +250,10 @@ int zdm_plan_load(zdm_plan **out, const char *path, char *errbuf,
 int zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
                    size_t len, char *errbuf, size_t errlen);
 void zdm_plan_free(zdm_plan *plan);
-/* The last schema of the plan's search_path ("public" when it has none):
- * where its tables are; malloc'd, NULL when out of memory. */
+/* The plan's search_path without its version schemas (which come first):
+ * the schemas its tables are in, "public" or "public, sales" ("public"
+ * when there is nothing else); zdm's sessions use it.  malloc'd, NULL when
+ * out of memory. */
 char *zdm_plan_schema(const zdm_plan *plan);
 
 #endif

@@ -10,7 +10,7 @@
  *   - each table exists, is an ordinary table (not partitioned, not a
  *     partition, not in an inheritance hierarchy, not typed), and the
  *     current user can alter it;
- *   - the names the plan creates are free: the version schema, columns,
+ *   - the names the plan creates are free: the version schemas, columns,
  *     triggers, constraints and the sync function (zdm_* is reserved), and
  *     the new columns' names;
  *   - it works from each change's facts (plan_read.h's zdm_change), never
@@ -38,7 +38,16 @@
  *     (the backfill's UPDATEs fire them), and no column elsewhere stores its
  *     row type (PostgreSQL would refuse expand's ALTER TABLE);
  *   - each using expression is analysed, not run, by the server, in a
- *     VALUES list, which refuses what an UPDATE's SET refuses;
+ *     VALUES list, which refuses what an UPDATE's SET refuses; so is each
+ *     new default, cast to its column's type;
+ *   - a column whose default a change sets or drops is no identity and no
+ *     generated column (PostgreSQL refuses either on those, and would say
+ *     so only at contract, after the view has had the default since
+ *     expand);
+ *   - with tables in several schemas, no relation in a schema earlier in
+ *     the search_path has the name the new version knows a table by
+ *     (the old version would find that one, the new version this table's
+ *     view, and after contract that one again);
  *   - a table with a backfill has a key: its primary key, else a unique
  *     index over NOT NULL columns without expressions or a predicate, that
  *     survives the migration;
@@ -124,6 +133,54 @@ static const char SQL_DATABASE[] =
 	"       pg_catalog.quote_ident($1::pg_catalog.text),\n"
 	"       EXISTS (SELECT FROM pg_catalog.pg_namespace AS n\n"
 	"                WHERE n.nspname = $1::pg_catalog.text::pg_catalog.name)";
+
+/*
+ * A column whose default a change sets or drops ($2, plain, of table oid
+ * $1): whether it is an identity or a generated column, which PostgreSQL
+ * refuses a default on, and its type, to analyse the new default against.
+ * No row: the column does not exist (reported with the change's reads).
+ */
+static const char SQL_DEFAULT_COLUMN[] =
+	"SELECT a.attidentity <> '', a.attgenerated <> '',\n"
+	"       pg_catalog.format_type(a.atttypid, a.atttypmod)\n"
+	"  FROM pg_catalog.pg_attribute AS a\n"
+	" WHERE a.attrelid = $1::pg_catalog.oid\n"
+	"   AND a.attname = $2::pg_catalog.text::pg_catalog.name\n"
+	"   AND a.attnum > 0 AND NOT a.attisdropped";
+
+/*
+ * Several schemas: the new version's search_path is every version schema,
+ * then every schema, in the order the plan's tables first name them ($1,
+ * the tables' quoted qualified names in plan order; $2, each one's new
+ * name or ''), and it names tables without their schema.  A relation in an
+ * earlier schema with the name the new version knows a later table by
+ * would be found first by the old version (search_path "public, sales"),
+ * while the new version finds the view until contract and the other
+ * relation after it.  One row per such pair.  Indexes, TOAST tables and
+ * composite types are not named in FROM, so they do not count.
+ */
+static const char SQL_SHADOWED[] =
+	"WITH t AS (\n"
+	"    SELECT u.ord, c.oid, c.relnamespace AS nsp,\n"
+	"           coalesce(NULLIF(u.new_name, ''), c.relname::pg_catalog.text) AS known_as\n"
+	"      FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),\n"
+	"                      pg_catalog.unnest($2::pg_catalog.text[]))\n"
+	"           WITH ORDINALITY AS u(tab, new_name, ord)\n"
+	"      JOIN pg_catalog.pg_class AS c ON c.oid = pg_catalog.to_regclass(u.tab)),\n"
+	"s AS (SELECT nsp, pg_catalog.min(ord) AS first FROM t GROUP BY nsp)\n"
+	"SELECT t.oid::pg_catalog.regclass::pg_catalog.text,\n"
+	"       pg_catalog.quote_ident(t.known_as),\n"
+	"       pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(o.relname),\n"
+	"       pg_catalog.quote_ident(tn.nspname)\n"
+	"  FROM t\n"
+	"  JOIN s AS ts ON ts.nsp = t.nsp\n"
+	"  JOIN s AS es ON es.first < ts.first\n"
+	"  JOIN pg_catalog.pg_class AS o\n"
+	"    ON o.relnamespace = es.nsp AND o.relname = t.known_as::pg_catalog.name\n"
+	"   AND o.relkind NOT IN ('i', 'I', 't', 'c')\n"
+	"  JOIN pg_catalog.pg_namespace AS n ON n.oid = o.relnamespace\n"
+	"  JOIN pg_catalog.pg_namespace AS tn ON tn.oid = t.nsp\n"
+	" ORDER BY t.ord, es.first";
 
 /*
  * The table, by the plan's quoted qualified name: to_regclass parses the
@@ -890,17 +947,19 @@ check_server(preflight *pf, bool *ok)
 	return 0;
 }
 
+/* One version schema: free, and the database lets the user create it
+ * (said once, with the first). */
 static int
-check_database(preflight *pf)
+check_version_schema(preflight *pf, const char *schema, bool first)
 {
-	const char *params[1] = {pf->plan->version_schema};
+	const char *params[1] = {schema};
 	PGresult *res;
 	char object[600];
 
 	if (query(pf, SQL_DATABASE, 1, params, &res) < 0)
 		return -1;
 	snprintf(pf->user, sizeof(pf->user), "%s", PQgetvalue(res, 0, 2));
-	if (!value_true(res, 0, 1)) {
+	if (first && !value_true(res, 0, 1)) {
 		snprintf(object, sizeof(object), "database %s",
 		         PQgetvalue(res, 0, 0));
 		report_problem(
@@ -919,6 +978,18 @@ check_database(preflight *pf)
 			"a run of this migration that did not finish may have left it (see zdm status); otherwise drop or rename it");
 	}
 	PQclear(res);
+	return 0;
+}
+
+/* The database, and each version schema expand creates (several when the
+ * plan's tables are in several schemas). */
+static int
+check_database(preflight *pf)
+{
+	for (size_t i = 0; i < pf->plan->nversion_schemas; i++)
+		if (check_version_schema(pf, pf->plan->version_schemas[i],
+		                         i == 0) < 0)
+			return -1;
 	return 0;
 }
 
@@ -1741,8 +1812,8 @@ check_key(preflight *pf, const table_check *tc)
  * ONLY, because expand alters this table and not its children.
  */
 static int
-check_one_expression(preflight *pf, const char *table, const char *column,
-                     const char *expr, const char *type)
+check_one_expression(preflight *pf, const char *what, const char *table,
+                     const char *column, const char *expr, const char *type)
 {
 	size_t len = strlen(expr) + strlen(type) + strlen(table) + 80;
 	char *sql = malloc(len);
@@ -1782,12 +1853,12 @@ check_one_expression(preflight *pf, const char *table, const char *column,
 			/* the table is locked by someone else: not the
 			 * expression's fault; expand will meet it */
 			report_info(pf, object,
-			            "using not analysed (%s); expand will",
+			            "%s not analysed (%s); expand will", what,
 			            msg ? msg : "lock timeout");
 		else
 			report_problem(
 				pf, object,
-				"using (%s) does not work on this table: %s",
+				"%s (%s) does not work on this table: %s", what,
 				expr, msg ? msg : PQerrorMessage(pf->conn));
 		PQclear(res);
 		rc = zdm_conn_exec(
@@ -1809,11 +1880,69 @@ check_expressions(preflight *pf, const table_check *tc)
 
 		for (size_t k = 0; k < c->ncreates; k++)
 			if (c->creates[k].using &&
-			    check_one_expression(pf, info->name,
+			    check_one_expression(pf, "using", info->name,
 			                         c->creates[k].column,
 			                         c->creates[k].using,
 			                         c->creates[k].type) < 0)
 				return -1;
+	}
+	return 0;
+}
+
+/*
+ * The columns whose default a change sets or drops: PostgreSQL refuses a
+ * default on an identity or a generated column, on the table (at
+ * contract, after the point of no return) but not on the view (at
+ * expand), so it is refused here.  A new default is analysed as a using
+ * expression is, cast to the column's type: an explicit cast, where the
+ * DEFAULT's own is an assignment, so the rare value only an explicit cast
+ * takes is found at expand instead, which stops there with nothing lost.
+ * analyse: the table is otherwise as the plan expects (a missing column
+ * is reported once, by the change's reads).
+ */
+static int
+check_defaults(preflight *pf, const table_check *tc, bool analyse)
+{
+	const zdm_table_info *info = tc->info;
+
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		for (size_t k = 0; k < c->ndefaults; k++) {
+			const zdm_column_default *d = &c->defaults[k];
+			const char *params[2] = {tc->oid, d->column};
+			char object[512];
+			PGresult *res;
+			int rc = 0;
+
+			if (query(pf, SQL_DEFAULT_COLUMN, 2, params, &res) < 0)
+				return -1;
+			snprintf(object, sizeof(object), "%s.%s", info->name,
+			         d->column);
+			if (PQntuples(res) == 0) {
+				/* missing: the change's reads say so */
+			} else if (value_true(res, 0, 0)) {
+				report_problem(
+					pf, object,
+					"is an identity column, and PostgreSQL refuses to %s its default (contract would fail after its point of no return)",
+					d->value ? "set" : "drop");
+				report_hint(
+					pf,
+					"ALTER TABLE ... ALTER COLUMN ... DROP IDENTITY first, in a migration of its own");
+			} else if (value_true(res, 0, 1)) {
+				report_problem(
+					pf, object,
+					"is a generated column, and PostgreSQL refuses to %s its default (contract would fail after its point of no return)",
+					d->value ? "set" : "drop");
+			} else if (analyse && d->value) {
+				rc = check_one_expression(
+					pf, "default", info->name, d->column,
+					d->value, PQgetvalue(res, 0, 2));
+			}
+			PQclear(res);
+			if (rc < 0)
+				return -1;
+		}
 	}
 	return 0;
 }
@@ -2225,6 +2354,66 @@ check_cdc_source(preflight *pf)
 	return 0;
 }
 
+/*
+ * Several schemas: a table the new version would know by a name that a
+ * relation in an earlier schema of its search_path also has.  The table's
+ * new name is its change's table_renamed_to, else its own.
+ */
+static int
+check_shadowed(preflight *pf)
+{
+	const zdm_plan *plan = pf->plan;
+	char **new_names = calloc(plan->ntable_info + 1, sizeof(char *));
+	char **names = calloc(plan->ntable_info + 1, sizeof(char *));
+	char *tables = NULL, *renamed = NULL;
+	const char *params[2];
+	PGresult *res;
+	int rc = -1;
+
+	if (new_names == NULL || names == NULL) {
+		zdm_error_set(pf->err, "out of memory");
+		goto cleanup;
+	}
+	for (size_t i = 0; i < plan->ntable_info; i++) {
+		const zdm_table_info *info = &plan->table_info[i];
+
+		names[i] = info->name;
+		new_names[i] = "";
+		for (size_t j = 0; j < info->nchanges; j++)
+			if (info->changes[j].table_renamed_to)
+				new_names[i] =
+					info->changes[j].table_renamed_to;
+	}
+	if ((tables = text_array_literal(pf, names, plan->ntable_info)) ==
+	            NULL ||
+	    (renamed = text_array_literal(pf, new_names, plan->ntable_info)) ==
+	            NULL)
+		goto cleanup;
+	params[0] = tables;
+	params[1] = renamed;
+	if (query(pf, SQL_SHADOWED, 2, params, &res) < 0)
+		goto cleanup;
+	for (int i = 0; i < PQntuples(res); i++) {
+		report_problem(
+			pf, PQgetvalue(res, i, 0),
+			"the new version knows it as %s, without a schema, and %s has that name in a schema before %s in the search_path: the old version's %s is %s, the new version's would be this table until contract and %s after",
+			PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+			PQgetvalue(res, i, 3), PQgetvalue(res, i, 1),
+			PQgetvalue(res, i, 2), PQgetvalue(res, i, 2));
+		report_hint(
+			pf,
+			"rename one of them first, in a migration of its own");
+	}
+	PQclear(res);
+	rc = 0;
+cleanup:
+	free(tables);
+	free(renamed);
+	free(names);
+	free(new_names);
+	return rc;
+}
+
 /* The checks of one table; check_table prepares tc. */
 static int
 check_table_checks(preflight *pf, table_check *tc)
@@ -2257,6 +2446,8 @@ check_table_checks(preflight *pf, table_check *tc)
 	/* only on a table that is otherwise as the plan expects: a missing
 	 * column would be reported twice */
 	if (pf->problems == problems_before && check_expressions(pf, tc) < 0)
+		return -1;
+	if (check_defaults(pf, tc, pf->problems == problems_before) < 0)
 		return -1;
 	if (tc->cdc &&
 	    (check_cdc_params(pf, tc) < 0 || check_cdc_row_type(pf, tc) < 0))
@@ -2325,6 +2516,8 @@ zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report, zdm_error *err)
 		for (size_t i = 0; i < plan->ntable_info; i++)
 			if (check_table(&pf, &plan->table_info[i]) < 0)
 				goto cleanup;
+		if (plan->nversion_schemas > 1 && check_shadowed(&pf) < 0)
+			goto cleanup;
 	}
 	error = 0;
 

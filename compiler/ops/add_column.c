@@ -200,13 +200,6 @@ add_column_facts(zdmc_arena *arena, const zdmc_change *change,
 	out->defaults = d;
 }
 
-static const char *
-add_column_view(zdmc_lower_ctx *l, const zdmc_table *t)
-{
-	return zdmc_ident_qualified(l->arena, l->model->version_schema,
-	                            t->name);
-}
-
 /* expand, after the view: while the table's column has no default (the
  * backfill and the sync tell rows the new version wrote by a value being
  * there), new-version inserts get it from the view */
@@ -215,7 +208,7 @@ add_column_view_default(zdmc_lower_ctx *l, const zdmc_table *t,
                         const zdmc_change *change)
 {
 	const zdmc_newcol *col = &change->cols[0];
-	const char *view = add_column_view(l, t);
+	const char *view = zdmc_lower_view(l, t);
 	const char *c = zdmc_lower_quote(l, col->name);
 
 	if (change->replace == NULL || col->default_expr == NULL)

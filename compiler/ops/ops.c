@@ -15,6 +15,9 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_ALTER_COLUMN_TYPE] = &zdmc_op_alter_column_type,
 	[ZDMC_ACTION_RENAME_COLUMN] = &zdmc_op_rename_column,
 	[ZDMC_ACTION_ADD_COLUMN] = &zdmc_op_add_column,
+	[ZDMC_ACTION_SET_DEFAULT] = &zdmc_op_set_default,
+	[ZDMC_ACTION_DROP_DEFAULT] = &zdmc_op_drop_default,
+	[ZDMC_ACTION_RENAME_TABLE] = &zdmc_op_rename_table,
 };
 
 const zdmc_op *

@@ -48,9 +48,8 @@ typedef enum zdmc_slot {
 	/* expand, in the table's transaction: after the shared machinery's
 	 * columns, sync and cdc steps, before the new version's view */
 	ZDMC_SLOT_EXPAND,
-	/* expand, in the table's transaction, right after the new version's
-	 * view: what the view needs beyond the table's shape (a default of
-	 * its own) */
+	/* expand, in the table's transaction, after the new version's view:
+	 * what the view itself needs (a column default) */
 	ZDMC_SLOT_EXPAND_VIEW,
 	/* expand, after the table's transaction: each step its own (e.g.
 	 * CREATE UNIQUE INDEX CONCURRENTLY as an autocommit step) */
@@ -68,6 +67,9 @@ typedef enum zdmc_slot {
 	/* contract, after the backfill marker is gone: put the new shape's
 	 * names in place (renames) */
 	ZDMC_SLOT_CONTRACT,
+	/* contract, in the table's transaction, last: what renames the table
+	 * (every statement before names it by its old name) */
+	ZDMC_SLOT_CONTRACT_LAST,
 	/* contract, after the table's transaction: each step its own */
 	ZDMC_SLOT_CONTRACT_AFTER,
 	ZDMC_NSLOTS
@@ -92,6 +94,9 @@ extern const zdmc_op zdmc_op_split_column;
 extern const zdmc_op zdmc_op_alter_column_type;
 extern const zdmc_op zdmc_op_rename_column;
 extern const zdmc_op zdmc_op_add_column;
+extern const zdmc_op zdmc_op_set_default;
+extern const zdmc_op zdmc_op_drop_default;
+extern const zdmc_op zdmc_op_rename_table;
 
 /* The op of an action (by its tag). */
 const zdmc_op *zdmc_op_for(const zdmc_action *action);

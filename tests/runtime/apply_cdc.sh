@@ -36,6 +36,7 @@ at_init
 plan=$(at_compile "$root/plans/split_name_cdc.zdm" split_name_cdc)
 migration=$(at_plan_get "$plan" migration)
 version_schema=$(at_plan_get "$plan" new_version.schema)
+version_schemas=$(at_version_schemas "$plan")
 search_path=$(at_plan_get "$plan" new_version.search_path)
 grep -q '^  sync: cdc$' "$plan" || die "$plan is not a cdc plan"
 

@@ -53,6 +53,7 @@ if ! grep -q '^    approval: true$' "$plan"; then
 fi
 migration=$(at_plan_get "$plan" migration)
 version_schema=$(at_plan_get "$plan" new_version.schema)
+version_schemas=$(at_version_schemas "$plan")
 search_path=$(at_plan_get "$plan" new_version.search_path)
 say "sync = cdc copy of $example, key ($key): $(grep -c '^  - id: ' "$plan") steps"
 

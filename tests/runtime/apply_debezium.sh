@@ -74,6 +74,7 @@ cmp -s "$root/plans/orders_amount_cdc.zdm" "$work/src/orders_amount_dbz.zdm" &&
 plan=$(at_compile "$work/src/orders_amount_dbz.zdm" orders_amount_dbz)
 migration=$(at_plan_get "$plan" migration)
 version_schema=$(at_plan_get "$plan" new_version.schema)
+version_schemas=$(at_version_schemas "$plan")
 search_path=$(at_plan_get "$plan" new_version.search_path)
 grep -q '^  source: debezium$' "$plan" || die "$plan is not a debezium plan"
 topic=dbz.public.orders

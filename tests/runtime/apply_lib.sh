@@ -159,6 +159,7 @@ at_init()
 	plan=$(at_compile "$root/plans/$example.zdm" "$example")
 	migration=$(at_plan_get "$plan" migration)
 	version_schema=$(at_plan_get "$plan" new_version.schema)
+	version_schemas=$(at_version_schemas "$plan")
 	search_path=$(at_plan_get "$plan" new_version.search_path)
 	[ -n "$migration" ] && [ -n "$version_schema" ] && [ -n "$search_path" ] ||
 		die "cannot read migration, new_version.schema, search_path from $plan"
@@ -329,6 +330,16 @@ at_plan_get()
 				sub("^  " w[2] ": ", "", line); print line; exit
 			}
 		}' "$1"
+}
+
+# at_version_schemas PLAN: every version schema of PLAN, comma-separated:
+# new_version.schemas ("[a, b]") of a plan over several schemas, else
+# new_version.schema.
+at_version_schemas()
+{
+	local list
+	list=$(at_plan_get "$1" new_version.schemas | tr -d '[] ')
+	echo "${list:-$(at_plan_get "$1" new_version.schema)}"
 }
 
 # The ids of PLAN's gate steps, as a SQL list: 'switch.1', 'contract.1'
@@ -638,13 +649,14 @@ same_data()
 }
 
 # No object the migration created is left outside the journal's schema zdm,
-# and the version schema is gone.
+# and the version schemas are gone.
 check_no_leftovers()
 {
 	local db=$1
-	q -d "$db" -At -v schema="$version_schema" -o "$work/leftovers" <<'SQL'
+	q -d "$db" -At -v schemas="$version_schemas" -o "$work/leftovers" <<'SQL'
 SELECT 'schema ' || nspname FROM pg_catalog.pg_namespace
- WHERE nspname = :'schema' OR (nspname LIKE 'zdm%' AND nspname <> 'zdm')
+ WHERE nspname = ANY (pg_catalog.string_to_array(:'schemas', ','))
+    OR (nspname LIKE 'zdm%' AND nspname <> 'zdm')
 UNION ALL
 SELECT 'relation ' || c.oid::regclass::text FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

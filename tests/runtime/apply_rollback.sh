@@ -103,14 +103,18 @@ check_no_leftovers $db
 
 say "case locked: rollback waits for a lock held by a long transaction"
 db=rb_locked
-# Every table of the plan and its view in the version schema (DROP VIEW
-# takes no lock on the table; rename_email's rollback touches only views).
-locked=$(sed -n 's/^- table: //p' "$gplan" |
-	while read -r t; do printf '%s, %s.%s, ' "$t" "$version_schema" "${t#*.}"; done)
-locked=${locked%, }
 fresh_db $db
 at_dump $db "$work/$db.before"
 zdm_run $db.apply 4 apply "$gplan" --db "dbname=$db" --approve expand,backfill,verify
+# Every table of the plan and every view in its version schemas, as the
+# catalog has them now (a view is named after the table's new name, in its
+# schema's version schema; DROP VIEW takes no lock on the table, and
+# rename_email's rollback touches only views).
+locked=$(sed -n 's/^- table: //p' "$gplan" | paste -sd, - | sed 's/,/, /g')
+locked="$locked, $(val $db "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ')
+  FROM pg_catalog.pg_class AS c
+  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY (pg_catalog.string_to_array('$version_schemas', ','))")"
 at_dump $db "$work/$db.gate"
 blocker_start $db "LOCK TABLE $locked IN ACCESS SHARE MODE"
 zdm_bg $db.rollback rollback "$gplan" --db "dbname=$db"

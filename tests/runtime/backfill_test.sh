@@ -22,8 +22,8 @@
 #   sigterm        SIGTERM: the batches in flight commit, exit 3, a resume
 #   traffic        old- and new-version clients write during the backfill:
 #                  none of their statements may fail
-#   lockwait       a row held FOR UPDATE for 2 s: batches time out, retry,
-#                  and the run finishes
+#   lockwait       a row held FOR UPDATE until a batch has timed out on it:
+#                  the batch retries, the retry is counted, the run finishes
 #   lockfail       the row held for good: lock retries run out, SQLSTATE
 #                  55P03, exit 3; the journal still exact, then a resume
 #
@@ -392,22 +392,23 @@ done
 check_done $db 2 $db
 
 # ---- a row lock: time out, retry, go on -------------------------------------------
-# lock_row DB SECONDS: a session holds one row of the middle of the table
-# FOR UPDATE for that long; returns when the lock is held.
+# lock_row DB HOLD_SQL: a session takes one row of the middle of the table
+# FOR UPDATE, runs HOLD_SQL while it holds it, then commits; returns when
+# the lock is held.  The session's errors go to $work/DB.locker.
 lock_row()
 {
-	local db=$1 secs=$2 i
-	PGAPPNAME=zdm_test_locker q -d "$db" >/dev/null 2>&1 <<SQL &
+	local db=$1 hold=$2 i
+	PGAPPNAME=zdm_test_locker q -d "$db" >/dev/null 2>"$work/$db.locker" <<SQL &
 BEGIN;
 SELECT id FROM public.users WHERE id = $((ROWS / 2)) FOR UPDATE;
-SELECT pg_catalog.pg_sleep($secs);
+/* zdm_test_holding */ $hold;
 COMMIT;
 SQL
 	locker=$!
 	for ((i = 0; i < 100; i++)); do
 		[ "$(val "$db" "SELECT count(*) FROM pg_catalog.pg_stat_activity
 		                 WHERE application_name = 'zdm_test_locker'
-		                   AND query LIKE '%pg_sleep%'")" = 1 ] && return 0
+		                   AND query LIKE '%zdm_test_holding%'")" = 1 ] && return 0
 		sleep 0.05
 	done
 	die "$db: the locking session did not start"
@@ -421,21 +422,72 @@ unlock_row()
 	wait "$locker" 2>/dev/null || true
 }
 
+# Held until a lock timeout is seen, not for a fixed time: where the row
+# falls in a worker's range, and so when a batch first reaches it, depends
+# on the table's layout and the machine's load (a row at the end of worker
+# 0's range, reached after the 2 s a fixed hold once lasted, made this case
+# flaky).  The session waits for a statement blocked by its lock, then for
+# that statement to end while the lock is still held, which only a lock
+# timeout does; then it commits.  pg_stat_activity is read afresh each time
+# (it is otherwise one snapshot per transaction); query_start tells one
+# attempt from the next, so a retry missed between two looks still counts.
+HOLD_UNTIL_TIMED_OUT=$(
+	cat <<'SQL'
+DO $do$
+DECLARE
+    me int := pg_catalog.pg_backend_pid();
+    waiter int;
+    started timestamptz;
+    deadline timestamptz := pg_catalog.clock_timestamp() + interval '60 s';
+BEGIN
+    LOOP
+        PERFORM pg_catalog.pg_stat_clear_snapshot();
+        SELECT a.pid, a.query_start INTO waiter, started
+          FROM pg_catalog.pg_stat_activity a
+         WHERE me = ANY (pg_catalog.pg_blocking_pids(a.pid))
+         LIMIT 1;
+        EXIT WHEN waiter IS NOT NULL;
+        IF pg_catalog.clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'lockwait: no statement waited for the locked row in 60 s';
+        END IF;
+        PERFORM pg_catalog.pg_sleep(0.005);
+    END LOOP;
+    LOOP
+        PERFORM pg_catalog.pg_stat_clear_snapshot();
+        EXIT WHEN NOT EXISTS (
+            SELECT FROM pg_catalog.pg_stat_activity a
+             WHERE a.pid = waiter AND a.query_start = started
+               AND me = ANY (pg_catalog.pg_blocking_pids(a.pid)));
+        IF pg_catalog.clock_timestamp() > deadline THEN
+            RAISE EXCEPTION 'lockwait: the statement waiting for the locked row did not time out in 60 s (lock_timeout not in effect?)';
+        END IF;
+        PERFORM pg_catalog.pg_sleep(0.005);
+    END LOOP;
+END
+$do$
+SQL
+)
+
 db=lockwait
 fresh_db $db
-lock_row $db 2
-say "$db: a row held for 2 s; lock_timeout 100ms, 20 retries"
+lock_row $db "$HOLD_UNTIL_TIMED_OUT"
+say "$db: a row held until a batch times out on it; lock_timeout 100ms, 20 retries"
 driver $db "$work/$db.out" --jobs 2 --lock-timeout-ms 100 --lock-retries 20
-unlock_row $db
+# A finished run updated the row, so the locker has committed by now; a
+# failed one may not have come to the row: end the locker, report the run.
+[ "$rc" = 0 ] || unlock_row $db
+lrc=0
+wait "$locker" || lrc=$?
 expect "$db: exit status" "$rc" 0
+[ "$lrc" = 0 ] || die "$db: the locking session failed: $(cat "$work/$db.locker")"
 retries=$(sed -n 's/.* retries=\([0-9]*\) .*/\1/p' "$work/$db.out")
-[ "$retries" -gt 0 ] || die "$db: no batch retried"
+[ "${retries:-0}" -gt 0 ] || die "$db: a batch timed out on the row but no retry was counted"
 check_done $db 2 $db
 expect "$db: sum of journal rows" "$(journal_sum $db)" "$ROWS"
 
 db=lockfail
 fresh_db $db
-lock_row $db 600
+lock_row $db "SELECT pg_catalog.pg_sleep(600)"
 say "$db: a row held for good; lock_timeout 100ms, 3 retries"
 driver $db "$work/$db.out" --jobs 2 --lock-timeout-ms 100 --lock-retries 3
 expect "$db: exit status" "$rc" 3

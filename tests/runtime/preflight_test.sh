@@ -79,8 +79,8 @@ compile()
 		die "$name.zdm does not compile"
 }
 
-for p in split_name orders_amount rename_email users_and_orders add_created_at \
-	add_user_columns; do
+for p in split_name orders_amount rename_email users_and_orders \
+	user_defaults rename_table two_schemas add_created_at add_user_columns; do
 	compile "$p" "$root/plans"
 done
 mkdir "$work/src"
@@ -565,6 +565,49 @@ zdm: preflight: public.orders.amount: using (generate_series(amount, amount + 1)
 EOF
 check bad_aggregate bad_aggregate 'SELECT 1' <<'EOF'
 zdm: preflight: public.orders.amount: using (sum(amount) / 100.0) does not work on this table: aggregate functions are not allowed in FROM clause of their own query level
+EOF
+
+# ---- set/drop default, rename to, several schemas ------------------------------------
+# user_defaults sets email's default and drops tier's; rename_table renames
+# users to accounts; two_schemas changes public.users and sales.orders
+check clean_defaults user_defaults '
+ALTER TABLE public.users ADD COLUMN tier text DEFAULT $$free$$;' <<'EOF'
+EOF
+# PostgreSQL refuses a default on an identity or generated column (on the
+# table at contract, not on the view at expand); a default that cannot be
+# the column's type is found by the server
+check defaults_wrong user_defaults '
+ALTER TABLE public.users ALTER COLUMN email TYPE integer USING NULL;
+ALTER TABLE public.users ADD COLUMN tier integer GENERATED ALWAYS AS (id * 2) STORED;' <<'EOF'
+zdm: preflight: public.users.email: default ('unknown@example.invalid') does not work on this table: invalid input syntax for type integer: "unknown@example.invalid"
+zdm: preflight: public.users.tier: is a generated column, and PostgreSQL refuses to drop its default (contract would fail after its point of no return)
+EOF
+check defaults_identity user_defaults '
+ALTER TABLE public.users ADD COLUMN tier bigint GENERATED ALWAYS AS IDENTITY;' <<'EOF'
+zdm: preflight: public.users.tier: is an identity column, and PostgreSQL refuses to drop its default (contract would fail after its point of no return)
+HINT: ALTER TABLE ... ALTER COLUMN ... DROP IDENTITY first, in a migration of its own
+EOF
+check defaults_missing_column user_defaults 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.tier: column does not exist
+EOF
+check renamed_table_taken rename_table '
+CREATE TABLE public.accounts ();' <<'EOF'
+zdm: preflight: public.users: a relation or type named accounts already exists in its schema, and the change "rename the table to accounts" renames the table to it
+EOF
+check clean_two_schemas two_schemas '
+CREATE SCHEMA sales;
+ALTER TABLE public.orders SET SCHEMA sales;' <<'EOF'
+EOF
+# both version schemas must be free; and a public.orders beside sales.orders
+# is what the old version (search_path public, sales) finds as "orders"
+check two_schemas_wrong two_schemas '
+CREATE SCHEMA sales;
+CREATE TABLE sales.orders (LIKE public.orders INCLUDING ALL);
+CREATE SCHEMA sales_users_and_sales;' <<'EOF'
+zdm: preflight: schema sales_users_and_sales: already exists, and expand creates it for the new version's views
+HINT: a run of this migration that did not finish may have left it (see zdm status); otherwise drop or rename it
+zdm: preflight: sales.orders: the new version knows it as orders, without a schema, and public.orders has that name in a schema before sales in the search_path: the old version's orders is public.orders, the new version's would be this table until contract and public.orders after
+HINT: rename one of them first, in a migration of its own
 EOF
 
 # ---- the key -----------------------------------------------------------------------

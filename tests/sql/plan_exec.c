@@ -3,7 +3,7 @@
  *
  *   zdm_plan_exec --db CONNINFO [--batch-size ROWS] PLAN run PHASE
  *   zdm_plan_exec --db CONNINFO PLAN undo PHASE
- *   zdm_plan_exec PLAN get search_path|version_schema|tables
+ *   zdm_plan_exec PLAN get search_path|version_schema|version_schemas|tables
  *
  * A test harness, not the product runtime (that is `zdm apply`): it has no
  * journal, approves every gate and keeps no state between calls, so the
@@ -546,7 +546,7 @@ usage(FILE *out)
 	             "PLAN run PHASE\n"
 	             "       zdm_plan_exec --db CONNINFO PLAN undo PHASE\n"
 	             "       zdm_plan_exec PLAN get "
-	             "search_path|version_schema|tables\n"
+	             "search_path|version_schema|version_schemas|tables\n"
 	             "phases: expand, backfill, verify, switch, contract\n");
 }
 
@@ -567,6 +567,10 @@ cmd_get(const char *path, const char *what)
 	} else if (strcmp(what, "version_schema") == 0) {
 		printf("%s\n",
 		       plan->version_schema ? plan->version_schema : "");
+	} else if (strcmp(what, "version_schemas") == 0) {
+		/* one a line: a plan over several schemas has one each */
+		for (size_t i = 0; i < plan->nversion_schemas; i++)
+			printf("%s\n", plan->version_schemas[i]);
 	} else if (strcmp(what, "tables") == 0) {
 		for (size_t i = 0; i < plan->ntables; i++)
 			printf("%s\n", plan->tables[i]);

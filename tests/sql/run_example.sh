@@ -83,6 +83,9 @@ plan=$work/$example.plan
 	die "plans/$example.zdm does not compile"
 search_path=$("$ZDM_PLAN_EXEC" "$plan" get search_path)
 version_schema=$("$ZDM_PLAN_EXEC" "$plan" get version_schema)
+# every version schema (one per schema the plan changes tables in), as a
+# comma-separated list for the leftover check
+version_schemas=$("$ZDM_PLAN_EXEC" "$plan" get version_schemas | paste -sd, -)
 if [ -z "$search_path" ] || [ -z "$version_schema" ]; then
 	die "the plan has no new_version schema or search_path"
 fi
@@ -181,9 +184,9 @@ diff -u "$fixtures/$example.columns" "$work/columns" ||
 	die "final columns differ from $example.columns (- expected, + found)"
 
 # Anything the tool created carries a zdm prefix; none may survive contract.
-q -d "$db" -At -v schema="$version_schema" -o "$work/leftovers" <<'SQL'
+q -d "$db" -At -v schemas="$version_schemas" -o "$work/leftovers" <<'SQL'
 SELECT 'schema ' || nspname FROM pg_catalog.pg_namespace
- WHERE nspname = :'schema' OR nspname LIKE 'zdm%'
+ WHERE nspname = ANY (pg_catalog.string_to_array(:'schemas', ',')) OR nspname LIKE 'zdm%'
 UNION ALL
 SELECT 'relation ' || c.oid::regclass::text FROM pg_catalog.pg_class c
  WHERE c.relname LIKE 'zdm%'

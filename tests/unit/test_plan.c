@@ -2020,6 +2020,64 @@ test_v3_refused(void **state)
 		":23:5: error: tables[1].changes[1]: missing required key \"column\"");
 }
 
+/*
+ * new_version.schemas (version 3, tables in several schemas): every
+ * version schema, schema first; zdm's sessions take the search_path after
+ * them.  Without it a plan has one, and the search_path's last entry.
+ */
+#define SP "  search_path: public_facts, public\n"
+static void
+test_v3_version_schemas(void **state)
+{
+	const char *one = "  search_path: public_facts, public\n";
+	const char *two =
+		"  schemas: [public_facts, \"Sales_facts\"]\n"
+		"  search_path: public_facts, \"Sales_facts\", public, \"Sales, Inc\"\n";
+	char *text = v3_plan(NULL, NULL);
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	char *schema;
+
+	(void)state;
+	assert_int_equal(plan->nversion_schemas, 1);
+	assert_string_equal(plan->version_schemas[0], "public_facts");
+	schema = zdm_plan_schema(plan);
+	assert_string_equal(schema, "public");
+	free(schema);
+	zdm_plan_free(plan);
+	free(text);
+
+	text = v3_plan(one, two);
+	plan = parse_ok(text, strlen(text));
+	assert_int_equal(plan->nversion_schemas, 2);
+	assert_string_equal(plan->version_schemas[0], "public_facts");
+	assert_string_equal(plan->version_schemas[1], "Sales_facts");
+	schema = zdm_plan_schema(plan);
+	assert_string_equal(schema, "public, \"Sales, Inc\"");
+	free(schema);
+	zdm_plan_free(plan);
+	free(text);
+
+	assert_v3_refused(
+		one, "  schemas: [sales_facts, public_facts]\n" SP,
+		NAME
+		":19:12: error: new_version: \"schemas\" must start with \"schema\" (public_facts)");
+	assert_v3_refused(
+		one, "  schemas: [public_facts, public_facts]\n" SP,
+		NAME
+		":19:12: error: new_version: schema public_facts is listed twice in \"schemas\"");
+	assert_v3_refused(
+		one, "  schemas: public_facts\n" SP,
+		NAME
+		":19:12: error: new_version: \"schemas\" must be a list, not a scalar");
+	assert_edit_refused(
+		"  search_path: public_split_user_name, public\n",
+		"  schemas: [public_split_user_name, x]\n"
+		"  search_path: public_split_user_name, public\n",
+		NAME
+		":19:12: error: new_version: \"schemas\" needs plan format version 3");
+}
+#undef SP
+
 /* The autocommit step kind in an older plan is refused by kind. */
 static void
 test_autocommit_needs_version3(void **state)
@@ -2346,6 +2404,7 @@ main(void)
 		cmocka_unit_test(test_v1_changes_become_facts),
 		cmocka_unit_test(test_v3_refused),
 		cmocka_unit_test(test_autocommit_needs_version3),
+		cmocka_unit_test(test_v3_version_schemas),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
 	};

@@ -376,10 +376,11 @@ test_syntax_error_at_end(void **state)
 	test_state *st = *state;
 	zdmc_sqlexpr *e = parse(st, "a +\n b +");
 
-	/* PostgreSQL complains about our closing ")": point at the last byte */
+	/* PostgreSQL stops at our closing ")": point at the last byte, and
+	 * say what it means rather than name a token of the wrapping */
 	assert_expr_error(
 		st, e, 7,
-		"syntax error in using expression: syntax error at or near \")\"");
+		"syntax error in using expression: it ends too early");
 }
 
 static void
@@ -452,7 +453,7 @@ test_what_in_messages(void **state)
 
 	assert_expr_error(
 		st, parse_len(st, "1 +", 3, "reverse using"), 2,
-		"syntax error in reverse using expression: syntax error at or near \")\"");
+		"syntax error in reverse using expression: it ends too early");
 	assert_expr_error(
 		st, parse_len(st, "$1", 2, "reverse using"), 0,
 		"parameters ($1) are not allowed in a reverse using expression");
