@@ -266,7 +266,7 @@ lower_view_value(lower_ctx *ctx, zdmc_buf *values, const char *old_column,
  * the facts: a renamed column shows under its new name; a change that
  * replaces columns through shadow columns shows its created columns in
  * the place of the first column it replaces and hides the others; created
- * columns that replace nothing come last.
+ * columns that replace nothing come last; dropped columns are hidden.
  */
 static const char *
 lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
@@ -280,6 +280,11 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
 
+		/* a dropped column is gone from the new shape */
+		for (j = 0; j < c->ndrops; j++) {
+			lower_view_value(ctx, &values, c->drops[j], 1, "");
+			hidden = true;
+		}
 		for (j = 0; j < c->nrenames; j++)
 			lower_view_value(
 				ctx, &values, c->renames[j].column, 1,
@@ -940,6 +945,14 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 		vtail = &r->next;
 	}
 	pc->irreversible = c->irreversible;
+	pc->drops = lower_names_copy(ctx, c->drops, c->ndrops);
+	pc->ndrops = c->ndrops;
+	pc->not_null_set =
+		lower_names_copy(ctx, c->not_null_set, c->nnot_null_set);
+	pc->nnot_null_set = c->nnot_null_set;
+	pc->not_null_dropped = lower_names_copy(ctx, c->not_null_dropped,
+	                                        c->nnot_null_dropped);
+	pc->nnot_null_dropped = c->nnot_null_dropped;
 	pc->table_renamed_to = c->table_renamed_to;
 	for (k = 0; k < c->ndefaults; k++) {
 		zdmc_plan_default *d = ZDMC_NEW(ctx->arena, zdmc_plan_default);

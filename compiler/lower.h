@@ -53,8 +53,8 @@ zdmc_plan_step *zdmc_lower_final_step(zdmc_lower_ctx *l,
 /*
  * A statement PostgreSQL will not run in a transaction block, always in a
  * transaction label of its own; index (or NULL) is the index it builds,
- * dropped by the runtime if a failed build left it INVALID.  Only in the
- * *_AFTER slots, outside a table's transaction.
+ * dropped by the runtime if a failed build left it INVALID.  Only where no
+ * table's transaction is open: the *_AFTER slots, and verify.
  */
 zdmc_plan_step *
 zdmc_lower_autocommit_step(zdmc_lower_ctx *l, const zdmc_table *table,

@@ -137,6 +137,14 @@ typedef struct zdmc_plan_change {
 	zdmc_plan_reference *references;
 	const char *table_renamed_to;
 	zdmc_plan_default *defaults;
+	/* existing columns dropped at contract with what depends on them
+	 * alone; columns made NOT NULL; columns let be NULL */
+	const char **drops;
+	size_t ndrops;
+	const char **not_null_set;
+	size_t nnot_null_set;
+	const char **not_null_dropped;
+	size_t nnot_null_dropped;
 	struct zdmc_plan_change *next;
 } zdmc_plan_change;
 

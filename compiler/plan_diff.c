@@ -857,11 +857,12 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 			for (k = 0; k < ch->ncreates; k++) {
 				const zdm_created_column *col = &ch->creates[k];
 
-				zdmc_buf_printf(&b, "%s %s %s%s",
-				                k == 0 ? " creates" : ",",
-				                col->column, col->type,
-				                col->not_null ? " not null"
-				                              : "");
+				zdmc_buf_printf(
+					&b, "%s %s %s%s",
+					k == 0 ? " creates" : ",", col->column,
+					col->type ? col->type
+						  : "(its present type)",
+					col->not_null ? " not null" : "");
 				if (col->using != NULL)
 					zdmc_buf_printf(&b, " using (%s)",
 					                col->using);
@@ -911,6 +912,11 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 				                ch->defaults[k].value != NULL
 				                        ? ch->defaults[k].value
 				                        : "dropped");
+			diff_names(&b, "drops", ch->drops, ch->ndrops);
+			diff_names(&b, "sets not null", ch->not_null_set,
+			           ch->nnot_null_set);
+			diff_names(&b, "drops not null", ch->not_null_dropped,
+			           ch->nnot_null_dropped);
 			zdmc_buf_puts(&b, "\n");
 		}
 	}

@@ -569,7 +569,8 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		     col = col->next) {
 			emit_mapping_start(w);
 			put_string(w, "column", col->name);
-			put_string(w, "type", col->type);
+			/* null: the type of the column of that name */
+			put_string_or_null(w, "type", col->type);
 			put_bool(w, "not_null", col->not_null);
 			put_string_or_null(w, "using", col->using);
 			emit_mapping_end(w);
@@ -625,6 +626,11 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		}
 		emit_sequence_end(w);
 	}
+	put_facts(w, "drops", change->drops, change->ndrops);
+	put_facts(w, "not_null_set", change->not_null_set,
+	          change->nnot_null_set);
+	put_facts(w, "not_null_dropped", change->not_null_dropped,
+	          change->nnot_null_dropped);
 	emit_mapping_end(w);
 }
 

@@ -62,6 +62,24 @@ typedef struct zdmc_sqlexpr {
 zdmc_sqlexpr *zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag,
                                  const zdmc_expr *expr, const char *what);
 
+/* One "column = expression" of a list (merge's reverse using). */
+typedef struct zdmc_sqlassign {
+	zdmc_name column; /* folded as PostgreSQL folds it */
+	zdmc_expr value;  /* the text after "=", to zdmc_sqlexpr_parse */
+} zdmc_sqlassign;
+
+/*
+ * Split list -- an expression token, whose top-level commas the scanner
+ * noted -- into "column = expression" items, in order.  Reports, at its
+ * source position, an item that is not a column name (plain or "quoted")
+ * followed by "=", and an empty item; what names the clause.  The values
+ * are not parsed here.  Returns the number of well-formed items, *out in
+ * the arena.
+ */
+size_t zdmc_sqlexpr_assignments(zdmc_arena *arena, zdmc_diag *diag,
+                                const zdmc_expr *list, const char *what,
+                                zdmc_sqlassign **out);
+
 /*
  * Check a column type written in the source (e.g. "numeric(12,2)",
  * "timestamp with time zone", "text[]") by parsing "SELECT NULL::<type>".

@@ -873,7 +873,8 @@ read_created_column(plan_reader *r, const yaml_node_t *map, const char *what,
 
 	if ((error = get_string(r, map, what, "column", false, &col->column)) <
 	            0 ||
-	    (error = get_string(r, map, what, "type", false, &col->type)) < 0 ||
+	    /* null: the type of the existing column of that name */
+	    (error = get_string(r, map, what, "type", true, &col->type)) < 0 ||
 	    (error = get_bool(r, map, what, "not_null", &col->not_null)) < 0 ||
 	    (error = get_string(r, map, what, "using", true, &col->using)) < 0)
 		return error;
@@ -1014,7 +1015,15 @@ read_change_facts(plan_reader *r, const yaml_node_t *map, const char *what,
 	                        &c->table_renamed_to)) < 0 ||
 	    (error = read_pairs(r, map, what, "defaults", "column", "default",
 	                        true, sizeof(zdm_column_default),
-	                        (void **)&c->defaults, &c->ndefaults)) < 0)
+	                        (void **)&c->defaults, &c->ndefaults)) < 0 ||
+	    (error = get_optional_names(r, map, what, "drops", &c->drops,
+	                                &c->ndrops)) < 0 ||
+	    (error = get_optional_names(r, map, what, "not_null_set",
+	                                &c->not_null_set, &c->nnot_null_set)) <
+	            0 ||
+	    (error = get_optional_names(r, map, what, "not_null_dropped",
+	                                &c->not_null_dropped,
+	                                &c->nnot_null_dropped)) < 0)
 		return error;
 	return 0;
 }
@@ -2247,6 +2256,9 @@ change_free(zdm_change *c)
 	free(c->reverse);
 	string_list_free(c->constraints_created, c->nconstraints_created);
 	string_list_free(c->constraints_dropped, c->nconstraints_dropped);
+	string_list_free(c->drops, c->ndrops);
+	string_list_free(c->not_null_set, c->nnot_null_set);
+	string_list_free(c->not_null_dropped, c->nnot_null_dropped);
 	for (size_t i = 0; i < c->nconstraint_renames; i++) {
 		free(c->constraint_renames[i].constraint);
 		free(c->constraint_renames[i].to);

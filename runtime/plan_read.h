@@ -126,7 +126,7 @@ typedef struct zdm_cdc_plan {
 /* creates[]: a column the change adds (it must not exist yet). */
 typedef struct zdm_created_column {
 	char *column; /* a plain name, not quoted */
-	char *type;
+	char *type;   /* NULL: the type of the existing column of that name */
 	bool not_null;
 	char *using; /* its value from the old shape; NULL: none */
 } zdm_created_column;
@@ -200,6 +200,15 @@ typedef struct zdm_change {
 	char *table_renamed_to; /* the table's new name (same schema); or NULL */
 	zdm_column_default *defaults;
 	size_t ndefaults;
+	/* must exist; dropped at contract with what depends on them alone
+	 * (preflight refuses what also reads another column, and NOT NULL
+	 * without a default unless reverse computes them) */
+	char **drops;
+	size_t ndrops;
+	char **not_null_set; /* must exist and be nullable now */
+	size_t nnot_null_set;
+	char **not_null_dropped; /* must exist and be NOT NULL now */
+	size_t nnot_null_dropped;
 } zdm_change;
 
 /* A changed table with its changes, in plan order (parallel to tables). */

@@ -1,0 +1,250 @@
+/*
+ * add_foreign_key.c -- add constraint N foreign key (COLUMN, ...)
+ * references [SCHEMA.]TABLE [(COLUMN, ...)] [on delete ACTION] [on update
+ * ACTION].
+ *
+ * Expand adds the constraint NOT VALID: no scan, SHARE ROW EXCLUSIVE on
+ * both tables for an instant, and from then on every write binds to it (a
+ * row of the table must name a row of the referenced one; a delete there
+ * applies on delete), which the step's description says.  Verify validates
+ * it without blocking writes and counts the rows that name no referenced
+ * row only when the validation finds some (constraint.h, "validate").
+ * Contract has nothing to do; rollback drops it.
+ *
+ * The referenced table's schema defaults to the table's own.  Without
+ * referenced columns the referenced table's primary key is meant; the
+ * compiler does not know its columns, so the count compares the key
+ * values as jsonb, the referenced columns' names read from the
+ * constraint's catalog entry (it runs only when the validation failed).
+ * Facts: reads (its columns), constraints_created [N], references
+ * [{table, columns}] (preflight: the referenced table exists with a
+ * primary key or unique index on exactly those columns).
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "constraint.h"
+#include "ident.h"
+
+typedef struct add_foreign_key_data {
+	const char *ref_qname; /* the referenced table, quoted, qualified */
+} add_foreign_key_data;
+
+static const zdmc_add_foreign_key *
+add_foreign_key_node(const zdmc_change *change)
+{
+	return ZDMC_ACTION_CAST(zdmc_add_foreign_key,
+	                        ZDMC_ACTION_ADD_FOREIGN_KEY, change->action);
+}
+
+static void
+add_foreign_key_check(zdmc_check_ctx *ck, zdmc_change *change)
+{
+	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
+	zdmc_arena *arena = zdmc_check_arena(ck);
+	zdmc_diag *diag = zdmc_check_diag(ck);
+	add_foreign_key_data *d = ZDMC_NEW(arena, add_foreign_key_data);
+	const char *schema = n->ref_schema.name ? n->ref_schema.name
+	                                        : zdmc_check_table(ck)->schema;
+
+	zdmc_check_constraint_name(ck, change, &n->name);
+	zdmc_constraint_check_columns(ck, change, &n->columns,
+	                              "the columns of a foreign key");
+	if (n->ref_schema.name != NULL) {
+		zdmc_check_ident_length(ck, &n->ref_schema);
+		if (strncasecmp(n->ref_schema.name, "zdm", 3) == 0)
+			zdmc_diag_error(
+				diag, n->ref_schema.offset,
+				"schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
+				n->ref_schema.name);
+	}
+	zdmc_check_ident_length(ck, &n->ref_table);
+	for (size_t i = 0; i < n->ref_columns.n; i++) {
+		const zdmc_name *col = &n->ref_columns.items[i];
+
+		zdmc_check_ident_length(ck, col);
+		zdmc_check_reserved(ck, col);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(n->ref_columns.items[j].name, col->name) ==
+			    0) {
+				zdmc_diag_error(
+					diag, col->offset,
+					"column \"%s\" appears twice in the referenced columns",
+					col->name);
+				break;
+			}
+	}
+	if (n->ref_columns.n > 0 && n->ref_columns.n != n->columns.n)
+		zdmc_diag_error(
+			diag, n->ref_columns.offset,
+			"foreign key \"%s\" has %zu column%s and references %zu; the two lists pair up one to one",
+			n->name.name, n->columns.n,
+			n->columns.n == 1 ? "" : "s", n->ref_columns.n);
+	if (n->repeated_action != 0)
+		zdmc_diag_error(
+			diag, n->repeated_action,
+			"a referential action is given twice (on delete, or on update)");
+	d->ref_qname = zdmc_ident_qualified(arena, schema, n->ref_table.name);
+	change->op_data = d;
+}
+
+/* "add foreign key orders_user_id_fkey (user_id) references
+ * public.users (id)" */
+static const char *
+add_foreign_key_summary(zdmc_arena *arena, const zdmc_change *change)
+{
+	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
+	const add_foreign_key_data *d = change->op_data;
+	zdmc_buf b;
+
+	zdmc_buf_init(&b, arena);
+	zdmc_buf_printf(&b, "add foreign key %s (", n->name.name);
+	for (size_t i = 0; i < n->columns.n; i++)
+		zdmc_buf_printf(&b, "%s%s", i ? ", " : "",
+		                n->columns.items[i].name);
+	zdmc_buf_printf(&b, ") references %s", d->ref_qname);
+	if (n->ref_columns.n > 0) {
+		zdmc_buf_puts(&b, " (");
+		for (size_t i = 0; i < n->ref_columns.n; i++)
+			zdmc_buf_printf(&b, "%s%s", i ? ", " : "",
+			                n->ref_columns.items[i].name);
+		zdmc_buf_puts(&b, ")");
+	}
+	return zdmc_buf_cstr(&b);
+}
+
+static void
+add_foreign_key_facts(zdmc_arena *arena, const zdmc_change *change,
+                      zdmc_plan_change *out)
+{
+	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
+	const add_foreign_key_data *d = change->op_data;
+	zdmc_plan_reference *ref = ZDMC_NEW(arena, zdmc_plan_reference);
+
+	zdmc_constraint_created(arena, out, n->name.name);
+	ref->table = d->ref_qname;
+	ref->ncolumns = n->ref_columns.n;
+	ref->columns = zdmc_arena_alloc(arena, (n->ref_columns.n + 1) *
+	                                               sizeof(char *));
+	for (size_t i = 0; i < n->ref_columns.n; i++)
+		ref->columns[i] = n->ref_columns.items[i].name;
+	out->references = ref;
+}
+
+static void
+add_foreign_key_expand(zdmc_lower_ctx *l, const zdmc_table *t,
+                       const zdmc_change *change)
+{
+	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
+	const add_foreign_key_data *d = change->op_data;
+	const char *name = zdmc_lower_quote(l, n->name.name);
+	zdmc_buf sql;
+
+	zdmc_buf_init(&sql, l->arena);
+	zdmc_buf_printf(&sql,
+	                "ALTER TABLE %s ADD CONSTRAINT %s\n"
+	                "    FOREIGN KEY (%s) REFERENCES %s",
+	                t->qname, name,
+	                zdmc_constraint_column_list(l, &n->columns, ""),
+	                d->ref_qname);
+	if (n->ref_columns.n > 0)
+		zdmc_buf_printf(
+			&sql, " (%s)",
+			zdmc_constraint_column_list(l, &n->ref_columns, ""));
+	if (n->on_delete.sql != NULL)
+		zdmc_buf_printf(&sql, " ON DELETE %s", n->on_delete.sql);
+	if (n->on_update.sql != NULL)
+		zdmc_buf_printf(&sql, " ON UPDATE %s", n->on_update.sql);
+	zdmc_buf_puts(&sql, " NOT VALID");
+	zdmc_lower_step(
+		l, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			l->arena,
+			"add foreign key %s NOT VALID (no scan; SHARE ROW EXCLUSIVE on %s and %s for an instant): from here on every write to %s, old version or new, must name a row of %s that exists, and deletes and updates there act on it; the rows already there are checked at verify",
+			n->name.name, t->qname, d->ref_qname, t->qname,
+			d->ref_qname),
+		zdmc_buf_cstr(&sql),
+		zdmc_arena_printf(l->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
+	                          t->qname, name));
+}
+
+/*
+ * "p.a = c.x AND p.b = c.y" with the referenced columns as written; without
+ * them, each referenced column's value, found by its name in the
+ * constraint's catalog entry, as jsonb against the column's own.
+ */
+static const char *
+add_foreign_key_match(zdmc_lower_ctx *l, const zdmc_table *t,
+                      const zdmc_add_foreign_key *n)
+{
+	zdmc_buf b;
+
+	zdmc_buf_init(&b, l->arena);
+	for (size_t i = 0; i < n->columns.n; i++) {
+		const char *col = zdmc_lower_quote(l, n->columns.items[i].name);
+
+		if (n->ref_columns.n > 0)
+			zdmc_buf_printf(
+				&b, "%sp.%s = c.%s", i ? " AND " : " ",
+				zdmc_lower_quote(l,
+			                         n->ref_columns.items[i].name),
+				col);
+		else
+			zdmc_buf_printf(
+				&b,
+				"%s\n"
+				"                     pg_catalog.to_jsonb(p) -> (SELECT a.attname::text\n"
+				"                           FROM pg_catalog.pg_constraint AS k\n"
+				"                           JOIN pg_catalog.pg_attribute AS a\n"
+				"                             ON a.attrelid = k.confrelid AND a.attnum = k.confkey[%zu]\n"
+				"                          WHERE k.conrelid = %s AND k.conname = %s)\n"
+				"                     = pg_catalog.to_jsonb(c.%s)",
+				i ? " AND" : "", i + 1,
+				zdmc_constraint_regclass(l, t),
+				zdmc_ident_literal(l->arena, n->name.name),
+				col);
+	}
+	return zdmc_buf_cstr(&b);
+}
+
+static void
+add_foreign_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
+                       const zdmc_change *change)
+{
+	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
+	const add_foreign_key_data *d = change->op_data;
+	const char *cols = zdmc_constraint_column_list(l, &n->columns, "c.");
+	zdmc_buf orphan;
+
+	/* MATCH SIMPLE: a row with a NULL in its key references nothing */
+	zdmc_buf_init(&orphan, l->arena);
+	for (size_t i = 0; i < n->columns.n; i++)
+		zdmc_buf_printf(&orphan, "%sc.%s IS NOT NULL", i ? " AND " : "",
+		                zdmc_lower_quote(l, n->columns.items[i].name));
+	zdmc_buf_printf(&orphan,
+	                "\n   AND NOT EXISTS (SELECT FROM %s AS p WHERE%s)",
+	                d->ref_qname, add_foreign_key_match(l, t, n));
+	zdmc_constraint_validate(
+		l, t, n->name.name, "foreign_key_violation",
+		zdmc_arena_printf(l->arena, "%s AS c\n WHERE %s", t->qname,
+	                          zdmc_buf_cstr(&orphan)),
+		zdmc_arena_printf(l->arena,
+	                          "SELECT c.ctid, %s FROM %s AS c\n"
+	                          " WHERE %s\n"
+	                          " LIMIT 5",
+	                          cols, t->qname, zdmc_buf_cstr(&orphan)),
+		zdmc_arena_printf(l->arena, "rows that name no row of %s",
+	                          d->ref_qname));
+}
+
+const zdmc_op zdmc_op_add_foreign_key = {
+	.name = "add_foreign_key",
+	.check = add_foreign_key_check,
+	.summary = add_foreign_key_summary,
+	.facts = add_foreign_key_facts,
+	.lower =
+		{
+			[ZDMC_SLOT_EXPAND] = add_foreign_key_expand,
+			[ZDMC_SLOT_VERIFY] = add_foreign_key_verify,
+		},
+};
