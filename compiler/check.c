@@ -701,21 +701,23 @@ check_kept(check_ctx *ctx, const check_table *ct)
 		const check_name *added =
 			check_find(ct->new_names, ct->nnew, k->name);
 		const check_name *other = old ? old : added;
-		const char *how;
+		const char *how, *done;
 
 		if (other == NULL)
 			continue;
-		how = old == NULL ? "add"
-		      : zdmc_change_renames(&ct->table->changes[old->change],
-		                            k->name)
-		              ? "rename"
-		              : "replace";
+		if (old == NULL)
+			how = "add", done = "added";
+		else if (zdmc_change_renames(&ct->table->changes[old->change],
+		                             k->name))
+			how = "rename", done = "renamed";
+		else
+			how = "replace", done = "replaced";
 		zdmc_diag_error(
 			ctx->diag, k->offset,
 			"a constraint on column \"%s\", which another action of this migration %ss, is not supported yet; add the constraint in a migration of its own",
 			k->name, how);
-		zdmc_diag_note(ctx->diag, other->offset, "\"%s\" is %sed here",
-		               k->name, how);
+		zdmc_diag_note(ctx->diag, other->offset, "\"%s\" is %s here",
+		               k->name, done);
 	}
 }
 
