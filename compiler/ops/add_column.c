@@ -1,5 +1,6 @@
 /*
- * add_column.c -- add [column] C T [not null] [default EXPR] [using (...)].
+ * add_column.c -- add [column] C T [not null] [default EXPR] [check (...)]
+ * [unique] [references [S.]T [(R)] [on delete A] [on update A]] [using (...)].
  *
  * The new version sees C through its view from expand on; the old version
  * never does (the column is zdm_new_C until contract renames it).  What
@@ -26,7 +27,8 @@
  * or look up every row's reference one at a time), and the rows that break
  * one are counted with examples.  check and references are added NOT VALID
  * and validated (add_check.c, add_foreign_key.c); unique is a concurrent
- * index build that contract makes the constraint (add_unique.c).  From its
+ * index build that contract makes the constraint (add_unique.c), renaming
+ * the index's column, which keeps its zdm_new_ name otherwise.  From its
  * step on, each binds every writer; before it, nothing does.  The SQL is
  * theirs (constraint.h): this file only says on which column.
  *
