@@ -89,26 +89,51 @@ add_check_expr(zdmc_lower_ctx *l, const zdmc_change *change)
 	return zdmc_sqlexpr_rewrite(l->arena, d->expr, add_check_column, l);
 }
 
-static void
-add_check_expand(zdmc_lower_ctx *l, const zdmc_table *t,
-                 const zdmc_change *change)
+void
+zdmc_constraint_check_add(zdmc_lower_ctx *l, const zdmc_table *t,
+                          const char *name, const char *expr)
 {
-	const zdmc_add_check *n = ZDMC_ACTION_CAST(
-		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
-	const char *name = zdmc_lower_quote(l, n->name.name);
+	const char *qname = zdmc_lower_quote(l, name);
 
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
 			l->arena,
 			"add check constraint %s NOT VALID (no scan): from here on every write to %s, old version or new, must satisfy it; the rows already there are checked at verify",
-			n->name.name, t->qname),
+			name, t->qname),
 		zdmc_arena_printf(
 			l->arena,
 			"ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s) NOT VALID",
-			t->qname, name, add_check_expr(l, change)),
+			t->qname, qname, expr),
 		zdmc_arena_printf(l->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
-	                          t->qname, name));
+	                          t->qname, qname));
+}
+
+void
+zdmc_constraint_check_validate(zdmc_lower_ctx *l, const zdmc_table *t,
+                               const char *name, const char *expr,
+                               const char *shown)
+{
+	zdmc_constraint_validate(
+		l, t, name, "check_violation",
+		zdmc_arena_printf(l->arena, "%s WHERE (%s) IS FALSE", t->qname,
+	                          expr),
+		zdmc_arena_printf(
+			l->arena,
+			"SELECT %s FROM %s WHERE (%s) IS FALSE LIMIT 5", shown,
+			t->qname, expr),
+		"rows for which the expression is false");
+}
+
+static void
+add_check_expand(zdmc_lower_ctx *l, const zdmc_table *t,
+                 const zdmc_change *change)
+{
+	const zdmc_add_check *n = ZDMC_ACTION_CAST(
+		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
+
+	zdmc_constraint_check_add(l, t, n->name.name,
+	                          add_check_expr(l, change));
 }
 
 static void
@@ -117,7 +142,6 @@ add_check_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 {
 	const zdmc_add_check *n = ZDMC_ACTION_CAST(
 		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
-	const char *expr = add_check_expr(l, change);
 	zdmc_buf cols;
 
 	/* the examples show the row's location and what the check read */
@@ -126,15 +150,9 @@ add_check_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 	for (size_t i = 0; i < change->nreads; i++)
 		zdmc_buf_printf(&cols, ", %s",
 		                zdmc_lower_quote(l, change->reads[i]));
-	zdmc_constraint_validate(
-		l, t, n->name.name, "check_violation",
-		zdmc_arena_printf(l->arena, "%s WHERE (%s) IS FALSE", t->qname,
-	                          expr),
-		zdmc_arena_printf(
-			l->arena,
-			"SELECT %s FROM %s WHERE (%s) IS FALSE LIMIT 5",
-			zdmc_buf_cstr(&cols), t->qname, expr),
-		"rows for which the expression is false");
+	zdmc_constraint_check_validate(l, t, n->name.name,
+	                               add_check_expr(l, change),
+	                               zdmc_buf_cstr(&cols));
 }
 
 const zdmc_op zdmc_op_add_check = {
