@@ -1218,10 +1218,11 @@ runner_diagnose(runner *r, const zdm_step *step)
 		PQclear(res);
 		runner_rollback_quietly(r);
 		r->err = failure;
-		if (r->err.detail[0] == '\0')
-			snprintf(r->err.detail, sizeof(r->err.detail),
-			         "its diagnose could not count: %.900s",
-			         message);
+		/* after the statement's own detail, if it has one */
+		snprintf(r->err.detail, sizeof(r->err.detail),
+		         "%.500s%sits diagnose could not count: %.400s",
+		         failure.detail, failure.detail[0] ? "; " : "",
+		         message);
 		return ZDM_EXIT_OK;
 	}
 	PQclear(res);
