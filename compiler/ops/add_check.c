@@ -78,6 +78,17 @@ add_check_read(zdmc_check_ctx *ck, zdmc_change *change,
 	}
 }
 
+/* What ends a piece of the CASE below: a newline after text that may end
+ * in a -- comment, which would swallow the ")" after it. */
+static const char *
+add_check_eol(const zdmc_expr *e)
+{
+	for (size_t i = 0; i + 1 < e->len; i++)
+		if (e->text[i] == '-' && e->text[i + 1] == '-')
+			return "\n";
+	return "";
+}
+
 /*
  * CASE WHEN NOT (check) THEN (value) ELSE column END, parsed as one
  * expression in old-shape names.  Both parts parsed alone, so this cannot
@@ -90,13 +101,14 @@ add_check_forward(zdmc_check_ctx *ck, const zdmc_add_check *n,
                   const zdmc_sqlassign *a)
 {
 	zdmc_arena *arena = zdmc_check_arena(ck);
-	const char *head =
-		zdmc_arena_printf(arena, "CASE WHEN NOT (%.*s\n) THEN (",
-	                          (int)n->expr.len, n->expr.text);
+	const char *head = zdmc_arena_printf(
+		arena, "CASE WHEN NOT (%.*s%s) THEN (", (int)n->expr.len,
+		n->expr.text, add_check_eol(&n->expr));
 	zdmc_expr e;
 
-	e.text = zdmc_arena_printf(arena, "%s%.*s\n) ELSE %s END", head,
+	e.text = zdmc_arena_printf(arena, "%s%.*s%s) ELSE %s END", head,
 	                           (int)a->value.len, a->value.text,
+	                           add_check_eol(&a->value),
 	                           zdmc_ident_quote(arena, a->column.name));
 	e.len = strlen(e.text);
 	e.offset = a->value.offset - strlen(head);
