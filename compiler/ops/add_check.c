@@ -133,20 +133,23 @@ add_check_using(zdmc_check_ctx *ck, zdmc_change *change,
 	zdmc_arena *arena = zdmc_check_arena(ck);
 	zdmc_diag *diag = zdmc_check_diag(ck);
 	int errors = diag->nerrors;
+	bool refs_ok = expr != NULL &&
+	               zdmc_check_row_expr(ck, expr, "a check constraint");
 	zdmc_sqlassign *items;
-	zdmc_sqlexpr **values;
+	zdmc_sqlexpr **values; /* by item; NULL: did not parse */
+	bool *assigned;        /* by item: a column the change moves */
 	size_t nitems, i, j;
 	zdmc_buf names;
 
 	nitems = zdmc_sqlexpr_assignments(arena, diag, &n->using, "using",
 	                                  &items);
 	values = zdmc_arena_alloc(arena, (nitems + 1) * sizeof(*values));
-	if (expr != NULL)
-		zdmc_check_row_expr(ck, expr, "a check constraint");
+	assigned = zdmc_arena_alloc(arena, (nitems + 1) * sizeof(*assigned));
 	for (i = 0; i < nitems; i++) {
 		const zdmc_sqlassign *a = &items[i];
 
 		values[i] = NULL;
+		assigned[i] = false;
 		for (j = 0; j < i; j++)
 			if (strcmp(items[j].column.name, a->column.name) == 0)
 				break;
@@ -159,7 +162,6 @@ add_check_using(zdmc_check_ctx *ck, zdmc_change *change,
 			continue;
 		}
 		values[i] = zdmc_check_expr(ck, &a->value, "using");
-		zdmc_check_ident_length(ck, &a->column);
 		if (expr != NULL && !add_check_reads(expr, a->column.name)) {
 			zdmc_diag_error(
 				diag, a->column.offset,
@@ -167,14 +169,19 @@ add_check_using(zdmc_check_ctx *ck, zdmc_change *change,
 				a->column.name, n->name.name);
 			continue;
 		}
+		/* a column the check may not read was reported there */
+		if (!refs_ok)
+			continue;
+		zdmc_check_ident_length(ck, &a->column);
 		zdmc_check_changed_column(ck, change, &a->column);
 		zdmc_check_added_column(ck, &a->column);
 		zdmc_check_new_name(ck, change, &a->column);
+		assigned[i] = true;
 	}
 	/* every column the check reads, assigned (a malformed item may be
 	 * the missing one's: then say only that) */
 	for (i = 0;
-	     expr != NULL && nitems == n->using.ncommas + 1 && i < expr->nrefs;
+	     refs_ok && nitems == n->using.ncommas + 1 && i < expr->nrefs;
 	     i++) {
 		const char *col = expr->refs[i].column;
 
@@ -193,20 +200,23 @@ add_check_using(zdmc_check_ctx *ck, zdmc_change *change,
 			"the check of constraint \"%s\" reads \"%s\", which using does not assign: every column the check reads moves to the new shape, so that the check binds the new version's writes and never refuses an old-version write; write %s = %s to keep its values",
 			n->name.name, col, col, col);
 	}
+	/* the facts; each forward only when nothing was wrong (it is parsed
+	 * from pieces whose errors were reported where they are) */
 	add_check_read(ck, change, expr);
-	if (expr == NULL || diag->nerrors != errors)
-		return;
 	zdmc_buf_init(&names, arena);
 	for (i = 0; i < nitems; i++) {
 		const zdmc_sqlassign *a = &items[i];
 		zdmc_newcol *col;
 		zdmc_expr identity;
 
+		if (!assigned[i])
+			continue;
 		add_check_read(ck, change, values[i]);
 		col = zdmc_change_add_create(ck, change, a->column.name, NULL);
 		/* a NOT NULL column stays NOT NULL (the catalog says) */
 		col->carry_not_null = true;
-		col->forward = add_check_forward(ck, n, a);
+		if (values[i] != NULL && diag->nerrors == errors)
+			col->forward = add_check_forward(ck, n, a);
 		zdmc_change_add_replace(ck, change, a->column.name);
 		/* the old version gets the new value back as it is */
 		identity.text = zdmc_ident_quote(arena, a->column.name);
@@ -218,7 +228,8 @@ add_check_using(zdmc_check_ctx *ck, zdmc_change *change,
 			ck, change, a->column.name,
 			zdmc_check_expr(ck, &identity, "reverse using"))
 			->identity = true;
-		zdmc_buf_printf(&names, "%s%s", i ? ", " : "", a->column.name);
+		zdmc_buf_printf(&names, "%s%s", names.len ? ", " : "",
+		                a->column.name);
 	}
 	zdmc_replace_register(
 		ck, change,
