@@ -315,6 +315,62 @@ add_check_expr(zdmc_lower_ctx *l, const zdmc_table *t,
 	return zdmc_sqlexpr_rewrite(l->arena, d->expr, add_check_column, &m);
 }
 
+/*
+ * sync = cdc, with using: an old-version write leaves the shadow columns
+ * NULL until zdm sync has computed them, and the constraint on them then
+ * sees only NULLs (the check reads no other column).  A check that is
+ * false there would refuse such writes: the step finds out on a row of
+ * NULLs of the table's own types, before anything binds, and stops the
+ * expand (its transaction leaves nothing behind).
+ */
+static void
+add_check_cdc_nulls(zdmc_lower_ctx *l, const zdmc_table *t,
+                    const zdmc_change *change)
+{
+	const zdmc_add_check *n = ZDMC_ACTION_CAST(
+		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
+	const add_check_data *d = change->op_data;
+	add_check_map m = {l, t, false};
+	zdmc_buf cols;
+	const char *body;
+
+	zdmc_buf_init(&cols, l->arena);
+	for (size_t i = 0; i < change->ncols; i++)
+		zdmc_buf_printf(&cols, "%s%s", i ? ", " : "",
+		                change->cols[i].name);
+	body = zdmc_arena_printf(
+		l->arena,
+		"BEGIN\n"
+		"    -- with sync = cdc an old-version write leaves the new shape's columns\n"
+		"    -- (%s) NULL until zdm sync maps it: the check must let NULLs through\n"
+		"    IF (SELECT (%s) IS FALSE\n"
+		"          FROM pg_catalog.jsonb_populate_record(NULL::%s, '{}'::pg_catalog.jsonb)) THEN\n"
+		"        RAISE EXCEPTION USING\n"
+		"            ERRCODE = 'check_violation',\n"
+		"            MESSAGE = %s,\n"
+		"            HINT = 'use sync = trigger, whose trigger maps each old-version write before the check sees it, or a check that is not false when those columns are NULL';\n"
+		"    END IF;\n"
+		"END\n",
+		zdmc_buf_cstr(&cols),
+		zdmc_sqlexpr_rewrite(l->arena, d->expr, add_check_column, &m),
+		t->qname,
+		zdmc_ident_literal(
+			l->arena,
+			zdmc_arena_printf(
+				l->arena,
+				"check %s is false when %s %s NULL, which an old-version write leaves there until zdm sync has mapped it: such writes would fail",
+				n->name.name, zdmc_buf_cstr(&cols),
+				change->ncols > 1 ? "are" : "is")));
+	zdmc_lower_step(
+		l, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			l->arena,
+			"make sure check %s lets a row through whose %s %s NULL (sync = cdc leaves them so until zdm sync has caught up); stop here if not",
+			n->name.name, zdmc_buf_cstr(&cols),
+			change->ncols > 1 ? "are" : "is"),
+		zdmc_constraint_do(l, body), NULL);
+}
+
 static void
 add_check_expand(zdmc_lower_ctx *l, const zdmc_table *t,
                  const zdmc_change *change)
@@ -332,11 +388,13 @@ add_check_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 	else
 		what = zdmc_arena_printf(
 			l->arena,
-			"add check constraint %s NOT VALID (no scan) on the new shape's columns: from here on every new-version write must satisfy it, while %s maps an old-version write that breaks it before it is checked; the rows already there are mapped by the backfill and checked at verify",
+			"add check constraint %s NOT VALID (no scan) on the new shape's columns: from here on every new-version write must satisfy it, while %s; the rows already there are mapped by the backfill and checked at verify",
 			n->name.name,
 			zdmc_lower_is_cdc(l)
-				? "zdm sync (which leaves the new columns NULL until it has caught up: the check must pass on NULL there)"
-				: "the sync trigger");
+				? "an old-version write that breaks it is mapped by zdm sync (until then its new columns hold NULL, which the step before made sure the check lets through)"
+				: "the sync trigger maps an old-version write that breaks it before it is checked");
+	if (change->replace != NULL && zdmc_lower_is_cdc(l))
+		add_check_cdc_nulls(l, t, change);
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t, what,
 		zdmc_arena_printf(
