@@ -291,6 +291,7 @@ typedef struct add_check_map {
 	zdmc_lower_ctx *l;
 	const zdmc_table *t;
 	bool shadow; /* the new shape's columns, zdm_new_* while in flight */
+	const zdmc_change *change;
 } add_check_map;
 
 /* Each column as the table names it, unqualified: a check constraint sees
@@ -310,7 +311,7 @@ add_check_expr(zdmc_lower_ctx *l, const zdmc_table *t,
                const zdmc_change *change)
 {
 	const add_check_data *d = change->op_data;
-	add_check_map m = {l, t, change->replace != NULL};
+	add_check_map m = {l, t, change->replace != NULL, change};
 
 	return zdmc_sqlexpr_rewrite(l->arena, d->expr, add_check_column, &m);
 }
@@ -330,7 +331,7 @@ add_check_cdc_nulls(zdmc_lower_ctx *l, const zdmc_table *t,
 	const zdmc_add_check *n = ZDMC_ACTION_CAST(
 		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
 	const add_check_data *d = change->op_data;
-	add_check_map m = {l, t, false};
+	add_check_map m = {l, t, false, change};
 	zdmc_buf cols;
 	const char *body;
 
@@ -405,6 +406,69 @@ add_check_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 	                          t->qname, name));
 }
 
+/* A column the check reads, as using maps it: its forward, in old-shape
+ * names (with using, every column the check reads is mapped). */
+static const char *
+add_check_mapped_column(void *arg, const zdmc_colref *ref)
+{
+	add_check_map *m = arg;
+	const zdmc_change *change = m->change;
+
+	for (size_t i = 0; i < change->ncols; i++)
+		if (strcmp(change->cols[i].name, ref->column) == 0)
+			return zdmc_arena_printf(m->l->arena, "(%s)",
+			                         change->cols[i].forward->text);
+	return zdmc_lower_quote(m->l, ref->column);
+}
+
+/*
+ * With using, after expand: the rows whose mapped values still break the
+ * check, counted before the backfill writes them (each such write would
+ * fail on the constraint, the first one stopping the backfill with
+ * PostgreSQL's message): the run stops here (exit 3) with examples, their
+ * old values and the mapped ones.  A scan that blocks no write.
+ */
+static void
+add_check_mapping(zdmc_lower_ctx *l, const zdmc_table *t,
+                  const zdmc_change *change)
+{
+	const zdmc_add_check *n = ZDMC_ACTION_CAST(
+		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
+	const add_check_data *d = change->op_data;
+	add_check_map m = {l, t, false, change};
+	const char *where;
+	zdmc_buf cols;
+
+	if (change->replace == NULL)
+		return;
+	where = zdmc_arena_printf(l->arena, "(%s) IS FALSE",
+	                          zdmc_sqlexpr_rewrite(l->arena, d->expr,
+	                                               add_check_mapped_column,
+	                                               &m));
+	zdmc_buf_init(&cols, l->arena);
+	zdmc_buf_puts(&cols, "ctid");
+	for (size_t i = 0; i < change->ncols; i++)
+		zdmc_buf_printf(&cols, ", %s",
+		                zdmc_lower_quote(l, change->cols[i].name));
+	for (size_t i = 0; i < change->ncols; i++)
+		zdmc_buf_printf(
+			&cols, ", (%s) AS %s", change->cols[i].forward->text,
+			zdmc_lower_quote(
+				l, zdmc_arena_printf(l->arena, "mapped_%s",
+		                                     change->cols[i].name)));
+	zdmc_lower_check(
+		l, t,
+		zdmc_arena_printf(
+			l->arena,
+			"no row of %s still breaks %s once using has mapped it (the backfill would fail on it): a scan that blocks no write",
+			t->qname, n->name.name),
+		zdmc_arena_printf(l->arena, "%s WHERE %s", t->qname, where),
+		zdmc_arena_printf(l->arena,
+	                          "SELECT %s FROM %s WHERE %s LIMIT 5",
+	                          zdmc_buf_cstr(&cols), t->qname, where),
+		NULL);
+}
+
 static void
 add_check_verify(zdmc_lower_ctx *l, const zdmc_table *t,
                  const zdmc_change *change)
@@ -469,6 +533,7 @@ const zdmc_op zdmc_op_add_check = {
 	.lower =
 		{
 			[ZDMC_SLOT_EXPAND] = add_check_expand,
+			[ZDMC_SLOT_EXPAND_AFTER] = add_check_mapping,
 			[ZDMC_SLOT_VERIFY] = add_check_verify,
 			[ZDMC_SLOT_CONTRACT_DROP] = add_check_drop,
 			[ZDMC_SLOT_CONTRACT] = add_check_contract,

@@ -103,3 +103,6 @@ zdm_apply_test(apply_grants apply_grants.sh)
 # the constraint actions when data or schema are not what they need
 zdm_apply_test(apply_constraints apply_constraints.sh)
 set_tests_properties(apply_constraints PROPERTIES TIMEOUT 400)
+
+# add constraint ... check ... using when its mapping or the sync mode fails
+zdm_apply_test(apply_check_using apply_check_using.sh)
