@@ -25,17 +25,20 @@
  * back to the old column as they are (the identity reverse).  The
  * constraint goes on the shadow columns, NOT VALID at expand (it binds
  * the new version's writes; an old-version write is mapped before it is
- * checked), validated at verify after the backfill; contract drops the old
- * columns and renames the shadows into place, the constraint with them.
- * Facts: reads (what the check and EXPR read), creates [COL, using the
- * CASE above], replaces [COL], reverse [COL from COL],
- * constraints_created [N].
+ * checked); after expand a count stops the run, naming rows, if the
+ * mapping leaves some breaking the check (the backfill would fail on the
+ * first); verify validates it; contract drops the old columns and renames
+ * the shadows into place, the constraint with them.  With sync = cdc an
+ * old-version write leaves the shadows NULL until zdm sync maps it, so
+ * expand first makes sure the check lets a row of NULLs through.  Facts:
+ * reads (what the check and EXPR read), creates [COL, using the CASE
+ * above], replaces [COL], reverse [COL from COL], constraints_created [N].
  *
- * Every column the check reads must be assigned: a column only the old
- * version's rows shared would let a new-version write that breaks the
- * check be mapped instead of refused (the trigger cannot tell who wrote a
- * shared column), and with sync = cdc an old-version write of it would be
- * checked against a shadow the sync has not recomputed yet, and fail.
+ * Every column the check reads must be assigned: a column both versions
+ * shared would let a new-version write that breaks the check be mapped
+ * instead of refused (the trigger cannot tell who wrote a shared column),
+ * and with sync = cdc an old-version write of it would be checked against
+ * a shadow the sync has not recomputed yet, and fail.
  *
  * The expressions are checked like a using: parsed by PostgreSQL's parser,
  * one row, no subqueries, aggregates or system columns; without using the
