@@ -83,7 +83,7 @@ set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
 # rollback after both versions wrote, trigger and cdc: the examples of the
 # operations whose rollback depends on what the new version wrote
-foreach(example drop_column set_not_null drop_not_null)
+foreach(example drop_column set_not_null drop_not_null add_check_using)
   zdm_apply_test(apply_rollback_versions_${example}
                  apply_rollback_versions.sh ${example})
 endforeach()
