@@ -104,6 +104,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
+	ZDMC_ACTION_ADD_COLUMN,        /* add column c t [clauses] */
 	ZDMC_ACTION_DROP_COLUMN,       /* drop column c [reverse using] */
 	ZDMC_ACTION_SET_NOT_NULL,      /* alter column c set not null [using] */
 	ZDMC_ACTION_DROP_NOT_NULL, /* alter column c drop not null [reverse] */
@@ -111,8 +112,8 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_DROP_DEFAULT,  /* alter column c drop default */
 	ZDMC_ACTION_RENAME_TABLE,  /* rename to t */
 	ZDMC_ACTION_MERGE_COLUMNS, /* merge columns a, b into coldef */
-	ZDMC_ACTION_ADD_CHECK,         /* add constraint n check (e) */
-	ZDMC_ACTION_ADD_UNIQUE,        /* add constraint n unique (c, ...) */
+	ZDMC_ACTION_ADD_CHECK,     /* add constraint n check (e) */
+	ZDMC_ACTION_ADD_UNIQUE,    /* add constraint n unique (c, ...) */
 	ZDMC_ACTION_ADD_PRIMARY_KEY, /* add constraint n primary key (c, ...) */
 	ZDMC_ACTION_ADD_FOREIGN_KEY, /* add constraint n foreign key ... */
 	ZDMC_ACTION_DROP_CONSTRAINT, /* drop constraint n */
@@ -145,6 +146,39 @@ typedef struct zdmc_rename_column {
 	zdmc_name column;
 	zdmc_name to;
 } zdmc_rename_column;
+
+/*
+ * A clause of add column, as written: the grammar takes them in any order
+ * and any number, and the op's check judges repeats and what is not
+ * supported, so that each gets a message at its own place.
+ */
+typedef enum zdmc_colclause_kind {
+	ZDMC_COLCLAUSE_NOT_NULL,  /* not null */
+	ZDMC_COLCLAUSE_DEFAULT,   /* default EXPR (expr: its text) */
+	ZDMC_COLCLAUSE_USING,     /* using (EXPR) */
+	ZDMC_COLCLAUSE_CHECK,     /* check (EXPR) */
+	ZDMC_COLCLAUSE_UNIQUE,    /* unique */
+	ZDMC_COLCLAUSE_REFERENCES /* references T [(C)] [on delete/update A] */
+} zdmc_colclause_kind;
+
+struct zdmc_add_foreign_key;
+
+typedef struct zdmc_colclause {
+	zdmc_colclause_kind kind;
+	size_t offset;  /* of its first keyword */
+	zdmc_expr expr; /* DEFAULT, USING, CHECK */
+	/* REFERENCES: the referenced table, columns and actions, as add
+	 * constraint foreign key's tail (its name and columns unset) */
+	const struct zdmc_add_foreign_key *fkey;
+	struct zdmc_colclause *next;
+} zdmc_colclause;
+
+typedef struct zdmc_add_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_type type;
+	zdmc_colclause *clauses; /* in source order */
+} zdmc_add_column;
 
 typedef struct zdmc_drop_column {
 	zdmc_action action;

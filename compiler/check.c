@@ -720,21 +720,23 @@ check_kept(check_ctx *ctx, const check_table *ct)
 		const check_name *added =
 			check_find(ct->new_names, ct->nnew, k->name);
 		const check_name *other = old ? old : added;
-		const char *how;
+		const char *how, *done;
 
 		if (other == NULL)
 			continue;
-		how = old == NULL ? "add"
-		      : zdmc_change_renames(&ct->table->changes[old->change],
-		                            k->name)
-		              ? "rename"
-		              : "replace";
+		if (old == NULL)
+			how = "add", done = "added";
+		else if (zdmc_change_renames(&ct->table->changes[old->change],
+		                             k->name))
+			how = "rename", done = "renamed";
+		else
+			how = "replace", done = "replaced";
 		zdmc_diag_error(
 			ctx->diag, k->offset,
 			"a constraint on column \"%s\", which another action of this migration %ss, is not supported yet; add the constraint in a migration of its own",
 			k->name, how);
-		zdmc_diag_note(ctx->diag, other->offset, "\"%s\" is %sed here",
-		               k->name, how);
+		zdmc_diag_note(ctx->diag, other->offset, "\"%s\" is %s here",
+		               k->name, done);
 	}
 }
 
@@ -908,6 +910,14 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 
 	if (strcmp(o->sync, "cdc") != 0)
 		return;
+	/* nothing would be in the publication (renames and columns added
+	 * from the catalog only keep no second shape in step) */
+	for (i = 0; i < model->ntables && !model->tables[i].needs_sync; i++)
+		;
+	if (model->ntables > 0 && i == model->ntables)
+		zdmc_diag_error(
+			ctx->diag, o->sync_offset,
+			"sync = cdc, but no change of this migration keeps two shapes of a table in step (renames and columns added from the catalog need no sync); leave sync out");
 	if (model->migration != NULL) {
 		const char *p = model->migration;
 		bool ok = strlen("zdm_") + strlen(p) <= ZDMC_MAX_IDENT_BYTES;

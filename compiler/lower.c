@@ -291,8 +291,6 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 				zdmc_arena_printf(ctx->arena, "%s AS %s",
 			                          Q(ctx, c->renames[j].column),
 			                          Q(ctx, c->renames[j].to)));
-		if (c->replace == NULL)
-			continue;
 		for (j = 0; j < c->ncols; j++) {
 			const char *shape =
 				zdmc_arena_printf(ctx->arena, "%s AS %s",
@@ -305,15 +303,17 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 			else
 				zdmc_buf_printf(&extra, ", %s", shape);
 		}
-		for (j = c->ncols ? 1 : 0; j < c->nreplaces; j++) {
+		for (j = c->ncols ? 1 : 0;
+		     c->replace != NULL && j < c->nreplaces; j++) {
 			lower_view_value(ctx, &values, c->replaces[j], 1, "");
 			hidden = true;
 		}
 	}
 	zdmc_buf_init(&select, ctx->arena);
 	if (values.len == 0)
-		/* no column changes shape (the table is only renamed, or gets
-		 * new defaults): every column as it is */
+		/* no column changes shape (the table is only renamed, gets
+		 * new defaults, or only gains columns, which come last):
+		 * every column as it is */
 		zdmc_buf_printf(
 			&select,
 			"    -- every column of %s in order; zdm's own columns hidden\n"
@@ -676,6 +676,8 @@ lower_expand(lower_ctx *ctx)
 			                          schema));
 		if (t->needs_sync)
 			zdmc_replace_expand(ctx, t);
+		else
+			zdmc_replace_add_created(ctx, t);
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND);
 		lower_step(
 			ctx, ZDMC_STEP_SQL, t,
@@ -914,9 +916,10 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 
 		col->name = c->cols[k].name;
 		col->type = c->cols[k].type;
-		col->using = c->cols[k].forward_implied
-		                     ? NULL
-		                     : c->cols[k].forward->text;
+		col->using =
+			c->cols[k].forward_implied || c->cols[k].forward == NULL
+				? NULL
+				: c->cols[k].forward->text;
 		/* what the source declares; a NOT NULL carried from the old
 		 * column is the catalog's to tell */
 		col->not_null = c->cols[k].not_null;

@@ -36,6 +36,12 @@ typedef struct zdmc_newcol {
 	zdmc_sqlexpr *forward; /* in old-shape names */
 	bool forward_implied;  /* no using written (a plain cast): the plan's
 	                        * creates say using: null */
+	/* the default new rows get (add column), NULL: none.  A change that
+	 * registered with the column replacement adds the column without it
+	 * (the view gives it to new-version inserts until contract sets it);
+	 * one that did not adds the column with it, and with NOT NULL when
+	 * not_null: a constant PostgreSQL keeps in the catalog. */
+	zdmc_sqlexpr *default_expr;
 } zdmc_newcol;
 
 /* An existing column that keeps its data under a new name. */

@@ -382,6 +382,11 @@ replace_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
 			b,
 			"%sNULL; -- irreversible: the old shape is not written back\n",
 			indent);
+	else if (c->nreverse == 0)
+		zdmc_buf_printf(
+			b,
+			"%sNULL; -- the old shape has nothing to write back\n",
+			indent);
 	for (size_t i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(
 			b, "%sNEW.%s := (%s);\n", indent,
@@ -498,10 +503,14 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		 * version writes, its zdm_new_* columns only the new one; so
 		 * those decide first.  A column both versions share (read by
 		 * using or reverse using) only after them. */
-		zdmc_buf_printf(&body, "        IF %s THEN\n",
-		                replace_old_changed(ctx, c));
-		replace_assign_forward(ctx, &body, t, c, "            ");
-		zdmc_buf_printf(&body, "        ELSIF %s THEN\n",
+		if (c->nreplaces > 0) {
+			zdmc_buf_printf(&body, "        IF %s THEN\n",
+			                replace_old_changed(ctx, c));
+			replace_assign_forward(ctx, &body, t, c,
+			                       "            ");
+		}
+		zdmc_buf_printf(&body, "        %s %s THEN\n",
+		                c->nreplaces > 0 ? "ELSIF" : "IF",
 		                replace_new_changed(ctx, c, "IS DISTINCT FROM",
 		                                    " OR "));
 		zdmc_buf_printf(
@@ -530,7 +539,23 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 			                          : replace_shared_changed(
 							    ctx, t, c, true);
 
-			if (fwd[0]) {
+			if (fwd[0] && c->nreplaces == 0) {
+				/* no column of its own tells the old version's
+				 * write: its search_path does, and a new-version
+				 * write of a column using reads leaves the new
+				 * column as that version left it */
+				zdmc_buf_printf(
+					&body,
+					"        ELSIF (%s)\n"
+					"              AND pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) = 0 THEN\n",
+					fwd,
+					zdmc_ident_literal(
+						ctx->arena,
+						Q(ctx,
+				                  ctx->model->version_schema)));
+				replace_assign_forward(ctx, &body, t, c,
+				                       "            ");
+			} else if (fwd[0]) {
 				zdmc_buf_printf(&body,
 				                "        ELSIF %s THEN\n", fwd);
 				replace_assign_forward(ctx, &body, t, c,
@@ -590,7 +615,9 @@ replace_update_when(lower_ctx *ctx, const zdmc_table *t)
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
 
-		if (!replace_has(c) || c->irreversible)
+		/* a write to the new columns has something to carry back only
+		 * when the change computes old columns from them */
+		if (!replace_has(c) || c->irreversible || c->nreverse == 0)
 			continue;
 		if (c->ncols > 0)
 			zdmc_buf_printf(
@@ -609,15 +636,19 @@ replace_update_when(lower_ctx *ctx, const zdmc_table *t)
 				                rev);
 		}
 	}
-	if (cond.len == 0)
-		zdmc_buf_puts(&cond,
-		              "false"); /* nothing read, nothing replaced */
 	zdmc_buf_init(&when, ctx->arena);
-	zdmc_buf_printf(&when,
-	                "NEW.%s = OLD.%s\n"
-	                "      AND (OLD.%s\n       OR %s)",
-	                PENDING_COLUMN, PENDING_COLUMN, PENDING_COLUMN,
-	                zdmc_buf_cstr(&cond));
+	/* nothing read, nothing replaced, nothing to carry back: only the
+	 * marker matters (a column added with a default and no using is
+	 * computed once per row, when the row is first written) */
+	if (cond.len == 0)
+		zdmc_buf_printf(&when, "NEW.%s = OLD.%s\n      AND OLD.%s",
+		                PENDING_COLUMN, PENDING_COLUMN, PENDING_COLUMN);
+	else
+		zdmc_buf_printf(&when,
+		                "NEW.%s = OLD.%s\n"
+		                "      AND (OLD.%s\n       OR %s)",
+		                PENDING_COLUMN, PENDING_COLUMN, PENDING_COLUMN,
+		                zdmc_buf_cstr(&cond));
 	return zdmc_buf_cstr(&when);
 }
 
@@ -1249,15 +1280,6 @@ replace_column_type(lower_ctx *ctx, const zdmc_table *t, const zdmc_newcol *col)
 		zdmc_ident_literal(ctx->arena, col->name));
 }
 
-/*
- * The created columns and the marker, in one ALTER TABLE.  A column that
- * keeps an existing column's type (set or drop not null) gets it from the
- * catalog when the plan runs, through format_type in a DO block (the
- * compiler never sees the table); its collation is the type's, since
- * preflight refuses an explicit one on a column the change replaces.  The
- * marker starts true ("never computed") when there is something to
- * backfill, false when the changes create no column.
- */
 /* text as a literal part of a format() string: each % doubled */
 static const char *
 replace_format_escape(lower_ctx *ctx, const char *text)
@@ -1270,11 +1292,26 @@ replace_format_escape(lower_ctx *ctx, const char *text)
 	return zdmc_buf_cstr(&b);
 }
 
+/*
+ * Every column the table's changes create, in source order, and (marker)
+ * the marker, in one ALTER TABLE.  A change that registered adds its
+ * columns nullable and without a default, for the backfill and the sync to
+ * fill; one that did not (add column, catalog only) with its constant
+ * default, and NOT NULL -- which PostgreSQL then neither rewrites nor scans
+ * for.  One statement keeps the columns in source order, the order the
+ * view shows and contract leaves.  A column that keeps an existing
+ * column's type (set or drop not null) gets it from the catalog when the
+ * plan runs, through format_type in a DO block (the compiler never sees
+ * the table); its collation is the type's, since preflight refuses an
+ * explicit one on a column the change replaces.  The marker starts true
+ * ("never computed") when there is something to backfill, false when the
+ * registered changes create no column.
+ */
 static void
-replace_add_columns(lower_ctx *ctx, const zdmc_table *t)
+replace_add_columns(lower_ctx *ctx, const zdmc_table *t, bool marker)
 {
-	zdmc_buf add, fmt, drop, names, types;
-	const char *sep = "";
+	zdmc_buf add, fmt, drop, names, types, binding;
+	const char *sep = "", *binds = "";
 	bool creates = replace_creates(t);
 	size_t j, k;
 
@@ -1283,6 +1320,7 @@ replace_add_columns(lower_ctx *ctx, const zdmc_table *t)
 	zdmc_buf_init(&drop, ctx->arena);
 	zdmc_buf_init(&names, ctx->arena);
 	zdmc_buf_init(&types, ctx->arena);
+	zdmc_buf_init(&binding, ctx->arena);
 	zdmc_buf_printf(&add, "ALTER TABLE %s", t->qname);
 	zdmc_buf_printf(&fmt, "ALTER TABLE %s",
 	                replace_format_escape(ctx, t->qname));
@@ -1290,17 +1328,30 @@ replace_add_columns(lower_ctx *ctx, const zdmc_table *t)
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
 
-		for (k = 0; replace_has(c) && k < c->ncols; k++) {
+		for (k = 0; k < c->ncols; k++) {
 			const zdmc_newcol *col = &c->cols[k];
 			const char *p = Q(ctx, col->physical);
+			const char *extra = "";
 
-			zdmc_buf_printf(&add, "%s\n    ADD COLUMN %s %s", sep,
-			                p, col->type ? col->type : "");
-			zdmc_buf_printf(&fmt, "%s\n    ADD COLUMN %s %s", sep,
+			if (!replace_has(c) && col->default_expr != NULL)
+				extra = zdmc_arena_printf(
+					ctx->arena, " DEFAULT %s",
+					col->default_expr->text);
+			if (!replace_has(c) && col->not_null) {
+				extra = zdmc_arena_printf(ctx->arena,
+				                          "%s NOT NULL", extra);
+				zdmc_buf_printf(&binding, "%s%s",
+				                binding.len ? ", " : "",
+				                col->name);
+			}
+			zdmc_buf_printf(&add, "%s\n    ADD COLUMN %s %s%s", sep,
+			                p, col->type ? col->type : "", extra);
+			zdmc_buf_printf(&fmt, "%s\n    ADD COLUMN %s %s%s", sep,
 			                replace_format_escape(ctx, p),
 			                col->type ? replace_format_escape(
 							    ctx, col->type)
-			                          : "%s");
+			                          : "%s",
+			                replace_format_escape(ctx, extra));
 			if (col->type == NULL)
 				zdmc_buf_printf(
 					&types, ",\n        %s",
@@ -1308,16 +1359,31 @@ replace_add_columns(lower_ctx *ctx, const zdmc_table *t)
 			zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s", sep,
 			                p);
 			sep = ",";
-			zdmc_buf_printf(&names, "%s, ", col->physical);
+			zdmc_buf_printf(&names, "%s%s", names.len ? ", " : "",
+			                col->physical);
 		}
 	}
-	zdmc_buf_printf(&add,
-	                "%s\n    ADD COLUMN %s boolean NOT NULL DEFAULT %s",
-	                sep, PENDING_COLUMN, creates ? "true" : "false");
-	zdmc_buf_printf(&fmt,
-	                "%s\n    ADD COLUMN %s boolean NOT NULL DEFAULT %s",
-	                sep, PENDING_COLUMN, creates ? "true" : "false");
-	zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s", sep, PENDING_COLUMN);
+	/* a NOT NULL that holds from expand on binds the old version too,
+	 * and the plan must say so */
+	if (binding.len)
+		binds = zdmc_arena_printf(
+			ctx->arena,
+			"; NOT NULL on %s binds every writer from now on (old-version inserts take the default)",
+			zdmc_buf_cstr(&binding));
+	if (!marker && names.len == 0)
+		return;
+	if (marker) {
+		zdmc_buf_printf(
+			&add,
+			"%s\n    ADD COLUMN %s boolean NOT NULL DEFAULT %s",
+			sep, PENDING_COLUMN, creates ? "true" : "false");
+		zdmc_buf_printf(
+			&fmt,
+			"%s\n    ADD COLUMN %s boolean NOT NULL DEFAULT %s",
+			sep, PENDING_COLUMN, creates ? "true" : "false");
+		zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s", sep,
+		                PENDING_COLUMN);
+	}
 	if (types.len) {
 		zdmc_buf_init(&add, ctx->arena);
 		zdmc_buf_printf(
@@ -1333,15 +1399,27 @@ replace_add_columns(lower_ctx *ctx, const zdmc_table *t)
 	}
 	zdmc_lower_step(
 		ctx, ZDMC_STEP_SQL, t,
-		creates ? zdmc_arena_printf(
+		!marker ? zdmc_arena_printf(
 				  ctx->arena,
-				  "add %sand the backfill marker %s to %s (nullable and a constant default: no table rewrite)",
-				  zdmc_buf_cstr(&names), PENDING_COLUMN,
-				  t->qname)
-			: zdmc_arena_printf(
+				  "add %s to %s (nullable, or a constant default: catalog only, no table rewrite or scan)%s",
+				  zdmc_buf_cstr(&names), t->qname, binds)
+		: creates
+			? zdmc_arena_printf(
+				  ctx->arena,
+				  "add %s%sthe backfill marker %s to %s (nullable and a constant default: no table rewrite)%s",
+				  zdmc_buf_cstr(&names),
+				  names.len ? ", and " : "", PENDING_COLUMN,
+				  t->qname, binds)
+		: names.len == 0
+			? zdmc_arena_printf(
 				  ctx->arena,
 				  "add the sync marker %s to %s, false for every row: its changes create no column, so nothing needs a backfill",
-				  PENDING_COLUMN, t->qname),
+				  PENDING_COLUMN, t->qname)
+			: zdmc_arena_printf(
+				  ctx->arena,
+				  "add %s, and the sync marker %s to %s, false for every row: nothing needs a backfill%s",
+				  zdmc_buf_cstr(&names), PENDING_COLUMN,
+				  t->qname, binds),
 		zdmc_buf_cstr(&add), zdmc_buf_cstr(&drop));
 }
 
@@ -1388,9 +1466,15 @@ replace_add_triggers(lower_ctx *ctx, const zdmc_table *t)
 }
 
 void
+zdmc_replace_add_created(zdmc_lower_ctx *ctx, const zdmc_table *t)
+{
+	replace_add_columns(ctx, t, false);
+}
+
+void
 zdmc_replace_expand(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
-	replace_add_columns(ctx, t);
+	replace_add_columns(ctx, t, true);
 	if (zdmc_lower_is_cdc(ctx))
 		replace_cdc_expand_table(ctx, t);
 	else

@@ -926,6 +926,26 @@ sqlexpr_sort_refs(sqlexpr_walk *w)
 	w->nrefs = n;
 }
 
+/*
+ * A literal (A_Const), or a cast of one, however deep (TypeCast wraps
+ * "'x'::text", "CAST(x AS t)" and "interval '1 day'"; PostgreSQL's grammar
+ * already folds "-1" into the literal).  Parentheses leave no node.
+ */
+static zdmc_sqlexpr_kind
+sqlexpr_kind_of(json_t *node)
+{
+	json_t *cast;
+
+	while ((cast = json_object_get(node, "TypeCast")) != NULL)
+		node = json_object_get(cast, "arg");
+	node = json_object_get(node, "A_Const");
+	if (!json_is_object(node))
+		return ZDMC_SQLEXPR_COMPUTED;
+	return json_is_true(json_object_get(node, "isnull"))
+	               ? ZDMC_SQLEXPR_NULL
+	               : ZDMC_SQLEXPR_CONSTANT;
+}
+
 /* ---- public ------------------------------------------------------------ */
 
 zdmc_sqlexpr *
@@ -1054,6 +1074,7 @@ zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
 	result->src_offset = expr->offset;
 	result->refs = w.refs;
 	result->nrefs = w.nrefs;
+	result->kind = sqlexpr_kind_of(target);
 
 cleanup:
 	json_decref(atree);

@@ -19,13 +19,13 @@ typedef struct zdmc_lexer_state {
 	zdmc_arena *arena;
 	zdmc_diag *diag;
 	const zdmc_source *src;
-	size_t offset;          /* bytes consumed so far */
-	bool expect_expr;       /* the previous token was USING or CHECK */
-	bool after_drop;        /* the previous token was DROP */
+	size_t offset;             /* bytes consumed so far */
+	bool expect_expr;          /* the previous token was USING or CHECK */
+	bool after_drop;           /* the previous token was DROP */
 	int prev_word, prev_word2; /* the last two words' tokens (SET after
 	                            * DELETE or UPDATE: a referential action,
 	                            * and DEFAULT after it no expression) */
-	bool bare_pending;      /* DEFAULT: a bare expression follows */
+	bool bare_pending;         /* DEFAULT: a bare expression follows */
 	bool bare_started;      /* a bare expression's first token was seen */
 	int expr_state;         /* SC_EXPR or SC_BARE: where a string returns */
 	int depth;              /* parenthesis depth inside an expression */

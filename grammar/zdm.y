@@ -41,12 +41,11 @@ static void zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner,
                          zdmc_parse_ctx *ctx, const char *msg);
 static zdmc_reverse grammar_no_reverse(size_t offset);
 static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
+static zdmc_colclause *grammar_clause(zdmc_parse_ctx *ctx,
+                                      zdmc_colclause_kind kind, size_t offset);
 static zdmc_name_list grammar_name_list(const struct grammar_names *names,
                                         size_t offset);
-static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset,
-                                          zdmc_name name,
-                                          const struct grammar_names *columns,
-                                          size_t columns_offset);
+static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
 	do {                                                       \
@@ -77,6 +76,7 @@ static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset,
 	zdmc_expr expr;
 	zdmc_option *option;
 	zdmc_coldef *coldef;
+	zdmc_colclause *colclause;
 	zdmc_stmt *stmt;
 	zdmc_reverse reverse;
 	zdmc_type type;
@@ -110,7 +110,7 @@ static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset,
 %type <name> name type_word
 %type <option> opt_with option_list option
 %type <names> name_list
-%type <fkey> fk_head
+%type <fkey> fk_references
 %type <coldef> coldef
 %type <reverse> opt_reverse
 %type <expr> opt_using
@@ -118,6 +118,7 @@ static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset,
 %type <stmt> alter_head
 %type <word> fk_action
 %type <names> column_list
+%type <colclause> colclauses colclause
 
 %%
 
@@ -368,6 +369,7 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
+	| alter_item_add
 	| DROP opt_column name opt_reverse
 	{
 		zdmc_drop_column *n = (zdmc_drop_column *)zdmc_action_new(
@@ -418,8 +420,6 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
-	;
-
 	| ADD CONSTRAINT name CHECK EXPR opt_using
 	{
 		zdmc_add_check *n = (zdmc_add_check *)zdmc_action_new(
@@ -455,9 +455,14 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
-	| fk_head
+	| ADD CONSTRAINT name FOREIGN KEY column_list fk_references
 	{
-		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &$1->action,
+		zdmc_add_foreign_key *n = $7;
+
+		n->action.offset = @1.first;
+		n->name = $3;
+		n->columns = grammar_name_list(&$6, @6.first);
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
 	| DROP CONSTRAINT name
@@ -484,23 +489,24 @@ alter_item:
 	;
 
 /*
- * add constraint n foreign key (c, ...) references [s.]t [(c, ...)], then
- * its referential actions, each at most once (a repeat is remembered and
- * reported by the op's check, which reports everything else too).
+ * references [s.]t [(c, ...)], then its referential actions, each at most
+ * once (a repeat is remembered and reported by the op's check, which
+ * reports everything else too): the tail of add constraint n foreign key
+ * (c, ...) and add column's references clause, one node type for both.
  */
-fk_head:
-	ADD CONSTRAINT name FOREIGN KEY column_list REFERENCES name
+fk_references:
+	REFERENCES name
 	{
-		$$ = grammar_fkey(ctx, @1.first, $3, &$6, @6.first);
-		$$->ref_table = $8;
+		$$ = grammar_fkey(ctx, @1.first);
+		$$->ref_table = $2;
 	}
-	| ADD CONSTRAINT name FOREIGN KEY column_list REFERENCES name '.' name
+	| REFERENCES name '.' name
 	{
-		$$ = grammar_fkey(ctx, @1.first, $3, &$6, @6.first);
-		$$->ref_schema = $8;
-		$$->ref_table = $10;
+		$$ = grammar_fkey(ctx, @1.first);
+		$$->ref_schema = $2;
+		$$->ref_table = $4;
 	}
-	| fk_head column_list
+	| fk_references column_list
 	{
 		$$ = $1;
 		if ($$->ref_columns.items != NULL || $$->on_delete.sql != NULL ||
@@ -510,7 +516,7 @@ fk_head:
 		else
 			$$->ref_columns = grammar_name_list(&$2, @2.first);
 	}
-	| fk_head ON DELETE fk_action
+	| fk_references ON DELETE fk_action
 	{
 		$$ = $1;
 		if ($$->on_delete.sql != NULL && $$->repeated_action == 0)
@@ -518,7 +524,7 @@ fk_head:
 		$$->on_delete.sql = $4.text;
 		$$->on_delete.offset = @2.first;
 	}
-	| fk_head ON UPDATE fk_action
+	| fk_references ON UPDATE fk_action
 	{
 		$$ = $1;
 		if ($$->on_update.sql != NULL && $$->repeated_action == 0)
@@ -543,6 +549,64 @@ column_list:
 opt_column:
 	%empty
 	| COLUMN
+	;
+
+/*
+ * add column: the column's clauses in any order, as PostgreSQL takes
+ * them; repeats and combinations are the op's to judge.  default's
+ * expression comes from the scanner as one EXPR token (zdm.l).
+ */
+alter_item_add:
+	ADD opt_column name type_name colclauses
+	{
+		zdmc_add_column *n = (zdmc_add_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_COLUMN,
+			sizeof(zdmc_add_column), @1.first);
+
+		n->column = $3;
+		n->type = grammar_type(ctx, @4);
+		n->clauses = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+colclauses:
+	%empty                  { $$ = NULL; }
+	| colclauses colclause
+	{
+		zdmc_colclause **tail = &$1;
+
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+		*tail = $2;
+		$$ = $1;
+	}
+	;
+
+colclause:
+	NOT NULL_P              { $$ = grammar_clause(ctx, ZDMC_COLCLAUSE_NOT_NULL, @1.first); }
+	| DEFAULT EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_DEFAULT, @1.first);
+		$$->expr = $2;
+	}
+	| USING EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_USING, @1.first);
+		$$->expr = $2;
+	}
+	| CHECK EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_CHECK, @1.first);
+		$$->expr = $2;
+	}
+	| UNIQUE                { $$ = grammar_clause(ctx, ZDMC_COLCLAUSE_UNIQUE, @1.first); }
+	| fk_references
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_REFERENCES, @1.first);
+		$$->fkey = $1;
+	}
 	;
 
 coldef:
@@ -650,6 +714,16 @@ grammar_no_reverse(size_t offset)
 	return r;
 }
 
+static zdmc_colclause *
+grammar_clause(zdmc_parse_ctx *ctx, zdmc_colclause_kind kind, size_t offset)
+{
+	zdmc_colclause *c = ZDMC_NEW(ctx->arena, zdmc_colclause);
+
+	c->kind = kind;
+	c->offset = offset;
+	return c;
+}
+
 static zdmc_type
 grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc)
 {
@@ -673,17 +747,14 @@ grammar_name_list(const struct grammar_names *names, size_t offset)
 	return l;
 }
 
+/* A foreign key's references clause, from its REFERENCES at offset; add
+ * constraint fills in its name and columns. */
 static zdmc_add_foreign_key *
-grammar_fkey(zdmc_parse_ctx *ctx, size_t offset, zdmc_name name,
-             const struct grammar_names *columns, size_t columns_offset)
+grammar_fkey(zdmc_parse_ctx *ctx, size_t offset)
 {
-	zdmc_add_foreign_key *n = (zdmc_add_foreign_key *)zdmc_action_new(
+	return (zdmc_add_foreign_key *)zdmc_action_new(
 		ctx->arena, ZDMC_ACTION_ADD_FOREIGN_KEY,
 		sizeof(zdmc_add_foreign_key), offset);
-
-	n->name = name;
-	n->columns = grammar_name_list(columns, columns_offset);
-	return n;
 }
 
 int

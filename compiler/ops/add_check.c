@@ -42,7 +42,9 @@
  *
  * The expressions are checked like a using: parsed by PostgreSQL's parser,
  * one row, no subqueries, aggregates or system columns; without using the
- * check names no column another action changes (check.h).  This file must
+ * check names no column another action changes (check.h).  The plain
+ * form's two statements are also add column's inline check's
+ * (zdmc_constraint_check_add and _validate, constraint.h).  This file must
  * not look at other changes.
  */
 #include <string.h>
@@ -375,38 +377,85 @@ add_check_cdc_nulls(zdmc_lower_ctx *l, const zdmc_table *t,
 		zdmc_constraint_do(l, body), NULL);
 }
 
+/* ADD CONSTRAINT name CHECK (expr) NOT VALID, described by what. */
+static void
+add_check_add_step(zdmc_lower_ctx *l, const zdmc_table *t, const char *name,
+                   const char *expr, const char *what)
+{
+	const char *qname = zdmc_lower_quote(l, name);
+
+	zdmc_lower_step(
+		l, ZDMC_STEP_SQL, t, what,
+		zdmc_arena_printf(
+			l->arena,
+			"ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s) NOT VALID",
+			t->qname, qname, expr),
+		zdmc_arena_printf(l->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
+	                          t->qname, qname));
+}
+
+void
+zdmc_constraint_check_add(zdmc_lower_ctx *l, const zdmc_table *t,
+                          const char *name, const char *expr)
+{
+	add_check_add_step(
+		l, t, name, expr,
+		zdmc_arena_printf(
+			l->arena,
+			"add check constraint %s NOT VALID (no scan): from here on every write to %s, old version or new, must satisfy it; the rows already there are checked at verify",
+			name, t->qname));
+}
+
+/* The validation (constraint.h); what describes the rows that break it. */
+static void
+add_check_validate(zdmc_lower_ctx *l, const zdmc_table *t, const char *name,
+                   const char *expr, const char *shown, const char *what)
+{
+	zdmc_constraint_validate(
+		l, t, name, "check_violation",
+		zdmc_arena_printf(l->arena, "%s WHERE (%s) IS FALSE", t->qname,
+	                          expr),
+		zdmc_arena_printf(
+			l->arena,
+			"SELECT %s FROM %s WHERE (%s) IS FALSE LIMIT 5", shown,
+			t->qname, expr),
+		what);
+}
+
+void
+zdmc_constraint_check_validate(zdmc_lower_ctx *l, const zdmc_table *t,
+                               const char *name, const char *expr,
+                               const char *shown)
+{
+	add_check_validate(l, t, name, expr, shown,
+	                   "rows for which the expression is false");
+}
+
+/* With using, the constraint goes on the shadow columns, and the old
+ * version's writes are mapped rather than refused. */
 static void
 add_check_expand(zdmc_lower_ctx *l, const zdmc_table *t,
                  const zdmc_change *change)
 {
 	const zdmc_add_check *n = ZDMC_ACTION_CAST(
 		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
-	const char *name = zdmc_lower_quote(l, n->name.name);
-	const char *what;
+	const char *expr = add_check_expr(l, t, change);
 
-	if (change->replace == NULL)
-		what = zdmc_arena_printf(
-			l->arena,
-			"add check constraint %s NOT VALID (no scan): from here on every write to %s, old version or new, must satisfy it; the rows already there are checked at verify",
-			n->name.name, t->qname);
-	else
-		what = zdmc_arena_printf(
+	if (change->replace == NULL) {
+		zdmc_constraint_check_add(l, t, n->name.name, expr);
+		return;
+	}
+	if (zdmc_lower_is_cdc(l))
+		add_check_cdc_nulls(l, t, change);
+	add_check_add_step(
+		l, t, n->name.name, expr,
+		zdmc_arena_printf(
 			l->arena,
 			"add check constraint %s NOT VALID (no scan) on the new shape's columns: from here on every new-version write must satisfy it, while %s; the rows already there are mapped by the backfill and checked at verify",
 			n->name.name,
 			zdmc_lower_is_cdc(l)
 				? "an old-version write that breaks it is mapped by zdm sync (until then its new columns hold NULL, which the step before made sure the check lets through)"
-				: "the sync trigger maps an old-version write that breaks it before it is checked");
-	if (change->replace != NULL && zdmc_lower_is_cdc(l))
-		add_check_cdc_nulls(l, t, change);
-	zdmc_lower_step(
-		l, ZDMC_STEP_SQL, t, what,
-		zdmc_arena_printf(
-			l->arena,
-			"ALTER TABLE %s ADD CONSTRAINT %s CHECK (%s) NOT VALID",
-			t->qname, name, add_check_expr(l, t, change)),
-		zdmc_arena_printf(l->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
-	                          t->qname, name));
+				: "the sync trigger maps an old-version write that breaks it before it is checked"));
 }
 
 /* A column the check reads, as using maps it: its forward, in old-shape
@@ -478,7 +527,6 @@ add_check_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 {
 	const zdmc_add_check *n = ZDMC_ACTION_CAST(
 		zdmc_add_check, ZDMC_ACTION_ADD_CHECK, change->action);
-	const char *expr = add_check_expr(l, t, change);
 	zdmc_buf cols;
 
 	/* the mapped columns agree with using first: a row that breaks the
@@ -499,14 +547,9 @@ add_check_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 			zdmc_lower_quote(
 				l, zdmc_arena_printf(l->arena, "mapped_%s",
 		                                     change->cols[i].name)));
-	zdmc_constraint_validate(
-		l, t, n->name.name, "check_violation",
-		zdmc_arena_printf(l->arena, "%s WHERE (%s) IS FALSE", t->qname,
-	                          expr),
-		zdmc_arena_printf(
-			l->arena,
-			"SELECT %s FROM %s WHERE (%s) IS FALSE LIMIT 5",
-			zdmc_buf_cstr(&cols), t->qname, expr),
+	add_check_validate(
+		l, t, n->name.name, add_check_expr(l, t, change),
+		zdmc_buf_cstr(&cols),
 		change->replace != NULL
 			? "rows whose mapped values break the check: using must map every row that breaks it to one that does not"
 			: "rows for which the expression is false");

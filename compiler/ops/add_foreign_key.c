@@ -37,36 +37,33 @@ add_foreign_key_node(const zdmc_change *change)
 	                        ZDMC_ACTION_ADD_FOREIGN_KEY, change->action);
 }
 
-static void
-add_foreign_key_check(zdmc_check_ctx *ck, zdmc_change *change)
+const char *
+zdmc_constraint_check_references(zdmc_check_ctx *ck,
+                                 const zdmc_add_foreign_key *refs,
+                                 const char *name, size_t ncolumns)
 {
-	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
-	zdmc_arena *arena = zdmc_check_arena(ck);
 	zdmc_diag *diag = zdmc_check_diag(ck);
-	add_foreign_key_data *d = ZDMC_NEW(arena, add_foreign_key_data);
-	const char *schema = n->ref_schema.name ? n->ref_schema.name
-	                                        : zdmc_check_table(ck)->schema;
+	const char *schema = refs->ref_schema.name
+	                             ? refs->ref_schema.name
+	                             : zdmc_check_table(ck)->schema;
 
-	zdmc_check_constraint_name(ck, change, &n->name);
-	zdmc_constraint_check_columns(ck, change, &n->columns,
-	                              "the columns of a foreign key");
-	if (n->ref_schema.name != NULL) {
-		zdmc_check_ident_length(ck, &n->ref_schema);
-		if (strncasecmp(n->ref_schema.name, "zdm", 3) == 0)
+	if (refs->ref_schema.name != NULL) {
+		zdmc_check_ident_length(ck, &refs->ref_schema);
+		if (strncasecmp(refs->ref_schema.name, "zdm", 3) == 0)
 			zdmc_diag_error(
-				diag, n->ref_schema.offset,
+				diag, refs->ref_schema.offset,
 				"schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
-				n->ref_schema.name);
+				refs->ref_schema.name);
 	}
-	zdmc_check_ident_length(ck, &n->ref_table);
-	for (size_t i = 0; i < n->ref_columns.n; i++) {
-		const zdmc_name *col = &n->ref_columns.items[i];
+	zdmc_check_ident_length(ck, &refs->ref_table);
+	for (size_t i = 0; i < refs->ref_columns.n; i++) {
+		const zdmc_name *col = &refs->ref_columns.items[i];
 
 		zdmc_check_ident_length(ck, col);
 		zdmc_check_reserved(ck, col);
 		for (size_t j = 0; j < i; j++)
-			if (strcmp(n->ref_columns.items[j].name, col->name) ==
-			    0) {
+			if (strcmp(refs->ref_columns.items[j].name,
+			           col->name) == 0) {
 				zdmc_diag_error(
 					diag, col->offset,
 					"column \"%s\" appears twice in the referenced columns",
@@ -74,17 +71,32 @@ add_foreign_key_check(zdmc_check_ctx *ck, zdmc_change *change)
 				break;
 			}
 	}
-	if (n->ref_columns.n > 0 && n->ref_columns.n != n->columns.n)
+	if (refs->ref_columns.n > 0 && refs->ref_columns.n != ncolumns)
 		zdmc_diag_error(
-			diag, n->ref_columns.offset,
+			diag, refs->ref_columns.offset,
 			"foreign key \"%s\" has %zu column%s and references %zu; the two lists pair up one to one",
-			n->name.name, n->columns.n,
-			n->columns.n == 1 ? "" : "s", n->ref_columns.n);
-	if (n->repeated_action != 0)
+			name, ncolumns, ncolumns == 1 ? "" : "s",
+			refs->ref_columns.n);
+	if (refs->repeated_action != 0)
 		zdmc_diag_error(
-			diag, n->repeated_action,
+			diag, refs->repeated_action,
 			"a referential action is given twice (on delete, or on update)");
-	d->ref_qname = zdmc_ident_qualified(arena, schema, n->ref_table.name);
+	return zdmc_ident_qualified(zdmc_check_arena(ck), schema,
+	                            refs->ref_table.name);
+}
+
+static void
+add_foreign_key_check(zdmc_check_ctx *ck, zdmc_change *change)
+{
+	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
+	add_foreign_key_data *d =
+		ZDMC_NEW(zdmc_check_arena(ck), add_foreign_key_data);
+
+	zdmc_check_constraint_name(ck, change, &n->name);
+	zdmc_constraint_check_columns(ck, change, &n->columns,
+	                              "the columns of a foreign key");
+	d->ref_qname = zdmc_constraint_check_references(ck, n, n->name.name,
+	                                                n->columns.n);
 	change->op_data = d;
 }
 
@@ -113,22 +125,66 @@ add_foreign_key_summary(zdmc_arena *arena, const zdmc_change *change)
 	return zdmc_buf_cstr(&b);
 }
 
+void
+zdmc_constraint_references_fact(zdmc_arena *arena,
+                                const zdmc_add_foreign_key *refs,
+                                const char *ref_qname, zdmc_plan_change *out)
+{
+	zdmc_plan_reference *ref = ZDMC_NEW(arena, zdmc_plan_reference);
+
+	ref->table = ref_qname;
+	ref->ncolumns = refs->ref_columns.n;
+	ref->columns = zdmc_arena_alloc(arena, (refs->ref_columns.n + 1) *
+	                                               sizeof(char *));
+	for (size_t i = 0; i < refs->ref_columns.n; i++)
+		ref->columns[i] = refs->ref_columns.items[i].name;
+	out->references = ref;
+}
+
 static void
 add_foreign_key_facts(zdmc_arena *arena, const zdmc_change *change,
                       zdmc_plan_change *out)
 {
 	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
 	const add_foreign_key_data *d = change->op_data;
-	zdmc_plan_reference *ref = ZDMC_NEW(arena, zdmc_plan_reference);
 
 	zdmc_constraint_created(arena, out, n->name.name);
-	ref->table = d->ref_qname;
-	ref->ncolumns = n->ref_columns.n;
-	ref->columns = zdmc_arena_alloc(arena, (n->ref_columns.n + 1) *
-	                                               sizeof(char *));
-	for (size_t i = 0; i < n->ref_columns.n; i++)
-		ref->columns[i] = n->ref_columns.items[i].name;
-	out->references = ref;
+	zdmc_constraint_references_fact(arena, n, d->ref_qname, out);
+}
+
+void
+zdmc_constraint_foreign_key_add(zdmc_lower_ctx *l, const zdmc_table *t,
+                                const char *name, const zdmc_name_list *columns,
+                                const zdmc_add_foreign_key *refs,
+                                const char *ref_qname)
+{
+	const char *qname = zdmc_lower_quote(l, name);
+	zdmc_buf sql;
+
+	zdmc_buf_init(&sql, l->arena);
+	zdmc_buf_printf(&sql,
+	                "ALTER TABLE %s ADD CONSTRAINT %s\n"
+	                "    FOREIGN KEY (%s) REFERENCES %s",
+	                t->qname, qname,
+	                zdmc_constraint_column_list(l, columns, ""), ref_qname);
+	if (refs->ref_columns.n > 0)
+		zdmc_buf_printf(
+			&sql, " (%s)",
+			zdmc_constraint_column_list(l, &refs->ref_columns, ""));
+	if (refs->on_delete.sql != NULL)
+		zdmc_buf_printf(&sql, " ON DELETE %s", refs->on_delete.sql);
+	if (refs->on_update.sql != NULL)
+		zdmc_buf_printf(&sql, " ON UPDATE %s", refs->on_update.sql);
+	zdmc_buf_puts(&sql, " NOT VALID");
+	zdmc_lower_step(
+		l, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			l->arena,
+			"add foreign key %s NOT VALID (no scan; SHARE ROW EXCLUSIVE on %s and %s for an instant): from here on every write to %s, old version or new, must name a row of %s that exists, and deletes and updates there act on it; the rows already there are checked at verify",
+			name, t->qname, ref_qname, t->qname, ref_qname),
+		zdmc_buf_cstr(&sql),
+		zdmc_arena_printf(l->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
+	                          t->qname, qname));
 }
 
 static void
@@ -137,35 +193,9 @@ add_foreign_key_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 {
 	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
 	const add_foreign_key_data *d = change->op_data;
-	const char *name = zdmc_lower_quote(l, n->name.name);
-	zdmc_buf sql;
 
-	zdmc_buf_init(&sql, l->arena);
-	zdmc_buf_printf(&sql,
-	                "ALTER TABLE %s ADD CONSTRAINT %s\n"
-	                "    FOREIGN KEY (%s) REFERENCES %s",
-	                t->qname, name,
-	                zdmc_constraint_column_list(l, &n->columns, ""),
-	                d->ref_qname);
-	if (n->ref_columns.n > 0)
-		zdmc_buf_printf(
-			&sql, " (%s)",
-			zdmc_constraint_column_list(l, &n->ref_columns, ""));
-	if (n->on_delete.sql != NULL)
-		zdmc_buf_printf(&sql, " ON DELETE %s", n->on_delete.sql);
-	if (n->on_update.sql != NULL)
-		zdmc_buf_printf(&sql, " ON UPDATE %s", n->on_update.sql);
-	zdmc_buf_puts(&sql, " NOT VALID");
-	zdmc_lower_step(
-		l, ZDMC_STEP_SQL, t,
-		zdmc_arena_printf(
-			l->arena,
-			"add foreign key %s NOT VALID (no scan; SHARE ROW EXCLUSIVE on %s and %s for an instant): from here on every write to %s, old version or new, must name a row of %s that exists, and deletes and updates there act on it; the rows already there are checked at verify",
-			n->name.name, t->qname, d->ref_qname, t->qname,
-			d->ref_qname),
-		zdmc_buf_cstr(&sql),
-		zdmc_arena_printf(l->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
-	                          t->qname, name));
+	zdmc_constraint_foreign_key_add(l, t, n->name.name, &n->columns, n,
+	                                d->ref_qname);
 }
 
 /*
@@ -174,20 +204,21 @@ add_foreign_key_expand(zdmc_lower_ctx *l, const zdmc_table *t,
  * constraint's catalog entry, as jsonb against the column's own.
  */
 static const char *
-add_foreign_key_match(zdmc_lower_ctx *l, const zdmc_table *t,
-                      const zdmc_add_foreign_key *n)
+add_foreign_key_match(zdmc_lower_ctx *l, const zdmc_table *t, const char *name,
+                      const zdmc_name_list *columns,
+                      const zdmc_add_foreign_key *refs)
 {
 	zdmc_buf b;
 
 	zdmc_buf_init(&b, l->arena);
-	for (size_t i = 0; i < n->columns.n; i++) {
-		const char *col = zdmc_lower_quote(l, n->columns.items[i].name);
+	for (size_t i = 0; i < columns->n; i++) {
+		const char *col = zdmc_lower_quote(l, columns->items[i].name);
 
-		if (n->ref_columns.n > 0)
+		if (refs->ref_columns.n > 0)
 			zdmc_buf_printf(
 				&b, "%sp.%s = c.%s", i ? " AND " : " ",
-				zdmc_lower_quote(l,
-			                         n->ref_columns.items[i].name),
+				zdmc_lower_quote(
+					l, refs->ref_columns.items[i].name),
 				col);
 		else
 			zdmc_buf_printf(
@@ -201,31 +232,31 @@ add_foreign_key_match(zdmc_lower_ctx *l, const zdmc_table *t,
 				"                     = pg_catalog.to_jsonb(c.%s)",
 				i ? " AND" : "", i + 1,
 				zdmc_constraint_regclass(l, t),
-				zdmc_ident_literal(l->arena, n->name.name),
-				col);
+				zdmc_ident_literal(l->arena, name), col);
 	}
 	return zdmc_buf_cstr(&b);
 }
 
-static void
-add_foreign_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
-                       const zdmc_change *change)
+void
+zdmc_constraint_foreign_key_validate(zdmc_lower_ctx *l, const zdmc_table *t,
+                                     const char *name,
+                                     const zdmc_name_list *columns,
+                                     const zdmc_add_foreign_key *refs,
+                                     const char *ref_qname)
 {
-	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
-	const add_foreign_key_data *d = change->op_data;
-	const char *cols = zdmc_constraint_column_list(l, &n->columns, "c.");
+	const char *cols = zdmc_constraint_column_list(l, columns, "c.");
 	zdmc_buf orphan;
 
 	/* MATCH SIMPLE: a row with a NULL in its key references nothing */
 	zdmc_buf_init(&orphan, l->arena);
-	for (size_t i = 0; i < n->columns.n; i++)
+	for (size_t i = 0; i < columns->n; i++)
 		zdmc_buf_printf(&orphan, "%sc.%s IS NOT NULL", i ? " AND " : "",
-		                zdmc_lower_quote(l, n->columns.items[i].name));
-	zdmc_buf_printf(&orphan,
-	                "\n   AND NOT EXISTS (SELECT FROM %s AS p WHERE%s)",
-	                d->ref_qname, add_foreign_key_match(l, t, n));
+		                zdmc_lower_quote(l, columns->items[i].name));
+	zdmc_buf_printf(
+		&orphan, "\n   AND NOT EXISTS (SELECT FROM %s AS p WHERE%s)",
+		ref_qname, add_foreign_key_match(l, t, name, columns, refs));
 	zdmc_constraint_validate(
-		l, t, n->name.name, "foreign_key_violation",
+		l, t, name, "foreign_key_violation",
 		zdmc_arena_printf(l->arena, "%s AS c\n WHERE %s", t->qname,
 	                          zdmc_buf_cstr(&orphan)),
 		zdmc_arena_printf(l->arena,
@@ -234,7 +265,18 @@ add_foreign_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 	                          " LIMIT 5",
 	                          cols, t->qname, zdmc_buf_cstr(&orphan)),
 		zdmc_arena_printf(l->arena, "rows that name no row of %s",
-	                          d->ref_qname));
+	                          ref_qname));
+}
+
+static void
+add_foreign_key_verify(zdmc_lower_ctx *l, const zdmc_table *t,
+                       const zdmc_change *change)
+{
+	const zdmc_add_foreign_key *n = add_foreign_key_node(change);
+	const add_foreign_key_data *d = change->op_data;
+
+	zdmc_constraint_foreign_key_validate(l, t, n->name.name, &n->columns, n,
+	                                     d->ref_qname);
 }
 
 const zdmc_op zdmc_op_add_foreign_key = {

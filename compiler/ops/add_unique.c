@@ -60,23 +60,29 @@ add_unique_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 	zdmc_constraint_unique_index(l, t, n->name.name, &n->columns);
 }
 
-static void
-add_unique_contract(zdmc_lower_ctx *l, const zdmc_table *t,
-                    const zdmc_change *change)
+void
+zdmc_constraint_unique_attach(zdmc_lower_ctx *l, const zdmc_table *t,
+                              const char *name)
 {
-	const zdmc_add_key *n = add_unique_node(change);
-	const char *name = zdmc_lower_quote(l, n->name.name);
+	const char *qname = zdmc_lower_quote(l, name);
 
 	zdmc_lower_final_step(
 		l, t,
 		zdmc_arena_printf(
 			l->arena,
 			"make index %s the unique constraint %s (catalog only: the index already holds the key)",
-			n->name.name, n->name.name),
+			name, name),
 		zdmc_arena_printf(
 			l->arena,
 			"ALTER TABLE %s ADD CONSTRAINT %s UNIQUE USING INDEX %s",
-			t->qname, name, name));
+			t->qname, qname, qname));
+}
+
+static void
+add_unique_contract(zdmc_lower_ctx *l, const zdmc_table *t,
+                    const zdmc_change *change)
+{
+	zdmc_constraint_unique_attach(l, t, add_unique_node(change)->name.name);
 }
 
 const zdmc_op zdmc_op_add_unique = {

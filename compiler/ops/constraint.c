@@ -50,9 +50,14 @@ void
 zdmc_constraint_created(zdmc_arena *arena, zdmc_plan_change *out,
                         const char *name)
 {
-	out->constraints_created = zdmc_arena_alloc(arena, sizeof(char *));
-	out->constraints_created[0] = name;
-	out->nconstraints_created = 1;
+	const char **v = zdmc_arena_alloc(
+		arena, (out->nconstraints_created + 1) * sizeof(char *));
+
+	if (out->nconstraints_created > 0)
+		memcpy(v, out->constraints_created,
+		       out->nconstraints_created * sizeof(char *));
+	v[out->nconstraints_created++] = name;
+	out->constraints_created = v;
 }
 
 void

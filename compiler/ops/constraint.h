@@ -1,8 +1,9 @@
 /*
  * constraint.h -- what the constraint operations share (add check, add
  * unique, add primary key, add foreign key, drop constraint, rename
- * constraint): checking a list of key columns, and the three SQL patterns
- * that keep every scan away from a lock that blocks writes.
+ * constraint, and add column's inline constraints): checking a list of key
+ * columns, and the three SQL patterns that keep every scan away from a lock
+ * that blocks writes.
  *
  *   validate   a constraint added NOT VALID at expand (it binds every
  *              writer from then on) is validated at verify in three steps:
@@ -40,7 +41,8 @@ void zdmc_constraint_check_columns(zdmc_check_ctx *ck, zdmc_change *change,
                                    const zdmc_name_list *columns,
                                    const char *what);
 
-/* The fact constraints_created [name] of an add constraint change. */
+/* The fact constraints_created: name appended (add column's inline
+ * constraints are several). */
 void zdmc_constraint_created(zdmc_arena *arena, zdmc_plan_change *out,
                              const char *name);
 
@@ -94,5 +96,53 @@ void zdmc_constraint_unique_index(zdmc_lower_ctx *l, const zdmc_table *t,
 /* The index a unique key builds: "schema.name", quoted as needed. */
 const char *zdmc_constraint_index_name(zdmc_arena *arena, const zdmc_table *t,
                                        const char *name);
+
+/*
+ * Each kind's own statements, for the add constraint actions and for add
+ * column's inline check, unique and references (whose column goes by
+ * zdm_new_<name> until contract, so columns and expressions come here as
+ * the table names them when the steps run).  Each lives in its action's
+ * file, its one home.
+ */
+
+/* add_check.c: ALTER TABLE ... ADD CONSTRAINT name CHECK (expr) NOT VALID
+ * (undone by DROP CONSTRAINT), then, at verify, its validation; shown: the
+ * columns the examples show ("ctid, a, b"). */
+void zdmc_constraint_check_add(zdmc_lower_ctx *l, const zdmc_table *t,
+                               const char *name, const char *expr);
+void zdmc_constraint_check_validate(zdmc_lower_ctx *l, const zdmc_table *t,
+                                    const char *name, const char *expr,
+                                    const char *shown);
+
+/* add_unique.c: at contract, the unique index name becomes the constraint
+ * name (ADD CONSTRAINT ... UNIQUE USING INDEX: catalog only). */
+void zdmc_constraint_unique_attach(zdmc_lower_ctx *l, const zdmc_table *t,
+                                   const char *name);
+
+/*
+ * add_foreign_key.c.  The references part of a foreign key named name with
+ * ncolumns columns (refs: its referenced table, columns and actions; its
+ * own name and columns are not read): checked, returning the referenced
+ * table quoted and qualified (the table's schema when none is written);
+ * its fact references; ADD CONSTRAINT ... FOREIGN KEY ... NOT VALID (undone
+ * by DROP CONSTRAINT) and, at verify, its validation.
+ */
+const char *zdmc_constraint_check_references(zdmc_check_ctx *ck,
+                                             const zdmc_add_foreign_key *refs,
+                                             const char *name, size_t ncolumns);
+void zdmc_constraint_references_fact(zdmc_arena *arena,
+                                     const zdmc_add_foreign_key *refs,
+                                     const char *ref_qname,
+                                     zdmc_plan_change *out);
+void zdmc_constraint_foreign_key_add(zdmc_lower_ctx *l, const zdmc_table *t,
+                                     const char *name,
+                                     const zdmc_name_list *columns,
+                                     const zdmc_add_foreign_key *refs,
+                                     const char *ref_qname);
+void zdmc_constraint_foreign_key_validate(zdmc_lower_ctx *l,
+                                          const zdmc_table *t, const char *name,
+                                          const zdmc_name_list *columns,
+                                          const zdmc_add_foreign_key *refs,
+                                          const char *ref_qname);
 
 #endif

@@ -14,6 +14,7 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_SPLIT_COLUMN] = &zdmc_op_split_column,
 	[ZDMC_ACTION_ALTER_COLUMN_TYPE] = &zdmc_op_alter_column_type,
 	[ZDMC_ACTION_RENAME_COLUMN] = &zdmc_op_rename_column,
+	[ZDMC_ACTION_ADD_COLUMN] = &zdmc_op_add_column,
 	[ZDMC_ACTION_DROP_COLUMN] = &zdmc_op_drop_column,
 	[ZDMC_ACTION_SET_NOT_NULL] = &zdmc_op_set_not_null,
 	[ZDMC_ACTION_DROP_NOT_NULL] = &zdmc_op_drop_not_null,

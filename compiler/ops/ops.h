@@ -95,6 +95,7 @@ typedef struct zdmc_op {
 extern const zdmc_op zdmc_op_split_column;
 extern const zdmc_op zdmc_op_alter_column_type;
 extern const zdmc_op zdmc_op_rename_column;
+extern const zdmc_op zdmc_op_add_column;
 extern const zdmc_op zdmc_op_drop_column;
 extern const zdmc_op zdmc_op_set_not_null;
 extern const zdmc_op zdmc_op_drop_not_null;

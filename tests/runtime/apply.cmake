@@ -23,7 +23,7 @@
 #   apply_badplan           apply_badplan.sh: refused plans touch nothing
 #   apply_status            apply_status.sh: approve, status, another plan
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
-#   apply_constraints       apply_constraints.sh: constraints on bad data
+#   apply_constraints       apply_constraints.sh: constraints (and add column's inline ones) on bad data
 #   apply_sequence          apply_sequence.sh: plans/sequence/ in order with
 #                           one zdm apply DIR; skips, gates, failures, status
 #   apply_autocommit        apply_autocommit.sh: autocommit steps (CREATE

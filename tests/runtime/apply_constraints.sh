@@ -27,9 +27,17 @@
 #                stops (exit 1) naming the foreign key and the key that
 #                breaks it, with the foreign key back NOT VALID; the rows
 #                fixed, `zdm rollback` again gives back the exact schema.
-#   preflight    a constraint name taken, an index name taken, a constraint
-#                to drop that is not there: refused before anything runs
-#                (exit 2, no journal, the schema untouched).
+#   inline       add column's inline check and unique on backfilled columns:
+#                a row whose using value breaks the check stops verify (exit
+#                3) naming it, and the check, NOT VALID, refuses a bad value
+#                from either version; then duplicated values stop it before
+#                the index build; fixed, it finishes with both constraints
+#                and the index's column under the column's name.
+#   preflight    a constraint name taken (by add constraint's or by an inline
+#                one), an index name taken, a constraint to drop that is not
+#                there, an inline references to a table that does not exist:
+#                refused before anything runs (exit 2, no journal, the schema
+#                untouched).
 set -euo pipefail
 
 me=apply_constraints.sh
@@ -227,6 +235,43 @@ at_dump $db "$work/drop.after"
 same_schema "$work/drop.before" "$work/drop.after" "rollback after the drop at switch"
 same_data "$work/drop.before" "$work/drop.after" "rollback after the drop at switch"
 
+# ---- inline -------------------------------------------------------------------------
+say "case inline: add column's check and unique on data that breaks them"
+db=c_inline
+case_db $db "UPDATE public.users SET name = '' WHERE id = 3002;
+             UPDATE public.users SET email = 'user3002@example.com' WHERE id = 3001"
+mkdir -p "$work/src"
+cat >"$work/src/inline.zdm" <<'ZDM'
+migration inline with (approve = none);
+alter table public.users
+  add column name_len integer using (length(name)) check (name_len > 0),
+  add column contact text using (email) unique;
+ZDM
+plan_inline=$(at_compile "$work/src/inline.zdm" inline)
+search_path=$(at_plan_get "$plan_inline" new_version.search_path)
+zdm_run inline1 3 apply "$plan_inline" --db "dbname=$db"
+stops_at inline1 'verify\.[0-9]+' \
+	'examples \(ctid, zdm_new_name_len, name\): \([0-9]+,[0-9]+\), 0, $'
+expect "inline: users_name_len_check NOT VALID" "$(convalidated $db users_name_len_check)" f
+refused $db old "INSERT INTO users (name, email) VALUES ('', 'blank@old.example')" 23514
+refused $db new "INSERT INTO users (name, email, name_len) VALUES ('x', 'x@new.example', 0)" 23514
+q -d $db -c "UPDATE public.users SET name = 'Named' WHERE id = 3002"
+zdm_run inline2 3 apply "$plan_inline" --db "dbname=$db"
+stops_at inline2 'verify\.[0-9]+' \
+	'examples \(zdm_new_contact, rows\): user3002@example\.com, 2$'
+expect "inline: no index yet" \
+	"$(val $db "SELECT pg_catalog.to_regclass('public.users_contact_key') IS NULL")" t
+q -d $db -c "UPDATE public.users SET email = NULL WHERE id = 3001"
+zdm_run inline3 0 apply "$plan_inline" --db "dbname=$db"
+expect_grep "inline: finished" "$work/inline3.out" '^migration .*: done$'
+expect "inline: users_name_len_check validated" "$(convalidated $db users_name_len_check)" t
+expect "inline: the unique constraint" \
+	"$(val $db "SELECT pg_catalog.pg_get_constraintdef(oid) FROM pg_catalog.pg_constraint WHERE conname = 'users_contact_key'")" \
+	"UNIQUE (contact)"
+expect "inline: the index's column" \
+	"$(val $db "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = 'public.users_contact_key'::pg_catalog.regclass")" \
+	contact
+
 # ---- preflight ----------------------------------------------------------------------
 # preflight_case NAME PLAN SQL REGEX: refused before anything runs.
 preflight_case()
@@ -248,6 +293,16 @@ preflight_case name_taken "$plan_add_check" \
 preflight_case index_taken "$plan_add_unique" \
 	"CREATE INDEX users_email_key ON public.users (name)" \
 	'index public\.users_email_key: already exists, and the change "add unique users_email_key \(email\)" creates it'
+preflight_case inline_name_taken "$plan_inline" \
+	"ALTER TABLE public.users ADD CONSTRAINT users_name_len_check CHECK (true)" \
+	'public\.users: constraint users_name_len_check already exists, and the change "add name_len integer check \(name_len > 0\) using \(length\(name\)\)" creates it'
+cat >"$work/src/inline_refs.zdm" <<'ZDM'
+migration inline_refs with (approve = none);
+alter table public.users add column buddy_id bigint references buddies;
+ZDM
+preflight_case inline_no_table "$(at_compile "$work/src/inline_refs.zdm" inline_refs)" \
+	"SELECT 1" \
+	'public\.users: the change "add buddy_id bigint references public\.buddies" references table public\.buddies, which does not exist'
 preflight_case nothing_to_drop "$plan_drop_constraint" "SELECT 1" \
 	'public\.orders: constraint orders_user_id_fkey does not exist, and the change "drop constraint orders_user_id_fkey" drops it'
 at_done

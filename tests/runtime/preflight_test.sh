@@ -24,7 +24,9 @@
 # irreversible split, a retype on quoted names, using expressions that do
 # not work (a type error, a set-returning function, an aggregate), merges
 # of users.name and email whose reverse using does or does not work on the
-# new shape (or names the schema, and is not analysed), a plan that requires a newer server (split_name's, edited and resealed),
+# new shape (or names the schema, and is not analysed), a plan that requires
+# a newer server (split_name's, edited and resealed), add column's examples
+# and defaults that do not work (bad_default),
 # and cdc plans: a split with a native source keyed by id, one with a
 # debezium source keyed by email, and type changes whose columns have no
 # equality (json); drop column (users.email, users.id, orders.amount with
@@ -82,7 +84,7 @@ compile()
 }
 
 for p in split_name orders_amount rename_email users_and_orders \
-	user_defaults rename_table two_schemas; do
+	user_defaults rename_table two_schemas add_created_at add_user_columns; do
 	compile "$p" "$root/plans"
 done
 mkdir "$work/src"
@@ -110,6 +112,14 @@ alter table users
   reverse using (concat_ws(' ', first_name, last_name));
 alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
   reverse using ((amount * 100)::integer);
+ZDM
+# add column: a default is analysed as the value of the existing rows, in
+# the column's type, catalog only (a constant) or backfilled (computed)
+cat >"$work/src/bad_default.zdm" <<'ZDM'
+migration bad_default;
+alter table users
+  add column visits integer not null default 'many',
+  add column token text default no_such_function();
 ZDM
 # reverse using is analysed against the new shape: the merged columns gone,
 # the new one a typed NULL, a renamed column under its new name
@@ -235,6 +245,7 @@ compile bad_aggregate "$work/src"
 compile split_irreversible "$work/src"
 compile quoted "$work/src"
 compile bad_expression "$work/src"
+compile bad_default "$work/src"
 compile bad_reverse "$work/src"
 compile good_reverse "$work/src"
 compile qualified_reverse "$work/src"
@@ -613,6 +624,17 @@ zdm: preflight: public.users.first_name: using (name + 1) does not work on this 
 zdm: preflight: public.users.last_name: using (no_such_function(name)) does not work on this table: function no_such_function(text) does not exist
 EOF
 
+# add column: the new columns must be free; the defaults are analysed too
+check clean_add_columns add_user_columns 'SELECT 1' <<'EOF'
+EOF
+check add_column_exists add_created_at \
+	'ALTER TABLE public.users ADD COLUMN created_at timestamptz' <<'EOF'
+zdm: preflight: public.users.created_at: column already exists, and the change "add created_at timestamptz not null default now()" creates it
+EOF
+check bad_default bad_default 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.visits: using ('many') does not work on this table: invalid input syntax for type integer: "many"
+zdm: preflight: public.users.token: using (no_such_function()) does not work on this table: function no_such_function() does not exist
+EOF
 # and so is each reverse using, against the table's new shape
 check bad_reverse bad_reverse 'SELECT 1' <<'EOF'
 zdm: preflight: public.users.name: reverse using (spilt_part(contact, ' <', 1)) does not work on the new shape of this table: function spilt_part(text, unknown, integer) does not exist

@@ -580,6 +580,56 @@ test_reject_list(void **state)
 	                  "using expression must be a single expression");
 }
 
+/* ---- constants --------------------------------------------------------- */
+
+static void
+test_kind(void **state)
+{
+	test_state *st = *state;
+	static const struct {
+		const char *text;
+		zdmc_sqlexpr_kind kind;
+	} cases[] = {
+		{"'active'", ZDMC_SQLEXPR_CONSTANT},
+		{"0", ZDMC_SQLEXPR_CONSTANT},
+		{"-1", ZDMC_SQLEXPR_CONSTANT},
+		{"- 1.5", ZDMC_SQLEXPR_CONSTANT},
+		{"true", ZDMC_SQLEXPR_CONSTANT},
+		{"B'101'", ZDMC_SQLEXPR_CONSTANT},
+		{"'x'::text", ZDMC_SQLEXPR_CONSTANT},
+		{"('{}'::int[])", ZDMC_SQLEXPR_CONSTANT},
+		{"interval '1 day'", ZDMC_SQLEXPR_CONSTANT},
+		{"CAST('1' AS integer)::bigint", ZDMC_SQLEXPR_CONSTANT},
+		{"'now'::timestamptz", ZDMC_SQLEXPR_CONSTANT},
+		{"null", ZDMC_SQLEXPR_NULL},
+		{"NULL::text", ZDMC_SQLEXPR_NULL},
+		{"CAST(NULL AS integer)", ZDMC_SQLEXPR_NULL},
+		{"now()", ZDMC_SQLEXPR_COMPUTED},
+		{"current_timestamp", ZDMC_SQLEXPR_COMPUTED},
+		{"gen_random_uuid()", ZDMC_SQLEXPR_COMPUTED},
+		{"nextval('users_id_seq')", ZDMC_SQLEXPR_COMPUTED},
+		{"1 + 1", ZDMC_SQLEXPR_COMPUTED},
+		{"'a' || 'b'", ZDMC_SQLEXPR_COMPUTED},
+		{"'a' COLLATE \"C\"", ZDMC_SQLEXPR_COMPUTED},
+		{"ARRAY[1, 2]", ZDMC_SQLEXPR_COMPUTED},
+		{"(1, 2)", ZDMC_SQLEXPR_COMPUTED},
+		{"name", ZDMC_SQLEXPR_COMPUTED},
+		{"name::text", ZDMC_SQLEXPR_COMPUTED},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		zdmc_sqlexpr *e = parse(st, cases[i].text);
+
+		if (e == NULL)
+			fail_msg("%s: %s", cases[i].text,
+			         st->diag.first->message);
+		if (e->kind != cases[i].kind)
+			fail_msg("%s: kind %d, expected %d", cases[i].text,
+			         (int)e->kind, (int)cases[i].kind);
+	}
+}
+
 /* ---- types ------------------------------------------------------------- */
 
 static void
@@ -792,6 +842,7 @@ main(void)
 	                                        teardown),
 		cmocka_unit_test_setup_teardown(test_reject_list, setup,
 	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_kind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_assignments, setup,
 	                                        teardown),
 		cmocka_unit_test_setup_teardown(test_assignments_bad, setup,
