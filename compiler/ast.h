@@ -233,7 +233,7 @@ typedef struct zdmc_add_check {
 	zdmc_action action;
 	zdmc_name name;
 	zdmc_expr expr;
-	zdmc_expr using; /* text NULL when absent (the form is refused) */
+	zdmc_expr using; /* (c = e, ...); text NULL when absent */
 	size_t using_offset;
 } zdmc_add_check;
 

@@ -369,39 +369,58 @@ zdmc_check_kept_column(zdmc_check_ctx *ctx, const zdmc_change *change,
 	check_add_kept(ctx, change, column->name, column->offset);
 }
 
-void
-zdmc_check_kept_expr(zdmc_check_ctx *ctx, const zdmc_change *change,
-                     const zdmc_sqlexpr *expr, const char *what)
+/* A reference of an expression that sees one row of the table (a check
+ * constraint): bare or qualified by the table, not a system column, not a
+ * name of zdm's.  Reports and returns false otherwise. */
+static bool
+check_row_ref(check_ctx *ctx, const zdmc_sqlexpr *expr, const zdmc_colref *ref,
+              const char *what)
 {
 	const zdmc_table *t = ctx->cur->table;
 	const char *qualified =
 		zdmc_arena_printf(ctx->arena, "%s.%s", t->schema, t->name);
-	size_t i;
+	size_t at = expr->src_offset + ref->offset;
 
-	for (i = 0; expr != NULL && i < expr->nrefs; i++) {
-		const zdmc_colref *ref = &expr->refs[i];
-		size_t at = expr->src_offset + ref->offset;
+	if (ref->qualifier != NULL && strcmp(ref->qualifier, t->name) != 0 &&
+	    strcmp(ref->qualifier, qualified) != 0)
+		zdmc_diag_error(
+			ctx->diag, at,
+			"\"%s.%s\" does not refer to %s; %s sees only the row being written",
+			ref->qualifier, ref->column, t->qname, what);
+	else if (check_system_column(ref->column))
+		zdmc_diag_error(
+			ctx->diag, at,
+			"\"%s\" is a system column; %s sees only the row's own columns",
+			ref->column, what);
+	else if (check_reserved(ref->column))
+		zdmc_diag_error(
+			ctx->diag, at,
+			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+			ref->column);
+	else
+		return true;
+	return false;
+}
 
-		if (ref->qualifier != NULL &&
-		    strcmp(ref->qualifier, t->name) != 0 &&
-		    strcmp(ref->qualifier, qualified) != 0)
-			zdmc_diag_error(
-				ctx->diag, at,
-				"\"%s.%s\" does not refer to %s; %s sees only the row being written",
-				ref->qualifier, ref->column, t->qname, what);
-		else if (check_system_column(ref->column))
-			zdmc_diag_error(
-				ctx->diag, at,
-				"\"%s\" is a system column; %s sees only the row's own columns",
-				ref->column, what);
-		else if (check_reserved(ref->column))
-			zdmc_diag_error(
-				ctx->diag, at,
-				"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
-				ref->column);
-		else
-			check_add_kept(ctx, change, ref->column, at);
-	}
+void
+zdmc_check_kept_expr(zdmc_check_ctx *ctx, const zdmc_change *change,
+                     const zdmc_sqlexpr *expr, const char *what)
+{
+	for (size_t i = 0; expr != NULL && i < expr->nrefs; i++)
+		if (check_row_ref(ctx, expr, &expr->refs[i], what))
+			check_add_kept(ctx, change, expr->refs[i].column,
+			               expr->src_offset + expr->refs[i].offset);
+}
+
+bool
+zdmc_check_row_expr(zdmc_check_ctx *ctx, const zdmc_sqlexpr *expr,
+                    const char *what)
+{
+	bool ok = true;
+
+	for (size_t i = 0; expr != NULL && i < expr->nrefs; i++)
+		ok = check_row_ref(ctx, expr, &expr->refs[i], what) && ok;
+	return ok;
 }
 
 void

@@ -68,6 +68,11 @@ void zdmc_check_kept_column(zdmc_check_ctx *ck, const zdmc_change *change,
 void zdmc_check_kept_expr(zdmc_check_ctx *ck, const zdmc_change *change,
                           const zdmc_sqlexpr *expr, const char *what);
 void zdmc_check_primary_key(zdmc_check_ctx *ck, size_t offset);
+/* The columns an expression of a constraint reads, as zdmc_check_kept_expr
+ * judges them, for a constraint whose columns its own change replaces (so
+ * not kept): true when all are the row's own. */
+bool zdmc_check_row_expr(zdmc_check_ctx *ck, const zdmc_sqlexpr *expr,
+                         const char *what);
 
 /* Facts, in the order the plan lists them. */
 void zdmc_change_add_read(zdmc_check_ctx *ck, zdmc_change *change,

@@ -83,7 +83,7 @@ set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
 # rollback after both versions wrote, trigger and cdc: the examples of the
 # operations whose rollback depends on what the new version wrote
-foreach(example drop_column set_not_null drop_not_null)
+foreach(example drop_column set_not_null drop_not_null add_check_using)
   zdm_apply_test(apply_rollback_versions_${example}
                  apply_rollback_versions.sh ${example})
 endforeach()
@@ -103,3 +103,6 @@ zdm_apply_test(apply_grants apply_grants.sh)
 # the constraint actions when data or schema are not what they need
 zdm_apply_test(apply_constraints apply_constraints.sh)
 set_tests_properties(apply_constraints PROPERTIES TIMEOUT 400)
+
+# add constraint ... check ... using when its mapping or the sync mode fails
+zdm_apply_test(apply_check_using apply_check_using.sh)
