@@ -536,11 +536,37 @@ lower_drop_origin_sql(lower_ctx *ctx)
 		lit, lit, lit);
 }
 
+/*
+ * Drop the publication with its tables held in SHARE mode (writes wait, for
+ * an instant, under lock_timeout).  Without the lock PostgreSQL 15 lets a
+ * write that is building the table's publication list meet the publication
+ * half gone, and the client's statement fails with XX000 "cache lookup
+ * failed for publication" (seen under new-version traffic at contract).
+ * With it, a writer takes its lock after the drop commits and reads the
+ * catalog afresh.  The tables are found by the publication, by OID: a
+ * table renamed earlier in contract is still locked.
+ */
 static const char *
 lower_drop_publication_sql(lower_ctx *ctx)
 {
-	return zdmc_arena_printf(ctx->arena, "DROP PUBLICATION %s",
-	                         Q(ctx, lower_cdc_name(ctx)));
+	const char *name = lower_cdc_name(ctx);
+
+	return zdmc_arena_printf(
+		ctx->arena,
+		"DO $zdm$\n"
+		"DECLARE\n"
+		"    published regclass;\n"
+		"BEGIN\n"
+		"    FOR published IN SELECT pr.prrelid::pg_catalog.regclass\n"
+		"                       FROM pg_catalog.pg_publication_rel AS pr\n"
+		"                       JOIN pg_catalog.pg_publication AS p ON p.oid = pr.prpubid\n"
+		"                      WHERE p.pubname = %s ORDER BY pr.prrelid LOOP\n"
+		"        EXECUTE pg_catalog.format('LOCK TABLE %%s IN SHARE MODE', published);\n"
+		"    END LOOP;\n"
+		"END\n"
+		"$zdm$;\n"
+		"DROP PUBLICATION %s",
+		zdmc_ident_literal(ctx->arena, name), Q(ctx, name));
 }
 
 /* expand, native: the origin, the publication, the slot, each alone and
@@ -853,10 +879,13 @@ lower_contract(lower_ctx *ctx)
 		                                   "drop replication slot %s",
 		                                   name),
 		                 lower_drop_slot_sql(ctx));
-		lower_final_step(ctx, NULL,
-		                 zdmc_arena_printf(ctx->arena,
-		                                   "drop publication %s", name),
-		                 lower_drop_publication_sql(ctx));
+		lower_final_step(
+			ctx, NULL,
+			zdmc_arena_printf(
+				ctx->arena,
+				"drop publication %s (its tables held in SHARE mode for an instant: writes wait, reads go on)",
+				name),
+			lower_drop_publication_sql(ctx));
 		lower_final_step(ctx, NULL,
 		                 zdmc_arena_printf(ctx->arena,
 		                                   "drop replication origin %s",
