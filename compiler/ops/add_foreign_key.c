@@ -159,6 +159,8 @@ zdmc_constraint_foreign_key_add(zdmc_lower_ctx *l, const zdmc_table *t,
                                 const char *ref_qname)
 {
 	const char *qname = zdmc_lower_quote(l, name);
+	/* A self-reference (a tree of rows) locks one table, not two. */
+	bool self = strcmp(t->qname, ref_qname) == 0;
 	zdmc_buf sql;
 
 	zdmc_buf_init(&sql, l->arena);
@@ -180,8 +182,9 @@ zdmc_constraint_foreign_key_add(zdmc_lower_ctx *l, const zdmc_table *t,
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
 			l->arena,
-			"add foreign key %s NOT VALID (no scan; SHARE ROW EXCLUSIVE on %s and %s for an instant): from here on every write to %s, old version or new, must name a row of %s that exists, and deletes and updates there act on it; the rows already there are checked at verify",
-			name, t->qname, ref_qname, t->qname, ref_qname),
+			"add foreign key %s NOT VALID (no scan; SHARE ROW EXCLUSIVE on %s%s%s for an instant): from here on every write to %s, old version or new, must name a row of %s that exists, and deletes and updates there act on it; the rows already there are checked at verify",
+			name, t->qname, self ? "" : " and ",
+			self ? "" : ref_qname, t->qname, ref_qname),
 		zdmc_buf_cstr(&sql),
 		zdmc_arena_printf(l->arena, "ALTER TABLE %s DROP CONSTRAINT %s",
 	                          t->qname, qname));
