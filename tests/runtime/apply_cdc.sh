@@ -134,12 +134,14 @@ OLD	UPDATE contacts SET updated_at = now() WHERE id = 4
 NEW	INSERT INTO contacts (id, name, email) VALUES (900001, 'Edsger Dijkstra', 'ewd@new.example')
 OLD	INSERT INTO contacts (id, first_name, last_name, email) VALUES (900002, 'Barbara', 'Liskov', 'bl@old.example')
 NEW	UPDATE contacts SET name = 'Barbara H. Liskov' WHERE id = 900002
+WAIT	SELECT first_name = 'Edsger' FROM contacts WHERE id = 900001
 OLD	UPDATE contacts SET last_name = 'W. Dijkstra' WHERE id = 900001
 OLD	UPDATE contacts SET last_name = NULL WHERE id = 5
 NEW	UPDATE contacts SET name = 'van der Berg' WHERE id = 6
 OLD	UPDATE contacts SET first_name = 'Then' WHERE id = 7
 NEW	UPDATE contacts SET name = 'Then New' WHERE id = 7
 NEW	UPDATE contacts SET name = 'First New' WHERE id = 8
+WAIT	SELECT first_name = 'First' FROM contacts WHERE id = 8
 OLD	UPDATE contacts SET last_name = 'Old Again' WHERE id = 8
 OLD	DELETE FROM contacts WHERE id = 9
 NEW	DELETE FROM contacts WHERE id = 10
@@ -153,7 +155,7 @@ NEW	INSERT INTO contacts (id, name, email) VALUES (900005, '', 'empty@new.exampl
 EOF
 	same_apply "$script"
 	same_rows "SELECT id, name, email FROM contacts ORDER BY id" cdc
-	expect "same_merge: row 8 (an old-version write of one merged column after a new-version one)" \
+	expect "same_merge: row 8 (an old-version write of one merged column after a new-version one the sync has applied)" \
 		"$(grep '^8|' "$work/same_c.rows" | cut -d'|' -f2)" "First Old Again"
 	expect "same_merge: row 900001 (the same on a new-version insert)" \
 		"$(grep '^900001|' "$work/same_c.rows" | cut -d'|' -f2)" "Edsger W. Dijkstra"
