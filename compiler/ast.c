@@ -55,7 +55,7 @@ zdmc_ast_add_coldef(zdmc_diag *diag, zdmc_stmt *stmt, zdmc_coldef *coldef)
 	if (list == NULL) {
 		zdmc_diag_error(
 			diag, coldef->offset,
-			"column definition \"%s\" outside a split: expected split, rename or alter column",
+			"column definition \"%s\" outside a split: expected split, rename, drop or alter column",
 			coldef->name.name);
 		stmt->broken = true;
 		return;

@@ -29,6 +29,11 @@ typedef struct zdmc_expr {
 	const char *text; /* NULL when absent */
 	size_t offset;    /* offset of text[0] in the source */
 	size_t len;
+	/* source offsets of the commas outside any parenthesis, string,
+	 * quoted name or comment, as the scanner stepped over them: where a
+	 * list such as merge's reverse using (a = ..., b = ...) splits */
+	const size_t *commas;
+	size_t ncommas;
 } zdmc_expr;
 
 /* A column type as written, e.g. "numeric(12,2)"; checked by libpg_query. */
@@ -99,9 +104,20 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_SPLIT_COLUMN,      /* split column c into coldef, ... */
 	ZDMC_ACTION_ALTER_COLUMN_TYPE, /* alter column c type t [using] */
 	ZDMC_ACTION_RENAME_COLUMN,     /* rename column c to d */
-	ZDMC_ACTION_SET_DEFAULT,       /* alter column c set default expr */
-	ZDMC_ACTION_DROP_DEFAULT,      /* alter column c drop default */
-	ZDMC_ACTION_RENAME_TABLE,      /* rename to t */
+	ZDMC_ACTION_ADD_COLUMN,        /* add column c t [clauses] */
+	ZDMC_ACTION_DROP_COLUMN,       /* drop column c [reverse using] */
+	ZDMC_ACTION_SET_NOT_NULL,      /* alter column c set not null [using] */
+	ZDMC_ACTION_DROP_NOT_NULL, /* alter column c drop not null [reverse] */
+	ZDMC_ACTION_SET_DEFAULT,   /* alter column c set default expr */
+	ZDMC_ACTION_DROP_DEFAULT,  /* alter column c drop default */
+	ZDMC_ACTION_RENAME_TABLE,  /* rename to t */
+	ZDMC_ACTION_MERGE_COLUMNS, /* merge columns a, b into coldef */
+	ZDMC_ACTION_ADD_CHECK,     /* add constraint n check (e) */
+	ZDMC_ACTION_ADD_UNIQUE,    /* add constraint n unique (c, ...) */
+	ZDMC_ACTION_ADD_PRIMARY_KEY, /* add constraint n primary key (c, ...) */
+	ZDMC_ACTION_ADD_FOREIGN_KEY, /* add constraint n foreign key ... */
+	ZDMC_ACTION_DROP_CONSTRAINT, /* drop constraint n */
+	ZDMC_ACTION_RENAME_CONSTRAINT, /* rename constraint n to m */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -131,6 +147,58 @@ typedef struct zdmc_rename_column {
 	zdmc_name to;
 } zdmc_rename_column;
 
+/*
+ * A clause of add column, as written: the grammar takes them in any order
+ * and any number, and the op's check judges repeats and what is not
+ * supported, so that each gets a message at its own place.
+ */
+typedef enum zdmc_colclause_kind {
+	ZDMC_COLCLAUSE_NOT_NULL,  /* not null */
+	ZDMC_COLCLAUSE_DEFAULT,   /* default EXPR (expr: its text) */
+	ZDMC_COLCLAUSE_USING,     /* using (EXPR) */
+	ZDMC_COLCLAUSE_CHECK,     /* check (EXPR) */
+	ZDMC_COLCLAUSE_UNIQUE,    /* unique */
+	ZDMC_COLCLAUSE_REFERENCES /* references T [(C)] [on delete/update A] */
+} zdmc_colclause_kind;
+
+struct zdmc_add_foreign_key;
+
+typedef struct zdmc_colclause {
+	zdmc_colclause_kind kind;
+	size_t offset;  /* of its first keyword */
+	zdmc_expr expr; /* DEFAULT, USING, CHECK */
+	/* REFERENCES: the referenced table, columns and actions, as add
+	 * constraint foreign key's tail (its name and columns unset) */
+	const struct zdmc_add_foreign_key *fkey;
+	struct zdmc_colclause *next;
+} zdmc_colclause;
+
+typedef struct zdmc_add_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_type type;
+	zdmc_colclause *clauses; /* in source order */
+} zdmc_add_column;
+
+typedef struct zdmc_drop_column {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_reverse reverse; /* MISSING: new-version inserts get the default */
+} zdmc_drop_column;
+
+/*
+ * alter column c set not null [using (...)] and alter column c drop not null
+ * [reverse using (...)]: one node type, two tags.  The grammar takes both
+ * clauses after either, so that the op can say which one does not belong
+ * rather than leave it to a syntax error.
+ */
+typedef struct zdmc_alter_not_null {
+	zdmc_action action;
+	zdmc_name column;
+	zdmc_expr using; /* text NULL when not written */
+	size_t using_offset;
+	zdmc_reverse reverse;
+} zdmc_alter_not_null;
 /* set default and drop default: one node type for the two tags (value's
  * text is NULL for drop default). */
 typedef struct zdmc_column_default {
@@ -143,6 +211,73 @@ typedef struct zdmc_rename_table {
 	zdmc_action action;
 	zdmc_name to; /* the new name, in the table's schema */
 } zdmc_rename_table;
+
+/* merge columns a, b [, ...] into c type [not null] using (...)
+ * reverse using (a = ..., b = ...) | irreversible */
+typedef struct zdmc_merge_columns {
+	zdmc_action action;
+	zdmc_name *columns; /* as listed */
+	size_t ncolumns;
+	zdmc_coldef *into; /* its reverse clause is the merge's */
+} zdmc_merge_columns;
+
+/* A list of names as written, e.g. the columns of unique (a, b). */
+typedef struct zdmc_name_list {
+	zdmc_name *items;
+	size_t n;
+	size_t offset; /* of the "(" */
+} zdmc_name_list;
+
+/* add constraint n check (expr) [using (...)] */
+typedef struct zdmc_add_check {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_expr expr;
+	zdmc_expr using; /* (c = e, ...); text NULL when absent */
+	size_t using_offset;
+} zdmc_add_check;
+
+/* add constraint n unique (c, ...) and add constraint n primary key (c,
+ * ...): one node type, two tags */
+typedef struct zdmc_add_key {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_name_list columns;
+} zdmc_add_key;
+
+/* A referential action as written: "cascade", "set null", ... (NULL: not
+ * written), with the offset of its ON for messages. */
+typedef struct zdmc_fk_action {
+	const char *sql; /* CASCADE, SET NULL, ...; NULL when absent */
+	size_t offset;
+} zdmc_fk_action;
+
+/* add constraint n foreign key (c, ...) references [s.]t [(c, ...)]
+ * [on delete a] [on update a] */
+typedef struct zdmc_add_foreign_key {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_name_list columns;
+	zdmc_name ref_schema; /* name NULL: the table's own schema */
+	zdmc_name ref_table;
+	zdmc_name_list ref_columns; /* n 0: the referenced primary key */
+	zdmc_fk_action on_delete, on_update;
+	size_t repeated_action; /* offset of an on delete / on update given
+	                         * twice, 0 when none */
+} zdmc_add_foreign_key;
+
+/* drop constraint n */
+typedef struct zdmc_drop_constraint {
+	zdmc_action action;
+	zdmc_name name;
+} zdmc_drop_constraint;
+
+/* rename constraint n to m */
+typedef struct zdmc_rename_constraint {
+	zdmc_action action;
+	zdmc_name name;
+	zdmc_name to;
+} zdmc_rename_constraint;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

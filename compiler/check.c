@@ -25,10 +25,13 @@
 #include "ops/ops.h"
 
 /* A column name the migration mentions, for the duplicate/clash rules. */
+/* The change is kept by its index: the table's array of changes moves as
+ * it grows, so a pointer taken while checking an early change would not
+ * survive a ninth one. */
 typedef struct check_name {
 	const char *name;
 	size_t offset;
-	const zdmc_change *change;
+	size_t change;
 } check_name;
 
 typedef struct check_table {
@@ -37,7 +40,14 @@ typedef struct check_table {
 	size_t nold;
 	check_name *new_names; /* names the new shape gains */
 	size_t nnew;
-	size_t cap_changes, cap_old, cap_new;
+	check_name *constraints; /* constraint names its actions name */
+	size_t ncons;
+	check_name *kept; /* columns a constraint names: no action may
+	                   * change them */
+	size_t nkept;
+	size_t primary_key; /* offset of its primary key action, or 0 */
+	bool has_primary_key;
+	size_t cap_changes, cap_old, cap_new, cap_cons, cap_kept;
 	const zdmc_change *rename; /* the change that renames the table */
 } check_table;
 
@@ -72,6 +82,19 @@ check_reserved(const char *name)
 {
 	return strncasecmp(name, "zdm", 3) == 0;
 }
+
+/* Columns every row has and no expression of zdm's may read: a BEFORE
+ * trigger's row has none, and its WHEN clause may not name them. */
+static bool
+check_system_column(const char *name)
+{
+	return strcmp(name, "ctid") == 0 || strcmp(name, "xmin") == 0 ||
+	       strcmp(name, "xmax") == 0 || strcmp(name, "cmin") == 0 ||
+	       strcmp(name, "cmax") == 0 || strcmp(name, "tableoid") == 0;
+}
+
+static const check_name *check_find(const check_name *names, size_t n,
+                                    const char *name);
 
 static void
 check_ident_length(check_ctx *ctx, const zdmc_name *name)
@@ -156,6 +179,14 @@ zdmc_check_table(const zdmc_check_ctx *ck)
 	return ck->cur->table;
 }
 
+bool
+zdmc_check_sync_is_cdc(const zdmc_check_ctx *ck)
+{
+	const char *sync = ck->model->options.sync;
+
+	return sync != NULL && strcmp(sync, "cdc") == 0;
+}
+
 void
 zdmc_check_ident_length(zdmc_check_ctx *ck, const zdmc_name *name)
 {
@@ -198,7 +229,7 @@ zdmc_check_changed_column(zdmc_check_ctx *ctx, const zdmc_change *change,
 	                           &ct->cap_old, sizeof(check_name));
 	ct->old_names[ct->nold].name = column->name;
 	ct->old_names[ct->nold].offset = change->offset;
-	ct->old_names[ct->nold].change = change;
+	ct->old_names[ct->nold].change = (size_t)(change - ct->table->changes);
 	ct->nold++;
 }
 
@@ -224,7 +255,7 @@ zdmc_check_new_name(zdmc_check_ctx *ctx, const zdmc_change *change,
 	                           &ct->cap_new, sizeof(check_name));
 	ct->new_names[ct->nnew].name = name->name;
 	ct->new_names[ct->nnew].offset = name->offset;
-	ct->new_names[ct->nnew].change = change;
+	ct->new_names[ct->nnew].change = (size_t)(change - ct->table->changes);
 	ct->nnew++;
 }
 
@@ -277,6 +308,136 @@ zdmc_check_reverse(zdmc_check_ctx *ctx, zdmc_change *change,
 			what, column->name, column->name);
 		break;
 	}
+}
+
+/* A constraint name: once per table across the migration's actions. */
+void
+zdmc_check_constraint_name(zdmc_check_ctx *ctx, const zdmc_change *change,
+                           const zdmc_name *name)
+{
+	check_table *ct = ctx->cur;
+	const check_name *seen;
+
+	check_ident_length(ctx, name);
+	if (check_reserved(name->name)) {
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"constraint \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+			name->name);
+		return;
+	}
+	seen = check_find(ct->constraints, ct->ncons, name->name);
+	if (seen != NULL) {
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"constraint \"%s\" of %s is named by two actions; a migration adds, drops or renames a constraint once (to change one, add it under a new name and drop the old)",
+			name->name, ct->table->qname);
+		zdmc_diag_note(ctx->diag, seen->offset, "first named here");
+		return;
+	}
+	ct->constraints = check_grow(ctx->arena, ct->constraints, ct->ncons,
+	                             &ct->cap_cons, sizeof(check_name));
+	ct->constraints[ct->ncons].name = name->name;
+	ct->constraints[ct->ncons].offset = name->offset;
+	ct->constraints[ct->ncons].change =
+		(size_t)(change - ct->table->changes);
+	ct->ncons++;
+}
+
+/* A column a constraint names, as the table has it before and after. */
+static void
+check_add_kept(check_ctx *ctx, const zdmc_change *change, const char *column,
+               size_t offset)
+{
+	check_table *ct = ctx->cur;
+
+	ct->kept = check_grow(ctx->arena, ct->kept, ct->nkept, &ct->cap_kept,
+	                      sizeof(check_name));
+	ct->kept[ct->nkept].name = column;
+	ct->kept[ct->nkept].offset = offset;
+	ct->kept[ct->nkept].change = (size_t)(change - ct->table->changes);
+	ct->nkept++;
+}
+
+void
+zdmc_check_kept_column(zdmc_check_ctx *ctx, const zdmc_change *change,
+                       const zdmc_name *column)
+{
+	check_ident_length(ctx, column);
+	if (zdmc_check_reserved(ctx, column))
+		return;
+	check_add_kept(ctx, change, column->name, column->offset);
+}
+
+/* A reference of an expression that sees one row of the table (a check
+ * constraint): bare or qualified by the table, not a system column, not a
+ * name of zdm's.  Reports and returns false otherwise. */
+static bool
+check_row_ref(check_ctx *ctx, const zdmc_sqlexpr *expr, const zdmc_colref *ref,
+              const char *what)
+{
+	const zdmc_table *t = ctx->cur->table;
+	const char *qualified =
+		zdmc_arena_printf(ctx->arena, "%s.%s", t->schema, t->name);
+	size_t at = expr->src_offset + ref->offset;
+
+	if (ref->qualifier != NULL && strcmp(ref->qualifier, t->name) != 0 &&
+	    strcmp(ref->qualifier, qualified) != 0)
+		zdmc_diag_error(
+			ctx->diag, at,
+			"\"%s.%s\" does not refer to %s; %s sees only the row being written",
+			ref->qualifier, ref->column, t->qname, what);
+	else if (check_system_column(ref->column))
+		zdmc_diag_error(
+			ctx->diag, at,
+			"\"%s\" is a system column; %s sees only the row's own columns",
+			ref->column, what);
+	else if (check_reserved(ref->column))
+		zdmc_diag_error(
+			ctx->diag, at,
+			"column \"%s\": names starting with \"zdm\" are reserved for zdm's own objects",
+			ref->column);
+	else
+		return true;
+	return false;
+}
+
+void
+zdmc_check_kept_expr(zdmc_check_ctx *ctx, const zdmc_change *change,
+                     const zdmc_sqlexpr *expr, const char *what)
+{
+	for (size_t i = 0; expr != NULL && i < expr->nrefs; i++)
+		if (check_row_ref(ctx, expr, &expr->refs[i], what))
+			check_add_kept(ctx, change, expr->refs[i].column,
+			               expr->src_offset + expr->refs[i].offset);
+}
+
+bool
+zdmc_check_row_expr(zdmc_check_ctx *ctx, const zdmc_sqlexpr *expr,
+                    const char *what)
+{
+	bool ok = true;
+
+	for (size_t i = 0; expr != NULL && i < expr->nrefs; i++)
+		ok = check_row_ref(ctx, expr, &expr->refs[i], what) && ok;
+	return ok;
+}
+
+void
+zdmc_check_primary_key(zdmc_check_ctx *ctx, size_t offset)
+{
+	check_table *ct = ctx->cur;
+
+	if (ct->has_primary_key) {
+		zdmc_diag_error(ctx->diag, offset,
+		                "%s gets a second primary key; a table has one",
+		                ct->table->qname);
+		zdmc_diag_note(ctx->diag, ct->primary_key,
+		               "the first is added here");
+		return;
+	}
+	ct->has_primary_key = true;
+	ct->primary_key = offset;
 }
 
 /* One more element of an arena array of n (the old copy is left to the
@@ -338,7 +499,7 @@ zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
 	change->renames[change->nrenames - 1].to = to;
 }
 
-void
+zdmc_oldcol *
 zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
                         const char *column, zdmc_sqlexpr *reverse)
 {
@@ -346,6 +507,36 @@ zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
 	                               &change->nreverse, sizeof(zdmc_oldcol));
 	change->reverse[change->nreverse - 1].column = column;
 	change->reverse[change->nreverse - 1].reverse = reverse;
+	return &change->reverse[change->nreverse - 1];
+}
+
+void
+zdmc_change_add_drop(zdmc_check_ctx *ck, zdmc_change *change,
+                     const char *column)
+{
+	change->drops = check_append(ck->arena, change->drops, &change->ndrops,
+	                             sizeof(char *));
+	change->drops[change->ndrops - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_set(zdmc_check_ctx *ck, zdmc_change *change,
+                             const char *column)
+{
+	change->not_null_set =
+		check_append(ck->arena, change->not_null_set,
+	                     &change->nnot_null_set, sizeof(char *));
+	change->not_null_set[change->nnot_null_set - 1] = column;
+}
+
+void
+zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
+                                 const char *column)
+{
+	change->not_null_dropped =
+		check_append(ck->arena, change->not_null_dropped,
+	                     &change->nnot_null_dropped, sizeof(char *));
+	change->not_null_dropped[change->nnot_null_dropped - 1] = column;
 }
 
 void
@@ -394,7 +585,8 @@ check_clashes(check_ctx *ctx, check_table *ct)
 
 		/* a change may create a column with the name of one it
 		 * replaces (a type change keeps its name by design) */
-		if (zdmc_change_replaces(nn->change, nn->name))
+		if (zdmc_change_replaces(&ct->table->changes[nn->change],
+		                         nn->name))
 			continue;
 		for (j = 0; j < ct->nold; j++) {
 			if (strcmp(nn->name, ct->old_names[j].name) == 0) {
@@ -451,14 +643,7 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				ref->qualifier, ref->column, t->qname);
 			continue;
 		}
-		if (strcmp(ref->column, "ctid") == 0 ||
-		    strcmp(ref->column, "xmin") == 0 ||
-		    strcmp(ref->column, "xmax") == 0 ||
-		    strcmp(ref->column, "cmin") == 0 ||
-		    strcmp(ref->column, "cmax") == 0 ||
-		    strcmp(ref->column, "tableoid") == 0) {
-			/* a BEFORE trigger's row has none, and its WHEN
-			 * clause may not name them */
+		if (check_system_column(ref->column)) {
 			zdmc_diag_error(
 				ctx->diag, at,
 				"\"%s\" is a system column; a using expression sees only the row's own columns",
@@ -478,12 +663,10 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				"using refers to \"%s\", which exists only in the new shape; using computes the new shape from the old",
 				ref->column);
 		} else if (new_shape && old != NULL && added == NULL &&
-		           (zdmc_change_replaces(old->change, ref->column) ||
-		            zdmc_change_renames(old->change, ref->column))) {
-			/* a column a change only alters (its default) is in
-			 * both shapes */
-			const zdmc_colrename *r =
-				zdmc_change_renames(old->change, ref->column);
+		           !zdmc_change_keeps(&t->changes[old->change],
+		                              ref->column)) {
+			const zdmc_colrename *r = zdmc_change_renames(
+				&t->changes[old->change], ref->column);
 
 			if (r != NULL)
 				zdmc_diag_error(
@@ -495,8 +678,10 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 					ctx->diag, at,
 					"reverse using refers to \"%s\", which the new shape no longer has; reverse using computes the old shape from the new",
 					ref->column);
-		} else if (!new_shape && old != NULL && old->change != self &&
-		           zdmc_change_replaces(old->change, ref->column)) {
+		} else if (!new_shape && old != NULL &&
+		           &t->changes[old->change] != self &&
+		           zdmc_change_replaces(&t->changes[old->change],
+		                                ref->column)) {
 			/* the sync trigger runs one change after the other: a
 			 * column another change rewrites would be read before
 			 * or after that rewrite depending on source order */
@@ -505,13 +690,53 @@ check_refs(check_ctx *ctx, const check_table *ct, const zdmc_change *self,
 				"using refers to \"%s\", which another change of %s rewrites; zdm cannot order the two, so a change may read only its own column and columns the migration does not change",
 				ref->column, t->qname);
 		} else if (new_shape && added != NULL &&
-		           added->change != self &&
-		           zdmc_change_creates(added->change, ref->column)) {
+		           &t->changes[added->change] != self &&
+		           zdmc_change_creates(&t->changes[added->change],
+		                               ref->column)) {
 			zdmc_diag_error(
 				ctx->diag, at,
 				"reverse using refers to \"%s\", a new column of another change of %s; zdm cannot order the two, so reverse using may read only its own change's new columns and columns the migration does not change",
 				ref->column, t->qname);
 		}
+	}
+}
+
+/*
+ * A constraint names columns as the table has them: none that another
+ * action renames, replaces or creates.  The constraint binds from a step
+ * before contract, when such a column goes by another name (or does not
+ * exist yet, or still holds the old shape), so which column it means would
+ * depend on the phase.
+ */
+static void
+check_kept(check_ctx *ctx, const check_table *ct)
+{
+	size_t i;
+
+	for (i = 0; i < ct->nkept; i++) {
+		const check_name *k = &ct->kept[i];
+		const check_name *old =
+			check_find(ct->old_names, ct->nold, k->name);
+		const check_name *added =
+			check_find(ct->new_names, ct->nnew, k->name);
+		const check_name *other = old ? old : added;
+		const char *how, *done;
+
+		if (other == NULL)
+			continue;
+		if (old == NULL)
+			how = "add", done = "added";
+		else if (zdmc_change_renames(&ct->table->changes[old->change],
+		                             k->name))
+			how = "rename", done = "renamed";
+		else
+			how = "replace", done = "replaced";
+		zdmc_diag_error(
+			ctx->diag, k->offset,
+			"a constraint on column \"%s\", which another action of this migration %ss, is not supported yet; add the constraint in a migration of its own",
+			k->name, how);
+		zdmc_diag_note(ctx->diag, other->offset, "\"%s\" is %s here",
+		               k->name, done);
 	}
 }
 
@@ -685,6 +910,14 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 
 	if (strcmp(o->sync, "cdc") != 0)
 		return;
+	/* nothing would be in the publication (renames and columns added
+	 * from the catalog only keep no second shape in step) */
+	for (i = 0; i < model->ntables && !model->tables[i].needs_sync; i++)
+		;
+	if (model->ntables > 0 && i == model->ntables)
+		zdmc_diag_error(
+			ctx->diag, o->sync_offset,
+			"sync = cdc, but no change of this migration keeps two shapes of a table in step (renames and columns added from the catalog need no sync); leave sync out");
 	if (model->migration != NULL) {
 		const char *p = model->migration;
 		bool ok = strlen("zdm_") + strlen(p) <= ZDMC_MAX_IDENT_BYTES;
@@ -707,11 +940,18 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 				const zdmc_change *c =
 					&model->tables[i].changes[j];
 
+				/* a key column made nullable no longer
+				 * identifies a row either */
 				const char *how =
 					zdmc_change_replaces(c, key->name)
 						? "replaced"
 					: zdmc_change_renames(c, key->name)
 						? "renamed"
+					: zdmc_change_drops(c, key->name)
+						? "dropped"
+					: zdmc_change_drops_not_null(c,
+				                                     key->name)
+						? "made nullable"
 						: NULL;
 
 				if (how == NULL)
@@ -789,6 +1029,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 
 		check_clashes(&ctx, &ctx.tables[i]);
 		check_table_refs(&ctx, &ctx.tables[i]);
+		check_kept(&ctx, &ctx.tables[i]);
 		for (j = 0; j < out->tables[i].nchanges; j++)
 			if (out->tables[i].changes[j].replace != NULL)
 				out->tables[i].needs_sync = true;
@@ -840,6 +1081,36 @@ zdmc_change_replaces(const zdmc_change *change, const char *name)
 		if (strcmp(change->replaces[i], name) == 0)
 			return true;
 	return false;
+}
+
+static bool
+check_names_have(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return true;
+	return false;
+}
+
+bool
+zdmc_change_keeps(const zdmc_change *change, const char *name)
+{
+	return !zdmc_change_replaces(change, name) &&
+	       !zdmc_change_drops(change, name) &&
+	       zdmc_change_renames(change, name) == NULL;
+}
+
+bool
+zdmc_change_drops(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->drops, change->ndrops, name);
+}
+
+bool
+zdmc_change_drops_not_null(const zdmc_change *change, const char *name)
+{
+	return check_names_have(change->not_null_dropped,
+	                        change->nnot_null_dropped, name);
 }
 
 const zdmc_colrename *

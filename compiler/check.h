@@ -23,6 +23,9 @@ zdmc_arena *zdmc_check_arena(const zdmc_check_ctx *ck);
 zdmc_diag *zdmc_check_diag(const zdmc_check_ctx *ck);
 /* The table of the change being checked (as far as it is known yet). */
 const zdmc_table *zdmc_check_table(const zdmc_check_ctx *ck);
+/* Whether the migration's sync option is cdc (options are resolved before
+ * any op's check runs), for an op that refuses one sync mode. */
+bool zdmc_check_sync_is_cdc(const zdmc_check_ctx *ck);
 
 /* Names: longer than 63 bytes; starting with "zdm" (reported and true). */
 void zdmc_check_ident_length(zdmc_check_ctx *ck, const zdmc_name *name);
@@ -51,6 +54,26 @@ void zdmc_check_reverse(zdmc_check_ctx *ck, zdmc_change *change,
                         const zdmc_reverse *reverse, const zdmc_name *column,
                         const char *what);
 
+/*
+ * Constraints.  A constraint name (length, not reserved): once per table
+ * across the migration's actions.  A column a constraint names, and the
+ * columns an expression of a constraint reads (as what: "a check
+ * constraint"): the table's own, and none that another action changes.  A
+ * primary key: one per table.
+ */
+void zdmc_check_constraint_name(zdmc_check_ctx *ck, const zdmc_change *change,
+                                const zdmc_name *name);
+void zdmc_check_kept_column(zdmc_check_ctx *ck, const zdmc_change *change,
+                            const zdmc_name *column);
+void zdmc_check_kept_expr(zdmc_check_ctx *ck, const zdmc_change *change,
+                          const zdmc_sqlexpr *expr, const char *what);
+void zdmc_check_primary_key(zdmc_check_ctx *ck, size_t offset);
+/* The columns an expression of a constraint reads, as zdmc_check_kept_expr
+ * judges them, for a constraint whose columns its own change replaces (so
+ * not kept): true when all are the row's own. */
+bool zdmc_check_row_expr(zdmc_check_ctx *ck, const zdmc_sqlexpr *expr,
+                         const char *what);
+
 /* Facts, in the order the plan lists them. */
 void zdmc_change_add_read(zdmc_check_ctx *ck, zdmc_change *change,
                           const char *column);
@@ -61,8 +84,14 @@ void zdmc_change_add_replace(zdmc_check_ctx *ck, zdmc_change *change,
                              const char *column);
 void zdmc_change_add_rename(zdmc_check_ctx *ck, zdmc_change *change,
                             const char *column, const char *to);
-void zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
-                             const char *column, zdmc_sqlexpr *reverse);
+zdmc_oldcol *zdmc_change_add_reverse(zdmc_check_ctx *ck, zdmc_change *change,
+                                     const char *column, zdmc_sqlexpr *reverse);
+void zdmc_change_add_drop(zdmc_check_ctx *ck, zdmc_change *change,
+                          const char *column);
+void zdmc_change_add_not_null_set(zdmc_check_ctx *ck, zdmc_change *change,
+                                  const char *column);
+void zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
+                                      const char *column);
 /* The table's new name: once per table (a second is reported). */
 void zdmc_change_set_table_rename(zdmc_check_ctx *ck, zdmc_change *change,
                                   const zdmc_name *to);

@@ -266,7 +266,7 @@ lower_view_value(lower_ctx *ctx, zdmc_buf *values, const char *old_column,
  * the facts: a renamed column shows under its new name; a change that
  * replaces columns through shadow columns shows its created columns in
  * the place of the first column it replaces and hides the others; created
- * columns that replace nothing come last.
+ * columns that replace nothing come last; dropped columns are hidden.
  */
 static const char *
 lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
@@ -280,14 +280,17 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
 
+		/* a dropped column is gone from the new shape */
+		for (j = 0; j < c->ndrops; j++) {
+			lower_view_value(ctx, &values, c->drops[j], 1, "");
+			hidden = true;
+		}
 		for (j = 0; j < c->nrenames; j++)
 			lower_view_value(
 				ctx, &values, c->renames[j].column, 1,
 				zdmc_arena_printf(ctx->arena, "%s AS %s",
 			                          Q(ctx, c->renames[j].column),
 			                          Q(ctx, c->renames[j].to)));
-		if (c->replace == NULL)
-			continue;
 		for (j = 0; j < c->ncols; j++) {
 			const char *shape =
 				zdmc_arena_printf(ctx->arena, "%s AS %s",
@@ -300,15 +303,17 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 			else
 				zdmc_buf_printf(&extra, ", %s", shape);
 		}
-		for (j = c->ncols ? 1 : 0; j < c->nreplaces; j++) {
+		for (j = c->ncols ? 1 : 0;
+		     c->replace != NULL && j < c->nreplaces; j++) {
 			lower_view_value(ctx, &values, c->replaces[j], 1, "");
 			hidden = true;
 		}
 	}
 	zdmc_buf_init(&select, ctx->arena);
 	if (values.len == 0)
-		/* no column changes shape (the table is only renamed, or gets
-		 * new defaults): every column as it is */
+		/* no column changes shape (the table is only renamed, gets
+		 * new defaults, or only gains columns, which come last):
+		 * every column as it is */
 		zdmc_buf_printf(
 			&select,
 			"    -- every column of %s in order; zdm's own columns hidden\n"
@@ -531,11 +536,37 @@ lower_drop_origin_sql(lower_ctx *ctx)
 		lit, lit, lit);
 }
 
+/*
+ * Drop the publication with its tables held in SHARE mode (writes wait, for
+ * an instant, under lock_timeout).  Without the lock PostgreSQL 15 lets a
+ * write that is building the table's publication list meet the publication
+ * half gone, and the client's statement fails with XX000 "cache lookup
+ * failed for publication" (seen under new-version traffic at contract).
+ * With it, a writer takes its lock after the drop commits and reads the
+ * catalog afresh.  The tables are found by the publication, by OID: a
+ * table renamed earlier in contract is still locked.
+ */
 static const char *
 lower_drop_publication_sql(lower_ctx *ctx)
 {
-	return zdmc_arena_printf(ctx->arena, "DROP PUBLICATION %s",
-	                         Q(ctx, lower_cdc_name(ctx)));
+	const char *name = lower_cdc_name(ctx);
+
+	return zdmc_arena_printf(
+		ctx->arena,
+		"DO $zdm$\n"
+		"DECLARE\n"
+		"    published regclass;\n"
+		"BEGIN\n"
+		"    FOR published IN SELECT pr.prrelid::pg_catalog.regclass\n"
+		"                       FROM pg_catalog.pg_publication_rel AS pr\n"
+		"                       JOIN pg_catalog.pg_publication AS p ON p.oid = pr.prpubid\n"
+		"                      WHERE p.pubname = %s ORDER BY pr.prrelid LOOP\n"
+		"        EXECUTE pg_catalog.format('LOCK TABLE %%s IN SHARE MODE', published);\n"
+		"    END LOOP;\n"
+		"END\n"
+		"$zdm$;\n"
+		"DROP PUBLICATION %s",
+		zdmc_ident_literal(ctx->arena, name), Q(ctx, name));
 }
 
 /* expand, native: the origin, the publication, the slot, each alone and
@@ -631,6 +662,17 @@ zdmc_lower_check(zdmc_lower_ctx *l, const zdmc_table *table,
 	lower_check(l, table, description, from_where, examples, cond);
 }
 
+void
+zdmc_lower_diagnose(zdmc_lower_ctx *l, zdmc_plan_step *s,
+                    const char *description, const char *from_where,
+                    const char *examples)
+{
+	s->diagnose_description = description;
+	s->diagnose_sql = zdmc_arena_printf(l->arena, "SELECT count(*) FROM %s",
+	                                    from_where);
+	s->diagnose_examples = examples;
+}
+
 /* Is t the first table of its schema (whose expand creates the schema's
  * version schema)? */
 static bool
@@ -671,6 +713,8 @@ lower_expand(lower_ctx *ctx)
 			                          schema));
 		if (t->needs_sync)
 			zdmc_replace_expand(ctx, t);
+		else
+			zdmc_replace_add_created(ctx, t);
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND);
 		lower_step(
 			ctx, ZDMC_STEP_SQL, t,
@@ -835,10 +879,13 @@ lower_contract(lower_ctx *ctx)
 		                                   "drop replication slot %s",
 		                                   name),
 		                 lower_drop_slot_sql(ctx));
-		lower_final_step(ctx, NULL,
-		                 zdmc_arena_printf(ctx->arena,
-		                                   "drop publication %s", name),
-		                 lower_drop_publication_sql(ctx));
+		lower_final_step(
+			ctx, NULL,
+			zdmc_arena_printf(
+				ctx->arena,
+				"drop publication %s (its tables held in SHARE mode for an instant: writes wait, reads go on)",
+				name),
+			lower_drop_publication_sql(ctx));
 		lower_final_step(ctx, NULL,
 		                 zdmc_arena_printf(ctx->arena,
 		                                   "drop replication origin %s",
@@ -909,9 +956,10 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 
 		col->name = c->cols[k].name;
 		col->type = c->cols[k].type;
-		col->using = c->cols[k].forward_implied
-		                     ? NULL
-		                     : c->cols[k].forward->text;
+		col->using =
+			c->cols[k].forward_implied || c->cols[k].forward == NULL
+				? NULL
+				: c->cols[k].forward->text;
 		/* what the source declares; a NOT NULL carried from the old
 		 * column is the catalog's to tell */
 		col->not_null = c->cols[k].not_null;
@@ -937,6 +985,14 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 		vtail = &r->next;
 	}
 	pc->irreversible = c->irreversible;
+	pc->drops = lower_names_copy(ctx, c->drops, c->ndrops);
+	pc->ndrops = c->ndrops;
+	pc->not_null_set =
+		lower_names_copy(ctx, c->not_null_set, c->nnot_null_set);
+	pc->nnot_null_set = c->nnot_null_set;
+	pc->not_null_dropped = lower_names_copy(ctx, c->not_null_dropped,
+	                                        c->nnot_null_dropped);
+	pc->nnot_null_dropped = c->nnot_null_dropped;
 	pc->table_renamed_to = c->table_renamed_to;
 	for (k = 0; k < c->ndefaults; k++) {
 		zdmc_plan_default *d = ZDMC_NEW(ctx->arena, zdmc_plan_default);

@@ -53,13 +53,24 @@ zdmc_plan_step *zdmc_lower_final_step(zdmc_lower_ctx *l,
 /*
  * A statement PostgreSQL will not run in a transaction block, always in a
  * transaction label of its own; index (or NULL) is the index it builds,
- * dropped by the runtime if a failed build left it INVALID.  Only in the
- * *_AFTER slots, outside a table's transaction.
+ * dropped by the runtime if a failed build left it INVALID.  Only where no
+ * table's transaction is open: the *_AFTER slots, and verify.
  */
 zdmc_plan_step *
 zdmc_lower_autocommit_step(zdmc_lower_ctx *l, const zdmc_table *table,
                            const char *description, const char *sql,
                            const char *compensation, const char *index);
+/*
+ * The diagnose of autocommit step s: when its statement fails (not for a
+ * lock), the runtime counts SELECT count(*) FROM from_where, and a count
+ * other than 0 stops the run as a failed check does, with description
+ * (what a count of 0 means) and examples (up to 5 rows); else the
+ * statement's own error stands.  A check that costs a scan only when the
+ * statement it explains has failed.
+ */
+void zdmc_lower_diagnose(zdmc_lower_ctx *l, zdmc_plan_step *s,
+                         const char *description, const char *from_where,
+                         const char *examples);
 /*
  * A check: SELECT count(*) FROM from_where must be 0; examples lists up to
  * 5 offending rows.  cond (or NULL) is its condition on rows of table,

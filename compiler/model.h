@@ -26,14 +26,22 @@ struct zdmc_op;
 
 /* A column a change creates: added as zdm_new_<name> while in flight. */
 typedef struct zdmc_newcol {
-	const char *name;     /* name in the new shape */
-	const char *physical; /* zdm_new_<name> until contract */
-	const char *type;
+	const char *name;      /* name in the new shape */
+	const char *physical;  /* zdm_new_<name> until contract */
+	const char *type;      /* NULL: the type of the existing column of
+	                        * the same name, which the change replaces
+	                        * (read from the catalog when the plan runs) */
 	bool not_null;         /* declared "not null" on a split column */
 	bool carry_not_null;   /* type change: keep the old column's NOT NULL */
 	zdmc_sqlexpr *forward; /* in old-shape names */
 	bool forward_implied;  /* no using written (a plain cast): the plan's
 	                        * creates say using: null */
+	/* the default new rows get (add column), NULL: none.  A change that
+	 * registered with the column replacement adds the column without it
+	 * (the view gives it to new-version inserts until contract sets it);
+	 * one that did not adds the column with it, and with NOT NULL when
+	 * not_null: a constant PostgreSQL keeps in the catalog. */
+	zdmc_sqlexpr *default_expr;
 } zdmc_newcol;
 
 /* An existing column that keeps its data under a new name. */
@@ -46,6 +54,8 @@ typedef struct zdmc_colrename {
 typedef struct zdmc_oldcol {
 	const char *column;
 	zdmc_sqlexpr *reverse; /* in new-shape names */
+	bool identity;         /* not written: the new column as it is, so
+	                        * there is no round trip to check */
 } zdmc_oldcol;
 
 /* A column's new default (defaults): NULL value when the default is
@@ -76,6 +86,16 @@ typedef struct zdmc_change {
 	size_t nrenames;
 	zdmc_oldcol *reverse; /* empty when irreversible */
 	size_t nreverse;
+	/* existing columns dropped at contract with what depends on them
+	 * alone (drop column); unlike replaces, nothing is carried over */
+	const char **drops;
+	size_t ndrops;
+	/* existing columns that become NOT NULL, or stop being NOT NULL, at
+	 * contract (preflight: they are nullable, NOT NULL, now) */
+	const char **not_null_set;
+	size_t nnot_null_set;
+	const char **not_null_dropped;
+	size_t nnot_null_dropped;
 	bool irreversible;
 	size_t irreversible_offset; /* of the clause, for the approval rule */
 	/* the table's new name (same schema), or NULL: the new version sees
@@ -87,6 +107,10 @@ typedef struct zdmc_change {
 	/* the shared column replacement (replace.h), NULL if the change does
 	 * not use it */
 	const struct zdmc_replace *replace;
+	/* what the op's check prepared for its own lowering and facts (a
+	 * parsed expression, a qualified name), NULL if nothing; only the
+	 * op that put it there reads it */
+	const void *op_data;
 } zdmc_change;
 
 typedef struct zdmc_table {
@@ -127,8 +151,14 @@ int zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
  * the migration does not touch it). */
 const char *zdmc_model_new_physical(const zdmc_table *table, const char *name);
 
-/* Does the change list name among its replaces / renames? */
+/* Does the change list name among its replaces / drops / renames? */
 bool zdmc_change_replaces(const zdmc_change *change, const char *name);
+bool zdmc_change_drops(const zdmc_change *change, const char *name);
+/* A column the change changes in place (its NOT NULL), which both shapes
+ * have under its name with the same values: not replaced, dropped or
+ * renamed. */
+bool zdmc_change_keeps(const zdmc_change *change, const char *name);
+bool zdmc_change_drops_not_null(const zdmc_change *change, const char *name);
 const zdmc_colrename *zdmc_change_renames(const zdmc_change *change,
                                           const char *name);
 /* Its created column called name, or NULL. */

@@ -62,6 +62,12 @@ typedef struct zdmc_plan_step {
 	/* AUTOCOMMIT: the index it builds (quoted, qualified), or NULL; an
 	 * INVALID one left by a failed build is dropped before a retry */
 	const char *index;
+	/* AUTOCOMMIT: a count the runtime runs only after sql failed, to stop
+	 * as a failed check does when the data is why (diagnose in
+	 * docs/plan-format.md); NULL: none */
+	const char *diagnose_description;
+	const char *diagnose_sql; /* returns one bigint; expect: 0 */
+	const char *diagnose_examples;
 	struct zdmc_plan_step *next;
 } zdmc_plan_step;
 
@@ -137,6 +143,14 @@ typedef struct zdmc_plan_change {
 	zdmc_plan_reference *references;
 	const char *table_renamed_to;
 	zdmc_plan_default *defaults;
+	/* existing columns dropped at contract with what depends on them
+	 * alone; columns made NOT NULL; columns let be NULL */
+	const char **drops;
+	size_t ndrops;
+	const char **not_null_set;
+	size_t nnot_null_set;
+	const char **not_null_dropped;
+	size_t nnot_null_dropped;
 	struct zdmc_plan_change *next;
 } zdmc_plan_change;
 

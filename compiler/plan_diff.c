@@ -293,6 +293,17 @@ diff_txn(const zdm_step *s)
 	return strcmp(s->transaction, s->id) == 0 ? "" : s->transaction;
 }
 
+/* Do two steps' diagnoses (either NULL) differ? */
+static bool
+diff_diagnose_differs(const zdm_diagnosis *x, const zdm_diagnosis *y)
+{
+	if (x == NULL || y == NULL)
+		return x != y;
+	return strcmp(x->description, y->description) != 0 ||
+	       strcmp(x->sql, y->sql) != 0 || x->expect != y->expect ||
+	       !diff_str_eq(x->examples_sql, y->examples_sql);
+}
+
 /* Does anything a step runs or promises differ? */
 static bool
 diff_step_differs(const zdm_step *x, const zdm_step *y)
@@ -310,6 +321,7 @@ diff_step_differs(const zdm_step *x, const zdm_step *y)
 	       !diff_str_eq(x->examples_sql, y->examples_sql) ||
 	       !diff_str_eq(x->in_flight_offenders, y->in_flight_offenders) ||
 	       !diff_str_eq(x->in_flight_recheck, y->in_flight_recheck) ||
+	       diff_diagnose_differs(x->diagnose, y->diagnose) ||
 	       !diff_str_eq(x->gate, y->gate) || x->approval != y->approval ||
 	       x->max_lag_ms != y->max_lag_ms ||
 	       x->stable_for_ms != y->stable_for_ms || x->barrier != y->barrier;
@@ -641,6 +653,16 @@ diff_step_changed(diff_report *d, zdmc_buf *b, size_t i, size_t j)
 	    (o->examples_sql || n->examples_sql))
 		diff_sql_block(b, "Examples query", o->examples_sql,
 		               n->examples_sql);
+	if (diff_diagnose_differs(o->diagnose, n->diagnose)) {
+		const zdm_diagnosis *od = o->diagnose, *nd = n->diagnose;
+
+		diff_sql_block(b, "Diagnose count (after a failure)",
+		               od ? od->sql : NULL, nd ? nd->sql : NULL);
+		if ((od && od->examples_sql) || (nd && nd->examples_sql))
+			diff_sql_block(b, "Diagnose examples",
+			               od ? od->examples_sql : NULL,
+			               nd ? nd->examples_sql : NULL);
+	}
 }
 
 static void
@@ -857,11 +879,12 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 			for (k = 0; k < ch->ncreates; k++) {
 				const zdm_created_column *col = &ch->creates[k];
 
-				zdmc_buf_printf(&b, "%s %s %s%s",
-				                k == 0 ? " creates" : ",",
-				                col->column, col->type,
-				                col->not_null ? " not null"
-				                              : "");
+				zdmc_buf_printf(
+					&b, "%s %s %s%s",
+					k == 0 ? " creates" : ",", col->column,
+					col->type ? col->type
+						  : "(its present type)",
+					col->not_null ? " not null" : "");
 				if (col->using != NULL)
 					zdmc_buf_printf(&b, " using (%s)",
 					                col->using);
@@ -911,6 +934,11 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 				                ch->defaults[k].value != NULL
 				                        ? ch->defaults[k].value
 				                        : "dropped");
+			diff_names(&b, "drops", ch->drops, ch->ndrops);
+			diff_names(&b, "sets not null", ch->not_null_set,
+			           ch->nnot_null_set);
+			diff_names(&b, "drops not null", ch->not_null_dropped,
+			           ch->nnot_null_dropped);
 			zdmc_buf_puts(&b, "\n");
 		}
 	}

@@ -175,7 +175,10 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 				                                      : ", ");
 			zdmc_md_code(b, col->column, false);
 			zdmc_buf_puts(b, " ");
-			zdmc_md_text(b, col->type, false);
+			if (col->type != NULL)
+				zdmc_md_text(b, col->type, false);
+			else
+				zdmc_buf_puts(b, "(its present type)");
 			if (col->not_null)
 				zdmc_buf_puts(b, " NOT NULL");
 			if (col->using != NULL) {
@@ -241,6 +244,23 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 		zdmc_buf_puts(b, "  - renames the table to ");
 		zdmc_md_code(b, c->table_renamed_to, false);
 		zdmc_buf_puts(b, "\n");
+	}
+	if (c->ndrops > 0) {
+		zdmc_buf_puts(b, "  - drops ");
+		explain_names(b, c->drops, c->ndrops);
+		zdmc_buf_puts(b, ": hidden from the new version at expand, "
+		                 "dropped at contract with what depends on it "
+		                 "alone\n");
+	}
+	for (i = 0; i < c->nnot_null_set; i++) {
+		zdmc_buf_puts(b, "  - makes ");
+		zdmc_md_code(b, c->not_null_set[i], false);
+		zdmc_buf_puts(b, " NOT NULL at contract\n");
+	}
+	for (i = 0; i < c->nnot_null_dropped; i++) {
+		zdmc_buf_puts(b, "  - lets ");
+		zdmc_md_code(b, c->not_null_dropped[i], false);
+		zdmc_buf_puts(b, " be NULL\n");
 	}
 	for (i = 0; i < c->ndefaults; i++) {
 		zdmc_buf_puts(b, "  - default of ");
@@ -520,6 +540,19 @@ explain_what(zdmc_buf *b, const zdm_step *step)
 			                 "the invalid index ");
 			zdmc_md_code(b, step->index, true);
 			zdmc_buf_puts(b, " it leaves is dropped first.");
+		}
+		if (step->diagnose != NULL) {
+			zdmc_buf_puts(b, "<br>If it fails (not for a lock), "
+			                 "a count follows: ");
+			zdmc_md_text(b, step->diagnose->description, true);
+			zdmc_buf_printf(
+				b,
+				". Unless it returns %lld, the run stops "
+				"there as a failed check does, with the "
+				"count and examples; otherwise with the "
+				"statement's own error. Nothing is counted "
+				"when the statement succeeds.",
+				step->diagnose->expect);
 		}
 	}
 }

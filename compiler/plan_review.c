@@ -190,6 +190,30 @@ review_group_note(zdmc_arena *arena, const zdmc_plan_review *rv,
 }
 
 /*
+ * The statements of an autocommit step: one that cannot run in a
+ * transaction block is what the kind is for.  Its danger stays only when
+ * something else makes it one (a lock that blocks writes held through a
+ * scan, every row written).
+ */
+static void
+review_outside_transaction(zdmc_sqlrisk *sql)
+{
+	for (size_t k = 0; k < sql->nstmts; k++) {
+		zdmc_stmt_risk *s = &sql->stmts[k];
+
+		if (!(s->flags & ZDMC_RISK_NO_TXN))
+			continue;
+		s->flags &= ~(unsigned)(ZDMC_RISK_NO_TXN | ZDMC_RISK_DANGER);
+		if ((zdmc_lock_blocks_writes(s->lock) &&
+		     (s->hold == ZDMC_HOLD_SCAN ||
+		      s->hold == ZDMC_HOLD_REWRITE)) ||
+		    (s->flags & ZDMC_RISK_ALL_ROWS))
+			s->flags |= ZDMC_RISK_DANGER;
+		s->note = "outside a transaction block, as an autocommit step";
+	}
+}
+
+/*
  * Within each transaction group, a statement that scans or rewrites a table
  * (or writes all its rows) after an earlier statement of the group took a
  * lock on that table that blocks writes: the lock is held all that time.
@@ -308,6 +332,10 @@ zdmc_plan_review_new(zdmc_arena *arena, const zdm_plan *plan)
 		if (sr->step->kind == ZDM_STEP_GATE || sr->step->sql == NULL)
 			continue;
 		(void)zdmc_sqlrisk_classify(ctx, sr->step->sql, &sr->sql);
+		/* an autocommit step runs outside a transaction block, as
+		 * CONCURRENTLY needs: not a danger there */
+		if (sr->step->kind == ZDM_STEP_AUTOCOMMIT)
+			review_outside_transaction(&sr->sql);
 		for (k = 0; k < sr->sql.nstmts; k++) {
 			if (sr->sql.stmts[k].lock > sr->lock)
 				sr->lock = sr->sql.stmts[k].lock;

@@ -569,7 +569,8 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		     col = col->next) {
 			emit_mapping_start(w);
 			put_string(w, "column", col->name);
-			put_string(w, "type", col->type);
+			/* null: the type of the column of that name */
+			put_string_or_null(w, "type", col->type);
 			put_bool(w, "not_null", col->not_null);
 			put_string_or_null(w, "using", col->using);
 			emit_mapping_end(w);
@@ -625,6 +626,11 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		}
 		emit_sequence_end(w);
 	}
+	put_facts(w, "drops", change->drops, change->ndrops);
+	put_facts(w, "not_null_set", change->not_null_set,
+	          change->nnot_null_set);
+	put_facts(w, "not_null_dropped", change->not_null_dropped,
+	          change->nnot_null_dropped);
 	emit_mapping_end(w);
 }
 
@@ -719,6 +725,17 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 		}
 		put_string(w, "sql", step->sql);
 		put_string_or_null(w, "compensation", step->compensation);
+		if (step->kind == ZDMC_STEP_AUTOCOMMIT && step->diagnose_sql) {
+			emit_key(w, "diagnose");
+			emit_mapping_start(w);
+			put_string(w, "description",
+			           step->diagnose_description);
+			put_string(w, "sql", step->diagnose_sql);
+			put_integer(w, "expect", 0, LLONG_MIN);
+			put_optional_string(w, "examples",
+			                    step->diagnose_examples);
+			emit_mapping_end(w);
+		}
 		if (step->kind == ZDMC_STEP_CHECK) {
 			put_integer(w, "expect", step->expect, LLONG_MIN);
 			put_optional_string(w, "examples", step->examples_sql);

@@ -75,6 +75,32 @@ replace_has(const zdmc_change *c)
 	return c->replace != NULL;
 }
 
+/* The change's old columns, which only the old version writes: those it
+ * replaces and those it drops (a drop column with reverse using). */
+static size_t
+replace_nold(const zdmc_change *c)
+{
+	return c->nreplaces + c->ndrops;
+}
+
+static const char *
+replace_old(const zdmc_change *c, size_t i)
+{
+	return i < c->nreplaces ? c->replaces[i] : c->drops[i - c->nreplaces];
+}
+
+/* Does any registered change of t create columns (which the backfill
+ * fills)?  A table whose changes only write old columns back (drop column
+ * with reverse using) has nothing to backfill. */
+static bool
+replace_creates(const zdmc_table *t)
+{
+	for (size_t i = 0; i < t->nchanges; i++)
+		if (replace_has(&t->changes[i]) && t->changes[i].ncols > 0)
+			return true;
+	return false;
+}
+
 /* ---- expressions, rebound to where they are evaluated --------------------- */
 
 typedef struct replace_map {
@@ -155,7 +181,14 @@ replace_map_round_trip(void *arg, const zdmc_colref *ref)
 	/* as stored: cast to the new column's type, so rounding or cutting
 	 * by its type modifier shows in the round trip */
 	for (i = 0; i < m->change->ncols; i++)
-		if (strcmp(m->change->cols[i].name, ref->column) == 0)
+		if (strcmp(m->change->cols[i].name, ref->column) == 0 &&
+		    m->change->cols[i].type == NULL)
+			/* the old column's own type: nothing to cast */
+			return zdmc_arena_printf(
+				m->ctx->arena, "(%s)",
+				replace_forward(m->ctx, m->table,
+			                        &m->change->cols[i], ""));
+		else if (strcmp(m->change->cols[i].name, ref->column) == 0)
 			return zdmc_arena_printf(
 				m->ctx->arena, "CAST((%s\n) AS %s)",
 				replace_forward(m->ctx, m->table,
@@ -181,15 +214,15 @@ replace_forward_sources(lower_ctx *ctx, const zdmc_change *c, zdmc_buf *cond,
 {
 	size_t i, j, k;
 
-	/* what using reads, then the replaced columns themselves */
+	/* what using reads, then the old columns themselves */
 	for (i = 0; i <= c->ncols; i++) {
 		const zdmc_sqlexpr *e =
 			i < c->ncols ? c->cols[i].forward : NULL;
-		size_t nrefs = e ? e->nrefs : c->nreplaces;
+		size_t nrefs = e ? e->nrefs : replace_nold(c);
 
 		for (j = 0; j < nrefs; j++) {
 			const char *col =
-				e ? e->refs[j].column : c->replaces[j];
+				e ? e->refs[j].column : replace_old(c, j);
 
 			for (k = 0; k < *nseen; k++)
 				if (strcmp(seen[k], col) == 0)
@@ -252,7 +285,8 @@ replace_shared_columns(lower_ctx *ctx, const zdmc_table *t,
 
 		for (j = 0; e != NULL && j < e->nrefs; j++) {
 			const char *col = e->refs[j].column;
-			bool own = zdmc_change_replaces(c, col);
+			bool own = zdmc_change_replaces(c, col) ||
+			           zdmc_change_drops(c, col);
 
 			if (reverse) {
 				col = zdmc_model_new_physical(t, col);
@@ -296,7 +330,7 @@ replace_shared_changed(lower_ctx *ctx, const zdmc_table *t,
 static size_t
 replace_count_refs(const zdmc_change *c)
 {
-	size_t i, n = c->nreplaces;
+	size_t i, n = replace_nold(c);
 
 	for (i = 0; i < c->ncols; i++)
 		n += c->cols[i].forward->nrefs;
@@ -348,6 +382,11 @@ replace_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
 			b,
 			"%sNULL; -- irreversible: the old shape is not written back\n",
 			indent);
+	else if (c->nreverse == 0)
+		zdmc_buf_printf(
+			b,
+			"%sNULL; -- the old shape has nothing to write back\n",
+			indent);
 	for (size_t i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(
 			b, "%sNEW.%s := (%s);\n", indent,
@@ -362,10 +401,10 @@ replace_old_changed(lower_ctx *ctx, const zdmc_change *c)
 	zdmc_buf cond;
 
 	zdmc_buf_init(&cond, ctx->arena);
-	for (size_t i = 0; i < c->nreplaces; i++)
+	for (size_t i = 0; i < replace_nold(c); i++)
 		zdmc_buf_printf(&cond, "%sNEW.%s IS DISTINCT FROM OLD.%s",
-		                i ? " OR " : "", Q(ctx, c->replaces[i]),
-		                Q(ctx, c->replaces[i]));
+		                i ? " OR " : "", Q(ctx, replace_old(c, i)),
+		                Q(ctx, replace_old(c, i)));
 	/* a change that replaces nothing (a column added with using) is
 	 * never written by the old version */
 	return cond.len ? zdmc_buf_cstr(&cond) : "false";
@@ -398,6 +437,23 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		/* ... and a new-version insert that leaves every new column
 		 * NULL is told by its search_path (IS DISTINCT FROM NULL: a
 		 * composite with a NULL field IS NOT NULL is false) */
+		if (c->ncols == 0) {
+			/* it creates nothing (drop column): only the
+			 * search_path tells, and the old version's insert
+			 * keeps what it gave */
+			zdmc_buf_printf(
+				&body,
+				"        -- %s\n"
+				"        IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) > 0 THEN\n",
+				zdmc_lower_comment_text(ctx, c->replace->title),
+				zdmc_ident_literal(
+					ctx->arena,
+					Q(ctx, ctx->model->version_schema)));
+			replace_assign_reverse(ctx, &body, t, c,
+			                       "            ");
+			zdmc_buf_puts(&body, "        END IF;\n");
+			continue;
+		}
 		zdmc_buf_printf(
 			&body,
 			"        -- %s\n"
@@ -422,14 +478,39 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		zdmc_buf_printf(
 			&body, "        -- %s\n",
 			zdmc_lower_comment_text(ctx, c->replace->title));
+		if (c->ncols == 0) {
+			/* it creates nothing (drop column): a write of the
+			 * old column is the old version's and stays; a write
+			 * of what reverse using reads computes it again */
+			const char *rev =
+				replace_shared_changed(ctx, t, c, true);
+
+			zdmc_buf_printf(
+				&body,
+				"        IF %s THEN\n"
+				"            NULL; -- the old version wrote it\n",
+				replace_old_changed(ctx, c));
+			if (rev[0]) {
+				zdmc_buf_printf(&body,
+				                "        ELSIF %s THEN\n", rev);
+				replace_assign_reverse(ctx, &body, t, c,
+				                       "            ");
+			}
+			zdmc_buf_puts(&body, "        END IF;\n");
+			continue;
+		}
 		/* Who wrote the row: the change's own old column only the old
 		 * version writes, its zdm_new_* columns only the new one; so
 		 * those decide first.  A column both versions share (read by
 		 * using or reverse using) only after them. */
-		zdmc_buf_printf(&body, "        IF %s THEN\n",
-		                replace_old_changed(ctx, c));
-		replace_assign_forward(ctx, &body, t, c, "            ");
-		zdmc_buf_printf(&body, "        ELSIF %s THEN\n",
+		if (c->nreplaces > 0) {
+			zdmc_buf_printf(&body, "        IF %s THEN\n",
+			                replace_old_changed(ctx, c));
+			replace_assign_forward(ctx, &body, t, c,
+			                       "            ");
+		}
+		zdmc_buf_printf(&body, "        %s %s THEN\n",
+		                c->nreplaces > 0 ? "ELSIF" : "IF",
 		                replace_new_changed(ctx, c, "IS DISTINCT FROM",
 		                                    " OR "));
 		zdmc_buf_printf(
@@ -458,7 +539,23 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 			                          : replace_shared_changed(
 							    ctx, t, c, true);
 
-			if (fwd[0]) {
+			if (fwd[0] && c->nreplaces == 0) {
+				/* no column of its own tells the old version's
+				 * write: its search_path does, and a new-version
+				 * write of a column using reads leaves the new
+				 * column as that version left it */
+				zdmc_buf_printf(
+					&body,
+					"        ELSIF (%s)\n"
+					"              AND pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) = 0 THEN\n",
+					fwd,
+					zdmc_ident_literal(
+						ctx->arena,
+						Q(ctx,
+				                  ctx->model->version_schema)));
+				replace_assign_forward(ctx, &body, t, c,
+				                       "            ");
+			} else if (fwd[0]) {
 				zdmc_buf_printf(&body,
 				                "        ELSIF %s THEN\n", fwd);
 				replace_assign_forward(ctx, &body, t, c,
@@ -509,18 +606,24 @@ replace_update_when(lower_ctx *ctx, const zdmc_table *t)
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
 
-		if (!replace_has(c))
+		/* a change that creates nothing recomputes nothing when
+		 * its old column is written */
+		if (!replace_has(c) || c->ncols == 0)
 			continue;
 		replace_forward_sources(ctx, c, &cond, seen, &nseen);
 	}
 	for (i = 0; i < t->nchanges; i++) {
 		const zdmc_change *c = &t->changes[i];
 
-		if (!replace_has(c) || c->irreversible)
+		/* a write to the new columns has something to carry back only
+		 * when the change computes old columns from them */
+		if (!replace_has(c) || c->irreversible || c->nreverse == 0)
 			continue;
-		zdmc_buf_printf(&cond, "\n       OR %s",
-		                replace_new_changed(ctx, c, "IS DISTINCT FROM",
-		                                    "\n       OR "));
+		if (c->ncols > 0)
+			zdmc_buf_printf(
+				&cond, "%s%s", cond.len ? "\n       OR " : "",
+				replace_new_changed(ctx, c, "IS DISTINCT FROM",
+			                            "\n       OR "));
 		/* shared columns only reverse using reads: a write to them
 		 * must reach the old shape too */
 		{
@@ -528,18 +631,24 @@ replace_update_when(lower_ctx *ctx, const zdmc_table *t)
 				replace_shared_changed(ctx, t, c, true);
 
 			if (rev[0])
-				zdmc_buf_printf(&cond, "\n       OR %s", rev);
+				zdmc_buf_printf(&cond, "%s%s",
+				                cond.len ? "\n       OR " : "",
+				                rev);
 		}
 	}
-	if (cond.len == 0)
-		zdmc_buf_puts(&cond,
-		              "false"); /* nothing read, nothing replaced */
 	zdmc_buf_init(&when, ctx->arena);
-	zdmc_buf_printf(&when,
-	                "NEW.%s = OLD.%s\n"
-	                "      AND (OLD.%s\n       OR %s)",
-	                PENDING_COLUMN, PENDING_COLUMN, PENDING_COLUMN,
-	                zdmc_buf_cstr(&cond));
+	/* nothing read, nothing replaced, nothing to carry back: only the
+	 * marker matters (a column added with a default and no using is
+	 * computed once per row, when the row is first written) */
+	if (cond.len == 0)
+		zdmc_buf_printf(&when, "NEW.%s = OLD.%s\n      AND OLD.%s",
+		                PENDING_COLUMN, PENDING_COLUMN, PENDING_COLUMN);
+	else
+		zdmc_buf_printf(&when,
+		                "NEW.%s = OLD.%s\n"
+		                "      AND (OLD.%s\n       OR %s)",
+		                PENDING_COLUMN, PENDING_COLUMN, PENDING_COLUMN,
+		                zdmc_buf_cstr(&cond));
 	return zdmc_buf_cstr(&when);
 }
 
@@ -581,8 +690,8 @@ replace_cdc_params(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 
 	for (i = 0; i < o->nkey; i++)
 		replace_names_add(ctx, &params, o->key[i].name);
-	for (i = 0; i < c->nreplaces; i++)
-		replace_names_add(ctx, &params, c->replaces[i]);
+	for (i = 0; i < replace_nold(c); i++)
+		replace_names_add(ctx, &params, replace_old(c, i));
 	for (i = 0; i < fwd.n; i++)
 		replace_names_add(ctx, &params, fwd.v[i]);
 	for (i = 0; i < rev.n; i++)
@@ -728,6 +837,27 @@ replace_cdc_reverse(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 
 	zdmc_buf_init(&sql, ctx->arena);
 	zdmc_buf_init(&cols, ctx->arena);
+	if (c->ncols == 0) {
+		/* no new column (drop column): nothing to merge */
+		zdmc_buf_printf(&sql, "%sUPDATE %s\n   SET ",
+		                replace_cdc_with(ctx, t), t->qname);
+		for (i = 0; i < c->nreverse; i++)
+			zdmc_buf_printf(
+				&sql, "%s = (%s),\n       ",
+				Q(ctx, c->reverse[i].column),
+				replace_reverse(ctx, t, &c->reverse[i], ""));
+		zdmc_buf_printf(&sql, "%s = false\n%s   AND (%s",
+		                PENDING_COLUMN,
+		                replace_cdc_guard(ctx, t, params),
+		                replace_cdc_pending(ctx, t, params, ""));
+		for (i = 0; i < c->nreverse; i++)
+			zdmc_buf_printf(
+				&sql, " OR %s IS DISTINCT FROM (%s)",
+				Q(ctx, c->reverse[i].column),
+				replace_reverse(ctx, t, &c->reverse[i], ""));
+		zdmc_buf_puts(&sql, ")");
+		return zdmc_buf_cstr(&sql);
+	}
 	for (i = 0; i < c->ncols; i++)
 		zdmc_buf_printf(&cols, "%s%s", i ? ", " : "",
 		                Q(ctx, c->cols[i].physical));
@@ -789,6 +919,17 @@ replace_cdc_rule_cols(lower_ctx *ctx, zdmc_plan_cdc_rule ***tail,
 	r->ncolumns = cols->n;
 }
 
+/* Are the change's old columns all NOT NULL when the plan starts (it
+ * drops that NOT NULL)? */
+static bool
+replace_old_not_null(const zdmc_change *c)
+{
+	for (size_t i = 0; i < replace_nold(c); i++)
+		if (!zdmc_change_drops_not_null(c, replace_old(c, i)))
+			return false;
+	return replace_nold(c) > 0;
+}
+
 static zdmc_plan_cdc_sync *
 replace_cdc_sync(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 {
@@ -803,18 +944,29 @@ replace_cdc_sync(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 
 	for (i = 0; i < c->ncols; i++)
 		replace_names_add(ctx, &news, c->cols[i].physical);
-	for (i = 0; i < c->nreplaces; i++)
-		replace_names_add(ctx, &one, c->replaces[i]);
+	for (i = 0; i < replace_nold(c); i++)
+		replace_names_add(ctx, &one, replace_old(c, i));
 	replace_names_add(ctx, &marker, PENDING_COLUMN);
 	s->at = zdmc_lower_at(ctx, c->offset);
 	s->params = params.v;
 	s->nparams = params.n;
 	s->touched = news.v;
 	s->ntouched = news.n;
-	/* INSERT: only the new version writes zdm_new_* columns */
+	/* INSERT: only the new version writes zdm_new_* columns.  When it
+	 * cannot give the old columns a value either -- the change creates
+	 * none (drop column), or they are NOT NULL when the plan starts
+	 * (drop not null; preflight checks it), so the old version always
+	 * gives one -- an INSERT that leaves them NULL is the new version's
+	 * too, even when it leaves every new column NULL. */
 	tail = &s->on_insert;
 	replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_NOT_NULL, &news, "reverse");
-	replace_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "forward");
+	if (c->ncols == 0 || replace_old_not_null(c)) {
+		replace_cdc_rule_cols(ctx, &tail, ZDMC_CDC_NOT_NULL, &one,
+		                      c->ncols ? "forward" : "nothing");
+		replace_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "reverse");
+	} else {
+		replace_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "forward");
+	}
 	/* UPDATE, as the trigger: its WHEN clause first (the backfill and
 	 * the sync's own writes flip the marker), then who wrote the row */
 	tail = &s->on_update;
@@ -1111,43 +1263,163 @@ replace_not_null_checks(lower_ctx *ctx, const zdmc_table *t,
 
 /* ---- table-wide steps, by phase ------------------------------------------ */
 
-/* The created columns and the marker, in one ALTER TABLE. */
-static void
-replace_add_columns(lower_ctx *ctx, const zdmc_table *t)
+/* The type of the created column col: as written, or, when the change
+ * keeps the column's type (type NULL), the existing column's, as a
+ * subquery on the catalog for the DO block of replace_add_columns. */
+static const char *
+replace_column_type(lower_ctx *ctx, const zdmc_table *t, const zdmc_newcol *col)
 {
-	zdmc_buf add, drop, names;
-	const char *sep = "";
+	if (col->type != NULL)
+		return col->type;
+	return zdmc_arena_printf(
+		ctx->arena,
+		"(SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute AS a\n"
+		"          WHERE a.attrelid = %s::pg_catalog.regclass AND a.attname = %s\n"
+		"            AND NOT a.attisdropped)",
+		zdmc_ident_literal(ctx->arena, t->qname),
+		zdmc_ident_literal(ctx->arena, col->name));
+}
+
+/* text as a literal part of a format() string: each % doubled */
+static const char *
+replace_format_escape(lower_ctx *ctx, const char *text)
+{
+	zdmc_buf b;
+
+	zdmc_buf_init(&b, ctx->arena);
+	for (; *text; text++)
+		zdmc_buf_puts(&b, *text == '%' ? "%%" : (char[]){*text, 0});
+	return zdmc_buf_cstr(&b);
+}
+
+/*
+ * Every column the table's changes create, in source order, and (marker)
+ * the marker, in one ALTER TABLE.  A change that registered adds its
+ * columns nullable and without a default, for the backfill and the sync to
+ * fill; one that did not (add column, catalog only) with its constant
+ * default, and NOT NULL -- which PostgreSQL then neither rewrites nor scans
+ * for.  One statement keeps the columns in source order, the order the
+ * view shows and contract leaves.  A column that keeps an existing
+ * column's type (set or drop not null) gets it from the catalog when the
+ * plan runs, through format_type in a DO block (the compiler never sees
+ * the table); its collation is the type's, since preflight refuses an
+ * explicit one on a column the change replaces.  The marker starts true
+ * ("never computed") when there is something to backfill, false when the
+ * registered changes create no column.
+ */
+static void
+replace_add_columns(lower_ctx *ctx, const zdmc_table *t, bool marker)
+{
+	zdmc_buf add, fmt, drop, names, types, binding;
+	const char *sep = "", *binds = "";
+	bool creates = replace_creates(t);
 	size_t j, k;
 
 	zdmc_buf_init(&add, ctx->arena);
+	zdmc_buf_init(&fmt, ctx->arena);
 	zdmc_buf_init(&drop, ctx->arena);
 	zdmc_buf_init(&names, ctx->arena);
+	zdmc_buf_init(&types, ctx->arena);
+	zdmc_buf_init(&binding, ctx->arena);
 	zdmc_buf_printf(&add, "ALTER TABLE %s", t->qname);
+	zdmc_buf_printf(&fmt, "ALTER TABLE %s",
+	                replace_format_escape(ctx, t->qname));
 	zdmc_buf_printf(&drop, "ALTER TABLE %s", t->qname);
 	for (j = 0; j < t->nchanges; j++) {
 		const zdmc_change *c = &t->changes[j];
 
-		for (k = 0; replace_has(c) && k < c->ncols; k++) {
-			const char *p = Q(ctx, c->cols[k].physical);
+		for (k = 0; k < c->ncols; k++) {
+			const zdmc_newcol *col = &c->cols[k];
+			const char *p = Q(ctx, col->physical);
+			const char *extra = "";
 
-			zdmc_buf_printf(&add, "%s\n    ADD COLUMN %s %s", sep,
-			                p, c->cols[k].type);
+			if (!replace_has(c) && col->default_expr != NULL)
+				extra = zdmc_arena_printf(
+					ctx->arena, " DEFAULT %s",
+					col->default_expr->text);
+			if (!replace_has(c) && col->not_null) {
+				extra = zdmc_arena_printf(ctx->arena,
+				                          "%s NOT NULL", extra);
+				zdmc_buf_printf(&binding, "%s%s",
+				                binding.len ? ", " : "",
+				                col->name);
+			}
+			zdmc_buf_printf(&add, "%s\n    ADD COLUMN %s %s%s", sep,
+			                p, col->type ? col->type : "", extra);
+			zdmc_buf_printf(&fmt, "%s\n    ADD COLUMN %s %s%s", sep,
+			                replace_format_escape(ctx, p),
+			                col->type ? replace_format_escape(
+							    ctx, col->type)
+			                          : "%s",
+			                replace_format_escape(ctx, extra));
+			if (col->type == NULL)
+				zdmc_buf_printf(
+					&types, ",\n        %s",
+					replace_column_type(ctx, t, col));
 			zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s", sep,
 			                p);
 			sep = ",";
-			zdmc_buf_printf(&names, "%s, ", c->cols[k].physical);
+			zdmc_buf_printf(&names, "%s%s", names.len ? ", " : "",
+			                col->physical);
 		}
 	}
-	zdmc_buf_printf(&add,
-	                ",\n    ADD COLUMN %s boolean NOT NULL DEFAULT true",
-	                PENDING_COLUMN);
-	zdmc_buf_printf(&drop, ",\n    DROP COLUMN %s", PENDING_COLUMN);
+	/* a NOT NULL that holds from expand on binds the old version too,
+	 * and the plan must say so */
+	if (binding.len)
+		binds = zdmc_arena_printf(
+			ctx->arena,
+			"; NOT NULL on %s binds every writer from now on (old-version inserts take the default)",
+			zdmc_buf_cstr(&binding));
+	if (!marker && names.len == 0)
+		return;
+	if (marker) {
+		zdmc_buf_printf(
+			&add,
+			"%s\n    ADD COLUMN %s boolean NOT NULL DEFAULT %s",
+			sep, PENDING_COLUMN, creates ? "true" : "false");
+		zdmc_buf_printf(
+			&fmt,
+			"%s\n    ADD COLUMN %s boolean NOT NULL DEFAULT %s",
+			sep, PENDING_COLUMN, creates ? "true" : "false");
+		zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s", sep,
+		                PENDING_COLUMN);
+	}
+	if (types.len) {
+		zdmc_buf_init(&add, ctx->arena);
+		zdmc_buf_printf(
+			&add,
+			"DO $zdm$\n"
+			"BEGIN\n"
+			"    -- a column that keeps its type gets it from the catalog\n"
+			"    EXECUTE pg_catalog.format(%s%s);\n"
+			"END\n"
+			"$zdm$",
+			zdmc_ident_literal(ctx->arena, zdmc_buf_cstr(&fmt)),
+			zdmc_buf_cstr(&types));
+	}
 	zdmc_lower_step(
 		ctx, ZDMC_STEP_SQL, t,
-		zdmc_arena_printf(
-			ctx->arena,
-			"add %sand the backfill marker %s to %s (nullable and a constant default: no table rewrite)",
-			zdmc_buf_cstr(&names), PENDING_COLUMN, t->qname),
+		!marker ? zdmc_arena_printf(
+				  ctx->arena,
+				  "add %s to %s (nullable, or a constant default: catalog only, no table rewrite or scan)%s",
+				  zdmc_buf_cstr(&names), t->qname, binds)
+		: creates
+			? zdmc_arena_printf(
+				  ctx->arena,
+				  "add %s%sthe backfill marker %s to %s (nullable and a constant default: no table rewrite)%s",
+				  zdmc_buf_cstr(&names),
+				  names.len ? ", and " : "", PENDING_COLUMN,
+				  t->qname, binds)
+		: names.len == 0
+			? zdmc_arena_printf(
+				  ctx->arena,
+				  "add the sync marker %s to %s, false for every row: its changes create no column, so nothing needs a backfill",
+				  PENDING_COLUMN, t->qname)
+			: zdmc_arena_printf(
+				  ctx->arena,
+				  "add %s, and the sync marker %s to %s, false for every row: nothing needs a backfill%s",
+				  zdmc_buf_cstr(&names), PENDING_COLUMN,
+				  t->qname, binds),
 		zdmc_buf_cstr(&add), zdmc_buf_cstr(&drop));
 }
 
@@ -1194,9 +1466,15 @@ replace_add_triggers(lower_ctx *ctx, const zdmc_table *t)
 }
 
 void
+zdmc_replace_add_created(zdmc_lower_ctx *ctx, const zdmc_table *t)
+{
+	replace_add_columns(ctx, t, false);
+}
+
+void
 zdmc_replace_expand(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
-	replace_add_columns(ctx, t);
+	replace_add_columns(ctx, t, true);
 	if (zdmc_lower_is_cdc(ctx))
 		replace_cdc_expand_table(ctx, t);
 	else
@@ -1210,6 +1488,9 @@ zdmc_replace_backfill(zdmc_lower_ctx *ctx, const zdmc_table *t)
 	zdmc_buf sql, names;
 	zdmc_plan_step *s;
 	size_t j, k;
+
+	if (!replace_creates(t))
+		return; /* the marker started false: nothing is pending */
 
 	zdmc_buf_init(&sql, ctx->arena);
 	zdmc_buf_init(&names, ctx->arena);
@@ -1255,6 +1536,8 @@ zdmc_replace_backfill(zdmc_lower_ctx *ctx, const zdmc_table *t)
 void
 zdmc_replace_verify_begin(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
+	if (!replace_creates(t))
+		return;
 	zdmc_lower_check(
 		ctx, t,
 		zdmc_arena_printf(
@@ -1299,6 +1582,29 @@ replace_reverse_names(lower_ctx *ctx, const zdmc_change *c)
 	for (size_t i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(&b, "%s%s", i ? ", " : "",
 		                c->reverse[i].column);
+	return zdmc_buf_cstr(&b);
+}
+
+/*
+ * The rows the round trip of oc samples: those where some column the change
+ * replaces holds a value.  For one replaced column (a split, a type change)
+ * that is oc itself not NULL; for several (a merge) a row whose oc is NULL
+ * but whose other columns are not is sampled too, so that a reverse turning
+ * that NULL into a value ('' or a piece of another column) is found.
+ */
+static const char *
+replace_sampled(lower_ctx *ctx, const zdmc_change *c, const zdmc_oldcol *oc)
+{
+	zdmc_buf b;
+
+	if (c->nreplaces < 2)
+		return zdmc_arena_printf(ctx->arena, "%s IS NOT NULL",
+		                         Q(ctx, oc->column));
+	zdmc_buf_init(&b, ctx->arena);
+	for (size_t i = 0; i < c->nreplaces; i++)
+		zdmc_buf_printf(&b, "%s%s IS NOT NULL", i ? " OR " : "(",
+		                Q(ctx, c->replaces[i]));
+	zdmc_buf_puts(&b, ")");
 	return zdmc_buf_cstr(&b);
 }
 
@@ -1353,8 +1659,9 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 		ctx, t,
 		zdmc_arena_printf(
 			ctx->arena,
-			"every row agrees: the new columns equal using (old), or, where the new version wrote, %s equals reverse using (new)",
-			replace_reverse_names(ctx, c)),
+			"every row agrees: the new columns equal using (old), or, where the new version wrote, %s %s reverse using (new)",
+			replace_reverse_names(ctx, c),
+			c->nreverse > 1 ? "equal" : "equals"),
 		zdmc_arena_printf(ctx->arena, "%s\n WHERE %s", t->qname, where),
 		zdmc_arena_printf(ctx->arena,
 	                          "SELECT ctid FROM %s\n WHERE %s\n LIMIT 5",
@@ -1363,7 +1670,15 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 	for (k = 0; k < c->nreverse; k++) {
 		const zdmc_oldcol *oc = &c->reverse[k];
 		const char *col = Q(ctx, oc->column);
-		const char *round_trip = replace_round_trip(ctx, t, c, oc);
+		const char *round_trip, *sampled;
+
+		/* the new value written back as it is: using may rewrite
+		 * values (that is what it is for), so there is nothing to get
+		 * back */
+		if (oc->identity)
+			continue;
+		round_trip = replace_round_trip(ctx, t, c, oc);
+		sampled = replace_sampled(ctx, c, oc);
 
 		where = zdmc_arena_printf(ctx->arena,
 		                          "%s IS DISTINCT FROM (%s)", col,
@@ -1376,15 +1691,16 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 				oc->column, m->options.verify_sample),
 			zdmc_arena_printf(
 				ctx->arena,
-				"(SELECT * FROM %s WHERE %s IS NOT NULL\n"
+				"(SELECT * FROM %s WHERE %s\n"
 				"        ORDER BY pg_catalog.random() LIMIT %ld) AS sample\n"
 				" WHERE %s",
-				t->qname, col, m->options.verify_sample, where),
+				t->qname, sampled, m->options.verify_sample,
+				where),
 			zdmc_arena_printf(
 				ctx->arena,
 				"SELECT ctid, %s, (%s) AS round_trip FROM %s\n"
-				" WHERE %s IS NOT NULL AND %s\n LIMIT 5",
-				col, round_trip, t->qname, col, where),
+				" WHERE %s AND %s\n LIMIT 5",
+				col, round_trip, t->qname, sampled, where),
 			NULL);
 	}
 }

@@ -50,6 +50,10 @@ typedef struct zdmc_replace {
 void zdmc_replace_register(zdmc_check_ctx *ck, zdmc_change *change,
                            const char *title);
 
+/* expand, for a table without needs_sync: the columns its changes create
+ * (catalog only), if any. */
+void zdmc_replace_add_created(zdmc_lower_ctx *l, const zdmc_table *table);
+
 /* Table-wide steps, for a table with needs_sync, by phase. */
 void zdmc_replace_expand(zdmc_lower_ctx *l, const zdmc_table *table);
 void zdmc_replace_backfill(zdmc_lower_ctx *l, const zdmc_table *table);

@@ -325,6 +325,119 @@ sqlexpr_ref_end(const char *s, size_t len, size_t start, size_t nfields,
 	return true;
 }
 
+/* ---- lists of assignments ----------------------------------------------- */
+
+/* Characters that would make "=" part of a longer operator (scan.l's
+ * op_chars, less + and -, which PostgreSQL splits off: "=-1" is "=" "-1"). */
+static bool
+sqlexpr_is_op_char(unsigned char c)
+{
+	return c != '\0' && strchr("~!@#^&|`?%<>=*/", c) != NULL;
+}
+
+/* One item s[0..len) of a list, at source offset at. */
+static bool
+sqlexpr_assignment(zdmc_arena *arena, zdmc_diag *diag, const char *s,
+                   size_t len, size_t at, const char *what, zdmc_sqlassign *out)
+{
+	size_t i = sqlexpr_skip_blank(s, len, 0), start = i, eq;
+
+	if (i == len) {
+		zdmc_diag_error(
+			diag, at + (i ? i - 1 : 0),
+			"empty item in %s: expected column = expression", what);
+		return false;
+	}
+	if (s[i] == '"' || sqlexpr_is_ident_start((unsigned char)s[i])) {
+		if (s[i] == '"') {
+			if (!sqlexpr_scan_quoted(s, len, &i, '"'))
+				i = start; /* not met: the scanner saw it closed */
+		} else {
+			while (i < len &&
+			       sqlexpr_is_ident_cont((unsigned char)s[i]))
+				i++;
+		}
+	}
+	if (i == start || (s[start] == '"' && i - start == 2)) {
+		zdmc_diag_error(
+			diag, at + start,
+			"expected a column name in %s: column = expression",
+			what);
+		return false;
+	}
+	eq = sqlexpr_skip_blank(s, len, i);
+	if (eq >= len || s[eq] != '=' ||
+	    (eq + 1 < len && sqlexpr_is_op_char((unsigned char)s[eq + 1]) &&
+	     !(s[eq + 1] == '/' && eq + 2 < len && s[eq + 2] == '*'))) {
+		zdmc_diag_error(
+			diag, at + (eq < len ? eq : len - 1),
+			"expected \"=\" after column name in %s: column = expression",
+			what);
+		return false;
+	}
+	if (s[start] == '"') {
+		zdmc_buf b;
+
+		zdmc_buf_init(&b, arena);
+		for (size_t k = start + 1; k + 1 < i; k++) {
+			zdmc_buf_append(&b, s + k, 1);
+			if (s[k] == '"')
+				k++;
+		}
+		out->column.name = zdmc_buf_cstr(&b);
+		out->column.quoted = true;
+	} else {
+		char *folded = zdmc_arena_strndup(arena, s + start, i - start);
+
+		for (char *c = folded; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		out->column.name = folded;
+		out->column.quoted = false;
+	}
+	out->column.offset = at + start;
+	/* the value without the blanks around it, which are the list's */
+	for (i = eq + 1; i < len && sqlexpr_is_space((unsigned char)s[i]); i++)
+		;
+	while (len > i && sqlexpr_is_space((unsigned char)s[len - 1]))
+		len--;
+	memset(&out->value, 0, sizeof(out->value));
+	out->value.text = zdmc_arena_strndup(arena, s + i, len - i);
+	out->value.offset = at + i;
+	out->value.len = len - i;
+	return true;
+}
+
+size_t
+zdmc_sqlexpr_assignments(zdmc_arena *arena, zdmc_diag *diag,
+                         const zdmc_expr *list, const char *what,
+                         zdmc_sqlassign **out)
+{
+	size_t n = 0, k, from = 0;
+
+	assert(arena != NULL && diag != NULL && list != NULL && out != NULL);
+	*out = zdmc_arena_alloc(arena,
+	                        (list->ncommas + 1) * sizeof(zdmc_sqlassign));
+	if (list->ncommas == 0 &&
+	    sqlexpr_skip_blank(list->text, list->len, 0) == list->len) {
+		zdmc_diag_error(diag, list->offset,
+		                "empty %s: expected column = expression, ...",
+		                what);
+		return 0;
+	}
+	for (k = 0; k <= list->ncommas; k++) {
+		size_t to = k < list->ncommas ? list->commas[k] - list->offset
+		                              : list->len;
+
+		if (sqlexpr_assignment(arena, diag, list->text + from,
+		                       to - from, list->offset + from, what,
+		                       &(*out)[n]))
+			n++;
+		from = to + 1;
+	}
+	return n;
+}
+
 /* ---- libpg_query ------------------------------------------------------- */
 
 static void
@@ -813,6 +926,26 @@ sqlexpr_sort_refs(sqlexpr_walk *w)
 	w->nrefs = n;
 }
 
+/*
+ * A literal (A_Const), or a cast of one, however deep (TypeCast wraps
+ * "'x'::text", "CAST(x AS t)" and "interval '1 day'"; PostgreSQL's grammar
+ * already folds "-1" into the literal).  Parentheses leave no node.
+ */
+static zdmc_sqlexpr_kind
+sqlexpr_kind_of(json_t *node)
+{
+	json_t *cast;
+
+	while ((cast = json_object_get(node, "TypeCast")) != NULL)
+		node = json_object_get(cast, "arg");
+	node = json_object_get(node, "A_Const");
+	if (!json_is_object(node))
+		return ZDMC_SQLEXPR_COMPUTED;
+	return json_is_true(json_object_get(node, "isnull"))
+	               ? ZDMC_SQLEXPR_NULL
+	               : ZDMC_SQLEXPR_CONSTANT;
+}
+
 /* ---- public ------------------------------------------------------------ */
 
 zdmc_sqlexpr *
@@ -941,6 +1074,7 @@ zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *expr,
 	result->src_offset = expr->offset;
 	result->refs = w.refs;
 	result->nrefs = w.nrefs;
+	result->kind = sqlexpr_kind_of(target);
 
 cleanup:
 	json_decref(atree);

@@ -28,12 +28,26 @@ typedef struct zdmc_colref {
 	size_t length;
 } zdmc_colref;
 
+/*
+ * What an expression is, judged from its parse tree alone (the compiler
+ * knows no function's volatility): a literal, or a cast of one ('x'::text,
+ * interval '1 day', -1), is a constant; anything else may give a different
+ * value each time it runs.  add column tells a default PostgreSQL stores
+ * once in the catalog from one that must be computed for every row.
+ */
+typedef enum zdmc_sqlexpr_kind {
+	ZDMC_SQLEXPR_COMPUTED = 0, /* anything but a (cast) literal */
+	ZDMC_SQLEXPR_CONSTANT,     /* a literal or a cast of one, not NULL */
+	ZDMC_SQLEXPR_NULL          /* NULL, or a cast of NULL */
+} zdmc_sqlexpr_kind;
+
 typedef struct zdmc_sqlexpr {
 	const char *text; /* verbatim from the source */
 	size_t len;
 	size_t src_offset; /* where text starts in the .zdm file */
 	zdmc_colref *refs; /* in text order */
 	size_t nrefs;
+	zdmc_sqlexpr_kind kind;
 } zdmc_sqlexpr;
 
 /*
@@ -47,6 +61,24 @@ typedef struct zdmc_sqlexpr {
  */
 zdmc_sqlexpr *zdmc_sqlexpr_parse(zdmc_arena *arena, zdmc_diag *diag,
                                  const zdmc_expr *expr, const char *what);
+
+/* One "column = expression" of a list (merge's reverse using). */
+typedef struct zdmc_sqlassign {
+	zdmc_name column; /* folded as PostgreSQL folds it */
+	zdmc_expr value;  /* the text after "=", to zdmc_sqlexpr_parse */
+} zdmc_sqlassign;
+
+/*
+ * Split list -- an expression token, whose top-level commas the scanner
+ * noted -- into "column = expression" items, in order.  Reports, at its
+ * source position, an item that is not a column name (plain or "quoted")
+ * followed by "=", and an empty item; what names the clause.  The values
+ * are not parsed here.  Returns the number of well-formed items, *out in
+ * the arena.
+ */
+size_t zdmc_sqlexpr_assignments(zdmc_arena *arena, zdmc_diag *diag,
+                                const zdmc_expr *list, const char *what,
+                                zdmc_sqlassign **out);
 
 /*
  * Check a column type written in the source (e.g. "numeric(12,2)",

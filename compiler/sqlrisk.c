@@ -582,6 +582,9 @@ sqlrisk_add_constraint(sqlrisk_run *r, const char *table, json_t *def,
 	} else if (strcmp(t, "CONSTR_FOREIGN") == 0) {
 		const char *pk = sqlrisk_relname(
 			r->arena, json_object_get(con, "pktable"));
+		/* A self-reference (a tree of rows) locks one table, not two. */
+		bool self =
+			pk != NULL && table != NULL && strcmp(pk, table) == 0;
 
 		c->label = not_valid ? "ADD CONSTRAINT %s FOREIGN KEY NOT VALID"
 		                     : "ADD CONSTRAINT %s FOREIGN KEY";
@@ -589,8 +592,10 @@ sqlrisk_add_constraint(sqlrisk_run *r, const char *table, json_t *def,
 		if (!not_valid)
 			c->hold = ZDMC_HOLD_SCAN;
 		c->note = zdmc_arena_printf(
-			r->arena, "also takes SHARE ROW EXCLUSIVE on %s%s",
-			pk ? pk : "?",
+			r->arena, "%s%s%s",
+			self ? "references its own table"
+			     : "also takes SHARE ROW EXCLUSIVE on ",
+			self ? "" : (pk ? pk : "?"),
 			not_valid ? "; NOT VALID: existing rows are not checked"
 				  : "; checks every row while writes are "
 				    "blocked: add it NOT VALID, then VALIDATE "

@@ -19,10 +19,13 @@ typedef struct zdmc_lexer_state {
 	zdmc_arena *arena;
 	zdmc_diag *diag;
 	const zdmc_source *src;
-	size_t offset;          /* bytes consumed so far */
-	bool expect_expr;       /* the previous token was USING */
-	bool after_drop;        /* the previous token was DROP */
-	bool bare_pending;      /* DEFAULT: a bare expression follows */
+	size_t offset;             /* bytes consumed so far */
+	bool expect_expr;          /* the previous token was USING or CHECK */
+	bool after_drop;           /* the previous token was DROP */
+	int prev_word, prev_word2; /* the last two words' tokens (SET after
+	                            * DELETE or UPDATE: a referential action,
+	                            * and DEFAULT after it no expression) */
+	bool bare_pending;         /* DEFAULT: a bare expression follows */
 	bool bare_started;      /* a bare expression's first token was seen */
 	int expr_state;         /* SC_EXPR or SC_BARE: where a string returns */
 	int depth;              /* parenthesis depth inside an expression */
@@ -32,6 +35,9 @@ typedef struct zdmc_lexer_state {
 	size_t construct_start; /* where an open string or comment began */
 	int comment_depth;      /* slash-star comments nest, as in PostgreSQL */
 	const char *dolq_tag;   /* the $tag$ that closes a dollar quote */
+	int brackets;           /* [ depth inside an expression */
+	size_t *commas;         /* the expression's top-level commas */
+	size_t ncommas, commas_cap;
 } zdmc_lexer_state;
 
 typedef struct zdmc_parse_ctx {

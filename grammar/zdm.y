@@ -41,6 +41,11 @@ static void zdmc_yyerror(ZDMC_YYLTYPE *loc, yyscan_t scanner,
                          zdmc_parse_ctx *ctx, const char *msg);
 static zdmc_reverse grammar_no_reverse(size_t offset);
 static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
+static zdmc_colclause *grammar_clause(zdmc_parse_ctx *ctx,
+                                      zdmc_colclause_kind kind, size_t offset);
+static zdmc_name_list grammar_name_list(const struct grammar_names *names,
+                                        size_t offset);
+static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
 	do {                                                       \
@@ -71,15 +76,17 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 	zdmc_expr expr;
 	zdmc_option *option;
 	zdmc_coldef *coldef;
+	zdmc_colclause *colclause;
 	zdmc_stmt *stmt;
 	zdmc_reverse reverse;
 	zdmc_type type;
 	bool flag;
-	struct {
+	struct grammar_names {
 		zdmc_name *items;
 		size_t n;
 		size_t cap;
 	} names;
+	zdmc_add_foreign_key *fkey;
 }
 
 %token <name> IDENT "identifier"
@@ -93,16 +100,25 @@ static zdmc_type grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc);
 %token <name> IRREVERSIBLE "irreversible" MIGRATION "migration" NOT "not"
 %token <name> NULL_P "null" RENAME "rename" REVERSE "reverse" SET "set"
 %token <name> SPLIT "split" TABLE "table" TO "to" TYPE "type" USING "using"
-%token <name> WITH "with"
+%token <name> WITH "with" MERGE "merge" COLUMNS "columns"
+%token <name> ACTION "action" ADD "add" CASCADE "cascade" CHECK "check"
+%token <name> CONSTRAINT "constraint" DELETE "delete"
+%token <name> FOREIGN "foreign" KEY "key" NO "no" ON "on"
+%token <name> PRIMARY "primary" REFERENCES "references" RESTRICT "restrict"
+%token <name> UNIQUE "unique" UPDATE "update"
 
 %type <name> name type_word
 %type <option> opt_with option_list option
 %type <names> name_list
+%type <fkey> fk_references
 %type <coldef> coldef
 %type <reverse> opt_reverse
 %type <expr> opt_using
 %type <flag> opt_not_null
 %type <stmt> alter_head
+%type <word> fk_action
+%type <names> column_list
+%type <colclause> colclauses colclause
 
 %%
 
@@ -282,6 +298,22 @@ alter_item:
 	{
 		zdmc_ast_add_coldef(ctx->diag, ctx->mig->last_stmt, $1);
 	}
+	/* "columns" is required, unlike "column" elsewhere: were it optional,
+	 * "merge columns into into ..." could be read two ways ("columns" and
+	 * "into" are names too).  The reverse clause, in the coldef, ends the
+	 * merge: a column definition after it is not the merge's. */
+	| MERGE COLUMNS name_list INTO coldef
+	{
+		zdmc_merge_columns *n = (zdmc_merge_columns *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_MERGE_COLUMNS,
+			sizeof(zdmc_merge_columns), @1.first);
+
+		n->columns = $3.items;
+		n->ncolumns = $3.n;
+		n->into = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
 	| RENAME opt_column name TO name
 	{
 		zdmc_rename_column *n = (zdmc_rename_column *)zdmc_action_new(
@@ -337,6 +369,44 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
+	| alter_item_add
+	| DROP opt_column name opt_reverse
+	{
+		zdmc_drop_column *n = (zdmc_drop_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_COLUMN,
+			sizeof(zdmc_drop_column), @1.first);
+
+		n->column = $3;
+		n->reverse = $4;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name SET NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SET_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ALTER opt_column name DROP NOT NULL_P opt_using opt_reverse
+	{
+		zdmc_alter_not_null *n = (zdmc_alter_not_null *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_NOT_NULL,
+			sizeof(zdmc_alter_not_null), @1.first);
+
+		n->column = $3;
+		n->using = $7;
+		n->using_offset = @7.first;
+		n->reverse = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
 	| ALTER opt_column name SET DATA TYPE type_name opt_using opt_reverse
 	{
 		zdmc_alter_column_type *n = (zdmc_alter_column_type *)zdmc_action_new(
@@ -350,11 +420,193 @@ alter_item:
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}
+	| ADD CONSTRAINT name CHECK EXPR opt_using
+	{
+		zdmc_add_check *n = (zdmc_add_check *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_CHECK, sizeof(zdmc_add_check),
+			@1.first);
+
+		n->name = $3;
+		n->expr = $5;
+		n->using = $6;
+		n->using_offset = @6.first;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ADD CONSTRAINT name UNIQUE column_list
+	{
+		zdmc_add_key *n = (zdmc_add_key *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_UNIQUE, sizeof(zdmc_add_key),
+			@1.first);
+
+		n->name = $3;
+		n->columns = grammar_name_list(&$5, @5.first);
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ADD CONSTRAINT name PRIMARY KEY column_list
+	{
+		zdmc_add_key *n = (zdmc_add_key *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_PRIMARY_KEY, sizeof(zdmc_add_key),
+			@1.first);
+
+		n->name = $3;
+		n->columns = grammar_name_list(&$6, @6.first);
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| ADD CONSTRAINT name FOREIGN KEY column_list fk_references
+	{
+		zdmc_add_foreign_key *n = $7;
+
+		n->action.offset = @1.first;
+		n->name = $3;
+		n->columns = grammar_name_list(&$6, @6.first);
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| DROP CONSTRAINT name
+	{
+		zdmc_drop_constraint *n = (zdmc_drop_constraint *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_CONSTRAINT,
+			sizeof(zdmc_drop_constraint), @1.first);
+
+		n->name = $3;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	| RENAME CONSTRAINT name TO name
+	{
+		zdmc_rename_constraint *n = (zdmc_rename_constraint *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_RENAME_CONSTRAINT,
+			sizeof(zdmc_rename_constraint), @1.first);
+
+		n->name = $3;
+		n->to = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+/*
+ * references [s.]t [(c, ...)], then its referential actions, each at most
+ * once (a repeat is remembered and reported by the op's check, which
+ * reports everything else too): the tail of add constraint n foreign key
+ * (c, ...) and add column's references clause, one node type for both.
+ */
+fk_references:
+	REFERENCES name
+	{
+		$$ = grammar_fkey(ctx, @1.first);
+		$$->ref_table = $2;
+	}
+	| REFERENCES name '.' name
+	{
+		$$ = grammar_fkey(ctx, @1.first);
+		$$->ref_schema = $2;
+		$$->ref_table = $4;
+	}
+	| fk_references column_list
+	{
+		$$ = $1;
+		if ($$->ref_columns.items != NULL || $$->on_delete.sql != NULL ||
+		    $$->on_update.sql != NULL)
+			zdmc_diag_error(ctx->diag, @2.first,
+			                "the referenced columns come right after the referenced table");
+		else
+			$$->ref_columns = grammar_name_list(&$2, @2.first);
+	}
+	| fk_references ON DELETE fk_action
+	{
+		$$ = $1;
+		if ($$->on_delete.sql != NULL && $$->repeated_action == 0)
+			$$->repeated_action = @2.first;
+		$$->on_delete.sql = $4.text;
+		$$->on_delete.offset = @2.first;
+	}
+	| fk_references ON UPDATE fk_action
+	{
+		$$ = $1;
+		if ($$->on_update.sql != NULL && $$->repeated_action == 0)
+			$$->repeated_action = @2.first;
+		$$->on_update.sql = $4.text;
+		$$->on_update.offset = @2.first;
+	}
+	;
+
+fk_action:
+	NO ACTION               { $$.text = "NO ACTION"; $$.offset = @1.first; }
+	| RESTRICT              { $$.text = "RESTRICT"; $$.offset = @1.first; }
+	| CASCADE               { $$.text = "CASCADE"; $$.offset = @1.first; }
+	| SET NULL_P            { $$.text = "SET NULL"; $$.offset = @1.first; }
+	| SET DEFAULT           { $$.text = "SET DEFAULT"; $$.offset = @1.first; }
+	;
+
+column_list:
+	'(' name_list ')'       { $$ = $2; }
 	;
 
 opt_column:
 	%empty
 	| COLUMN
+	;
+
+/*
+ * add column: the column's clauses in any order, as PostgreSQL takes
+ * them; repeats and combinations are the op's to judge.  default's
+ * expression comes from the scanner as one EXPR token (zdm.l).
+ */
+alter_item_add:
+	ADD opt_column name type_name colclauses
+	{
+		zdmc_add_column *n = (zdmc_add_column *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_ADD_COLUMN,
+			sizeof(zdmc_add_column), @1.first);
+
+		n->column = $3;
+		n->type = grammar_type(ctx, @4);
+		n->clauses = $5;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+colclauses:
+	%empty                  { $$ = NULL; }
+	| colclauses colclause
+	{
+		zdmc_colclause **tail = &$1;
+
+		while (*tail != NULL)
+			tail = &(*tail)->next;
+		*tail = $2;
+		$$ = $1;
+	}
+	;
+
+colclause:
+	NOT NULL_P              { $$ = grammar_clause(ctx, ZDMC_COLCLAUSE_NOT_NULL, @1.first); }
+	| DEFAULT EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_DEFAULT, @1.first);
+		$$->expr = $2;
+	}
+	| USING EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_USING, @1.first);
+		$$->expr = $2;
+	}
+	| CHECK EXPR
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_CHECK, @1.first);
+		$$->expr = $2;
+	}
+	| UNIQUE                { $$ = grammar_clause(ctx, ZDMC_COLCLAUSE_UNIQUE, @1.first); }
+	| fk_references
+	{
+		$$ = grammar_clause(ctx, ZDMC_COLCLAUSE_REFERENCES, @1.first);
+		$$->fkey = $1;
+	}
 	;
 
 coldef:
@@ -429,6 +681,7 @@ typmods:
 
 name:
 	IDENT | QIDENT | DATA | MIGRATION | IRREVERSIBLE | TYPE | INTO | REVERSE
+	| COLUMNS | ACTION | CASCADE | DELETE | KEY | NO | RESTRICT | UPDATE
 	;
 
 %%
@@ -461,6 +714,16 @@ grammar_no_reverse(size_t offset)
 	return r;
 }
 
+static zdmc_colclause *
+grammar_clause(zdmc_parse_ctx *ctx, zdmc_colclause_kind kind, size_t offset)
+{
+	zdmc_colclause *c = ZDMC_NEW(ctx->arena, zdmc_colclause);
+
+	c->kind = kind;
+	c->offset = offset;
+	return c;
+}
+
 static zdmc_type
 grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc)
 {
@@ -470,6 +733,28 @@ grammar_type(zdmc_parse_ctx *ctx, zdmc_loc loc)
 	                            loc.last - loc.first);
 	t.offset = loc.first;
 	return t;
+}
+
+/* A name_list's items (the parser's growing array, as the node keeps it). */
+static zdmc_name_list
+grammar_name_list(const struct grammar_names *names, size_t offset)
+{
+	zdmc_name_list l;
+
+	l.items = names->items;
+	l.n = names->n;
+	l.offset = offset;
+	return l;
+}
+
+/* A foreign key's references clause, from its REFERENCES at offset; add
+ * constraint fills in its name and columns. */
+static zdmc_add_foreign_key *
+grammar_fkey(zdmc_parse_ctx *ctx, size_t offset)
+{
+	return (zdmc_add_foreign_key *)zdmc_action_new(
+		ctx->arena, ZDMC_ACTION_ADD_FOREIGN_KEY,
+		sizeof(zdmc_add_foreign_key), offset);
 }
 
 int

@@ -873,7 +873,8 @@ read_created_column(plan_reader *r, const yaml_node_t *map, const char *what,
 
 	if ((error = get_string(r, map, what, "column", false, &col->column)) <
 	            0 ||
-	    (error = get_string(r, map, what, "type", false, &col->type)) < 0 ||
+	    /* null: the type of the existing column of that name */
+	    (error = get_string(r, map, what, "type", true, &col->type)) < 0 ||
 	    (error = get_bool(r, map, what, "not_null", &col->not_null)) < 0 ||
 	    (error = get_string(r, map, what, "using", true, &col->using)) < 0)
 		return error;
@@ -1014,7 +1015,15 @@ read_change_facts(plan_reader *r, const yaml_node_t *map, const char *what,
 	                        &c->table_renamed_to)) < 0 ||
 	    (error = read_pairs(r, map, what, "defaults", "column", "default",
 	                        true, sizeof(zdm_column_default),
-	                        (void **)&c->defaults, &c->ndefaults)) < 0)
+	                        (void **)&c->defaults, &c->ndefaults)) < 0 ||
+	    (error = get_optional_names(r, map, what, "drops", &c->drops,
+	                                &c->ndrops)) < 0 ||
+	    (error = get_optional_names(r, map, what, "not_null_set",
+	                                &c->not_null_set, &c->nnot_null_set)) <
+	            0 ||
+	    (error = get_optional_names(r, map, what, "not_null_dropped",
+	                                &c->not_null_dropped,
+	                                &c->nnot_null_dropped)) < 0)
 		return error;
 	return 0;
 }
@@ -1337,6 +1346,39 @@ parse_step_kind(const yaml_node_t *node, zdm_step_kind *out)
 }
 
 /*
+ * An autocommit step's optional diagnose: description, sql and expect
+ * required, examples optional (the keys of a check step).
+ */
+static int
+read_diagnose(plan_reader *r, const yaml_node_t *map, const char *what,
+              zdm_step *step)
+{
+	static const char *const keys[] = {"description", "sql", "expect"};
+	yaml_node_t *d = map_get(r, map, "diagnose");
+	char dwhat[192];
+	int error;
+
+	if (d == NULL)
+		return 0;
+	snprintf(dwhat, sizeof(dwhat), "%s: diagnose", what);
+	step->diagnose = calloc(1, sizeof(*step->diagnose));
+	if (step->diagnose == NULL)
+		return reader_fail(r, "out of memory");
+	if ((error = check_mapping(r, d, dwhat)) < 0 ||
+	    (error = require_keys(r, d, dwhat, keys, 3)) < 0 ||
+	    (error = get_string(r, d, dwhat, "description", false,
+	                        &step->diagnose->description)) < 0 ||
+	    (error = get_string(r, d, dwhat, "sql", false,
+	                        &step->diagnose->sql)) < 0 ||
+	    (error = get_integer(r, d, dwhat, "expect", LLONG_MIN, LLONG_MAX,
+	                         &step->diagnose->expect)) < 0 ||
+	    (error = get_string(r, d, dwhat, "examples", true,
+	                        &step->diagnose->examples_sql)) < 0)
+		return error;
+	return 0;
+}
+
+/*
  * One step.  Which keys are required depends on the kind, so the kind is
  * read first; the id next, so every later message can name the step.
  */
@@ -1450,7 +1492,8 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 
 	if (step->kind == ZDM_STEP_AUTOCOMMIT) {
 		if ((error = get_string(r, map, what, "index", true,
-		                        &step->index)) < 0)
+		                        &step->index)) < 0 ||
+		    (error = read_diagnose(r, map, what, step)) < 0)
 			return error;
 	} else if (step->kind == ZDM_STEP_BACKFILL) {
 		if ((error = require_keys(r, map, what, backfill, 3)) < 0 ||
@@ -2247,6 +2290,9 @@ change_free(zdm_change *c)
 	free(c->reverse);
 	string_list_free(c->constraints_created, c->nconstraints_created);
 	string_list_free(c->constraints_dropped, c->nconstraints_dropped);
+	string_list_free(c->drops, c->ndrops);
+	string_list_free(c->not_null_set, c->nnot_null_set);
+	string_list_free(c->not_null_dropped, c->nnot_null_dropped);
 	for (size_t i = 0; i < c->nconstraint_renames; i++) {
 		free(c->constraint_renames[i].constraint);
 		free(c->constraint_renames[i].to);
@@ -2306,6 +2352,12 @@ zdm_plan_free(zdm_plan *plan)
 		free(s->sql);
 		free(s->compensation);
 		free(s->index);
+		if (s->diagnose != NULL) {
+			free(s->diagnose->description);
+			free(s->diagnose->sql);
+			free(s->diagnose->examples_sql);
+			free(s->diagnose);
+		}
 		free(s->key);
 		free(s->examples_sql);
 		free(s->in_flight_offenders);

@@ -30,6 +30,21 @@ typedef enum zdm_step_kind {
 	                     * VALUE); runner.c */
 } zdm_step_kind;
 
+/*
+ * An autocommit step's diagnose: a check the runner runs only after the
+ * step's statement failed (not for a lock conflict), to tell data that
+ * makes it fail (duplicated keys under a unique index's build) from any
+ * other failure.  sql returns one count; when it is not expect, the run
+ * stops as a failed check does (exit 3, the count, examples_sql's rows);
+ * otherwise the statement's own error is the one reported.
+ */
+typedef struct zdm_diagnosis {
+	char *description; /* what holds when the count is expect */
+	char *sql;
+	long long expect;
+	char *examples_sql; /* NULL when absent */
+} zdm_diagnosis;
+
 typedef struct zdm_step {
 	zdm_step_kind kind;
 	char *id;    /* "expand.1" */
@@ -45,6 +60,8 @@ typedef struct zdm_step {
 	 * NULL when absent.  An INVALID index of that name is what a failed
 	 * or killed concurrent build leaves behind, and is dropped. */
 	char *index;
+	/* autocommit: run after the statement failed; NULL when absent */
+	zdm_diagnosis *diagnose;
 	/* backfill */
 	char *key;
 	long batch_size;
@@ -126,7 +143,7 @@ typedef struct zdm_cdc_plan {
 /* creates[]: a column the change adds (it must not exist yet). */
 typedef struct zdm_created_column {
 	char *column; /* a plain name, not quoted */
-	char *type;
+	char *type;   /* NULL: the type of the existing column of that name */
 	bool not_null;
 	char *using; /* its value from the old shape; NULL: none */
 } zdm_created_column;
@@ -200,6 +217,15 @@ typedef struct zdm_change {
 	char *table_renamed_to; /* the table's new name (same schema); or NULL */
 	zdm_column_default *defaults;
 	size_t ndefaults;
+	/* must exist; dropped at contract with what depends on them alone
+	 * (preflight refuses what also reads another column, and NOT NULL
+	 * without a default unless reverse computes them) */
+	char **drops;
+	size_t ndrops;
+	char **not_null_set; /* must exist and be nullable now */
+	size_t nnot_null_set;
+	char **not_null_dropped; /* must exist and be NOT NULL now */
+	size_t nnot_null_dropped;
 } zdm_change;
 
 /* A changed table with its changes, in plan order (parallel to tables). */

@@ -30,6 +30,16 @@
  *     generated columns, views, rules, policies, statistics objects, owned
  *     sequences, privileges, comments and per-column settings are each
  *     refused by name -- "never silently lost";
+ *   - a column the migration drops (drop column) takes with it what depends
+ *     on it alone (an index, a CHECK, a foreign key from it: listed), and
+ *     nothing else: the primary key, the replica identity's index, what
+ *     also reads another column, and what DROP COLUMN would refuse to lose
+ *     are refused; a NOT NULL one without a default needs the change's
+ *     reverse using (new-version inserts cannot name it), a generated one
+ *     must not have one, and with cdc one that has it must have no default
+ *     or identity (a NULL is how zdm sync knows a new-version insert);
+ *   - a column made NOT NULL is nullable now, and one let be NULL is NOT
+ *     NULL now and in no primary key or replica identity index;
  *   - no user trigger is on a changed table (zdm cannot know what it reads),
  *     and none, enabled or not, depends on a replaced column (UPDATE OF, a
  *     WHEN clause); the table is in no publication (subscribers match
@@ -39,7 +49,9 @@
  *     row type (PostgreSQL would refuse expand's ALTER TABLE);
  *   - each using expression is analysed, not run, by the server, in a
  *     VALUES list, which refuses what an UPDATE's SET refuses; so is each
- *     new default, cast to its column's type;
+ *     new default, cast to its column's type; and each reverse using,
+ *     against the table's new shape (a subquery: the replaced columns gone,
+ *     renamed ones under their new names, created ones as typed NULLs);
  *   - a column whose default a change sets or drops is no identity and no
  *     generated column (PostgreSQL refuses either on those, and would say
  *     so only at contract, after the view has had the default since
@@ -88,6 +100,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "strbuf.h"
 
 /* ---- the SQL ------------------------------------------------------------ */
 
@@ -321,6 +335,30 @@ static const char SQL_COLUMN[] =
 	"    ON d.adrelid = a.attrelid AND d.adnum = a.attnum";
 
 /*
+ * The new shape of table $1, in which a reverse using is analysed: the
+ * table's own name (quoted, for the alias of a subquery, so that a column
+ * qualified with it still resolves), and a select list of every column no
+ * change replaces ($2), in attnum order, a renamed one ($3 -> $4) under its
+ * new name, each quoted by the server.  The caller adds each created column
+ * as a typed NULL.  The list is NULL when every column is replaced.
+ */
+static const char SQL_NEW_SHAPE[] =
+	"SELECT pg_catalog.quote_ident(c.relname::pg_catalog.text),\n"
+	"       (SELECT pg_catalog.string_agg(\n"
+	"                   pg_catalog.quote_ident(a.attname::pg_catalog.text)\n"
+	"                   || coalesce(' AS ' || pg_catalog.quote_ident(r.new_name), ''),\n"
+	"                   ', ' ORDER BY a.attnum)\n"
+	"          FROM pg_catalog.pg_attribute AS a\n"
+	"          LEFT JOIN ROWS FROM (pg_catalog.unnest($3::pg_catalog.text[]),\n"
+	"                               pg_catalog.unnest($4::pg_catalog.text[]))\n"
+	"               AS r(old_name, new_name)\n"
+	"            ON r.old_name = a.attname::pg_catalog.text\n"
+	"         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
+	"           AND a.attname::pg_catalog.text <> ALL ($2::pg_catalog.text[]))\n"
+	"  FROM pg_catalog.pg_class AS c\n"
+	" WHERE c.oid = $1::pg_catalog.oid";
+
+/*
  * A new type, resolved as expand will resolve it (the session's
  * search_path).  to_regtype returns NULL for an unknown type but raises a
  * syntax error for a malformed one, so this runs in a savepoint.
@@ -339,6 +377,23 @@ static const char SQL_CONSTRAINT[] =
 	"       EXISTS (SELECT FROM pg_catalog.pg_constraint AS c\n"
 	"                WHERE c.conrelid = $1::pg_catalog.oid\n"
 	"                  AND c.conname = $2::pg_catalog.text::pg_catalog.name)";
+
+/*
+ * Renaming a constraint that owns an index (unique, primary key, exclusion)
+ * renames the index with it, so the new name ($3) must also be free among
+ * the relations of the index's schema: otherwise contract's RENAME
+ * CONSTRAINT fails.  $1 the table's oid, $2 the constraint.  No row: the
+ * constraint has no index (or does not exist, which SQL_CONSTRAINT says).
+ */
+static const char SQL_CONSTRAINT_INDEX_NAME[] =
+	"SELECT pg_catalog.quote_ident($3::pg_catalog.text),\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_class AS r\n"
+	"                WHERE r.relnamespace = i.relnamespace\n"
+	"                  AND r.relname = $3::pg_catalog.text::pg_catalog.name)\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  JOIN pg_catalog.pg_class AS i ON i.oid = c.conindid\n"
+	" WHERE c.conrelid = $1::pg_catalog.oid\n"
+	"   AND c.conname = $2::pg_catalog.text::pg_catalog.name";
 
 /*
  * A relation the plan creates, by its qualified name as the plan writes it
@@ -532,6 +587,181 @@ static const char SQL_COLUMN_DEPENDENTS[] =
 	"                           'pg_catalog.pg_attrdef'::pg_catalog.regclass,\n"
 	"                           'pg_catalog.pg_publication_rel'::pg_catalog.regclass)\n"
 	" ORDER BY 1, 2";
+
+/*
+ * What depends on column $2 of table $1, for a column the migration drops
+ * (drop column): one row per object, its kind and name, and why it is
+ * refused, or NULL when it goes with the column at contract as the drop
+ * intends.  PostgreSQL's DROP COLUMN drops every index, CHECK and
+ * statistics object that reads the column, even one that also reads
+ * others, silently; and fails on views, foreign keys of other tables,
+ * policies, generated columns and triggers.  So what reads this column
+ * alone goes (an index with its UNIQUE or EXCLUDE constraint, a CHECK, a
+ * foreign key from it, a statistics object, a sequence it owns), and
+ * everything else is refused: the primary key (a table's key is dropped
+ * on purpose), the replica identity's index, whatever also reads another
+ * column, and what PostgreSQL itself would refuse.  "Alone" is read from
+ * the object's own column list (indkey, conkey, stxkeys) and from every
+ * pg_depend row it has on the table's columns (expressions, predicates,
+ * INCLUDE columns).  The last branch catches any other dependent the
+ * catalog knows, by its pg_describe_object, so a new kind of object is
+ * refused, not missed.  The column's own default goes with it and is not
+ * listed.
+ */
+static const char SQL_DROPPED_COLUMN_DEPENDENTS[] =
+	"WITH dep AS (\n"
+	"    SELECT DISTINCT d.classid, d.objid, d.objsubid\n"
+	"      FROM pg_catalog.pg_depend AS d\n"
+	"     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"       AND d.refobjid = $1::pg_catalog.oid\n"
+	"       AND d.refobjsubid = $2::pg_catalog.int4\n"
+	"       AND d.deptype <> 'i'),\n"
+	"reads AS (\n"
+	"    SELECT d.classid, d.objid,\n"
+	"           pg_catalog.array_agg(DISTINCT d.refobjsubid::pg_catalog.int2) AS cols\n"
+	"      FROM pg_catalog.pg_depend AS d\n"
+	"     WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"       AND d.refobjid = $1::pg_catalog.oid\n"
+	"       AND d.refobjsubid > 0\n"
+	"     GROUP BY d.classid, d.objid),\n"
+	"idx AS (\n"
+	"    SELECT i.indexrelid, i.indisreplident, ic.relname,\n"
+	"           (SELECT pg_catalog.array_agg(DISTINCT k)\n"
+	"              FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[] || coalesce(r.cols, '{}')) AS k\n"
+	"             WHERE k <> 0) AS cols\n"
+	"      FROM pg_catalog.pg_index AS i\n"
+	"      JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	"      LEFT JOIN reads AS r\n"
+	"        ON r.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND r.objid = i.indexrelid\n"
+	"     WHERE i.indrelid = $1::pg_catalog.oid)\n"
+	"SELECT 1, 'index ' || pg_catalog.quote_ident(idx.relname::pg_catalog.text),\n"
+	"       CASE WHEN idx.indisreplident THEN 'is the index of the table''s replica identity'\n"
+	"            WHEN idx.cols <> ARRAY[$2::pg_catalog.int2] THEN 'also reads another column, and PostgreSQL would drop all of it'\n"
+	"       END\n"
+	"  FROM idx\n"
+	" WHERE $2::pg_catalog.int2 = ANY (idx.cols)\n"
+	"   AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint AS c\n"
+	"                    WHERE c.conindid = idx.indexrelid AND c.conrelid = $1::pg_catalog.oid\n"
+	"                      AND c.contype IN ('p', 'u', 'x'))\n"
+	"UNION ALL\n"
+	"SELECT 2, CASE c.contype WHEN 'p' THEN 'primary key ' WHEN 'u' THEN 'unique constraint '\n"
+	"                         WHEN 'c' THEN 'check constraint ' WHEN 'x' THEN 'exclusion constraint '\n"
+	"                         ELSE 'foreign key ' END\n"
+	"          || pg_catalog.quote_ident(c.conname::pg_catalog.text)\n"
+	"          || CASE WHEN c.contype = 'f'\n"
+	"                  THEN pg_catalog.format(' (to %I.%I)', rn.nspname, r.relname) ELSE '' END,\n"
+	"       CASE WHEN c.contype = 'p' THEN 'is the table''s primary key: drop a key on purpose, in a migration of its own'\n"
+	"            WHEN idx.indisreplident THEN 'is the index of the table''s replica identity'\n"
+	"            WHEN (SELECT pg_catalog.array_agg(DISTINCT k)\n"
+	"                    FROM pg_catalog.unnest(c.conkey || coalesce(rc.cols, '{}') || coalesce(idx.cols, '{}')) AS k)\n"
+	"                 <> ARRAY[$2::pg_catalog.int2]\n"
+	"            THEN 'also reads another column, and PostgreSQL would drop all of it'\n"
+	"       END\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  LEFT JOIN pg_catalog.pg_class AS r ON r.oid = c.confrelid\n"
+	"  LEFT JOIN pg_catalog.pg_namespace AS rn ON rn.oid = r.relnamespace\n"
+	"  LEFT JOIN reads AS rc\n"
+	"    ON rc.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND rc.objid = c.oid\n"
+	"  LEFT JOIN idx ON idx.indexrelid = c.conindid AND c.contype IN ('p', 'u', 'x')\n"
+	" WHERE c.conrelid = $1::pg_catalog.oid AND c.contype IN ('p', 'u', 'c', 'x', 'f')\n"
+	"   AND ($2::pg_catalog.int2 = ANY (c.conkey) OR $2::pg_catalog.int2 = ANY (rc.cols)\n"
+	"        OR $2::pg_catalog.int2 = ANY (idx.cols))\n"
+	"UNION ALL\n"
+	"SELECT 3, pg_catalog.format('foreign key %I on %I.%I', c.conname, rn.nspname, r.relname),\n"
+	"       'references it'\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	"  JOIN pg_catalog.pg_class AS r ON r.oid = c.conrelid\n"
+	"  JOIN pg_catalog.pg_namespace AS rn ON rn.oid = r.relnamespace\n"
+	" WHERE c.contype = 'f' AND c.confrelid = $1::pg_catalog.oid\n"
+	"   AND $2::pg_catalog.int2 = ANY (c.confkey)\n"
+	"UNION ALL\n"
+	"SELECT 4, 'generated column ' || pg_catalog.quote_ident(a.attname::pg_catalog.text),\n"
+	"       'is computed from it'\n"
+	"  FROM pg_catalog.pg_attribute AS a\n"
+	" WHERE a.attrelid = $1::pg_catalog.oid AND a.attnum > 0 AND NOT a.attisdropped\n"
+	"   AND a.attgenerated <> '' AND a.attnum <> $2::pg_catalog.int2\n"
+	"   AND (EXISTS (SELECT FROM dep\n"
+	"                  JOIN pg_catalog.pg_attrdef AS ad ON ad.oid = dep.objid\n"
+	"                 WHERE dep.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass\n"
+	"                   AND ad.adrelid = a.attrelid AND ad.adnum = a.attnum)\n"
+	"        OR EXISTS (SELECT FROM dep\n"
+	"                    WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"                      AND dep.objid = a.attrelid AND dep.objsubid = a.attnum))\n"
+	"UNION ALL\n"
+	"SELECT 5, CASE WHEN rw.rulename <> '_RETURN'\n"
+	"               THEN pg_catalog.format('rule %I on %I.%I', rw.rulename, vn.nspname, v.relname)\n"
+	"               WHEN v.relkind = 'm'\n"
+	"               THEN pg_catalog.format('materialized view %I.%I', vn.nspname, v.relname)\n"
+	"               ELSE pg_catalog.format('view %I.%I', vn.nspname, v.relname) END,\n"
+	"       'uses it'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_rewrite AS rw ON rw.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_class AS v ON v.oid = rw.ev_class\n"
+	"  JOIN pg_catalog.pg_namespace AS vn ON vn.oid = v.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 6, pg_catalog.format('row-level security policy %I on %I.%I',\n"
+	"                            pol.polname, pn.nspname, p.relname),\n"
+	"       'uses it'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_policy AS pol ON pol.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_class AS p ON p.oid = pol.polrelid\n"
+	"  JOIN pg_catalog.pg_namespace AS pn ON pn.oid = p.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 7, pg_catalog.format('trigger %I', t.tgname), 'depends on it (UPDATE OF or WHEN)'\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_trigger AS t ON t.oid = dep.objid\n"
+	" WHERE dep.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass\n"
+	"UNION ALL\n"
+	"SELECT 8, pg_catalog.format('statistics object %I.%I', sn.nspname, s.stxname),\n"
+	"       CASE WHEN (SELECT pg_catalog.array_agg(DISTINCT k)\n"
+	"                    FROM pg_catalog.unnest(s.stxkeys::pg_catalog.int2[] || coalesce(rs.cols, '{}')) AS k)\n"
+	"                 <> ARRAY[$2::pg_catalog.int2]\n"
+	"            THEN 'also reads another column, and PostgreSQL would drop all of it' END\n"
+	"  FROM pg_catalog.pg_statistic_ext AS s\n"
+	"  JOIN pg_catalog.pg_namespace AS sn ON sn.oid = s.stxnamespace\n"
+	"  LEFT JOIN reads AS rs\n"
+	"    ON rs.classid = 'pg_catalog.pg_statistic_ext'::pg_catalog.regclass AND rs.objid = s.oid\n"
+	" WHERE s.stxrelid = $1::pg_catalog.oid\n"
+	"   AND ($2::pg_catalog.int2 = ANY (s.stxkeys::pg_catalog.int2[]) OR $2::pg_catalog.int2 = ANY (rs.cols))\n"
+	"UNION ALL\n"
+	"SELECT 9, pg_catalog.format('sequence %I.%I', qn.nspname, q.relname), NULL\n"
+	"  FROM dep\n"
+	"  JOIN pg_catalog.pg_class AS q ON q.oid = dep.objid\n"
+	"  JOIN pg_catalog.pg_namespace AS qn ON qn.oid = q.relnamespace\n"
+	" WHERE dep.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND q.relkind = 'S'\n"
+	"UNION ALL\n"
+	"SELECT 10, pg_catalog.pg_describe_object(dep.classid, dep.objid, dep.objsubid), 'depends on it'\n"
+	"  FROM dep\n"
+	" WHERE dep.classid NOT IN ('pg_catalog.pg_class'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_constraint'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_rewrite'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_policy'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_statistic_ext'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_trigger'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_attrdef'::pg_catalog.regclass,\n"
+	"                           'pg_catalog.pg_publication_rel'::pg_catalog.regclass)\n"
+	" ORDER BY 1, 2";
+
+/*
+ * What requires column $2 (attnum) of table $1 to stay NOT NULL: the
+ * primary key and the replica identity's index (PostgreSQL refuses DROP NOT
+ * NULL on their columns).
+ */
+static const char SQL_NOT_NULL_REQUIRED[] =
+	"SELECT 'primary key ' || pg_catalog.quote_ident(ic.relname::pg_catalog.text)\n"
+	"  FROM pg_catalog.pg_index AS i\n"
+	"  JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	" WHERE i.indrelid = $1::pg_catalog.oid AND i.indisprimary\n"
+	"   AND $2::pg_catalog.int2 = ANY (i.indkey::pg_catalog.int2[])\n"
+	"UNION ALL\n"
+	"SELECT 'index ' || pg_catalog.quote_ident(ic.relname::pg_catalog.text)\n"
+	"       || ' of the replica identity'\n"
+	"  FROM pg_catalog.pg_index AS i\n"
+	"  JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid\n"
+	" WHERE i.indrelid = $1::pg_catalog.oid AND i.indisreplident\n"
+	"   AND $2::pg_catalog.int2 = ANY (i.indkey::pg_catalog.int2[])";
 
 /*
  * User triggers on the table ($2: the attnums the migration replaces, as
@@ -867,6 +1097,8 @@ typedef struct table_check {
 	 * the table gets a sync trigger and a backfill */
 	bool has_replaced;
 	char replaced[512]; /* int2[] literal of the replaced attnums */
+	char removed[512];  /* the same with the dropped ones: what no key
+	                     * that must survive the migration may use */
 	/* cdc plans: the table's item of cdc.tables, else NULL */
 	const zdm_cdc_table *cdc;
 	char *cdc_key; /* its key as a text[] literal (malloc) */
@@ -1295,7 +1527,7 @@ check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
 			report_hint(
 				pf,
 				"zdm replaces %s with a new column of type %s and drops it at contract, carrying over nothing but NOT NULL: remove what is listed first, and recreate what the new column needs after contract",
-				quoted, same->type);
+				quoted, same->type ? same->type : "(its own)");
 		else
 			report_hint(
 				pf,
@@ -1305,25 +1537,33 @@ check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
 	return 0;
 }
 
+/* Add attnum to an int2[] literal of 512 bytes ("" is the empty one). */
 static int
-append_attnum(preflight *pf, table_check *tc, const char *attnum)
+append_to_array(preflight *pf, const table_check *tc, char *array,
+                const char *attnum)
 {
-	size_t used = strlen(tc->replaced);
+	size_t used = strlen(array);
 	int n;
 
 	if (used == 0)
-		used = (size_t)snprintf(tc->replaced, sizeof(tc->replaced),
-		                        "{");
+		used = (size_t)snprintf(array, 512, "{");
 	else
-		tc->replaced[--used] = ','; /* over the closing brace */
-	n = snprintf(tc->replaced + used, sizeof(tc->replaced) - used, "%s}",
-	             attnum);
-	if (n < 0 || (size_t)n >= sizeof(tc->replaced) - used) {
+		array[--used] = ','; /* over the closing brace */
+	n = snprintf(array + used, 512 - used, "%s}", attnum);
+	if (n < 0 || (size_t)n >= 512 - used) {
 		zdm_error_set(pf->err, "too many changed columns in %s",
 		              tc->info->name);
 		return -1;
 	}
 	return 0;
+}
+
+static int
+append_attnum(preflight *pf, table_check *tc, const char *attnum)
+{
+	if (append_to_array(pf, tc, tc->replaced, attnum) < 0)
+		return -1;
+	return append_to_array(pf, tc, tc->removed, attnum);
 }
 
 static char *text_array_literal(preflight *pf, char *const *items, size_t n);
@@ -1371,11 +1611,17 @@ check_existing_column(preflight *pf, table_check *tc, const zdm_change *c,
 	else if (atoi(attnum) < 0)
 		report_problem(pf, object, "is a system column");
 	else if (same)
-		report_info(
-			pf, object, "%s%s, becomes %s%s", PQgetvalue(res, 0, 2),
-			value_true(res, 0, 3) ? " NOT NULL" : "", same->type,
-			value_true(res, 0, 3) || same->not_null ? " NOT NULL"
-								: "");
+		/* a created column without a type keeps the column's */
+		report_info(pf, object, "%s%s, becomes %s%s",
+		            PQgetvalue(res, 0, 2),
+		            value_true(res, 0, 3) ? " NOT NULL" : "",
+		            same->type ? same->type : PQgetvalue(res, 0, 2),
+		            (value_true(res, 0, 3) &&
+		             !names_contain(c->not_null_dropped,
+		                            c->nnot_null_dropped, name)) ||
+		                            same->not_null
+		                    ? " NOT NULL"
+		                    : "");
 
 	if (attnum && atoi(attnum) > 0 && replaced &&
 	    ((error = append_attnum(pf, tc, attnum)) < 0 ||
@@ -1383,7 +1629,7 @@ check_existing_column(preflight *pf, table_check *tc, const zdm_change *c,
 	                                    res)) < 0))
 		goto cleanup;
 	/* a new type: the object is the existing column's */
-	if (same)
+	if (same && same->type)
 		error = check_type(pf, object, same->type);
 
 cleanup:
@@ -1391,12 +1637,159 @@ cleanup:
 	return error;
 }
 
-/* The column facts of one change: reads, replaces, creates, renames. */
+/* Does the change compute column name back from the new shape? */
+static bool
+change_reverses(const zdm_change *c, const char *name)
+{
+	for (size_t i = 0; i < c->nreverse; i++)
+		if (strcmp(c->reverse[i].column, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * A column the change drops (drop column): what depends on it alone goes
+ * with it and is listed; anything else is refused (see
+ * SQL_DROPPED_COLUMN_DEPENDENTS).  New-version inserts cannot name it, so
+ * a NOT NULL column needs a default or the change's reverse using; a
+ * generated column has no use for one; and with sync = cdc an insert is the
+ * new version's when it leaves the column NULL, which a default or an
+ * identity would hide.
+ */
+static int
+check_dropped_column(preflight *pf, table_check *tc, const zdm_change *c,
+                     const char *name)
+{
+	const char *params[2] = {tc->oid, name};
+	bool reverse = change_reverses(c, name);
+	PGresult *col, *res;
+	const char *attnum, *identity, *generated, *def;
+	char object[512];
+	int refused = 0;
+
+	if (query(pf, SQL_COLUMN, 2, params, &col) < 0)
+		return -1;
+	attnum = value(col, 0, 1);
+	if (!attnum || atoi(attnum) <= 0) {
+		PQclear(col); /* check_existing_column said so */
+		return 0;
+	}
+	snprintf(object, sizeof(object), "%s.%s", tc->info->name,
+	         PQgetvalue(col, 0, 0));
+	identity = value(col, 0, 4);
+	generated = value(col, 0, 5);
+	def = value(col, 0, 6);
+	if (generated && !generated[0])
+		generated = NULL;
+	if (identity && !identity[0])
+		identity = NULL;
+	if (generated && reverse)
+		report_problem(
+			pf, object,
+			"is a generated column, which its own expression gives a value: drop it without reverse using");
+	else if (value_true(col, 0, 3) && !def && !identity && !generated &&
+	         !reverse)
+		report_problem(
+			pf, object,
+			"is NOT NULL without a default: rows the new version inserts cannot name it, and would fail");
+	else if (reverse && tc->cdc && (def || identity))
+		report_problem(
+			pf, object,
+			"has %s: with sync = cdc, zdm sync knows a new-version insert by this column being NULL, which %s hides",
+			identity ? "an identity" : "a default",
+			identity ? "the identity" : "the default");
+	if (append_to_array(pf, tc, tc->removed, attnum) < 0) {
+		PQclear(col);
+		return -1;
+	}
+	params[1] = attnum;
+	if (query(pf, SQL_DROPPED_COLUMN_DEPENDENTS, 2, params, &res) < 0) {
+		PQclear(col);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		const char *why = value(res, i, 2);
+
+		if (why) {
+			report_problem(pf, object, "%s %s",
+			               PQgetvalue(res, i, 1), why);
+			refused++;
+		} else {
+			report_info(pf, object, "%s goes with it at contract",
+			            PQgetvalue(res, i, 1));
+		}
+	}
+	PQclear(res);
+	if (refused)
+		report_hint(
+			pf,
+			"drop column %s drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without %s: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)",
+			name, name);
+	PQclear(col);
+	return 0;
+}
+
+/* Columns made NOT NULL must be nullable now; columns let be NULL must be
+ * NOT NULL now, and in nothing that requires NOT NULL. */
+static int
+check_not_null_facts(preflight *pf, table_check *tc, const zdm_change *c)
+{
+	for (size_t i = 0; i < c->nnot_null_set + c->nnot_null_dropped; i++) {
+		bool set = i < c->nnot_null_set;
+		const char *name =
+			set ? c->not_null_set[i]
+			    : c->not_null_dropped[i - c->nnot_null_set];
+		const char *params[2] = {tc->oid, name};
+		const char *attnum;
+		PGresult *col, *res;
+		char object[512];
+
+		if (query(pf, SQL_COLUMN, 2, params, &col) < 0)
+			return -1;
+		attnum = value(col, 0, 1);
+		snprintf(object, sizeof(object), "%s.%s", tc->info->name,
+		         PQgetvalue(col, 0, 0));
+		if (!attnum || atoi(attnum) <= 0) {
+			PQclear(col);
+			continue;
+		}
+		if (set && value_true(col, 0, 3))
+			report_problem(pf, object,
+			               "is NOT NULL already: nothing to set");
+		else if (!set && !value_true(col, 0, 3))
+			report_problem(pf, object,
+			               "is nullable already: nothing to drop");
+		if (!set) {
+			params[1] = attnum;
+			if (query(pf, SQL_NOT_NULL_REQUIRED, 2, params, &res) <
+			    0) {
+				PQclear(col);
+				return -1;
+			}
+			for (int k = 0; k < PQntuples(res); k++)
+				report_problem(
+					pf, object,
+					"is in %s, which requires NOT NULL",
+					PQgetvalue(res, k, 0));
+			PQclear(res);
+		}
+		PQclear(col);
+	}
+	return 0;
+}
+
+/* The column facts of one change: reads, replaces, creates, renames,
+ * drops and NOT NULL. */
 static int
 check_change(preflight *pf, table_check *tc, const zdm_change *c)
 {
 	char new_object[512], why[600], phrase[400];
 	int error = 0;
+
+	for (size_t i = 0; error == 0 && i < c->ndrops; i++)
+		error = check_dropped_column(pf, tc, c, c->drops[i]);
+	if (error == 0)
+		error = check_not_null_facts(pf, tc, c);
 
 	for (size_t i = 0; error == 0 && i < c->nreads; i++)
 		error = check_existing_column(pf, tc, c, c->reads[i]);
@@ -1452,6 +1845,25 @@ check_constraint(preflight *pf, const table_check *tc, const char *name,
 		               PQgetvalue(res, 0, 0),
 		               want ? "does not exist" : "already exists",
 		               what);
+	PQclear(res);
+	return 0;
+}
+
+/* The new name of a constraint with an index, as the index's new name. */
+static int
+check_constraint_index_name(preflight *pf, const table_check *tc,
+                            const zdm_constraint_rename *r, const char *what)
+{
+	const char *params[3] = {tc->oid, r->constraint, r->to};
+	PGresult *res;
+
+	if (query(pf, SQL_CONSTRAINT_INDEX_NAME, 3, params, &res) < 0)
+		return -1;
+	if (PQntuples(res) > 0 && value_true(res, 0, 1))
+		report_problem(
+			pf, tc->info->name,
+			"a relation named %s already exists in the schema of the index of constraint %s, and %s renames the constraint, and with it the index, to it",
+			PQgetvalue(res, 0, 0), r->constraint, what);
 	PQclear(res);
 	return 0;
 }
@@ -1596,7 +2008,9 @@ check_change_objects(preflight *pf, const table_check *tc, const zdm_change *c)
 		snprintf(why, sizeof(why), "%s renames constraint %s to it",
 		         what, c->constraint_renames[i].constraint);
 		if (check_constraint(pf, tc, c->constraint_renames[i].to, false,
-		                     why) < 0)
+		                     why) < 0 ||
+		    check_constraint_index_name(
+			    pf, tc, &c->constraint_renames[i], what) < 0)
 			return -1;
 	}
 	snprintf(why, sizeof(why), "%s creates it", what);
@@ -1756,7 +2170,7 @@ check_cdc_key(preflight *pf, const table_check *tc, const PGresult *res)
 static int
 check_key(preflight *pf, const table_check *tc)
 {
-	const char *params[3] = {tc->oid, tc->replaced[0] ? tc->replaced : "{}",
+	const char *params[3] = {tc->oid, tc->removed[0] ? tc->removed : "{}",
 	                         tc->cdc_key ? tc->cdc_key : "{}"};
 	PGresult *res;
 	int chosen = -1, n;
@@ -1800,9 +2214,51 @@ check_key(preflight *pf, const table_check *tc)
 }
 
 /*
- * One using expression, analysed by the server against the table as it is,
- * never run: it is parsed and planned by PQprepare inside a savepoint.  A
- * type error or an unknown function is found now, with nothing touched,
+ * Have the server analyse sql, which holds expr, never running it: it is
+ * parsed and planned by PQprepare inside a savepoint.  A failure is a
+ * problem of object ("<clause> (<expr>) does not work on <where>: ..."),
+ * except a lock timeout (the table is locked by someone else: not the
+ * expression's fault) and, with why_not set, a failure of that SQLSTATE,
+ * which are reported as info.
+ */
+static int
+analyse_expression(preflight *pf, const char *object, const char *clause,
+                   const char *expr, const char *where, const char *sql,
+                   const char *why_not_state, const char *why_not)
+{
+	PGresult *res;
+	const char *msg, *state;
+
+	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight_expression",
+	                  pf->err) < 0)
+		return -1;
+	res = PQprepare(pf->conn, "", sql, 0, NULL);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		PQclear(res);
+		return zdm_conn_exec(
+			pf->conn, "RELEASE SAVEPOINT zdm_preflight_expression",
+			pf->err);
+	}
+	msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (state && strcmp(state, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
+		report_info(pf, object, "%s not analysed (%s); expand will",
+		            clause, msg ? msg : "lock timeout");
+	else if (state && why_not_state && strcmp(state, why_not_state) == 0)
+		report_info(pf, object, "%s not analysed: %s", clause, why_not);
+	else
+		report_problem(pf, object, "%s (%s) does not work on %s: %s",
+		               clause, expr, where,
+		               msg ? msg : PQerrorMessage(pf->conn));
+	PQclear(res);
+	return zdm_conn_exec(pf->conn,
+	                     "ROLLBACK TO SAVEPOINT zdm_preflight_expression",
+	                     pf->err);
+}
+
+/*
+ * One using expression, analysed by the server against the table as it is:
+ * a type error or an unknown function is found now, with nothing touched,
  * instead of at expand, where PL/pgSQL would first meet it in the sync
  * trigger on the application's writes.  The expression sits in a VALUES
  * list, not a SELECT list: VALUES refuses set-returning, aggregate and
@@ -1817,8 +2273,8 @@ check_one_expression(preflight *pf, const char *what, const char *table,
 {
 	size_t len = strlen(expr) + strlen(type) + strlen(table) + 80;
 	char *sql = malloc(len);
-	PGresult *res;
-	int rc = 0;
+	char object[512];
+	int rc;
 
 	if (sql == NULL) {
 		zdm_error_set(pf->err, "out of memory");
@@ -1829,43 +2285,9 @@ check_one_expression(preflight *pf, const char *what, const char *table,
 		sql, len,
 		"SELECT v.x FROM ONLY %s, LATERAL (VALUES ((%s\n)::%s)) AS v(x)",
 		table, expr, type);
-	if (zdm_conn_exec(pf->conn, "SAVEPOINT zdm_preflight_expression",
-	                  pf->err) < 0) {
-		free(sql);
-		return -1;
-	}
-	res = PQprepare(pf->conn, "", sql, 0, NULL);
-	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-		PQclear(res);
-		rc = zdm_conn_exec(pf->conn,
-		                   "RELEASE SAVEPOINT zdm_preflight_expression",
-		                   pf->err);
-	} else {
-		const char *msg =
-			PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-		char object[512];
-
-		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-
-		snprintf(object, sizeof(object), "%s.%s", table, column);
-		if (state &&
-		    strcmp(state, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
-			/* the table is locked by someone else: not the
-			 * expression's fault; expand will meet it */
-			report_info(pf, object,
-			            "%s not analysed (%s); expand will", what,
-			            msg ? msg : "lock timeout");
-		else
-			report_problem(
-				pf, object,
-				"%s (%s) does not work on this table: %s", what,
-				expr, msg ? msg : PQerrorMessage(pf->conn));
-		PQclear(res);
-		rc = zdm_conn_exec(
-			pf->conn,
-			"ROLLBACK TO SAVEPOINT zdm_preflight_expression",
-			pf->err);
-	}
+	snprintf(object, sizeof(object), "%s.%s", table, column);
+	rc = analyse_expression(pf, object, what, expr, "this table", sql, NULL,
+	                        NULL);
 	free(sql);
 	return rc;
 }
@@ -1878,15 +2300,201 @@ check_expressions(preflight *pf, const table_check *tc)
 	for (size_t i = 0; i < info->nchanges; i++) {
 		const zdm_change *c = &info->changes[i];
 
-		for (size_t k = 0; k < c->ncreates; k++)
-			if (c->creates[k].using &&
-			    check_one_expression(pf, "using", info->name,
-			                         c->creates[k].column,
-			                         c->creates[k].using,
-			                         c->creates[k].type) < 0)
+		for (size_t k = 0; k < c->ncreates; k++) {
+			const zdm_created_column *col = &c->creates[k];
+			const char *params[2] = {tc->oid, col->column};
+			PGresult *res = NULL;
+			int rc;
+
+			if (!col->using)
+				continue;
+			/* no type: the existing column's, as expand reads it */
+			if (!col->type &&
+			    query(pf, SQL_COLUMN, 2, params, &res) < 0)
 				return -1;
+			rc = check_one_expression(
+				pf, "using", info->name, col->column,
+				col->using,
+				col->type ? col->type : PQgetvalue(res, 0, 2));
+			PQclear(res);
+			if (rc < 0)
+				return -1;
+		}
 	}
 	return 0;
+}
+
+static char *text_array_literal(preflight *pf, char *const *items, size_t n);
+
+/* An identifier, always double-quoted (" doubled), appended to b. */
+static int
+put_quoted(zdm_strbuf *b, const char *name)
+{
+	if (zdm_strbuf_puts(b, "\"") < 0)
+		return -1;
+	for (const char *c = name; *c; c++)
+		if (zdm_strbuf_put(b, c, 1) < 0 ||
+		    (*c == '"' && zdm_strbuf_put(b, c, 1) < 0))
+			return -1;
+	return zdm_strbuf_puts(b, "\"");
+}
+
+/*
+ * The FROM item of the table's new shape: "(SELECT <columns no change
+ * replaces, renamed ones as their new name>, NULL::<type> AS <created>, ...
+ * FROM ONLY <table>) AS <the table's name>", into b.
+ */
+static int
+new_shape_from(preflight *pf, const table_check *tc, zdm_strbuf *b)
+{
+	const zdm_table_info *info = tc->info;
+	size_t nrep = 0, nren = 0, k = 0, r = 0;
+	char **replaced = NULL, **from = NULL, **to = NULL;
+	char *lits[3] = {NULL, NULL, NULL};
+	const char *params[4];
+	PGresult *res = NULL;
+	int rc = -1;
+
+	for (size_t i = 0; i < info->nchanges; i++) {
+		nrep += info->changes[i].nreplaces;
+		nren += info->changes[i].nrenames;
+	}
+	replaced = calloc(nrep + 1, sizeof(char *));
+	from = calloc(nren + 1, sizeof(char *));
+	to = calloc(nren + 1, sizeof(char *));
+	if (replaced == NULL || from == NULL || to == NULL) {
+		zdm_error_set(pf->err, "out of memory");
+		goto cleanup;
+	}
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		for (size_t j = 0; j < c->nreplaces; j++)
+			replaced[k++] = c->replaces[j];
+		for (size_t j = 0; j < c->nrenames; j++, r++) {
+			from[r] = c->renames[j].column;
+			to[r] = c->renames[j].to;
+		}
+	}
+	if ((lits[0] = text_array_literal(pf, replaced, nrep)) == NULL ||
+	    (lits[1] = text_array_literal(pf, from, nren)) == NULL ||
+	    (lits[2] = text_array_literal(pf, to, nren)) == NULL)
+		goto cleanup;
+	params[0] = tc->oid;
+	params[1] = lits[0];
+	params[2] = lits[1];
+	params[3] = lits[2];
+	if (query(pf, SQL_NEW_SHAPE, 4, params, &res) < 0)
+		goto cleanup;
+	if (zdm_strbuf_puts(b, "(SELECT ") < 0)
+		goto oom;
+	if (value(res, 0, 1) && zdm_strbuf_puts(b, value(res, 0, 1)) < 0)
+		goto oom;
+	for (size_t i = 0, n = value(res, 0, 1) != NULL; i < info->nchanges;
+	     i++)
+		for (size_t j = 0; j < info->changes[i].ncreates; j++, n++) {
+			const zdm_created_column *col =
+				&info->changes[i].creates[j];
+
+			/* type null: the column keeps the type of the existing
+			 * column of its name (set/drop not null's shadow), so
+			 * that column itself stands for it */
+			if (zdm_strbuf_puts(b, n ? ", " : "") < 0 ||
+			    (col->type != NULL
+			             ? zdm_strbuf_puts(b, "NULL::") < 0 ||
+			                       zdm_strbuf_puts(b, col->type) < 0
+			             : put_quoted(b, col->column) < 0) ||
+			    zdm_strbuf_puts(b, " AS ") < 0 ||
+			    put_quoted(b, col->column) < 0)
+				goto oom;
+		}
+	if (zdm_strbuf_puts(b, " FROM ONLY ") < 0 ||
+	    zdm_strbuf_puts(b, info->name) < 0 ||
+	    zdm_strbuf_puts(b, ") AS ") < 0 ||
+	    zdm_strbuf_puts(b, PQgetvalue(res, 0, 0)) < 0)
+		goto oom;
+	rc = 0;
+	goto cleanup;
+oom:
+	zdm_error_set(pf->err, "out of memory");
+cleanup:
+	PQclear(res);
+	for (int i = 0; i < 3; i++)
+		free(lits[i]);
+	free(replaced);
+	free(from);
+	free(to);
+	return rc;
+}
+
+/*
+ * Each reverse using, analysed as each using is, but against the table's
+ * new shape (new_shape_from), which is what its names mean, and as the
+ * type of the old column it computes.  A broken reverse using would
+ * otherwise fail the new version's every write from expand on.  A column
+ * qualified with the schema as well as the table ("public.users.name")
+ * cannot be told to mean the subquery (SQLSTATE 42P01): that one is only
+ * reported as not analysed.
+ */
+static int
+check_reverse_expressions(preflight *pf, const table_check *tc)
+{
+	const zdm_table_info *info = tc->info;
+	zdm_strbuf from = {NULL, 0, 0}, sql = {NULL, 0, 0};
+	bool any = false;
+	int rc = -1;
+
+	for (size_t i = 0; i < info->nchanges; i++)
+		any = any || info->changes[i].nreverse > 0;
+	if (!any)
+		return 0;
+	if (new_shape_from(pf, tc, &from) < 0)
+		goto cleanup;
+	for (size_t i = 0; i < info->nchanges; i++) {
+		const zdm_change *c = &info->changes[i];
+
+		for (size_t j = 0; j < c->nreverse; j++) {
+			const zdm_reverse_column *rv = &c->reverse[j];
+			const char *params[2] = {tc->oid, rv->column};
+			char object[512];
+			PGresult *res;
+			int arc;
+
+			if (query(pf, SQL_COLUMN, 2, params, &res) < 0)
+				goto cleanup;
+			snprintf(object, sizeof(object), "%s.%s", info->name,
+			         PQgetvalue(res, 0, 0));
+			zdm_strbuf_reset(&sql);
+			/* the newline: a trailing -- comment must not
+			 * swallow ")" */
+			if (zdm_strbuf_puts(&sql, "SELECT v.x FROM ") < 0 ||
+			    zdm_strbuf_puts(&sql, from.data) < 0 ||
+			    zdm_strbuf_puts(&sql, ", LATERAL (VALUES ((") < 0 ||
+			    zdm_strbuf_puts(&sql, rv->using) < 0 ||
+			    zdm_strbuf_puts(&sql, "\n)::") < 0 ||
+			    zdm_strbuf_puts(&sql, value(res, 0, 2)
+			                                  ? value(res, 0, 2)
+			                                  : "text") < 0 ||
+			    zdm_strbuf_puts(&sql, ")) AS v(x)") < 0) {
+				PQclear(res);
+				zdm_error_set(pf->err, "out of memory");
+				goto cleanup;
+			}
+			PQclear(res);
+			arc = analyse_expression(
+				pf, object, "reverse using", rv->using,
+				"the new shape of this table", sql.data,
+				ZDM_SQLSTATE_UNDEFINED_TABLE,
+				"it names a column with its schema, which only the live trigger resolves");
+			if (arc < 0)
+				goto cleanup;
+		}
+	}
+	rc = 0;
+cleanup:
+	zdm_strbuf_free(&from);
+	zdm_strbuf_free(&sql);
+	return rc;
 }
 
 /*
@@ -2445,7 +3053,9 @@ check_table_checks(preflight *pf, table_check *tc)
 		return -1;
 	/* only on a table that is otherwise as the plan expects: a missing
 	 * column would be reported twice */
-	if (pf->problems == problems_before && check_expressions(pf, tc) < 0)
+	if (pf->problems == problems_before &&
+	    (check_expressions(pf, tc) < 0 ||
+	     check_reverse_expressions(pf, tc) < 0))
 		return -1;
 	if (check_defaults(pf, tc, pf->problems == problems_before) < 0)
 		return -1;

@@ -703,6 +703,83 @@ runner_recheck_in_flight(runner *r, const zdm_step *step, long long *got,
 	return 0;
 }
 
+/*
+ * A count that failed, for people: "N rows (expected E)", or what the
+ * query returned instead of one count, then up to 5 rows of examples_sql
+ * (NULL: none), run in the transaction that ran the count.
+ */
+static void
+runner_count_result(runner *r, const char *why, long long got, long long expect,
+                    const char *examples_sql, char *result, size_t size)
+{
+	PGresult *res = NULL;
+	size_t n;
+
+	if (why != NULL)
+		n = (size_t)snprintf(result, size,
+		                     "the check's query returned %s "
+		                     "(expected one count, %lld)",
+		                     why, expect);
+	else
+		n = (size_t)snprintf(result, size, "%lld rows (expected %lld)",
+		                     got, expect);
+
+	if (why == NULL && examples_sql != NULL &&
+	    zdm_conn_query(r->conn, examples_sql, 0, NULL, &res, &r->err) ==
+	            0 &&
+	    PQnfields(res) == 0)
+		PQclear(res); /* no columns: nothing to show */
+	else if (res != NULL) {
+		int row, col;
+
+		n += (size_t)snprintf(result + n, n < size ? size - n : 0,
+		                      "; examples (%s", PQfname(res, 0));
+		for (col = 1; col < PQnfields(res); col++)
+			n += (size_t)snprintf(result + n,
+			                      n < size ? size - n : 0, ", %s",
+			                      PQfname(res, col));
+		n += (size_t)snprintf(result + n, n < size ? size - n : 0,
+		                      "):");
+		for (row = 0; row < PQntuples(res) && row < 5; row++) {
+			n += (size_t)snprintf(
+				result + n, n < size ? size - n : 0, "%s %s",
+				row ? ";" : "", PQgetvalue(res, row, 0));
+			for (col = 1; col < PQnfields(res); col++)
+				n += (size_t)snprintf(
+					result + n, n < size ? size - n : 0,
+					", %s",
+					PQgetisnull(res, row, col)
+						? "NULL"
+						: PQgetvalue(res, row, col));
+		}
+		PQclear(res);
+	}
+}
+
+/*
+ * A check, or an autocommit step's diagnose, found what it counts: the run
+ * stops before switch (exit 3), saying what (description), how many and
+ * which (result); before (or "") opens the hint.  No transaction is open.
+ */
+static int
+runner_verification_failed(runner *r, const zdm_step *step,
+                           const char *description, const char *result,
+                           const char *before)
+{
+	zdm_error_set(&r->err, "verification failed: %s", description);
+	snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+	snprintf(r->err.detail, sizeof(r->err.detail), "%s", result);
+	snprintf(
+		r->err.hint, sizeof(r->err.hint),
+		"%sthe migration is stopped before switch; inspect the rows, then fix the data and run zdm apply %s again, or undo with zdm rollback %s",
+		before, r->opts->plan_path, r->opts->plan_path);
+	runner_step_failed(r, step, result);
+	runner_set_state(r, "stopped", step->id, NULL, &r->err);
+	runner_event(r, step->id, "check_failed", result);
+	runner_record(r, "verification failed at %s: %s", step->id, result);
+	return ZDM_EXIT_STOPPED;
+}
+
 /* A check passed: journal it as done with its result, in the open
  * transaction, and commit. */
 static int
@@ -802,76 +879,11 @@ runner_run_check(runner *r, size_t idx)
 	}
 
 	/* failed: say what, how many, and a few examples */
-	{
-		size_t n;
-
-		if (why != NULL)
-			n = (size_t)snprintf(result, sizeof(result),
-			                     "the check's query returned %s "
-			                     "(expected one count, %lld)",
-			                     why, step->expect);
-		else
-			n = (size_t)snprintf(result, sizeof(result),
-			                     "%lld rows (expected %lld)", got,
-			                     step->expect);
-
-		if (why == NULL && step->examples_sql != NULL &&
-		    zdm_conn_query(r->conn, step->examples_sql, 0, NULL, &res,
-		                   &r->err) == 0 &&
-		    PQnfields(res) == 0)
-			PQclear(res); /* no columns: nothing to show */
-		else if (res != NULL) {
-			int row, col;
-
-			n += (size_t)snprintf(
-				result + n,
-				n < sizeof(result) ? sizeof(result) - n : 0,
-				"; examples (%s", PQfname(res, 0));
-			for (col = 1; col < PQnfields(res); col++)
-				n += (size_t)snprintf(
-					result + n,
-					n < sizeof(result) ? sizeof(result) - n
-							   : 0,
-					", %s", PQfname(res, col));
-			n += (size_t)snprintf(
-				result + n,
-				n < sizeof(result) ? sizeof(result) - n : 0,
-				"):");
-			for (row = 0; row < PQntuples(res) && row < 5; row++) {
-				n += (size_t)snprintf(
-					result + n,
-					n < sizeof(result) ? sizeof(result) - n
-							   : 0,
-					"%s %s", row ? ";" : "",
-					PQgetvalue(res, row, 0));
-				for (col = 1; col < PQnfields(res); col++)
-					n += (size_t)snprintf(
-						result + n,
-						n < sizeof(result)
-							? sizeof(result) - n
-							: 0,
-						", %s",
-						PQgetisnull(res, row, col)
-							? "NULL"
-							: PQgetvalue(res, row,
-					                             col));
-			}
-			PQclear(res);
-		}
-	}
+	runner_count_result(r, why, got, step->expect, step->examples_sql,
+	                    result, sizeof(result));
 	runner_rollback_quietly(r);
-	zdm_error_set(&r->err, "verification failed: %s", step->description);
-	snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
-	snprintf(r->err.detail, sizeof(r->err.detail), "%s", result);
-	snprintf(
-		r->err.hint, sizeof(r->err.hint),
-		"the migration is stopped before switch; inspect the rows, then fix the data and run zdm apply %s again, or undo with zdm rollback %s",
-		r->opts->plan_path, r->opts->plan_path);
-	runner_step_failed(r, step, result);
-	runner_set_state(r, "stopped", step->id, NULL, &r->err);
-	runner_event(r, step->id, "check_failed", result);
-	runner_record(r, "verification failed at %s: %s", step->id, result);
-	return ZDM_EXIT_STOPPED;
+	return runner_verification_failed(r, step, step->description, result,
+	                                  "");
 }
 
 static bool
@@ -1172,6 +1184,65 @@ runner_drop_invalid_index(runner *r, const zdm_step *step)
 }
 
 /*
+ * An autocommit step's statement failed, not for a lock, and its INVALID
+ * index is gone: the step's diagnose (plan_read.h) tells data that makes
+ * it fail from anything else.  Its count runs in a read-only transaction
+ * of its own with the step's lock_timeout; a count other than expect stops
+ * the run as a failed check does (the count, the examples, the statement's
+ * error in the hint): ZDM_EXIT_STOPPED.  Otherwise ZDM_EXIT_OK with r->err
+ * the statement's error again, to be reported as it is; a diagnose that
+ * could not count says so in its detail.  Counting only here keeps a
+ * second full pass off the way of a statement that succeeds.
+ */
+static int
+runner_diagnose(runner *r, const zdm_step *step)
+{
+	const zdm_diagnosis *d = step->diagnose;
+	const zdm_error failure = r->err;
+	PGresult *res = NULL;
+	const char *why = NULL;
+	long long got = 0;
+	char result[1024], before[400];
+
+	printf("  %-12s failed (SQLSTATE %s); counting whether %s\n", step->id,
+	       failure.sqlstate[0] ? failure.sqlstate : "none", d->description);
+	fflush(stdout);
+	if (zdm_conn_exec(r->conn, "BEGIN READ ONLY", &r->err) != 0 ||
+	    runner_set_lock_timeout(r, step->lock_timeout_ms) != 0 ||
+	    zdm_conn_query(r->conn, d->sql, 0, NULL, &res, &r->err) != 0 ||
+	    (why = runner_check_count(res, &got)) != NULL) {
+		char message[sizeof(r->err.message)];
+
+		snprintf(message, sizeof(message), "%s",
+		         why ? why : r->err.message);
+		PQclear(res);
+		runner_rollback_quietly(r);
+		r->err = failure;
+		/* after the statement's own detail, if it has one */
+		snprintf(r->err.detail, sizeof(r->err.detail),
+		         "%.500s%sits diagnose could not count: %.400s",
+		         failure.detail, failure.detail[0] ? "; " : "",
+		         message);
+		return ZDM_EXIT_OK;
+	}
+	PQclear(res);
+	if (got == d->expect) {
+		runner_rollback_quietly(r);
+		r->err = failure;
+		return ZDM_EXIT_OK;
+	}
+	runner_count_result(r, NULL, got, d->expect, d->examples_sql, result,
+	                    sizeof(result));
+	runner_rollback_quietly(r);
+	snprintf(before, sizeof(before),
+	         "the step's statement failed: %.250s (SQLSTATE %s); ",
+	         failure.message,
+	         failure.sqlstate[0] ? failure.sqlstate : "none");
+	return runner_verification_failed(r, step, d->description, result,
+	                                  before);
+}
+
+/*
  * One statement PostgreSQL will not run in a transaction block: journaled
  * running (committed) before, run on its own with the step's lock_timeout
  * set on the session, journaled done after.  A crash in between leaves the
@@ -1258,6 +1329,10 @@ runner_run_autocommit(runner *r, size_t idx)
 			return runner_stop_interrupted(
 				r, idx, idx + 1, "waiting to retry a lock");
 		}
+		if (step->diagnose != NULL &&
+		    !zdm_error_is_lock_conflict(&r->err) &&
+		    runner_diagnose(r, step) == ZDM_EXIT_STOPPED)
+			return ZDM_EXIT_STOPPED;
 		runner_step_failed(r, step, NULL);
 		if (zdm_error_is_lock_conflict(&r->err)) {
 			snprintf(

@@ -27,6 +27,7 @@
 #define ZDM_SQLSTATE_LOCK_NOT_AVAILABLE "55P03" /* lock_timeout expired */
 #define ZDM_SQLSTATE_DEADLOCK "40P01"
 #define ZDM_SQLSTATE_SERIALIZATION "40001"
+#define ZDM_SQLSTATE_UNDEFINED_TABLE "42P01" /* or a FROM item named wrong */
 
 typedef struct zdm_error {
 	char sqlstate[6]; /* "" when the error is not the server's */

@@ -49,6 +49,7 @@ alter_column_type_check(zdmc_check_ctx *ck, zdmc_change *change)
 		 * explicit CAST would cut it silently) */
 		zdmc_expr cast;
 
+		memset(&cast, 0, sizeof(cast)); /* no commas */
 		cast.text = zdmc_ident_quote(arena, n->column.name);
 		cast.len = strlen(cast.text);
 		cast.offset = n->type.offset;

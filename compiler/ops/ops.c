@@ -14,9 +14,20 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_SPLIT_COLUMN] = &zdmc_op_split_column,
 	[ZDMC_ACTION_ALTER_COLUMN_TYPE] = &zdmc_op_alter_column_type,
 	[ZDMC_ACTION_RENAME_COLUMN] = &zdmc_op_rename_column,
+	[ZDMC_ACTION_ADD_COLUMN] = &zdmc_op_add_column,
+	[ZDMC_ACTION_DROP_COLUMN] = &zdmc_op_drop_column,
+	[ZDMC_ACTION_SET_NOT_NULL] = &zdmc_op_set_not_null,
+	[ZDMC_ACTION_DROP_NOT_NULL] = &zdmc_op_drop_not_null,
 	[ZDMC_ACTION_SET_DEFAULT] = &zdmc_op_set_default,
 	[ZDMC_ACTION_DROP_DEFAULT] = &zdmc_op_drop_default,
 	[ZDMC_ACTION_RENAME_TABLE] = &zdmc_op_rename_table,
+	[ZDMC_ACTION_MERGE_COLUMNS] = &zdmc_op_merge_columns,
+	[ZDMC_ACTION_ADD_CHECK] = &zdmc_op_add_check,
+	[ZDMC_ACTION_ADD_UNIQUE] = &zdmc_op_add_unique,
+	[ZDMC_ACTION_ADD_PRIMARY_KEY] = &zdmc_op_add_primary_key,
+	[ZDMC_ACTION_ADD_FOREIGN_KEY] = &zdmc_op_add_foreign_key,
+	[ZDMC_ACTION_DROP_CONSTRAINT] = &zdmc_op_drop_constraint,
+	[ZDMC_ACTION_RENAME_CONSTRAINT] = &zdmc_op_rename_constraint,
 };
 
 const zdmc_op *

@@ -27,7 +27,7 @@
  *            transaction label unless their comment says otherwise, so a
  *            hook adds plain sql steps with zdmc_lower_step and never
  *            changes labels; a statement PostgreSQL refuses in a
- *            transaction block goes in an *_AFTER slot as
+ *            transaction block goes in an *_AFTER slot, or verify, as
  *            zdmc_lower_autocommit_step.  The shared column replacement
  *            (replace.h) runs its table-wide steps itself; its per-change
  *            steps are hooks an op puts in its slots.
@@ -56,7 +56,9 @@ typedef enum zdmc_slot {
 	ZDMC_SLOT_EXPAND_AFTER,
 	/* backfill, after the shared backfill of the table */
 	ZDMC_SLOT_BACKFILL,
-	/* verify: the change's checks (VALIDATE CONSTRAINT, counts) */
+	/* verify, each step its own transaction: the change's checks
+	 * (VALIDATE CONSTRAINT, counts), and a concurrent index build as an
+	 * autocommit step */
 	ZDMC_SLOT_VERIFY,
 	/* switch, after the switch gate: what must happen as applications
 	 * move (e.g. a view under a table's new name) */
@@ -93,9 +95,20 @@ typedef struct zdmc_op {
 extern const zdmc_op zdmc_op_split_column;
 extern const zdmc_op zdmc_op_alter_column_type;
 extern const zdmc_op zdmc_op_rename_column;
+extern const zdmc_op zdmc_op_add_column;
+extern const zdmc_op zdmc_op_drop_column;
+extern const zdmc_op zdmc_op_set_not_null;
+extern const zdmc_op zdmc_op_drop_not_null;
 extern const zdmc_op zdmc_op_set_default;
 extern const zdmc_op zdmc_op_drop_default;
 extern const zdmc_op zdmc_op_rename_table;
+extern const zdmc_op zdmc_op_merge_columns;
+extern const zdmc_op zdmc_op_add_check;
+extern const zdmc_op zdmc_op_add_unique;
+extern const zdmc_op zdmc_op_add_primary_key;
+extern const zdmc_op zdmc_op_add_foreign_key;
+extern const zdmc_op zdmc_op_drop_constraint;
+extern const zdmc_op zdmc_op_rename_constraint;
 
 /* The op of an action (by its tag). */
 const zdmc_op *zdmc_op_for(const zdmc_action *action);

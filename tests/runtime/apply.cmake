@@ -23,6 +23,7 @@
 #   apply_badplan           apply_badplan.sh: refused plans touch nothing
 #   apply_status            apply_status.sh: approve, status, another plan
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
+#   apply_constraints       apply_constraints.sh: constraints (and add column's inline ones) on bad data
 #   apply_sequence          apply_sequence.sh: plans/sequence/ in order with
 #                           one zdm apply DIR; skips, gates, failures, status
 #   apply_app               apply_app.sh: plans/app/, a shop's db/ folder of
@@ -33,6 +34,10 @@
 #   apply_autocommit        apply_autocommit.sh: autocommit steps (CREATE
 #                           INDEX CONCURRENTLY, ALTER TYPE ... ADD VALUE):
 #                           retries, a failed build, kill -9, rollback
+#   apply_rollback_versions_EXAMPLE  apply_rollback_versions.sh: rollback at
+#                           the switch gate after both versions wrote,
+#                           trigger and cdc (drop_column, set_not_null,
+#                           drop_not_null)
 set(zdm_apply_dir ${CMAKE_CURRENT_LIST_DIR})
 set(zdm_apply_env
     "ZDM=$<TARGET_FILE:zdm>;ZDMC=$<TARGET_FILE:zdmc>;ZDM_TRAFFIC=$<TARGET_FILE:zdm_traffic>")
@@ -82,10 +87,17 @@ zdm_apply_test(apply_sequence apply_sequence.sh)
 set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
 zdm_apply_test(apply_app apply_app.sh)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
+# rollback after both versions wrote, trigger and cdc: the examples of the
+# operations whose rollback depends on what the new version wrote
+foreach(example drop_column set_not_null drop_not_null add_check_using)
+  zdm_apply_test(apply_rollback_versions_${example}
+                 apply_rollback_versions.sh ${example})
+endforeach()
 
-# sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm);
+# sync = cdc: zdm apply with zdm sync beside it (plans/split_name_cdc.zdm;
+# same_merge: plans/merge_name_cdc.zdm);
 # under traffic with kills: apply_cdc_EXAMPLE above
-foreach(cdc_case same rollback nosync)
+foreach(cdc_case same same_merge rollback nosync)
   zdm_apply_test(apply_cdc_${cdc_case} apply_cdc.sh ${cdc_case})
   # the applier is slow under a loaded machine (docs/performance.md)
   set_tests_properties(apply_cdc_${cdc_case} PROPERTIES TIMEOUT 400)
@@ -93,3 +105,10 @@ endforeach()
 
 # non-owner application roles keep their privileges through the new version
 zdm_apply_test(apply_grants apply_grants.sh)
+
+# the constraint actions when data or schema are not what they need
+zdm_apply_test(apply_constraints apply_constraints.sh)
+set_tests_properties(apply_constraints PROPERTIES TIMEOUT 400)
+
+# add constraint ... check ... using when its mapping or the sync mode fails
+zdm_apply_test(apply_check_using apply_check_using.sh)

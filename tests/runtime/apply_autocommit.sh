@@ -17,6 +17,12 @@
 #             (23505) and the index named, the step failed in the journal,
 #             and no INVALID index left behind.  With the duplicate gone,
 #             zdm apply again finishes.
+#   diagnose  the dups plan with a diagnose (a count of duplicated codes
+#             and examples): exit 3 as a failed check, the count, the
+#             examples and the build's SQLSTATE; no INVALID index left; the
+#             migration stopped.  With a diagnose that cannot count (a
+#             table that does not exist): the build's own error, exit 1,
+#             its DETAIL followed by why there is no count.
 #   kill      a long lock_timeout; the build waits for a session's open
 #             transaction; zdm is killed with SIGKILL and its backend
 #             terminated (the host died): the INVALID index stays.  The
@@ -175,6 +181,51 @@ q -d $db -c "UPDATE public.items SET code = 'c2' WHERE id = 2"
 zdm_run dups2 0 apply "$plan" --db "dbname=$db"
 expect_grep "dups, again" "$work/dups2.out" '^migration ac_index: resuming \(was failed\)'
 expect "dups, again: index" "$(index_state $db)" valid
+
+# ---- diagnose: the failed build's count says why -----------------------------------
+# diagnose_plan NAME SQL: index_plan's step with a diagnose counting SQL.
+diagnose_plan()
+{
+	make_plan "$1" ac_diagnose 500ms "  - id: expand.1
+    kind: autocommit
+    description: build index items_code_key without blocking writes
+    table: public.items
+    transaction: expand.1
+    lock_timeout: 500ms
+    index: public.items_code_key
+    sql: CREATE UNIQUE INDEX CONCURRENTLY items_code_key ON public.items (code)
+    compensation: DROP INDEX CONCURRENTLY public.items_code_key
+    diagnose:
+      description: no two items have the same code
+      sql: $2
+      expect: 0
+      examples: SELECT code, count(*) AS rows FROM public.items GROUP BY code HAVING count(*) > 1 LIMIT 5"
+}
+db=ac_diagnose
+items_db $db
+q -d $db -c "UPDATE public.items SET code = 'c1' WHERE id IN (2, 3)"
+plan=$(diagnose_plan diagnose "SELECT count(*) FROM (SELECT FROM public.items GROUP BY code HAVING count(*) > 1) AS d")
+zdm_run diagnose 3 apply "$plan" --db "dbname=$db"
+expect_grep "diagnose" "$work/diagnose.err" '^zdm: error: step expand\.1: verification failed: no two items have the same code$'
+expect_grep "diagnose" "$work/diagnose.err" '^DETAIL: 1 rows \(expected 0\); examples \(code, rows\): c1, 3$'
+expect_grep "diagnose" "$work/diagnose.err" '^HINT: the step.s statement failed: could not create unique index "items_code_key" \(SQLSTATE 23505\); the migration is stopped'
+expect "diagnose: index left behind" "$(index_state $db)" none
+expect "diagnose: step" "$(step_state $db ac_diagnose expand.1 | cut -d' ' -f1,2)" "failed 1"
+expect "diagnose: migration" "$(val $db "SELECT state FROM zdm.migrations")" stopped
+expect "diagnose: check_failed event" \
+	"$(val $db "SELECT count(*) FROM zdm.events WHERE event = 'check_failed' AND step_id = 'expand.1'")" 1
+
+# a diagnose that cannot count: the build's own error, and why no count
+db=ac_diagnose_broken
+items_db $db
+q -d $db -c "UPDATE public.items SET code = 'c1' WHERE id = 2"
+plan=$(diagnose_plan diagnose_broken "SELECT count(*) FROM public.no_such_table")
+zdm_run diagnose_broken 1 apply "$plan" --db "dbname=$db"
+expect_grep "diagnose_broken" "$work/diagnose_broken.err" '^zdm: error: step expand\.1: could not create unique index "items_code_key" \(SQLSTATE 23505\)$'
+expect_grep "diagnose_broken" "$work/diagnose_broken.err" \
+	'^DETAIL: Key \(code\)=\(c1\) is duplicated\.; its diagnose could not count: relation "public\.no_such_table" does not exist$'
+expect "diagnose_broken: index left behind" "$(index_state $db)" none
+expect "diagnose_broken: migration" "$(val $db "SELECT state || ' ' || last_sqlstate FROM zdm.migrations")" "failed 23505"
 
 # ---- kill: SIGKILL during the build, the backend gone too --------------------------
 db=ac_kill

@@ -517,12 +517,19 @@ wait_sync_running()
 
 # ---- trigger sync against cdc sync: one script, two databases ----------------------
 # run_versions_script SCRIPT DB SEARCH_PATH: each line of SCRIPT is WHO<TAB>SQL;
-# NEW lines run as the new version (its SEARCH_PATH), OLD lines as the old.
+# NEW lines run as the new version (its SEARCH_PATH), OLD lines as the old;
+# WAIT lines wait (up to 30 s) until their query, run as the old version,
+# returns true: until the sync has applied a write, where what a later
+# write does depends on the row its client reads (under trigger sync it
+# is true at once).
 run_versions_script()
 {
 	local script=$1 db=$2 sp=$3 who sql
 	while IFS=$'\t' read -r who sql; do
-		if [ "$who" = NEW ]; then
+		if [ "$who" = WAIT ]; then
+			at_wait_for "the sync to apply the write before: $sql" 30 \
+				sql_true "$db" "$sql"
+		elif [ "$who" = NEW ]; then
 			PGOPTIONS="-c search_path=${sp// /}" q -d "$db" -c "$sql" >/dev/null
 		else
 			q -d "$db" -c "$sql" >/dev/null

@@ -28,7 +28,9 @@
 #   locked           at the switch gate, a session holds ACCESS SHARE on the
 #                    tables and on their views in the version schema: `zdm
 #                    rollback` waits (still running 2 s later, the schema
-#                    still the one at the gate); once the lock is released
+#                    still the one at the gate, but for an index the plan
+#                    built, which a DROP INDEX CONCURRENTLY that waits has
+#                    already marked invalid); once the lock is released
 #                    it finishes (exit 0) with schema and data as before.
 #   rollback_killed  the same wait, and the rollback killed with SIGKILL:
 #                    status says rolling_back; the lock released, `zdm
@@ -54,6 +56,16 @@ example=${1:?usage: apply_rollback.sh EXAMPLE}
 . "$(dirname "${BASH_SOURCE[0]}")/apply_lib.sh"
 at_init
 gplan=$(at_gates_variant "${example}_gates" "expand, backfill, verify, switch, contract")
+
+# without_index SCHEMA-DUMP NAME: the dump without index NAME (its header
+# paragraph and its CREATE INDEX paragraph).
+without_index()
+{
+	awk -v name="$2" 'BEGIN { RS = ""; ORS = "\n\n" }
+		skip { skip = 0; next }
+		index($0, "-- Name: " name "; Type: INDEX;") { skip = 1; next }
+		{ print }' "$1"
+}
 
 # case NAME GATES-TO-APPROVE GATE-IT-STOPS-AT
 rollback_case()
@@ -125,6 +137,16 @@ kill -0 $pid 2>/dev/null || {
 	die "rollback did not wait for the lock (ended within 2 s)"
 }
 at_dump $db "$work/$db.waiting"
+# The undo of an autocommit step that built an index (DROP INDEX
+# CONCURRENTLY) commits its first phase, marking the index invalid, before
+# it waits for the readers: while it waits, pg_dump no longer shows that
+# index.  Everything else must be as it was at the gate.
+for index in $(sed -n 's/^    index: [^.]*\.//p' "$gplan"); do
+	for dump in gate waiting; do
+		without_index "$work/$db.$dump.schema" "$index" >"$work/$db.$dump.schema.tmp"
+		mv "$work/$db.$dump.schema.tmp" "$work/$db.$dump.schema"
+	done
+done
 same_schema "$work/$db.gate" "$work/$db.waiting" "while rollback waits for the lock"
 blocker_stop $db
 zdm_wait $pid $db.rollback 0 40

@@ -22,11 +22,16 @@
 # orders_amount.zdm (retype orders.amount), rename_email.zdm (a rename
 # only), users_and_orders.zdm (two tables), and some written here: an
 # irreversible split, a retype on quoted names, using expressions that do
-# not work (a type error, a set-returning function, an aggregate), a
-# plan that requires a newer server (split_name's, edited and resealed),
+# not work (a type error, a set-returning function, an aggregate), merges
+# of users.name and email whose reverse using does or does not work on the
+# new shape (or names the schema, and is not analysed), a plan that requires
+# a newer server (split_name's, edited and resealed), add column's examples
+# and defaults that do not work (bad_default),
 # and cdc plans: a split with a native source keyed by id, one with a
 # debezium source keyed by email, and type changes whose columns have no
-# equality (json).  zdmc writes every plan in format version 3, its changes
+# equality (json); drop column (users.email, users.id, orders.amount with
+# and without reverse using, orders.note with cdc), and set / drop not null
+# on users.  zdmc writes every plan in format version 3, its changes
 # as facts; facts.plan is a version 3 plan written here by hand, with the
 # facts no compiler writes yet (constraints, indexes, references, a table's
 # new name).
@@ -79,7 +84,7 @@ compile()
 }
 
 for p in split_name orders_amount rename_email users_and_orders \
-	user_defaults rename_table two_schemas; do
+	user_defaults rename_table two_schemas add_created_at add_user_columns; do
 	compile "$p" "$root/plans"
 done
 mkdir "$work/src"
@@ -107,6 +112,46 @@ alter table users
   reverse using (concat_ws(' ', first_name, last_name));
 alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
   reverse using ((amount * 100)::integer);
+ZDM
+# add column: a default is analysed as the value of the existing rows, in
+# the column's type, catalog only (a constant) or backfilled (computed)
+cat >"$work/src/bad_default.zdm" <<'ZDM'
+migration bad_default;
+alter table users
+  add column visits integer not null default 'many',
+  add column token text default no_such_function();
+ZDM
+# reverse using is analysed against the new shape: the merged columns gone,
+# the new one a typed NULL, a renamed column under its new name
+cat >"$work/src/bad_reverse.zdm" <<'ZDM'
+migration bad_reverse;
+alter table users
+  merge columns name, email into contact text
+    using (concat_ws(' <', name, email) || '>')
+    reverse using (name = spilt_part(contact, ' <', 1),
+                   email = users.contact + 1),
+  rename column updated_at to changed_at;
+alter table orders alter column amount type numeric(12,2) using (amount / 100.0)
+  reverse using ((amount * 100)::integer);
+ZDM
+cat >"$work/src/good_reverse.zdm" <<'ZDM'
+migration good_reverse;
+alter table users
+  merge columns name, email into contact text
+    using (concat_ws(' <', name, email) || '>')
+    reverse using (name = split_part(contact, ' <', 1) || to_char(changed_at, ''),
+                   email = nullif(rtrim(split_part(users.contact, ' <', 2), '>'), '')),
+  rename column updated_at to changed_at;
+ZDM
+# "public.users.x" names the table itself, which the new shape's subquery
+# cannot stand for: not analysed, said as info
+cat >"$work/src/qualified_reverse.zdm" <<'ZDM'
+migration qualified_reverse;
+alter table users
+  merge columns name, email into contact text
+    using (concat_ws(' <', name, email) || '>')
+    reverse using (name = split_part(public.users.contact, ' <', 1),
+                   email = nullif(rtrim(split_part(contact, ' <', 2), '>'), ''));
 ZDM
 # set-returning and aggregate functions are legal in a SELECT list but not
 # in the backfill's UPDATE ... SET or the sync trigger's assignment
@@ -153,6 +198,43 @@ alter table public.users
 alter table public.users
   alter column email type json using (to_json(email)) reverse using (email #>> '{}');
 ZDM
+# drop column, set not null, drop not null: their facts (drops,
+# not_null_set, not_null_dropped) against the catalog
+cat >"$work/src/drop_email.zdm" <<'ZDM'
+migration drop_email;
+alter table users drop column email;
+ZDM
+cat >"$work/src/drop_id.zdm" <<'ZDM'
+migration drop_id;
+alter table users drop column id;
+ZDM
+cat >"$work/src/drop_amount.zdm" <<'ZDM'
+migration drop_amount;
+alter table orders drop column amount;
+ZDM
+cat >"$work/src/drop_amount_reverse.zdm" <<'ZDM'
+migration drop_amount_reverse;
+alter table orders drop column amount reverse using (0);
+ZDM
+cat >"$work/src/drop_note_cdc.zdm" <<'ZDM'
+migration drop_note_cdc
+  with (sync = cdc, cdc_source = debezium, key = (id));
+alter table orders drop column note reverse using ('none');
+ZDM
+cat >"$work/src/not_null.zdm" <<'ZDM'
+migration not_null;
+alter table users
+  alter column email set not null,
+  alter column name drop not null;
+ZDM
+cat >"$work/src/not_null_key.zdm" <<'ZDM'
+migration not_null_key;
+alter table users alter column id drop not null;
+ZDM
+for p in drop_email drop_id drop_amount drop_amount_reverse drop_note_cdc \
+	not_null not_null_key; do
+	compile "$p" "$work/src"
+done
 for p in cdc_users cdc_email_key cdc_json; do
 	compile "$p" "$work/src"
 	[ "$(head -1 "$work/$p.plan")" = 'zdm_plan: 3' ] ||
@@ -163,6 +245,10 @@ compile bad_aggregate "$work/src"
 compile split_irreversible "$work/src"
 compile quoted "$work/src"
 compile bad_expression "$work/src"
+compile bad_default "$work/src"
+compile bad_reverse "$work/src"
+compile good_reverse "$work/src"
+compile qualified_reverse "$work/src"
 # A plan for a server from the future: the checksum is recomputed as
 # docs/plan-format.md says, so only the version differs.
 sed '$d' "$work/split_name.plan" |
@@ -538,11 +624,98 @@ zdm: preflight: public.users.first_name: using (name + 1) does not work on this 
 zdm: preflight: public.users.last_name: using (no_such_function(name)) does not work on this table: function no_such_function(text) does not exist
 EOF
 
+# add column: the new columns must be free; the defaults are analysed too
+check clean_add_columns add_user_columns 'SELECT 1' <<'EOF'
+EOF
+check add_column_exists add_created_at \
+	'ALTER TABLE public.users ADD COLUMN created_at timestamptz' <<'EOF'
+zdm: preflight: public.users.created_at: column already exists, and the change "add created_at timestamptz not null default now()" creates it
+EOF
+check bad_default bad_default 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.visits: using ('many') does not work on this table: invalid input syntax for type integer: "many"
+zdm: preflight: public.users.token: using (no_such_function()) does not work on this table: function no_such_function() does not exist
+EOF
+# and so is each reverse using, against the table's new shape
+check bad_reverse bad_reverse 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.name: reverse using (spilt_part(contact, ' <', 1)) does not work on the new shape of this table: function spilt_part(text, unknown, integer) does not exist
+zdm: preflight: public.users.email: reverse using (users.contact + 1) does not work on the new shape of this table: operator does not exist: text + integer
+EOF
+check good_reverse good_reverse 'SELECT 1' </dev/null
+INFO="public.users.name: reverse using not analysed: it names a column with its schema, which only the live trigger resolves" \
+	check qualified_reverse qualified_reverse 'SELECT 1' </dev/null
+
 check bad_srf bad_srf 'SELECT 1' <<'EOF'
 zdm: preflight: public.orders.amount: using (generate_series(amount, amount + 1) / 100.0) does not work on this table: set-returning functions are not allowed in VALUES
 EOF
 check bad_aggregate bad_aggregate 'SELECT 1' <<'EOF'
 zdm: preflight: public.orders.amount: using (sum(amount) / 100.0) does not work on this table: aggregate functions are not allowed in FROM clause of their own query level
+EOF
+
+# ---- drop column, set not null, drop not null -------------------------------------
+# What depends on a dropped column alone goes with it (info lines); anything
+# that also reads another column, or that PostgreSQL would refuse to lose,
+# is refused.
+INFO='public.users.email: index users_email_idx goes with it at contract
+public.users.email: unique constraint users_email_key goes with it at contract
+public.users.email: check constraint users_email_check goes with it at contract' \
+	check drop_alone drop_email '
+CREATE INDEX users_email_idx ON public.users (lower(email)) WHERE email <> $$$$;
+ALTER TABLE public.users ADD CONSTRAINT users_email_key UNIQUE (email);
+ALTER TABLE public.users ADD CONSTRAINT users_email_check CHECK (email LIKE $$%@%$$);' <<'EOF'
+EOF
+check drop_shared drop_email '
+CREATE INDEX users_email_name_idx ON public.users (email, name);
+CREATE INDEX users_name_idx ON public.users (name) WHERE email IS NOT NULL;
+ALTER TABLE public.users ADD CONSTRAINT users_email_key UNIQUE (email);
+ALTER TABLE public.users ADD CONSTRAINT users_contact_check CHECK (email <> name);
+CREATE STATISTICS public.users_stats ON email, name FROM public.users;
+CREATE TABLE public.invites (email text REFERENCES public.users (email));
+CREATE VIEW public.emails AS SELECT email FROM public.users;' <<'EOF'
+zdm: preflight: public.users.email: index users_email_name_idx also reads another column, and PostgreSQL would drop all of it
+zdm: preflight: public.users.email: index users_name_idx also reads another column, and PostgreSQL would drop all of it
+zdm: preflight: public.users.email: check constraint users_contact_check also reads another column, and PostgreSQL would drop all of it
+zdm: preflight: public.users.email: foreign key invites_email_fkey on public.invites references it
+zdm: preflight: public.users.email: view public.emails uses it
+zdm: preflight: public.users.email: statistics object public.users_stats also reads another column, and PostgreSQL would drop all of it
+HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
+EOF
+check drop_replica_identity drop_email '
+ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
+CREATE UNIQUE INDEX users_email_idx ON public.users (email);
+ALTER TABLE public.users REPLICA IDENTITY USING INDEX users_email_idx;' <<'EOF'
+zdm: preflight: public.users.email: is NOT NULL without a default: rows the new version inserts cannot name it, and would fail
+zdm: preflight: public.users.email: index users_email_idx is the index of the table's replica identity
+HINT: drop column email drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without email: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
+EOF
+check drop_primary_key drop_id 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.id: primary key users_pkey is the table's primary key: drop a key on purpose, in a migration of its own
+HINT: drop column id drops only what depends on it alone: drop or replace what is listed before the migration (an index or constraint without id: CREATE INDEX CONCURRENTLY, ADD CONSTRAINT ... NOT VALID)
+EOF
+check drop_not_null_column drop_amount 'SELECT 1' <<'EOF'
+zdm: preflight: public.orders.amount: is NOT NULL without a default: rows the new version inserts cannot name it, and would fail
+EOF
+check drop_with_default drop_amount 'ALTER TABLE public.orders ALTER COLUMN amount SET DEFAULT 0' <<'EOF'
+EOF
+check drop_reverse drop_amount_reverse 'SELECT 1' <<'EOF'
+EOF
+check drop_generated drop_amount_reverse '
+ALTER TABLE public.orders DROP COLUMN amount;
+ALTER TABLE public.orders ADD COLUMN amount integer GENERATED ALWAYS AS (user_id * 100) STORED;' <<'EOF'
+zdm: preflight: public.orders.amount: is a generated column, which its own expression gives a value: drop it without reverse using
+EOF
+check drop_cdc_default drop_note_cdc "ALTER TABLE public.orders ALTER COLUMN note SET DEFAULT 'n/a'" <<'EOF'
+zdm: preflight: public.orders.note: has a default: with sync = cdc, zdm sync knows a new-version insert by this column being NULL, which the default hides
+EOF
+check not_null_ok not_null 'SELECT 1' <<'EOF'
+EOF
+check not_null_already not_null '
+ALTER TABLE public.users ALTER COLUMN email SET NOT NULL;
+ALTER TABLE public.users ALTER COLUMN name DROP NOT NULL;' <<'EOF'
+zdm: preflight: public.users.email: is NOT NULL already: nothing to set
+zdm: preflight: public.users.name: is nullable already: nothing to drop
+EOF
+check not_null_key not_null_key 'SELECT 1' <<'EOF'
+zdm: preflight: public.users.id: is in primary key users_pkey, which requires NOT NULL
 EOF
 
 # ---- set/drop default, rename to, several schemas ------------------------------------
@@ -857,6 +1030,17 @@ CREATE TABLE public.customers (id bigint UNIQUE);' <<'EOF'
 zdm: preflight: public.orders: the change "tidy orders" references (email) of table public.users, which is neither its primary key nor a unique index without expressions or a predicate on exactly those columns
 HINT: a foreign key needs a key on the columns it references: CREATE UNIQUE INDEX CONCURRENTLY on public.users (email) first
 zdm: preflight: public.orders: the change "tidy orders" references table public.customers by its primary key, and it has none
+EOF
+
+# renaming a unique constraint renames its index: the new name must be free
+# among the schema's relations too
+check facts_rename_index facts '
+ALTER TABLE public.orders ADD CONSTRAINT orders_old_check CHECK (amount > -1);
+ALTER TABLE public.orders ADD CONSTRAINT orders_note_check UNIQUE (note);
+CREATE UNIQUE INDEX users_email_key ON public.users (email);
+CREATE TABLE public.customers (id bigint PRIMARY KEY);
+CREATE TABLE public.orders_note_nonempty ();' <<'EOF'
+zdm: preflight: public.orders: a relation named orders_note_nonempty already exists in the schema of the index of constraint orders_note_check, and the change "tidy orders" renames the constraint, and with it the index, to it
 EOF
 
 # ---- sync = cdc ------------------------------------------------------------------

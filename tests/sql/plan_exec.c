@@ -23,7 +23,9 @@
  *     does not, examples_sql shows the offending rows;
  *   - undo runs the compensations of every step up to the end of PHASE in
  *     reverse order, each in its own transaction, and refuses when any of
- *     those steps is a point of no return.
+ *     those steps is a point of no return;
+ *   - an autocommit step, and its compensation, run outside a transaction
+ *     block, under a session-level lock_timeout (RESET after).
  * --batch-size replaces the plan's batch size, so a test can cut a small
  * table into many batches and let its clients write between them.
  * The session's search_path is empty, as the runtime's is: the plan's SQL
@@ -241,6 +243,27 @@ print_gate(const zdm_step *step)
 	       step->approval ? " (needs approval)" : "");
 }
 
+/* A statement PostgreSQL will not run in a transaction block (an
+ * autocommit step or its compensation): on its own, the lock_timeout set on
+ * the session around it. */
+static outcome
+run_outside(exec *x, const zdm_step *step, const char *what, const char *sql)
+{
+	char set[96];
+	outcome r;
+
+	snprintf(set, sizeof(set), "SET lock_timeout = '%ldms'",
+	         step->lock_timeout_ms);
+	r = run_command(x, step->id, "SET lock_timeout", set);
+	if (r == OUTCOME_OK)
+		r = run_command(x, step->id, what, sql);
+	PQclear(PQexec(x->conn, "RESET lock_timeout"));
+	if (r == OUTCOME_OK && strcmp(what, "statement") == 0)
+		printf("%s: %s\n", step->id,
+		       step->description ? step->description : "done");
+	return r;
+}
+
 /*
  * Run steps [first, last] as one transaction.  After a failed check the
  * remaining checks of the group still run (to report all of them), nothing
@@ -444,6 +467,9 @@ cmd_run(exec *x, const char *phase)
 		for (;;) {
 			if (plan->steps[i].kind == ZDM_STEP_BACKFILL)
 				r = run_backfill(x, &plan->steps[i]);
+			else if (plan->steps[i].kind == ZDM_STEP_AUTOCOMMIT)
+				r = run_outside(x, &plan->steps[i], "statement",
+				                plan->steps[i].sql);
 			else
 				r = run_group(x, i, last);
 			if (r != OUTCOME_RETRY || tries++ >= plan->lock_retries)
@@ -511,6 +537,14 @@ cmd_undo(exec *x, const char *phase)
 		if (step->compensation == NULL)
 			continue;
 		for (;;) {
+			if (step->kind == ZDM_STEP_AUTOCOMMIT) {
+				r = run_outside(x, step, "compensation",
+				                step->compensation);
+				if (r != OUTCOME_RETRY ||
+				    tries++ >= plan->lock_retries)
+					break;
+				continue;
+			}
 			r = begin(x, step->id);
 			if (r == OUTCOME_OK)
 				r = set_lock_timeout(x, step->id,

@@ -1742,6 +1742,9 @@ static const char v3_yaml[] =
 	"      default: '''new''::text'\n"
 	"    - column: note\n"
 	"      default: null\n"
+	"    drops: [legacy_code]\n"
+	"    not_null_set: [email]\n"
+	"    not_null_dropped: [phone, region]\n"
 	"  - change: merge_galaxies\n"
 	"    at: facts.zdm:20:3\n"
 	"    summary: a change this zdm has never heard of\n"
@@ -1785,6 +1788,24 @@ assert_v3_refused(const char *from, const char *to, const char *message)
 	char *text = v3_plan(from, to);
 
 	assert_refused(text, strlen(text), message);
+	free(text);
+}
+
+/* creates[].type: null is a column that keeps the type of the existing
+ * column of its name (set or drop not null with an expression). */
+static void
+test_v3_created_type_null(void **state)
+{
+	char *text = v3_plan("      type: text\n      not_null: false\n",
+	                     "      type: null\n      not_null: false\n");
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	const zdm_change *c = &plan->table_info[0].changes[0];
+
+	(void)state;
+	assert_string_equal(c->creates[0].type, "text");
+	assert_string_equal(c->creates[1].column, "last_name");
+	assert_null(c->creates[1].type);
+	zdm_plan_free(plan);
 	free(text);
 }
 
@@ -1847,6 +1868,13 @@ test_v3_every_fact(void **state)
 	assert_string_equal(c->defaults[0].value, "'new'::text");
 	assert_string_equal(c->defaults[1].column, "note");
 	assert_null(c->defaults[1].value);
+	assert_int_equal(c->ndrops, 1);
+	assert_string_equal(c->drops[0], "legacy_code");
+	assert_int_equal(c->nnot_null_set, 1);
+	assert_string_equal(c->not_null_set[0], "email");
+	assert_int_equal(c->nnot_null_dropped, 2);
+	assert_string_equal(c->not_null_dropped[0], "phone");
+	assert_string_equal(c->not_null_dropped[1], "region");
 
 	/* an unknown name, no facts but irreversible: every list empty */
 	u = &plan->table_info[0].changes[1];
@@ -1857,7 +1885,8 @@ test_v3_every_fact(void **state)
 	                         u->nreverse + u->nconstraints_created +
 	                         u->nconstraints_dropped +
 	                         u->nconstraint_renames + u->nindexes_created +
-	                         u->nreferences + u->ndefaults,
+	                         u->nreferences + u->ndefaults + u->ndrops +
+	                         u->nnot_null_set + u->nnot_null_dropped,
 	                 0);
 	assert_null(u->reads);
 	assert_null(u->creates);
@@ -1995,6 +2024,15 @@ test_v3_refused(void **state)
 		NAME
 		":58:7: error: tables[1].changes[1].defaults[2]: missing required key \"default\"");
 	assert_v3_refused(
+		"    drops: [legacy_code]\n", "    drops: legacy_code\n",
+		NAME
+		":60:12: error: tables[1].changes[1]: \"drops\" must be a list, not a scalar");
+	assert_v3_refused(
+		"    not_null_dropped: [phone, region]\n",
+		"    not_null_dropped: [phone, [region]]\n",
+		NAME
+		":62:31: error: tables[1].changes[1]: \"not_null_dropped\" must be a list of names");
+	assert_v3_refused(
 		"    creates:\n", "    creates: first_name\n    xcreates:\n",
 		NAME
 		":27:14: error: tables[1].changes[1]: \"creates\" must be a list, not a scalar");
@@ -2002,12 +2040,12 @@ test_v3_refused(void **state)
 		"  - change: merge_galaxies\n",
 		"  - change: [merge_galaxies]\n",
 		NAME
-		":60:13: error: tables[1].changes[2]: \"change\" must be a string, not a list");
+		":63:13: error: tables[1].changes[2]: \"change\" must be a string, not a list");
 	assert_v3_refused(
 		"    index: public.users_email_key\n",
 		"    index: [public.users_email_key]\n",
 		NAME
-		":73:12: error: step expand.1: \"index\" must be a string, not a list");
+		":76:12: error: step expand.1: \"index\" must be a string, not a list");
 	/* an autocommit step runs alone: no label shared */
 	assert_v3_refused(
 		"    transaction: expand.2\n", "    transaction: expand.1\n",
@@ -2077,6 +2115,65 @@ test_v3_version_schemas(void **state)
 		":19:12: error: new_version: \"schemas\" needs plan format version 3");
 }
 #undef SP
+
+/*
+ * An autocommit step's diagnose: read with its four keys; examples
+ * optional; description, sql and expect required; a mapping.
+ */
+#define V3_DIAGNOSE_AT \
+	"    compensation: DROP INDEX CONCURRENTLY public.users_email_key\n"
+
+static void
+test_v3_diagnose(void **state)
+{
+	char *text = v3_plan(
+		V3_DIAGNOSE_AT, V3_DIAGNOSE_AT
+		"    diagnose:\n"
+		"      description: no two rows of public.users have the same (email)\n"
+		"      sql: SELECT count(*) FROM (SELECT FROM public.users GROUP BY email HAVING count(*) > 1) AS d\n"
+		"      expect: 0\n"
+		"      examples: SELECT email FROM public.users GROUP BY email HAVING count(*) > 1 LIMIT 5\n");
+	zdm_plan *plan = parse_ok(text, strlen(text));
+	const zdm_diagnosis *d = plan->steps[0].diagnose;
+
+	(void)state;
+	assert_non_null(d);
+	assert_string_equal(
+		d->description,
+		"no two rows of public.users have the same (email)");
+	assert_string_equal(
+		d->sql,
+		"SELECT count(*) FROM (SELECT FROM public.users GROUP BY email HAVING count(*) > 1) AS d");
+	assert_int_equal(d->expect, 0);
+	assert_string_equal(
+		d->examples_sql,
+		"SELECT email FROM public.users GROUP BY email HAVING count(*) > 1 LIMIT 5");
+	assert_null(plan->steps[1].diagnose);
+	zdm_plan_free(plan);
+	free(text);
+
+	text = v3_plan(V3_DIAGNOSE_AT, V3_DIAGNOSE_AT "    diagnose:\n"
+	                                              "      description: d\n"
+	                                              "      sql: SELECT 0\n"
+	                                              "      expect: 3\n");
+	plan = parse_ok(text, strlen(text));
+	assert_int_equal(plan->steps[0].diagnose->expect, 3);
+	assert_null(plan->steps[0].diagnose->examples_sql);
+	zdm_plan_free(plan);
+	free(text);
+
+	assert_v3_refused(
+		V3_DIAGNOSE_AT,
+		V3_DIAGNOSE_AT "    diagnose:\n"
+			       "      description: d\n"
+			       "      sql: SELECT 0\n",
+		NAME
+		":80:7: error: step expand.1: diagnose: missing required key \"expect\"");
+	assert_v3_refused(
+		V3_DIAGNOSE_AT, V3_DIAGNOSE_AT "    diagnose: SELECT 0\n",
+		NAME
+		":79:15: error: step expand.1: diagnose must be a mapping, not a scalar");
+}
 
 /* The autocommit step kind in an older plan is refused by kind. */
 static void
@@ -2400,9 +2497,11 @@ main(void)
 		cmocka_unit_test(test_values_this_zdm_cannot_run),
 		cmocka_unit_test(test_table_without_changes),
 		cmocka_unit_test(test_v3_every_fact),
+		cmocka_unit_test(test_v3_created_type_null),
 		cmocka_unit_test(test_v3_ignores_version1_keys),
 		cmocka_unit_test(test_v1_changes_become_facts),
 		cmocka_unit_test(test_v3_refused),
+		cmocka_unit_test(test_v3_diagnose),
 		cmocka_unit_test(test_autocommit_needs_version3),
 		cmocka_unit_test(test_v3_version_schemas),
 		cmocka_unit_test(test_tricky_strings_round_trip),

@@ -77,6 +77,7 @@ parse_len(test_state *st, const char *text, size_t len, const char *what)
 	zdmc_expr expr;
 
 	load(st, LEAD, text, len, ")\n");
+	memset(&expr, 0, sizeof(expr));
 	expr.text = st->src->text + LEAD_LEN;
 	expr.offset = LEAD_LEN;
 	expr.len = len;
@@ -579,6 +580,56 @@ test_reject_list(void **state)
 	                  "using expression must be a single expression");
 }
 
+/* ---- constants --------------------------------------------------------- */
+
+static void
+test_kind(void **state)
+{
+	test_state *st = *state;
+	static const struct {
+		const char *text;
+		zdmc_sqlexpr_kind kind;
+	} cases[] = {
+		{"'active'", ZDMC_SQLEXPR_CONSTANT},
+		{"0", ZDMC_SQLEXPR_CONSTANT},
+		{"-1", ZDMC_SQLEXPR_CONSTANT},
+		{"- 1.5", ZDMC_SQLEXPR_CONSTANT},
+		{"true", ZDMC_SQLEXPR_CONSTANT},
+		{"B'101'", ZDMC_SQLEXPR_CONSTANT},
+		{"'x'::text", ZDMC_SQLEXPR_CONSTANT},
+		{"('{}'::int[])", ZDMC_SQLEXPR_CONSTANT},
+		{"interval '1 day'", ZDMC_SQLEXPR_CONSTANT},
+		{"CAST('1' AS integer)::bigint", ZDMC_SQLEXPR_CONSTANT},
+		{"'now'::timestamptz", ZDMC_SQLEXPR_CONSTANT},
+		{"null", ZDMC_SQLEXPR_NULL},
+		{"NULL::text", ZDMC_SQLEXPR_NULL},
+		{"CAST(NULL AS integer)", ZDMC_SQLEXPR_NULL},
+		{"now()", ZDMC_SQLEXPR_COMPUTED},
+		{"current_timestamp", ZDMC_SQLEXPR_COMPUTED},
+		{"gen_random_uuid()", ZDMC_SQLEXPR_COMPUTED},
+		{"nextval('users_id_seq')", ZDMC_SQLEXPR_COMPUTED},
+		{"1 + 1", ZDMC_SQLEXPR_COMPUTED},
+		{"'a' || 'b'", ZDMC_SQLEXPR_COMPUTED},
+		{"'a' COLLATE \"C\"", ZDMC_SQLEXPR_COMPUTED},
+		{"ARRAY[1, 2]", ZDMC_SQLEXPR_COMPUTED},
+		{"(1, 2)", ZDMC_SQLEXPR_COMPUTED},
+		{"name", ZDMC_SQLEXPR_COMPUTED},
+		{"name::text", ZDMC_SQLEXPR_COMPUTED},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		zdmc_sqlexpr *e = parse(st, cases[i].text);
+
+		if (e == NULL)
+			fail_msg("%s: %s", cases[i].text,
+			         st->diag.first->message);
+		if (e->kind != cases[i].kind)
+			fail_msg("%s: kind %d, expected %d", cases[i].text,
+			         (int)e->kind, (int)cases[i].kind);
+	}
+}
+
 /* ---- types ------------------------------------------------------------- */
 
 static void
@@ -637,6 +688,98 @@ test_types_bad(void **state)
 
 	assert_int_equal(check_type(st, ""), -1);
 	assert_error(st, TYPE_LEAD_LEN, 0, "empty type");
+}
+
+/* ---- lists of assignments (merge's reverse using) ---------------------- */
+
+/*
+ * Split text as zdmc_sqlexpr_assignments would after the scanner: the
+ * commas are given by the test, as "^" under the text marks them (the
+ * scanner's job, tested through the golden diagnostics).
+ */
+static size_t
+assign(test_state *st, const char *text, const char *marks,
+       zdmc_sqlassign **out)
+{
+	size_t len = strlen(text), n = 0, *commas;
+	zdmc_expr expr;
+
+	commas = zdmc_arena_alloc(st->arena, (len + 1) * sizeof(size_t));
+	for (size_t i = 0; marks[i] != '\0'; i++)
+		if (marks[i] == '^')
+			commas[n++] = LEAD_LEN + i;
+	load(st, LEAD, text, len, ")\n");
+	memset(&expr, 0, sizeof(expr));
+	expr.text = st->src->text + LEAD_LEN;
+	expr.offset = LEAD_LEN;
+	expr.len = len;
+	expr.commas = commas;
+	expr.ncommas = n;
+	return zdmc_sqlexpr_assignments(st->arena, &st->diag, &expr,
+	                                "reverse using", out);
+}
+
+static void
+assert_assign(const zdmc_sqlassign *a, const char *column, bool quoted,
+              size_t column_at, const char *value, size_t value_at)
+{
+	assert_string_equal(a->column.name, column);
+	assert_int_equal(a->column.quoted, quoted);
+	assert_int_equal(a->column.offset, LEAD_LEN + column_at);
+	assert_int_equal(a->value.len, strlen(value));
+	assert_memory_equal(a->value.text, value, strlen(value));
+	assert_int_equal(a->value.offset, LEAD_LEN + value_at);
+}
+
+static void
+test_assignments(void **state)
+{
+	test_state *st = *state;
+	zdmc_sqlassign *a;
+
+	/* the blanks around a value are the list's, not the value's */
+	assert_int_equal(
+		assign(st, "a = x,  B =f(y, z) ", "     ^             ", &a),
+		2);
+	assert_int_equal(st->diag.nerrors, 0);
+	assert_assign(&a[0], "a", false, 0, "x", 4);
+	assert_assign(&a[1], "b", false, 8, "f(y, z)", 11);
+	/* quoted names keep their case; comments may sit anywhere; "=-1" is
+	 * "=" then "-1", as PostgreSQL reads it */
+	assert_int_equal(
+		assign(st, "\"Mixed \"\"Case\"\" \" /* c */ =-1", "", &a), 1);
+	assert_int_equal(st->diag.nerrors, 0);
+	assert_assign(&a[0], "Mixed \"Case\" ", true, 0, "-1", 27);
+	assert_int_equal(assign(st, "-- x\n  a /* = */ = /* v */ 1", "", &a),
+	                 1);
+	assert_assign(&a[0], "a", false, 7, "/* v */ 1", 19);
+}
+
+static void
+test_assignments_bad(void **state)
+{
+	test_state *st = *state;
+	zdmc_sqlassign *a;
+
+	/* "=>" is another operator */
+	assert_int_equal(assign(st, "a => 1, b = 2", "      ^      ", &a), 1);
+	assert_error(
+		st, LEAD_LEN, 2,
+		"expected \"=\" after column name in reverse using: column = expression");
+	zdmc_diag_init(&st->diag, st->arena, st->src);
+	assert_int_equal(assign(st, "(a) = 1", "", &a), 0);
+	assert_error(
+		st, LEAD_LEN, 0,
+		"expected a column name in reverse using: column = expression");
+	zdmc_diag_init(&st->diag, st->arena, st->src);
+	assert_int_equal(assign(st, "a = 1, , b = 2", "     ^ ^      ", &a), 2);
+	assert_error(
+		st, LEAD_LEN, 6,
+		"empty item in reverse using: expected column = expression");
+	zdmc_diag_init(&st->diag, st->arena, st->src);
+	assert_int_equal(assign(st, " /* none */ ", "", &a), 0);
+	assert_error(st, LEAD_LEN, 0,
+	             "empty reverse using: expected column = expression, ...");
 }
 
 int
@@ -698,6 +841,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reject_unbalanced, setup,
 	                                        teardown),
 		cmocka_unit_test_setup_teardown(test_reject_list, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_kind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_assignments, setup,
+	                                        teardown),
+		cmocka_unit_test_setup_teardown(test_assignments_bad, setup,
 	                                        teardown),
 		cmocka_unit_test_setup_teardown(test_types_ok, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_types_bad, setup,
