@@ -99,7 +99,52 @@ static const char journal_schema_sql[] =
 	"    changes_applied bigint NOT NULL DEFAULT 0,\n"
 	"    own_skipped     bigint NOT NULL DEFAULT 0,\n"
 	"    last_error      text\n"
+	");\n"
+	/* One migration in flight per table (docs/runbook.md, "Two migrations
+	 * on one table").  A row per table a started migration changes, taken
+	 * in the transaction that starts it (zdm_journal_start, before any
+	 * expand step) and deleted by the statement that makes it done or
+	 * rolled_back, or with its migration row (ON DELETE CASCADE).  Keyed
+	 * by the table itself, not its name: a rename (rename to, or a schema
+	 * change of the name) is still the same table.  regclass, not oid:
+	 * pg_dump writes it as a name and a restore resolves it again, and
+	 * pg_upgrade keeps relation OIDs.  The primary key is the enforcement;
+	 * the check under claim_lock_sql only makes the refusal readable. */
+	"CREATE TABLE IF NOT EXISTS zdm.claims (\n"
+	"    relation   regclass PRIMARY KEY,\n"
+	"    table_name text NOT NULL,\n"
+	"    migration  text NOT NULL\n"
+	"               REFERENCES zdm.migrations ON DELETE CASCADE,\n"
+	"    claimed_at timestamptz NOT NULL DEFAULT pg_catalog.now()\n"
+	");\n"
+	/* Earlier attempts of a migration: when a rolled-back migration (or
+	 * one that never ran a step) starts again, perhaps with a new plan,
+	 * its row and its steps as they ended are kept here before they are
+	 * replaced.  The current attempt's number is one more than the
+	 * highest here. */
+	"CREATE TABLE IF NOT EXISTS zdm.attempts (\n"
+	"    migration     text NOT NULL,\n"
+	"    attempt       integer NOT NULL,\n"
+	"    plan_sha256   text NOT NULL,\n"
+	"    source_file   text,\n"
+	"    plan          text NOT NULL,\n"
+	"    state         text NOT NULL,\n"
+	"    current_step  text,\n"
+	"    started_at    timestamptz NOT NULL,\n"
+	"    finished_at   timestamptz,\n"
+	"    last_error    text,\n"
+	"    last_sqlstate text,\n"
+	"    steps         jsonb NOT NULL,\n"
+	"    replaced_at   timestamptz NOT NULL\n"
+	"                  DEFAULT pg_catalog.clock_timestamp(),\n"
+	"    PRIMARY KEY (migration, attempt)\n"
 	");\n";
+
+/* The newest table of journal_schema_sql: when it exists, the journal is of
+ * this version (every table is created IF NOT EXISTS, so a journal of an
+ * earlier version is brought up to date by running the whole script). */
+static const char journal_current_sql[] =
+	"SELECT pg_catalog.to_regclass('zdm.attempts') IS NOT NULL";
 
 int
 zdm_journal_init(PGconn *conn, zdm_error *err)
@@ -116,6 +161,22 @@ zdm_journal_init(PGconn *conn, zdm_error *err)
 	return 0;
 }
 
+/* A journal of an earlier version (or none): bring it up to date.  Only
+ * then, because creating needs the CREATE privilege a runner that resumes
+ * may not have, and a journal already current needs nothing. */
+int
+zdm_journal_ensure(PGconn *conn, zdm_error *err)
+{
+	PGresult *res;
+	bool current;
+
+	if (zdm_conn_query(conn, journal_current_sql, 0, NULL, &res, err) != 0)
+		return -1;
+	current = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return current ? 0 : zdm_journal_init(conn, err);
+}
+
 /* ---- the statements ---------------------------------------------------- */
 
 /* to_regclass: never an error, and creates nothing; status and history
@@ -129,8 +190,49 @@ static const char journal_migration_sql[] =
 static const char journal_step_states_sql[] =
 	"SELECT step_id, state FROM zdm.steps WHERE migration = $1";
 
+/*
+ * A migration that may start again, perhaps with another plan: it was
+ * rolled back, or no step of it ever ran (it stopped before its first step
+ * committed or began: nothing of it is in the database).  A failed step
+ * does not count as never run: an autocommit step's failed build leaves an
+ * INVALID index that only its rollback drops.
+ */
+static const char journal_replaceable_sql[] =
+	"SELECT m.state = 'rolled_back' OR (m.state <> 'done' AND NOT EXISTS"
+	"  (SELECT FROM zdm.steps s WHERE s.migration = m.migration"
+	"    AND s.state <> 'pending'))"
+	" FROM zdm.migrations m WHERE m.migration = $1";
+
+/* The number of the migration's current attempt (no row: 1). */
+static const char journal_attempt_sql[] =
+	"SELECT coalesce(pg_catalog.max(attempt), 0) + 1 FROM zdm.attempts"
+	" WHERE migration = $1";
+
+/*
+ * Before a migration of the same name starts again: its row and its steps
+ * as they ended, under the next attempt number.  Run in the starting
+ * transaction, so an attempt is kept exactly when it is replaced.
+ */
+static const char journal_archive_attempt_sql[] =
+	"INSERT INTO zdm.attempts (migration, attempt, plan_sha256,"
+	"  source_file, plan, state, current_step, started_at, finished_at,"
+	"  last_error, last_sqlstate, steps)"
+	" SELECT m.migration,"
+	"  coalesce((SELECT pg_catalog.max(a.attempt) FROM zdm.attempts a"
+	"            WHERE a.migration = m.migration), 0) + 1,"
+	"  m.plan_sha256, m.source_file, m.plan, m.state, m.current_step,"
+	"  m.started_at, m.finished_at, m.last_error, m.last_sqlstate,"
+	"  coalesce((SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"     'step_id', s.step_id, 'phase', s.phase, 'state', s.state,"
+	"     'attempts', s.attempts, 'rows', s.rows, 'result', s.result,"
+	"     'error', s.error, 'sqlstate', s.sqlstate) ORDER BY s.position)"
+	"   FROM zdm.steps s WHERE s.migration = m.migration), '[]')"
+	" FROM zdm.migrations m WHERE m.migration = $1"
+	" RETURNING attempt, state, plan_sha256";
+
 /* A migration of the same name that was rolled back is started again from
- * nothing: its steps go with it (ON DELETE CASCADE), its checkpoints too. */
+ * nothing: its steps go with it (ON DELETE CASCADE), its claims and its
+ * checkpoints too. */
 static const char journal_delete_migration_sql[] =
 	"DELETE FROM zdm.migrations WHERE migration = $1";
 static const char journal_delete_backfill_sql[] =
@@ -143,10 +245,52 @@ static const char journal_insert_step_sql[] =
 	"INSERT INTO zdm.steps (migration, step_id, position, phase)"
 	" VALUES ($1, $2, $3::integer, $4)";
 
+/*
+ * Taken by every transaction that claims tables, so that the check of
+ * journal_claim_holder_sql and the INSERT are one step for all runners:
+ * the second of two migrations started together sees the first's claim and
+ * is refused by name, rather than failing on the primary key with a bare
+ * duplicate key (or deadlocking, when two plans claim the same tables in
+ * another order).  Held to the end of a short transaction; a fixed key
+ * beside the journal creation's.
+ */
+static const char journal_claim_lock_sql[] =
+	"SELECT pg_catalog.pg_advisory_xact_lock(7306541063204617569)";
+
+/* Readers that must not create anything (preflight) ask first. */
+static const char journal_claims_exist_sql[] =
+	"SELECT pg_catalog.to_regclass('zdm.claims') IS NOT NULL";
+
+/* Another migration's claim on the table $2 names, with where that
+ * migration stands.  A name that resolves to nothing (a table the claiming
+ * migration renamed) is held by nobody. */
+static const char journal_claim_holder_sql[] =
+	"SELECT c.migration, m.state, m.current_step, m.waiting_gate"
+	" FROM zdm.claims c JOIN zdm.migrations m ON m.migration = c.migration"
+	" WHERE c.relation = pg_catalog.to_regclass($2) AND c.migration <> $1";
+
+/* A plain INSERT: a claim that is there already fails on the primary key,
+ * whoever wrote it. */
+static const char journal_claim_sql[] =
+	"INSERT INTO zdm.claims (relation, table_name, migration)"
+	" SELECT r, $2, $1 FROM pg_catalog.to_regclass($2) AS r"
+	" WHERE r IS NOT NULL";
+
+/* A resumed migration that an earlier zdm started holds no claim: it takes
+ * those that are free. */
+static const char journal_claim_missing_sql[] =
+	"INSERT INTO zdm.claims (relation, table_name, migration)"
+	" SELECT r, $2, $1 FROM pg_catalog.to_regclass($2) AS r"
+	" WHERE r IS NOT NULL"
+	"   AND NOT EXISTS (SELECT FROM zdm.claims c WHERE c.relation = r)";
+
 /* current_step keeps its value when $3 is NULL (a state change that is
- * not about a step); finished_at is set only by the two final states. */
+ * not about a step); finished_at is set only by the two final states,
+ * which also release the migration's claims, in the same statement. */
 static const char journal_set_state_sql[] =
-	"UPDATE zdm.migrations SET state = $2,"
+	"WITH released AS (DELETE FROM zdm.claims WHERE migration = $1"
+	"   AND $2::text IN ('done', 'rolled_back'))"
+	" UPDATE zdm.migrations SET state = $2,"
 	" current_step = coalesce($3, current_step),"
 	" waiting_gate = $4, last_error = $5, last_sqlstate = $6,"
 	" updated_at = pg_catalog.clock_timestamp(),"
@@ -325,16 +469,112 @@ zdm_journal_step_states(PGconn *conn, const zdm_plan *plan,
 	return 0;
 }
 
+/* Where the migration holding a claim stands, for the refusal. */
+static void
+journal_holder_where(const PGresult *res, char *where, size_t len)
+{
+	const char *state = PQgetvalue(res, 0, 1);
+
+	if (!PQgetisnull(res, 0, 3))
+		snprintf(where, len, "%s at gate %s", state,
+		         PQgetvalue(res, 0, 3));
+	else if (!PQgetisnull(res, 0, 2))
+		snprintf(where, len, "%s, last step %s", state,
+		         PQgetvalue(res, 0, 2));
+	else
+		snprintf(where, len, "%s", state);
+}
+
+int
+zdm_journal_claim_holder(PGconn *conn, const char *migration, const char *table,
+                         zdm_claim_holder *holder, zdm_error *err)
+{
+	const char *params[2] = {migration, table};
+	PGresult *res;
+	int held;
+
+	memset(holder, 0, sizeof(*holder));
+	if (zdm_conn_query(conn, journal_claims_exist_sql, 0, NULL, &res,
+	                   err) != 0)
+		return -1;
+	held = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!held)
+		return 0; /* no journal, or one of an earlier version */
+	if (zdm_conn_query(conn, journal_claim_holder_sql, 2, params, &res,
+	                   err) != 0)
+		return -1;
+	held = PQntuples(res) > 0;
+	if (held) {
+		snprintf(holder->migration, sizeof(holder->migration), "%s",
+		         PQgetvalue(res, 0, 0));
+		journal_holder_where(res, holder->where, sizeof(holder->where));
+	}
+	PQclear(res);
+	return held;
+}
+
+void
+zdm_journal_claim_problem(const zdm_claim_holder *holder, char *problem,
+                          size_t plen, char *hint, size_t hlen)
+{
+	snprintf(problem, plen,
+	         "migration %s is in flight on this table (%s); one migration "
+	         "per table at a time",
+	         holder->migration, holder->where);
+	snprintf(hint, hlen,
+	         "finish %s (zdm apply with its plan) or roll it back (zdm "
+	         "rollback with its plan), then apply this plan; zdm status "
+	         "shows where it stands",
+	         holder->migration);
+}
+
+/* Every table of the plan free, or err says which is not (1).  In the
+ * caller's transaction, after journal_claim_lock_sql. */
+static int
+journal_check_claims(PGconn *conn, const zdm_plan *plan, zdm_error *err)
+{
+	for (size_t i = 0; i < plan->ntables; i++) {
+		zdm_claim_holder holder;
+		char problem[sizeof(err->message)], hint[sizeof(err->hint)];
+
+		switch (zdm_journal_claim_holder(
+			conn, plan->migration, plan->tables[i], &holder, err)) {
+		case -1:
+			return -1;
+		case 0:
+			continue;
+		}
+		zdm_journal_claim_problem(&holder, problem, sizeof(problem),
+		                          hint, sizeof(hint));
+		zdm_error_set(err, "%s: %s", plan->tables[i], problem);
+		snprintf(err->hint, sizeof(err->hint), "%s", hint);
+		return 1;
+	}
+	return 0;
+}
+
 int
 zdm_journal_start(PGconn *conn, const zdm_plan *plan, const char *plan_text,
-                  zdm_error *err)
+                  int *attempt, zdm_error *err)
 {
 	const char *params[4] = {plan->migration, plan->plan_sha256,
 	                         plan->source_file, plan_text};
+	PGresult *res = NULL;
 	zdm_error ignored;
+	int rc = -1;
 
+	*attempt = 1;
 	if (zdm_conn_exec(conn, "BEGIN", err) != 0)
 		return -1;
+	if (zdm_conn_exec(conn, journal_claim_lock_sql, err) != 0)
+		goto fail;
+	if ((rc = journal_check_claims(conn, plan, err)) != 0)
+		goto fail;
+	rc = -1;
+	if (zdm_conn_query(conn, journal_archive_attempt_sql, 1, params, &res,
+	                   err) != 0)
+		goto fail;
 	if (journal_exec(conn, journal_delete_migration_sql, 1, params, err) !=
 	            0 ||
 	    journal_exec(conn, journal_delete_backfill_sql, 1, params, err) !=
@@ -351,12 +591,111 @@ zdm_journal_start(PGconn *conn, const zdm_plan *plan, const char *plan_text,
 		if (journal_exec(conn, journal_insert_step_sql, 4, p, err) != 0)
 			goto fail;
 	}
+	for (size_t i = 0; i < plan->ntables; i++) {
+		const char *p[2] = {plan->migration, plan->tables[i]};
+
+		if (journal_exec(conn, journal_claim_sql, 2, p, err) != 0)
+			goto fail;
+	}
+	if (PQntuples(res) > 0) {
+		char message[256];
+
+		*attempt = atoi(PQgetvalue(res, 0, 0)) + 1;
+		snprintf(message, sizeof(message),
+		         "attempt %d with plan %.12s...; attempt %s (plan "
+		         "%.12s...) ended %s",
+		         *attempt, plan->plan_sha256, PQgetvalue(res, 0, 0),
+		         PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 1));
+		if (zdm_journal_event(conn, plan->migration, NULL, "attempt",
+		                      message, err) != 0)
+			goto fail;
+	}
+	if (zdm_conn_exec(conn, "COMMIT", err) != 0)
+		goto fail;
+	PQclear(res);
+	return 0;
+fail:
+	PQclear(res);
+	(void)zdm_conn_exec(conn, "ROLLBACK", &ignored);
+	return rc;
+}
+
+int
+zdm_journal_claim_missing(PGconn *conn, const zdm_plan *plan, char *warning,
+                          size_t len, zdm_error *err)
+{
+	zdm_error ignored;
+
+	warning[0] = '\0';
+	if (zdm_conn_exec(conn, "BEGIN", err) != 0)
+		return -1;
+	if (zdm_conn_exec(conn, journal_claim_lock_sql, err) != 0)
+		goto fail;
+	for (size_t i = 0; i < plan->ntables; i++) {
+		const char *p[2] = {plan->migration, plan->tables[i]};
+		zdm_claim_holder holder;
+
+		switch (zdm_journal_claim_holder(
+			conn, plan->migration, plan->tables[i], &holder, err)) {
+		case -1:
+			goto fail;
+		case 1:
+			if (warning[0] == '\0')
+				snprintf(warning, len,
+				         "%s is also in the hands of migration "
+				         "%s (%s), started before zdm claimed "
+				         "tables: finish or roll back one of "
+				         "them",
+				         plan->tables[i], holder.migration,
+				         holder.where);
+			continue;
+		}
+		if (journal_exec(conn, journal_claim_missing_sql, 2, p, err) !=
+		    0)
+			goto fail;
+	}
 	if (zdm_conn_exec(conn, "COMMIT", err) != 0)
 		goto fail;
 	return 0;
 fail:
 	(void)zdm_conn_exec(conn, "ROLLBACK", &ignored);
 	return -1;
+}
+
+int
+zdm_journal_replaceable(PGconn *conn, const char *migration, zdm_error *err)
+{
+	const char *params[1] = {migration};
+	PGresult *res;
+	int yes;
+
+	if (zdm_conn_query(conn, journal_replaceable_sql, 1, params, &res,
+	                   err) != 0)
+		return -1;
+	yes = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return yes;
+}
+
+int
+zdm_journal_attempt(PGconn *conn, const char *migration, zdm_error *err)
+{
+	const char *params[1] = {migration};
+	PGresult *res;
+	int n;
+
+	if (zdm_conn_query(conn, journal_current_sql, 0, NULL, &res, err) != 0)
+		return -1;
+	n = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!n)
+		return 1;
+	if (zdm_conn_query(conn, journal_attempt_sql, 1, params, &res, err) !=
+	    0)
+		return -1;
+	n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return n;
 }
 
 int

@@ -27,6 +27,15 @@
  *   zdm.approvals (migration, gate, approved_by, approved_at;
  *                  PRIMARY KEY (migration, gate))
  *   zdm.events (id bigserial, migration, at, step_id, event, message)
+ *   zdm.cdc (migration, ...): what a running zdm sync reports
+ *   zdm.claims (relation regclass PRIMARY KEY, table_name, migration,
+ *               claimed_at): the tables of each migration in flight; one
+ *       migration per table, from its start until done or rolled back
+ *   zdm.attempts (migration, attempt, plan_sha256, source_file, plan,
+ *                 state, current_step, started_at, finished_at,
+ *                 last_error, last_sqlstate, steps jsonb, replaced_at;
+ *                 PRIMARY KEY (migration, attempt)): earlier attempts of a
+ *       migration that started again, as they ended
  */
 #ifndef ZDM_JOURNAL_H
 #define ZDM_JOURNAL_H
@@ -67,11 +76,50 @@ int zdm_journal_migration(PGconn *conn, const char *migration, char **state,
 int zdm_journal_step_states(PGconn *conn, const zdm_plan *plan,
                             zdm_step_state *states, zdm_error *err);
 
-/* A new journal entry, in a transaction of its own: the migration (any
- * older entry of that name and its checkpoints replaced), running, and
- * every step pending. */
+/* Bring a journal that an earlier zdm created up to this version's tables
+ * (zdm_journal_init, only when something is missing). */
+int zdm_journal_ensure(PGconn *conn, zdm_error *err);
+
+/*
+ * A new journal entry, in a transaction of its own: the migration (an older
+ * entry of that name kept in zdm.attempts, then replaced with its
+ * checkpoints), running, every step pending, and a claim on each of the
+ * plan's tables.  0 started (*attempt: its number, 1 for the first), 1
+ * refused because another migration holds one of the tables (err says
+ * which, in whose hands, and what to do; nothing written), -1 error.
+ */
 int zdm_journal_start(PGconn *conn, const zdm_plan *plan, const char *plan_text,
-                      zdm_error *err);
+                      int *attempt, zdm_error *err);
+
+/* Who holds a claim on a table, for a refusal. */
+typedef struct zdm_claim_holder {
+	char migration[256];
+	char where
+		[512]; /* "running, last step backfill.1", "paused at gate switch" */
+} zdm_claim_holder;
+
+/* Another migration's claim on table (a quoted qualified name): 1 with
+ * *holder, 0 none (or a journal without claims), -1 error.  Reads only; in
+ * the caller's transaction. */
+int zdm_journal_claim_holder(PGconn *conn, const char *migration,
+                             const char *table, zdm_claim_holder *holder,
+                             zdm_error *err);
+/* The refusal's sentence (after "TABLE: ") and its hint: one text for the
+ * preflight and the start. */
+void zdm_journal_claim_problem(const zdm_claim_holder *holder, char *problem,
+                               size_t plen, char *hint, size_t hlen);
+/* Resume of a migration an earlier zdm started: claim the plan's tables that
+ * nobody holds, in a transaction of its own; a table another migration
+ * holds is left to it and described in warning ("" when none). */
+int zdm_journal_claim_missing(PGconn *conn, const zdm_plan *plan, char *warning,
+                              size_t len, zdm_error *err);
+/* 1 when the migration may start again, perhaps with another plan (rolled
+ * back, or no step of it ever ran), 0 when not, -1 error. */
+int zdm_journal_replaceable(PGconn *conn, const char *migration,
+                            zdm_error *err);
+/* The number of the migration's current attempt (1 without earlier ones),
+ * or -1 with err. */
+int zdm_journal_attempt(PGconn *conn, const char *migration, zdm_error *err);
 
 /* The migration row's state; step_id NULL keeps current_step; why NULL (or
  * empty) clears last_error. */

@@ -20,6 +20,8 @@
 #                           gate, in contract; then resume
 #   apply_locks             apply_locks.sh: lock timeouts, retries, exit 3
 #   apply_concurrent        apply_concurrent.sh: one runner per migration
+#   apply_claims            apply_claims.sh: one migration per table (two
+#                           started at once, under traffic; four rounds)
 #   apply_badplan           apply_badplan.sh: refused plans touch nothing
 #   apply_status            apply_status.sh: approve, status, another plan
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
@@ -74,6 +76,7 @@ foreach(point expand backfill gate contract)
 endforeach()
 zdm_apply_test(apply_locks apply_locks.sh)
 zdm_apply_test(apply_concurrent apply_concurrent.sh)
+zdm_apply_test(apply_claims apply_claims.sh)
 zdm_apply_test(apply_badplan apply_badplan.sh)
 zdm_apply_test(apply_status apply_status.sh)
 zdm_apply_test(apply_partial apply_partial.sh)
