@@ -146,12 +146,82 @@ static const char journal_schema_sql[] =
 static const char journal_current_sql[] =
 	"SELECT pg_catalog.to_regclass('zdm.attempts') IS NOT NULL";
 
+/*
+ * Taken by every transaction that claims tables, so that the check of
+ * journal_claim_holder_sql and the INSERT are one step for all runners:
+ * the second of two migrations started together sees the first's claim and
+ * is refused by name, rather than failing on the primary key with a bare
+ * duplicate key (or deadlocking, when two plans claim the same tables in
+ * another order).  Held to the end of a short transaction; a fixed key
+ * beside the journal creation's.
+ */
+static const char journal_claim_lock_sql[] =
+	"SELECT pg_catalog.pg_advisory_xact_lock(7306541063204617569)";
+
+/* A migration in flight that an earlier zdm started holds no claim: it
+ * takes those that are free (journal_claim_unclaimed). */
+static const char journal_claim_missing_sql[] =
+	"INSERT INTO zdm.claims (relation, table_name, migration)"
+	" SELECT r, $2, $1 FROM pg_catalog.to_regclass($2) AS r"
+	" WHERE r IS NOT NULL"
+	"   AND NOT EXISTS (SELECT FROM zdm.claims c WHERE c.relation = r)";
+
+/*
+ * Migrations in flight that hold no claim: started by a zdm from before
+ * claims (zdm.claims was created just now, in this transaction, for a
+ * journal that had migrations), with the plan each was started with.
+ */
+static const char journal_unclaimed_sql[] =
+	"SELECT m.migration, m.plan FROM zdm.migrations m"
+	" WHERE m.state NOT IN ('done', 'rolled_back')"
+	"   AND NOT EXISTS (SELECT FROM zdm.claims c"
+	"                    WHERE c.migration = m.migration)";
+
+static int journal_exec(PGconn *conn, const char *sql, int n,
+                        const char *const *params, zdm_error *err);
+
+/* Each unclaimed migration in flight claims its plan's tables that are
+ * free (two such migrations on one table: the first keeps it).  A plan
+ * that no longer reads is left unclaimed: its resume would refuse it. */
+static int
+journal_claim_unclaimed(PGconn *conn, zdm_error *err)
+{
+	PGresult *res;
+	int rc = 0;
+
+	if (zdm_conn_exec(conn, journal_claim_lock_sql, err) != 0 ||
+	    zdm_conn_query(conn, journal_unclaimed_sql, 0, NULL, &res, err) !=
+	            0)
+		return -1;
+	for (int row = 0; rc == 0 && row < PQntuples(res); row++) {
+		zdm_plan *plan = NULL;
+		char errbuf[256];
+
+		if (zdm_plan_parse(&plan, PQgetvalue(res, row, 0),
+		                   PQgetvalue(res, row, 1),
+		                   (size_t)PQgetlength(res, row, 1), errbuf,
+		                   sizeof(errbuf)) != 0)
+			continue;
+		for (size_t i = 0; rc == 0 && i < plan->ntables; i++) {
+			const char *p[2] = {PQgetvalue(res, row, 0),
+			                    plan->tables[i]};
+
+			rc = journal_exec(conn, journal_claim_missing_sql, 2, p,
+			                  err);
+		}
+		zdm_plan_free(plan);
+	}
+	PQclear(res);
+	return rc;
+}
+
 int
 zdm_journal_init(PGconn *conn, zdm_error *err)
 {
 	if (zdm_conn_exec(conn, "BEGIN", err) != 0)
 		return -1;
 	if (zdm_conn_exec(conn, journal_schema_sql, err) != 0 ||
+	    journal_claim_unclaimed(conn, err) != 0 ||
 	    zdm_conn_exec(conn, "COMMIT", err) != 0) {
 		zdm_error tmp;
 
@@ -245,18 +315,6 @@ static const char journal_insert_step_sql[] =
 	"INSERT INTO zdm.steps (migration, step_id, position, phase)"
 	" VALUES ($1, $2, $3::integer, $4)";
 
-/*
- * Taken by every transaction that claims tables, so that the check of
- * journal_claim_holder_sql and the INSERT are one step for all runners:
- * the second of two migrations started together sees the first's claim and
- * is refused by name, rather than failing on the primary key with a bare
- * duplicate key (or deadlocking, when two plans claim the same tables in
- * another order).  Held to the end of a short transaction; a fixed key
- * beside the journal creation's.
- */
-static const char journal_claim_lock_sql[] =
-	"SELECT pg_catalog.pg_advisory_xact_lock(7306541063204617569)";
-
 /* Readers that must not create anything (preflight) ask first. */
 static const char journal_claims_exist_sql[] =
 	"SELECT pg_catalog.to_regclass('zdm.claims') IS NOT NULL";
@@ -275,14 +333,6 @@ static const char journal_claim_sql[] =
 	"INSERT INTO zdm.claims (relation, table_name, migration)"
 	" SELECT r, $2, $1 FROM pg_catalog.to_regclass($2) AS r"
 	" WHERE r IS NOT NULL";
-
-/* A resumed migration that an earlier zdm started holds no claim: it takes
- * those that are free. */
-static const char journal_claim_missing_sql[] =
-	"INSERT INTO zdm.claims (relation, table_name, migration)"
-	" SELECT r, $2, $1 FROM pg_catalog.to_regclass($2) AS r"
-	" WHERE r IS NOT NULL"
-	"   AND NOT EXISTS (SELECT FROM zdm.claims c WHERE c.relation = r)";
 
 /* current_step keeps its value when $3 is NULL (a state change that is
  * not about a step); finished_at is set only by the two final states,
@@ -618,48 +668,6 @@ fail:
 	PQclear(res);
 	(void)zdm_conn_exec(conn, "ROLLBACK", &ignored);
 	return rc;
-}
-
-int
-zdm_journal_claim_missing(PGconn *conn, const zdm_plan *plan, char *warning,
-                          size_t len, zdm_error *err)
-{
-	zdm_error ignored;
-
-	warning[0] = '\0';
-	if (zdm_conn_exec(conn, "BEGIN", err) != 0)
-		return -1;
-	if (zdm_conn_exec(conn, journal_claim_lock_sql, err) != 0)
-		goto fail;
-	for (size_t i = 0; i < plan->ntables; i++) {
-		const char *p[2] = {plan->migration, plan->tables[i]};
-		zdm_claim_holder holder;
-
-		switch (zdm_journal_claim_holder(
-			conn, plan->migration, plan->tables[i], &holder, err)) {
-		case -1:
-			goto fail;
-		case 1:
-			if (warning[0] == '\0')
-				snprintf(warning, len,
-				         "%s is also in the hands of migration "
-				         "%s (%s), started before zdm claimed "
-				         "tables: finish or roll back one of "
-				         "them",
-				         plan->tables[i], holder.migration,
-				         holder.where);
-			continue;
-		}
-		if (journal_exec(conn, journal_claim_missing_sql, 2, p, err) !=
-		    0)
-			goto fail;
-	}
-	if (zdm_conn_exec(conn, "COMMIT", err) != 0)
-		goto fail;
-	return 0;
-fail:
-	(void)zdm_conn_exec(conn, "ROLLBACK", &ignored);
-	return -1;
 }
 
 int

@@ -51,7 +51,9 @@ typedef enum zdm_step_state {
 	ZDM_STATE_COMPENSATED
 } zdm_step_state;
 
-/* Create schema zdm and its tables if missing (safe to run concurrently). */
+/* Create schema zdm and its tables if missing (safe to run concurrently);
+ * migrations in flight that an earlier zdm started (no claims) claim their
+ * plans' tables then. */
 int zdm_journal_init(PGconn *conn, zdm_error *err);
 
 /*
@@ -108,11 +110,6 @@ int zdm_journal_claim_holder(PGconn *conn, const char *migration,
  * preflight and the start. */
 void zdm_journal_claim_problem(const zdm_claim_holder *holder, char *problem,
                                size_t plen, char *hint, size_t hlen);
-/* Resume of a migration an earlier zdm started: claim the plan's tables that
- * nobody holds, in a transaction of its own; a table another migration
- * holds is left to it and described in warning ("" when none). */
-int zdm_journal_claim_missing(PGconn *conn, const zdm_plan *plan, char *warning,
-                              size_t len, zdm_error *err);
 /* 1 when the migration may start again, perhaps with another plan (rolled
  * back, or no step of it ever ran), 0 when not, -1 error. */
 int zdm_journal_replaceable(PGconn *conn, const char *migration,

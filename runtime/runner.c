@@ -1579,16 +1579,10 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 			              plan->plan_sha256);
 		}
 	} else {
-		char warning[1024];
-
 		/* a journal an earlier zdm wrote: its new tables, and the
 		 * claims that zdm did not take */
-		if (zdm_journal_ensure(r.conn, &r.err) != 0 ||
-		    zdm_journal_claim_missing(r.conn, plan, warning,
-		                              sizeof(warning), &r.err) != 0)
+		if (zdm_journal_ensure(r.conn, &r.err) != 0)
 			goto done;
-		if (warning[0] != '\0')
-			fprintf(stderr, "zdm: warning: %s\n", warning);
 		printf("migration %s: resuming (was %s)\n", plan->migration,
 		       state);
 		runner_set_state(&r, "running", NULL, NULL, NULL);

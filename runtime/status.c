@@ -202,6 +202,91 @@ status_sync_json(PGconn *conn, const char *migration)
 	return out ? out : json_null();
 }
 
+/*
+ * Earlier attempts of the migration (a rolled-back migration started again),
+ * oldest first, each with the last step that failed and its error; NULL
+ * when there are none (or the journal predates zdm.attempts).
+ */
+static const char status_attempts_sql[] =
+	"SELECT a.attempt, a.plan_sha256, a.state,"
+	"       pg_catalog.to_char(a.started_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'),"
+	"       f.value->>'step_id', f.value->>'error'"
+	"  FROM zdm.attempts a LEFT JOIN LATERAL"
+	"       (SELECT e.value FROM pg_catalog.jsonb_array_elements(a.steps)"
+	"          WITH ORDINALITY AS e(value, n)"
+	"         WHERE e.value->>'error' IS NOT NULL"
+	"         ORDER BY e.n DESC LIMIT 1) f ON true"
+	" WHERE a.migration = $1 ORDER BY a.attempt";
+
+static PGresult *
+status_attempts_query(PGconn *conn, const char *migration)
+{
+	const char *params[1] = {migration};
+	zdm_error err;
+	PGresult *res;
+	bool present;
+
+	if (zdm_conn_query(
+		    conn,
+		    "SELECT pg_catalog.to_regclass('zdm.attempts') IS NOT NULL",
+		    0, NULL, &res, &err) != 0)
+		return NULL;
+	present = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!present || zdm_conn_query(conn, status_attempts_sql, 1, params,
+	                               &res, &err) != 0)
+		return NULL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static void
+status_print_attempts(PGconn *conn, const char *migration)
+{
+	PGresult *res = status_attempts_query(conn, migration);
+
+	if (res == NULL)
+		return;
+	printf("  attempt     %d; earlier:\n", PQntuples(res) + 1);
+	for (int row = 0; row < PQntuples(res); row++) {
+		printf("              %s: plan %.12s..., %s, started %s",
+		       PQgetvalue(res, row, 0), PQgetvalue(res, row, 1),
+		       PQgetvalue(res, row, 2), PQgetvalue(res, row, 3));
+		if (!PQgetisnull(res, row, 4))
+			printf("; %s failed: %s", PQgetvalue(res, row, 4),
+			       PQgetvalue(res, row, 5));
+		putchar('\n');
+	}
+	PQclear(res);
+}
+
+/* "attempt" and "earlier_attempts" of the JSON form. */
+static void
+status_attempts_json(PGconn *conn, const char *migration, json_t *entry)
+{
+	PGresult *res = status_attempts_query(conn, migration);
+	json_t *list = json_array();
+	int n = res ? PQntuples(res) : 0;
+
+	for (int row = 0; row < n && list; row++)
+		json_array_append_new(
+			list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+		                        "attempt", status_int(res, row, 0),
+		                        "plan_sha256", status_str(res, row, 1),
+		                        "state", status_str(res, row, 2),
+		                        "started_at", status_str(res, row, 3),
+		                        "failed_step", status_str(res, row, 4),
+		                        "error", status_str(res, row, 5)));
+	json_object_set_new(entry, "attempt", json_integer(n + 1));
+	json_object_set_new(entry, "earlier_attempts",
+	                    list ? list : json_null());
+	if (res)
+		PQclear(res);
+}
+
 static void
 status_print_human(PGresult *res, int row, const char *plan_path)
 {
@@ -275,6 +360,7 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	for (row = 0; row < PQntuples(res); row++) {
 		if (!json) {
 			status_print_human(res, row, plan_path);
+			status_print_attempts(conn, PQgetvalue(res, row, 0));
 			status_print_sync(conn, PQgetvalue(res, row, 0));
 			continue;
 		}
@@ -305,6 +391,7 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 			              PQgetvalue(res, row, 0));
 			goto done;
 		}
+		status_attempts_json(conn, PQgetvalue(res, row, 0), entry);
 		json_array_append_new(all, entry);
 	}
 	if (json) {
