@@ -263,14 +263,19 @@ static const char journal_step_states_sql[] =
 /*
  * A migration that may start again, perhaps with another plan: it was
  * rolled back, or no step of it ever ran (it stopped before its first step
- * committed or began: nothing of it is in the database).  A failed step
- * does not count as never run: an autocommit step's failed build leaves an
- * INVALID index that only its rollback drops.
+ * committed or began: nothing of it is in the database).  A step that
+ * failed on a lock it was not granted (55P03, the run stopped) counts as
+ * never run: its transaction rolled back whole, and an autocommit step's
+ * INVALID index was dropped before the run stopped (runner.c says so in
+ * the hint).  Any other failed step does not: an autocommit step's failed
+ * build leaves an INVALID index that only its rollback drops.
  */
 static const char journal_replaceable_sql[] =
 	"SELECT m.state = 'rolled_back' OR (m.state <> 'done' AND NOT EXISTS"
 	"  (SELECT FROM zdm.steps s WHERE s.migration = m.migration"
-	"    AND s.state <> 'pending'))"
+	"    AND s.state <> 'pending'"
+	"    AND NOT (s.state = 'failed' AND s.sqlstate = '55P03'"
+	"             AND m.state = 'stopped')))"
 	" FROM zdm.migrations m WHERE m.migration = $1";
 
 /* The number of the migration's current attempt (no row: 1). */
