@@ -1539,9 +1539,16 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	rc = ZDM_EXIT_FAILED;
 	if (found == 1 || start) {
 		char *text;
-		int attempt, started;
+		int attempt, started, exists;
 
 		printf("migration %s: preflight\n", plan->migration);
+		/* A journal an earlier zdm wrote is brought up to date first:
+		 * its migrations in flight claim their tables then, so that
+		 * preflight names them.  A database without a journal is left
+		 * untouched until the plan passes. */
+		if ((exists = zdm_journal_exists(r.conn, &r.err)) < 0 ||
+		    (exists == 1 && zdm_journal_ensure(r.conn, &r.err) != 0))
+			goto done;
 		if (zdm_preflight(r.conn, plan, stderr, &r.err) != 0) {
 			/* problems found: the plan does not fit this database
 			 * (nothing touched); a SQLSTATE: the check itself failed */
