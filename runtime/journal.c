@@ -652,6 +652,13 @@ zdm_journal_start(PGconn *conn, const zdm_plan *plan, const char *plan_text,
 		if (journal_exec(conn, journal_claim_sql, 2, p, err) != 0)
 			goto fail;
 	}
+	/* An approval belongs to the attempt it was given in: a new plan (an
+	 * attempt that never ran a step is replaced without the rollback that
+	 * would have forgotten them) needs its gates approved again. */
+	if (PQntuples(res) > 0 &&
+	    journal_exec(conn, journal_delete_approvals_sql, 1, params, err) !=
+	            0)
+		goto fail;
 	if (PQntuples(res) > 0) {
 		char message[256];
 

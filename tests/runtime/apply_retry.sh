@@ -152,6 +152,8 @@ never1=$(at_compile "$work/src/never1.zdm" never1)
 never2=$(at_compile "$work/src/never2.zdm" never2)
 db=never
 fresh_db $db
+# switch approved for the first plan: the second must ask again
+zdm_run nap 0 approve "$never1" switch --db "dbname=$db"
 blocker_start $db "LOCK TABLE public.users IN ACCESS SHARE MODE"
 zdm_run n1 3 apply "$never1" --db "dbname=$db"
 blocker_stop $db
@@ -161,6 +163,7 @@ expect "nothing ran" "$(val $db "SELECT string_agg(state || coalesce(' ' || sqls
 	"failed 55P03,pending"
 zdm_run n2 4 apply "$never2" --db "dbname=$db"
 expect_grep "starts again" "$work/n2.out" 'is stopped and none of its steps ran; starting again'
+expect_grep "the first plan's approval does not carry over" "$work/n2.out" 'paused at gate "switch"'
 expect "attempts" "$(val $db "SELECT attempt || ' ' || state FROM zdm.attempts")" "1 stopped"
 zdm_run n3 0 rollback "$never2" --db "dbname=$db"
 
