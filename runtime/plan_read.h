@@ -267,6 +267,15 @@ typedef struct zdm_plan {
 } zdm_plan;
 
 /*
+ * Limits on what is parsed at all (docs/plan-format.md): the largest plan
+ * zdmc writes for a real migration is tens of KB, nested under ten levels.
+ * Far above both, so no real plan meets them; low enough that refusing a
+ * hostile plan costs milliseconds, not libyaml's minutes.
+ */
+#define ZDM_PLAN_MAX_BYTES (16 * 1024 * 1024)
+#define ZDM_PLAN_MAX_DEPTH 64
+
+/*
  * Read and validate the plan at path.  On failure returns -1 and writes a
  * message to errbuf ("plan.out:12:5: error: ..." where a position is known).
  */
