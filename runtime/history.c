@@ -30,6 +30,7 @@
  *   points at survives a crash of the machine.
  */
 #include "history.h"
+#include "plan_read.h"
 #include "journal.h"
 #include "strbuf.h"
 
@@ -888,19 +889,6 @@ cleanup:
 
 /* ---- committing ---------------------------------------------------------- */
 
-/* A migration's name becomes a directory of the tree: one plain path
- * component, nothing git would refuse or hide. */
-static bool
-history_name_ok(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 0 && n <= 200 && name[0] != '.' &&
-	       strspn(name,
-	              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	              "0123456789_-.") == n;
-}
-
 /* The tip of refs/zdm/history: 1 found, 0 none, -1 error. */
 static int
 history_tip(git_oid *out, git_repository *repo, zdm_error *err)
@@ -1061,7 +1049,7 @@ history_commit(zdm_history *h, const char *migration, const history_state *st,
 	char *message = NULL, *reflog = NULL;
 	int attempt, found, rc = -1, grc = 0;
 
-	if (!history_name_ok(migration)) {
+	if (!zdm_plan_migration_name_ok(migration)) {
 		zdm_error_set(
 			err,
 			"migration name \"%s\" cannot name a directory of "

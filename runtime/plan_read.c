@@ -2098,6 +2098,33 @@ read_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	return 0;
 }
 
+bool
+zdm_plan_migration_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= 200 && name[0] != '.' &&
+	       strspn(name,
+	              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	              "0123456789_-.") == n;
+}
+
+/* zdmc refuses these names at the source; a plan edited by hand must not
+ * bring one in (the history could never record its run). */
+static int
+check_migration_name(plan_reader *r, const yaml_node_t *root,
+                     const char *name)
+{
+	if (zdm_plan_migration_name_ok(name))
+		return 0;
+	return reader_fail_at(
+		r, map_get(r, root, "migration"),
+		"migration name \"%s\" is not one plain path component "
+		"(letters, digits, '_', '-' and '.', not starting with '.'): "
+		"it names a directory in the git history",
+		name);
+}
+
 static int
 read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
@@ -2112,6 +2139,7 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	            0 ||
 	    (error = get_string(r, root, "", "migration", false,
 	                        &plan->migration)) < 0 ||
+	    (error = check_migration_name(r, root, plan->migration)) < 0 ||
 	    (error = read_source(r, root, plan)) < 0 ||
 	    (error = read_requires(r, root, plan)) < 0 ||
 	    (error = read_options(r, root, plan)) < 0 ||

@@ -16,6 +16,9 @@
 #   nested          400 KB of '[' (libyaml spent 95 s of CPU on it before the
 #                   depth limit): refused at the 65th level
 #   oversized       a plan of 16 MiB + 1 byte: refused for its size
+#   path-name       migration: ../x with the checksum recomputed (zdmc refuses
+#                   such a name; a hand-edited plan must not bring it in: the
+#                   git history could never record the run)
 #   no-such-table   a plan compiled from a source on a table the database
 #                   does not have (refused by preflight)
 # Each: `zdm apply` exits 2 with a message on stderr that says what is wrong
@@ -68,6 +71,9 @@ expect "version4: checksum recomputed" "$(tail -n 1 "$bad/version4.plan")" "plan
 # YAML still valid, only the checksum can tell.
 sed '0,/ADD COLUMN zdm_/s//ADD COLUMN xdm_/' "$plan" >"$bad/edited-sql.plan"
 cmp -s "$plan" "$bad/edited-sql.plan" && die "edited-sql: nothing edited"
+sed 's|^migration: .*$|migration: ../x|' "$plan" >"$bad/path-name.plan"
+resum "$bad/path-name.plan"
+grep -q '^migration: \.\./x$' "$bad/path-name.plan" || die "path-name: no migration line to change"
 head -c 400000 /dev/zero | tr '\0' '[' >"$bad/nested.plan"
 { head -c 16777217 /dev/zero | tr '\0' ' '; } >"$bad/oversized.plan"
 mkdir -p "$work/src"
@@ -128,6 +134,7 @@ bad_case truncated-quote '^zdm: .*:[0-9]+:[0-9]+: error: not valid YAML: found u
 bad_case truncated-line '^zdm: .*error: the plan does not end with a plan_sha256 line; it is truncated' file
 bad_case empty '^zdm: .*error: the plan is empty' file
 bad_case version4 '^zdm: .*error: unsupported plan format version 4; this zdm reads versions 1 to 3' file
+bad_case path-name "^zdm: .*:3:12: error: migration name \"\\.\\./x\" is not one plain path component" file
 bad_case edited-sql '^zdm: .*error: plan checksum mismatch: the plan was edited after it was compiled' file
 mv "$bad/no-such-table.plan" "$bad/keep.plan"
 bad_case no-such-file '^zdm: .*could not open plan: No such file or directory' file
