@@ -43,6 +43,32 @@
 #include "plan_read.h"
 #include "zdm.h"
 
+/*
+ * A SQL expression, over zdm.migrations aliased m: does a session hold the
+ * migration's advisory lock, the one a runner (apply or rollback) holds for
+ * its whole run (key hashtextextended('zdm:' || migration, 0), runner.c)?
+ * pg_locks shows a bigint key as its high half in classid and its low half
+ * in objid, objsubid 1.  Read from pg_locks, never taken, so the readers of
+ * the journal (status, a sequence's listing) never stand in a runner's way.
+ * The journal says running or rolling_back until the runner writes how it
+ * ended, which a runner killed with -9 never does: running without a runner
+ * is stopped (ZDM_JOURNAL_STATE_SQL).
+ */
+#define ZDM_JOURNAL_RUNNER_ALIVE_SQL                                              \
+	"EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"                             \
+	"         WHERE l.locktype = 'advisory' AND l.granted"                    \
+	"           AND l.objsubid = 1"                                           \
+	"           AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d" \
+	"                              WHERE d.datname = "                        \
+	"                                    pg_catalog.current_database())"      \
+	"           AND ((l.classid::pg_catalog.int8 << 32)"                      \
+	"                | l.objid::pg_catalog.int8)"                             \
+	"               = pg_catalog.hashtextextended('zdm:' || m.migration, 0))"
+/* m.state as a person should read it: stopped for a runner that is gone. */
+#define ZDM_JOURNAL_STATE_SQL                                                                    \
+	"CASE WHEN m.state IN ('running', 'rolling_back') AND NOT " ZDM_JOURNAL_RUNNER_ALIVE_SQL \
+	" THEN 'stopped' ELSE m.state END"
+
 typedef enum zdm_step_state {
 	ZDM_STATE_PENDING,
 	ZDM_STATE_RUNNING,

@@ -26,8 +26,9 @@ static const char status_migrations_sql[] =
 	"         AND s.state = 'failed' ORDER BY s.position DESC LIMIT 1),"
 	"       (SELECT sum(b.rows) FROM zdm.backfill b WHERE b.migration = m.migration),"
 	"       (SELECT sum(b.next_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration),"
-	"       (SELECT sum(b.end_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration)"
-	"  FROM zdm.migrations m"
+	"       (SELECT sum(b.end_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration),"
+	/* 16: a runner holds the migration's lock (journal.h) */
+	"       " ZDM_JOURNAL_RUNNER_ALIVE_SQL "  FROM zdm.migrations m"
 	" WHERE $1::text IS NULL OR m.migration = $1"
 	" ORDER BY m.started_at";
 
@@ -287,13 +288,44 @@ status_attempts_json(PGconn *conn, const char *migration, json_t *entry)
 		PQclear(res);
 }
 
+/*
+ * The journal says "running" (or "rolling_back") from the moment a runner
+ * starts until it writes how it ended; a runner killed with -9, or whose
+ * machine died, never writes it.  The runner holds the migration's advisory
+ * lock for as long as it lives, so a journal that says running while no
+ * session holds that lock means the runner is gone: the migration is
+ * stopped, and the command that goes on is the one it was running.
+ */
+static const char *
+status_state(PGresult *res, int row, const char **resume)
+{
+	const char *state = PQgetvalue(res, row, 1);
+	bool runner = PQgetvalue(res, row, 16)[0] == 't';
+
+	*resume = NULL;
+	if (runner)
+		return state;
+	if (strcmp(state, "running") == 0)
+		*resume = "apply";
+	else if (strcmp(state, "rolling_back") == 0)
+		*resume = "rollback";
+	return *resume ? "stopped" : state;
+}
+
 static void
 status_print_human(PGresult *res, int row, const char *plan_path)
 {
 	const char *migration = PQgetvalue(res, row, 0);
-	const char *state = PQgetvalue(res, row, 1);
+	const char *resume;
+	const char *state = status_state(res, row, &resume);
 
 	printf("migration %s: %s\n", migration, state);
+	if (resume != NULL)
+		printf("  stopped     the journal says %s, but no zdm runner holds "
+		       "the migration's lock: it was killed or lost its "
+		       "connection; go on with: zdm %s %s\n",
+		       PQgetvalue(res, row, 1), resume,
+		       plan_path ? plan_path : "PLAN");
 	printf("  plan        %.12s...  started %s, updated %s\n",
 	       PQgetvalue(res, row, 2), PQgetvalue(res, row, 5),
 	       PQgetvalue(res, row, 6));
@@ -331,6 +363,7 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	PGresult *res = NULL;
 	const char *params[1] = {plan ? plan->migration : NULL};
 	json_t *all = NULL, *entry;
+	const char *resume;
 	int rc = ZDM_EXIT_FAILED, row;
 
 	zdm_error_clear(&err);
@@ -365,10 +398,12 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 			continue;
 		}
 		entry = json_pack(
-			"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o, s:o}",
+			"{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o, s:o}",
 			"migration", status_str(res, row, 0), "state",
-			status_str(res, row, 1), "plan_sha256",
-			status_str(res, row, 2), "current_step",
+			json_string(status_state(res, row, &resume)),
+			"journal_state", status_str(res, row, 1),
+			"runner_alive", PQgetvalue(res, row, 16)[0] == 't',
+			"plan_sha256", status_str(res, row, 2), "current_step",
 			status_str(res, row, 3), "phase",
 			status_str(res, row, 11), "waiting_gate",
 			status_str(res, row, 4), "started_at",

@@ -2446,7 +2446,8 @@ round_trip_string(const char *s)
 	zdm_plan *got;
 
 	plan.compiler = s;
-	plan.migration = s;
+	/* not the migration: its name is one plain path component, and the
+	 * reader refuses any other (apply_badplan, case path-name) */
 	plan.source_file = s;
 	plan.source_sha256 = s;
 	plan.approve = approve;
