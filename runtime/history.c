@@ -30,8 +30,8 @@
  *   points at survives a crash of the machine.
  */
 #include "history.h"
-#include "plan_read.h"
 #include "journal.h"
+#include "plan_read.h"
 #include "strbuf.h"
 
 #include <errno.h>

@@ -215,9 +215,97 @@ journal_claim_unclaimed(PGconn *conn, zdm_error *err)
 	return rc;
 }
 
+/*
+ * Whether the connected role may use an existing journal, asked of the
+ * catalog (readable by every role) before any statement touches schema zdm:
+ * PostgreSQL's own refusal ("permission denied for schema zdm") names
+ * neither who owns the journal nor what to grant.  Rows: the schema's
+ * owner, the current user, USAGE on the schema, the journal tables the role
+ * may not read (or, with $1, write: SELECT, INSERT, UPDATE and DELETE, each
+ * asked alone because has_table_privilege with a list is true if any one is
+ * held), and with $1 the sequences it may not use.  No row: no journal.
+ */
+static const char journal_access_sql[] =
+	"SELECT pg_catalog.quote_ident(o.rolname),"
+	"       pg_catalog.quote_ident(CURRENT_USER),"
+	"       pg_catalog.has_schema_privilege(n.oid, 'USAGE'),"
+	"       (SELECT pg_catalog.string_agg('zdm.' || c.relname, ', '"
+	"                                     ORDER BY c.relname)"
+	"          FROM pg_catalog.pg_class c"
+	"         WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'p')"
+	"           AND NOT (pg_catalog.has_table_privilege(c.oid, 'SELECT')"
+	"                    AND (NOT $1::bool"
+	"                         OR (pg_catalog.has_table_privilege(c.oid, 'INSERT')"
+	"                             AND pg_catalog.has_table_privilege(c.oid, 'UPDATE')"
+	"                             AND pg_catalog.has_table_privilege(c.oid, 'DELETE'))))),"
+	"       (SELECT pg_catalog.string_agg('zdm.' || c.relname, ', '"
+	"                                     ORDER BY c.relname)"
+	"          FROM pg_catalog.pg_class c"
+	"         WHERE $1::bool AND c.relnamespace = n.oid"
+	/* CASE: the planner may ask before it filters on relkind, and
+	 * has_sequence_privilege fails on anything but a sequence */
+	"           AND CASE WHEN c.relkind = 'S'"
+	"                    THEN NOT pg_catalog.has_sequence_privilege(c.oid, 'USAGE')"
+	"               END)"
+	"  FROM pg_catalog.pg_namespace n"
+	"  JOIN pg_catalog.pg_roles o ON o.oid = n.nspowner"
+	" WHERE n.nspname = 'zdm'";
+
+int
+zdm_journal_access(PGconn *conn, bool write, zdm_error *err)
+{
+	const char *params[1] = {write ? "true" : "false"};
+	PGresult *res;
+	const char *owner, *role;
+	char missing[256];
+
+	if (zdm_conn_query(conn, journal_access_sql, 1, params, &res, err) != 0)
+		return -1;
+	if (PQntuples(res) == 0 ||
+	    (PQgetvalue(res, 0, 2)[0] == 't' && PQgetisnull(res, 0, 3) &&
+	     PQgetisnull(res, 0, 4))) {
+		PQclear(res);
+		return 0;
+	}
+	owner = PQgetvalue(res, 0, 0);
+	role = PQgetvalue(res, 0, 1);
+	if (PQgetvalue(res, 0, 2)[0] != 't')
+		snprintf(missing, sizeof(missing), "USAGE on schema zdm");
+	else if (!PQgetisnull(res, 0, 3))
+		snprintf(missing, sizeof(missing), "%s on %s",
+		         write ? "SELECT, INSERT, UPDATE and DELETE" : "SELECT",
+		         PQgetvalue(res, 0, 3));
+	else
+		snprintf(missing, sizeof(missing), "USAGE on %s",
+		         PQgetvalue(res, 0, 4));
+	zdm_error_set(err,
+	              "role %s may not %s zdm's journal (schema zdm, owned by "
+	              "%s): it lacks %s",
+	              role, write ? "write" : "read", owner, missing);
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "42501");
+	if (write)
+		snprintf(err->hint, sizeof(err->hint),
+		         "run zdm as %s (a journal an earlier zdm made is "
+		         "upgraded by its owner), or as %s: GRANT USAGE ON "
+		         "SCHEMA zdm TO %s; GRANT SELECT, INSERT, UPDATE, "
+		         "DELETE ON ALL TABLES IN SCHEMA zdm TO %s; GRANT "
+		         "USAGE ON ALL SEQUENCES IN SCHEMA zdm TO %s",
+		         owner, owner, role, role, role);
+	else
+		snprintf(err->hint, sizeof(err->hint),
+		         "run zdm as %s, or as %s: GRANT USAGE ON SCHEMA zdm "
+		         "TO %s; GRANT SELECT ON ALL TABLES IN SCHEMA zdm TO "
+		         "%s",
+		         owner, owner, role, role);
+	PQclear(res);
+	return -1;
+}
+
 int
 zdm_journal_init(PGconn *conn, zdm_error *err)
 {
+	if (zdm_journal_access(conn, true, err) != 0)
+		return -1;
 	if (zdm_conn_exec(conn, "BEGIN", err) != 0)
 		return -1;
 	if (zdm_conn_exec(conn, journal_schema_sql, err) != 0 ||
@@ -240,7 +328,8 @@ zdm_journal_ensure(PGconn *conn, zdm_error *err)
 	PGresult *res;
 	bool current;
 
-	if (zdm_conn_query(conn, journal_current_sql, 0, NULL, &res, err) != 0)
+	if (zdm_journal_access(conn, true, err) != 0 ||
+	    zdm_conn_query(conn, journal_current_sql, 0, NULL, &res, err) != 0)
 		return -1;
 	current = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);
@@ -444,7 +533,8 @@ zdm_journal_exists(PGconn *conn, zdm_error *err)
 	PGresult *res;
 	int exists;
 
-	if (zdm_conn_query(conn, journal_exists_sql, 0, NULL, &res, err) != 0)
+	if (zdm_journal_access(conn, false, err) != 0 ||
+	    zdm_conn_query(conn, journal_exists_sql, 0, NULL, &res, err) != 0)
 		return -1;
 	exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
 	PQclear(res);

@@ -92,8 +92,16 @@ int zdm_journal_init(PGconn *conn, zdm_error *err);
  */
 
 /* 1 when the journal exists in this database, 0 when not (zdm never ran
- * here: nothing is created by asking), -1 on error. */
+ * here: nothing is created by asking), -1 on error.  An existing journal
+ * the role may not read is an error (zdm_journal_access). */
 int zdm_journal_exists(PGconn *conn, zdm_error *err);
+
+/* 0 when there is no journal or the role may read it (with write: write
+ * it); otherwise -1 and a 42501 error that names the journal's owner, what
+ * the role lacks and the grants that would do.  Asked of the catalog, so it
+ * works where PostgreSQL would only say "permission denied for schema
+ * zdm".  A runner asks with write before it reads anything. */
+int zdm_journal_access(PGconn *conn, bool write, zdm_error *err);
 
 /* The migration's row: 0 found (*state and *plan_sha256 malloc'd, the
  * caller frees), 1 none (or no journal at all), -1 error. */

@@ -2112,8 +2112,7 @@ zdm_plan_migration_name_ok(const char *name)
 /* zdmc refuses these names at the source; a plan edited by hand must not
  * bring one in (the history could never record its run). */
 static int
-check_migration_name(plan_reader *r, const yaml_node_t *root,
-                     const char *name)
+check_migration_name(plan_reader *r, const yaml_node_t *root, const char *name)
 {
 	if (zdm_plan_migration_name_ok(name))
 		return 0;

@@ -354,6 +354,10 @@ runner_connect(runner *r)
 	                        r->schema, &r->err);
 	if (r->conn == NULL)
 		return -1;
+	/* a journal it may not write stops it before anything else, with
+	 * the owner and the grants (not "permission denied for schema") */
+	if (zdm_journal_access(r->conn, true, &r->err) != 0)
+		return -1;
 	return runner_lock_migration(r);
 }
 
@@ -1556,7 +1560,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 			                       : ZDM_EXIT_USAGE;
 			goto done;
 		}
-		if (zdm_journal_init(r.conn, &r.err) != 0)
+		if (zdm_journal_ensure(r.conn, &r.err) != 0)
 			goto done;
 		text = runner_read_plan_text(opts->plan_path);
 		if (text == NULL) {
@@ -2052,7 +2056,7 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 		zdm_error_print(&err, stderr);
 		return ZDM_EXIT_FAILED;
 	}
-	if (zdm_journal_init(conn, &err) != 0 ||
+	if (zdm_journal_ensure(conn, &err) != 0 ||
 	    (recorded = zdm_journal_approve(conn, plan->migration, gate, who,
 	                                    &err)) < 0) {
 		zdm_error_print(&err, stderr);
