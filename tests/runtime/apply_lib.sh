@@ -715,6 +715,13 @@ check_data()
 		got=$(q -d "$db" -At -f "$f") || die "check query failed: $(head -1 "$f")"
 		if [ "$got" != 0 ]; then
 			cat "$f" >&2
+			# a check that counts rows shows ten of them, s (the
+			# snapshot) and c (now) side by side where it joins them
+			if grep -q '^SELECT count(\*)$' "$f"; then
+				echo "--- rows it counts (ten at most):" >&2
+				sed -e 's/^SELECT count(\*)$/SELECT */' -e 's/;[[:space:]]*$/ LIMIT 10;/' "$f" |
+					q -d "$db" -f - >&2 || true
+			fi
 			die "data check returned $got, not 0: $(head -1 "$f" | sed 's/^-- check: //')"
 		fi
 	done
