@@ -868,6 +868,43 @@ check_table_names(check_ctx *ctx)
 	}
 }
 
+/*
+ * A migration's name is also a directory in the git history (runtime/
+ * history.c, refs/zdm/history) and part of file names in a plan directory:
+ * one plain path component, nothing git would refuse or hide.  "a/b" would be
+ * two directories, ".." and ".git" are refused by git, and a name starting
+ * with "." hides.  The runtime refuses the same names when it records; this
+ * rule makes the refusal happen at the source, before any run.
+ */
+static void
+check_migration_name(check_ctx *ctx, const zdmc_name *name)
+{
+	static const char allowed[] = "abcdefghijklmnopqrstuvwxyz"
+	                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                              "0123456789_-.";
+	const char *s = name->name;
+	size_t n = strlen(s);
+	size_t ok = strspn(s, allowed);
+
+	if (n == 0)
+		return; /* the empty quoted name is the lexer's error */
+	if (ok < n && (unsigned char) s[ok] >= 0x80)
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"migration name \"%s\" holds a character outside ASCII: it names a directory in the git history, so only letters, digits, '_', '-' and '.' are allowed",
+			s);
+	else if (ok < n)
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"migration name \"%s\" holds '%c': it names a directory in the git history, so only letters, digits, '_', '-' and '.' are allowed",
+			s, s[ok]);
+	else if (s[0] == '.')
+		zdmc_diag_error(
+			ctx->diag, name->offset,
+			"migration name \"%s\" starts with '.': it names a directory in the git history, which git would refuse or hide",
+			s);
+}
+
 /* Names zdm derives from the source must fit PostgreSQL's 63 bytes. */
 static void
 check_derived_names(check_ctx *ctx, const zdmc_migration *mig)
@@ -991,6 +1028,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		out->migration = mig->name.name;
 		out->migration_offset = mig->name.offset;
 		check_ident_length(&ctx, &mig->name);
+		check_migration_name(&ctx, &mig->name);
 	}
 	zdmc_options_resolve(diag, mig->options, &out->options);
 	if (mig->stmts == NULL && mig->has_header)

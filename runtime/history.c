@@ -31,6 +31,7 @@
  */
 #include "history.h"
 #include "journal.h"
+#include "plan_read.h"
 #include "strbuf.h"
 
 #include <errno.h>
@@ -621,6 +622,25 @@ static const char history_events_sql[] =
 	"       WHERE migration = $1 ORDER BY id DESC LIMIT 50) e"
 	" ORDER BY e.id";
 
+/* Earlier attempts of the migration (zdm.attempts, when the journal has
+ * it), oldest first, each with the last step that failed and its error:
+ * what made someone roll it back.  No rows: state.yaml is as before
+ * attempts existed, so `zdm history sync` finds nothing new in records of
+ * migrations that ran once. */
+static const char history_attempts_exist_sql[] =
+	"SELECT pg_catalog.to_regclass('zdm.attempts') IS NOT NULL";
+static const char history_attempts_sql[] =
+	"SELECT a.attempt, a.plan_sha256, a.state,"
+	" pg_catalog.to_char(pg_catalog.timezone('UTC', a.started_at), $2),"
+	" pg_catalog.to_char(pg_catalog.timezone('UTC', a.replaced_at), $2),"
+	" f.value->>'step_id', f.value->>'error', f.value->>'sqlstate'"
+	" FROM zdm.attempts a LEFT JOIN LATERAL"
+	"  (SELECT e.value FROM pg_catalog.jsonb_array_elements(a.steps)"
+	"     WITH ORDINALITY AS e(value, n)"
+	"   WHERE e.value->>'error' IS NOT NULL ORDER BY e.n DESC LIMIT 1) f"
+	"  ON true"
+	" WHERE a.migration = $1 ORDER BY a.attempt";
+
 typedef struct history_state {
 	char *yaml; /* state.yaml */
 	size_t yaml_len;
@@ -640,8 +660,11 @@ history_state_free(history_state *st)
 static void
 history_state_emit(history_yaml *y, const char *migration, PGresult *mig,
                    PGresult *steps, PGresult *backfill, PGresult *approvals,
-                   PGresult *events)
+                   PGresult *events, PGresult *attempts)
 {
+	int nattempts = attempts ? PQntuples(attempts) : 0;
+	char number[32];
+
 	yaml_event_t event;
 	int row;
 
@@ -657,6 +680,11 @@ history_state_emit(history_yaml *y, const char *migration, PGresult *mig,
 	history_yaml_key(y, "state");
 	history_yaml_string(y, mig ? PQgetvalue(mig, 0, 0) : "not_started");
 	history_yaml_kv(y, "plan_sha256", mig, 0, 1);
+	if (nattempts > 0) {
+		snprintf(number, sizeof(number), "%d", nattempts + 1);
+		history_yaml_key(y, "attempt");
+		history_yaml_number(y, number);
+	}
 	history_yaml_kv(y, "started_at", mig, 0, 2);
 	history_yaml_kv(y, "updated_at", mig, 0, 3);
 	history_yaml_kv(y, "finished_at", mig, 0, 4);
@@ -716,6 +744,27 @@ history_state_emit(history_yaml *y, const char *migration, PGresult *mig,
 	}
 	history_yaml_seq_end(y);
 
+	if (nattempts > 0) {
+		history_yaml_key(y, "earlier_attempts");
+		history_yaml_seq_start(y);
+		for (row = 0; row < nattempts; row++) {
+			history_yaml_map_start(y);
+			history_yaml_kn(y, "attempt", attempts, row, 0);
+			history_yaml_kv(y, "plan_sha256", attempts, row, 1);
+			history_yaml_kv(y, "state", attempts, row, 2);
+			history_yaml_kv(y, "started_at", attempts, row, 3);
+			history_yaml_kv(y, "replaced_at", attempts, row, 4);
+			history_yaml_key(y, "failed");
+			history_yaml_map_start(y);
+			history_yaml_kv(y, "step", attempts, row, 5);
+			history_yaml_kv(y, "error", attempts, row, 6);
+			history_yaml_kv(y, "sqlstate", attempts, row, 7);
+			history_yaml_map_end(y);
+			history_yaml_map_end(y);
+		}
+		history_yaml_seq_end(y);
+	}
+
 	history_yaml_map_end(y);
 	history_yaml_emit(y, &event,
 	                  yaml_document_end_event_initialize(&event, 1));
@@ -735,7 +784,7 @@ history_state_read(history_state *out, PGconn *conn, const char *migration,
 {
 	const char *params[2] = {migration, history_ts_format};
 	PGresult *res = NULL, *mig = NULL, *steps = NULL, *backfill = NULL,
-		 *approvals = NULL, *events = NULL;
+		 *approvals = NULL, *events = NULL, *attempts = NULL;
 	history_yaml y;
 	bool in_tx = false, emitter = false;
 	int rc = -1, exists;
@@ -765,7 +814,13 @@ history_state_read(history_state *out, PGconn *conn, const char *migration,
 		    zdm_conn_query(conn, history_approvals_sql, 2, params,
 		                   &approvals, err) != 0 ||
 		    zdm_conn_query(conn, history_events_sql, 2, params, &events,
-		                   err) != 0)
+		                   err) != 0 ||
+		    zdm_conn_query(conn, history_attempts_exist_sql, 0, NULL,
+		                   &res, err) != 0)
+			goto cleanup;
+		if (strcmp(PQgetvalue(res, 0, 0), "t") == 0 &&
+		    zdm_conn_query(conn, history_attempts_sql, 2, params,
+		                   &attempts, err) != 0)
 			goto cleanup;
 	}
 	if (zdm_conn_exec(conn, "COMMIT", err) != 0)
@@ -788,7 +843,7 @@ history_state_read(history_state *out, PGconn *conn, const char *migration,
 	yaml_emitter_set_indent(&y.emitter, 2);
 	yaml_emitter_set_break(&y.emitter, YAML_LN_BREAK);
 	history_state_emit(&y, migration, mig, steps, backfill, approvals,
-	                   events);
+	                   events, attempts);
 	if (y.failed) {
 		zdm_error_set(err, "cannot write state.yaml of %s: %s",
 		              migration,
@@ -826,25 +881,13 @@ cleanup:
 	PQclear(backfill);
 	PQclear(approvals);
 	PQclear(events);
+	PQclear(attempts);
 	if (rc != 0)
 		history_state_free(out);
 	return rc;
 }
 
 /* ---- committing ---------------------------------------------------------- */
-
-/* A migration's name becomes a directory of the tree: one plain path
- * component, nothing git would refuse or hide. */
-static bool
-history_name_ok(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 0 && n <= 200 && name[0] != '.' &&
-	       strspn(name,
-	              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	              "0123456789_-.") == n;
-}
 
 /* The tip of refs/zdm/history: 1 found, 0 none, -1 error. */
 static int
@@ -1006,7 +1049,7 @@ history_commit(zdm_history *h, const char *migration, const history_state *st,
 	char *message = NULL, *reflog = NULL;
 	int attempt, found, rc = -1, grc = 0;
 
-	if (!history_name_ok(migration)) {
+	if (!zdm_plan_migration_name_ok(migration)) {
 		zdm_error_set(
 			err,
 			"migration name \"%s\" cannot name a directory of "

@@ -27,12 +27,47 @@
  *   zdm.approvals (migration, gate, approved_by, approved_at;
  *                  PRIMARY KEY (migration, gate))
  *   zdm.events (id bigserial, migration, at, step_id, event, message)
+ *   zdm.cdc (migration, ...): what a running zdm sync reports
+ *   zdm.claims (relation regclass PRIMARY KEY, table_name, migration,
+ *               claimed_at): the tables of each migration in flight; one
+ *       migration per table, from its start until done or rolled back
+ *   zdm.attempts (migration, attempt, plan_sha256, source_file, plan,
+ *                 state, current_step, started_at, finished_at,
+ *                 last_error, last_sqlstate, steps jsonb, replaced_at;
+ *                 PRIMARY KEY (migration, attempt)): earlier attempts of a
+ *       migration that started again, as they ended
  */
 #ifndef ZDM_JOURNAL_H
 #define ZDM_JOURNAL_H
 
 #include "plan_read.h"
 #include "zdm.h"
+
+/*
+ * A SQL expression, over zdm.migrations aliased m: does a session hold the
+ * migration's advisory lock, the one a runner (apply or rollback) holds for
+ * its whole run (key hashtextextended('zdm:' || migration, 0), runner.c)?
+ * pg_locks shows a bigint key as its high half in classid and its low half
+ * in objid, objsubid 1.  Read from pg_locks, never taken, so the readers of
+ * the journal (status, a sequence's listing) never stand in a runner's way.
+ * The journal says running or rolling_back until the runner writes how it
+ * ended, which a runner killed with -9 never does: running without a runner
+ * is stopped (ZDM_JOURNAL_STATE_SQL).
+ */
+#define ZDM_JOURNAL_RUNNER_ALIVE_SQL                                              \
+	"EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"                             \
+	"         WHERE l.locktype = 'advisory' AND l.granted"                    \
+	"           AND l.objsubid = 1"                                           \
+	"           AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d" \
+	"                              WHERE d.datname = "                        \
+	"                                    pg_catalog.current_database())"      \
+	"           AND ((l.classid::pg_catalog.int8 << 32)"                      \
+	"                | l.objid::pg_catalog.int8)"                             \
+	"               = pg_catalog.hashtextextended('zdm:' || m.migration, 0))"
+/* m.state as a person should read it: stopped for a runner that is gone. */
+#define ZDM_JOURNAL_STATE_SQL                                                                    \
+	"CASE WHEN m.state IN ('running', 'rolling_back') AND NOT " ZDM_JOURNAL_RUNNER_ALIVE_SQL \
+	" THEN 'stopped' ELSE m.state END"
 
 typedef enum zdm_step_state {
 	ZDM_STATE_PENDING,
@@ -42,7 +77,9 @@ typedef enum zdm_step_state {
 	ZDM_STATE_COMPENSATED
 } zdm_step_state;
 
-/* Create schema zdm and its tables if missing (safe to run concurrently). */
+/* Create schema zdm and its tables if missing (safe to run concurrently);
+ * migrations in flight that an earlier zdm started (no claims) claim their
+ * plans' tables then. */
 int zdm_journal_init(PGconn *conn, zdm_error *err);
 
 /*
@@ -55,8 +92,16 @@ int zdm_journal_init(PGconn *conn, zdm_error *err);
  */
 
 /* 1 when the journal exists in this database, 0 when not (zdm never ran
- * here: nothing is created by asking), -1 on error. */
+ * here: nothing is created by asking), -1 on error.  An existing journal
+ * the role may not read is an error (zdm_journal_access). */
 int zdm_journal_exists(PGconn *conn, zdm_error *err);
+
+/* 0 when there is no journal or the role may read it (with write: write
+ * it); otherwise -1 and a 42501 error that names the journal's owner, what
+ * the role lacks and the grants that would do.  Asked of the catalog, so it
+ * works where PostgreSQL would only say "permission denied for schema
+ * zdm".  A runner asks with write before it reads anything. */
+int zdm_journal_access(PGconn *conn, bool write, zdm_error *err);
 
 /* The migration's row: 0 found (*state and *plan_sha256 malloc'd, the
  * caller frees), 1 none (or no journal at all), -1 error. */
@@ -67,11 +112,45 @@ int zdm_journal_migration(PGconn *conn, const char *migration, char **state,
 int zdm_journal_step_states(PGconn *conn, const zdm_plan *plan,
                             zdm_step_state *states, zdm_error *err);
 
-/* A new journal entry, in a transaction of its own: the migration (any
- * older entry of that name and its checkpoints replaced), running, and
- * every step pending. */
+/* Bring a journal that an earlier zdm created up to this version's tables
+ * (zdm_journal_init, only when something is missing). */
+int zdm_journal_ensure(PGconn *conn, zdm_error *err);
+
+/*
+ * A new journal entry, in a transaction of its own: the migration (an older
+ * entry of that name kept in zdm.attempts, then replaced with its
+ * checkpoints), running, every step pending, and a claim on each of the
+ * plan's tables.  0 started (*attempt: its number, 1 for the first), 1
+ * refused because another migration holds one of the tables (err says
+ * which, in whose hands, and what to do; nothing written), -1 error.
+ */
 int zdm_journal_start(PGconn *conn, const zdm_plan *plan, const char *plan_text,
-                      zdm_error *err);
+                      int *attempt, zdm_error *err);
+
+/* Who holds a claim on a table, for a refusal. */
+typedef struct zdm_claim_holder {
+	char migration[256];
+	char where
+		[512]; /* "running, last step backfill.1", "paused at gate switch" */
+} zdm_claim_holder;
+
+/* Another migration's claim on table (a quoted qualified name): 1 with
+ * *holder, 0 none (or a journal without claims), -1 error.  Reads only; in
+ * the caller's transaction. */
+int zdm_journal_claim_holder(PGconn *conn, const char *migration,
+                             const char *table, zdm_claim_holder *holder,
+                             zdm_error *err);
+/* The refusal's sentence (after "TABLE: ") and its hint: one text for the
+ * preflight and the start. */
+void zdm_journal_claim_problem(const zdm_claim_holder *holder, char *problem,
+                               size_t plen, char *hint, size_t hlen);
+/* 1 when the migration may start again, perhaps with another plan (rolled
+ * back, or no step of it ever ran), 0 when not, -1 error. */
+int zdm_journal_replaceable(PGconn *conn, const char *migration,
+                            zdm_error *err);
+/* The number of the migration's current attempt (1 without earlier ones),
+ * or -1 with err. */
+int zdm_journal_attempt(PGconn *conn, const char *migration, zdm_error *err);
 
 /* The migration row's state; step_id NULL keeps current_step; why NULL (or
  * empty) clears last_error. */

@@ -23,6 +23,12 @@
  *     through: an unknown sync, a backfill key other than ctid,
  *     a server older than 15, a gate or an approve entry that names no
  *     phase, a lock_timeout of 0 (which PostgreSQL takes as forever).
+ *   - A hostile plan costs little to refuse: one larger than
+ *     ZDM_PLAN_MAX_BYTES is refused before it is parsed (zdm_plan_load
+ *     stops reading there), and libyaml's event parser walks the bytes
+ *     first, counting nesting, and stops at ZDM_PLAN_MAX_DEPTH (libyaml's
+ *     scanner is quadratic in flow nesting: 400 KB of '[' cost 95 s of CPU
+ *     before this check).
  *   - Keys this version does not know are ignored: the format may grow
  *     optional keys without a version bump.  Keys it knows must have the
  *     right type; a string that is a plain null reads as absent.
@@ -2092,6 +2098,32 @@ read_version(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	return 0;
 }
 
+bool
+zdm_plan_migration_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 0 && n <= 200 && name[0] != '.' &&
+	       strspn(name,
+	              "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	              "0123456789_-.") == n;
+}
+
+/* zdmc refuses these names at the source; a plan edited by hand must not
+ * bring one in (the history could never record its run). */
+static int
+check_migration_name(plan_reader *r, const yaml_node_t *root, const char *name)
+{
+	if (zdm_plan_migration_name_ok(name))
+		return 0;
+	return reader_fail_at(
+		r, map_get(r, root, "migration"),
+		"migration name \"%s\" is not one plain path component "
+		"(letters, digits, '_', '-' and '.', not starting with '.'): "
+		"it names a directory in the git history",
+		name);
+}
+
 static int
 read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
@@ -2106,6 +2138,7 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	            0 ||
 	    (error = get_string(r, root, "", "migration", false,
 	                        &plan->migration)) < 0 ||
+	    (error = check_migration_name(r, root, plan->migration)) < 0 ||
 	    (error = read_source(r, root, plan)) < 0 ||
 	    (error = read_requires(r, root, plan)) < 0 ||
 	    (error = read_options(r, root, plan)) < 0 ||
@@ -2117,6 +2150,60 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	if ((error = check_cdc_steps(r, plan)) < 0)
 		return error;
 	return check_autocommit_steps(r, plan);
+}
+
+/*
+ * Walk the bytes with libyaml's event parser before building a document,
+ * and stop as soon as collections nest deeper than ZDM_PLAN_MAX_DEPTH: the
+ * scanner's cost grows with the square of the flow nesting, so the walk
+ * must stop while the nesting is still shallow, not after it.  A syntax
+ * error is reported as the document loader would report it (same scanner).
+ */
+static int
+check_depth(plan_reader *r, const char *data, size_t len)
+{
+	yaml_parser_t parser;
+	yaml_event_t event;
+	int depth = 0, error = 0;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&parser))
+		return reader_fail(r, "out of memory");
+	yaml_parser_set_input_string(
+		&parser, (const unsigned char *)(data ? data : ""), len);
+	while (!done) {
+		if (!yaml_parser_parse(&parser, &event)) {
+			error = reader_fail_yaml(r, &parser);
+			break;
+		}
+		switch (event.type) {
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			if (++depth > ZDM_PLAN_MAX_DEPTH) {
+				error = reader_fail_line(
+					r, event.start_mark.line + 1,
+					event.start_mark.column + 1,
+					"the plan nests deeper than %d levels "
+					"(the limit for a plan; zdmc writes "
+					"far fewer): not a plan zdmc wrote",
+					ZDM_PLAN_MAX_DEPTH);
+				done = true;
+			}
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			depth--;
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&event);
+	}
+	yaml_parser_delete(&parser);
+	return error;
 }
 
 int
@@ -2141,6 +2228,15 @@ zdm_plan_parse(zdm_plan **out, const char *name, const char *data, size_t len,
 	if (errbuf && errlen)
 		errbuf[0] = '\0';
 
+	if (len > ZDM_PLAN_MAX_BYTES) {
+		reader_fail(&r,
+		            "the plan is larger than %d bytes (the limit for a "
+		            "plan): not a plan zdmc wrote",
+		            ZDM_PLAN_MAX_BYTES);
+		goto cleanup;
+	}
+	if (check_depth(&r, data, len) < 0)
+		goto cleanup;
 	if (!yaml_parser_initialize(&parser)) {
 		reader_fail(&r, "out of memory");
 		goto cleanup;
@@ -2248,6 +2344,9 @@ zdm_plan_load(zdm_plan **out, const char *path, char *errbuf, size_t errlen)
 		n = fread(data + len, 1, cap - len, f);
 		len += n;
 		if (n == 0)
+			break;
+		/* one byte over is enough for zdm_plan_parse to refuse it */
+		if (len > ZDM_PLAN_MAX_BYTES)
 			break;
 	}
 	if (ferror(f)) {

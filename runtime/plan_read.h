@@ -267,6 +267,15 @@ typedef struct zdm_plan {
 } zdm_plan;
 
 /*
+ * Limits on what is parsed at all (docs/plan-format.md): the largest plan
+ * zdmc writes for a real migration is tens of KB, nested under ten levels.
+ * Far above both, so no real plan meets them; low enough that refusing a
+ * hostile plan costs milliseconds, not libyaml's minutes.
+ */
+#define ZDM_PLAN_MAX_BYTES (16 * 1024 * 1024)
+#define ZDM_PLAN_MAX_DEPTH 64
+
+/*
  * Read and validate the plan at path.  On failure returns -1 and writes a
  * message to errbuf ("plan.out:12:5: error: ..." where a position is known).
  */
@@ -276,6 +285,10 @@ int zdm_plan_load(zdm_plan **out, const char *path, char *errbuf,
 int zdm_plan_parse(zdm_plan **out, const char *name, const char *data,
                    size_t len, char *errbuf, size_t errlen);
 void zdm_plan_free(zdm_plan *plan);
+/* A migration's name names a directory in the git history and files of a
+ * plan directory: one plain path component (the rule zdmc's check applies
+ * to the source). */
+bool zdm_plan_migration_name_ok(const char *name);
 /* The plan's search_path without its version schemas (which come first):
  * the schemas its tables are in, "public" or "public, sales" ("public"
  * when there is nothing else); zdm's sessions use it.  malloc'd, NULL when

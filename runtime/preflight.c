@@ -7,6 +7,8 @@
  * rather than the first, so one run gives the whole list:
  *
  *   - the server is at least requires.server_version_num;
+ *   - no other migration is in flight on a table of the plan (its claim
+ *     in the journal's zdm.claims);
  *   - each table exists, is an ordinary table (not partitioned, not a
  *     partition, not in an inheritance hierarchy, not typed), and the
  *     current user can alter it;
@@ -101,6 +103,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "strbuf.h"
 
 /* ---- the SQL ------------------------------------------------------------ */
@@ -3088,6 +3091,35 @@ check_table(preflight *pf, const zdm_table_info *info)
 	return rc;
 }
 
+/*
+ * No other migration is in flight on a table of the plan (its claim in the
+ * journal, journal.h).  An early, complete report only: two runners can
+ * both pass here, and zdm_journal_start checks again, under a lock, in the
+ * transaction that takes the claims.
+ */
+static int
+check_claims(preflight *pf)
+{
+	for (size_t i = 0; i < pf->plan->ntables; i++) {
+		zdm_claim_holder holder;
+		char problem[1024], hint[512];
+
+		switch (zdm_journal_claim_holder(pf->conn, pf->plan->migration,
+		                                 pf->plan->tables[i], &holder,
+		                                 pf->err)) {
+		case -1:
+			return -1;
+		case 0:
+			continue;
+		}
+		zdm_journal_claim_problem(&holder, problem, sizeof(problem),
+		                          hint, sizeof(hint));
+		report_problem(pf, pf->plan->tables[i], "%s", problem);
+		report_hint(pf, "%s", hint);
+	}
+	return 0;
+}
+
 int
 zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report, zdm_error *err)
 {
@@ -3118,7 +3150,7 @@ zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report, zdm_error *err)
 		goto cleanup;
 	/* an older server's catalogs may lack what the checks below read */
 	if (server_ok) {
-		if (check_database(&pf) < 0)
+		if (check_database(&pf) < 0 || check_claims(&pf) < 0)
 			goto cleanup;
 		if (plan->cdc && strcmp(plan->cdc->source, "native") == 0 &&
 		    check_cdc_source(&pf) < 0)

@@ -354,6 +354,10 @@ runner_connect(runner *r)
 	                        r->schema, &r->err);
 	if (r->conn == NULL)
 		return -1;
+	/* a journal it may not write stops it before anything else, with
+	 * the owner and the grants (not "permission denied for schema") */
+	if (zdm_journal_access(r->conn, true, &r->err) != 0)
+		return -1;
 	return runner_lock_migration(r);
 }
 
@@ -1430,12 +1434,74 @@ runner_read_plan_text(const char *path)
 	return buf;
 }
 
+/*
+ * The journal has a row of this migration (state, sha): may this plan run?
+ * ZDM_EXIT_OK with *start true when it starts a new attempt (the row was
+ * rolled back, or no step of it ever ran), false when it resumes the row
+ * (or the row is done with this plan); else the refusal's exit status with
+ * r->err.  A done migration never starts again; one in flight runs the
+ * plan it started with.
+ */
+static int
+runner_check_restart(runner *r, const char *state, const char *sha, bool *start)
+{
+	const zdm_plan *plan = r->plan;
+	bool same = strcmp(sha, plan->plan_sha256) == 0;
+	int replaceable;
+
+	*start = false;
+	if (strcmp(state, "done") == 0) {
+		if (same)
+			return ZDM_EXIT_OK;
+		zdm_error_set(
+			&r->err,
+			"migration %s is done, with another plan (plan_sha256 %.12s... in the journal); this plan is %.12s...",
+			plan->migration, sha, plan->plan_sha256);
+		snprintf(
+			r->err.hint, sizeof(r->err.hint),
+			"a done migration is never applied again: restore %s as it was applied (the journal and the git record hold it, %s/plan.yaml) and put a further change in a new migration",
+			r->opts->plan_path, plan->migration);
+		return ZDM_EXIT_USAGE;
+	}
+	if (same && strcmp(state, "rolled_back") != 0)
+		return ZDM_EXIT_OK; /* resume */
+	/* the tables the replaceable query reads are in every journal */
+	if (zdm_journal_ensure(r->conn, &r->err) != 0 ||
+	    (replaceable = zdm_journal_replaceable(r->conn, plan->migration,
+	                                           &r->err)) < 0)
+		return ZDM_EXIT_FAILED;
+	if (!replaceable) {
+		zdm_error_set(
+			&r->err,
+			"migration %s was started with a different plan (plan_sha256 %.12s...); this plan is %.12s...",
+			plan->migration, sha, plan->plan_sha256);
+		snprintf(r->err.detail, sizeof(r->err.detail),
+		         "the migration is %s, and steps of that plan have run",
+		         state);
+		snprintf(
+			r->err.hint, sizeof(r->err.hint),
+			"a migration in flight runs the plan it started with: finish it, or roll it back with that plan (zdm rollback; the git record holds it, %s/plan.yaml), then apply this one",
+			plan->migration);
+		return ZDM_EXIT_USAGE;
+	}
+	if (!same)
+		printf("migration %s: the attempt with plan %.12s... is %s%s; "
+		       "starting again with this plan\n",
+		       plan->migration, sha, state,
+		       strcmp(state, "rolled_back") == 0
+		               ? ""
+		               : " and none of its steps ran");
+	*start = true;
+	return ZDM_EXIT_OK;
+}
+
 int
 zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 {
 	runner r;
 	char *state = NULL, *sha = NULL;
 	int rc = ZDM_EXIT_FAILED, found;
+	bool start = false;
 
 	memset(&r, 0, sizeof(r));
 	r.plan = plan;
@@ -1464,26 +1530,29 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 	found = runner_load_migration(&r, &state, &sha);
 	if (found < 0)
 		goto done;
-	if (found == 0 && strcmp(sha, plan->plan_sha256) != 0) {
-		zdm_error_set(
-			&r.err,
-			"migration %s was started with a different plan (plan_sha256 %.12s...); this plan is %.12s...",
-			plan->migration, sha, plan->plan_sha256);
-		snprintf(
-			r.err.hint, sizeof(r.err.hint),
-			"a migration in flight runs the plan it started with; finish or roll back with that plan first");
-		rc = ZDM_EXIT_USAGE;
-		goto done;
+	if (found == 0) {
+		rc = runner_check_restart(&r, state, sha, &start);
+		if (rc != ZDM_EXIT_OK)
+			goto done;
+		if (strcmp(state, "done") == 0 && !start) {
+			printf("migration %s is already done\n",
+			       plan->migration);
+			goto done;
+		}
 	}
-	if (found == 0 && strcmp(state, "done") == 0) {
-		printf("migration %s is already done\n", plan->migration);
-		rc = ZDM_EXIT_OK;
-		goto done;
-	}
-	if (found == 1 || strcmp(state, "rolled_back") == 0) {
+	rc = ZDM_EXIT_FAILED;
+	if (found == 1 || start) {
 		char *text;
+		int attempt, started, exists;
 
 		printf("migration %s: preflight\n", plan->migration);
+		/* A journal an earlier zdm wrote is brought up to date first:
+		 * its migrations in flight claim their tables then, so that
+		 * preflight names them.  A database without a journal is left
+		 * untouched until the plan passes. */
+		if ((exists = zdm_journal_exists(r.conn, &r.err)) < 0 ||
+		    (exists == 1 && zdm_journal_ensure(r.conn, &r.err) != 0))
+			goto done;
 		if (zdm_preflight(r.conn, plan, stderr, &r.err) != 0) {
 			/* problems found: the plan does not fit this database
 			 * (nothing touched); a SQLSTATE: the check itself failed */
@@ -1491,7 +1560,7 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 			                       : ZDM_EXIT_USAGE;
 			goto done;
 		}
-		if (zdm_journal_init(r.conn, &r.err) != 0)
+		if (zdm_journal_ensure(r.conn, &r.err) != 0)
 			goto done;
 		text = runner_read_plan_text(opts->plan_path);
 		if (text == NULL) {
@@ -1499,16 +1568,32 @@ zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts)
 			              opts->plan_path);
 			goto done;
 		}
-		rc = zdm_journal_start(r.conn, plan, text, &r.err);
+		started =
+			zdm_journal_start(r.conn, plan, text, &attempt, &r.err);
 		free(text);
-		if (rc != 0) {
-			rc = ZDM_EXIT_FAILED;
+		if (started != 0) {
+			/* 1: another migration claimed a table since the
+			 * preflight looked; nothing was written */
+			rc = started == 1 ? ZDM_EXIT_USAGE : ZDM_EXIT_FAILED;
 			goto done;
 		}
-		printf("migration %s: started (plan %.12s...)\n",
-		       plan->migration, plan->plan_sha256);
-		runner_record(&r, "started (plan %.12s)", plan->plan_sha256);
+		if (attempt > 1) {
+			printf("migration %s: started attempt %d (plan "
+			       "%.12s...)\n",
+			       plan->migration, attempt, plan->plan_sha256);
+			runner_record(&r, "started attempt %d (plan %.12s)",
+			              attempt, plan->plan_sha256);
+		} else {
+			printf("migration %s: started (plan %.12s...)\n",
+			       plan->migration, plan->plan_sha256);
+			runner_record(&r, "started (plan %.12s)",
+			              plan->plan_sha256);
+		}
 	} else {
+		/* a journal an earlier zdm wrote: its new tables, and the
+		 * claims that zdm did not take */
+		if (zdm_journal_ensure(r.conn, &r.err) != 0)
+			goto done;
 		printf("migration %s: resuming (was %s)\n", plan->migration,
 		       state);
 		runner_set_state(&r, "running", NULL, NULL, NULL);
@@ -1804,20 +1889,29 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 		rc = ZDM_EXIT_OK;
 		goto done;
 	}
-	if (strcmp(sha, plan->plan_sha256) != 0) {
-		zdm_error_set(
-			&r.err,
-			"migration %s was started with a different plan (plan_sha256 %.12s...); roll back with that plan",
-			plan->migration, sha);
-		rc = ZDM_EXIT_USAGE;
-		goto done;
-	}
+	/* whatever the plan: a rolled-back attempt has nothing left to undo */
 	if (strcmp(state, "rolled_back") == 0) {
 		printf("migration %s is already rolled back\n",
 		       plan->migration);
 		rc = ZDM_EXIT_OK;
 		goto done;
 	}
+	if (strcmp(sha, plan->plan_sha256) != 0) {
+		zdm_error_set(
+			&r.err,
+			"migration %s was started with a different plan (plan_sha256 %.12s...); roll back with that plan",
+			plan->migration, sha);
+		snprintf(r.err.hint, sizeof(r.err.hint),
+		         "the plan as applied is in the journal "
+		         "(zdm.migrations.plan) and in the git record, "
+		         "%s/plan.yaml",
+		         plan->migration);
+		rc = ZDM_EXIT_USAGE;
+		goto done;
+	}
+	/* the release of the claims at the end needs zdm.claims */
+	if (zdm_journal_ensure(r.conn, &r.err) != 0)
+		goto done;
 	if (runner_load_states(&r) != 0)
 		goto done;
 	for (i = 0; i < plan->nsteps; i++) {
@@ -1962,7 +2056,7 @@ zdm_approve(const zdm_plan *plan, const zdm_apply_opts *opts, const char *gate)
 		zdm_error_print(&err, stderr);
 		return ZDM_EXIT_FAILED;
 	}
-	if (zdm_journal_init(conn, &err) != 0 ||
+	if (zdm_journal_ensure(conn, &err) != 0 ||
 	    (recorded = zdm_journal_approve(conn, plan->migration, gate, who,
 	                                    &err)) < 0) {
 		zdm_error_print(&err, stderr);

@@ -46,7 +46,8 @@
  * last step started, or the gate waited at).
  */
 static const char seq_journal_sql[] =
-	"SELECT m.migration, m.state, m.plan_sha256, m.current_step,"
+	"SELECT m.migration, " ZDM_JOURNAL_STATE_SQL ", m.plan_sha256,"
+	"       m.current_step,"
 	"       (SELECT s.phase FROM zdm.steps s WHERE s.migration = m.migration"
 	"         AND s.step_id = m.current_step),"
 	"       m.waiting_gate,"

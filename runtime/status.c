@@ -26,8 +26,9 @@ static const char status_migrations_sql[] =
 	"         AND s.state = 'failed' ORDER BY s.position DESC LIMIT 1),"
 	"       (SELECT sum(b.rows) FROM zdm.backfill b WHERE b.migration = m.migration),"
 	"       (SELECT sum(b.next_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration),"
-	"       (SELECT sum(b.end_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration)"
-	"  FROM zdm.migrations m"
+	"       (SELECT sum(b.end_page - b.first_page) FROM zdm.backfill b WHERE b.migration = m.migration),"
+	/* 16: a runner holds the migration's lock (journal.h) */
+	"       " ZDM_JOURNAL_RUNNER_ALIVE_SQL "  FROM zdm.migrations m"
 	" WHERE $1::text IS NULL OR m.migration = $1"
 	" ORDER BY m.started_at";
 
@@ -202,13 +203,129 @@ status_sync_json(PGconn *conn, const char *migration)
 	return out ? out : json_null();
 }
 
+/*
+ * Earlier attempts of the migration (a rolled-back migration started again),
+ * oldest first, each with the last step that failed and its error; NULL
+ * when there are none (or the journal predates zdm.attempts).
+ */
+static const char status_attempts_sql[] =
+	"SELECT a.attempt, a.plan_sha256, a.state,"
+	"       pg_catalog.to_char(a.started_at, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'),"
+	"       f.value->>'step_id', f.value->>'error'"
+	"  FROM zdm.attempts a LEFT JOIN LATERAL"
+	"       (SELECT e.value FROM pg_catalog.jsonb_array_elements(a.steps)"
+	"          WITH ORDINALITY AS e(value, n)"
+	"         WHERE e.value->>'error' IS NOT NULL"
+	"         ORDER BY e.n DESC LIMIT 1) f ON true"
+	" WHERE a.migration = $1 ORDER BY a.attempt";
+
+static PGresult *
+status_attempts_query(PGconn *conn, const char *migration)
+{
+	const char *params[1] = {migration};
+	zdm_error err;
+	PGresult *res;
+	bool present;
+
+	if (zdm_conn_query(
+		    conn,
+		    "SELECT pg_catalog.to_regclass('zdm.attempts') IS NOT NULL",
+		    0, NULL, &res, &err) != 0)
+		return NULL;
+	present = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!present || zdm_conn_query(conn, status_attempts_sql, 1, params,
+	                               &res, &err) != 0)
+		return NULL;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return NULL;
+	}
+	return res;
+}
+
+static void
+status_print_attempts(PGconn *conn, const char *migration)
+{
+	PGresult *res = status_attempts_query(conn, migration);
+
+	if (res == NULL)
+		return;
+	printf("  attempt     %d; earlier:\n", PQntuples(res) + 1);
+	for (int row = 0; row < PQntuples(res); row++) {
+		printf("              %s: plan %.12s..., %s, started %s",
+		       PQgetvalue(res, row, 0), PQgetvalue(res, row, 1),
+		       PQgetvalue(res, row, 2), PQgetvalue(res, row, 3));
+		if (!PQgetisnull(res, row, 4))
+			printf("; %s failed: %s", PQgetvalue(res, row, 4),
+			       PQgetvalue(res, row, 5));
+		putchar('\n');
+	}
+	PQclear(res);
+}
+
+/* "attempt" and "earlier_attempts" of the JSON form. */
+static void
+status_attempts_json(PGconn *conn, const char *migration, json_t *entry)
+{
+	PGresult *res = status_attempts_query(conn, migration);
+	json_t *list = json_array();
+	int n = res ? PQntuples(res) : 0;
+
+	for (int row = 0; row < n && list; row++)
+		json_array_append_new(
+			list, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}",
+		                        "attempt", status_int(res, row, 0),
+		                        "plan_sha256", status_str(res, row, 1),
+		                        "state", status_str(res, row, 2),
+		                        "started_at", status_str(res, row, 3),
+		                        "failed_step", status_str(res, row, 4),
+		                        "error", status_str(res, row, 5)));
+	json_object_set_new(entry, "attempt", json_integer(n + 1));
+	json_object_set_new(entry, "earlier_attempts",
+	                    list ? list : json_null());
+	if (res)
+		PQclear(res);
+}
+
+/*
+ * The journal says "running" (or "rolling_back") from the moment a runner
+ * starts until it writes how it ended; a runner killed with -9, or whose
+ * machine died, never writes it.  The runner holds the migration's advisory
+ * lock for as long as it lives, so a journal that says running while no
+ * session holds that lock means the runner is gone: the migration is
+ * stopped, and the command that goes on is the one it was running.
+ */
+static const char *
+status_state(PGresult *res, int row, const char **resume)
+{
+	const char *state = PQgetvalue(res, row, 1);
+	bool runner = PQgetvalue(res, row, 16)[0] == 't';
+
+	*resume = NULL;
+	if (runner)
+		return state;
+	if (strcmp(state, "running") == 0)
+		*resume = "apply";
+	else if (strcmp(state, "rolling_back") == 0)
+		*resume = "rollback";
+	return *resume ? "stopped" : state;
+}
+
 static void
 status_print_human(PGresult *res, int row, const char *plan_path)
 {
 	const char *migration = PQgetvalue(res, row, 0);
-	const char *state = PQgetvalue(res, row, 1);
+	const char *resume;
+	const char *state = status_state(res, row, &resume);
 
 	printf("migration %s: %s\n", migration, state);
+	if (resume != NULL)
+		printf("  stopped     the journal says %s, but no zdm runner holds "
+		       "the migration's lock: it was killed or lost its "
+		       "connection; go on with: zdm %s %s\n",
+		       PQgetvalue(res, row, 1), resume,
+		       plan_path ? plan_path : "PLAN");
 	printf("  plan        %.12s...  started %s, updated %s\n",
 	       PQgetvalue(res, row, 2), PQgetvalue(res, row, 5),
 	       PQgetvalue(res, row, 6));
@@ -246,6 +363,7 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	PGresult *res = NULL;
 	const char *params[1] = {plan ? plan->migration : NULL};
 	json_t *all = NULL, *entry;
+	const char *resume;
 	int rc = ZDM_EXIT_FAILED, row;
 
 	zdm_error_clear(&err);
@@ -275,14 +393,17 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 	for (row = 0; row < PQntuples(res); row++) {
 		if (!json) {
 			status_print_human(res, row, plan_path);
+			status_print_attempts(conn, PQgetvalue(res, row, 0));
 			status_print_sync(conn, PQgetvalue(res, row, 0));
 			continue;
 		}
 		entry = json_pack(
-			"{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o, s:o}",
+			"{s:o, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}, s:{s:o, s:o, s:o}, s:o, s:o}",
 			"migration", status_str(res, row, 0), "state",
-			status_str(res, row, 1), "plan_sha256",
-			status_str(res, row, 2), "current_step",
+			json_string(status_state(res, row, &resume)),
+			"journal_state", status_str(res, row, 1),
+			"runner_alive", PQgetvalue(res, row, 16)[0] == 't',
+			"plan_sha256", status_str(res, row, 2), "current_step",
 			status_str(res, row, 3), "phase",
 			status_str(res, row, 11), "waiting_gate",
 			status_str(res, row, 4), "started_at",
@@ -305,6 +426,7 @@ zdm_status(const zdm_plan *plan, const char *plan_path, const char *conninfo,
 			              PQgetvalue(res, row, 0));
 			goto done;
 		}
+		status_attempts_json(conn, PQgetvalue(res, row, 0), entry);
 		json_array_append_new(all, entry);
 	}
 	if (json) {

@@ -195,7 +195,9 @@ sync_lock(sync_run *r)
 static int
 sync_journal(sync_run *r)
 {
-	int exists = zdm_journal_exists(r->conn, &r->err);
+	int exists = zdm_journal_access(r->conn, true, &r->err) != 0
+	                     ? -1
+	                     : zdm_journal_exists(r->conn, &r->err);
 
 	if (exists < 0)
 		return -1;
@@ -212,7 +214,7 @@ sync_journal(sync_run *r)
 		return -1;
 	}
 	/* adds zdm.cdc to a journal made by an older zdm */
-	return zdm_journal_init(r->conn, &r->err);
+	return zdm_journal_ensure(r->conn, &r->err);
 }
 
 static int

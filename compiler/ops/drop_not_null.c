@@ -42,16 +42,6 @@ drop_not_null_check(zdmc_check_ctx *ck, zdmc_change *change)
 	zdmc_check_ident_length(ck, &n->column);
 	zdmc_check_changed_column(ck, change, &n->column);
 	zdmc_change_add_read(ck, change, c);
-	/* The fresh-clone test run found the cdc copy of plans/drop_not_null
-	 * ending with rows that disagree with their last writer, about one
-	 * run in two (apply_cdc_drop_not_null, zdm sync and zdm apply killed
-	 * and resumed): until that race is understood and fixed, refuse the
-	 * combination rather than lose a write. */
-	if (zdmc_check_sync_is_cdc(ck))
-		zdmc_diag_error(
-			diag, n->column.offset,
-			"drop not null on column \"%s\" is not supported with sync = cdc yet: use sync = trigger for this migration",
-			c);
 	if (n->using.text != NULL)
 		zdmc_diag_error(
 			diag, n->using_offset,

@@ -20,6 +20,11 @@
 #                           gate, in contract; then resume
 #   apply_locks             apply_locks.sh: lock timeouts, retries, exit 3
 #   apply_concurrent        apply_concurrent.sh: one runner per migration
+#   apply_claims            apply_claims.sh: one migration per table (two
+#                           started at once, under traffic; four rounds)
+#   apply_retry             apply_retry.sh: fix and try again after a
+#                           rollback (attempts in the journal and in git),
+#                           a journal of the previous version
 #   apply_badplan           apply_badplan.sh: refused plans touch nothing
 #   apply_status            apply_status.sh: approve, status, another plan
 #   apply_partial           apply_partial.sh: a rollback stopped by a lock
@@ -79,6 +84,8 @@ foreach(point expand backfill gate contract)
 endforeach()
 zdm_apply_test(apply_locks apply_locks.sh)
 zdm_apply_test(apply_concurrent apply_concurrent.sh)
+zdm_apply_test(apply_claims apply_claims.sh)
+zdm_apply_test(apply_retry apply_retry.sh)
 zdm_apply_test(apply_badplan apply_badplan.sh)
 zdm_apply_test(apply_status apply_status.sh)
 zdm_apply_test(apply_partial apply_partial.sh)

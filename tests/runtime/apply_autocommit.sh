@@ -46,7 +46,7 @@ example=autocommit
 work=$(mktemp -d)
 zdm_on_exit "rm -rf '$work'"
 zdm_on_exit at_cleanup
-at_t0=$SECONDS
+assert_t0=$SECONDS
 pg_start || die "the server did not start"
 say "server on port $PGPORT"
 

@@ -13,6 +13,12 @@
 #                   (sha256 of every byte before the last line)
 #   edited-sql      one character of a step's SQL changed after compile
 #   no-such-file    a path that does not exist
+#   nested          400 KB of '[' (libyaml spent 95 s of CPU on it before the
+#                   depth limit): refused at the 65th level
+#   oversized       a plan of 16 MiB + 1 byte: refused for its size
+#   path-name       migration: ../x with the checksum recomputed (zdmc refuses
+#                   such a name; a hand-edited plan must not bring it in: the
+#                   git history could never record the run)
 #   no-such-table   a plan compiled from a source on a table the database
 #                   does not have (refused by preflight)
 # Each: `zdm apply` exits 2 with a message on stderr that says what is wrong
@@ -23,7 +29,9 @@
 # message.  `zdm rollback`, `zdm approve` and `zdm status` of a bad plan
 # exit 2 as well.  Last, `zdm apply|status|rollback ... --help` prints the
 # usage and exits 0, and a --sync-wait that is not a positive duration is
-# a usage error (exit 2).
+# a usage error (exit 2).  The nested and oversized plans are also refused
+# by zdm sync, zdmc explain and zdmc diff (each under `timeout 10`, a guard
+# only: the assertion is the message).
 set -euo pipefail
 
 me=apply_badplan.sh
@@ -63,6 +71,11 @@ expect "version4: checksum recomputed" "$(tail -n 1 "$bad/version4.plan")" "plan
 # YAML still valid, only the checksum can tell.
 sed '0,/ADD COLUMN zdm_/s//ADD COLUMN xdm_/' "$plan" >"$bad/edited-sql.plan"
 cmp -s "$plan" "$bad/edited-sql.plan" && die "edited-sql: nothing edited"
+sed 's|^migration: .*$|migration: ../x|' "$plan" >"$bad/path-name.plan"
+resum "$bad/path-name.plan"
+grep -q '^migration: \.\./x$' "$bad/path-name.plan" || die "path-name: no migration line to change"
+head -c 400000 /dev/zero | tr '\0' '[' >"$bad/nested.plan"
+{ head -c 16777217 /dev/zero | tr '\0' ' '; } >"$bad/oversized.plan"
 mkdir -p "$work/src"
 cat >"$work/src/no_such_table.zdm" <<'ZDM'
 -- a migration of a table the test database does not have
@@ -95,11 +108,33 @@ bad_case()
 	fi
 }
 
+nested_re='^zdm: .*:1:65: error: the plan nests deeper than 64 levels \(the limit for a plan'
+oversized_re='^zdm: .*: error: the plan is larger than 16777216 bytes \(the limit for a plan\)'
+bad_case nested "$nested_re" file
+bad_case oversized "$oversized_re" file
+for name in nested oversized; do
+	re=${name}_re
+	zdm_run "$name.sync" 2 sync "$bad/$name.plan" --db "dbname=$db"
+	expect_grep "$name: zdm sync" "$work/$name.sync.err" "${!re}"
+	for cmd in explain diff; do
+		rc=0
+		if [ $cmd = diff ]; then
+			timeout 10 "$ZDMC" diff "$bad/$name.plan" "$plan" \
+				>/dev/null 2>"$work/$name.$cmd.err" || rc=$?
+		else
+			timeout 10 "$ZDMC" explain "$bad/$name.plan" \
+				>/dev/null 2>"$work/$name.$cmd.err" || rc=$?
+		fi
+		expect "$name: zdmc $cmd exit" "$rc" 2
+		expect_grep "$name: zdmc $cmd" "$work/$name.$cmd.err" "${!re#^zdm: }"
+	done
+done
 bad_case truncated-mid '^zdm: .*(not valid YAML|truncated)' file
 bad_case truncated-quote '^zdm: .*:[0-9]+:[0-9]+: error: not valid YAML: found unexpected end of stream' file
 bad_case truncated-line '^zdm: .*error: the plan does not end with a plan_sha256 line; it is truncated' file
 bad_case empty '^zdm: .*error: the plan is empty' file
 bad_case version4 '^zdm: .*error: unsupported plan format version 4; this zdm reads versions 1 to 3' file
+bad_case path-name "^zdm: .*:3:12: error: migration name \"\\.\\./x\" is not one plain path component" file
 bad_case edited-sql '^zdm: .*error: plan checksum mismatch: the plan was edited after it was compiled' file
 mv "$bad/no-such-table.plan" "$bad/keep.plan"
 bad_case no-such-file '^zdm: .*could not open plan: No such file or directory' file

@@ -100,8 +100,10 @@ if kill -9 "$apply_pid" 2>/dev/null; then
 	at_wait_for "the killed zdm apply's sessions to end" 30 sql_true $db \
 		"SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity
 		  WHERE datname = '$db' AND application_name IN ('zdm $migration', 'zdm backfill'))"
-	# running, unless it reached its gate just before the kill (paused)
-	was=$(status_json $db 'd["state"]')
+	# running, unless it reached its gate just before the kill (paused);
+	# the journal's word, which the resumed run repeats (status says
+	# stopped for a running migration whose runner is gone)
+	was=$(status_json $db 'd["journal_state"]')
 	zdm_bg apply1b apply "$plan" --db "dbname=$db" --batch-size 200 --pause 20ms
 	# generous: on a loaded machine (CI runs tests in parallel) the catch-up
 	# steps wait for the sync, which shares the cores

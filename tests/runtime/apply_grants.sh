@@ -7,6 +7,14 @@
 # public.users must be able to use public_split_user_name.users the same way
 # (the view gets the table's grants, the schema USAGE), a read-only role
 # must stay read-only, and after contract the roles reach the table itself.
+#
+# Then the journal's own privileges: a role that owns a table but not the
+# journal (schema zdm, made by the superuser's run above) is refused by
+# `zdm status` and `zdm apply` before anything is touched, with a message
+# that names the journal's owner and what the role lacks, and a HINT that
+# holds the grants; the grants the HINT gives, run as they are written, are
+# enough for `zdm status` (the read hint) and for `zdm apply` (the write
+# hint) to go through.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ZDM=${ZDM:-build/release/zdm}
@@ -59,4 +67,58 @@ fi
 as app_rw -c "$sp UPDATE users SET first_name = 'Rhea' WHERE id = $id" >/dev/null
 [ "$(as app_ro -c "$sp SELECT first_name || ' ' || last_name FROM users WHERE id = $id")" = "Rhea Writer" ] ||
 	die "after contract the roles do not reach the table"
+
+# -- the journal's privileges ----------------------------------------------
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE ROLE deployer LOGIN;
+CREATE TABLE t2 (id int PRIMARY KEY, a text);
+ALTER TABLE t2 OWNER TO deployer;
+GRANT CREATE ON DATABASE postgres TO deployer;
+SQL
+cat >"$work/t2.zdm" <<'ZDM'
+migration t2_rename;
+alter table t2 rename column a to b;
+ZDM
+"$ZDMC" compile "$work/t2.zdm" -o "$work/t2.plan"
+dep="dbname=postgres user=deployer"
+
+# refused RUN EXPECT-MESSAGE: exit 1, the message and a HINT; the hint's
+# statements are written to $work/RUN.grants
+refused()
+{
+	local run=$1 want=$2
+	shift 2
+	rc=0
+	"$ZDM" "$@" --db "$dep" >"$work/$run.out" 2>"$work/$run.err" || rc=$?
+	[ "$rc" = 1 ] || { cat "$work/$run.err"; die "$run: exit $rc, expected 1"; }
+	grep -q "^zdm: error: $want (SQLSTATE 42501)\$" "$work/$run.err" ||
+		die "$run: not the message expected: $(cat "$work/$run.err")"
+	sed -n 's/^HINT: run zdm as postgres[^:]*, or as postgres: //p' "$work/$run.err" |
+		tr ';' '\n' | sed 's/^ *//' >"$work/$run.grants"
+	[ -s "$work/$run.grants" ] || die "$run: no grants in the hint: $(cat "$work/$run.err")"
+}
+refused status.denied "role deployer may not read zdm's journal (schema zdm, owned by postgres): it lacks USAGE on schema zdm" \
+	status
+refused apply.denied "role deployer may not write zdm's journal (schema zdm, owned by postgres): it lacks USAGE on schema zdm" \
+	apply "$work/t2.plan" --approve-all
+[ "$(as postgres -c "SELECT count(*) FROM zdm.migrations WHERE migration = 't2_rename'")" = 0 ] ||
+	die "the refused apply wrote to the journal"
+[ "$(as postgres -c "SELECT attname FROM pg_attribute WHERE attrelid = 't2'::regclass AND attnum = 2")" = a ] ||
+	die "the refused apply changed t2"
+
+# the read hint's grants: status goes through, apply is still refused (it
+# must write), now for the tables
+sed 's/$/;/' "$work/status.denied.grants" | as postgres >/dev/null
+"$ZDM" status --db "$dep" >"$work/status.ok.out" 2>&1 ||
+	die "status with the read hint's grants: $(cat "$work/status.ok.out")"
+grep -q '^split_user_name  *done' "$work/status.ok.out" ||
+	die "status lists no done split_user_name: $(cat "$work/status.ok.out")"
+refused apply.denied2 "role deployer may not write zdm's journal (schema zdm, owned by postgres): it lacks SELECT, INSERT, UPDATE and DELETE on zdm.approvals, .*" \
+	apply "$work/t2.plan" --approve-all
+# the write hint's grants: apply goes through
+sed 's/$/;/' "$work/apply.denied2.grants" | as postgres >/dev/null
+"$ZDM" apply "$work/t2.plan" --approve-all --db "$dep" >"$work/apply.t2.out" 2>&1 ||
+	{ cat "$work/apply.t2.out"; die "apply with the write hint's grants failed"; }
+[ "$(as postgres -c "SELECT attname FROM pg_attribute WHERE attrelid = 't2'::regclass AND attnum = 2")" = b ] ||
+	die "t2.a was not renamed"
 echo "apply_grants: ok"

@@ -17,7 +17,9 @@
 #   backfill  small batches with --pause 50ms --jobs 2; killed once the
 #             journal holds some backfill rows.  The resumed run's backfill
 #             starts with fewer pages left than the table has (it continues
-#             from the checkpoints).
+#             from the checkpoints).  Between the kill and the resume, the
+#             journal says running but `zdm status` says stopped (no runner
+#             holds the migration's lock) and how to go on.
 #   gate      `zdm apply --wait` waits at the switch gate; `zdm status --json`
 #             says paused there; a second `zdm apply` meanwhile is refused
 #             (exit 1, "another zdm"); killed.  The resumed run stops at the
@@ -86,6 +88,17 @@ backfill)
 	at_wait_for "backfill rows in the journal" 60 sql_true $db \
 		"SELECT coalesce(sum(rows), 0) > 1000 FROM zdm.backfill"
 	kill9 run1
+	# The journal still says running; no runner holds the lock any more.
+	expect "journal state after the kill" \
+		"$(val $db "SELECT state FROM zdm.migrations")" running
+	expect "status --json after the kill: state" "$(status_json $db 'd["state"]')" stopped
+	expect "status --json after the kill: runner_alive" \
+		"$(status_json $db 'd["runner_alive"]')" False
+	"$ZDM" status "$plan" --db "dbname=$db" >"$work/status.killed.out"
+	expect_grep "zdm status after the kill" "$work/status.killed.out" \
+		"^migration .*: stopped\$"
+	expect_grep "zdm status after the kill: how to go on" "$work/status.killed.out" \
+		"no zdm runner holds the migration's lock: .*go on with: zdm apply $plan\$"
 	pages=$(val $db "SELECT sum(next_page - first_page) || ' of ' || sum(end_page - first_page) FROM zdm.backfill")
 	say "journal after the kill: $pages pages done"
 	expect "backfill step done after the kill" \
@@ -106,6 +119,7 @@ gate)
 	at_wait_for "zdm waiting at the gate" 60 \
 		grep -q 'waiting for approval: zdm approve' "$work/run1.out"
 	expect "status while waiting: state" "$(status_json $db 'd["state"]')" paused
+	expect "status while waiting: runner_alive" "$(status_json $db 'd["runner_alive"]')" True
 	gate=$(status_json $db 'd["waiting_gate"]')
 	[ "$gate" = switch ] || [ "$gate" = contract ] || die "waiting at gate '$gate'"
 	run1_pid=$zdm_pid

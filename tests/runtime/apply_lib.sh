@@ -29,51 +29,12 @@ ZDM_TIMEOUT=${ZDM_TIMEOUT:-75}
 
 # shellcheck source=../lib/pg.sh
 . "$root/tests/lib/pg.sh"
+# shellcheck source=../lib/assert.sh
+. "$root/tests/lib/assert.sh"
+assert_where() { echo "${example:-}"; }
 
 at_bg_pids=()
 declare -A at_traffic_pid
-
-say()
-{
-	printf '[%3ds] %s\n' $((SECONDS - at_t0)) "$*"
-}
-
-die()
-{
-	echo "$me: ${example:-}: FAILED: $*" >&2
-	if [ -n "${ZDM_PG_DIR:-}" ]; then
-		echo "--- server log (last 30 lines)" >&2
-		pg_log | tail -n 30 >&2
-	fi
-	exit 1
-}
-
-q()
-{
-	psql -X -q -v ON_ERROR_STOP=1 "$@"
-}
-
-# One value: val DB SQL
-val()
-{
-	q -d "$1" -At -c "$2"
-}
-
-# expect WHAT GOT WANT
-expect()
-{
-	[ "$2" = "$3" ] || die "$1: expected '$3', got '$2'"
-}
-
-# expect_grep WHAT FILE EXTENDED-REGEX
-expect_grep()
-{
-	grep -Eq -- "$3" "$2" || {
-		echo "--- $2:" >&2
-		cat "$2" >&2
-		die "$1: no line matching /$3/ in $(basename "$2")"
-	}
-}
 
 # A failed assertion that need not stop the test (the later checks are
 # independent of it): recorded, reported, and the test fails at at_done.
@@ -149,7 +110,7 @@ at_init()
 	work=$(mktemp -d)
 	zdm_on_exit "rm -rf '$work'"
 	zdm_on_exit at_cleanup
-	at_t0=$SECONDS
+	assert_t0=$SECONDS
 	pg_start || die "the server did not start"
 	say "server on port $PGPORT"
 	q -c 'CREATE DATABASE zdm_fixture'
@@ -754,6 +715,13 @@ check_data()
 		got=$(q -d "$db" -At -f "$f") || die "check query failed: $(head -1 "$f")"
 		if [ "$got" != 0 ]; then
 			cat "$f" >&2
+			# a check that counts rows shows ten of them, s (the
+			# snapshot) and c (now) side by side where it joins them
+			if grep -q '^SELECT count(\*)$' "$f"; then
+				echo "--- rows it counts (ten at most):" >&2
+				sed -e 's/^SELECT count(\*)$/SELECT */' -e 's/;[[:space:]]*$/ LIMIT 10;/' "$f" |
+					q -d "$db" -f - >&2 || true
+			fi
 			die "data check returned $got, not 0: $(head -1 "$f" | sed 's/^-- check: //')"
 		fi
 	done

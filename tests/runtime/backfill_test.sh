@@ -54,37 +54,11 @@ done
 
 # shellcheck source=../lib/pg.sh
 . "$root/tests/lib/pg.sh"
+# shellcheck source=../lib/assert.sh
+. "$root/tests/lib/assert.sh"
+me=backfill_test.sh
 work=$(mktemp -d)
 zdm_on_exit "rm -rf '$work'"
-t0=$SECONDS
-
-say()
-{
-	printf '[%3ds] %s\n' $((SECONDS - t0)) "$*"
-}
-
-die()
-{
-	echo "backfill_test.sh: $*" >&2
-	exit 1
-}
-
-q()
-{
-	psql -X -q -v ON_ERROR_STOP=1 "$@"
-}
-
-# One value from the database: val DB SQL
-val()
-{
-	q -d "$1" -At -c "$2"
-}
-
-expect()
-{
-	local what=$1 got=$2 want=$3
-	[ "$got" = "$want" ] || die "$what: got '$got', want '$want'"
-}
 
 plan=$work/split_name.plan
 (cd "$root/plans" && "$ZDMC" compile -o "$plan" split_name.zdm) ||

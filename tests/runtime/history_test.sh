@@ -68,6 +68,9 @@ done
 
 # shellcheck source=../lib/pg.sh
 . "$root/tests/lib/pg.sh"
+# shellcheck source=../lib/assert.sh
+. "$root/tests/lib/assert.sh"
+assert_where() { echo "$case"; }
 
 work=$(mktemp -d)
 bg_pids=()
@@ -86,48 +89,6 @@ cd "$work"
 export GIT_CONFIG_NOSYSTEM=1 HOME=$work GIT_AUTHOR_NAME=tester \
 	GIT_AUTHOR_EMAIL=tester@example.com GIT_COMMITTER_NAME=tester \
 	GIT_COMMITTER_EMAIL=tester@example.com
-t0=$SECONDS
-
-say()
-{
-	printf '[%3ds] %s: %s\n' $((SECONDS - t0)) "$case" "$*"
-}
-
-die()
-{
-	echo "$me: $case: FAILED: $*" >&2
-	if [ -n "${ZDM_PG_DIR:-}" ]; then
-		echo "--- server log (last 20 lines)" >&2
-		pg_log | tail -n 20 >&2
-	fi
-	exit 1
-}
-
-q()
-{
-	psql -X -q -v ON_ERROR_STOP=1 "$@"
-}
-
-val()
-{
-	q -d "$1" -At -c "$2"
-}
-
-# expect WHAT GOT WANT
-expect()
-{
-	[ "$2" = "$3" ] || die "$1: expected '$3', got '$2'"
-}
-
-# expect_grep WHAT FILE EXTENDED-REGEX
-expect_grep()
-{
-	grep -Eq -- "$3" "$2" || {
-		echo "--- $2:" >&2
-		cat "$2" >&2
-		die "$1: no line matching /$3/"
-	}
-}
 
 # zdm_run NAME WANT-RC ARGS...: zdm ARGS (bounded) in the current
 # directory, output in $work/NAME.out and .err; the exit status must be

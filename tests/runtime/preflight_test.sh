@@ -58,22 +58,14 @@ done
 
 # shellcheck source=../lib/pg.sh
 . "$root/tests/lib/pg.sh"
+# shellcheck source=../lib/assert.sh
+. "$root/tests/lib/assert.sh"
+me=preflight_test.sh
 work=$(mktemp -d)
 zdm_on_exit "rm -rf '$work'"
 only=("$@")
 failed=()
 ran=0
-
-die()
-{
-	echo "preflight_test.sh: $*" >&2
-	exit 1
-}
-
-q()
-{
-	psql -X -q -v ON_ERROR_STOP=1 "$@"
-}
 
 # ---- plans ---------------------------------------------------------------------
 compile()

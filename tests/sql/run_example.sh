@@ -58,25 +58,12 @@ done
 
 # shellcheck source=tests/lib/pg.sh
 . "$root/tests/lib/pg.sh"
+# shellcheck source=tests/lib/assert.sh
+. "$root/tests/lib/assert.sh"
+me=run_example.sh
+assert_where() { echo "$example"; }
 work=$(mktemp -d)
 zdm_on_exit "rm -rf '$work'"
-t0=$SECONDS
-
-say()
-{
-	printf '[%3ds] %s\n' $((SECONDS - t0)) "$*"
-}
-
-die()
-{
-	echo "run_example.sh: $example: $*" >&2
-	exit 1
-}
-
-q()
-{
-	psql -X -q -v ON_ERROR_STOP=1 "$@"
-}
 
 plan=$work/$example.plan
 (cd "$root/plans" && "$ZDMC" compile -o "$plan" "$example.zdm") ||

@@ -4,3 +4,4 @@
 add_executable(test_plan ${CMAKE_CURRENT_LIST_DIR}/test_plan.c)
 target_link_libraries(test_plan PRIVATE zdmc_core zdm_core PkgConfig::CMOCKA)
 add_test(NAME unit_plan COMMAND test_plan)
+set_tests_properties(unit_plan PROPERTIES LABELS unit)

@@ -1232,6 +1232,90 @@ test_every_byte_matters(void **state)
 	free(text);
 }
 
+/*
+ * Hostile plans are refused cheaply: 400 KB of '[' used to cost libyaml 95 s
+ * of CPU before the reader said anything; now the depth walk stops at the
+ * limit's level.  (The test fails by taking minutes, which ctest's timeout
+ * reports, not by a measured time.)
+ */
+static void
+test_hostile_nesting(void **state)
+{
+	const size_t n = 400000;
+	char *text = malloc(n + 1);
+	char want[256];
+
+	(void)state;
+	assert_non_null(text);
+	snprintf(want, sizeof(want),
+	         NAME ":1:%d: error: the plan nests deeper than %d levels (the "
+	              "limit for a plan; zdmc writes far fewer): not a plan "
+	              "zdmc wrote",
+	         ZDM_PLAN_MAX_DEPTH + 1, ZDM_PLAN_MAX_DEPTH);
+	memset(text, '[', n);
+	text[n] = '\n';
+	assert_refused(text, n + 1, want);
+	memset(text, '{', n);
+	assert_refused(text, n + 1, want);
+	/* block style: "- " per level, one level deeper each */
+	for (size_t i = 0; i < n; i += 2) {
+		text[i] = '-';
+		text[i + 1] = ' ';
+	}
+	snprintf(want, sizeof(want),
+	         NAME ":1:%d: error: the plan nests deeper than %d levels (the "
+	              "limit for a plan; zdmc writes far fewer): not a plan "
+	              "zdmc wrote",
+	         2 * ZDM_PLAN_MAX_DEPTH + 1, ZDM_PLAN_MAX_DEPTH);
+	assert_refused(text, n, want);
+	/* at the limit the walk goes on: the plan is refused for what it is */
+	memset(text, '[', ZDM_PLAN_MAX_DEPTH);
+	memset(text + ZDM_PLAN_MAX_DEPTH, ']', ZDM_PLAN_MAX_DEPTH);
+	text[2 * ZDM_PLAN_MAX_DEPTH] = '\n';
+	assert_refused(text, 2 * ZDM_PLAN_MAX_DEPTH + 1,
+	               NAME ":1:1: error: not a zdm plan: the top level is a "
+	                    "list, not a mapping");
+	free(text);
+}
+
+/* A plan over the size limit is refused before it is parsed, from memory
+ * and from a file (which is not read past the limit). */
+static void
+test_hostile_size(void **state)
+{
+	const size_t n = (size_t)ZDM_PLAN_MAX_BYTES + 1;
+	char *text = malloc(n);
+	char want[256], err[512], path[] = "/tmp/zdm_test_plan_XXXXXX";
+	zdm_plan *plan = NULL;
+	FILE *f;
+	int fd;
+
+	(void)state;
+	assert_non_null(text);
+	memset(text, '[', n);
+	snprintf(want, sizeof(want),
+	         NAME
+	         ": error: the plan is larger than %d bytes (the limit for "
+	         "a plan): not a plan zdmc wrote",
+	         ZDM_PLAN_MAX_BYTES);
+	assert_refused(text, n, want);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	f = fdopen(fd, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, n, f), n);
+	fclose(f);
+	assert_int_equal(zdm_plan_load(&plan, path, err, sizeof(err)), -1);
+	assert_null(plan);
+	snprintf(want, sizeof(want),
+	         "%s: error: the plan is larger than %d bytes (the limit for "
+	         "a plan): not a plan zdmc wrote",
+	         path, ZDM_PLAN_MAX_BYTES);
+	assert_string_equal(err, want);
+	unlink(path);
+	free(text);
+}
+
 static void
 test_truncated(void **state)
 {
@@ -2362,7 +2446,8 @@ round_trip_string(const char *s)
 	zdm_plan *got;
 
 	plan.compiler = s;
-	plan.migration = s;
+	/* not the migration: its name is one plain path component, and the
+	 * reader refuses any other (apply_badplan, case path-name) */
 	plan.source_file = s;
 	plan.source_sha256 = s;
 	plan.approve = approve;
@@ -2487,6 +2572,8 @@ main(void)
 		cmocka_unit_test(test_edited_sql_is_caught),
 		cmocka_unit_test(test_every_byte_matters),
 		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_hostile_nesting),
+		cmocka_unit_test(test_hostile_size),
 		cmocka_unit_test(test_missing_checksum),
 		cmocka_unit_test(test_malformed_checksum),
 		cmocka_unit_test(test_not_a_plan),
