@@ -41,7 +41,7 @@ done
 work=$(mktemp -d)
 zdm_on_exit "rm -rf '$work'"
 zdm_on_exit at_cleanup
-at_t0=$SECONDS
+assert_t0=$SECONDS
 
 # ---- the plans ---------------------------------------------------------------------
 # plan[N], mig[N] and sp[N] for migration N (the number its file name starts
