@@ -366,13 +366,23 @@ log_line(const bf_run *run, const char *fmt, ...)
 {
 	va_list ap;
 	FILE *out = run->opts->log;
+	char line[1024];
+	int n;
 
 	if (out == NULL)
 		return;
+	/* one fputs per line: workers log at once, and stdio keeps each
+	 * call whole, not a vfprintf and its newline */
 	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', out);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	fputs(line, out);
 	fflush(out);
 }
 
@@ -598,6 +608,22 @@ worker_batch(bf_worker *w, long long lo, long long hi, zdm_error *err)
 			worker_fit_time(w, hi - lo, w->last_batch_ms);
 			w->next_page = hi;
 			return 0;
+		}
+		if (zdm_error_is_statement_timeout(err) && hi - lo > 1) {
+			/* Too big for the plan's statement_timeout (nothing
+			 * committed): halve it, at once, and never grow past
+			 * what fitted.  A single page that does not fit stops
+			 * the run with the hint that names the option. */
+			hi = lo + (hi - lo) / 2;
+			w->pages_per_batch = hi - lo;
+			w->max_pages_per_batch = hi - lo;
+			log_line(
+				run,
+				"%s: worker %d: a batch ran into statement_timeout; "
+				"batches of %lld pages from now on",
+				run->step->id, w->number, hi - lo);
+			attempt--;
+			continue;
 		}
 		if (!zdm_error_is_lock_conflict(err))
 			return -1;

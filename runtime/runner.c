@@ -350,6 +350,9 @@ static int
 runner_connect(runner *r)
 {
 	r->schema = zdm_plan_schema(r->plan);
+	/* this session's and every backfill worker's: the plan's, not the
+	 * role's (a sequence sets it again for each plan) */
+	zdm_conn_set_statement_timeout(r->plan->statement_timeout_ms);
 	r->conn = zdm_conn_open(r->opts->conninfo, r->plan->migration,
 	                        r->schema, &r->err);
 	if (r->conn == NULL)
