@@ -457,6 +457,55 @@ batch_table_rewritten(bf_worker *w, zdm_error *err)
 }
 
 /*
+ * The checkpoint of pages [lo, hi) and their rows, in the batch's
+ * transaction: worker w's journal row moves from lo to hi, or err says why
+ * it could not (the table rewritten, the row changed by someone else).
+ */
+static int
+batch_advance(bf_worker *w, long long lo, long long hi, long long rows,
+              zdm_error *err)
+{
+	const bf_run *run = w->run;
+	const zdm_step *step = run->step;
+	char worker[16], lo_s[24], hi_s[24], rows_s[24];
+	const char *params[7];
+	PGresult *res;
+	bool advanced;
+
+	snprintf(worker, sizeof(worker), "%d", w->number);
+	snprintf(lo_s, sizeof(lo_s), "%lld", lo);
+	snprintf(hi_s, sizeof(hi_s), "%lld", hi);
+	snprintf(rows_s, sizeof(rows_s), "%lld", rows);
+	params[0] = run->opts->migration;
+	params[1] = step->id;
+	params[2] = worker;
+	params[3] = hi_s;
+	params[4] = rows_s;
+	params[5] = lo_s;
+	params[6] = step->table;
+	if (zdm_conn_query(w->conn, SQL_JOURNAL_ADVANCE, 7, params, &res,
+	                   err) != 0)
+		return -1;
+	advanced = strcmp(PQcmdTuples(res), "1") == 0;
+	PQclear(res);
+	if (advanced)
+		return 0;
+	if (batch_table_rewritten(w, err))
+		return -1;
+	zdm_error_set(
+		err,
+		"the journal of worker %d no longer says page %lld is next",
+		w->number, lo);
+	snprintf(
+		err->detail, sizeof(err->detail),
+		"zdm.backfill for migration %s, step %s, worker %d was changed or removed while this run had it",
+		run->opts->migration, step->id, w->number);
+	snprintf(err->hint, sizeof(err->hint),
+	         "is another zdm running this migration?");
+	return -1;
+}
+
+/*
  * Pages [lo, hi) in one transaction with the checkpoint.  *rows: rows the
  * step's UPDATE changed.  On failure the transaction is rolled back.
  */
@@ -466,8 +515,8 @@ batch_once(bf_worker *w, long long lo, long long hi, long long *rows,
 {
 	bf_run *run = w->run;
 	const zdm_step *step = run->step;
-	char lo_tid[32], hi_tid[32], worker[16], lo_s[24], hi_s[24], rows_s[24];
-	const char *params[7];
+	char lo_tid[32], hi_tid[32];
+	const char *params[2];
 	PGresult *res = NULL;
 
 	snprintf(lo_tid, sizeof(lo_tid), "(%lld,0)", lo);
@@ -486,37 +535,8 @@ batch_once(bf_worker *w, long long lo, long long hi, long long *rows,
 	*rows = strtoll(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 
-	snprintf(worker, sizeof(worker), "%d", w->number);
-	snprintf(lo_s, sizeof(lo_s), "%lld", lo);
-	snprintf(hi_s, sizeof(hi_s), "%lld", hi);
-	snprintf(rows_s, sizeof(rows_s), "%lld", *rows);
-	params[0] = run->opts->migration;
-	params[1] = step->id;
-	params[2] = worker;
-	params[3] = hi_s;
-	params[4] = rows_s;
-	params[5] = lo_s;
-	params[6] = step->table;
-	if (zdm_conn_query(w->conn, SQL_JOURNAL_ADVANCE, 7, params, &res,
-	                   err) != 0)
+	if (batch_advance(w, lo, hi, *rows, err) != 0)
 		goto fail;
-	if (strcmp(PQcmdTuples(res), "1") != 0) {
-		PQclear(res);
-		if (batch_table_rewritten(w, err))
-			goto fail;
-		zdm_error_set(
-			err,
-			"the journal of worker %d no longer says page %lld is next",
-			w->number, lo);
-		snprintf(
-			err->detail, sizeof(err->detail),
-			"zdm.backfill for migration %s, step %s, worker %d was changed or removed while this run had it",
-			run->opts->migration, step->id, w->number);
-		snprintf(err->hint, sizeof(err->hint),
-		         "is another zdm running this migration?");
-		goto fail;
-	}
-	PQclear(res);
 
 	if (zdm_conn_query(w->conn, "COMMIT", 0, NULL, &res, err) != 0)
 		goto fail;
@@ -615,8 +635,8 @@ worker_page_rows(bf_worker *w, long long p, zdm_error *err)
 {
 	bf_run *run = w->run;
 	const zdm_step *step = run->step;
-	char lo_tid[40], hi_tid[40], worker[16], lo_s[24], hi_s[24], rows_s[24];
-	const char *params[7];
+	char lo_tid[40], hi_tid[40];
+	const char *params[2];
 	PGresult *res = NULL;
 	long long rows = 0, total;
 	int max_tuples;
@@ -669,29 +689,8 @@ worker_page_rows(bf_worker *w, long long p, zdm_error *err)
 			goto fail;
 		}
 	}
-	snprintf(worker, sizeof(worker), "%d", w->number);
-	snprintf(lo_s, sizeof(lo_s), "%lld", p);
-	snprintf(hi_s, sizeof(hi_s), "%lld", p + 1);
-	snprintf(rows_s, sizeof(rows_s), "%lld", rows);
-	params[0] = run->opts->migration;
-	params[1] = step->id;
-	params[2] = worker;
-	params[3] = hi_s;
-	params[4] = rows_s;
-	params[5] = lo_s;
-	params[6] = step->table;
-	if (zdm_conn_query(w->conn, SQL_JOURNAL_ADVANCE, 7, params, &res,
-	                   err) != 0)
+	if (batch_advance(w, p, p + 1, rows, err) != 0)
 		goto fail;
-	if (strcmp(PQcmdTuples(res), "1") != 0) {
-		PQclear(res);
-		zdm_error_set(
-			err,
-			"the journal of worker %d no longer says page %lld is next",
-			w->number, p);
-		goto fail;
-	}
-	PQclear(res);
 	if (zdm_conn_exec(w->conn, "COMMIT", err) != 0)
 		goto fail;
 	run_record_batch(run, rows, 1, 0.0);
