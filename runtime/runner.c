@@ -1089,6 +1089,14 @@ runner_run_backfill(runner *r, size_t idx)
 		stats.seconds > 0 ? (double)stats.rows / stats.seconds : 0.0,
 		stats.batches, stats.batch_ms_p50, stats.batch_ms_p99,
 		stats.batch_ms_max, stats.retries);
+	if (stats.unconverted > 0) {
+		size_t n = strlen(result);
+
+		snprintf(result + n, sizeof(result) - n,
+		         "; %lld rows left unconverted: a using fails on "
+		         "them, and verify lists them",
+		         stats.unconverted);
+	}
 	if (runner_mark_done(r, step, rows, result) != 0)
 		return ZDM_EXIT_FAILED;
 	r->states[idx] = ZDM_STATE_DONE;

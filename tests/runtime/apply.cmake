@@ -21,6 +21,8 @@
 #   apply_locks             apply_locks.sh: lock timeouts, retries, exit 3
 #   apply_timeouts          apply_timeouts.sh: a role's statement_timeout does
 #                           not reach zdm; the plan's halves batches, a hint
+#   apply_unconvertible     apply_unconvertible.sh: a value using cannot convert
+#                           fails no client write; verify names it
 #   apply_concurrent        apply_concurrent.sh: one runner per migration
 #   apply_claims            apply_claims.sh: one migration per table (two
 #                           started at once, under traffic; four rounds)
@@ -86,6 +88,7 @@ foreach(point expand backfill gate contract)
 endforeach()
 zdm_apply_test(apply_locks apply_locks.sh)
 zdm_apply_test(apply_timeouts apply_timeouts.sh)
+zdm_apply_test(apply_unconvertible apply_unconvertible.sh)
 zdm_apply_test(apply_concurrent apply_concurrent.sh)
 zdm_apply_test(apply_claims apply_claims.sh)
 zdm_apply_test(apply_retry apply_retry.sh)
