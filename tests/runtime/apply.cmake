@@ -36,7 +36,7 @@
 #   apply_sequence          apply_sequence.sh: plans/sequence/ in order with
 #                           one zdm apply DIR; skips, gates, failures, status
 #   apply_app               apply_app.sh: plans/app/, a shop's db/ folder of
-#                           thirteen migrations, applied by one zdm apply
+#                           fifteen migrations, applied by one zdm apply
 #                           DIR while the application is rolled forward
 #                           one version per migration; schema, data, rerun,
 #                           status

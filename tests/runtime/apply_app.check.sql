@@ -38,19 +38,21 @@ SELECT count(*)
             AND c.last_name = 'Client'
             AND (c.phone IS NULL OR c.phone = '+1 555 0199'));
 
--- check: every version of the application, 0 to 13, inserted customers
+-- check: every version of the application, 0 to 15, inserted customers
 SELECT count(*)
-  FROM pg_catalog.generate_series(0, 13) AS v
+  FROM pg_catalog.generate_series(0, 15) AS v
  WHERE NOT EXISTS (SELECT FROM public.customers
                     WHERE email_address LIKE 'v' || lpad(v::text, 2, '0') || '-%@shop.example');
 
--- check: products nobody touched are in units, the clients' never cheaper
+-- check: products nobody touched are in units, the clients' never cheaper;
+-- a title is the snapshot's, or NULL where version 15 made a draft
 SELECT count(*)
   FROM fixture_snapshot.products AS s
   LEFT JOIN public.products AS p USING (id)
  WHERE p.id IS NULL
     OR p.sku IS DISTINCT FROM s.sku
-    OR p.title IS DISTINCT FROM s.title
+    OR (s.id > 200 AND p.title IS DISTINCT FROM s.title)
+    OR (s.id <= 200 AND p.title IS NOT NULL AND p.title <> s.title)
     OR (s.id > 200 AND p.price IS DISTINCT FROM s.price / 100.0)
     OR (s.id <= 200 AND NOT p.price >= s.price / 100.0)
     OR (SELECT count(*) FROM public.products) <> 500;
@@ -87,6 +89,16 @@ SELECT count(*)
             AND o.status IN ('new', 'paid', 'shipped')
             AND o.ship_address ~ '^v[0-9]{2}-[0-9]+-[0-9]+ (Street, Springfield|Road, Shelbyville)$'
             AND (SELECT count(*) FROM public.order_lines l WHERE l.order_id = o.id) = 1);
+
+-- check: every order got updated_at (014) from the backfill, the sync or a
+-- client, at some time after the rows were loaded
+SELECT count(*)
+  FROM public.orders AS o
+ WHERE NOT (o.updated_at >= (SELECT at FROM fixture_snapshot.loaded)
+            AND o.updated_at <= now());
+
+-- check: version 15 saved drafts (products without a title)
+SELECT (NOT EXISTS (SELECT FROM public.products WHERE title IS NULL))::int;
 
 -- check: the clients inserted orders while the migrations ran
 SELECT (NOT EXISTS (SELECT FROM public.orders WHERE id > 100000))::int;

@@ -46,6 +46,8 @@ SELECT o, 1 + (o * 31 + k) % 500, 1 + (o + k) % 4, 100 + (o * k) % 5000
        pg_catalog.generate_series(1, 2) AS k;
 
 CREATE SCHEMA fixture_snapshot;
+-- when the rows were loaded: every order's updated_at (014) is later
+CREATE TABLE fixture_snapshot.loaded AS SELECT now() AS at;
 CREATE TABLE fixture_snapshot.customers AS TABLE public.customers;
 CREATE TABLE fixture_snapshot.products AS TABLE public.products;
 CREATE TABLE fixture_snapshot.orders AS TABLE public.orders;

@@ -15,7 +15,9 @@
 -- Every statement must succeed in every phase its version runs in, which
 -- holds the clients to what each migration binds from its expand on: an
 -- order's customer exists (004: no customer is ever deleted), emails are
--- unique (005), quantities are positive (008).
+-- unique (005), quantities are positive (008).  Version 15 makes drafts
+-- of some products, without a title (015), which version 14, still
+-- running, reads.
 
 -- customers
 0-6	SELECT id, name, email FROM customers WHERE id = $1
@@ -34,6 +36,7 @@
 
 -- products (1..200 are the clients')
 0-	SELECT id, sku, title, price FROM products WHERE id = $1 % 500 + 1
+15-	UPDATE products SET title = NULL WHERE id = $1 % 200 + 1
 0-5	UPDATE products SET price = price + 1 WHERE id = $1 % 200 + 1
 6-	UPDATE products SET price = price + 0.01 WHERE id = $1 % 200 + 1
 
@@ -43,7 +46,9 @@
 3-8	WITH o AS (INSERT INTO orders (customer_id, ship_street, ship_city) VALUES ($1, $2 || ' Street', 'Springfield') RETURNING id) INSERT INTO order_items (order_id, product_id, quantity, price) SELECT id, $1 % 500 + 1, 1 + $1 % 3, 250 FROM o
 9-10	WITH o AS (INSERT INTO orders (customer_id, ship_address) VALUES ($1, $2 || ' Street, Springfield') RETURNING id) INSERT INTO order_items (order_id, product_id, quantity, price) SELECT id, $1 % 500 + 1, 1 + $1 % 3, 250 FROM o
 11-	WITH o AS (INSERT INTO orders (customer_id, ship_address) VALUES ($1, $2 || ' Street, Springfield') RETURNING id) INSERT INTO order_lines (order_id, product_id, quantity, price) SELECT id, $1 % 500 + 1, 1 + $1 % 3, 250 FROM o
-0-	UPDATE orders SET status = 'shipped' WHERE id = $1
+0-13	UPDATE orders SET status = 'shipped' WHERE id = $1
+14-	UPDATE orders SET status = 'shipped', updated_at = now() WHERE id = $1
+14-	SELECT id, status, updated_at FROM orders WHERE customer_id = $1
 0-8	UPDATE orders SET ship_street = $2 || ' Road', ship_city = 'Shelbyville' WHERE id = $1
 9-	UPDATE orders SET ship_address = $2 || ' Road, Shelbyville' WHERE id = $1
 0-10	UPDATE order_items SET quantity = quantity + 1 WHERE order_id = $1
