@@ -364,40 +364,27 @@ replace_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
 /*
  * A client's write must never fail because a using cannot convert what it
  * wrote (issue 14: 'x12' in a text column turned integer made every later
- * old-version write of a non-number fail).  So every computation runs in a
- * block of its own that catches any error (one subtransaction, no XID
- * unless it writes): the new columns are left NULL and the row stays
- * pending, which verify reports with the error (zdm_try_<table>); the
- * client's write goes through as it would have before the migration.
+ * old-version write of a non-number fail), nor because the table is not
+ * what the migration expects (a column renamed under it).  So each
+ * change's part of the trigger runs in a block that catches any error (one
+ * subtransaction per change per write, no XID unless it writes), and
+ * zdm_step says what it was doing when it failed (replace_guard): using
+ * leaves the change's new columns NULL and the row pending, which verify
+ * reports with the error (zdm_try_<table>); reverse using leaves the old
+ * column as it was (an insert: NULL), which verify's agreement check
+ * reports; anything else leaves the write as the client made it, pending.
  */
 static void
 replace_assign_forward(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
                        const zdmc_change *c, const char *indent)
 {
-	size_t i;
-
-	zdmc_buf_printf(b, "%sBEGIN\n", indent);
-	for (i = 0; i < c->ncols; i++)
-		zdmc_buf_printf(b, "%s    NEW.%s := (%s);\n", indent,
+	zdmc_buf_printf(b, "%szdm_step := 'using';\n", indent);
+	for (size_t i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent,
 		                Q(ctx, c->cols[i].physical),
 		                replace_forward(ctx, t, &c->cols[i], "NEW."));
-	zdmc_buf_printf(
-		b,
-		"%sEXCEPTION WHEN OTHERS THEN\n"
-		"%s    -- using cannot convert this row: verify lists it\n",
-		indent, indent);
-	for (i = 0; i < c->ncols; i++)
-		zdmc_buf_printf(b, "%s    NEW.%s := NULL;\n", indent,
-		                Q(ctx, c->cols[i].physical));
-	zdmc_buf_printf(b,
-	                "%s    zdm_unconverted := true;\n"
-	                "%sEND;\n",
-	                indent, indent);
 }
 
-/* The same for reverse using: an old column it cannot compute keeps what
- * the row held (an insert: NULL), and verify's agreement check lists the
- * row, whose old shape no longer follows the new. */
 static void
 replace_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
                        const zdmc_change *c, const char *indent)
@@ -414,26 +401,71 @@ replace_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
 			indent);
 	if (c->nreverse == 0)
 		return;
-	zdmc_buf_printf(b, "%sBEGIN\n", indent);
+	zdmc_buf_printf(b, "%szdm_step := 'reverse';\n", indent);
 	for (size_t i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(
-			b, "%s    NEW.%s := (%s);\n", indent,
+			b, "%sNEW.%s := (%s);\n", indent,
 			Q(ctx, c->reverse[i].column),
 			replace_reverse(ctx, t, &c->reverse[i], "NEW."));
+}
+
+/* One change's part of the trigger (chain, written at the trigger's own
+ * indentation) into b, in its block and with its handler. */
+static void
+replace_guard(lower_ctx *ctx, zdmc_buf *b, const zdmc_change *c,
+              zdmc_buf *chain)
+{
+	const char *line = zdmc_buf_cstr(chain), *nl;
+	size_t i;
+
 	zdmc_buf_printf(b,
-	                "%sEXCEPTION WHEN OTHERS THEN\n"
-	                "%s    -- reverse using cannot convert this row\n",
-	                indent, indent);
-	for (size_t i = 0; i < c->nreverse; i++) {
+	                "        -- %s\n"
+	                "        BEGIN\n"
+	                "            zdm_step := 'decide';\n",
+	                zdmc_lower_comment_text(ctx, c->replace->title));
+	for (; *line != '\0'; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl == NULL)
+			nl = line + strlen(line) - 1;
+		zdmc_buf_printf(b, "    %.*s\n", (int)(nl - line), line);
+	}
+	zdmc_buf_puts(b, "        EXCEPTION WHEN OTHERS THEN\n");
+	if (c->ncols > 0) {
+		zdmc_buf_puts(
+			b,
+			"            IF zdm_step = 'using' THEN\n"
+			"                -- using cannot convert this row: verify lists it\n");
+		for (i = 0; i < c->ncols; i++)
+			zdmc_buf_printf(b, "                NEW.%s := NULL;\n",
+			                Q(ctx, c->cols[i].physical));
+		zdmc_buf_puts(b, "                zdm_unconverted := true;\n"
+		                 "            ELSIF");
+	} else {
+		zdmc_buf_puts(b, "            IF");
+	}
+	zdmc_buf_puts(
+		b,
+		" zdm_step = 'reverse' THEN\n"
+		"                -- reverse using cannot convert it: the old shape keeps what it held\n");
+	for (i = 0; i < c->nreverse; i++) {
 		const char *col = Q(ctx, c->reverse[i].column);
 
 		zdmc_buf_printf(
 			b,
-			"%s    IF TG_OP = 'UPDATE' THEN NEW.%s := OLD.%s; "
+			"                IF TG_OP = 'UPDATE' THEN NEW.%s := OLD.%s; "
 			"ELSE NEW.%s := NULL; END IF;\n",
-			indent, col, col, col);
+			col, col, col);
 	}
-	zdmc_buf_printf(b, "%sEND;\n", indent);
+	if (c->nreverse == 0)
+		zdmc_buf_puts(b, "                NULL;\n");
+	zdmc_buf_puts(
+		b,
+		"            ELSE\n"
+		"                -- the row is not what the migration expects (the table changed under it?):\n"
+		"                -- the write goes through as the client made it, and verify lists the row\n"
+		"                zdm_unconverted := true;\n"
+		"            END IF;\n"
+		"        END;\n");
 }
 
 /* An old-version write: one of the replaced columns changed. */
@@ -455,7 +487,7 @@ replace_old_changed(lower_ctx *ctx, const zdmc_change *c)
 static const char *
 replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 {
-	zdmc_buf body, sql;
+	zdmc_buf body, sql, chain;
 	const char *tag;
 	size_t i, j;
 
@@ -465,6 +497,8 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		"DECLARE\n"
 		"    -- a using that failed on this row: it stays pending\n"
 		"    zdm_unconverted boolean := false;\n"
+		"    -- what a change was doing when it failed (replace_guard)\n"
+		"    zdm_step text;\n"
 		"BEGIN\n"
 		"    -- zdm migration %s: keeps the old and the new shape of %s\n"
 		"    -- in step while both application versions write.\n"
@@ -476,6 +510,7 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 
 		if (!replace_has(c))
 			continue;
+		zdmc_buf_init(&chain, ctx->arena);
 		/* old-version clients never write zdm_new_* columns, so a value
 		 * there means the new version wrote the row (the old column may
 		 * hold its default, which must not win) */
@@ -487,32 +522,30 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 			 * search_path tells, and the old version's insert
 			 * keeps what it gave */
 			zdmc_buf_printf(
-				&body,
-				"        -- %s\n"
+				&chain,
 				"        IF pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) > 0 THEN\n",
-				zdmc_lower_comment_text(ctx, c->replace->title),
 				zdmc_ident_literal(
 					ctx->arena,
 					Q(ctx, ctx->model->version_schema)));
-			replace_assign_reverse(ctx, &body, t, c,
+			replace_assign_reverse(ctx, &chain, t, c,
 			                       "            ");
-			zdmc_buf_puts(&body, "        END IF;\n");
+			zdmc_buf_puts(&chain, "        END IF;\n");
+			replace_guard(ctx, &body, c, &chain);
 			continue;
 		}
 		zdmc_buf_printf(
-			&body,
-			"        -- %s\n"
+			&chain,
 			"        IF %s\n"
 			"           OR pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) > 0 THEN\n",
-			zdmc_lower_comment_text(ctx, c->replace->title),
 			replace_new_changed(ctx, c, "IS DISTINCT FROM NULL",
 		                            " OR "),
 			zdmc_ident_literal(ctx->arena,
 		                           Q(ctx, t->version_schema)));
-		replace_assign_reverse(ctx, &body, t, c, "            ");
-		zdmc_buf_puts(&body, "        ELSE\n");
-		replace_assign_forward(ctx, &body, t, c, "            ");
-		zdmc_buf_puts(&body, "        END IF;\n");
+		replace_assign_reverse(ctx, &chain, t, c, "            ");
+		zdmc_buf_puts(&chain, "        ELSE\n");
+		replace_assign_forward(ctx, &chain, t, c, "            ");
+		zdmc_buf_puts(&chain, "        END IF;\n");
+		replace_guard(ctx, &body, c, &chain);
 	}
 	zdmc_buf_puts(&body, "    ELSE\n");
 	for (i = 0; i < t->nchanges; i++) {
@@ -520,9 +553,7 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 
 		if (!replace_has(c))
 			continue;
-		zdmc_buf_printf(
-			&body, "        -- %s\n",
-			zdmc_lower_comment_text(ctx, c->replace->title));
+		zdmc_buf_init(&chain, ctx->arena);
 		if (c->ncols == 0) {
 			/* it creates nothing (drop column): a write of the
 			 * old column is the old version's and stays; a write
@@ -531,17 +562,18 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 				replace_shared_changed(ctx, t, c, true);
 
 			zdmc_buf_printf(
-				&body,
+				&chain,
 				"        IF %s THEN\n"
 				"            NULL; -- the old version wrote it\n",
 				replace_old_changed(ctx, c));
 			if (rev[0]) {
-				zdmc_buf_printf(&body,
+				zdmc_buf_printf(&chain,
 				                "        ELSIF %s THEN\n", rev);
-				replace_assign_reverse(ctx, &body, t, c,
+				replace_assign_reverse(ctx, &chain, t, c,
 				                       "            ");
 			}
-			zdmc_buf_puts(&body, "        END IF;\n");
+			zdmc_buf_puts(&chain, "        END IF;\n");
+			replace_guard(ctx, &body, c, &chain);
 			continue;
 		}
 		/* Who wrote the row: the change's own old column only the old
@@ -549,40 +581,34 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		 * those decide first.  A column both versions share (read by
 		 * using or reverse using) only after them. */
 		if (c->nreplaces > 0) {
-			zdmc_buf_printf(&body, "        IF %s THEN\n",
+			zdmc_buf_printf(&chain, "        IF %s THEN\n",
 			                replace_old_changed(ctx, c));
-			replace_assign_forward(ctx, &body, t, c,
+			replace_assign_forward(ctx, &chain, t, c,
 			                       "            ");
 		}
-		zdmc_buf_printf(&body, "        %s %s THEN\n",
+		zdmc_buf_printf(&chain, "        %s %s THEN\n",
 		                c->nreplaces > 0 ? "ELSIF" : "IF",
 		                replace_new_changed(ctx, c, "IS DISTINCT FROM",
 		                                    " OR "));
 		zdmc_buf_printf(
-			&body,
+			&chain,
 			"            IF OLD.%s THEN\n"
 			"                -- never backfilled: what the client did not set comes from the old shape\n"
-			"                BEGIN\n",
+			"                zdm_step := 'fill';\n",
 			PENDING_COLUMN);
 		for (j = 0; j < c->ncols; j++) {
 			const char *p = Q(ctx, c->cols[j].physical);
 
 			zdmc_buf_printf(
-				&body,
-				"                    IF NEW.%s IS NOT DISTINCT FROM OLD.%s THEN\n"
-				"                        NEW.%s := (%s);\n"
-				"                    END IF;\n",
+				&chain,
+				"                IF NEW.%s IS NOT DISTINCT FROM OLD.%s THEN\n"
+				"                    NEW.%s := (%s);\n"
+				"                END IF;\n",
 				p, p, p,
 				replace_forward(ctx, t, &c->cols[j], "NEW."));
 		}
-		zdmc_buf_puts(
-			&body,
-			"                EXCEPTION WHEN OTHERS THEN\n"
-			"                    -- using cannot convert the rest: verify lists the row\n"
-			"                    zdm_unconverted := true;\n"
-			"                END;\n"
-			"            END IF;\n");
-		replace_assign_reverse(ctx, &body, t, c, "            ");
+		zdmc_buf_puts(&chain, "            END IF;\n");
+		replace_assign_reverse(ctx, &chain, t, c, "            ");
 		{
 			const char *fwd =
 				replace_shared_changed(ctx, t, c, false);
@@ -597,7 +623,7 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 				 * write of a column using reads leaves the new
 				 * column as that version left it */
 				zdmc_buf_printf(
-					&body,
+					&chain,
 					"        ELSIF (%s)\n"
 					"              AND pg_catalog.strpos(pg_catalog.current_setting('search_path'), %s) = 0 THEN\n",
 					fwd,
@@ -605,25 +631,26 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 						ctx->arena,
 						Q(ctx,
 				                  ctx->model->version_schema)));
-				replace_assign_forward(ctx, &body, t, c,
+				replace_assign_forward(ctx, &chain, t, c,
 				                       "            ");
 			} else if (fwd[0]) {
-				zdmc_buf_printf(&body,
+				zdmc_buf_printf(&chain,
 				                "        ELSIF %s THEN\n", fwd);
-				replace_assign_forward(ctx, &body, t, c,
+				replace_assign_forward(ctx, &chain, t, c,
 				                       "            ");
 			}
 			if (rev[0]) {
-				zdmc_buf_printf(&body,
+				zdmc_buf_printf(&chain,
 				                "        ELSIF %s THEN\n", rev);
-				replace_assign_reverse(ctx, &body, t, c,
+				replace_assign_reverse(ctx, &chain, t, c,
 				                       "            ");
 			}
 		}
-		zdmc_buf_printf(&body, "        ELSIF OLD.%s THEN\n",
+		zdmc_buf_printf(&chain, "        ELSIF OLD.%s THEN\n",
 		                PENDING_COLUMN);
-		replace_assign_forward(ctx, &body, t, c, "            ");
-		zdmc_buf_puts(&body, "        END IF;\n");
+		replace_assign_forward(ctx, &chain, t, c, "            ");
+		zdmc_buf_puts(&chain, "        END IF;\n");
+		replace_guard(ctx, &body, c, &chain);
 	}
 	zdmc_buf_printf(&body,
 	                "    END IF;\n"
