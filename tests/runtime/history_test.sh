@@ -325,7 +325,7 @@ case_full()
 		"$(awk -F '\t' '$3 != "split_user_name"' "$work/log" | wc -l)" 0
 	# oldest first: start, expand, backfill, verify, the gates, contract, done
 	subjects "$work/log" | tac >"$work/order"
-	awk -v want='^split_user_name: started |^split_user_name: expand[.]1 to expand[.]6 done |^split_user_name: backfill done, 20000 rows in [0-9]+[.][0-9] s$|^split_user_name: verify[.]1 passed: 0 [(]expected 0[)]$|^split_user_name: verify[.]6 done: |^split_user_name: gate switch passed: approved by |^split_user_name: gate contract passed: approved by |^split_user_name: contract[.]2 to contract[.]12 done |^split_user_name: contract[.]13 done: |^split_user_name: done$' '
+	awk -v want='^split_user_name: started |^split_user_name: expand[.]1 to expand[.]7 done |^split_user_name: backfill done, 20000 rows in [0-9]+[.][0-9] s$|^split_user_name: verify[.]1 passed: 0 [(]expected 0[)]$|^split_user_name: verify[.]6 done: |^split_user_name: gate switch passed: approved by |^split_user_name: gate contract passed: approved by |^split_user_name: contract[.]2 to contract[.]13 done |^split_user_name: contract[.]14 done: |^split_user_name: done$' '
 		BEGIN { n = split(want, w, "|") }
 		k < n && $0 ~ w[k + 1] { k++ }
 		END { if (k != n) { print "missing or out of order: " w[k + 1]; exit 1 } }' \
@@ -514,7 +514,7 @@ case_crash()
 	old_tip=$(head -n 1 "$work/log1" | cut -f1)
 	n_before=$(wc -l <"$work/log1")
 	expect "newest before the crash" "$(head -n 1 "$work/log1" | cut -f5)" \
-		'split_user_name: expand.1 to expand.6 done (transaction "expand public.users")'
+		'split_user_name: expand.1 to expand.7 done (transaction "expand public.users")'
 	both_show "$repo" split_user_name/state.yaml "$work/state1"
 	expect "state before the crash" "$(yaml_top "$work/state1" state)" running
 
