@@ -880,15 +880,15 @@ static void
 check_migration_name(check_ctx *ctx, const zdmc_name *name)
 {
 	static const char allowed[] = "abcdefghijklmnopqrstuvwxyz"
-	                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                              "0123456789_-.";
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789_-.";
 	const char *s = name->name;
 	size_t n = strlen(s);
 	size_t ok = strspn(s, allowed);
 
 	if (n == 0)
 		return; /* the empty quoted name is the lexer's error */
-	if (ok < n && (unsigned char) s[ok] >= 0x80)
+	if (ok < n && (unsigned char)s[ok] >= 0x80)
 		zdmc_diag_error(
 			ctx->diag, name->offset,
 			"migration name \"%s\" holds a character outside ASCII: it names a directory in the git history, so only letters, digits, '_', '-' and '.' are allowed",
