@@ -7,8 +7,8 @@
  *
  *   native    (cdc_pgoutput.c) a publication and a logical replication slot
  *             with pgoutput, read through libpq's replication protocol;
- *   debezium  (cdc_debezium.c) Debezium change events from a Kafka topic,
- *             through librdkafka.
+ *   debezium  (cdc_debezium.c, its parser cdc_debezium_parse.c) Debezium
+ *             change events from a Kafka topic, through librdkafka.
  *
  * Delivery is at least once.  A source hands out changes in order and
  * advances its durable position (the slot's confirmed_flush_lsn, the
@@ -61,7 +61,7 @@ typedef struct zdm_cdc_change {
 	 * whole row with FULL); debezium, the key columns only, from the
 	 * Kafka message key, never the before image's NULLs for columns it
 	 * did not carry (the whole before image only when a message has no
-	 * key; cdc_debezium.c) */
+	 * key; cdc_debezium_parse.c) */
 	const zdm_cdc_column *old_cols;
 	size_t nold;
 	/* after image (INSERT, UPDATE) */
@@ -73,7 +73,7 @@ typedef struct zdm_cdc_change {
 	 * applier waits for it to end before applying (cdc_apply.c) */
 	uint32_t xid;
 	/* the change was written by a session zdm marked as its own (native:
-	 * a replication origin named zdm_*; debezium: see cdc_debezium.c) */
+	 * a replication origin named zdm_*; debezium: see cdc_debezium_parse.c) */
 	bool own_write;
 } zdm_cdc_change;
 

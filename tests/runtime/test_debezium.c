@@ -1,5 +1,6 @@
 /*
- * test_debezium.c -- the debezium CDC source (runtime/cdc_debezium.c).
+ * test_debezium.c -- the debezium CDC source (runtime/cdc_debezium.c and
+ * its event parser, runtime/cdc_debezium_parse.c).
  *
  * First the message parser alone: every op, both envelope shapes, value
  * conversion, the schema-driven types, own-write marks and the exact text of
@@ -24,6 +25,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "cdc_debezium.h"
+#include "cdc_debezium_parse.h"
 
 static int checks, failures;
 
