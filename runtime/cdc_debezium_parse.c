@@ -88,7 +88,6 @@
 
 #include <assert.h>
 #include <inttypes.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,153 +95,12 @@
 
 #include <jansson.h>
 
+#include "arena.h"
+#include "strbuf.h"
+
 #define DBZ_DEFAULT_PLACEHOLDER "__debezium_unavailable_value"
 #define DBZ_OWN_XIDS 16384  /* own transaction ids remembered */
 #define DBZ_OWN_SLOTS 32768 /* their hash table: a power of two */
-#define DBZ_ARENA_BLOCK 65536
-
-/* ---- memory: an arena per batch, a growable buffer per value ------------ */
-
-typedef struct arena_block {
-	struct arena_block *next;
-	size_t used;
-	size_t cap;
-	max_align_t data[];
-} arena_block;
-
-typedef struct arena {
-	arena_block *head;
-} arena;
-
-static void *
-arena_alloc(arena *a, size_t n)
-{
-	arena_block *b = a->head;
-	size_t align = alignof(max_align_t);
-	size_t need = (n + align - 1) & ~(align - 1);
-	void *p;
-
-	if (b == NULL || b->cap - b->used < need) {
-		size_t cap = need > DBZ_ARENA_BLOCK ? need : DBZ_ARENA_BLOCK;
-
-		b = malloc(sizeof(*b) + cap);
-		if (b == NULL)
-			return NULL;
-		b->used = 0;
-		b->cap = cap;
-		b->next = a->head;
-		a->head = b;
-	}
-	p = (char *)b->data + b->used;
-	b->used += need;
-	return p;
-}
-
-static char *
-arena_strndup(arena *a, const char *s, size_t n)
-{
-	char *p = arena_alloc(a, n + 1);
-
-	if (p != NULL) {
-		memcpy(p, s, n);
-		p[n] = '\0';
-	}
-	return p;
-}
-
-/* Keep one standard block for the next batch; free the rest. */
-static void
-arena_reset(arena *a)
-{
-	arena_block *keep = NULL;
-
-	while (a->head != NULL) {
-		arena_block *b = a->head;
-
-		a->head = b->next;
-		if (keep == NULL && b->cap == DBZ_ARENA_BLOCK) {
-			keep = b;
-			continue;
-		}
-		free(b);
-	}
-	if (keep != NULL) {
-		keep->used = 0;
-		keep->next = NULL;
-	}
-	a->head = keep;
-}
-
-static void
-arena_free(arena *a)
-{
-	while (a->head != NULL) {
-		arena_block *b = a->head;
-
-		a->head = b->next;
-		free(b);
-	}
-}
-
-typedef struct strbuf {
-	char *data;
-	size_t len;
-	size_t cap;
-	bool oom; /* sticky: checked once the value is built */
-} strbuf;
-
-static void
-sb_putn(strbuf *sb, const char *s, size_t n)
-{
-	if (sb->oom)
-		return;
-	if (sb->cap - sb->len < n + 1) {
-		size_t cap = sb->cap ? sb->cap : 256;
-		char *data;
-
-		while (cap - sb->len < n + 1)
-			cap *= 2;
-		data = realloc(sb->data, cap);
-		if (data == NULL) {
-			sb->oom = true;
-			return;
-		}
-		sb->data = data;
-		sb->cap = cap;
-	}
-	memcpy(sb->data + sb->len, s, n);
-	sb->len += n;
-	sb->data[sb->len] = '\0';
-}
-
-static void
-sb_puts(strbuf *sb, const char *s)
-{
-	sb_putn(sb, s, strlen(s));
-}
-
-static void
-sb_putc(strbuf *sb, char c)
-{
-	sb_putn(sb, &c, 1);
-}
-
-static void sb_printf(strbuf *sb, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void
-sb_printf(strbuf *sb, const char *fmt, ...)
-{
-	char buf[128];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	assert(n >= 0 && (size_t)n < sizeof(buf)); /* short numeric texts */
-	sb_putn(sb, buf, (size_t)n);
-}
 
 /* ---- own transaction ids: the last DBZ_OWN_XIDS, a ring and a hash ------ */
 
@@ -324,10 +182,10 @@ struct zdm_cdc_debezium_parser {
 	char *own_origin_field;
 	char *placeholder;
 	size_t placeholder_len;
-	own_xids *own; /* allocated at the first mark */
-	arena arena;   /* the current change (or batch: the source's) */
-	strbuf sb;     /* the value being built */
-	strbuf elem;   /* an array element being built */
+	own_xids *own;   /* allocated at the first mark */
+	zdm_arena arena; /* the current change (or batch: the source's) */
+	zdm_strbuf sb;   /* the value being built */
+	zdm_strbuf elem; /* an array element being built */
 };
 
 /* How a column's value is encoded, from its schema. */
@@ -458,28 +316,28 @@ civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 
 /* PostgreSQL's date text; the era is returned for the caller to append. */
 static bool
-sb_date(strbuf *sb, int64_t days)
+sb_date(zdm_strbuf *sb, int64_t days)
 {
 	int64_t y;
 	unsigned m, d;
 
 	civil_from_days(days, &y, &m, &d);
 	if (y <= 0) { /* year 0 is 1 BC */
-		sb_printf(sb, "%04" PRId64 "-%02u-%02u", 1 - y, m, d);
+		zdm_strbuf_printf(sb, "%04" PRId64 "-%02u-%02u", 1 - y, m, d);
 		return true;
 	}
-	sb_printf(sb, "%04" PRId64 "-%02u-%02u", y, m, d);
+	zdm_strbuf_printf(sb, "%04" PRId64 "-%02u-%02u", y, m, d);
 	return false;
 }
 
 /* HH:MM:SS[.ffffff], trailing zeros of the fraction dropped. */
 static void
-sb_time_of_day(strbuf *sb, int64_t us)
+sb_time_of_day(zdm_strbuf *sb, int64_t us)
 {
 	int64_t s = us / 1000000, frac = us % 1000000;
 
-	sb_printf(sb, "%02" PRId64 ":%02" PRId64 ":%02" PRId64, s / 3600,
-	          s / 60 % 60, s % 60);
+	zdm_strbuf_printf(sb, "%02" PRId64 ":%02" PRId64 ":%02" PRId64,
+	                  s / 3600, s / 60 % 60, s % 60);
 	if (frac != 0) {
 		char f[8];
 		int n = 6;
@@ -487,8 +345,8 @@ sb_time_of_day(strbuf *sb, int64_t us)
 		snprintf(f, sizeof(f), "%06" PRId64, frac);
 		while (f[n - 1] == '0')
 			n--;
-		sb_putc(sb, '.');
-		sb_putn(sb, f, (size_t)n);
+		zdm_strbuf_putc(sb, '.');
+		zdm_strbuf_put(sb, f, (size_t)n);
 	}
 }
 
@@ -504,7 +362,7 @@ to_us(int64_t v, int64_t per_sec)
 }
 
 static int
-sb_timestamp(strbuf *sb, int64_t v, int64_t per_sec, const char *col,
+sb_timestamp(zdm_strbuf *sb, int64_t v, int64_t per_sec, const char *col,
              zdm_error *err)
 {
 	int64_t per_day = per_sec * 86400;
@@ -515,16 +373,17 @@ sb_timestamp(strbuf *sb, int64_t v, int64_t per_sec, const char *col,
 		return col_error(err, col, "timestamp %" PRId64 " out of range",
 		                 v);
 	bc = sb_date(sb, days);
-	sb_putc(sb, ' ');
+	zdm_strbuf_putc(sb, ' ');
 	sb_time_of_day(sb, to_us(v - days * per_day, per_sec));
 	if (bc)
-		sb_puts(sb, " BC");
+		zdm_strbuf_puts(sb, " BC");
 	return 0;
 }
 
 /* PostgreSQL's time runs from 00:00:00 to 24:00:00 inclusive. */
 static int
-sb_time(strbuf *sb, int64_t v, int64_t per_sec, const char *col, zdm_error *err)
+sb_time(zdm_strbuf *sb, int64_t v, int64_t per_sec, const char *col,
+        zdm_error *err)
 {
 	if (v < 0 || v > 86400 * per_sec)
 		return col_error(err, col, "time %" PRId64 " out of range", v);
@@ -534,7 +393,7 @@ sb_time(strbuf *sb, int64_t v, int64_t per_sec, const char *col, zdm_error *err)
 
 /* Shortest "%.Ng" that reads back as the same double. */
 static void
-sb_real(strbuf *sb, double v)
+sb_real(zdm_strbuf *sb, double v)
 {
 	char buf[40];
 	int prec;
@@ -544,92 +403,93 @@ sb_real(strbuf *sb, double v)
 		if (strtod(buf, NULL) == v)
 			break;
 	}
-	sb_puts(sb, buf);
+	zdm_strbuf_puts(sb, buf);
 }
 
 static void
-sb_json_string(strbuf *sb, const char *s, size_t n)
+sb_json_string(zdm_strbuf *sb, const char *s, size_t n)
 {
 	size_t i;
 
-	sb_putc(sb, '"');
+	zdm_strbuf_putc(sb, '"');
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		switch (c) {
 		case '"':
-			sb_puts(sb, "\\\"");
+			zdm_strbuf_puts(sb, "\\\"");
 			break;
 		case '\\':
-			sb_puts(sb, "\\\\");
+			zdm_strbuf_puts(sb, "\\\\");
 			break;
 		case '\n':
-			sb_puts(sb, "\\n");
+			zdm_strbuf_puts(sb, "\\n");
 			break;
 		case '\r':
-			sb_puts(sb, "\\r");
+			zdm_strbuf_puts(sb, "\\r");
 			break;
 		case '\t':
-			sb_puts(sb, "\\t");
+			zdm_strbuf_puts(sb, "\\t");
 			break;
 		default:
 			if (c < 0x20)
-				sb_printf(sb, "\\u%04x", c);
+				zdm_strbuf_printf(sb, "\\u%04x", c);
 			else
-				sb_putc(sb, (char)c);
+				zdm_strbuf_putc(sb, (char)c);
 		}
 	}
-	sb_putc(sb, '"');
+	zdm_strbuf_putc(sb, '"');
 }
 
 /* Compact JSON, numbers as sb_real and integers print them. */
 static void
-sb_json(strbuf *sb, const json_t *v)
+sb_json(zdm_strbuf *sb, const json_t *v)
 {
 	void *it;
 	size_t i;
 
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
-		sb_putc(sb, '{');
+		zdm_strbuf_putc(sb, '{');
 		for (it = json_object_iter((json_t *)v); it != NULL;
 		     it = json_object_iter_next((json_t *)v, it)) {
 			const char *key = json_object_iter_key(it);
 
 			if (it != json_object_iter((json_t *)v))
-				sb_putc(sb, ',');
+				zdm_strbuf_putc(sb, ',');
 			sb_json_string(sb, key, strlen(key));
-			sb_putc(sb, ':');
+			zdm_strbuf_putc(sb, ':');
 			sb_json(sb, json_object_iter_value(it));
 		}
-		sb_putc(sb, '}');
+		zdm_strbuf_putc(sb, '}');
 		break;
 	case JSON_ARRAY:
-		sb_putc(sb, '[');
+		zdm_strbuf_putc(sb, '[');
 		for (i = 0; i < json_array_size(v); i++) {
 			if (i > 0)
-				sb_putc(sb, ',');
+				zdm_strbuf_putc(sb, ',');
 			sb_json(sb, json_array_get(v, i));
 		}
-		sb_putc(sb, ']');
+		zdm_strbuf_putc(sb, ']');
 		break;
 	case JSON_STRING:
 		sb_json_string(sb, json_string_value(v), json_string_length(v));
 		break;
 	case JSON_INTEGER:
-		sb_printf(sb, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		zdm_strbuf_printf(sb, "%" JSON_INTEGER_FORMAT,
+		                  json_integer_value(v));
 		break;
 	case JSON_REAL:
 		sb_real(sb, json_real_value(v));
 		break;
 	case JSON_TRUE:
-		sb_puts(sb, "true");
+		zdm_strbuf_puts(sb, "true");
 		break;
 	case JSON_FALSE:
-		sb_puts(sb, "false");
+		zdm_strbuf_puts(sb, "false");
 		break;
 	case JSON_NULL:
-		sb_puts(sb, "null");
+		zdm_strbuf_puts(sb, "null");
 		break;
 	}
 }
@@ -652,7 +512,7 @@ base64_value(unsigned char c)
 
 /* Base64 (standard or URL-safe, padding optional) into out; -1 if not. */
 static int
-base64_decode(const char *s, size_t n, strbuf *out)
+base64_decode(const char *s, size_t n, zdm_strbuf *out)
 {
 	uint32_t acc = 0;
 	int bits = 0;
@@ -669,7 +529,7 @@ base64_decode(const char *s, size_t n, strbuf *out)
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			sb_putc(out, (char)((acc >> bits) & 0xff));
+			zdm_strbuf_putc(out, (char)((acc >> bits) & 0xff));
 		}
 	}
 	return bits >= 6 ? -1 : 0; /* a lone sextet is no byte */
@@ -687,7 +547,7 @@ is_placeholder(const zdm_cdc_debezium_parser *p, const char *s, size_t n)
  */
 static int
 scalar_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *v,
-            semantic sem, strbuf *sb, bool *unchanged, zdm_error *err)
+            semantic sem, zdm_strbuf *sb, bool *unchanged, zdm_error *err)
 {
 	json_int_t iv;
 
@@ -718,7 +578,7 @@ scalar_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *v,
 			static const char hex[] = "0123456789abcdef";
 			size_t i;
 
-			p->elem.len = 0;
+			zdm_strbuf_reset(&p->elem);
 			if (base64_decode(s, n, &p->elem) < 0)
 				return col_error(err, col,
 				                 "bytes value is not base64");
@@ -726,13 +586,13 @@ scalar_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *v,
 				*unchanged = true;
 				return 0;
 			}
-			sb_puts(sb, "\\x");
-			for (i = 0; i < p->elem.len && !sb->oom; i++) {
+			zdm_strbuf_puts(sb, "\\x");
+			for (i = 0; i < p->elem.len && !sb->failed; i++) {
 				unsigned char c =
 					(unsigned char)p->elem.data[i];
 
-				sb_putc(sb, hex[c >> 4]);
-				sb_putc(sb, hex[c & 15]);
+				zdm_strbuf_putc(sb, hex[c >> 4]);
+				zdm_strbuf_putc(sb, hex[c & 15]);
 			}
 			return 0;
 		}
@@ -740,7 +600,7 @@ scalar_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *v,
 			return col_error(err, col,
 			                 "a string where the schema says an "
 			                 "integer (a date, time or interval)");
-		sb_putn(sb, s, n);
+		zdm_strbuf_put(sb, s, n);
 		return 0;
 	}
 	if (sem != SEM_PLAIN && sem != SEM_BYTES && !json_is_integer(v))
@@ -758,7 +618,7 @@ scalar_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *v,
 				                 " out of range",
 				                 iv);
 			if (sb_date(sb, iv))
-				sb_puts(sb, " BC");
+				zdm_strbuf_puts(sb, " BC");
 			return 0;
 		case SEM_TIME_MS:
 			return sb_time(sb, iv, 1000, col, err);
@@ -773,21 +633,22 @@ scalar_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *v,
 		case SEM_TS_NS:
 			return sb_timestamp(sb, iv, 1000000000, col, err);
 		case SEM_DURATION_US:
-			sb_printf(sb, "%" JSON_INTEGER_FORMAT " microseconds",
-			          iv);
+			zdm_strbuf_printf(
+				sb, "%" JSON_INTEGER_FORMAT " microseconds",
+				iv);
 			return 0;
 		default:
-			sb_printf(sb, "%" JSON_INTEGER_FORMAT, iv);
+			zdm_strbuf_printf(sb, "%" JSON_INTEGER_FORMAT, iv);
 			return 0;
 		}
 	case JSON_REAL:
 		sb_real(sb, json_real_value(v));
 		return 0;
 	case JSON_TRUE:
-		sb_putc(sb, 't');
+		zdm_strbuf_putc(sb, 't');
 		return 0;
 	case JSON_FALSE:
-		sb_putc(sb, 'f');
+		zdm_strbuf_putc(sb, 'f');
 		return 0;
 	case JSON_OBJECT:
 		sb_json(sb, v);
@@ -801,36 +662,36 @@ scalar_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *v,
 /* An element of a PostgreSQL array literal needs quotes unless it is a
  * number or a boolean; inside them only " and \ are special. */
 static void
-sb_array_quoted(strbuf *sb, const char *s, size_t n)
+sb_array_quoted(zdm_strbuf *sb, const char *s, size_t n)
 {
 	size_t i;
 
-	sb_putc(sb, '"');
+	zdm_strbuf_putc(sb, '"');
 	for (i = 0; i < n; i++) {
 		if (s[i] == '"' || s[i] == '\\')
-			sb_putc(sb, '\\');
-		sb_putc(sb, s[i]);
+			zdm_strbuf_putc(sb, '\\');
+		zdm_strbuf_putc(sb, s[i]);
 	}
-	sb_putc(sb, '"');
+	zdm_strbuf_putc(sb, '"');
 }
 
 static int
 array_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *arr,
-           const json_t *items, strbuf *sb, zdm_error *err)
+           const json_t *items, zdm_strbuf *sb, zdm_error *err)
 {
 	semantic sem = semantic_of(items);
 	const json_t *inner = json_object_get(items, "items");
 	size_t i;
 
-	sb_putc(sb, '{');
+	zdm_strbuf_putc(sb, '{');
 	for (i = 0; i < json_array_size(arr); i++) {
 		const json_t *e = json_array_get(arr, i);
 		bool unchanged;
 
 		if (i > 0)
-			sb_putc(sb, ',');
+			zdm_strbuf_putc(sb, ',');
 		if (json_is_null(e)) {
-			sb_puts(sb, "NULL");
+			zdm_strbuf_puts(sb, "NULL");
 			continue;
 		}
 		if (json_is_array(e)) {
@@ -847,11 +708,11 @@ array_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *arr,
 			continue;
 		}
 		if (json_is_boolean(e)) {
-			sb_putc(sb, json_is_true(e) ? 't' : 'f');
+			zdm_strbuf_putc(sb, json_is_true(e) ? 't' : 'f');
 			continue;
 		}
 		{
-			strbuf one = {0};
+			zdm_strbuf one = {0};
 			int rc = scalar_text(p, col, e, sem, &one, &unchanged,
 			                     err);
 
@@ -861,14 +722,14 @@ array_text(zdm_cdc_debezium_parser *p, const char *col, const json_t *arr,
 			else if (rc == 0)
 				sb_array_quoted(sb, one.data ? one.data : "",
 				                one.len);
-			if (one.oom)
-				sb->oom = true;
-			free(one.data);
+			if (one.failed)
+				sb->failed = true;
+			zdm_strbuf_free(&one);
 			if (rc < 0)
 				return -1;
 		}
 	}
-	sb_putc(sb, '}');
+	zdm_strbuf_putc(sb, '}');
 	return 0;
 }
 
@@ -904,7 +765,7 @@ row_columns(zdm_cdc_debezium_parser *p, const json_t *row,
 	*nout = 0;
 	if (n == 0)
 		return 0;
-	cols = arena_alloc(&p->arena, n * sizeof(*cols));
+	cols = zdm_arena_alloc(&p->arena, n * sizeof(*cols));
 	if (cols == NULL)
 		goto oom;
 	for (it = json_object_iter((json_t *)row); it != NULL;
@@ -914,15 +775,15 @@ row_columns(zdm_cdc_debezium_parser *p, const json_t *row,
 		const json_t *fs = field_schema(fields, key);
 		bool unchanged = false;
 
-		cols[i].name = arena_strndup(&p->arena, key, strlen(key));
+		cols[i].name = zdm_arena_strndup(&p->arena, key, strlen(key));
 		cols[i].value = NULL;
 		cols[i].unchanged_toast = false;
 		if (cols[i].name == NULL)
 			goto oom;
 		if (!json_is_null(v)) {
-			p->sb.len = 0;
-			p->sb.oom = false;
-			sb_putn(&p->sb, "", 0); /* data non-NULL from here */
+			zdm_strbuf_reset(&p->sb);
+			/* data non-NULL from here */
+			zdm_strbuf_put(&p->sb, "", 0);
 			if (json_is_array(v)) {
 				if (json_array_size(v) == 1 &&
 				    json_is_string(json_array_get(v, 0)) &&
@@ -942,12 +803,12 @@ row_columns(zdm_cdc_debezium_parser *p, const json_t *row,
 			                       &p->sb, &unchanged, err) < 0) {
 				return -1;
 			}
-			if (p->sb.oom)
+			if (p->sb.failed)
 				goto oom;
 			if (unchanged) {
 				cols[i].unchanged_toast = true;
 			} else {
-				cols[i].value = arena_strndup(
+				cols[i].value = zdm_arena_strndup(
 					&p->arena, p->sb.data, p->sb.len);
 				if (cols[i].value == NULL)
 					goto oom;
@@ -1219,8 +1080,9 @@ envelope_change(zdm_cdc_debezium_parser *p, const json_t *env,
 		}
 	}
 
-	change->schema = arena_strndup(&p->arena, s_schema, strlen(s_schema));
-	change->table = arena_strndup(&p->arena, s_table, strlen(s_table));
+	change->schema =
+		zdm_arena_strndup(&p->arena, s_schema, strlen(s_schema));
+	change->table = zdm_arena_strndup(&p->arena, s_table, strlen(s_table));
 	if (change->schema == NULL || change->table == NULL) {
 		zdm_error_set(err, "out of memory decoding a change");
 		return -1;
@@ -1303,9 +1165,9 @@ parser_destroy(zdm_cdc_debezium_parser *p)
 {
 	if (p == NULL)
 		return;
-	arena_free(&p->arena);
-	free(p->sb.data);
-	free(p->elem.data);
+	zdm_arena_free(&p->arena);
+	zdm_strbuf_free(&p->sb);
+	zdm_strbuf_free(&p->elem);
 	free(p->own);
 	free(p->own_origin_field);
 	free(p->placeholder);
@@ -1387,7 +1249,7 @@ zdm_cdc_debezium_parse_message(zdm_cdc_debezium_parser *p, const void *key,
 void
 zdm_cdc_debezium_parser_reset(zdm_cdc_debezium_parser *p)
 {
-	arena_reset(&p->arena);
+	zdm_arena_reset(&p->arena);
 }
 
 void
