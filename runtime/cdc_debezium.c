@@ -82,10 +82,10 @@
  * connector has yet to write.  The connector's replication slot says it:
  * Debezium confirms an LSN there (confirmed_flush_lsn) once everything
  * before it is in Kafka.  So the caller reads that LSN, F, then calls
- * zdm_cdc_debezium_fence(F), which asks the brokers for the end of every
+ * the source's fence(F), which asks the brokers for the end of every
  * partition of the topic; once the group's committed offsets (moved only
  * by ack, after the applier's COMMIT) have reached all those ends,
- * zdm_cdc_debezium_fenced() returns F.  Under steady writes that is a
+ * the source's stats say F is applied.  Under steady writes that is a
  * batch or two later, where waiting for a backlog of 0 may never come.
  * The last DBZ_FENCES fences are kept, in memory.
  *
@@ -111,7 +111,7 @@
 #define DBZ_MOVE_WAIT_MS 500
 #define DBZ_HEADER_NEWKEY "__debezium.newkey"
 #define DBZ_HEADER_OLDKEY "__debezium.oldkey"
-#define DBZ_FENCES 64 /* barriers' marks kept (zdm_cdc_debezium_fence) */
+#define DBZ_FENCES 64 /* barriers' marks kept (dbz_fence) */
 
 /* ---- the source ----------------------------------------------------------- */
 
@@ -839,10 +839,17 @@ dbz_close(zdm_cdc_source *base)
 	free(src);
 }
 
+static int dbz_stats(zdm_cdc_source *base, zdm_cdc_stats *out, zdm_error *err);
+static int dbz_fence(zdm_cdc_source *base, uint64_t lsn, zdm_error *err);
+static void dbz_own_xid(zdm_cdc_source *base, uint64_t xid);
+
 static const zdm_cdc_source_ops dbz_ops = {
 	.next = dbz_next,
 	.ack = dbz_ack,
 	.lag = dbz_lag,
+	.stats = dbz_stats,
+	.fence = dbz_fence,
+	.own_xid = dbz_own_xid,
 	.close = dbz_close,
 };
 
@@ -1147,17 +1154,18 @@ fail:
 	return -1;
 }
 
-void
-zdm_cdc_debezium_own_xid(zdm_cdc_source *base, uint64_t xid)
+/* The marks are the parser's: it sees each event's source.txId. */
+static void
+dbz_own_xid(zdm_cdc_source *base, uint64_t xid)
 {
 	dbz_source *src = (dbz_source *)base;
 
-	assert(base->ops == &dbz_ops);
 	zdm_cdc_debezium_parser_own_xid(src->parser, xid);
 }
 
-int
-zdm_cdc_debezium_fence(zdm_cdc_source *base, uint64_t lsn, zdm_error *err)
+/* See "Barriers" above. */
+static int
+dbz_fence(zdm_cdc_source *base, uint64_t lsn, zdm_error *err)
 {
 	dbz_source *src = (dbz_source *)base;
 	const struct rd_kafka_metadata *md = NULL;
@@ -1165,7 +1173,6 @@ zdm_cdc_debezium_fence(zdm_cdc_source *base, uint64_t lsn, zdm_error *err)
 	rd_kafka_resp_err_t e;
 	int i, rc = -1;
 
-	assert(base->ops == &dbz_ops);
 	if (lsn <= src->fenced ||
 	    (src->nfences > 0 &&
 	     src->fences[(src->fence_head + src->nfences - 1) % DBZ_FENCES]
@@ -1219,12 +1226,15 @@ cleanup:
 	return rc;
 }
 
-uint64_t
-zdm_cdc_debezium_fenced(zdm_cdc_source *base)
+/* Kafka offsets are no LSNs: only the fences say which LSN is applied. */
+static int
+dbz_stats(zdm_cdc_source *base, zdm_cdc_stats *out, zdm_error *err)
 {
 	dbz_source *src = (dbz_source *)base;
 
-	assert(base->ops == &dbz_ops);
+	(void)err;
 	dbz_fences_check(src);
-	return src->fenced;
+	out->received_lsn = 0;
+	out->applied_lsn = src->fenced;
+	return 0;
 }

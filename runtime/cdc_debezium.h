@@ -33,7 +33,8 @@ typedef struct zdm_cdc_debezium_opts {
 	/* optional: a dotted path into the event ("source.origin") whose
 	 * value, a string beginning "zdm_", marks the change as zdm's own
 	 * write; for pipelines that carry such a marker (stock Debezium does
-	 * not: see zdm_cdc_debezium_own_xid) */
+	 * not: the applier marks its transactions instead, through the
+	 * source's own_xid, cdc.h) */
 	const char *own_origin_field;
 	/* optional: the connector's unavailable.value.placeholder; NULL means
 	 * Debezium's default "__debezium_unavailable_value" */
@@ -43,29 +44,12 @@ typedef struct zdm_cdc_debezium_opts {
 /*
  * Open a consumer in opts->group_id subscribed to opts->topic.  The group
  * joins in the background; the first next() may return nothing for a few
- * seconds.  The caller closes *out with (*out)->ops->close.
+ * seconds.  The caller closes *out with (*out)->ops->close.  Besides next,
+ * ack, lag and close, the source has stats, fence (cdc_debezium.c,
+ * "Barriers"; the last 64 fences are kept, in memory) and own_xid (the
+ * last 16384 ids are remembered, in memory only).
  */
 int zdm_cdc_debezium_open(zdm_cdc_source **out,
                           const zdm_cdc_debezium_opts *opts, zdm_error *err);
-
-/*
- * Mark transaction id xid as one of zdm's own writes: every later change
- * whose source.txId is xid (compared modulo 2^32, as Debezium reports the
- * 32-bit xid) comes with own_write set.  Call it with pg_current_xact_id()
- * of the applier's transaction before its COMMIT.  The source remembers the
- * last 16384 ids, in memory only.  src must come from zdm_cdc_debezium_open.
- */
-void zdm_cdc_debezium_own_xid(zdm_cdc_source *src, uint64_t xid);
-
-/*
- * Barriers (cdc_debezium.c, "Barriers"): lsn is the connector slot's
- * confirmed_flush_lsn, read just before the call; the fence records the end
- * of every partition of the topic now.  zdm_cdc_debezium_fenced is the
- * largest lsn of a fence whose ends the group's committed offsets have all
- * reached since (every change committed before it is applied), 0 when none.
- * src must come from zdm_cdc_debezium_open.
- */
-int zdm_cdc_debezium_fence(zdm_cdc_source *src, uint64_t lsn, zdm_error *err);
-uint64_t zdm_cdc_debezium_fenced(zdm_cdc_source *src);
 
 #endif

@@ -75,7 +75,7 @@
  * same values and writes nothing; the loop ends after one echo.  That holds
  * only when the two directions of a transform are inverses on the values
  * involved; for the rest, and to save the echo's round trip, the applier can
- * mark its transactions: zdm_cdc_debezium_own_xid(pg_current_xact_id())
+ * mark its transactions: the source's own_xid(pg_current_xact_id()) (cdc.h)
  * before COMMIT, and every event whose source.txId is that xid comes with
  * own_write set (Debezium's txId is the 32-bit xid, so ids compare modulo
  * 2^32).  The marks live in memory (the last 16384): after a restart the

@@ -23,7 +23,8 @@ typedef struct zdm_cdc_debezium_parser zdm_cdc_debezium_parser;
 int zdm_cdc_debezium_parser_new(zdm_cdc_debezium_parser **out,
                                 const zdm_cdc_debezium_opts *opts,
                                 zdm_error *err);
-/* As zdm_cdc_debezium_own_xid, for a parser. */
+/* Later events whose source.txId is xid (modulo 2^32) come with own_write;
+ * the last 16384 ids are remembered (the source's own_xid, cdc.h). */
 void zdm_cdc_debezium_parser_own_xid(zdm_cdc_debezium_parser *p, uint64_t xid);
 /*
  * Parse one Kafka message: its key (NULL or empty: none) and its value

@@ -39,7 +39,7 @@
  *    the batch last handed out in another; at a Commit the first joins the
  *    second, and the second is freed when next() is called again.  A
  *    transaction that completes while the batch is out (decoded ahead,
- *    through zdm_cdc_pgoutput_prefetch while the batch is applied) joins a
+ *    through the source's prefetch while the batch is applied) joins a
  *    third, the next batch, which next() swaps in.  Relations are cached by
  *    id; a Relation message replaces an entry, and the old one is freed
  *    only when no buffered or handed-out change can point into it.  No
@@ -195,7 +195,7 @@ typedef struct pgo_source {
 	bool flowing; /* the batch filled up: reading ahead pays */
 
 	/* transactions completed while the batch is out (read ahead by
-	 * zdm_cdc_pgoutput_prefetch): the next batch */
+	 * pgo_prefetch): the next batch */
 	zdm_arena ahead_mem;
 	zdm_cdc_change *ahead;
 	size_t ahead_n, ahead_cap;
@@ -239,12 +239,18 @@ static int pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes,
 static int pgo_ack(zdm_cdc_source *base, zdm_cdc_position pos, zdm_error *err);
 static int pgo_lag(zdm_cdc_source *base, double *seconds, uint64_t *backlog,
                    zdm_error *err);
+static int pgo_stats(zdm_cdc_source *base, zdm_cdc_stats *out, zdm_error *err);
+static int pgo_prefetch(zdm_cdc_source *base, zdm_error *err);
 static void pgo_close(zdm_cdc_source *base);
 
 static const zdm_cdc_source_ops pgo_ops = {
 	.next = pgo_next,
 	.ack = pgo_ack,
 	.lag = pgo_lag,
+	.stats = pgo_stats,
+	/* no fence: the slot's positions are LSNs; no own_xid: zdm's writes
+	 * carry their replication origin */
+	.prefetch = pgo_prefetch,
 	.close = pgo_close,
 };
 
@@ -1885,10 +1891,19 @@ zdm_cdc_pgoutput_open(zdm_cdc_source **out, const zdm_cdc_pgoutput_opts *opts,
 	return 0;
 }
 
-int
-zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
+/*
+ * Reading ahead, the source's prefetch: while the batch next handed out is
+ * being applied, take in and decode what the walsender sends, into the next
+ * batch, so that neither the walsender nor the decoding waits for the
+ * apply.  Returns 1 (leave it alone until the next batch) when the last
+ * batch did not fill up (the stream trickles: little to read ahead), once
+ * the next batch is full, and on any trouble, which next then reports;
+ * else 0.
+ */
+static int
+pgo_prefetch(zdm_cdc_source *base, zdm_error *err)
 {
-	pgo_source *src = arg;
+	pgo_source *src = (pgo_source *)base;
 	char *buf;
 	int avail = 0, len, rc;
 
@@ -1924,6 +1939,18 @@ zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
 		if (src->ahead_n >= PGO_BATCH_MAX)
 			return 1;
 	}
+}
+
+static int
+pgo_stats(zdm_cdc_source *base, zdm_cdc_stats *out, zdm_error *err)
+{
+	zdm_cdc_pgoutput_stats st;
+
+	if (zdm_cdc_pgoutput_get_stats(base, &st, err) != 0)
+		return -1;
+	out->received_lsn = st.received_lsn;
+	out->applied_lsn = st.acked_lsn;
+	return 0;
 }
 
 int
