@@ -1055,6 +1055,7 @@ zdmc_lower(zdmc_arena *arena, const zdmc_model *model, const zdmc_source *src,
 	plan->batch_pause_ms = model->options.batch_pause_ms;
 	plan->lock_timeout_ms = model->options.lock_timeout_ms;
 	plan->lock_retries = model->options.lock_retries;
+	plan->statement_timeout_ms = model->options.statement_timeout_ms;
 	plan->approve = zdmc_arena_alloc(arena, ZDMC_NPHASES * sizeof(char *));
 	for (i = 0; i < ZDMC_NPHASES; i++)
 		if (model->options.approve & (1u << i))

@@ -50,6 +50,8 @@ static const option_spec option_specs[] = {
          offsetof(zdmc_options, max_lag_ms)},
 	{"stable_for", OPT_DURATION, 0, 3600000L,
          offsetof(zdmc_options, stable_for_ms)},
+	{"statement_timeout", OPT_DURATION, 0, 86400000L,
+         offsetof(zdmc_options, statement_timeout_ms)},
 	{"sync", OPT_SYNC, 0, 0, 0},
 	{"verify_sample", OPT_COUNT, 1, 100000000L,
          offsetof(zdmc_options, verify_sample)},
@@ -64,6 +66,7 @@ options_set_defaults(zdmc_options *out)
 	out->batch_pause_ms = 0;
 	out->lock_timeout_ms = 500;
 	out->lock_retries = 10;
+	out->statement_timeout_ms = 0;
 	out->verify_sample = 10000;
 	out->approve = (1u << ZDMC_PHASE_SWITCH) | (1u << ZDMC_PHASE_CONTRACT);
 	out->sync = "trigger";
@@ -135,7 +138,7 @@ options_unknown(zdmc_diag *diag, const zdmc_option *opt)
 	else
 		zdmc_diag_error(
 			diag, opt->name.offset,
-			"unknown option \"%s\"; options are approve, batch_pause, batch_size, cdc_source, key, lock_retries, lock_timeout, max_lag, stable_for, sync, verify_sample",
+			"unknown option \"%s\"; options are approve, batch_pause, batch_size, cdc_source, key, lock_retries, lock_timeout, max_lag, stable_for, statement_timeout, sync, verify_sample",
 			opt->name.name);
 }
 
@@ -400,6 +403,30 @@ options_cdc_only(zdmc_diag *diag, const zdmc_option *list,
 			"sync = cdc needs key = (column, ...): the columns that identify a row of every table of the migration");
 }
 
+/*
+ * A statement waiting for a lock is cancelled by whichever timeout comes
+ * first.  lock_timeout's cancel is retried with backoff (lock_retries);
+ * statement_timeout's stops the step.  So a statement_timeout at or under
+ * lock_timeout would turn every lock wait into a failed step.
+ */
+static void
+options_timeouts(zdmc_diag *diag, const zdmc_option *list,
+                 const zdmc_options *out)
+{
+	const zdmc_option *opt;
+
+	if (out->statement_timeout_ms == 0 ||
+	    out->statement_timeout_ms > out->lock_timeout_ms)
+		return;
+	for (opt = list; opt != NULL; opt = opt->next)
+		if (strcmp(opt->name.name, "statement_timeout") == 0)
+			zdmc_diag_error(
+				diag, opt->value_offset,
+				"statement_timeout (%ldms) must be longer than lock_timeout (%ldms), or 0 for no limit: a statement waiting for a lock would be cancelled as too long instead of retried",
+				out->statement_timeout_ms,
+				out->lock_timeout_ms);
+}
+
 void
 zdmc_options_resolve(zdmc_diag *diag, const zdmc_option *list,
                      zdmc_options *out)
@@ -450,4 +477,5 @@ zdmc_options_resolve(zdmc_diag *diag, const zdmc_option *list,
 		}
 	}
 	options_cdc_only(diag, list, out);
+	options_timeouts(diag, list, out);
 }

@@ -26,6 +26,7 @@ typedef struct zdmc_options {
 	long batch_pause_ms;
 	long lock_timeout_ms;
 	long lock_retries;
+	long statement_timeout_ms; /* zdm's sessions; 0: no limit */
 	long verify_sample;
 	unsigned
 		approve; /* bit (1u << zdmc_phase) set: gate before that phase */

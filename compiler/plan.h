@@ -220,6 +220,7 @@ typedef struct zdmc_plan {
 	long batch_pause_ms;
 	long lock_timeout_ms;
 	long lock_retries;
+	long statement_timeout_ms; /* 0: no limit; written only when set */
 	const char **approve; /* gate names, in phase order */
 	size_t napprove;
 	const char *sync; /* "trigger" or "cdc" */

@@ -815,6 +815,9 @@ diff_settings(diff_report *d)
 	diff_setting(d, "options.lock_retries",
 	             diff_num(ar, a->lock_retries, ""),
 	             diff_num(ar, b->lock_retries, ""), true);
+	diff_setting(d, "options.statement_timeout",
+	             diff_num(ar, a->statement_timeout_ms, "ms"),
+	             diff_num(ar, b->statement_timeout_ms, "ms"), true);
 	diff_setting(d, "options.approve",
 	             diff_list(ar, a->approve, a->napprove),
 	             diff_list(ar, b->approve, b->napprove), true);

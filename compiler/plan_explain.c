@@ -81,6 +81,19 @@ explain_options(zdmc_buf *b, const zdm_plan *plan)
 	                "timed out on a lock is tried again, with backoff, "
 	                "before the run stops safely |\n",
 	                plan->lock_retries);
+	if (plan->statement_timeout_ms > 0)
+		zdmc_buf_printf(
+			b,
+			"| `statement_timeout` | %ldms | the longest any "
+			"statement of zdm's runs, whatever the role or "
+			"database sets; a backfill batch that does not "
+			"fit is halved |\n",
+			plan->statement_timeout_ms);
+	else
+		zdmc_buf_puts(b,
+		              "| `statement_timeout` | 0 | no limit on zdm's "
+		              "statements, whatever the role or database "
+		              "sets (zdm sizes them itself) |\n");
 	zdmc_buf_puts(b, "| `approve` | ");
 	if (plan->napprove == 0) {
 		zdmc_buf_puts(b, "none | no gate stops the run |\n");

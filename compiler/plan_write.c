@@ -492,6 +492,11 @@ write_options(plan_writer *w, const zdmc_plan *plan)
 	put_duration(w, "batch_pause", plan->batch_pause_ms);
 	put_duration(w, "lock_timeout", plan->lock_timeout_ms);
 	put_integer(w, "lock_retries", plan->lock_retries, 0);
+	/* absent: 0, no limit (a plan that does not set it stays as it was,
+	 * byte for byte) */
+	if (plan->statement_timeout_ms > 0)
+		put_duration(w, "statement_timeout",
+		             plan->statement_timeout_ms);
 	/* Flow style: a short list of gate names reads best on one line. */
 	emit_key(w, "approve");
 	emit_sequence_start(w, YAML_FLOW_SEQUENCE_STYLE);

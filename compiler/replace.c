@@ -361,18 +361,43 @@ replace_new_changed(lower_ctx *ctx, const zdmc_change *c, const char *op,
 	return cond.len ? zdmc_buf_cstr(&cond) : "false";
 }
 
+/*
+ * A client's write must never fail because a using cannot convert what it
+ * wrote (issue 14: 'x12' in a text column turned integer made every later
+ * old-version write of a non-number fail).  So every computation runs in a
+ * block of its own that catches any error (one subtransaction, no XID
+ * unless it writes): the new columns are left NULL and the row stays
+ * pending, which verify reports with the error (zdm_try_<table>); the
+ * client's write goes through as it would have before the migration.
+ */
 static void
 replace_assign_forward(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
                        const zdmc_change *c, const char *indent)
 {
 	size_t i;
 
+	zdmc_buf_printf(b, "%sBEGIN\n", indent);
 	for (i = 0; i < c->ncols; i++)
-		zdmc_buf_printf(b, "%sNEW.%s := (%s);\n", indent,
+		zdmc_buf_printf(b, "%s    NEW.%s := (%s);\n", indent,
 		                Q(ctx, c->cols[i].physical),
 		                replace_forward(ctx, t, &c->cols[i], "NEW."));
+	zdmc_buf_printf(
+		b,
+		"%sEXCEPTION WHEN OTHERS THEN\n"
+		"%s    -- using cannot convert this row: verify lists it\n",
+		indent, indent);
+	for (i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(b, "%s    NEW.%s := NULL;\n", indent,
+		                Q(ctx, c->cols[i].physical));
+	zdmc_buf_printf(b,
+	                "%s    zdm_unconverted := true;\n"
+	                "%sEND;\n",
+	                indent, indent);
 }
 
+/* The same for reverse using: an old column it cannot compute keeps what
+ * the row held (an insert: NULL), and verify's agreement check lists the
+ * row, whose old shape no longer follows the new. */
 static void
 replace_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
                        const zdmc_change *c, const char *indent)
@@ -387,11 +412,28 @@ replace_assign_reverse(lower_ctx *ctx, zdmc_buf *b, const zdmc_table *t,
 			b,
 			"%sNULL; -- the old shape has nothing to write back\n",
 			indent);
+	if (c->nreverse == 0)
+		return;
+	zdmc_buf_printf(b, "%sBEGIN\n", indent);
 	for (size_t i = 0; i < c->nreverse; i++)
 		zdmc_buf_printf(
-			b, "%sNEW.%s := (%s);\n", indent,
+			b, "%s    NEW.%s := (%s);\n", indent,
 			Q(ctx, c->reverse[i].column),
 			replace_reverse(ctx, t, &c->reverse[i], "NEW."));
+	zdmc_buf_printf(b,
+	                "%sEXCEPTION WHEN OTHERS THEN\n"
+	                "%s    -- reverse using cannot convert this row\n",
+	                indent, indent);
+	for (size_t i = 0; i < c->nreverse; i++) {
+		const char *col = Q(ctx, c->reverse[i].column);
+
+		zdmc_buf_printf(
+			b,
+			"%s    IF TG_OP = 'UPDATE' THEN NEW.%s := OLD.%s; "
+			"ELSE NEW.%s := NULL; END IF;\n",
+			indent, col, col, col);
+	}
+	zdmc_buf_printf(b, "%sEND;\n", indent);
 }
 
 /* An old-version write: one of the replaced columns changed. */
@@ -420,6 +462,9 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 	zdmc_buf_init(&body, ctx->arena);
 	zdmc_buf_printf(
 		&body,
+		"DECLARE\n"
+		"    -- a using that failed on this row: it stays pending\n"
+		"    zdm_unconverted boolean := false;\n"
 		"BEGIN\n"
 		"    -- zdm migration %s: keeps the old and the new shape of %s\n"
 		"    -- in step while both application versions write.\n"
@@ -516,20 +561,27 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 		zdmc_buf_printf(
 			&body,
 			"            IF OLD.%s THEN\n"
-			"                -- never backfilled: what the client did not set comes from the old shape\n",
+			"                -- never backfilled: what the client did not set comes from the old shape\n"
+			"                BEGIN\n",
 			PENDING_COLUMN);
 		for (j = 0; j < c->ncols; j++) {
 			const char *p = Q(ctx, c->cols[j].physical);
 
 			zdmc_buf_printf(
 				&body,
-				"                IF NEW.%s IS NOT DISTINCT FROM OLD.%s THEN\n"
-				"                    NEW.%s := (%s);\n"
-				"                END IF;\n",
+				"                    IF NEW.%s IS NOT DISTINCT FROM OLD.%s THEN\n"
+				"                        NEW.%s := (%s);\n"
+				"                    END IF;\n",
 				p, p, p,
 				replace_forward(ctx, t, &c->cols[j], "NEW."));
 		}
-		zdmc_buf_puts(&body, "            END IF;\n");
+		zdmc_buf_puts(
+			&body,
+			"                EXCEPTION WHEN OTHERS THEN\n"
+			"                    -- using cannot convert the rest: verify lists the row\n"
+			"                    zdm_unconverted := true;\n"
+			"                END;\n"
+			"            END IF;\n");
 		replace_assign_reverse(ctx, &body, t, c, "            ");
 		{
 			const char *fwd =
@@ -575,7 +627,7 @@ replace_sync_function_sql(lower_ctx *ctx, const zdmc_table *t)
 	}
 	zdmc_buf_printf(&body,
 	                "    END IF;\n"
-	                "    NEW.%s := false;\n"
+	                "    NEW.%s := zdm_unconverted;\n"
 	                "    RETURN NEW;\n"
 	                "END\n",
 	                PENDING_COLUMN);
@@ -1465,6 +1517,76 @@ replace_add_triggers(lower_ctx *ctx, const zdmc_table *t)
 	                          UPDATE_TRIGGER, t->qname));
 }
 
+/* zdm_try_<table>(row): fits where zdm_sync_<table> fits (check.c). */
+static const char *
+replace_try_function(lower_ctx *ctx, const zdmc_table *t)
+{
+	return zdmc_ident_qualified(
+		ctx->arena, t->schema,
+		zdmc_arena_printf(ctx->arena, "zdm_try_%s", t->name));
+}
+
+/*
+ * zdm_try_<table>(row) text: NULL when every using of the table's changes
+ * computes on the row, else which change failed and PostgreSQL's error.  A
+ * row a using cannot convert stays pending (the sync leaves its new
+ * columns NULL, the backfill steps over it), and verify's examples of
+ * pending rows call this to say why.  SQL cannot catch an error, so this
+ * is a function; it writes nothing.
+ */
+static void
+replace_add_try_function(lower_ctx *ctx, const zdmc_table *t)
+{
+	zdmc_buf body, sql;
+	const char *tag;
+
+	zdmc_buf_init(&body, ctx->arena);
+	zdmc_buf_printf(
+		&body,
+		"BEGIN\n"
+		"    -- zdm migration %s: why a row of %s is not converted\n",
+		zdmc_lower_comment_text(ctx, ctx->model->migration),
+		zdmc_lower_comment_text(ctx, t->qname));
+	for (size_t i = 0; i < t->nchanges; i++) {
+		const zdmc_change *c = &t->changes[i];
+
+		if (!replace_has(c) || c->ncols == 0)
+			continue;
+		zdmc_buf_puts(&body, "    BEGIN\n        PERFORM ");
+		for (size_t k = 0; k < c->ncols; k++)
+			zdmc_buf_printf(
+				&body, "%s(%s)", k ? ", " : "",
+				replace_forward(ctx, t, &c->cols[k], "r."));
+		zdmc_buf_printf(
+			&body,
+			";\n"
+			"    EXCEPTION WHEN OTHERS THEN\n"
+			"        RETURN %s || SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')';\n"
+			"    END;\n",
+			zdmc_ident_literal(
+				ctx->arena,
+				zdmc_arena_printf(ctx->arena,
+		                                  "%s: ", c->replace->title)));
+	}
+	zdmc_buf_puts(&body, "    RETURN NULL;\nEND\n");
+	tag = zdmc_lower_dollar_tag(ctx, zdmc_buf_cstr(&body));
+	zdmc_buf_init(&sql, ctx->arena);
+	zdmc_buf_printf(&sql,
+	                "CREATE FUNCTION %s(r %s) RETURNS text\n"
+	                "LANGUAGE plpgsql AS %s\n%s%s",
+	                replace_try_function(ctx, t), t->qname, tag,
+	                zdmc_buf_cstr(&body), tag);
+	zdmc_lower_step(
+		ctx, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			ctx->arena,
+			"create the function that says why a row of %s cannot be converted (verify's examples call it)",
+			t->qname),
+		zdmc_buf_cstr(&sql),
+		zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s(%s)",
+	                          replace_try_function(ctx, t), t->qname));
+}
+
 void
 zdmc_replace_add_created(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
@@ -1475,6 +1597,8 @@ void
 zdmc_replace_expand(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
 	replace_add_columns(ctx, t, true);
+	if (replace_creates(t))
+		replace_add_try_function(ctx, t);
 	if (zdmc_lower_is_cdc(ctx))
 		replace_cdc_expand_table(ctx, t);
 	else
@@ -1538,18 +1662,38 @@ zdmc_replace_verify_begin(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
 	if (!replace_creates(t))
 		return;
+	zdmc_buf ex;
+
+	zdmc_buf_init(&ex, ctx->arena);
+	/* each example by its primary key (NULL without one: the ctid
+	 * says where), the old values and why using fails on it */
+	zdmc_buf_printf(
+		&ex,
+		"SELECT t.ctid,\n"
+		"       (SELECT pg_catalog.jsonb_object_agg(a.attname, pg_catalog.to_jsonb(t) -> a.attname::text)\n"
+		"          FROM pg_catalog.pg_index i\n"
+		"          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)\n"
+		"         WHERE i.indrelid = %s::pg_catalog.regclass AND i.indisprimary) AS key,\n",
+		zdmc_ident_literal(ctx->arena, t->qname));
+	for (size_t i = 0; i < t->nchanges; i++)
+		for (size_t k = 0;
+		     replace_has(&t->changes[i]) && k < t->changes[i].nreplaces;
+		     k++)
+			zdmc_buf_printf(&ex, "       t.%s,\n",
+			                Q(ctx, t->changes[i].replaces[k]));
+	zdmc_buf_printf(&ex,
+	                "       %s(t) AS error\n"
+	                "  FROM %s t WHERE t.%s LIMIT 5",
+	                replace_try_function(ctx, t), t->qname, PENDING_COLUMN);
 	zdmc_lower_check(
 		ctx, t,
 		zdmc_arena_printf(
 			ctx->arena,
-			"no row of %s is left unsynced (the backfill reached every row)",
+			"no row of %s is left unsynced (the backfill reached every row, and every using converted it)",
 			t->qname),
 		zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname,
 	                          PENDING_COLUMN),
-		zdmc_arena_printf(ctx->arena,
-	                          "SELECT ctid FROM %s WHERE %s LIMIT 5",
-	                          t->qname, PENDING_COLUMN),
-		PENDING_COLUMN);
+		zdmc_buf_cstr(&ex), PENDING_COLUMN);
 }
 
 /* Where the new version wrote: every old column equals its reverse using
@@ -1767,6 +1911,13 @@ zdmc_replace_contract_prepare(zdmc_lower_ctx *ctx, const zdmc_table *t)
 void
 zdmc_replace_contract_sync(zdmc_lower_ctx *ctx, const zdmc_table *t)
 {
+	if (replace_creates(t))
+		zdmc_lower_final_step(
+			ctx, t,
+			"drop the function that explained unconverted rows",
+			zdmc_arena_printf(ctx->arena, "DROP FUNCTION %s(%s)",
+		                          replace_try_function(ctx, t),
+		                          t->qname));
 	if (zdmc_lower_is_cdc(ctx)) {
 		replace_cdc_contract_identity(ctx, t);
 		return;

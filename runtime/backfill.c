@@ -125,6 +125,23 @@ static const char SQL_JOURNAL_DROP_STALE[] =
  * lower bound) makes a concurrent runner of the same range fail rather
  * than double-count; its row lock makes the second one wait for the first.
  */
+/*
+ * More rows than this that a using cannot convert is not bad data but a
+ * bad expression: stop with the first error rather than step over the
+ * whole table row by row.
+ */
+#define BACKFILL_MAX_UNCONVERTED 10000
+
+/* One row of a page, in a savepoint of the page's transaction. */
+static const char SQL_ROW_SAVEPOINT[] = "SAVEPOINT zdm_row";
+static const char SQL_ROW_RELEASE[] = "RELEASE SAVEPOINT zdm_row";
+static const char SQL_ROW_ROLLBACK[] = "ROLLBACK TO SAVEPOINT zdm_row";
+/* The most line pointers a heap page can hold (MaxHeapTuplesPerPage):
+ * (block size - 24-byte page header) / (24-byte tuple header + 4-byte
+ * line pointer). */
+static const char SQL_MAX_TUPLES_PER_PAGE[] =
+	"SELECT (pg_catalog.current_setting('block_size')::int - 24) / 28";
+
 static const char SQL_JOURNAL_ADVANCE[] =
 	"UPDATE zdm.backfill SET next_page = $4, rows = rows + $5"
 	" WHERE migration = $1 AND step_id = $2 AND worker = $3"
@@ -186,6 +203,9 @@ typedef struct bf_run {
 	int running;
 	long long claimed; /* batches started, for max_batches */
 	long long rows, batches, retries, pages;
+	/* rows the step's using could not convert: left pending, for verify
+	 * to list (worker_page_rows) */
+	long long unconverted;
 	bf_latency latency;
 } bf_run;
 
@@ -366,13 +386,23 @@ log_line(const bf_run *run, const char *fmt, ...)
 {
 	va_list ap;
 	FILE *out = run->opts->log;
+	char line[1024];
+	int n;
 
 	if (out == NULL)
 		return;
+	/* one fputs per line: workers log at once, and stdio keeps each
+	 * call whole, not a vfprintf and its newline */
 	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
 	va_end(ap);
-	fputc('\n', out);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	fputs(line, out);
 	fflush(out);
 }
 
@@ -559,6 +589,119 @@ worker_fit_time(bf_worker *w, long long pages, double ms)
 	w->pages_per_batch = next;
 }
 
+/*
+ * An error the data of some row raised in the step's expressions (a
+ * using that cannot convert a value: 22P02 'x12'::integer, a division by
+ * zero, a RAISE in a function it calls), as opposed to one of the run
+ * (locks, connection, cancel) or of the plan.
+ */
+static bool
+backfill_row_error(const zdm_error *err)
+{
+	return strncmp(err->sqlstate, "22", 2) == 0 ||
+	       strncmp(err->sqlstate, "23", 2) == 0 ||
+	       strncmp(err->sqlstate, "P0", 2) == 0;
+}
+
+/*
+ * Page p, whose batch failed on the data of a row: each line pointer in a
+ * savepoint of one transaction, with the checkpoint.  A row the step's
+ * expressions cannot convert is rolled back to its savepoint and left
+ * pending (verify lists it, with the key and the error); the others are
+ * written.  0: the page is done; -1: err (a run error, or too many rows).
+ */
+static int
+worker_page_rows(bf_worker *w, long long p, zdm_error *err)
+{
+	bf_run *run = w->run;
+	const zdm_step *step = run->step;
+	char lo_tid[40], hi_tid[40], worker[16], lo_s[24], hi_s[24], rows_s[24];
+	const char *params[7];
+	PGresult *res = NULL;
+	long long rows = 0, total;
+	int max_tuples;
+	zdm_error row_err;
+
+	if (zdm_conn_query(w->conn, SQL_MAX_TUPLES_PER_PAGE, 0, NULL, &res,
+	                   err) != 0)
+		return -1;
+	max_tuples = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (zdm_conn_exec(w->conn, run->begin_sql, err) != 0)
+		goto fail;
+	for (int i = 1; i <= max_tuples; i++) {
+		snprintf(lo_tid, sizeof(lo_tid), "(%lld,%d)", p, i);
+		snprintf(hi_tid, sizeof(hi_tid), "(%lld,%d)", p, i + 1);
+		params[0] = lo_tid;
+		params[1] = hi_tid;
+		if (zdm_conn_exec(w->conn, SQL_ROW_SAVEPOINT, err) != 0)
+			goto fail;
+		if (zdm_conn_query(w->conn, step->sql, 2, params, &res,
+		                   &row_err) == 0) {
+			rows += strtoll(PQcmdTuples(res), NULL, 10);
+			PQclear(res);
+			if (zdm_conn_exec(w->conn, SQL_ROW_RELEASE, err) != 0)
+				goto fail;
+			continue;
+		}
+		if (!backfill_row_error(&row_err)) {
+			*err = row_err;
+			goto fail;
+		}
+		if (zdm_conn_exec(w->conn, SQL_ROW_ROLLBACK, err) != 0)
+			goto fail;
+		log_line(
+			run,
+			"%s: row %s of %s left unconverted (verify lists it): %s "
+			"(SQLSTATE %s)",
+			step->id, lo_tid, step->table, row_err.message,
+			row_err.sqlstate);
+		pthread_mutex_lock(&run->lock);
+		total = ++run->unconverted;
+		pthread_mutex_unlock(&run->lock);
+		if (total > BACKFILL_MAX_UNCONVERTED) {
+			*err = row_err;
+			snprintf(err->hint, sizeof(err->hint),
+			         "more than %d rows of %s fail the same way: "
+			         "check the using expression, fix it, zdm "
+			         "rollback and compile again",
+			         BACKFILL_MAX_UNCONVERTED, step->table);
+			goto fail;
+		}
+	}
+	snprintf(worker, sizeof(worker), "%d", w->number);
+	snprintf(lo_s, sizeof(lo_s), "%lld", p);
+	snprintf(hi_s, sizeof(hi_s), "%lld", p + 1);
+	snprintf(rows_s, sizeof(rows_s), "%lld", rows);
+	params[0] = run->opts->migration;
+	params[1] = step->id;
+	params[2] = worker;
+	params[3] = hi_s;
+	params[4] = rows_s;
+	params[5] = lo_s;
+	params[6] = step->table;
+	if (zdm_conn_query(w->conn, SQL_JOURNAL_ADVANCE, 7, params, &res,
+	                   err) != 0)
+		goto fail;
+	if (strcmp(PQcmdTuples(res), "1") != 0) {
+		PQclear(res);
+		zdm_error_set(
+			err,
+			"the journal of worker %d no longer says page %lld is next",
+			w->number, p);
+		goto fail;
+	}
+	PQclear(res);
+	if (zdm_conn_exec(w->conn, "COMMIT", err) != 0)
+		goto fail;
+	run_record_batch(run, rows, 1, 0.0);
+	w->next_page = p + 1;
+	return 0;
+fail:
+	rollback_quietly(w->conn);
+	return -1;
+}
+
 /* Other client sessions busy right now (not zdm's): the application. */
 static bool
 worker_clients_active(bf_worker *w)
@@ -597,6 +740,35 @@ worker_batch(bf_worker *w, long long lo, long long hi, zdm_error *err)
 			worker_adapt(w, hi - lo, rows);
 			worker_fit_time(w, hi - lo, w->last_batch_ms);
 			w->next_page = hi;
+			return 0;
+		}
+		if (zdm_error_is_statement_timeout(err) && hi - lo > 1) {
+			/* Too big for the plan's statement_timeout (nothing
+			 * committed): halve it, at once, and never grow past
+			 * what fitted.  A single page that does not fit stops
+			 * the run with the hint that names the option. */
+			hi = lo + (hi - lo) / 2;
+			w->pages_per_batch = hi - lo;
+			w->max_pages_per_batch = hi - lo;
+			log_line(
+				run,
+				"%s: worker %d: a batch ran into statement_timeout; "
+				"batches of %lld pages from now on",
+				run->step->id, w->number, hi - lo);
+			attempt--;
+			continue;
+		}
+		if (backfill_row_error(err)) {
+			/* a row's data: the pages one by one, and the page
+			 * that fails row by row (worker_page_rows) */
+			if (hi - lo == 1)
+				return worker_page_rows(w, lo, err);
+			for (long long p = lo; p < hi; p++) {
+				int rc = worker_batch(w, p, p + 1, err);
+
+				if (rc != 0)
+					return rc;
+			}
 			return 0;
 		}
 		if (!zdm_error_is_lock_conflict(err))
@@ -845,6 +1017,7 @@ fill_stats(const bf_run *run, double started, zdm_backfill_stats *stats)
 	stats->rows = run->rows;
 	stats->batches = run->batches;
 	stats->retries = run->retries;
+	stats->unconverted = run->unconverted;
 	stats->seconds = zdm_now() - started;
 	stats->batch_ms_p50 = latency_quantile(&run->latency, 0.50);
 	stats->batch_ms_p99 = latency_quantile(&run->latency, 0.99);

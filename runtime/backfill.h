@@ -56,6 +56,8 @@ typedef struct zdm_backfill_stats {
 	long long rows;    /* rows updated by this run */
 	long long batches; /* batches committed by this run */
 	long long retries; /* lock-timeout retries that happened */
+	/* rows a using could not convert, left pending for verify to list */
+	long long unconverted;
 	double seconds;
 	double batch_ms_p50, batch_ms_p99, batch_ms_max;
 } zdm_backfill_stats;

@@ -106,9 +106,12 @@
  * What PostgreSQL's subscriber forces on its publisher connection
  * (libpqwalreceiver.c): dates, intervals and floats in text that reads back
  * the same in any session.  Appended after the user's options, so it wins.
+ * And no statement_timeout: a role's, set for the application, must not
+ * cancel the stream (zdm's other sessions take the plan's, conn.c).
  */
-#define PGO_FORCED_OPTIONS \
-	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3"
+#define PGO_FORCED_OPTIONS                                                   \
+	"-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3" \
+	" -c statement_timeout=0"
 
 /*
  * The slot's state, read before streaming: it must be a logical slot with
@@ -1507,35 +1510,18 @@ static PGconn *
 pgo_connect(const char *conninfo, zdm_error *err)
 {
 	const char *keywords[6], *values[6];
-	const char *user_opts = NULL;
-	PQconninfoOption *parsed = NULL, *o;
-	char *errmsg = NULL, *options;
+	char *options;
 	PGconn *conn;
-	size_t n;
 
 	if (conninfo == NULL)
 		conninfo = getenv("DATABASE_URL");
 	if (conninfo == NULL)
 		conninfo = "";
-	/* keep the user's options (the keyword below replaces them) */
-	if (conninfo[0] != '\0')
-		parsed = PQconninfoParse(conninfo, &errmsg);
-	PQfreemem(errmsg);
-	for (o = parsed; o != NULL && o->keyword != NULL; o++)
-		if (strcmp(o->keyword, "options") == 0 && o->val != NULL)
-			user_opts = o->val;
-	if (parsed == NULL)
-		user_opts = getenv("PGOPTIONS");
-	n = (user_opts ? strlen(user_opts) : 0) + sizeof(PGO_FORCED_OPTIONS) +
-	    1;
-	options = malloc(n);
+	options = zdm_conninfo_options(conninfo, PGO_FORCED_OPTIONS);
 	if (options == NULL) {
-		PQconninfoFree(parsed);
 		zdm_error_set(err, "out of memory connecting to the database");
 		return NULL;
 	}
-	snprintf(options, n, "%s%s%s", user_opts ? user_opts : "",
-	         user_opts && user_opts[0] ? " " : "", PGO_FORCED_OPTIONS);
 	/* expand_dbname: dbname may be a full conninfo or URI; the keywords
 	 * after it override what it says */
 	keywords[0] = "dbname";
@@ -1552,7 +1538,6 @@ pgo_connect(const char *conninfo, zdm_error *err)
 	values[5] = NULL;
 	conn = PQconnectdbParams(keywords, values, 1);
 	free(options);
-	PQconninfoFree(parsed);
 	if (conn == NULL) {
 		zdm_error_set(err, "out of memory connecting to the database");
 		return NULL;

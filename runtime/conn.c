@@ -6,6 +6,8 @@
  * plan's literals assume it) and the plan's schema as search_path.  Results
  * are cleared next to the call that made them.  Passwords never reach a
  * message: zdm_conninfo_redact is the only way a conninfo is printed.
+ * Each session's statement_timeout is the plan's (zdm_conn_set_statement_
+ * timeout), never the role's or the database's.
  */
 #include "zdm.h"
 
@@ -13,6 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* One plan per process: every session takes its statement_timeout. */
+static long conn_statement_timeout_ms;
+
+/* The server's message when statement_timeout cancels a statement (57014
+ * is also a cancel by pg_cancel_backend or Ctrl-C, which need no hint). */
+#define CONN_STATEMENT_TIMEOUT_MESSAGE \
+	"canceling statement due to statement timeout"
+
+void
+zdm_conn_set_statement_timeout(long ms)
+{
+	conn_statement_timeout_ms = ms;
+}
 
 void
 zdm_error_clear(zdm_error *err)
@@ -72,6 +88,14 @@ zdm_error_from_result(zdm_error *err, const PGresult *res, const PGconn *conn)
 	if (conn != NULL && PQstatus(conn) == CONNECTION_BAD &&
 	    err->sqlstate[0] == '\0')
 		snprintf(err->sqlstate, sizeof(err->sqlstate), "08006");
+	if (zdm_error_is_statement_timeout(err) && err->hint[0] == '\0')
+		snprintf(
+			err->hint, sizeof(err->hint),
+			"zdm's sessions run with statement_timeout = %ldms, the "
+			"plan's statement_timeout option; raise it (with "
+			"(statement_timeout = '...'), or 0 for no limit), "
+			"recompile and run again: what committed stays done",
+			conn_statement_timeout_ms);
 }
 
 void
@@ -88,6 +112,13 @@ zdm_error_print(const zdm_error *err, FILE *out)
 		fprintf(out, "DETAIL: %s\n", err->detail);
 	if (err->hint[0])
 		fprintf(out, "HINT: %s\n", err->hint);
+}
+
+bool
+zdm_error_is_statement_timeout(const zdm_error *err)
+{
+	return strcmp(err->sqlstate, "57014") == 0 &&
+	       strcmp(err->message, CONN_STATEMENT_TIMEOUT_MESSAGE) == 0;
 }
 
 bool
@@ -108,15 +139,41 @@ conninfo_is_expanded(const char *conninfo)
 	       strncmp(conninfo, "postgres://", 11) == 0;
 }
 
+char *
+zdm_conninfo_options(const char *conninfo, const char *forced)
+{
+	const char *user_opts = NULL;
+	PQconninfoOption *parsed = NULL, *o;
+	char *errmsg = NULL, *options;
+	size_t n;
+
+	if (conninfo != NULL && conninfo[0] != '\0')
+		parsed = PQconninfoParse(conninfo, &errmsg);
+	PQfreemem(errmsg);
+	for (o = parsed; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val != NULL)
+			user_opts = o->val;
+	if (user_opts == NULL)
+		user_opts = getenv("PGOPTIONS");
+	n = (user_opts ? strlen(user_opts) : 0) + strlen(forced) + 2;
+	options = malloc(n);
+	if (options != NULL)
+		snprintf(options, n, "%s%s%s", user_opts ? user_opts : "",
+		         user_opts && user_opts[0] ? " " : "", forced);
+	PQconninfoFree(parsed);
+	return options;
+}
+
 PGconn *
 zdm_conn_open(const char *conninfo, const char *purpose, const char *schema,
               zdm_error *err)
 {
-	const char *keywords[4], *values[4];
+	const char *keywords[5], *values[5];
 	char appname[64];
 	PGconn *conn;
 	PGresult *res;
 	const char *params[1];
+	char forced[64], *options;
 
 	if (conninfo == NULL)
 		conninfo = getenv("DATABASE_URL");
@@ -150,10 +207,26 @@ zdm_conn_open(const char *conninfo, const char *purpose, const char *schema,
 	 */
 	keywords[2] = "client_encoding";
 	values[2] = "UTF8";
-	keywords[3] = NULL;
-	values[3] = NULL;
+	/*
+	 * The plan's statement_timeout from the first statement on, never the
+	 * role's or the database's: set at startup, so not even the query
+	 * below runs under another (a set_config there would itself run
+	 * under the role's, and a 1 ms one could cancel it).
+	 */
+	snprintf(forced, sizeof(forced), "-c statement_timeout=%ld",
+	         conn_statement_timeout_ms);
+	options = zdm_conninfo_options(conninfo, forced);
+	if (options == NULL) {
+		zdm_error_set(err, "out of memory connecting to the database");
+		return NULL;
+	}
+	keywords[3] = "options";
+	values[3] = options;
+	keywords[4] = NULL;
+	values[4] = NULL;
 	/* expand_dbname: dbname may be a full conninfo or URI */
 	conn = PQconnectdbParams(keywords, values, 1);
+	free(options);
 	if (conn == NULL) {
 		zdm_error_set(err, "out of memory connecting to the database");
 		return NULL;

@@ -699,12 +699,20 @@ read_options(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	                              &plan->lock_timeout_ms)) < 0 ||
 	    (error = get_long(r, map, "options", "lock_retries", 0,
 	                      &plan->lock_retries)) < 0 ||
+	    (error = get_duration(r, map, "options", "statement_timeout",
+	                          &plan->statement_timeout_ms)) < 0 ||
 	    (error = get_list(r, map, "options", "approve", &approve)) < 0 ||
 	    (error = get_string(r, map, "options", "sync", false,
 	                        &plan->sync)) < 0 ||
 	    (error = get_long(r, map, "options", "verify_sample", 0,
 	                      &plan->verify_sample)) < 0)
 		return error;
+	if (plan->statement_timeout_ms > INT_MAX)
+		return reader_fail_at(
+			r, map_get(r, map, "statement_timeout"),
+			"options: \"statement_timeout\" is longer than PostgreSQL "
+			"takes (%d ms)",
+			INT_MAX);
 	/* a sync this runtime does not know would run a trigger-less expand
 	 * and never sync a row; cdc needs the version-2 format, which says
 	 * how (a version-1 plan saying cdc is broken, not newer) */

@@ -246,6 +246,9 @@ typedef struct zdm_plan {
 	long batch_pause_ms;
 	long lock_timeout_ms;
 	long lock_retries;
+	/* options.statement_timeout: every zdm session's statement_timeout;
+	 * absent (0): no limit, whatever the role or database sets */
+	long statement_timeout_ms;
 	char **approve;
 	size_t napprove;
 	char *sync; /* "trigger" or "cdc" */

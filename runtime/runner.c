@@ -350,6 +350,9 @@ static int
 runner_connect(runner *r)
 {
 	r->schema = zdm_plan_schema(r->plan);
+	/* this session's and every backfill worker's: the plan's, not the
+	 * role's (a sequence sets it again for each plan) */
+	zdm_conn_set_statement_timeout(r->plan->statement_timeout_ms);
 	r->conn = zdm_conn_open(r->opts->conninfo, r->plan->migration,
 	                        r->schema, &r->err);
 	if (r->conn == NULL)
@@ -1086,6 +1089,14 @@ runner_run_backfill(runner *r, size_t idx)
 		stats.seconds > 0 ? (double)stats.rows / stats.seconds : 0.0,
 		stats.batches, stats.batch_ms_p50, stats.batch_ms_p99,
 		stats.batch_ms_max, stats.retries);
+	if (stats.unconverted > 0) {
+		size_t n = strlen(result);
+
+		snprintf(result + n, sizeof(result) - n,
+		         "; %lld rows left unconverted: a using fails on "
+		         "them, and verify lists them",
+		         stats.unconverted);
+	}
 	if (runner_mark_done(r, step, rows, result) != 0)
 		return ZDM_EXIT_FAILED;
 	r->states[idx] = ZDM_STATE_DONE;

@@ -709,6 +709,7 @@ zdm_sync(const zdm_plan *plan, const zdm_sync_opts *opts)
 	r.cdc = plan->cdc;
 	r.opts = opts;
 	zdm_error_clear(&r.err);
+	zdm_conn_set_statement_timeout(plan->statement_timeout_ms);
 	if (r.cdc == NULL) {
 		fprintf(stderr,
 		        "zdm: error: plan %s is not a cdc plan (sync: %s): it "

@@ -47,6 +47,9 @@ void zdm_error_from_result(zdm_error *err, const PGresult *res,
 void zdm_error_print(const zdm_error *err, FILE *out);
 /* A lock timeout or deadlock: worth retrying after a pause. */
 bool zdm_error_is_lock_conflict(const zdm_error *err);
+/* The server cancelled a statement for statement_timeout (not a cancel
+ * by pg_cancel_backend or a person). */
+bool zdm_error_is_statement_timeout(const zdm_error *err);
 
 /*
  * Open a connection.  conninfo may be a keyword/value string or a URI; NULL
@@ -58,11 +61,27 @@ bool zdm_error_is_lock_conflict(const zdm_error *err);
  */
 PGconn *zdm_conn_open(const char *conninfo, const char *purpose,
                       const char *schema, zdm_error *err);
+/*
+ * The statement_timeout of every session opened from now on (the plan's
+ * option, set once by main before any connection; 0, the default: no
+ * limit).  zdm's statements are sized by zdm (batches, lock_timeout), so
+ * a role's or database's statement_timeout, set for the application,
+ * must not cancel them; a statement the server still cancels gets a hint
+ * naming the option.
+ */
+void zdm_conn_set_statement_timeout(long ms);
 /* Run sql (no parameters) expecting no rows; -1 with err on failure. */
 int zdm_conn_exec(PGconn *conn, const char *sql, zdm_error *err);
 /* Run sql with text parameters; *out holds the result (PQclear it). */
 int zdm_conn_query(PGconn *conn, const char *sql, int nparams,
                    const char *const *params, PGresult **out, zdm_error *err);
+/*
+ * The "options" a connection to conninfo must carry for zdm to add forced
+ * (command-line options such as "-c name=value"): the conninfo's own (or
+ * $PGOPTIONS when the conninfo has none), then forced, which so wins.
+ * malloc'd; NULL when out of memory.
+ */
+char *zdm_conninfo_options(const char *conninfo, const char *forced);
 /* The conninfo with any password replaced by "********", for messages. */
 void zdm_conninfo_redact(const char *conninfo, char *buf, size_t len);
 

@@ -19,6 +19,10 @@
 #   apply_kill_POINT        apply_kill.sh: kill -9 in expand, backfill, at a
 #                           gate, in contract; then resume
 #   apply_locks             apply_locks.sh: lock timeouts, retries, exit 3
+#   apply_timeouts          apply_timeouts.sh: a role's statement_timeout does
+#                           not reach zdm; the plan's halves batches, a hint
+#   apply_unconvertible     apply_unconvertible.sh: a value using cannot convert
+#                           fails no client write; verify names it
 #   apply_concurrent        apply_concurrent.sh: one runner per migration
 #   apply_claims            apply_claims.sh: one migration per table (two
 #                           started at once, under traffic; four rounds)
@@ -83,6 +87,8 @@ foreach(point expand backfill gate contract)
   zdm_apply_test(apply_kill_${point} apply_kill.sh ${point})
 endforeach()
 zdm_apply_test(apply_locks apply_locks.sh)
+zdm_apply_test(apply_timeouts apply_timeouts.sh)
+zdm_apply_test(apply_unconvertible apply_unconvertible.sh)
 zdm_apply_test(apply_concurrent apply_concurrent.sh)
 zdm_apply_test(apply_claims apply_claims.sh)
 zdm_apply_test(apply_retry apply_retry.sh)
