@@ -94,7 +94,6 @@
  */
 #include "cdc_debezium.h"
 
-#include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
