@@ -7,8 +7,8 @@
  *
  *   native    (cdc_pgoutput.c) a publication and a logical replication slot
  *             with pgoutput, read through libpq's replication protocol;
- *   debezium  (cdc_debezium.c) Debezium change events from a Kafka topic,
- *             through librdkafka.
+ *   debezium  (cdc_debezium.c, its parser cdc_debezium_parse.c) Debezium
+ *             change events from a Kafka topic, through librdkafka.
  *
  * Delivery is at least once.  A source hands out changes in order and
  * advances its durable position (the slot's confirmed_flush_lsn, the
@@ -61,7 +61,7 @@ typedef struct zdm_cdc_change {
 	 * whole row with FULL); debezium, the key columns only, from the
 	 * Kafka message key, never the before image's NULLs for columns it
 	 * did not carry (the whole before image only when a message has no
-	 * key; cdc_debezium.c) */
+	 * key; cdc_debezium_parse.c) */
 	const zdm_cdc_column *old_cols;
 	size_t nold;
 	/* after image (INSERT, UPDATE) */
@@ -73,9 +73,23 @@ typedef struct zdm_cdc_change {
 	 * applier waits for it to end before applying (cdc_apply.c) */
 	uint32_t xid;
 	/* the change was written by a session zdm marked as its own (native:
-	 * a replication origin named zdm_*; debezium: see cdc_debezium.c) */
+	 * a replication origin named zdm_*; debezium: see cdc_debezium_parse.c) */
 	bool own_write;
 } zdm_cdc_change;
+
+/* What a source can say of its positions: the catch-up barriers' measure
+ * (sync.c). */
+typedef struct zdm_cdc_stats {
+	/* every transaction committed at or before this LSN was received:
+	 * handed out by next or buffered for it; 0 when the source cannot
+	 * tell (debezium) */
+	uint64_t received_lsn;
+	/* every change committed at or before this LSN is acknowledged:
+	 * native, the last position given to ack (at first the slot's
+	 * confirmed_flush_lsn); debezium, the newest fence the group's
+	 * committed offsets have reached since; 0 none yet */
+	uint64_t applied_lsn;
+} zdm_cdc_stats;
 
 typedef struct zdm_cdc_source zdm_cdc_source;
 
@@ -99,6 +113,31 @@ typedef struct zdm_cdc_source_ops {
 	 */
 	int (*lag)(zdm_cdc_source *src, double *seconds, uint64_t *backlog,
 	           zdm_error *err);
+	/* Where the source is, in LSNs (zdm_cdc_stats). */
+	int (*stats)(zdm_cdc_source *src, zdm_cdc_stats *out, zdm_error *err);
+	/*
+	 * A barrier: every change committed before lsn is in the source's
+	 * stream now (debezium: lsn is the connector slot's
+	 * confirmed_flush_lsn, read just before the call; the source records
+	 * where every partition ends now); once everything up to there is
+	 * acknowledged, stats' applied_lsn reaches lsn.  NULL when the
+	 * source's positions are LSNs already (native).
+	 */
+	int (*fence)(zdm_cdc_source *src, uint64_t lsn, zdm_error *err);
+	/*
+	 * Mark transaction xid as zdm's own write: later changes whose
+	 * transaction id is xid (modulo 2^32) come with own_write.  Called
+	 * with the applier's pg_current_xact_id() before its COMMIT.  NULL
+	 * when the source tells zdm's writes by itself (native: replication
+	 * origin).
+	 */
+	void (*own_xid)(zdm_cdc_source *src, uint64_t xid);
+	/*
+	 * Work to do while a batch is applied, the applier's idle hook
+	 * (zdm_cdc_applier_set_idle, which says what it returns); native:
+	 * read and decode the next batch ahead.  NULL: none (debezium).
+	 */
+	int (*prefetch)(zdm_cdc_source *src, zdm_error *err);
 	void (*close)(zdm_cdc_source *src);
 } zdm_cdc_source_ops;
 

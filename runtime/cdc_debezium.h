@@ -2,9 +2,10 @@
  * cdc_debezium.h -- the debezium CDC source: Debezium change events from a
  * Kafka topic as zdm_cdc_change records (cdc.h), through librdkafka.
  *
- * The connector settings zdm expects, why, and what it refuses are in
- * cdc_debezium.c's opening comment.  The message parser is public so that
- * tests and the fuzz target can reach it without a broker.
+ * The connector settings zdm expects, why, and what it refuses are in the
+ * opening comments of cdc_debezium.c (the consumer) and
+ * cdc_debezium_parse.c (the event parser, declared in cdc_debezium_parse.h
+ * so that tests and the fuzz target reach it without a broker).
  */
 #ifndef ZDM_CDC_DEBEZIUM_H
 #define ZDM_CDC_DEBEZIUM_H
@@ -32,7 +33,8 @@ typedef struct zdm_cdc_debezium_opts {
 	/* optional: a dotted path into the event ("source.origin") whose
 	 * value, a string beginning "zdm_", marks the change as zdm's own
 	 * write; for pipelines that carry such a marker (stock Debezium does
-	 * not: see zdm_cdc_debezium_own_xid) */
+	 * not: the applier marks its transactions instead, through the
+	 * source's own_xid, cdc.h) */
 	const char *own_origin_field;
 	/* optional: the connector's unavailable.value.placeholder; NULL means
 	 * Debezium's default "__debezium_unavailable_value" */
@@ -42,57 +44,12 @@ typedef struct zdm_cdc_debezium_opts {
 /*
  * Open a consumer in opts->group_id subscribed to opts->topic.  The group
  * joins in the background; the first next() may return nothing for a few
- * seconds.  The caller closes *out with (*out)->ops->close.
+ * seconds.  The caller closes *out with (*out)->ops->close.  Besides next,
+ * ack, lag and close, the source has stats, fence (cdc_debezium.c,
+ * "Barriers"; the last 64 fences are kept, in memory) and own_xid (the
+ * last 16384 ids are remembered, in memory only).
  */
 int zdm_cdc_debezium_open(zdm_cdc_source **out,
                           const zdm_cdc_debezium_opts *opts, zdm_error *err);
-
-/*
- * Mark transaction id xid as one of zdm's own writes: every later change
- * whose source.txId is xid (compared modulo 2^32, as Debezium reports the
- * 32-bit xid) comes with own_write set.  Call it with pg_current_xact_id()
- * of the applier's transaction before its COMMIT.  The source remembers the
- * last 16384 ids, in memory only.  src must come from zdm_cdc_debezium_open.
- */
-void zdm_cdc_debezium_own_xid(zdm_cdc_source *src, uint64_t xid);
-
-/*
- * Barriers (cdc_debezium.c, "Barriers"): lsn is the connector slot's
- * confirmed_flush_lsn, read just before the call; the fence records the end
- * of every partition of the topic now.  zdm_cdc_debezium_fenced is the
- * largest lsn of a fence whose ends the group's committed offsets have all
- * reached since (every change committed before it is applied), 0 when none.
- * src must come from zdm_cdc_debezium_open.
- */
-int zdm_cdc_debezium_fence(zdm_cdc_source *src, uint64_t lsn, zdm_error *err);
-uint64_t zdm_cdc_debezium_fenced(zdm_cdc_source *src);
-
-/*
- * The message parser on its own, for tests and fuzzing.  opts->topic,
- * group_id and kafka_conf are not used.
- */
-typedef struct zdm_cdc_debezium_parser zdm_cdc_debezium_parser;
-
-int zdm_cdc_debezium_parser_new(zdm_cdc_debezium_parser **out,
-                                const zdm_cdc_debezium_opts *opts,
-                                zdm_error *err);
-/* As zdm_cdc_debezium_own_xid, for a parser. */
-void zdm_cdc_debezium_parser_own_xid(zdm_cdc_debezium_parser *p, uint64_t xid);
-/*
- * Parse one Kafka message: its key (NULL or empty: none) and its value
- * (NULL or empty: a tombstone).  1 with *change filled (valid until the
- * next call on p; position is {0, 0}), 0 when the message carries no
- * change (a tombstone), -1 with err saying what is wrong with it.  The key
- * is read only for a delete, whose old_cols it gives (cdc_debezium.c says
- * why).
- */
-int zdm_cdc_debezium_parse_message(zdm_cdc_debezium_parser *p, const void *key,
-                                   size_t key_len, const void *value,
-                                   size_t len, zdm_cdc_change *change,
-                                   zdm_error *err);
-/* The same for a message without a key. */
-int zdm_cdc_debezium_parse(zdm_cdc_debezium_parser *p, const void *value,
-                           size_t len, zdm_cdc_change *change, zdm_error *err);
-void zdm_cdc_debezium_parser_free(zdm_cdc_debezium_parser *p);
 
 #endif

@@ -35,15 +35,15 @@
  *    message is an error naming it and where it was.  After any error the
  *    source is dead: the caller closes it and opens a new one, which
  *    replays from the last acknowledged position.
- *  - Memory: the open transaction's values live in one arena, the batch
- *    last handed out in another; at a Commit the first joins the second,
- *    and the second is freed when next() is called again.  A transaction
- *    that completes while the batch is out (decoded ahead, through
- *    zdm_cdc_pgoutput_prefetch while the batch is applied) joins a third,
- *    the next batch, which next() swaps in.  Relations are
- *    cached by id; a Relation message replaces an entry, and the old one
- *    is freed only when no buffered or handed-out change can point into
- *    it.  No global state.
+ *  - Memory (arena.c): the open transaction's values live in one arena,
+ *    the batch last handed out in another; at a Commit the first joins the
+ *    second, and the second is freed when next() is called again.  A
+ *    transaction that completes while the batch is out (decoded ahead,
+ *    through the source's prefetch while the batch is applied) joins a
+ *    third, the next batch, which next() swaps in.  Relations are cached by
+ *    id; a Relation message replaces an entry, and the old one is freed
+ *    only when no buffered or handed-out change can point into it.  No
+ *    global state.
  *
  * Open refuses a publication that would hide changes: one that does not
  * publish insert, update and delete, or that has a row filter or a column
@@ -61,6 +61,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
+
+#include "arena.h"
 
 /* PostgreSQL timestamps count microseconds from 2000-01-01 00:00:00 UTC. */
 #define PGO_PG_EPOCH_UNIX 946684800LL
@@ -94,8 +96,6 @@
 /* The nap while transactions come faster: a fraction of the half
  * millisecond in which the walsender fills the socket at full speed. */
 #define PGO_FLOW_NAP_US 100
-#define PGO_BLOCK_MIN 1024
-#define PGO_BLOCK_MAX (256 * 1024)
 /* How long open waits for a previous walsender to release the slot. */
 #define PGO_SLOT_WAIT_MS 10000
 /* How long close waits for the server to end the stream cleanly. */
@@ -148,19 +148,6 @@
 	" JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"          \
 	" WHERE p.pubname = "
 
-typedef struct pgo_block {
-	struct pgo_block *next;
-	size_t size, used;
-	max_align_t data[];
-} pgo_block;
-
-/* Bump allocation in blocks that grow from 1 kB, all freed at once. */
-typedef struct pgo_arena {
-	pgo_block *head; /* allocation happens here */
-	pgo_block *tail;
-	size_t next_size;
-} pgo_arena;
-
 /* A relation as its latest Relation message described it. */
 typedef struct pgo_rel {
 	uint32_t relid;
@@ -172,7 +159,7 @@ typedef struct pgo_rel {
 	const char **names;
 	uint32_t *types; /* type oids; kept for a later consumer */
 	bool *key;       /* part of the replica identity */
-	pgo_arena mem;   /* everything above */
+	zdm_arena mem;   /* everything above */
 	struct pgo_rel *retired_next;
 } pgo_rel;
 
@@ -199,20 +186,20 @@ typedef struct pgo_source {
 	int64_t txn_commit_time;
 	uint32_t txn_xid;
 	bool txn_own;
-	pgo_arena txn_mem;
+	zdm_arena txn_mem;
 	zdm_cdc_change *txn;
 	size_t txn_n, txn_cap;
 
 	/* complete transactions' changes: the batch next() hands out */
-	pgo_arena batch_mem;
+	zdm_arena batch_mem;
 	zdm_cdc_change *batch;
 	size_t batch_n, batch_cap;
 	bool batch_handed_out;
 	bool flowing; /* the batch filled up: reading ahead pays */
 
 	/* transactions completed while the batch is out (read ahead by
-	 * zdm_cdc_pgoutput_prefetch): the next batch */
-	pgo_arena ahead_mem;
+	 * pgo_prefetch): the next batch */
+	zdm_arena ahead_mem;
 	zdm_cdc_change *ahead;
 	size_t ahead_n, ahead_cap;
 	/* what reading ahead met, for next to report: a failure, or the end
@@ -255,12 +242,18 @@ static int pgo_next(zdm_cdc_source *base, const zdm_cdc_change **changes,
 static int pgo_ack(zdm_cdc_source *base, zdm_cdc_position pos, zdm_error *err);
 static int pgo_lag(zdm_cdc_source *base, double *seconds, uint64_t *backlog,
                    zdm_error *err);
+static int pgo_stats(zdm_cdc_source *base, zdm_cdc_stats *out, zdm_error *err);
+static int pgo_prefetch(zdm_cdc_source *base, zdm_error *err);
 static void pgo_close(zdm_cdc_source *base);
 
 static const zdm_cdc_source_ops pgo_ops = {
 	.next = pgo_next,
 	.ack = pgo_ack,
 	.lag = pgo_lag,
+	.stats = pgo_stats,
+	/* no fence: the slot's positions are LSNs; no own_xid: zdm's writes
+	 * carry their replication origin */
+	.prefetch = pgo_prefetch,
 	.close = pgo_close,
 };
 
@@ -324,76 +317,6 @@ pgo_pg_now(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return ((int64_t)ts.tv_sec - PGO_PG_EPOCH_UNIX) * 1000000 +
 	       ts.tv_nsec / 1000;
-}
-
-/* ---- arenas ------------------------------------------------------------ */
-
-static void *
-pgo_alloc(pgo_arena *a, size_t n, size_t align)
-{
-	pgo_block *b = a->head;
-	size_t off, size;
-
-	if (b != NULL) {
-		off = (b->used + align - 1) & ~(align - 1);
-		if (off <= b->size && n <= b->size - off) {
-			b->used = off + n;
-			return (char *)b->data + off;
-		}
-	}
-	size = a->next_size ? a->next_size : PGO_BLOCK_MIN;
-	if (size < n)
-		size = n;
-	b = malloc(sizeof(*b) + size);
-	if (b == NULL)
-		return NULL;
-	b->size = size;
-	b->used = n;
-	b->next = a->head;
-	a->head = b;
-	if (a->tail == NULL)
-		a->tail = b;
-	if (a->next_size < PGO_BLOCK_MAX)
-		a->next_size =
-			a->next_size ? a->next_size * 2 : PGO_BLOCK_MIN * 2;
-	return b->data;
-}
-
-static char *
-pgo_strndup(pgo_arena *a, const char *s, size_t n)
-{
-	char *d = pgo_alloc(a, n + 1, 1);
-
-	if (d != NULL) {
-		memcpy(d, s, n);
-		d[n] = '\0';
-	}
-	return d;
-}
-
-static void
-pgo_arena_free(pgo_arena *a)
-{
-	pgo_block *b, *next;
-
-	for (b = a->head; b != NULL; b = next) {
-		next = b->next;
-		free(b);
-	}
-	memset(a, 0, sizeof(*a));
-}
-
-/* Move every block of src into dst (which only frees, never allocates). */
-static void
-pgo_arena_splice(pgo_arena *dst, pgo_arena *src)
-{
-	if (src->head == NULL)
-		return;
-	src->tail->next = dst->head;
-	dst->head = src->head;
-	if (dst->tail == NULL)
-		dst->tail = src->tail;
-	memset(src, 0, sizeof(*src));
 }
 
 /* ---- errors ------------------------------------------------------------- */
@@ -573,7 +496,7 @@ static void
 pgo_rel_free(pgo_rel *rel)
 {
 	if (rel != NULL) {
-		pgo_arena_free(&rel->mem);
+		zdm_arena_free(&rel->mem);
 		free(rel);
 	}
 }
@@ -740,7 +663,7 @@ pgo_begin(pgo_source *src, pgo_reader *r, zdm_error *err)
 /* Move the transaction's changes to the end of a batch (*list). */
 static int
 pgo_take_txn(pgo_source *src, zdm_cdc_change **list, size_t *n, size_t *cap,
-             pgo_arena *mem)
+             zdm_arena *mem)
 {
 	if (*n == 0) {
 		zdm_cdc_change *t = *list;
@@ -764,7 +687,7 @@ pgo_take_txn(pgo_source *src, zdm_cdc_change **list, size_t *n, size_t *cap,
 		memcpy(*list + *n, src->txn, src->txn_n * sizeof(*src->txn));
 		*n += src->txn_n;
 	}
-	pgo_arena_splice(mem, &src->txn_mem);
+	zdm_arena_splice(mem, &src->txn_mem);
 	return 0;
 }
 
@@ -800,7 +723,7 @@ pgo_commit(pgo_source *src, pgo_reader *r, zdm_error *err)
 	/* Only an empty transaction (older servers send them) can be
 	 * ignored whole: no change carries its position, none will ack it. */
 	if (src->txn_n == 0) {
-		pgo_arena_free(&src->txn_mem);
+		zdm_arena_free(&src->txn_mem);
 		return 0;
 	}
 	for (i = 0; i < src->txn_n; i++) {
@@ -861,19 +784,19 @@ pgo_relation(pgo_source *src, pgo_reader *r, zdm_error *err)
 	if (!pgo_u32(r, &rel->relid) || !pgo_str(r, &s, &n))
 		goto truncated;
 	/* an empty namespace is pg_catalog's, to save bytes */
-	rel->schema = n ? pgo_strndup(&rel->mem, s, n)
-	                : pgo_strndup(&rel->mem, "pg_catalog", 10);
+	rel->schema = n ? zdm_arena_strndup(&rel->mem, s, n)
+	                : zdm_arena_strndup(&rel->mem, "pg_catalog", 10);
 	if (!pgo_str(r, &s, &n))
 		goto truncated;
-	rel->table = pgo_strndup(&rel->mem, s, n);
+	rel->table = zdm_arena_strndup(&rel->mem, s, n);
 	if (!pgo_u8(r, &ident) || !pgo_u16(r, &rel->ncols))
 		goto truncated;
 	rel->replident = (char)ident;
-	rel->names = pgo_alloc(&rel->mem, (rel->ncols + 1u) * sizeof(char *),
-	                       _Alignof(char *));
-	rel->types = pgo_alloc(&rel->mem, (rel->ncols + 1u) * sizeof(uint32_t),
-	                       _Alignof(uint32_t));
-	rel->key = pgo_alloc(&rel->mem, rel->ncols + 1u, 1);
+	rel->names =
+		zdm_arena_alloc(&rel->mem, (rel->ncols + 1u) * sizeof(char *));
+	rel->types = zdm_arena_alloc(&rel->mem,
+	                             (rel->ncols + 1u) * sizeof(uint32_t));
+	rel->key = zdm_arena_alloc(&rel->mem, rel->ncols + 1u);
 	if (rel->schema == NULL || rel->table == NULL || rel->names == NULL ||
 	    rel->types == NULL || rel->key == NULL)
 		goto oom;
@@ -881,7 +804,7 @@ pgo_relation(pgo_source *src, pgo_reader *r, zdm_error *err)
 		if (!pgo_u8(r, &flags) || !pgo_str(r, &s, &n) ||
 		    !pgo_u32(r, &rel->types[i]) || !pgo_u32(r, &typmod))
 			goto truncated;
-		rel->names[i] = pgo_strndup(&rel->mem, s, n);
+		rel->names[i] = zdm_arena_strndup(&rel->mem, s, n);
 		if (rel->names[i] == NULL)
 			goto oom;
 		rel->key[i] = (flags & 1) != 0;
@@ -942,9 +865,8 @@ pgo_tuple(pgo_source *src, pgo_reader *r, const pgo_rel *rel, bool key_only,
 			src, err,
 			"%s message with %u columns for %s.%s, which has %u",
 			msg, ncols, rel->schema, rel->table, rel->ncols);
-	cols = pgo_alloc(&src->txn_mem,
-	                 ((keyed ? rel->nkey : ncols) + 1u) * sizeof(*cols),
-	                 _Alignof(zdm_cdc_column));
+	cols = zdm_arena_alloc(&src->txn_mem, ((keyed ? rel->nkey : ncols) +
+	                                       1u) * sizeof(*cols));
 	if (cols == NULL)
 		return pgo_oom(err);
 	for (i = 0; i < ncols; i++) {
@@ -973,7 +895,7 @@ pgo_tuple(pgo_source *src, pgo_reader *r, const pgo_rel *rel, bool key_only,
 					msg, rel->schema, rel->table,
 					rel->names[i]);
 			if (keep) {
-				cols[k].value = pgo_strndup(
+				cols[k].value = zdm_arena_strndup(
 					&src->txn_mem, (const char *)v, len);
 				if (cols[k].value == NULL)
 					return pgo_oom(err);
@@ -1166,7 +1088,7 @@ pgo_batch_release(pgo_source *src)
 	pgo_rel *rel, *next;
 
 	if (src->batch_handed_out) {
-		pgo_arena_free(&src->batch_mem);
+		zdm_arena_free(&src->batch_mem);
 		src->batch_n = 0;
 		src->batch_handed_out = false;
 		if (src->ahead_n > 0) {
@@ -1557,9 +1479,9 @@ pgo_close(zdm_cdc_source *base)
 		next = rel->retired_next;
 		pgo_rel_free(rel);
 	}
-	pgo_arena_free(&src->txn_mem);
-	pgo_arena_free(&src->batch_mem);
-	pgo_arena_free(&src->ahead_mem);
+	zdm_arena_free(&src->txn_mem);
+	zdm_arena_free(&src->batch_mem);
+	zdm_arena_free(&src->ahead_mem);
 	free(src->txn);
 	free(src->batch);
 	free(src->ahead);
@@ -1954,10 +1876,19 @@ zdm_cdc_pgoutput_open(zdm_cdc_source **out, const zdm_cdc_pgoutput_opts *opts,
 	return 0;
 }
 
-int
-zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
+/*
+ * Reading ahead, the source's prefetch: while the batch next handed out is
+ * being applied, take in and decode what the walsender sends, into the next
+ * batch, so that neither the walsender nor the decoding waits for the
+ * apply.  Returns 1 (leave it alone until the next batch) when the last
+ * batch did not fill up (the stream trickles: little to read ahead), once
+ * the next batch is full, and on any trouble, which next then reports;
+ * else 0.
+ */
+static int
+pgo_prefetch(zdm_cdc_source *base, zdm_error *err)
 {
-	pgo_source *src = arg;
+	pgo_source *src = (pgo_source *)base;
 	char *buf;
 	int avail = 0, len, rc;
 
@@ -1993,6 +1924,18 @@ zdm_cdc_pgoutput_prefetch(void *arg, zdm_error *err)
 		if (src->ahead_n >= PGO_BATCH_MAX)
 			return 1;
 	}
+}
+
+static int
+pgo_stats(zdm_cdc_source *base, zdm_cdc_stats *out, zdm_error *err)
+{
+	zdm_cdc_pgoutput_stats st;
+
+	if (zdm_cdc_pgoutput_get_stats(base, &st, err) != 0)
+		return -1;
+	out->received_lsn = st.received_lsn;
+	out->applied_lsn = st.acked_lsn;
+	return 0;
 }
 
 int

@@ -41,7 +41,8 @@ typedef struct zdm_cdc_pgoutput_opts {
 int zdm_cdc_pgoutput_open(zdm_cdc_source **out,
                           const zdm_cdc_pgoutput_opts *opts, zdm_error *err);
 
-/* What the stream has shown so far, for progress lines and cutover. */
+/* What the stream has shown so far, in detail, for tests and measurements
+ * (the source's stats op, cdc.h, gives the positions sync needs). */
 typedef struct zdm_cdc_pgoutput_stats {
 	/*
 	 * Every transaction that committed at or before this LSN has been
@@ -66,17 +67,6 @@ typedef struct zdm_cdc_pgoutput_stats {
 /* -1 with err when src is not a pgoutput source. */
 int zdm_cdc_pgoutput_get_stats(zdm_cdc_source *src, zdm_cdc_pgoutput_stats *out,
                                zdm_error *err);
-
-/*
- * Reading ahead, for zdm_cdc_applier_set_idle: while the batch next handed
- * out is being applied, take in and decode what the walsender sends, into
- * the next batch, so that neither the walsender nor the decoding waits for
- * the apply.  Returns 1 (leave it alone until the next batch) when the last
- * batch did not fill up (the stream trickles: little to read ahead), once
- * the next batch is full, and on any trouble, which next then reports;
- * else 0.
- */
-int zdm_cdc_pgoutput_prefetch(void *src, zdm_error *err);
 
 /*
  * Test seam: a source with no connection, fed replication messages (the

@@ -2443,7 +2443,7 @@ static int
 check_reverse_expressions(preflight *pf, const table_check *tc)
 {
 	const zdm_table_info *info = tc->info;
-	zdm_strbuf from = {NULL, 0, 0}, sql = {NULL, 0, 0};
+	zdm_strbuf from = {0}, sql = {0};
 	bool any = false;
 	int rc = -1;
 

@@ -34,7 +34,8 @@
  *    debezium: only with --connector-slot, the connector slot's
  *    confirmed_flush_lsn once the committed offsets have reached the
  *    topic's end as it was when that LSN was read (Debezium confirms an
- *    LSN once what precedes it is in Kafka; cdc_debezium.c, "Barriers");
+ *    LSN once what precedes it is in Kafka; the source's fence and
+ *    stats, cdc.h, and cdc_debezium.c, "Barriers");
  *    without it, NULL, and a barrier can only wait for a drained topic,
  *    which says nothing of changes the connector has yet to write
  *    (sync_wait.c).
@@ -362,14 +363,17 @@ sync_report(sync_run *r)
 	zdm_cdc_apply_stats st;
 	char lsn[32], lag[32], backlog[32], seen[32], applied[32], own[32];
 	const char *params[7];
-	double seconds = 0, now;
+	double seconds = 0, now = 0;
 	uint64_t bl = 0;
+	zdm_cdc_stats cs;
 	PGresult *res;
 
 	/* debezium: how far the connector has written to Kafka (its slot),
-	 * fenced at the topic's end now; applied_lsn is the last fence the
-	 * committed offsets have reached (cdc_debezium.c, "Barriers") */
-	if (!r->native && r->opts->connector_slot != NULL) {
+	 * fenced at the topic's end now; the source's applied_lsn is the last
+	 * fence the committed offsets have reached (cdc_debezium.c,
+	 * "Barriers").  zdm_sync takes a connector slot only for a source
+	 * with fences. */
+	if (r->opts->connector_slot != NULL && r->src->ops->fence != NULL) {
 		const char *slot[1] = {r->opts->connector_slot};
 		uint64_t flushed = 0;
 
@@ -383,17 +387,14 @@ sync_report(sync_run *r)
 			flushed = sync_lsn_parse(PQgetvalue(res, 0, 0));
 		PQclear(res);
 		if (flushed != 0 &&
-		    zdm_cdc_debezium_fence(r->src, flushed, &r->err) != 0)
+		    r->src->ops->fence(r->src, flushed, &r->err) != 0)
 			return -1;
-		r->applied_lsn = zdm_cdc_debezium_fenced(r->src);
-		if (r->applied_lsn != 0)
-			sync_lsn_text(r->applied_lsn, lsn, sizeof(lsn));
 	}
 	if (r->src->ops->lag(r->src, &seconds, &bl, &r->err) != 0)
 		return -1;
+	/* native: the lag from samples of the WAL insert position, taken
+	 * before the positions are read */
 	if (r->native) {
-		zdm_cdc_pgoutput_stats ps;
-
 		if (zdm_conn_query(
 			    r->conn,
 			    "SELECT pg_catalog.pg_current_wal_insert_lsn()", 0,
@@ -402,17 +403,19 @@ sync_report(sync_run *r)
 		now = zdm_now();
 		sync_sample_push(r, now, sync_lsn_parse(PQgetvalue(res, 0, 0)));
 		PQclear(res);
-		if (zdm_cdc_pgoutput_get_stats(r->src, &ps, &r->err) != 0)
-			return -1;
-		/* everything handed out is acknowledged by now (each batch is
-		 * acked after its commit); with nothing left to hand out, all
-		 * that was received is applied */
-		r->applied_lsn = r->idle && ps.received_lsn > ps.acked_lsn
-		                         ? ps.received_lsn
-		                         : ps.acked_lsn;
-		seconds = sync_native_lag(r, r->applied_lsn, now);
-		sync_lsn_text(r->applied_lsn, lsn, sizeof(lsn));
 	}
+	if (r->src->ops->stats(r->src, &cs, &r->err) != 0)
+		return -1;
+	/* everything handed out is acknowledged by now (each batch is acked
+	 * after its commit); with nothing left to hand out, all that was
+	 * received is applied */
+	r->applied_lsn = r->idle && cs.received_lsn > cs.applied_lsn
+	                         ? cs.received_lsn
+	                         : cs.applied_lsn;
+	if (r->native)
+		seconds = sync_native_lag(r, r->applied_lsn, now);
+	if (r->native || r->applied_lsn != 0)
+		sync_lsn_text(r->applied_lsn, lsn, sizeof(lsn));
 	r->lag = seconds;
 	r->backlog = bl;
 	zdm_cdc_applier_stats(r->applier, &st);
@@ -561,15 +564,27 @@ sync_batch(sync_run *r, const zdm_cdc_change *changes, size_t n)
 	uint64_t xid = 0;
 	int rc;
 
+	/* a source that cannot tell zdm's writes itself is told their
+	 * transactions' ids */
 	rc = zdm_cdc_applier_apply(r->applier, changes, n,
-	                           r->native ? NULL : &xid, &r->err);
+	                           r->src->ops->own_xid != NULL ? &xid : NULL,
+	                           &r->err);
 	if (rc != 0)
 		return rc;
-	if (!r->native && xid != 0)
-		zdm_cdc_debezium_own_xid(r->src, xid);
+	if (r->src->ops->own_xid != NULL && xid != 0)
+		r->src->ops->own_xid(r->src, xid);
 	if (zdm_cdc_applier_commit(r->applier, &r->err) != 0)
 		return -1;
 	return sync_ack(r, changes, n);
+}
+
+/* The applier's idle hook: the source's prefetch. */
+static int
+sync_prefetch(void *arg, zdm_error *err)
+{
+	zdm_cdc_source *src = arg;
+
+	return src->ops->prefetch(src, err);
 }
 
 static int
@@ -758,10 +773,10 @@ zdm_sync(const zdm_plan *plan, const zdm_sync_opts *opts)
 		}
 		goto fail;
 	}
-	/* the walsender decodes the next changes while a batch is applied */
-	if (r.native)
-		zdm_cdc_applier_set_idle(r.applier, zdm_cdc_pgoutput_prefetch,
-		                         r.src);
+	/* native: the walsender's changes are decoded while a batch is
+	 * applied */
+	if (r.src->ops->prefetch != NULL)
+		zdm_cdc_applier_set_idle(r.applier, sync_prefetch, r.src);
 	if (r.native)
 		printf("zdm sync: %s: reading slot %s (publication %s), "
 		       "applying to %zu table%s\n",

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cdc_debezium.h"
+#include "cdc_debezium_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

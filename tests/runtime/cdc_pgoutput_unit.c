@@ -469,6 +469,19 @@ done:
 		/* the first keepalive, before any transaction, moved it */
 		CHECK(st.reported_lsn == 0x500);
 		CHECK(st.received_lsn == 0x2000);
+		/* the interface's view (cdc.h): the same positions; no fence
+		 * and no own_xid, the slot's positions are LSNs and zdm's
+		 * writes carry their origin */
+		{
+			zdm_cdc_stats cs;
+
+			CHECK(src->ops->stats(src, &cs, &err) == 0);
+			CHECK(cs.received_lsn == 0x2000 &&
+			      cs.applied_lsn == st.acked_lsn);
+			CHECK(src->ops->fence == NULL &&
+			      src->ops->own_xid == NULL &&
+			      src->ops->prefetch != NULL);
+		}
 		CHECK(src->ops->ack(src, (zdm_cdc_position){0, 0x1100}, &err) ==
 		      0);
 		zdm_cdc_pgoutput_get_stats(src, &st, &err);

@@ -1,5 +1,6 @@
-# The debezium CDC source (runtime/cdc_debezium.c) against librdkafka's
-# in-process mock cluster: no broker, no database.  Label "kafka".
+# The debezium CDC source (runtime/cdc_debezium.c and its event parser,
+# runtime/cdc_debezium_parse.c) against librdkafka's in-process mock
+# cluster: no broker, no database.  Label "kafka".
 #   test_debezium -- the message parser alone, then every case against one
 #                    mock cluster shared by all (tests/runtime/test_debezium.c)
 add_executable(test_debezium ${CMAKE_CURRENT_LIST_DIR}/test_debezium.c)

@@ -1,5 +1,6 @@
 /*
- * test_debezium.c -- the debezium CDC source (runtime/cdc_debezium.c).
+ * test_debezium.c -- the debezium CDC source (runtime/cdc_debezium.c and
+ * its event parser, runtime/cdc_debezium_parse.c).
  *
  * First the message parser alone: every op, both envelope shapes, value
  * conversion, the schema-driven types, own-write marks and the exact text of
@@ -24,6 +25,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "cdc_debezium.h"
+#include "cdc_debezium_parse.h"
 
 static int checks, failures;
 
@@ -929,6 +931,22 @@ lag(zdm_cdc_source *src, double *seconds, uint64_t *backlog)
 	}
 }
 
+/* The newest barrier the committed offsets have reached (stats'
+ * applied_lsn); UINT64_MAX when stats fails. */
+static uint64_t
+fenced(zdm_cdc_source *src)
+{
+	zdm_cdc_stats st;
+	zdm_error err;
+
+	if (src->ops->stats(src, &st, &err) < 0) {
+		check(0, __FILE__, __LINE__, "stats: %s", err.message);
+		return UINT64_MAX;
+	}
+	CHECK_INT(st.received_lsn, 0); /* Kafka offsets are no LSNs */
+	return st.applied_lsn;
+}
+
 /*
  * basic: every op, schema-less, on one partition, with tombstones, a
  * primary-key change and a duplicate; positions skip the tombstones and
@@ -1094,8 +1112,8 @@ missing_check(zdm_cdc_source *src)
 	CHECK_INT(backlog, 0);
 	CHECK(seconds == 0);
 	/* nor anything for a barrier to wait for */
-	CHECK(zdm_cdc_debezium_fence(src, 7, &err) == 0);
-	CHECK_INT(zdm_cdc_debezium_fenced(src), 7);
+	CHECK(src->ops->fence(src, 7, &err) == 0);
+	CHECK_INT(fenced(src), 7);
 }
 
 /* schema: the JsonConverter's schema-and-payload form, with conversions. */
@@ -1132,7 +1150,7 @@ schema_check(zdm_cdc_source *src)
 	got g;
 
 	/* the applier marks its transaction: these events are its own */
-	zdm_cdc_debezium_own_xid(src, 777);
+	src->ops->own_xid(src, 777);
 	collect(src, 3, 20, &g);
 	CHECK_INT(g.rc, 0);
 	CHECK_INT(g.n, 3);
@@ -1247,23 +1265,23 @@ keymove_check(zdm_cdc_source *src)
 		CHECK_STR(g.desc[i], keymove_want[i]);
 		CHECK_INT(g.pos[i].offset, keymove_offsets[i]);
 	}
-	CHECK(zdm_cdc_debezium_fence(src, 1000, &err) == 0);
-	CHECK_INT(zdm_cdc_debezium_fenced(src), 0);
+	CHECK(src->ops->fence(src, 1000, &err) == 0);
+	CHECK_INT(fenced(src), 0);
 	/* the merged change's position covers its delete and tombstone */
 	ack(src, 0, 3);
 	lag(src, &seconds, &backlog);
 	CHECK_INT(backlog, 6);
-	CHECK_INT(zdm_cdc_debezium_fenced(src), 0);
+	CHECK_INT(fenced(src), 0);
 	ack(src, 0, 9);
 	lag(src, &seconds, &backlog);
 	CHECK_INT(backlog, 0);
-	CHECK_INT(zdm_cdc_debezium_fenced(src), 1000);
+	CHECK_INT(fenced(src), 1000);
 	/* an older LSN moves nothing back */
-	CHECK(zdm_cdc_debezium_fence(src, 900, &err) == 0);
-	CHECK_INT(zdm_cdc_debezium_fenced(src), 1000);
+	CHECK(src->ops->fence(src, 900, &err) == 0);
+	CHECK_INT(fenced(src), 1000);
 	/* nothing new in the topic: reached at once */
-	CHECK(zdm_cdc_debezium_fence(src, 1100, &err) == 0);
-	CHECK_INT(zdm_cdc_debezium_fenced(src), 1100);
+	CHECK(src->ops->fence(src, 1100, &err) == 0);
+	CHECK_INT(fenced(src), 1100);
 }
 
 /*
