@@ -638,7 +638,7 @@ lower_in_flight(lower_ctx *ctx, zdmc_plan_step *s, const zdmc_table *t,
 
 /* cond: the check's condition on rows of t, for in_flight in a cdc plan
  * (NULL: a count that changes in flight cannot make wrong) */
-static void
+static zdmc_plan_step *
 lower_check(lower_ctx *ctx, const zdmc_table *t, const char *description,
             const char *from_where, const char *examples, const char *cond)
 {
@@ -652,6 +652,7 @@ lower_check(lower_ctx *ctx, const zdmc_table *t, const char *description,
 	s->examples_sql = examples;
 	if (cond != NULL && lower_is_cdc(ctx))
 		lower_in_flight(ctx, s, t, cond);
+	return s;
 }
 
 void
@@ -660,6 +661,19 @@ zdmc_lower_check(zdmc_lower_ctx *l, const zdmc_table *table,
                  const char *examples, const char *cond)
 {
 	lower_check(l, table, description, from_where, examples, cond);
+}
+
+void
+zdmc_lower_scan_check(zdmc_lower_ctx *l, const zdmc_table *table,
+                      const char *description, const char *cond,
+                      const char *examples, bool in_flight)
+{
+	zdmc_plan_step *s = lower_check(
+		l, table, description,
+		zdmc_arena_printf(l->arena, "%s WHERE %s", table->qname, cond),
+		examples, in_flight ? cond : NULL);
+
+	s->count_where = cond;
 }
 
 void

@@ -79,6 +79,16 @@ void zdmc_lower_diagnose(zdmc_lower_ctx *l, zdmc_plan_step *s,
 void zdmc_lower_check(zdmc_lower_ctx *l, const zdmc_table *table,
                       const char *description, const char *from_where,
                       const char *examples, const char *cond);
+/*
+ * A check that counts the rows of table where cond holds: SELECT count(*)
+ * FROM table WHERE cond must be 0; examples lists up to 5 of them.  The
+ * plan says so (count_where), and the runtime counts a table's consecutive
+ * such checks in one pass over its pages.  in_flight: a cdc plan rechecks
+ * the offending rows that are changes zdm sync has not applied yet.
+ */
+void zdmc_lower_scan_check(zdmc_lower_ctx *l, const zdmc_table *table,
+                           const char *description, const char *cond,
+                           const char *examples, bool in_flight);
 
 /* "file.zdm:8:3" of a source offset. */
 const char *zdmc_lower_at(zdmc_lower_ctx *l, size_t offset);

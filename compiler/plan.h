@@ -48,6 +48,11 @@ typedef struct zdmc_plan_step {
 	/* CHECK */
 	long long expect;
 	const char *examples_sql; /* returns up to 5 offending rows' keys */
+	/* CHECK that counts rows of its table: sql is exactly
+	 * SELECT count(*) FROM table WHERE count_where (NULL: another
+	 * count).  The runtime may count such checks of one table together,
+	 * over ranges of pages (docs/plan-format.md, "Checks in one pass"). */
+	const char *count_where;
 	/* CHECK in a cdc plan: offending row versions, and their recheck
 	 * after a barrier (both NULL: none) */
 	const char *in_flight_offenders;

@@ -744,6 +744,8 @@ write_step(plan_writer *w, const zdmc_plan_step *step)
 		if (step->kind == ZDMC_STEP_CHECK) {
 			put_integer(w, "expect", step->expect, LLONG_MIN);
 			put_optional_string(w, "examples", step->examples_sql);
+			put_optional_string(w, "count_where",
+			                    step->count_where);
 			if (step->in_flight_offenders ||
 			    step->in_flight_recheck) {
 				emit_key(w, "in_flight");

@@ -1712,15 +1712,13 @@ zdmc_replace_verify_begin(zdmc_lower_ctx *ctx, const zdmc_table *t)
 	                "       %s(t) AS error\n"
 	                "  FROM %s t WHERE t.%s LIMIT 5",
 	                replace_try_function(ctx, t), t->qname, PENDING_COLUMN);
-	zdmc_lower_check(
+	zdmc_lower_scan_check(
 		ctx, t,
 		zdmc_arena_printf(
 			ctx->arena,
 			"no row of %s is left unsynced (the backfill reached every row, and every using converted it)",
 			t->qname),
-		zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname,
-	                          PENDING_COLUMN),
-		zdmc_buf_cstr(&ex), PENDING_COLUMN);
+		PENDING_COLUMN, zdmc_buf_cstr(&ex), true);
 }
 
 /* Where the new version wrote: every old column equals its reverse using
@@ -1807,37 +1805,36 @@ zdmc_replace_verify_change(zdmc_lower_ctx *ctx, const zdmc_table *t,
 			"%s IS NULL AND (%s) IS NOT NULL\n   AND %s",
 			Q(ctx, col->physical), f,
 			replace_old_matches(ctx, t, c, false));
-		zdmc_lower_check(
+		zdmc_lower_scan_check(
 			ctx, t,
 			zdmc_arena_printf(
 				ctx->arena,
 				"%s is never NULL where its using expression is not",
 				col->name),
-			zdmc_arena_printf(ctx->arena, "%s WHERE %s", t->qname,
-		                          where),
+			where,
 			zdmc_arena_printf(
 				ctx->arena,
 				"SELECT ctid FROM %s WHERE %s LIMIT 5",
 				t->qname, where),
-			where);
+			true);
 	}
 	if (c->nreverse == 0)
 		return; /* the old shape goes stale by design: no parity */
 	where = zdmc_arena_printf(ctx->arena, "NOT ((%s)\n       OR %s)",
 	                          zdmc_buf_cstr(&forward),
 	                          replace_old_matches(ctx, t, c, true));
-	zdmc_lower_check(
+	zdmc_lower_scan_check(
 		ctx, t,
 		zdmc_arena_printf(
 			ctx->arena,
 			"every row agrees: the new columns equal using (old), or, where the new version wrote, %s %s reverse using (new)",
 			replace_reverse_names(ctx, c),
 			c->nreverse > 1 ? "equal" : "equals"),
-		zdmc_arena_printf(ctx->arena, "%s\n WHERE %s", t->qname, where),
+		where,
 		zdmc_arena_printf(ctx->arena,
 	                          "SELECT ctid FROM %s\n WHERE %s\n LIMIT 5",
 	                          t->qname, where),
-		where);
+		true);
 	for (k = 0; k < c->nreverse; k++) {
 		const zdmc_oldcol *oc = &c->reverse[k];
 		const char *col = Q(ctx, oc->column);

@@ -1530,8 +1530,15 @@ read_step(plan_reader *r, const yaml_node_t *map, const char *position,
 		    (error = get_integer(r, map, what, "expect", LLONG_MIN,
 		                         LLONG_MAX, &step->expect)) < 0 ||
 		    (error = get_string(r, map, what, "examples", true,
-		                        &step->examples_sql)) < 0)
+		                        &step->examples_sql)) < 0 ||
+		    (error = get_string(r, map, what, "count_where", true,
+		                        &step->count_where)) < 0)
 			return error;
+		if (step->count_where != NULL && step->table == NULL)
+			return reader_fail_at(
+				r, map_get(r, map, "count_where"),
+				"%s: \"count_where\" counts rows of the step's table, and the step has no \"table\"",
+				what);
 		if (map_get(r, map, "in_flight")) {
 			static const char *const in_flight[] = {"offenders",
 			                                        "recheck"};
@@ -2467,6 +2474,7 @@ zdm_plan_free(zdm_plan *plan)
 		}
 		free(s->key);
 		free(s->examples_sql);
+		free(s->count_where);
 		free(s->in_flight_offenders);
 		free(s->in_flight_recheck);
 		free(s->gate);

@@ -69,6 +69,10 @@ typedef struct zdm_step {
 	/* check */
 	long long expect;
 	char *examples_sql;
+	/* check: the rows it counts, when its sql is SELECT count(*) FROM
+	 * table WHERE count_where (NULL when absent); such checks of one
+	 * table, in a row, are counted in one pass (verify_pass.h) */
+	char *count_where;
 	/* check, cdc plans: offending row versions and their recheck (both
 	 * NULL when absent); see docs/plan-format.md */
 	char *in_flight_offenders;

@@ -41,6 +41,7 @@
 #include "signals.h"
 #include "step.h"
 #include "sync_wait.h"
+#include "verify_pass.h"
 
 /* zdm_interrupted (signals.c), set by SIGINT/SIGTERM: the backfill
  * finishes its batches in flight, checkpoints and returns; waits (lock
@@ -806,6 +807,27 @@ runner_check_passed(runner *r, size_t idx, const char *result)
 	return ZDM_EXIT_OK;
 }
 
+/*
+ * A check could not run (not a count that failed it): stopped when it kept
+ * waiting for a lock (exit 3, resumable), failed otherwise.
+ */
+static int
+runner_check_error(runner *r, const zdm_step *step)
+{
+	bool stopped = zdm_error_is_lock_conflict(&r->err);
+
+	snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
+	runner_step_failed(r, step, NULL);
+	runner_set_state(r, stopped ? "stopped" : "failed", step->id, NULL,
+	                 &r->err);
+	runner_event(r, step->id, stopped ? "stopped" : "failed",
+	             r->err.message);
+	runner_record(r, "%s at %s: %s (SQLSTATE %s)",
+	              stopped ? "stopped" : "failed", step->id, r->err.message,
+	              r->err.sqlstate[0] ? r->err.sqlstate : "none");
+	return stopped ? ZDM_EXIT_STOPPED : ZDM_EXIT_FAILED;
+}
+
 static int
 runner_run_check(runner *r, size_t idx)
 {
@@ -815,7 +837,6 @@ runner_run_check(runner *r, size_t idx)
 	const char *why;
 	char result[1024];
 	int attempt;
-	bool stopped;
 
 	if (runner_mark_running(r, idx, idx + 1) != 0)
 		return ZDM_EXIT_FAILED;
@@ -838,18 +859,7 @@ runner_run_check(runner *r, size_t idx)
 			return runner_stop_interrupted(
 				r, idx, idx + 1, "waiting to retry a lock");
 		}
-		stopped = zdm_error_is_lock_conflict(&r->err);
-		snprintf(r->err.step, sizeof(r->err.step), "%s", step->id);
-		runner_step_failed(r, step, NULL);
-		runner_set_state(r, stopped ? "stopped" : "failed", step->id,
-		                 NULL, &r->err);
-		runner_event(r, step->id, stopped ? "stopped" : "failed",
-		             r->err.message);
-		runner_record(r, "%s at %s: %s (SQLSTATE %s)",
-		              stopped ? "stopped" : "failed", step->id,
-		              r->err.message,
-		              r->err.sqlstate[0] ? r->err.sqlstate : "none");
-		return stopped ? ZDM_EXIT_STOPPED : ZDM_EXIT_FAILED;
+		return runner_check_error(r, step);
 	}
 	/* one row, one column, a whole number: anything else is not a count
 	 * and fails the check rather than passing as 0 or -1 */
@@ -891,6 +901,104 @@ runner_run_check(runner *r, size_t idx)
 	runner_rollback_quietly(r);
 	return runner_verification_failed(r, step, step->description, result,
 	                                  "");
+}
+
+/*
+ * Checks [from, to) all count rows of one table (count_where): count them
+ * together, in one pass over the table's pages by --jobs connections
+ * (verify_pass.h).  A count that is its check's expect passes the check;
+ * any other is no verdict yet: that check runs again on its own
+ * (runner_run_check, one snapshot), which decides, rechecks a cdc plan's
+ * changes in flight and shows examples.
+ */
+static int
+runner_run_check_pass(runner *r, size_t from, size_t to)
+{
+	size_t n = to - from;
+	const zdm_step **steps = calloc(n, sizeof(*steps));
+	long long *counts = calloc(n, sizeof(*counts));
+	zdm_verify_pass_opts vo;
+	zdm_verify_pass_stats stats;
+	int rc = ZDM_EXIT_FAILED, pass;
+
+	if (steps == NULL || counts == NULL) {
+		zdm_error_set(&r->err, "out of memory");
+		goto done;
+	}
+	for (size_t k = 0; k < n; k++)
+		steps[k] = &r->plan->steps[from + k];
+	memset(&vo, 0, sizeof(vo));
+	vo.conninfo = r->opts->conninfo;
+	vo.schema = r->schema;
+	vo.jobs = r->opts->jobs > 0 ? r->opts->jobs : 1;
+	vo.lock_timeout_ms = steps[0]->lock_timeout_ms;
+	vo.lock_retries = r->plan->lock_retries;
+	vo.statement_timeout_ms = r->plan->statement_timeout_ms;
+	vo.interrupt = &zdm_interrupted;
+
+	if (runner_mark_running(r, from, to) != 0)
+		goto done;
+	printf("  %-12s counting %s to %s in one pass over %s\n", steps[0]->id,
+	       steps[0]->id, steps[n - 1]->id, steps[0]->table);
+	fflush(stdout);
+	pass = zdm_verify_pass(r->conn, steps, n, &vo, counts, &stats, &r->err);
+	if (pass == 1) {
+		rc = runner_stop_interrupted(r, from, to, "counting");
+		goto done;
+	}
+	if (pass == 0) {
+		printf("               %lld pages in %lld ranges (%lld cut in half for statement_timeout), %.2f s\n",
+		       stats.pages, stats.ranges, stats.splits, stats.seconds);
+		fflush(stdout);
+	}
+	if (pass < 0 && zdm_error_is_lock_conflict(&r->err)) {
+		runner_steps_pending(r, from + 1, to);
+		rc = runner_check_error(r, steps[0]);
+		goto done;
+	}
+	/* A condition that fails on some row: a check run alone would have
+	 * stopped earlier (the pending count lists the rows a using cannot
+	 * convert before the counts that convert them again), so the
+	 * checks run alone, and say what they find. */
+	if (pass < 0) {
+		printf("  %-12s the pass failed (%s, SQLSTATE %s); counting each check on its own\n",
+		       steps[0]->id, r->err.message,
+		       r->err.sqlstate[0] ? r->err.sqlstate : "none");
+		fflush(stdout);
+		zdm_error_clear(&r->err);
+	}
+	for (size_t k = 0; k < n; k++) {
+		char result[256];
+
+		if (pass < 0 || counts[k] != steps[k]->expect) {
+			if (pass == 0)
+				printf("  %-12s %lld rows counted in the pass; counting again on its own\n",
+				       steps[k]->id, counts[k]);
+			fflush(stdout);
+			if ((rc = runner_run_check(r, from + k)) !=
+			    ZDM_EXIT_OK) {
+				runner_steps_pending(r, from + k + 1, to);
+				goto done;
+			}
+			continue;
+		}
+		snprintf(
+			result, sizeof(result),
+			"%lld (expected %lld; one pass with %s to %s over %lld pages: %lld ranges, %.2f s)",
+			counts[k], steps[k]->expect, steps[0]->id,
+			steps[n - 1]->id, stats.pages, stats.ranges,
+			stats.seconds);
+		if (zdm_conn_exec(r->conn, "BEGIN", &r->err) != 0)
+			goto done;
+		if ((rc = runner_check_passed(r, from + k, result)) !=
+		    ZDM_EXIT_OK)
+			goto done;
+	}
+	rc = ZDM_EXIT_OK;
+done:
+	free(steps);
+	free(counts);
+	return rc;
 }
 
 static bool
@@ -1407,12 +1515,11 @@ runner_run_steps(runner *r)
 		}
 		exec = zdm_step_executor_of(step->kind);
 		j = i + 1;
-		if (exec->groups)
+		if (exec->joins)
 			while (j < plan->nsteps &&
 			       plan->steps[j].kind == step->kind &&
 			       r->states[j] != ZDM_STATE_DONE &&
-			       strcmp(plan->steps[j].transaction,
-			              step->transaction) == 0)
+			       exec->joins(step, &plan->steps[j]))
 				j++;
 		rc = exec->run(r, i, j);
 		i = j;
@@ -1815,10 +1922,26 @@ runner_exec_gate(runner *r, size_t from, size_t to)
 	return runner_run_gate(r, from);
 }
 
+/* sql steps: one transaction label, one transaction */
+static bool
+runner_same_transaction(const zdm_step *first, const zdm_step *next)
+{
+	return strcmp(first->transaction, next->transaction) == 0;
+}
+
+/* checks: counts of rows of one table, in one pass (verify_pass.h) */
+static bool
+runner_same_pass(const zdm_step *first, const zdm_step *next)
+{
+	return first->count_where != NULL && next->count_where != NULL &&
+	       strcmp(first->table, next->table) == 0;
+}
+
 static int
 runner_exec_check(runner *r, size_t from, size_t to)
 {
-	(void)to;
+	if (to - from > 1)
+		return runner_run_check_pass(r, from, to);
 	return runner_run_check(r, from);
 }
 
@@ -1850,17 +1973,18 @@ runner_exec_autocommit(runner *r, size_t from, size_t to)
  * have one, is SQL like any other).
  */
 static const zdm_step_executor runner_executors[] = {
-	{ZDM_STEP_SQL, "sql", true, runner_run_group, runner_compensate_group,
-         NULL, false},
-	{ZDM_STEP_BACKFILL, "backfill", false, runner_exec_backfill,
+	{ZDM_STEP_SQL, "sql", runner_same_transaction, runner_run_group,
          runner_compensate_group, NULL, false},
-	{ZDM_STEP_CHECK, "check", false, runner_exec_check, NULL, NULL, true},
-	{ZDM_STEP_GATE, "gate", false, runner_exec_gate, NULL, NULL, true},
-	{ZDM_STEP_CATCH_UP, "catch_up", false, runner_exec_sync_wait, NULL,
+	{ZDM_STEP_BACKFILL, "backfill", NULL, runner_exec_backfill,
+         runner_compensate_group, NULL, false},
+	{ZDM_STEP_CHECK, "check", runner_same_pass, runner_exec_check, NULL,
+         NULL, true},
+	{ZDM_STEP_GATE, "gate", NULL, runner_exec_gate, NULL, NULL, true},
+	{ZDM_STEP_CATCH_UP, "catch_up", NULL, runner_exec_sync_wait, NULL, NULL,
+         false},
+	{ZDM_STEP_STOP_SYNC, "stop_sync", NULL, runner_exec_sync_wait, NULL,
          NULL, false},
-	{ZDM_STEP_STOP_SYNC, "stop_sync", false, runner_exec_sync_wait, NULL,
-         NULL, false},
-	{ZDM_STEP_AUTOCOMMIT, "autocommit", false, runner_exec_autocommit,
+	{ZDM_STEP_AUTOCOMMIT, "autocommit", NULL, runner_exec_autocommit,
          runner_compensate_autocommit, runner_abandon_autocommit, false},
 };
 

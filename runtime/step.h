@@ -38,11 +38,14 @@ typedef struct zdm_runner zdm_runner;
 typedef struct zdm_step_executor {
 	zdm_step_kind kind;
 	const char *name; /* the plan's "kind:" */
-	/* Consecutive pending steps of this kind with the same transaction
-	 * label go to one run call, which runs them as one transaction. */
-	bool groups;
+	/* Does next (pending, of this kind, right after the steps from
+	 * first on) go to the same run call as first?  For sql steps: the
+	 * same transaction label, run as one transaction; for checks: both
+	 * count rows of one table, counted in one pass.  NULL: one step per
+	 * call. */
+	bool (*joins)(const zdm_step *first, const zdm_step *next);
 	/* Run plan steps [from, to): one step (to == from + 1) unless the
-	 * kind groups.  A ZDM_EXIT_* code. */
+	 * kind joins.  A ZDM_EXIT_* code. */
 	int (*run)(zdm_runner *r, size_t from, size_t to);
 	/* Rollback: undo the done steps idx[0..n), in that (reverse plan)
 	 * order, and journal them compensated.  The runner passes together

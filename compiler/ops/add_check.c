@@ -508,17 +508,17 @@ add_check_mapping(zdmc_lower_ctx *l, const zdmc_table *t,
 			zdmc_lower_quote(
 				l, zdmc_arena_printf(l->arena, "mapped_%s",
 		                                     change->cols[i].name)));
-	zdmc_lower_check(
+	zdmc_lower_scan_check(
 		l, t,
 		zdmc_arena_printf(
 			l->arena,
 			"no row of %s still breaks %s once using has mapped it (the backfill would fail on it): a scan that blocks no write",
 			t->qname, n->name.name),
-		zdmc_arena_printf(l->arena, "%s WHERE %s", t->qname, where),
+		where,
 		zdmc_arena_printf(l->arena,
 	                          "SELECT %s FROM %s WHERE %s LIMIT 5",
 	                          zdmc_buf_cstr(&cols), t->qname, where),
-		NULL);
+		false);
 }
 
 static void

@@ -482,17 +482,17 @@ add_column_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 	}
 	where = zdmc_arena_printf(l->arena, "%s IS NULL",
 	                          zdmc_lower_quote(l, col->physical));
-	zdmc_lower_check(
+	zdmc_lower_scan_check(
 		l, t,
 		zdmc_arena_printf(
 			l->arena,
 			"no row of %s has %s NULL (it is to be NOT NULL: using, or the default, gave every row a value, and no new-version write set NULL)",
 			t->qname, col->name),
-		zdmc_arena_printf(l->arena, "%s WHERE %s", t->qname, where),
+		where,
 		zdmc_arena_printf(l->arena,
 	                          "SELECT ctid FROM %s WHERE %s LIMIT 5",
 	                          t->qname, where),
-		where);
+		true);
 	add_column_constraints(l, t, change);
 }
 

@@ -117,17 +117,17 @@ set_not_null_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 		return;
 	}
 	where = zdmc_arena_printf(l->arena, "%s IS NULL", q);
-	zdmc_lower_check(
+	zdmc_lower_scan_check(
 		l, t,
 		zdmc_arena_printf(
 			l->arena,
 			"no row of %s has %s NULL (give them a value, or write set not null using (...), and run again)",
 			t->qname, column),
-		zdmc_arena_printf(l->arena, "%s WHERE %s", t->qname, where),
+		where,
 		zdmc_arena_printf(l->arena,
 	                          "SELECT ctid FROM %s WHERE %s LIMIT 5",
 	                          t->qname, where),
-		NULL);
+		false);
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(

@@ -26,6 +26,20 @@
 #            The fix the hint gives: the run rolled back, the migration
 #            compiled without the option applied again (a new attempt), to
 #            done.
+#   chunks   verify under the same limit: a variant with statement_timeout =
+#            '500ms' and verify_sample = 20 whose first_name using sleeps
+#            1 ms a row, on the table cut to 2,000 rows.  One statement that
+#            counts the whole table evaluates using 2,000 times (2 s): the
+#            same counts, run as one statement each, are cancelled (57014,
+#            shown first with psql under the same limit).  zdm apply counts
+#            the table's checks in one pass of page ranges, each well
+#            inside the limit: done, every counting check journaled as
+#            counted in that pass, the data checked.
+#   recount  a count the pass finds wrong is no verdict: on a copy stopped
+#            at a verify gate, one row's first_name is made wrong with the
+#            triggers off; the pass counts 1, the check counts again on its
+#            own and stops the run (exit 3) naming that row; the row put
+#            right, the same plan goes on to done.
 set -euo pipefail
 
 me=apply_timeouts.sh
@@ -85,4 +99,53 @@ zdm_run tight2 0 apply "$plan" --db "dbname=$db" --approve-all
 check_columns $db
 check_no_leftovers $db
 expect "status after the plan without the option" "$(status_json $db 'd["state"]')" done
+
+say "chunks: verify counts in one pass of ranges that fit statement_timeout"
+db=timeouts_chunks
+fresh_db $db
+q -d $db -c "DELETE FROM public.users WHERE id > 2000"
+q -d $db -c "VACUUM ANALYZE public.users"
+chunks=$(at_variant "${example}_chunks" \
+	"s/lock_timeout = '[^']*', ?//; s/^( *with \\()/\\1lock_timeout = '100ms', statement_timeout = '500ms', verify_sample = 20, /; s/using \\(split_part\\(name, ' ', 1\\)\\)/using (split_part(name, ' ', 1) || left(pg_sleep(0.001)::text, 0))/")
+grep -q '^  statement_timeout: 500ms$' "$chunks" || die "the variant's plan has no statement_timeout: 500ms"
+zdm_run chunks1 4 apply "$chunks" --db "dbname=$db"
+expect_grep chunks1 "$work/chunks1.out" '^  verify\.1 +counting verify\.1 to verify\.[0-9]+ in one pass over public\.users$'
+# every counting check passed in the pass, which took more than one range
+counted=$(val $db "SELECT count(*) FROM zdm.steps WHERE phase = 'verify' AND state = 'done'
+	AND result ~ '^0 \(expected 0; one pass with verify\.1 to verify\.[0-9]+ over [0-9]+ pages: [0-9]+ ranges'")
+[ "$counted" -ge 3 ] || die "$counted verify steps journaled as counted in one pass, expected 3 or more"
+ranges=$(val $db "SELECT substring(result from ': ([0-9]+) ranges') FROM zdm.steps WHERE step_id = 'verify.1'")
+[ "$ranges" -gt 1 ] || die "the pass ran $ranges range(s); the table cannot fit one under the limit"
+# the same count as one statement under the same limit: cancelled
+rc=0
+psql -X -q -v ON_ERROR_STOP=1 -d $db -c "SET statement_timeout = '500ms'" \
+	-c "SELECT count(*) FROM public.users WHERE zdm_new_first_name IS DISTINCT FROM (split_part(name, ' ', 1) || left(pg_sleep(0.001)::text, 0))" \
+	>"$work/chunks.one.out" 2>&1 || rc=$?
+[ "$rc" != 0 ] || die "one statement counting the table was not cancelled: the test's table is too small to show anything"
+expect_grep chunks.one "$work/chunks.one.out" 'canceling statement due to statement timeout'
+zdm_run chunks2 0 apply "$chunks" --db "dbname=$db" --approve-all
+check_columns $db
+check_no_leftovers $db
+expect "status of the chunked run" "$(status_json $db 'd["state"]')" done
+
+say "recount: what the pass counts wrong, the check counts again alone"
+db=timeouts_recount
+fresh_db $db
+gated=$(at_gates_variant "${example}_verify_gate" "verify, switch, contract")
+zdm_run recount1 4 apply "$gated" --db "dbname=$db"
+expect_grep recount1 "$work/recount1.out" '^zdm: paused at gate "verify"'
+q -d $db -c "SET session_replication_role = replica" \
+	-c "UPDATE public.users SET zdm_new_first_name = 'wrong' WHERE id = 7"
+ctid=$(val $db "SELECT ctid FROM public.users WHERE id = 7")
+zdm_run recount2 3 apply "$gated" --db "dbname=$db" --approve verify
+expect_grep recount2 "$work/recount2.out" \
+	'^  verify\.[0-9]+ +1 rows counted in the pass; counting again on its own$'
+expect_grep recount2 "$work/recount2.err" "^zdm: error: .*verification failed: every row agrees"
+grep -F "$ctid" "$work/recount2.err" >/dev/null ||
+	die "the failed check does not name row $ctid"
+q -d $db -c "SET session_replication_role = replica" \
+	-c "UPDATE public.users SET zdm_new_first_name = split_part(name, ' ', 1) WHERE id = 7"
+zdm_run recount3 0 apply "$gated" --db "dbname=$db" --approve-all
+check_columns $db
+check_no_leftovers $db
 at_done
