@@ -325,7 +325,7 @@ case_full()
 		"$(awk -F '\t' '$3 != "split_user_name"' "$work/log" | wc -l)" 0
 	# oldest first: start, expand, backfill, verify, the gates, contract, done
 	subjects "$work/log" | tac >"$work/order"
-	awk -v want='^split_user_name: started |^split_user_name: expand[.]1 to expand[.]7 done |^split_user_name: backfill done, 20000 rows in [0-9]+[.][0-9] s$|^split_user_name: verify[.]1 passed: 0 [(]expected 0[)]$|^split_user_name: verify[.]6 done: |^split_user_name: gate switch passed: approved by |^split_user_name: gate contract passed: approved by |^split_user_name: contract[.]2 to contract[.]13 done |^split_user_name: contract[.]14 done: |^split_user_name: done$' '
+	awk -v want='^split_user_name: started |^split_user_name: expand[.]1 to expand[.]7 done |^split_user_name: backfill done, 20000 rows in [0-9]+[.][0-9] s$|^split_user_name: verify[.]1 passed: 0 [(]expected 0; one pass with verify[.]1 to verify[.]4 over [0-9]+ pages: [0-9]+ ranges, [0-9.]+ s[)]$|^split_user_name: verify[.]6 done: |^split_user_name: gate switch passed: approved by |^split_user_name: gate contract passed: approved by |^split_user_name: contract[.]2 to contract[.]13 done |^split_user_name: contract[.]14 done: |^split_user_name: done$' '
 		BEGIN { n = split(want, w, "|") }
 		k < n && $0 ~ w[k + 1] { k++ }
 		END { if (k != n) { print "missing or out of order: " w[k + 1]; exit 1 } }' \
