@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 #
-# constraints.sh -- the benchmark of zdm's constraint actions against
+# constraints.sh -- the benchmark of zdm's constraint and index actions against
 # PostgreSQL's own statements (a script, not a test: it asserts nothing
 # about speed, it measures and reports).
 #
@@ -27,6 +27,10 @@
 #   zdm-fkey     zdm apply of constraints_fkey.zdm (the same constraint),
 #                end to end: expand (NOT VALID), the validation, the orphan
 #                count (nothing to count once validated), contract
+#   pg-index     CREATE INDEX CONCURRENTLY users_name_idx ON public.users
+#                (name), alone
+#   zdm-index    zdm apply of constraints_index.zdm (create index
+#                users_name_idx on public.users (name)), end to end
 #
 # Each zdm run is checked: the journal says done, and the constraint is
 # there, validated.  Where zdm's time went comes from its journal
@@ -72,7 +76,7 @@ bench_init_work
 bench_build "$build" zdm zdmc
 zdm=$build/zdm
 zdmc=$build/zdmc
-for m in unique fkey; do
+for m in unique fkey index; do
 	"$zdmc" compile "$root/bench/constraints_$m.zdm" -o "$work/$m.plan"
 done
 
@@ -119,6 +123,15 @@ run_pg_unique()
 	drop_db "$db"
 }
 
+run_pg_index()
+{
+	local run=$1 db=bench_pg_index_$1 s
+	fresh "$db"
+	s=$(timed "$db" 'CREATE INDEX CONCURRENTLY users_name_idx ON public.users (name)')
+	[ "$run" = 0 ] || record "$run" pg-index wall_s "$s"
+	drop_db "$db"
+}
+
 run_pg_fkey()
 {
 	local run=$1 db=bench_pg_fkey_$1 s
@@ -146,7 +159,7 @@ step_seconds()
 	              FROM zdm.steps WHERE step_id IN ($ids)"
 }
 
-# run_zdm RUN unique|fkey: the whole migration, checked.
+# run_zdm RUN unique|fkey|index: the whole migration, checked.
 run_zdm()
 {
 	local run=$1 m=$2 db=bench_zdm_$2_$1 plan=$work/$2.plan t0 t1 state ok
@@ -161,7 +174,9 @@ run_zdm()
 	[ "$state" = done ] || die "zdm apply exited 0 but the journal says '$state'"
 	ok=$(q "$db" -c "SELECT count(*) FROM pg_catalog.pg_constraint
 	                  WHERE conname IN ('users_email_key', 'orders_user_id_fkey') AND convalidated")
-	[ "$ok" = 1 ] || die "zdm apply of constraints_$m.zdm left no validated constraint"
+	[ "$m" != index ] || ok=$(q "$db" -c "SELECT count(*) FROM pg_catalog.pg_index
+	                  WHERE indexrelid = 'public.users_name_idx'::pg_catalog.regclass AND indisvalid")
+	[ "$ok" = 1 ] || die "zdm apply of constraints_$m.zdm left no validated constraint or valid index"
 	if [ "$run" != 0 ]; then
 		record "$run" "zdm-$m" wall_s "$(echo "$t1 - $t0" | bc -l)"
 		record "$run" "zdm-$m" build_s "$(step_seconds "$db" "$plan" autocommit)"
@@ -178,7 +193,9 @@ run_pg_unique 0
 run_zdm 0 unique
 run_pg_fkey 0
 run_zdm 0 fkey
-methods=(pg_unique zdm_unique pg_fkey zdm_fkey)
+run_pg_index 0
+run_zdm 0 index
+methods=(pg_unique zdm_unique pg_fkey zdm_fkey pg_index zdm_index)
 for ((run = 1; run <= runs; run++)); do
 	for ((i = 0; i < ${#methods[@]}; i++)); do
 		method=${methods[$(((i + run) % ${#methods[@]}))]}
@@ -188,6 +205,8 @@ for ((run = 1; run <= runs; run++)); do
 		pg_fkey) run_pg_fkey "$run" ;;
 		zdm_unique) run_zdm "$run" unique ;;
 		zdm_fkey) run_zdm "$run" fkey ;;
+		pg_index) run_pg_index "$run" ;;
+		zdm_index) run_zdm "$run" index ;;
 		esac
 	done
 done
@@ -213,8 +232,9 @@ zdm_row()
 
 report()
 {
-	local unique fkey
+	local unique fkey index
 	unique=$(median_ratio zdm-unique wall_s pg-unique wall_s)
+	index=$(median_ratio zdm-index wall_s pg-index wall_s)
 	fkey=$(median_ratio zdm-fkey wall_s pg-fkey wall_s)
 	cat <<EOF
 Measured $(date -u +%Y-%m-%d) by \`bench/constraints.sh\`: PostgreSQL $pg_version, $(nproc) cores, $(thousands "$rows") users and as many orders, median of $runs runs (ratios: median of the ratios within each run), $elapsed s in all; load average $load_before before, $load_after after; $checkpoints checkpoints by WAL volume or timeout.
@@ -225,6 +245,7 @@ Wall seconds; zdm's split from its journal (steps' started_at to finished_at).
 | --- | --- | --- | --- | --- | --- | --- | --- |
 $(zdm_row unique "\`unique (email)\` on users: \`CREATE UNIQUE INDEX CONCURRENTLY\`")
 $(zdm_row fkey "\`foreign key (user_id) references users (id)\` on orders: \`ADD ... NOT VALID\` + \`VALIDATE CONSTRAINT\`")
+$(zdm_row index "\`create index users_name_idx on users (name)\`: \`CREATE INDEX CONCURRENTLY\`")
 
 **Targets**
 
@@ -232,6 +253,7 @@ $(zdm_row fkey "\`foreign key (user_id) references users (id)\` on orders: \`ADD
 | --- | --- | --- |
 | \`add constraint ... unique\` within 1.2x of \`CREATE UNIQUE INDEX CONCURRENTLY\` alone | $(fmt "$unique" %.2fx) | $(met "$unique" "<=" 1.2) |
 | \`add constraint ... foreign key\` within 1.2x of \`ADD ... NOT VALID\` + \`VALIDATE\` alone | $(fmt "$fkey" %.2fx) | $(met "$fkey" "<=" 1.2) |
+| \`create index\` within 1.1x of \`CREATE INDEX CONCURRENTLY\` alone | $(fmt "$index" %.2fx) | $(met "$index" "<=" 1.1) |
 EOF
 }
 

@@ -118,6 +118,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_ADD_FOREIGN_KEY, /* add constraint n foreign key ... */
 	ZDMC_ACTION_DROP_CONSTRAINT, /* drop constraint n */
 	ZDMC_ACTION_RENAME_CONSTRAINT, /* rename constraint n to m */
+	ZDMC_ACTION_CREATE_INDEX,      /* create [unique] index [n] on t body */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -278,6 +279,16 @@ typedef struct zdmc_rename_constraint {
 	zdmc_name name;
 	zdmc_name to;
 } zdmc_rename_constraint;
+
+/* create [unique] index [n] on t BODY: the statement is its table's one
+ * action; body is everything after the table name, as written ("(email)
+ * where deleted_at IS NULL"), for libpg_query to judge */
+typedef struct zdmc_create_index {
+	zdmc_action action;
+	bool unique;
+	zdmc_name name; /* name NULL: not written (zdmc names it) */
+	zdmc_expr body;
+} zdmc_create_index;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

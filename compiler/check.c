@@ -733,7 +733,7 @@ check_kept(check_ctx *ctx, const check_table *ct)
 			how = "replace", done = "replaced";
 		zdmc_diag_error(
 			ctx->diag, k->offset,
-			"a constraint on column \"%s\", which another action of this migration %ss, is not supported yet; add the constraint in a migration of its own",
+			"a constraint or an index on column \"%s\", which another action of this migration %ss, is not supported yet; add it in a migration of its own",
 			k->name, how);
 		zdmc_diag_note(ctx->diag, other->offset, "\"%s\" is %s here",
 		               k->name, done);

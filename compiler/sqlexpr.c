@@ -24,6 +24,7 @@
 #include "sqlexpr.h"
 
 #include <assert.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -45,6 +46,9 @@
 #define SQLEXPR_ARRAY_SUFFIX "\n]"
 #define SQLEXPR_TYPE_PREFIX "SELECT NULL::"
 #define SQLEXPR_TYPE_SUFFIX ""
+/* create index's body follows a table's name; the name is never seen */
+#define SQLEXPR_INDEX_PREFIX "CREATE INDEX zdm_check ON zdm_check "
+#define SQLEXPR_INDEX_SUFFIX ""
 
 /* A text of the source, wrapped into a statement libpg_query can parse. */
 typedef struct sqlexpr_query {
@@ -1168,4 +1172,195 @@ zdmc_sqlexpr_rewrite(zdmc_arena *arena, const zdmc_sqlexpr *expr,
 	}
 	zdmc_buf_append(&buf, expr->text + pos, expr->len - pos);
 	return zdmc_buf_cstr(&buf);
+}
+
+/* Where a plain column name (an element, an include column) is in the
+ * body: its first whole-word occurrence, else the body's start. */
+static size_t
+sqlexpr_index_name_offset(const zdmc_expr *body, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = body->text; p && (p = strstr(p, name)) != NULL;
+	     p++) {
+		bool start = p == body->text || !isalnum((unsigned char)p[-1]);
+		bool end = !isalnum((unsigned char)p[n]) && p[n] != '_';
+
+		if (start && end && (p == body->text || p[-1] != '_'))
+			return body->offset + (size_t)(p - body->text);
+	}
+	return body->offset;
+}
+
+/*
+ * The name PostgreSQL gives an index expression's column (FigureColname,
+ * as the default index name uses it): a function call's name, a column's
+ * name, through casts; anything else "expr".
+ */
+static const char *
+sqlexpr_index_expr_name(json_t *node)
+{
+	json_t *v;
+
+	if ((v = json_object_get(node, "TypeCast")) != NULL)
+		return sqlexpr_index_expr_name(json_object_get(v, "arg"));
+	if ((v = json_object_get(node, "FuncCall")) != NULL ||
+	    (v = json_object_get(node, "ColumnRef")) != NULL) {
+		json_t *names = json_object_get(v, "funcname");
+		const char *last;
+
+		if (names == NULL)
+			names = json_object_get(v, "fields");
+		last = json_string_value(json_object_get(
+			json_object_get(
+				json_array_get(names,
+		                               json_array_size(names) - 1),
+				"String"),
+			"sval"));
+		return last ? last : "expr";
+	}
+	return "expr";
+}
+
+static void
+sqlexpr_index_add(zdmc_arena *arena, zdmc_sqlindex *out, size_t *cap,
+                  const char *name, size_t offset)
+{
+	for (size_t i = 0; i < out->ncolumns; i++)
+		if (strcmp(out->columns[i].name, name) == 0)
+			return;
+	if (out->ncolumns == *cap) {
+		size_t grown = *cap ? 2 * *cap : 8;
+		zdmc_name *v = zdmc_arena_alloc(arena, grown * sizeof(*v));
+
+		if (out->ncolumns)
+			memcpy(v, out->columns, out->ncolumns * sizeof(*v));
+		out->columns = v;
+		*cap = grown;
+	}
+	out->columns[out->ncolumns].name = zdmc_arena_strdup(arena, name);
+	out->columns[out->ncolumns].offset = offset;
+	out->columns[out->ncolumns].quoted = false;
+	out->ncolumns++;
+}
+
+int
+zdmc_sqlexpr_check_index(zdmc_arena *arena, zdmc_diag *diag,
+                         const zdmc_expr *body, zdmc_sqlindex *out)
+{
+	const char *text = body->text ? body->text : "";
+	size_t len = strlen(text), bad, cap = 0;
+	sqlexpr_failure fail;
+	sqlexpr_query q;
+	sqlexpr_run_status status;
+	sqlexpr_walk w;
+	json_t *tree = NULL, *stmts, *index, *lists[2];
+	zdmc_buf name;
+	int error = -1;
+
+	memset(out, 0, sizeof(*out));
+	memset(&w, 0, sizeof(w));
+	if (sqlexpr_is_blank(text, len)) {
+		zdmc_diag_error(
+			diag, body->offset,
+			"create index needs its columns, as in (email)");
+		goto cleanup;
+	}
+	bad = sqlexpr_utf8_invalid(text, len);
+	if (bad < len) {
+		zdmc_diag_error(diag, body->offset + bad,
+		                "invalid byte 0x%02x in create index",
+		                (unsigned char)text[bad]);
+		goto cleanup;
+	}
+	sqlexpr_query_init(&q, arena, SQLEXPR_INDEX_PREFIX, text, len,
+	                   SQLEXPR_INDEX_SUFFIX, body->offset);
+	status = sqlexpr_run(arena, &q, &tree, &fail);
+	if (status == SQLEXPR_RUN_SYNTAX) {
+		zdmc_diag_error(diag, fail.offset,
+		                "syntax error in create index: %s",
+		                fail.message);
+		goto cleanup;
+	}
+	if (status == SQLEXPR_RUN_TREE) {
+		zdmc_diag_error(diag, fail.offset,
+		                "create index is too complex: %s",
+		                fail.message);
+		goto cleanup;
+	}
+	stmts = json_object_get(tree, "stmts");
+	index = json_object_get(
+		json_object_get(json_array_get(stmts, 0), "stmt"), "IndexStmt");
+	if (json_array_size(stmts) != 1 || !json_is_object(index)) {
+		zdmc_diag_error(diag, body->offset,
+		                "create index holds one statement");
+		goto cleanup;
+	}
+
+	/* expressions and the predicate: judged as a using expression is,
+	 * and their column references collected */
+	w.arena = arena;
+	w.q = &q;
+	w.what = "create index";
+	lists[0] = json_object_get(index, "indexParams");
+	lists[1] = json_object_get(index, "indexIncludingParams");
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; i < json_array_size(lists[l]); i++)
+			sqlexpr_walk_value(
+				&w, json_object_get(
+					    json_object_get(
+						    json_array_get(lists[l], i),
+						    "IndexElem"),
+					    "expr"));
+	if (json_object_get(index, "whereClause") != NULL)
+		sqlexpr_walk_value(&w, json_object_get(index, "whereClause"));
+	if (w.nproblems > 0) {
+		sqlexpr_report_problems(diag, &w);
+		goto cleanup;
+	}
+
+	zdmc_buf_init(&name, arena);
+	for (size_t l = 0; l < 2; l++)
+		for (size_t i = 0; i < json_array_size(lists[l]); i++) {
+			json_t *elem = json_object_get(
+				json_array_get(lists[l], i), "IndexElem");
+			const char *column = json_string_value(
+				json_object_get(elem, "name"));
+
+			if (l == 0)
+				zdmc_buf_printf(
+					&name, "%s%s", i ? "_" : "",
+					column ? column
+					       : sqlexpr_index_expr_name(
+							 json_object_get(
+								 elem,
+								 "expr")));
+			if (column != NULL)
+				sqlexpr_index_add(arena, out, &cap, column,
+				                  sqlexpr_index_name_offset(
+							  body, column));
+		}
+	for (size_t i = 0; i < w.nrefs; i++)
+		sqlexpr_index_add(arena, out, &cap, w.refs[i].column,
+		                  body->offset + w.refs[i].offset);
+	out->name_part = zdmc_buf_cstr(&name);
+	out->has_where = json_object_get(index, "whereClause") != NULL;
+	/* the elements are columns[0, nplain) when each is a plain column
+	 * named once (the list holds each name once, elements first) */
+	out->nplain = json_array_size(lists[0]);
+	for (size_t i = 0; i < json_array_size(lists[0]); i++) {
+		const char *column = json_string_value(json_object_get(
+			json_object_get(json_array_get(lists[0], i),
+		                        "IndexElem"),
+			"name"));
+
+		if (column == NULL || i >= out->ncolumns ||
+		    strcmp(out->columns[i].name, column) != 0)
+			out->nplain = 0;
+	}
+	error = 0;
+
+cleanup:
+	json_decref(tree);
+	return error;
 }

@@ -89,6 +89,31 @@ int zdmc_sqlexpr_check_type(zdmc_arena *arena, zdmc_diag *diag,
                             const zdmc_type *type);
 
 /*
+ * The body of create index -- what follows the table's name: [using
+ * METHOD] (ELEMENTS) [include (...)] [nulls [not] distinct] [with (...)]
+ * [tablespace T] [where PREDICATE] -- parsed as PostgreSQL parses
+ * CREATE INDEX.  Reports at its source position a syntax error, an empty
+ * body, a text that is more than one statement, and in its expressions and
+ * predicate what a using expression may not hold either (subqueries,
+ * parameters, window or aggregate calls).  On success out is filled:
+ * name_part, what PostgreSQL's default index name is made of (the
+ * elements' column names joined by "_", an expression as "expr"); columns,
+ * every column the body names (elements, include, expressions, predicate),
+ * with source offsets, the elements first when they are all plain
+ * columns (nplain); has_where.  Returns 0 or -1.
+ */
+typedef struct zdmc_sqlindex {
+	const char *name_part;
+	zdmc_name *columns;
+	size_t ncolumns;
+	/* the elements, when each is a plain column: their number (else 0) */
+	size_t nplain;
+	bool has_where; /* a partial index */
+} zdmc_sqlindex;
+int zdmc_sqlexpr_check_index(zdmc_arena *arena, zdmc_diag *diag,
+                             const zdmc_expr *body, zdmc_sqlindex *out);
+
+/*
  * Rebind column references: a copy of the expression's text in which every
  * reference is replaced by map(ctx, ref) (or left as written when map returns
  * NULL).  The rest of the text, comments included, is kept byte for byte.

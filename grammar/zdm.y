@@ -46,6 +46,8 @@ static zdmc_colclause *grammar_clause(zdmc_parse_ctx *ctx,
 static zdmc_name_list grammar_name_list(const struct grammar_names *names,
                                         size_t offset);
 static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset);
+static zdmc_stmt *grammar_stmt(zdmc_parse_ctx *ctx, const zdmc_name *schema,
+                               const zdmc_name *table, size_t offset);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
 	do {                                                       \
@@ -106,6 +108,7 @@ static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset);
 %token <name> FOREIGN "foreign" KEY "key" NO "no" ON "on"
 %token <name> PRIMARY "primary" REFERENCES "references" RESTRICT "restrict"
 %token <name> UNIQUE "unique" UPDATE "update"
+%token <name> CREATE "create" INDEX "index" CONCURRENTLY "concurrently"
 
 %type <name> name type_word
 %type <option> opt_with option_list option
@@ -119,6 +122,8 @@ static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset);
 %type <word> fk_action
 %type <names> column_list
 %type <colclause> colclauses colclause
+%type <flag> opt_unique
+%type <name> opt_index_name
 
 %%
 
@@ -130,6 +135,7 @@ file:
 toplevel:
 	header ';'
 	| alter_stmt ';'        { ctx->in_stmt = false; }
+	| create_index_stmt ';' { ctx->in_stmt = false; }
 	| error ';'             { yyerrok; ctx->in_stmt = false; }
 	;
 
@@ -247,32 +253,59 @@ alter_stmt:
 alter_head:
 	ALTER TABLE name
 	{
-		zdmc_stmt *s = ZDMC_NEW(ctx->arena, zdmc_stmt);
-
-		s->table = $3;
-		s->offset = @1.first;
-		if (ctx->mig->last_stmt)
-			ctx->mig->last_stmt->next = s;
-		else
-			ctx->mig->stmts = s;
-		ctx->mig->last_stmt = s;
-		ctx->in_stmt = true;
-		$$ = s;
+		$$ = grammar_stmt(ctx, NULL, &$3, @1.first);
 	}
 	| ALTER TABLE name '.' name
 	{
-		zdmc_stmt *s = ZDMC_NEW(ctx->arena, zdmc_stmt);
+		$$ = grammar_stmt(ctx, &$3, &$5, @1.first);
+	}
+	;
 
-		s->schema = $3;
-		s->table = $5;
-		s->offset = @1.first;
-		if (ctx->mig->last_stmt)
-			ctx->mig->last_stmt->next = s;
-		else
-			ctx->mig->stmts = s;
-		ctx->mig->last_stmt = s;
-		ctx->in_stmt = true;
-		$$ = s;
+/* create [unique] index [concurrently] [name] on [schema.]table BODY: the
+ * body (elements, using, include, with, where), from its "(" or USING to the
+ * ";", is one EXPR token that libpg_query judges.  The statement is one
+ * action on its table, like an alter table with one item. */
+create_index_stmt:
+	CREATE opt_unique INDEX opt_concurrently opt_index_name ON alter_target
+	    EXPR
+	{
+		zdmc_create_index *n = (zdmc_create_index *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_CREATE_INDEX,
+			sizeof(zdmc_create_index), @1.first);
+
+		ctx->mig->last_stmt->offset = @1.first;
+		n->unique = $2;
+		n->name = $5;
+		n->body = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+opt_unique:
+	%empty                  { $$ = false; }
+	| UNIQUE                { $$ = true; }
+	;
+
+/* every index zdm builds is built concurrently: the word may be written */
+opt_concurrently:
+	%empty
+	| CONCURRENTLY
+	;
+
+opt_index_name:
+	%empty                  { $$.name = NULL; $$.offset = @$.first; $$.quoted = false; }
+	| name
+	;
+
+alter_target:
+	name
+	{
+		grammar_stmt(ctx, NULL, &$1, @1.first);
+	}
+	| name '.' name
+	{
+		grammar_stmt(ctx, &$1, &$3, @1.first);
 	}
 	;
 
@@ -682,6 +715,7 @@ typmods:
 name:
 	IDENT | QIDENT | DATA | MIGRATION | IRREVERSIBLE | TYPE | INTO | REVERSE
 	| COLUMNS | ACTION | CASCADE | DELETE | KEY | NO | RESTRICT | UPDATE
+	| INDEX
 	;
 
 %%
@@ -789,4 +823,25 @@ zdmc_parse(zdmc_arena *arena, zdmc_diag *diag, const zdmc_source *src,
 	zdmc_yylex_destroy(scanner);
 	*out = ctx.mig;
 	return diag->nerrors - before;
+}
+
+/* A statement on [schema.]table (schema NULL: none written), appended to
+ * the migration's; the actions that follow are its. */
+static zdmc_stmt *
+grammar_stmt(zdmc_parse_ctx *ctx, const zdmc_name *schema,
+             const zdmc_name *table, size_t offset)
+{
+	zdmc_stmt *s = ZDMC_NEW(ctx->arena, zdmc_stmt);
+
+	if (schema != NULL)
+		s->schema = *schema;
+	s->table = *table;
+	s->offset = offset;
+	if (ctx->mig->last_stmt)
+		ctx->mig->last_stmt->next = s;
+	else
+		ctx->mig->stmts = s;
+	ctx->mig->last_stmt = s;
+	ctx->in_stmt = true;
+	return s;
 }

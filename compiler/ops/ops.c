@@ -28,6 +28,7 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_ADD_FOREIGN_KEY] = &zdmc_op_add_foreign_key,
 	[ZDMC_ACTION_DROP_CONSTRAINT] = &zdmc_op_drop_constraint,
 	[ZDMC_ACTION_RENAME_CONSTRAINT] = &zdmc_op_rename_constraint,
+	[ZDMC_ACTION_CREATE_INDEX] = &zdmc_op_create_index,
 };
 
 const zdmc_op *

@@ -109,6 +109,7 @@ extern const zdmc_op zdmc_op_add_primary_key;
 extern const zdmc_op zdmc_op_add_foreign_key;
 extern const zdmc_op zdmc_op_drop_constraint;
 extern const zdmc_op zdmc_op_rename_constraint;
+extern const zdmc_op zdmc_op_create_index;
 
 /* The op of an action (by its tag). */
 const zdmc_op *zdmc_op_for(const zdmc_action *action);
