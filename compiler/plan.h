@@ -192,6 +192,9 @@ typedef struct zdmc_plan_cdc_sync {
 	zdmc_plan_cdc_rule *on_update;
 	const char *forward;
 	const char *reverse; /* NULL: none */
+	/* the row of an event whose forward cannot convert it: new columns
+	 * NULL and pending, as the trigger leaves it (NULL: no new column) */
+	const char *unconvertible;
 	struct zdmc_plan_cdc_sync *next;
 } zdmc_plan_cdc_sync;
 

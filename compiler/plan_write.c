@@ -823,6 +823,8 @@ write_cdc(plan_writer *w, const zdmc_plan_cdc *cdc)
 			write_cdc_rules(w, "on_update", s->on_update);
 			put_string(w, "forward", s->forward);
 			put_string_or_null(w, "reverse", s->reverse);
+			put_optional_string(w, "unconvertible",
+			                    s->unconvertible);
 			emit_mapping_end(w);
 		}
 		emit_sequence_end(w);

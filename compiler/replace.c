@@ -897,6 +897,36 @@ replace_cdc_forward(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c,
 }
 
 /*
+ * A row whose forward statement fails on the event's values (a using that
+ * cannot convert what the old version wrote): what the trigger's guard
+ * does, for zdm sync to run instead.  The change's new columns NULL and
+ * the row pending, so verify lists it with the error (zdm_try_<table>),
+ * under the same guard as forward, without forward's last condition,
+ * which computes the using that fails.
+ */
+static const char *
+replace_cdc_unconvertible(lower_ctx *ctx, const zdmc_table *t,
+                          const zdmc_change *c, const replace_names *params)
+{
+	const char *guard;
+	zdmc_buf sql;
+
+	if (c->ncols == 0)
+		return NULL;
+	zdmc_buf_init(&sql, ctx->arena);
+	zdmc_buf_printf(&sql, "%sUPDATE %s\n   SET ", replace_cdc_with(ctx, t),
+	                t->qname);
+	for (size_t i = 0; i < c->ncols; i++)
+		zdmc_buf_printf(&sql, "%s = NULL,\n       ",
+		                Q(ctx, c->cols[i].physical));
+	guard = replace_cdc_guard(ctx, t, params);
+	/* the guard's text ends with a newline, the statement does not */
+	zdmc_buf_printf(&sql, "%s = true\n%.*s", PENDING_COLUMN,
+	                (int)(strlen(guard) - 1), guard);
+	return zdmc_buf_cstr(&sql);
+}
+
+/*
  * The old columns from the new shape.  On a row never backfilled, a new
  * column the event did not set first comes from the old shape (as the
  * trigger does), so the assignment reads merged values: the inner derived
@@ -1060,6 +1090,7 @@ replace_cdc_sync(lower_ctx *ctx, const zdmc_table *t, const zdmc_change *c)
 	replace_cdc_rule(ctx, &tail, ZDMC_CDC_ALWAYS, "nothing");
 	s->forward = replace_cdc_forward(ctx, t, c, &params);
 	s->reverse = replace_cdc_reverse(ctx, t, c, &params);
+	s->unconvertible = replace_cdc_unconvertible(ctx, t, c, &params);
 	return s;
 }
 

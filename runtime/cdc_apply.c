@@ -111,6 +111,7 @@ typedef struct ap_sync {
 	ap_rule *on_update;
 	char fwd_name[64];
 	char rev_name[64];
+	char unc_name[64]; /* "" when the plan has no unconvertible */
 } ap_sync;
 
 typedef struct ap_table {
@@ -154,6 +155,10 @@ struct zdm_cdc_applier {
 	 * taken to wait for writers (0: none taken yet) */
 	uint32_t ended_before;
 	bool in_txn;
+	/* the batch is being redone one event at a time, each statement in a
+	 * savepoint, because a statement failed on an event's values */
+	bool careful;
+	zdm_strbuf notes; /* zdm_cdc_applier_notes */
 	zdm_cdc_apply_stats stats;
 	/* zdm_cdc_applier_set_idle */
 	int (*idle)(void *arg, zdm_error *err);
@@ -415,6 +420,15 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 			    ap_prepare(a, ct, cs, s->rev_name, cs->reverse, 1,
 			               "reverse", err) != 0)
 				goto fail;
+			if (cs->unconvertible != NULL) {
+				snprintf(s->unc_name, sizeof(s->unc_name),
+				         "zdm_cdc_unconvertible_%zu_%zu", ti,
+				         si);
+				if (ap_prepare(a, ct, cs, s->unc_name,
+				               cs->unconvertible, 1,
+				               "unconvertible", err) != 0)
+					goto fail;
+			}
 		}
 		if ((t->pending_slot = ap_slot(t, ap_pending_column)) < 0 ||
 		    ap_slots(t, ct->key, ct->nkey, &t->key_slots) != 0)
@@ -472,6 +486,7 @@ zdm_cdc_applier_free(zdm_cdc_applier *a)
 	free(a->tables);
 	free(a->keys);
 	free(a->sent);
+	zdm_strbuf_free(&a->notes);
 	free(a);
 }
 
@@ -802,13 +817,117 @@ ap_drain(zdm_cdc_applier *a, const zdm_cdc_change *changes, bool xid_query,
 	return rc;
 }
 
+/*
+ * A statement failed on the values of the events it was given, not on the
+ * database: a using or reverse using that cannot convert what a client
+ * wrote (data exceptions, integrity violations, a RAISE), as backfill.c
+ * judges a batch.
+ */
+static bool
+ap_data_error(const char *sqlstate)
+{
+	return strncmp(sqlstate, "22", 2) == 0 ||
+	       strncmp(sqlstate, "23", 2) == 0 ||
+	       strncmp(sqlstate, "P0", 2) == 0;
+}
+
+/* "id=7" (every key column), for a note; "" when a value is missing. */
+static void
+ap_key_text(const zdm_cdc_applier *a, const zdm_cdc_change *c,
+            const ap_table *t, char *buf, size_t len)
+{
+	ap_event ev = {a, t, c};
+	zdm_error ignored;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t k = 0; k < t->table->nkey && used < len; k++) {
+		const char *v;
+
+		if (ap_value(&ev, t->key_slots[k], &v, &ignored) != 0)
+			return;
+		used += (size_t)snprintf(buf + used, len - used, "%s%s=%s",
+		                         k ? ", " : "", t->table->key[k],
+		                         v ? v : "NULL");
+	}
+}
+
+/*
+ * The careful path (a->careful): one event's statement, run at once in a
+ * savepoint.  When it fails on the event's values, the savepoint is rolled
+ * back and the event is left as the trigger's guard leaves such a write:
+ * a forward statement's row gets the plan's unconvertible statement (new
+ * columns NULL, pending: verify lists it), a reverse statement's row keeps
+ * its old columns.  Either way a note names it, and the batch goes on.
+ */
+static int
+ap_send_careful(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
+                const char *name, const char *param, zdm_error *err)
+{
+	const ap_table *t = &a->tables[what.table];
+	const ap_sync *s = &t->syncs[what.sync];
+	char key[256];
+	PGresult *res;
+	zdm_error failed;
+
+	if (!a->in_txn) {
+		if (zdm_conn_exec(a->conn, "BEGIN", err) != 0)
+			return -1;
+		a->in_txn = true;
+		if (zdm_conn_exec(a->conn, a->lock_timeout_sql, err) != 0)
+			return -1;
+	}
+	if (zdm_conn_exec(a->conn, "SAVEPOINT zdm_event", err) != 0)
+		return -1;
+	res = PQexecPrepared(a->conn, name, 1, &param, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+		a->stats.statements += what.n;
+		a->stats.applied += strtoull(PQcmdTuples(res), NULL, 10);
+		PQclear(res);
+		return zdm_conn_exec(a->conn, "RELEASE SAVEPOINT zdm_event",
+		                     err);
+	}
+	ap_exec_fail(a, changes, &what, res, err);
+	PQclear(res);
+	if (!ap_data_error(err->sqlstate) ||
+	    (!what.reverse && s->unc_name[0] == '\0'))
+		return -1;
+	failed = *err;
+	if (zdm_conn_exec(a->conn, "ROLLBACK TO SAVEPOINT zdm_event", err) != 0)
+		return -1;
+	if (!what.reverse) {
+		res = PQexecPrepared(a->conn, s->unc_name, 1, &param, NULL,
+		                     NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			/* e.g. the new column is NOT NULL by now: then this
+			 * write cannot be kept either, and zdm sync stops
+			 * with the conversion's error */
+			PQclear(res);
+			*err = failed;
+			return -1;
+		}
+		PQclear(res);
+	}
+	a->stats.unconverted++;
+	ap_key_text(a, &changes[what.first], t, key, sizeof(key));
+	zdm_strbuf_printf(
+		&a->notes, "%s (%s): %s; %s\n", key, failed.sqlstate,
+		failed.message,
+		what.reverse ? "its old columns are left as they were"
+			     : "the row is left pending with its new columns "
+			       "NULL, and verify lists it");
+	return zdm_conn_exec(a->conn, "RELEASE SAVEPOINT zdm_event", err);
+}
+
 /* Send one statement with $1 = param; drains every AP_SENT statements.
  * The BEGIN that opens the transaction is sent first, recorded with first
- * (size_t)-1. */
+ * (size_t)-1.  In careful mode, runs it at once (ap_send_careful). */
 static int
 ap_send(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
         const char *name, const char *param, zdm_error *err)
 {
+	if (a->careful)
+		return ap_send_careful(a, changes, what, name, param, err);
 	if (!a->in_txn) {
 		if (PQenterPipelineMode(a->conn) != 1) {
 			zdm_error_from_result(err, NULL, a->conn);
@@ -1279,7 +1398,8 @@ ap_one(zdm_cdc_applier *a, const zdm_cdc_change *changes, size_t ci,
 		               ci, reverse, err) != 0)
 			return -1;
 	}
-	if (a->pending >= AP_CHUNK)
+	/* careful: each event's statements on their own */
+	if (a->pending >= (a->careful ? 1 : AP_CHUNK))
 		return ap_flush(a, changes, err);
 	return 0;
 }
@@ -1290,6 +1410,7 @@ zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
 {
 	size_t i;
 	zdm_error tmp;
+	zdm_cdc_apply_stats before;
 
 	if (xid)
 		*xid = 0;
@@ -1305,13 +1426,34 @@ zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
 		a->stats.writer_waits++;
 		return 1;
 	}
+	before = a->stats;
+	zdm_strbuf_reset(&a->notes);
+again:
 	for (i = 0; i < n; i++)
 		if (ap_one(a, changes, i, err) != 0)
 			goto fail;
 	if (a->pending > 0 && ap_flush(a, changes, err) != 0)
 		goto fail;
-	if (!a->in_txn)
+	if (!a->in_txn) {
+		a->careful = false;
 		return 0;
+	}
+	if (a->careful) {
+		PGresult *res = PQexec(
+			a->conn,
+			"SELECT pg_catalog.pg_current_xact_id_if_assigned()::text");
+
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			zdm_error_from_result(err, res, a->conn);
+			PQclear(res);
+			goto fail;
+		}
+		if (xid && !PQgetisnull(res, 0, 0))
+			*xid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+		a->careful = false;
+		return 0;
+	}
 	if (xid && PQsendQueryParams(a->conn,
 	                             "SELECT pg_catalog.pg_current_xact_id_"
 	                             "if_assigned()::text",
@@ -1333,6 +1475,16 @@ fail:
 		(void)ap_drain(a, changes, false, NULL, &tmp);
 	ap_sets_clear(a);
 	zdm_cdc_applier_rollback(a);
+	/* a statement failed on some event's values: the batch again, one
+	 * event at a time, so that the others are applied and that one left
+	 * as the trigger's guard would leave it (ap_send_careful) */
+	if (!a->careful && ap_data_error(err->sqlstate)) {
+		a->careful = true;
+		a->stats = before;
+		zdm_error_clear(err);
+		goto again;
+	}
+	a->careful = false;
 	if (strcmp(err->sqlstate, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0 ||
 	    strcmp(err->sqlstate, ZDM_SQLSTATE_DEADLOCK) == 0 ||
 	    strcmp(err->sqlstate, ZDM_SQLSTATE_SERIALIZATION) == 0) {
@@ -1352,6 +1504,12 @@ zdm_cdc_applier_set_idle(zdm_cdc_applier *a,
 {
 	a->idle = idle;
 	a->idle_arg = arg;
+}
+
+const char *
+zdm_cdc_applier_notes(zdm_cdc_applier *a)
+{
+	return a->notes.data && !a->notes.failed ? a->notes.data : "";
 }
 
 int

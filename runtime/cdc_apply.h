@@ -33,6 +33,10 @@ typedef struct zdm_cdc_apply_stats {
 	uint32_t waiting_xid;  /* after such a call: the writer waited for */
 	uint64_t lock_retries; /* apply calls that returned 1: rows locked */
 	char last_retry[256];  /* why the last of those gave up */
+	/* events whose forward statement could not convert the row's values
+	 * (the row left pending for verify) or whose reverse could not (the
+	 * old columns left as they were) */
+	uint64_t unconverted;
 } zdm_cdc_apply_stats;
 
 /*
@@ -74,6 +78,13 @@ int zdm_cdc_applier_apply(zdm_cdc_applier *a, const zdm_cdc_change *changes,
 void zdm_cdc_applier_set_idle(zdm_cdc_applier *a,
                               int (*idle)(void *arg, zdm_error *err),
                               void *arg);
+/*
+ * The lines the last apply has to report (one per event it could not
+ * convert: key, SQLSTATE, the message naming table, change and position,
+ * and what became of the row), "" when none; owned by the applier, valid
+ * until its next apply.
+ */
+const char *zdm_cdc_applier_notes(zdm_cdc_applier *a);
 /* COMMIT the transaction apply left open; nothing when none is open. */
 int zdm_cdc_applier_commit(zdm_cdc_applier *a, zdm_error *err);
 /* ROLLBACK it (errors ignored: the connection may be gone). */

@@ -1873,7 +1873,9 @@ read_cdc_sync(plan_reader *r, const yaml_node_t *map, const char *what,
 	    (error = get_string(r, map, what, "forward", false,
 	                        &sync->forward)) < 0 ||
 	    (error = get_string(r, map, what, "reverse", true,
-	                        &sync->reverse)) < 0)
+	                        &sync->reverse)) < 0 ||
+	    (error = get_string(r, map, what, "unconvertible", true,
+	                        &sync->unconvertible)) < 0)
 		return error;
 	if (sync->nparams == 0)
 		return reader_fail_at(r, map_get(r, map, "params"),
@@ -2077,6 +2079,7 @@ cdc_free(zdm_cdc_plan *cdc)
 			cdc_rules_free(s->on_update, s->non_update);
 			free(s->forward);
 			free(s->reverse);
+			free(s->unconvertible);
 		}
 		free(t->syncs);
 	}

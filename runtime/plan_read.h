@@ -121,6 +121,10 @@ typedef struct zdm_cdc_sync {
 	size_t non_update;
 	char *forward;
 	char *reverse; /* NULL when irreversible */
+	/* run instead of forward for an event forward cannot convert: the
+	 * row's new columns NULL, pending (NULL when absent: such an event
+	 * stops zdm sync) */
+	char *unconvertible;
 } zdm_cdc_sync;
 
 typedef struct zdm_cdc_table {

@@ -575,6 +575,17 @@ sync_batch(sync_run *r, const zdm_cdc_change *changes, size_t n)
 		r->src->ops->own_xid(r->src, xid);
 	if (zdm_cdc_applier_commit(r->applier, &r->err) != 0)
 		return -1;
+	/* events a using could not convert: applied as the trigger would
+	 * have, each said once (verify lists the rows again) */
+	for (const char *line = zdm_cdc_applier_notes(r->applier), *nl;
+	     *line != '\0'; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (nl == NULL)
+			break;
+		printf("zdm sync: %s: not converted: %.*s\n",
+		       r->plan->migration, (int)(nl - line), line);
+	}
+	fflush(stdout);
 	return sync_ack(r, changes, n);
 }
 
