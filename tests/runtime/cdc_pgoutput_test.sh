@@ -70,47 +70,41 @@ cleanup()
 }
 zdm_on_exit cleanup
 
-fail()
+# shellcheck source=../lib/assert.sh
+. "$root/tests/lib/assert.sh"
+assert_where()
 {
-	echo "$me: $case: $*" >&2
-	echo "--- server log (tail)" >&2
-	pg_log | tail -20 >&2
-	exit 1
-}
-
-q()
-{
-	psql -X -v ON_ERROR_STOP=1 -qAt "$@"
+	echo "$case"
 }
 
 # driver ARGS... : run it in the foreground; stdout to $work/out, stderr to
-# $work/err; fail on a non-zero exit.
+# $work/err; die on a non-zero exit.
 driver()
 {
 	if ! "$DRIVER" "$@" zdm_slot zdm_pub >"$work/out" 2>"$work/err"; then
 		cat "$work/err" >&2
-		fail "driver $* failed"
+		die "driver $* failed"
 	fi
 }
 
-# expect FILE: $work/out must be FILE's content exactly.
-expect()
+# expect_out FILE: $work/out must be FILE's content exactly.
+expect_out()
 {
 	if ! diff -u "$1" "$work/out" >&2; then
-		fail "decoded output differs (- expected, + got)"
+		die "decoded output differs (- expected, + got)"
 	fi
 }
 
 slot_flush()
 {
-	q -c "SELECT confirmed_flush_lsn FROM pg_replication_slots
+	qv -c "SELECT confirmed_flush_lsn FROM pg_replication_slots
 	      WHERE slot_name = 'zdm_slot'"
 }
 
 # lsn_ge A B: A >= B as LSNs.
 lsn_ge()
 {
-	[ "$(q -c "SELECT '$1'::pg_lsn >= '$2'::pg_lsn")" = t ]
+	[ "$(qv -c "SELECT '$1'::pg_lsn >= '$2'::pg_lsn")" = t ]
 }
 
 # wait_for COUNT FILE SECONDS: until FILE has COUNT lines.
@@ -121,16 +115,16 @@ wait_for()
 		[ "$(wc -l <"$2")" -ge "$1" ] && return 0
 		sleep 0.1
 	done
-	fail "waited $3 s for $1 lines in $2; got: $(cat "$2")"
+	die "waited $3 s for $1 lines in $2; got: $(cat "$2")"
 }
 
-pg_start || fail "the server did not start"
+pg_start || die "the server did not start"
 export PGDATABASE=postgres
 
 # The publication, slot and origins, as a plan makes them.
 setup()
 {
-	q <<'EOF'
+	qv <<'EOF'
 CREATE SCHEMA app;
 CREATE TABLE app.users (id bigint PRIMARY KEY, name text, email text,
                         bio text);
@@ -149,10 +143,10 @@ EOF
 
 case_decode()
 {
-	q -c "ALTER DATABASE postgres SET datestyle = 'SQL, DMY'"
-	q -c "ALTER DATABASE postgres SET timezone = 'UTC'"
+	qv -c "ALTER DATABASE postgres SET datestyle = 'SQL, DMY'"
+	qv -c "ALTER DATABASE postgres SET timezone = 'UTC'"
 	setup
-	q <<'EOF'
+	qv <<'EOF'
 INSERT INTO app.users VALUES (1, 'Ann', NULL, NULL);
 INSERT INTO app.users VALUES
   (2, E'O''Brien\nline 2\\end\ttab', 'zoë@例え.jp', 'Ω ☃ 😀 "quoted"');
@@ -183,7 +177,7 @@ ALTER TABLE app.users ADD COLUMN age int;
 INSERT INTO app.users (id, name, age) VALUES (6, 'Sue', 41);
 EOF
 	# an own write (origin zdm_apply), and someone else's (other_origin)
-	q <<'EOF'
+	qv <<'EOF'
 SELECT pg_replication_origin_session_setup('zdm_apply') \g /dev/null
 INSERT INTO app.users (id, name) VALUES (7, 'by zdm');
 BEGIN;
@@ -191,11 +185,11 @@ UPDATE app.users SET name = 'by zdm, again' WHERE id = 7;
 DELETE FROM app.users WHERE id = 6;
 COMMIT;
 EOF
-	q <<'EOF'
+	qv <<'EOF'
 SELECT pg_replication_origin_session_setup('other_origin') \g /dev/null
 INSERT INTO app.users (id, name) VALUES (8, 'by a subscriber');
 EOF
-	q <<'EOF'
+	qv <<'EOF'
 UPDATE app.users SET name = 'not own' WHERE id = 7;
 TRUNCATE app.users, app."Order Items";
 EOF
@@ -225,12 +219,12 @@ UPDATE app.users new(id='7' name='not own' email=NULL bio=NULL age=NULL)
 TRUNCATE app.users
 TRUNCATE app.Order Items
 EOF
-	expect "$work/want"
+	expect_out "$work/want"
 	# the default ack (everything) reached the slot
-	grep -q '^acked ' "$work/err" || fail "nothing acked: $(cat "$work/err")"
+	grep -q '^acked ' "$work/err" || die "nothing acked: $(cat "$work/err")"
 	# and a second session has nothing left to replay
 	driver -t 1000
-	[ ! -s "$work/out" ] || fail "replayed after a full ack: $(cat "$work/out")"
+	[ ! -s "$work/out" ] || die "replayed after a full ack: $(cat "$work/out")"
 }
 
 case_ack()
@@ -239,86 +233,86 @@ case_ack()
 	setup
 	c0=$(slot_flush)
 	for i in 1 2 3 4 5 6; do
-		q -c "INSERT INTO app.users (id, name) VALUES ($i, 'u$i')"
+		qv -c "INSERT INTO app.users (id, name) VALUES ($i, 'u$i')"
 	done
 	driver -t 1500 -a 3 -l
-	[ "$(wc -l <"$work/out")" = 6 ] || fail "6 changes expected: $(cat "$work/out")"
+	[ "$(wc -l <"$work/out")" = 6 ] || die "6 changes expected: $(cat "$work/out")"
 	cp "$work/out" "$work/run1"
 	pos3=$(sed -n '3s/.* @//p' "$work/run1")
 	pos6=$(sed -n '6s/.* @//p' "$work/run1")
 	# (one ack per batch, up to the 3rd change: its position is the last)
 	[ "$(grep '^acked ' "$work/err" | tail -1)" = "acked $pos3" ] ||
-		fail "the last ack should be $pos3: $(cat "$work/err")"
+		die "the last ack should be $pos3: $(cat "$work/err")"
 	lsn_ge "$pos3" "$c0" && [ "$pos3" != "$c0" ] ||
-		fail "position $pos3 not after the slot's start $c0"
+		die "position $pos3 not after the slot's start $c0"
 	c1=$(slot_flush)
-	[ "$c1" = "$pos3" ] || fail "confirmed_flush_lsn $c1, acked $pos3"
+	[ "$c1" = "$pos3" ] || die "confirmed_flush_lsn $c1, acked $pos3"
 
 	# resume: the three unacked again, identical
 	driver -t 1500 -l
 	sed -n '4,6p' "$work/run1" >"$work/want"
-	expect "$work/want"
+	expect_out "$work/want"
 	c1=$(slot_flush)
-	lsn_ge "$c1" "$pos6" || fail "confirmed_flush_lsn $c1 < $pos6 after acking all"
+	lsn_ge "$c1" "$pos6" || die "confirmed_flush_lsn $c1 < $pos6 after acking all"
 	driver -t 1000
-	[ ! -s "$work/out" ] || fail "replayed after a full ack: $(cat "$work/out")"
+	[ ! -s "$work/out" ] || die "replayed after a full ack: $(cat "$work/out")"
 
 	# while a session runs: the ack arrives at once
 	"$DRIVER" -t 8000 -l zdm_slot zdm_pub >"$work/bg" 2>"$work/bgerr" &
 	pid=$!
 	bg_pids+=("$pid")
 	sleep 0.5
-	q -c "INSERT INTO app.users (id, name) VALUES (7, 'u7')"
+	qv -c "INSERT INTO app.users (id, name) VALUES (7, 'u7')"
 	wait_for 1 "$work/bg" 10
 	posr=$(sed -n '1s/.* @//p' "$work/bg")
 	for ((i = 0; i < 50; i++)); do
 		lsn_ge "$(slot_flush)" "$posr" && break
 		sleep 0.1
 	done
-	lsn_ge "$(slot_flush)" "$posr" || fail "ack of $posr not in the slot: $(slot_flush)"
-	[ "$(q -c "SELECT active FROM pg_replication_slots")" = t ] ||
-		fail "the session should still be running"
+	lsn_ge "$(slot_flush)" "$posr" || die "ack of $posr not in the slot: $(slot_flush)"
+	[ "$(qv -c "SELECT active FROM pg_replication_slots")" = t ] ||
+		die "the session should still be running"
 	# WAL for unpublished tables only: the slot follows it
-	q -c "INSERT INTO app.unpublished (v) SELECT 'x' FROM generate_series(1, 5000)"
-	now=$(q -c "SELECT pg_current_wal_lsn()")
+	qv -c "INSERT INTO app.unpublished (v) SELECT 'x' FROM generate_series(1, 5000)"
+	now=$(qv -c "SELECT pg_current_wal_lsn()")
 	for ((i = 0; i < 50; i++)); do
 		lsn_ge "$(slot_flush)" "$now" && break
 		sleep 0.1
 	done
 	lsn_ge "$(slot_flush)" "$now" ||
-		fail "quiet WAL not confirmed: slot at $(slot_flush), WAL at $now"
-	wait "$pid" || { cat "$work/bgerr" >&2; fail "background driver failed"; }
-	[ "$(wc -l <"$work/bg")" = 1 ] || fail "one change expected: $(cat "$work/bg")"
+		die "quiet WAL not confirmed: slot at $(slot_flush), WAL at $now"
+	wait "$pid" || { cat "$work/bgerr" >&2; die "background driver failed"; }
+	[ "$(wc -l <"$work/bg")" = 1 ] || die "one change expected: $(cat "$work/bg")"
 }
 
 case_keepalive()
 {
 	local pid interval
 	setup
-	q -c "ALTER SYSTEM SET wal_sender_timeout = '2s'"
-	q -c "SELECT pg_reload_conf()" >/dev/null
+	qv -c "ALTER SYSTEM SET wal_sender_timeout = '2s'"
+	qv -c "SELECT pg_reload_conf()" >/dev/null
 	for interval in 60000 0; do
 		"$DRIVER" -t 20000 -n 2 -i "$interval" zdm_slot zdm_pub \
 			>"$work/bg" 2>"$work/bgerr" &
 		pid=$!
 		bg_pids+=("$pid")
 		sleep 0.5
-		q -c "INSERT INTO app.users (id, name) VALUES (1, 'before')"
+		qv -c "INSERT INTO app.users (id, name) VALUES (1, 'before')"
 		wait_for 1 "$work/bg" 10
 		sleep 6
-		q -c "DELETE FROM app.users WHERE id = 1"
-		wait "$pid" || { cat "$work/bgerr" >&2; fail "driver (status interval $interval) failed"; }
+		qv -c "DELETE FROM app.users WHERE id = 1"
+		wait "$pid" || { cat "$work/bgerr" >&2; die "driver (status interval $interval) failed"; }
 		cat >"$work/want" <<'EOF'
 INSERT app.users new(id='1' name='before' email=NULL bio=NULL)
 DELETE app.users old(id='1')
 EOF
 		cp "$work/bg" "$work/out"
-		expect "$work/want"
+		expect_out "$work/want"
 		grep -q 'keepalives [1-9]' "$work/bgerr" ||
-			fail "no keepalive seen: $(cat "$work/bgerr")"
+			die "no keepalive seen: $(cat "$work/bgerr")"
 	done
 	if pg_log | grep -q 'replication timeout'; then
-		fail "the server timed a session out"
+		die "the server timed a session out"
 	fi
 }
 
@@ -332,9 +326,9 @@ refuse()
 	done
 	shift
 	"$DRIVER" "${args[@]}" >"$work/out" 2>"$work/err" || rc=$?
-	[ "$rc" = 1 ] || fail "driver ${args[*]}: exit $rc, expected 1"
+	[ "$rc" = 1 ] || die "driver ${args[*]}: exit $rc, expected 1"
 	grep -qF -- "$1" "$work/err" ||
-		fail "driver ${args[*]}: expected '$1' in: $(cat "$work/err")"
+		die "driver ${args[*]}: expected '$1' in: $(cat "$work/err")"
 }
 
 case_busy()
@@ -345,20 +339,20 @@ case_busy()
 	pid=$!
 	bg_pids+=("$pid")
 	for ((i = 0; i < 50; i++)); do
-		holder=$(q -c "SELECT active_pid FROM pg_replication_slots")
+		holder=$(qv -c "SELECT active_pid FROM pg_replication_slots")
 		[ -n "$holder" ] && break
 		sleep 0.1
 	done
-	[ -n "$holder" ] || fail "the first reader never took the slot"
+	[ -n "$holder" ] || die "the first reader never took the slot"
 	start=$SECONDS
 	refuse zdm_slot zdm_pub -- \
 		"zdm: error: replication slot \"zdm_slot\" is in use by process $holder"
 	grep -qx 'HINT: another reader holds the slot; only one may read it at a time' \
-		"$work/err" || fail "no hint: $(cat "$work/err")"
-	[ $((SECONDS - start)) -ge 9 ] || fail "gave up before waiting 10 s"
-	q -c "INSERT INTO app.users (id, name) VALUES (1, 'still read')"
-	wait "$pid" || { cat "$work/bgerr" >&2; fail "the first reader failed"; }
-	grep -q "still read" "$work/bg" || fail "the first reader missed the change"
+		"$work/err" || die "no hint: $(cat "$work/err")"
+	[ $((SECONDS - start)) -ge 9 ] || die "gave up before waiting 10 s"
+	qv -c "INSERT INTO app.users (id, name) VALUES (1, 'still read')"
+	wait "$pid" || { cat "$work/bgerr" >&2; die "the first reader failed"; }
+	grep -q "still read" "$work/bg" || die "the first reader missed the change"
 
 	refuse no_such_slot zdm_pub -- \
 		'zdm: error: replication slot "no_such_slot" does not exist'
@@ -366,12 +360,12 @@ case_busy()
 		'zdm: error: publication "no_such_pub" does not exist'
 	refuse 'Bad-Name' zdm_pub -- \
 		'zdm: error: invalid replication slot name "Bad-Name"'
-	q -c "SELECT pg_create_logical_replication_slot('td_slot', 'test_decoding')" >/dev/null
+	qv -c "SELECT pg_create_logical_replication_slot('td_slot', 'test_decoding')" >/dev/null
 	refuse td_slot zdm_pub -- \
 		'zdm: error: replication slot "td_slot" is a logical slot with plugin "test_decoding", not a logical slot with pgoutput'
 
 	# a publication that would hide changes or columns is refused
-	q <<'EOF'
+	qv <<'EOF'
 CREATE PUBLICATION p_ins FOR TABLE app.users WITH (publish = 'insert');
 CREATE PUBLICATION p_noupd FOR TABLE app.users
   WITH (publish = 'insert, delete, truncate');
@@ -384,33 +378,33 @@ EOF
 	refuse zdm_slot p_ins -- \
 		'zdm: error: publication "p_ins" does not publish update, delete'
 	grep -qxF "HINT: zdm needs every insert, update and delete: ALTER PUBLICATION ... SET (publish = 'insert, update, delete, truncate')" \
-		"$work/err" || fail "no hint: $(cat "$work/err")"
+		"$work/err" || die "no hint: $(cat "$work/err")"
 	refuse zdm_slot p_noupd -- \
 		'zdm: error: publication "p_noupd" does not publish update'
 	refuse zdm_slot p_where -- \
 		'zdm: error: publication "p_where" has a row filter for app.users'
 	grep -qxF 'HINT: zdm needs every change of its tables: publish them without a WHERE clause' \
-		"$work/err" || fail "no hint: $(cat "$work/err")"
+		"$work/err" || die "no hint: $(cat "$work/err")"
 	refuse zdm_slot p_cols -- \
 		'zdm: error: publication "p_cols" has a column list for app."Order Items", app.users'
 	grep -qxF 'HINT: zdm needs every column of its tables: publish them without a column list' \
-		"$work/err" || fail "no hint: $(cat "$work/err")"
+		"$work/err" || die "no hint: $(cat "$work/err")"
 	# truncate is optional
 	"$DRIVER" -t 300 zdm_slot p_notrunc >"$work/out" 2>"$work/err" ||
-		fail "a publication without truncate was refused: $(cat "$work/err")"
+		die "a publication without truncate was refused: $(cat "$work/err")"
 }
 
 case_throughput()
 {
 	local start end
-	q <<'EOF'
+	qv <<'EOF'
 CREATE TABLE public.bench (id int PRIMARY KEY, v int NOT NULL);
 INSERT INTO public.bench SELECT i, 0 FROM generate_series(1, 1000) i;
 CREATE PUBLICATION zdm_pub FOR TABLE public.bench;
 SELECT pg_create_logical_replication_slot('zdm_slot', 'pgoutput') \g /dev/null
 EOF
 	start=$(date +%s.%N)
-	q <<'EOF'
+	qv <<'EOF'
 DO $$ BEGIN FOR i IN 1..100000 LOOP
   UPDATE public.bench SET v = v + 1 WHERE id = i % 1000 + 1;
 END LOOP; END $$;
@@ -422,7 +416,7 @@ EOF
 	echo "$me: 200000 single-row updates written in $(awk "BEGIN { printf \"%.2f\", $end - $start }") s"
 	driver -t 3000 -q
 	cat "$work/err"
-	grep -q '^changes 200000 ' "$work/err" || fail "200000 changes expected"
+	grep -q '^changes 200000 ' "$work/err" || die "200000 changes expected"
 }
 
 case "$case" in
