@@ -119,6 +119,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_DROP_CONSTRAINT, /* drop constraint n */
 	ZDMC_ACTION_RENAME_CONSTRAINT, /* rename constraint n to m */
 	ZDMC_ACTION_CREATE_INDEX,      /* create [unique] index [n] on t body */
+	ZDMC_ACTION_CREATE_TABLE,      /* create table t body */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -289,6 +290,13 @@ typedef struct zdmc_create_index {
 	zdmc_name name; /* name NULL: not written (zdmc names it) */
 	zdmc_expr body;
 } zdmc_create_index;
+
+/* create table t BODY: body is everything after the name ("(id bigint
+ * PRIMARY KEY, ...) [partition by ...]"), for libpg_query to judge */
+typedef struct zdmc_create_table {
+	zdmc_action action;
+	zdmc_expr body;
+} zdmc_create_table;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -725,6 +725,7 @@ lower_expand(lower_ctx *ctx)
 			                          "CREATE SCHEMA %s", schema),
 				zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
 			                          schema));
+		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_CREATE);
 		if (t->needs_sync)
 			zdmc_replace_expand(ctx, t);
 		else

@@ -138,6 +138,7 @@ typedef struct zdmc_plan_change {
 	zdmc_plan_reverse *reverse;
 	bool irreversible;
 	/* later operations (each optional) */
+	bool table_created; /* create table: the table does not exist yet */
 	const char **constraints_created;
 	size_t nconstraints_created;
 	const char **constraints_dropped;

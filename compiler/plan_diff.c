@@ -905,6 +905,8 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 				                ch->reverse[k].using);
 			if (ch->irreversible)
 				zdmc_buf_puts(&b, " irreversible");
+			if (ch->table_created)
+				zdmc_buf_puts(&b, " creates the table");
 			diff_names(&b, "creates constraints",
 			           ch->constraints_created,
 			           ch->nconstraints_created);

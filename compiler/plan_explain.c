@@ -228,6 +228,9 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 		zdmc_buf_puts(b, "  - **irreversible**: the old shape is not "
 		                 "kept up to date once the new version writes, "
 		                 "and switch is a point of no return\n");
+	if (c->table_created)
+		zdmc_buf_puts(b, "  - **creates the table**: it must not exist "
+		                 "yet\n");
 	explain_fact_names(b, "creates constraint", c->constraints_created,
 	                   c->nconstraints_created);
 	explain_fact_names(b, "drops constraint", c->constraints_dropped,

@@ -598,6 +598,8 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 	}
 	if (change->irreversible)
 		put_bool(w, "irreversible", true);
+	if (change->table_created)
+		put_bool(w, "table_created", true);
 	put_facts(w, "constraints_created", change->constraints_created,
 	          change->nconstraints_created);
 	put_facts(w, "constraints_dropped", change->constraints_dropped,

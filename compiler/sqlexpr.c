@@ -46,9 +46,11 @@
 #define SQLEXPR_ARRAY_SUFFIX "\n]"
 #define SQLEXPR_TYPE_PREFIX "SELECT NULL::"
 #define SQLEXPR_TYPE_SUFFIX ""
-/* create index's body follows a table's name; the name is never seen */
+/* create index's and create table's bodies follow a table's name; the
+ * name is never seen */
 #define SQLEXPR_INDEX_PREFIX "CREATE INDEX zdm_check ON zdm_check "
 #define SQLEXPR_INDEX_SUFFIX ""
+#define SQLEXPR_TABLE_PREFIX "CREATE TABLE zdm_check "
 
 /* A text of the source, wrapped into a statement libpg_query can parse. */
 typedef struct sqlexpr_query {
@@ -1357,6 +1359,62 @@ zdmc_sqlexpr_check_index(zdmc_arena *arena, zdmc_diag *diag,
 		if (column == NULL || i >= out->ncolumns ||
 		    strcmp(out->columns[i].name, column) != 0)
 			out->nplain = 0;
+	}
+	error = 0;
+
+cleanup:
+	json_decref(tree);
+	return error;
+}
+
+int
+zdmc_sqlexpr_check_table(zdmc_arena *arena, zdmc_diag *diag,
+                         const zdmc_expr *body)
+{
+	const char *text = body->text ? body->text : "";
+	size_t len = strlen(text), bad;
+	sqlexpr_failure fail;
+	sqlexpr_query q;
+	sqlexpr_run_status status;
+	json_t *tree = NULL, *stmts;
+	int error = -1;
+
+	if (sqlexpr_is_blank(text, len)) {
+		zdmc_diag_error(
+			diag, body->offset,
+			"create table needs its columns, as in (id bigint PRIMARY KEY)");
+		goto cleanup;
+	}
+	bad = sqlexpr_utf8_invalid(text, len);
+	if (bad < len) {
+		zdmc_diag_error(diag, body->offset + bad,
+		                "invalid byte 0x%02x in create table",
+		                (unsigned char)text[bad]);
+		goto cleanup;
+	}
+	sqlexpr_query_init(&q, arena, SQLEXPR_TABLE_PREFIX, text, len, "",
+	                   body->offset);
+	status = sqlexpr_run(arena, &q, &tree, &fail);
+	if (status == SQLEXPR_RUN_SYNTAX) {
+		zdmc_diag_error(diag, fail.offset,
+		                "syntax error in create table: %s",
+		                fail.message);
+		goto cleanup;
+	}
+	if (status == SQLEXPR_RUN_TREE) {
+		zdmc_diag_error(diag, fail.offset,
+		                "create table is too complex: %s",
+		                fail.message);
+		goto cleanup;
+	}
+	stmts = json_object_get(tree, "stmts");
+	if (json_array_size(stmts) != 1 ||
+	    !json_is_object(json_object_get(
+		    json_object_get(json_array_get(stmts, 0), "stmt"),
+		    "CreateStmt"))) {
+		zdmc_diag_error(diag, body->offset,
+		                "create table holds one statement");
+		goto cleanup;
 	}
 	error = 0;
 

@@ -114,6 +114,16 @@ int zdmc_sqlexpr_check_index(zdmc_arena *arena, zdmc_diag *diag,
                              const zdmc_expr *body, zdmc_sqlindex *out);
 
 /*
+ * The body of create table -- what follows the table's name: (COLUMNS AND
+ * CONSTRAINTS) [partition by ...] [using METHOD] [with (...)] [tablespace
+ * T] -- parsed as PostgreSQL parses CREATE TABLE.  Reports at its source
+ * position a syntax error, an empty body, or a text that is not one
+ * CREATE TABLE.  Returns 0 or -1.
+ */
+int zdmc_sqlexpr_check_table(zdmc_arena *arena, zdmc_diag *diag,
+                             const zdmc_expr *body);
+
+/*
  * Rebind column references: a copy of the expression's text in which every
  * reference is replaced by map(ctx, ref) (or left as written when map returns
  * NULL).  The rest of the text, comments included, is kept byte for byte.

@@ -38,11 +38,12 @@ typedef struct zdmc_lexer_state {
 	int brackets;           /* [ depth inside an expression */
 	size_t *commas;         /* the expression's top-level commas */
 	size_t ncommas, commas_cap;
-	/* create index: 1 after CREATE [UNIQUE] INDEX, 2 after its ON; at 2
-	 * the first "(" or USING starts the index's body, which runs to the
-	 * ";" as one bare expression with no stop words (index_body) */
-	int index_stmt;
-	bool index_body;
+	/* statements whose body is PostgreSQL's own: 1 after CREATE [UNIQUE]
+	 * INDEX, 2 after its ON or after CREATE TABLE; at 2 the first "(" or
+	 * USING starts the body, which runs to the ";" as one bare
+	 * expression with no stop words (sql_body) */
+	int body_state;
+	bool sql_body;
 } zdmc_lexer_state;
 
 typedef struct zdmc_parse_ctx {

@@ -136,6 +136,7 @@ toplevel:
 	header ';'
 	| alter_stmt ';'        { ctx->in_stmt = false; }
 	| create_index_stmt ';' { ctx->in_stmt = false; }
+	| create_table_stmt ';' { ctx->in_stmt = false; }
 	| error ';'             { yyerrok; ctx->in_stmt = false; }
 	;
 
@@ -277,6 +278,23 @@ create_index_stmt:
 		n->unique = $2;
 		n->name = $5;
 		n->body = $8;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+/* create table [schema.]table BODY: the body, from its "(" to the ";"
+ * (columns, constraints, partitioning, ...), is one EXPR token that
+ * libpg_query judges; one action on the new table. */
+create_table_stmt:
+	CREATE TABLE alter_target EXPR
+	{
+		zdmc_create_table *n = (zdmc_create_table *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_CREATE_TABLE,
+			sizeof(zdmc_create_table), @1.first);
+
+		ctx->mig->last_stmt->offset = @1.first;
+		n->body = $4;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}

@@ -45,6 +45,8 @@ static const char usage_text[] =
 	"                        other sessions are active, each worker rests 3x its last batch)\n"
 	"  --sync-wait DURATION  (sync: cdc plans) how long a catch-up step waits for a zdm sync\n"
 	"                        that is not running before it stops with exit 4 (default 60s)\n"
+	"  --discard-new-rows    (rollback) drop a table the migration created even when it holds\n"
+	"                        rows written since expand (default: the rollback stops there)\n"
 	"  --json                machine-readable status\n"
 	"  --history DIR         git repository for the record (created if missing); default: the\n"
 	"                        repository holding the plan (for log and sync: the current directory's)\n"
@@ -324,6 +326,8 @@ main(int argc, char **argv)
 			opts.approve_all = true;
 		} else if (strcmp(arg, "--full-speed") == 0) {
 			opts.full_speed = true;
+		} else if (strcmp(arg, "--discard-new-rows") == 0) {
+			opts.discard_new_rows = true;
 		} else if (strcmp(arg, "--wait") == 0) {
 			opts.wait = true;
 		} else if (strcmp(arg, "--json") == 0) {
@@ -335,6 +339,10 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (opts.discard_new_rows && strcmp(cmd, "rollback") != 0)
+		return usage_error(
+			"--discard-new-rows is an option of zdm rollback",
+			NULL);
 	if (strcmp(cmd, "log") == 0) {
 		if (npos > 1)
 			return usage_error(

@@ -1010,6 +1010,8 @@ read_change_facts(plan_reader *r, const yaml_node_t *map, const char *what,
 	                        (void **)&c->reverse, &c->nreverse)) < 0 ||
 	    (error = get_bool(r, map, what, "irreversible", &c->irreversible)) <
 	            0 ||
+	    (error = get_bool(r, map, what, "table_created",
+	                      &c->table_created)) < 0 ||
 	    (error = get_optional_names(r, map, what, "constraints_created",
 	                                &c->constraints_created,
 	                                &c->nconstraints_created)) < 0 ||

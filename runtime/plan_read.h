@@ -212,6 +212,9 @@ typedef struct zdm_change {
 	zdm_reverse_column *reverse;
 	size_t nreverse;
 	bool irreversible;
+	/* create table: the table must not exist yet (nor a type of its
+	 * name); every other fact of the table then describes the new one */
+	bool table_created;
 	char **constraints_created; /* must not exist on the table */
 	size_t nconstraints_created;
 	char **constraints_dropped; /* must exist on the table */

@@ -463,6 +463,20 @@ static const char SQL_TABLE_NAME_TAKEN[] =
 	" WHERE r.oid = $1::pg_catalog.oid";
 
 /*
+ * A table the plan creates ($1, quoted and qualified): whether its schema
+ * exists, and whether a relation or type of its name is there already (a
+ * table's row type has the table's name).
+ */
+static const char SQL_NEW_TABLE[] =
+	"SELECT n.oid IS NOT NULL,\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_class AS c\n"
+	"                WHERE c.relnamespace = n.oid AND c.relname = p.id[2])\n"
+	"       OR EXISTS (SELECT FROM pg_catalog.pg_type AS t\n"
+	"                   WHERE t.typnamespace = n.oid AND t.typname = p.id[2])\n"
+	"  FROM (SELECT pg_catalog.parse_ident($1::pg_catalog.text) AS id) AS p\n"
+	"  LEFT JOIN pg_catalog.pg_namespace AS n ON n.nspname = p.id[1]";
+
+/*
  * Everything outside the column that depends on column $2 of table $1,
  * one row per object: what it is (kind and name, for the message), how it
  * depends (a verb), and an order.  Contract drops the column: what depends
@@ -3068,12 +3082,41 @@ check_table_checks(preflight *pf, table_check *tc)
 	return 0;
 }
 
+/*
+ * A table the plan creates: its schema must exist and its name be free.
+ * Nothing else of it can be checked before it exists; the other changes of
+ * the table (an index on it) act on the new table.
+ */
+static int
+check_new_table(preflight *pf, const zdm_table_info *info)
+{
+	const char *params[1] = {info->name};
+	PGresult *res;
+
+	if (query(pf, SQL_NEW_TABLE, 1, params, &res) < 0)
+		return -1;
+	if (PQntuples(res) != 1 || !value_true(res, 0, 0))
+		report_problem(
+			pf, info->name,
+			"the schema of the table to create does not exist");
+	else if (value_true(res, 0, 1))
+		report_problem(
+			pf, info->name,
+			"already exists (a relation or a type of that name), and the plan creates it");
+	PQclear(res);
+	return 0;
+}
+
 static int
 check_table(preflight *pf, const zdm_table_info *info)
 {
 	const zdm_cdc_plan *cdc = pf->plan->cdc;
 	table_check tc;
 	int rc;
+
+	for (size_t i = 0; i < info->nchanges; i++)
+		if (info->changes[i].table_created)
+			return check_new_table(pf, info);
 
 	memset(&tc, 0, sizeof(tc));
 	tc.info = info;

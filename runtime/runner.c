@@ -2014,6 +2014,11 @@ zdm_rollback(const zdm_plan *plan, const zdm_apply_opts *opts)
 	zdm_catch_signals();
 	if (runner_connect(&r) != 0)
 		goto done;
+	/* read by the compensation of create table (a placeholder setting,
+	 * this session's only) */
+	if (opts->discard_new_rows &&
+	    zdm_conn_exec(r.conn, "SET zdm.discard_new_rows = on", &r.err) != 0)
+		goto done;
 	runner_open_history(&r);
 	found = runner_load_migration(&r, &state, &sha);
 	if (found < 0)

@@ -30,6 +30,10 @@ typedef struct zdm_apply_opts {
 	bool full_speed;   /* --full-speed: the backfill never yields */
 	long sync_wait_ms; /* --sync-wait: no zdm sync this long -> exit 4;
 	                    * 0: sync_wait.c's default */
+	/* rollback --discard-new-rows: a table the migration created is
+	 * dropped with the rows written into it since (zdm.discard_new_rows
+	 * on for the rollback's session) */
+	bool discard_new_rows;
 } zdm_apply_opts;
 
 int zdm_apply(const zdm_plan *plan, const zdm_apply_opts *opts);

@@ -45,6 +45,9 @@
 
 /* Where in a phase a hook's steps go, in the order the driver runs them. */
 typedef enum zdmc_slot {
+	/* expand, in the table's transaction, first of all: what creates the
+	 * table itself */
+	ZDMC_SLOT_EXPAND_CREATE,
 	/* expand, in the table's transaction: after the shared machinery's
 	 * columns, sync and cdc steps, before the new version's view */
 	ZDMC_SLOT_EXPAND,
@@ -110,6 +113,7 @@ extern const zdmc_op zdmc_op_add_foreign_key;
 extern const zdmc_op zdmc_op_drop_constraint;
 extern const zdmc_op zdmc_op_rename_constraint;
 extern const zdmc_op zdmc_op_create_index;
+extern const zdmc_op zdmc_op_create_table;
 
 /* The op of an action (by its tag). */
 const zdmc_op *zdmc_op_for(const zdmc_action *action);
