@@ -120,6 +120,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_RENAME_CONSTRAINT, /* rename constraint n to m */
 	ZDMC_ACTION_CREATE_INDEX,      /* create [unique] index [n] on t body */
 	ZDMC_ACTION_CREATE_TABLE,      /* create table t body */
+	ZDMC_ACTION_DROP_TABLE,        /* drop table t */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -297,6 +298,11 @@ typedef struct zdmc_create_table {
 	zdmc_action action;
 	zdmc_expr body;
 } zdmc_create_table;
+
+/* drop table t: nothing but the table, which the statement names */
+typedef struct zdmc_drop_table {
+	zdmc_action action;
+} zdmc_drop_table;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

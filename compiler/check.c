@@ -540,6 +540,13 @@ zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
 }
 
 void
+zdmc_change_set_table_drop(zdmc_check_ctx *ck, zdmc_change *change)
+{
+	(void)ck;
+	change->table_dropped = true;
+}
+
+void
 zdmc_change_set_table_rename(zdmc_check_ctx *ck, zdmc_change *change,
                              const zdmc_name *to)
 {
@@ -815,6 +822,26 @@ check_table_names(check_ctx *ctx)
 {
 	zdmc_model *model = ctx->model;
 	size_t i, j;
+
+	/* a table the migration drops has nothing else done to it: the new
+	 * version never sees it, and contract drops it whole */
+	for (i = 0; i < model->ntables; i++) {
+		const zdmc_table *t = &model->tables[i];
+		const zdmc_change *drop = NULL;
+
+		for (j = 0; j < t->nchanges && drop == NULL; j++)
+			if (t->changes[j].table_dropped)
+				drop = &t->changes[j];
+		for (j = 0; drop != NULL && j < t->nchanges; j++)
+			if (&t->changes[j] != drop) {
+				zdmc_diag_error(
+					ctx->diag, t->changes[j].offset,
+					"table %s is dropped by this migration: nothing else can be done to it in the same migration",
+					t->qname);
+				zdmc_diag_note(ctx->diag, drop->offset,
+				               "dropped here");
+			}
+	}
 
 	for (i = 0; i < model->ntables; i++) {
 		zdmc_table *t = &model->tables[i];

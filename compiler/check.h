@@ -93,6 +93,9 @@ void zdmc_change_add_not_null_set(zdmc_check_ctx *ck, zdmc_change *change,
 void zdmc_change_add_not_null_dropped(zdmc_check_ctx *ck, zdmc_change *change,
                                       const char *column);
 /* The table's new name: once per table (a second is reported). */
+/* drop table: the change drops its table, and must be its only change
+ * (check.c's rule, once every change is known). */
+void zdmc_change_set_table_drop(zdmc_check_ctx *ck, zdmc_change *change);
 void zdmc_change_set_table_rename(zdmc_check_ctx *ck, zdmc_change *change,
                                   const zdmc_name *to);
 /* A column's new default; value NULL: the default is dropped. */

@@ -687,6 +687,16 @@ zdmc_lower_diagnose(zdmc_lower_ctx *l, zdmc_plan_step *s,
 	s->diagnose_examples = examples;
 }
 
+/* Does the migration drop t (drop table)? */
+static bool
+lower_table_dropped(const zdmc_table *t)
+{
+	for (size_t i = 0; i < t->nchanges; i++)
+		if (t->changes[i].table_dropped)
+			return true;
+	return false;
+}
+
 /* Is t the first table of its schema (whose expand creates the schema's
  * version schema)? */
 static bool
@@ -731,14 +741,33 @@ lower_expand(lower_ctx *ctx)
 		else
 			zdmc_replace_add_created(ctx, t);
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND);
-		lower_step(
-			ctx, ZDMC_STEP_SQL, t,
-			zdmc_arena_printf(ctx->arena,
-		                          "create view %s: %s in the new shape",
-		                          lower_view_title(ctx, t), t->qname),
-			lower_view_sql(ctx, t),
-			zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
-		                          lower_view(ctx, t)));
+		if (lower_table_dropped(t))
+			/* the new version has no such table: the name resolves
+			 * to a view of no column and no row, so its reads find
+			 * nothing and its writes fail, instead of reaching the
+			 * table through the search_path */
+			lower_step(
+				ctx, ZDMC_STEP_SQL, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"hide %s from the new version: view %s has no column and no row",
+					t->qname, lower_view_title(ctx, t)),
+				zdmc_arena_printf(
+					ctx->arena,
+					"CREATE VIEW %s AS SELECT FROM %s WHERE false",
+					lower_view(ctx, t), t->qname),
+				zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
+			                          lower_view(ctx, t)));
+		else
+			lower_step(
+				ctx, ZDMC_STEP_SQL, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"create view %s: %s in the new shape",
+					lower_view_title(ctx, t), t->qname),
+				lower_view_sql(ctx, t),
+				zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
+			                          lower_view(ctx, t)));
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_VIEW);
 		ctx->tx_label = NULL;
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_AFTER);
@@ -1009,6 +1038,7 @@ lower_change_facts(lower_ctx *ctx, const zdmc_change *c)
 	                                        c->nnot_null_dropped);
 	pc->nnot_null_dropped = c->nnot_null_dropped;
 	pc->table_renamed_to = c->table_renamed_to;
+	pc->table_dropped = c->table_dropped;
 	for (k = 0; k < c->ndefaults; k++) {
 		zdmc_plan_default *d = ZDMC_NEW(ctx->arena, zdmc_plan_default);
 

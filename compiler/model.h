@@ -102,7 +102,10 @@ typedef struct zdmc_change {
 	 * it under this name from expand on, the table takes it at contract */
 	const char *table_renamed_to;
 	size_t table_renamed_offset; /* of the new name in the source */
-	zdmc_coldefault *defaults;   /* set or dropped column defaults */
+	/* drop table: the new version no longer has the table, which goes at
+	 * contract (the table's only change) */
+	bool table_dropped;
+	zdmc_coldefault *defaults; /* set or dropped column defaults */
 	size_t ndefaults;
 	/* the shared column replacement (replace.h), NULL if the change does
 	 * not use it */

@@ -139,6 +139,7 @@ typedef struct zdmc_plan_change {
 	bool irreversible;
 	/* later operations (each optional) */
 	bool table_created; /* create table: the table does not exist yet */
+	bool table_dropped; /* drop table: dropped at contract */
 	const char **constraints_created;
 	size_t nconstraints_created;
 	const char **constraints_dropped;

@@ -907,6 +907,8 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 				zdmc_buf_puts(&b, " irreversible");
 			if (ch->table_created)
 				zdmc_buf_puts(&b, " creates the table");
+			if (ch->table_dropped)
+				zdmc_buf_puts(&b, " drops the table");
 			diff_names(&b, "creates constraints",
 			           ch->constraints_created,
 			           ch->nconstraints_created);

@@ -231,6 +231,11 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 	if (c->table_created)
 		zdmc_buf_puts(b, "  - **creates the table**: it must not exist "
 		                 "yet\n");
+	if (c->table_dropped)
+		zdmc_buf_puts(b,
+		              "  - **drops the table** at contract, with its "
+		              "rows: hidden from the new version from expand "
+		              "on\n");
 	explain_fact_names(b, "creates constraint", c->constraints_created,
 	                   c->nconstraints_created);
 	explain_fact_names(b, "drops constraint", c->constraints_dropped,

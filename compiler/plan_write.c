@@ -600,6 +600,8 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		put_bool(w, "irreversible", true);
 	if (change->table_created)
 		put_bool(w, "table_created", true);
+	if (change->table_dropped)
+		put_bool(w, "table_dropped", true);
 	put_facts(w, "constraints_created", change->constraints_created,
 	          change->nconstraints_created);
 	put_facts(w, "constraints_dropped", change->constraints_dropped,

@@ -137,6 +137,7 @@ toplevel:
 	| alter_stmt ';'        { ctx->in_stmt = false; }
 	| create_index_stmt ';' { ctx->in_stmt = false; }
 	| create_table_stmt ';' { ctx->in_stmt = false; }
+	| drop_table_stmt ';'   { ctx->in_stmt = false; }
 	| error ';'             { yyerrok; ctx->in_stmt = false; }
 	;
 
@@ -295,6 +296,20 @@ create_table_stmt:
 
 		ctx->mig->last_stmt->offset = @1.first;
 		n->body = $4;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+/* drop table [schema.]table: one action on it, its only one */
+drop_table_stmt:
+	DROP TABLE alter_target
+	{
+		zdmc_drop_table *n = (zdmc_drop_table *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_TABLE,
+			sizeof(zdmc_drop_table), @1.first);
+
+		ctx->mig->last_stmt->offset = @1.first;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
 	}

@@ -1012,6 +1012,8 @@ read_change_facts(plan_reader *r, const yaml_node_t *map, const char *what,
 	            0 ||
 	    (error = get_bool(r, map, what, "table_created",
 	                      &c->table_created)) < 0 ||
+	    (error = get_bool(r, map, what, "table_dropped",
+	                      &c->table_dropped)) < 0 ||
 	    (error = get_optional_names(r, map, what, "constraints_created",
 	                                &c->constraints_created,
 	                                &c->nconstraints_created)) < 0 ||

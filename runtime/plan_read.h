@@ -215,6 +215,9 @@ typedef struct zdm_change {
 	/* create table: the table must not exist yet (nor a type of its
 	 * name); every other fact of the table then describes the new one */
 	bool table_created;
+	/* drop table: must exist, and nothing outside it may depend on it
+	 * (a foreign key of another table, a view) */
+	bool table_dropped;
 	char **constraints_created; /* must not exist on the table */
 	size_t nconstraints_created;
 	char **constraints_dropped; /* must exist on the table */

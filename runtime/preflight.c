@@ -477,6 +477,26 @@ static const char SQL_NEW_TABLE[] =
 	"  LEFT JOIN pg_catalog.pg_namespace AS n ON n.nspname = p.id[1]";
 
 /*
+ * What outside table $1 depends on it, which DROP TABLE would refuse: a
+ * foreign key of another table, a view or materialized view (their
+ * rules), one row each, named for the message.
+ */
+static const char SQL_TABLE_DEPENDENTS[] =
+	"SELECT 'foreign key ' || pg_catalog.quote_ident(c.conname)\n"
+	"       || ' of table ' || c.conrelid::pg_catalog.regclass::pg_catalog.text\n"
+	"  FROM pg_catalog.pg_constraint AS c\n"
+	" WHERE c.contype = 'f' AND c.confrelid = $1::pg_catalog.oid\n"
+	"   AND c.conrelid <> $1::pg_catalog.oid\n"
+	"UNION ALL\n"
+	"SELECT DISTINCT 'view ' || r.ev_class::pg_catalog.regclass::pg_catalog.text\n"
+	"  FROM pg_catalog.pg_depend AS d\n"
+	"  JOIN pg_catalog.pg_rewrite AS r ON r.oid = d.objid\n"
+	" WHERE d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass\n"
+	"   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass\n"
+	"   AND d.refobjid = $1::pg_catalog.oid AND r.ev_class <> $1::pg_catalog.oid\n"
+	"ORDER BY 1";
+
+/*
  * Everything outside the column that depends on column $2 of table $1,
  * one row per object: what it is (kind and name, for the message), how it
  * depends (a verb), and an order.  Contract drops the column: what depends
@@ -3040,6 +3060,28 @@ cleanup:
 }
 
 /* The checks of one table; check_table prepares tc. */
+/*
+ * A table the plan drops: nothing outside it may depend on it, or the
+ * contract's DROP TABLE fails past the point where the new version uses
+ * the new shape.
+ */
+static int
+check_dropped_table(preflight *pf, const table_check *tc)
+{
+	const char *params[1] = {tc->oid};
+	PGresult *res;
+
+	if (query(pf, SQL_TABLE_DEPENDENTS, 1, params, &res) < 0)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++)
+		report_problem(
+			pf, tc->info->name,
+			"%s depends on it, and the plan drops the table at contract: drop or change that first",
+			PQgetvalue(res, i, 0));
+	PQclear(res);
+	return 0;
+}
+
 static int
 check_table_checks(preflight *pf, table_check *tc)
 {
@@ -3054,7 +3096,9 @@ check_table_checks(preflight *pf, table_check *tc)
 		return -1;
 	for (size_t i = 0; i < tc->info->nchanges; i++)
 		if (check_change(pf, tc, &tc->info->changes[i]) < 0 ||
-		    check_change_objects(pf, tc, &tc->info->changes[i]) < 0)
+		    check_change_objects(pf, tc, &tc->info->changes[i]) < 0 ||
+		    (tc->info->changes[i].table_dropped &&
+		     check_dropped_table(pf, tc) < 0))
 			return -1;
 	if (check_triggers(pf, tc) < 0)
 		return -1;

@@ -46,9 +46,11 @@
 #   apply_create_index      apply_create_index.sh: create index against a
 #                           name taken, duplicates for a unique index, and a
 #                           kill -9 during a build
-#   apply_create_table      apply_create_table.sh: create table against a
-#                           name taken, and a rollback that would drop rows
-#                           (--discard-new-rows)
+#   apply_tables            apply_tables.sh: create table against a name
+#                           taken and a rollback that would drop rows
+#                           (--discard-new-rows); drop table hidden from the
+#                           new version, refused while something depends
+#                           on it
 #   apply_rollback_versions_EXAMPLE  apply_rollback_versions.sh: rollback at
 #                           the switch gate after both versions wrote,
 #                           trigger and cdc (drop_column, set_not_null,
@@ -108,7 +110,7 @@ set_tests_properties(apply_sequence PROPERTIES TIMEOUT 400)
 zdm_apply_test(apply_app apply_app.sh)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
 zdm_apply_test(apply_create_index apply_create_index.sh)
-zdm_apply_test(apply_create_table apply_create_table.sh)
+zdm_apply_test(apply_tables apply_tables.sh)
 # rollback after both versions wrote, trigger and cdc: the examples of the
 # operations whose rollback depends on what the new version wrote
 foreach(example drop_column set_not_null drop_not_null add_check_using)
