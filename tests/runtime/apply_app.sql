@@ -17,7 +17,8 @@
 -- order's customer exists (004: no customer is ever deleted), emails are
 -- unique (005), quantities are positive (008).  Version 15 makes drafts
 -- of some products, without a title (015), which version 14, still
--- running, reads.
+-- running, reads.  Version 16 records customer events in the table 016
+-- creates.
 
 -- customers
 0-6	SELECT id, name, email FROM customers WHERE id = $1
@@ -57,3 +58,7 @@
 11-	SELECT o.id, o.status, sum(l.quantity * l.price) FROM orders o JOIN order_lines l ON l.order_id = o.id WHERE o.customer_id = $1 GROUP BY o.id, o.status
 0-10	WITH d AS (DELETE FROM orders WHERE id = $1 + 100000 RETURNING id) DELETE FROM order_items WHERE order_id IN (SELECT id FROM d)
 11-	WITH d AS (DELETE FROM orders WHERE id = $1 + 100000 RETURNING id) DELETE FROM order_lines WHERE order_id IN (SELECT id FROM d)
+
+-- customer events (016)
+16-	INSERT INTO customer_events (customer_id, kind) VALUES ($1, 'visit ' || $2)
+16-	SELECT count(*) FROM customer_events WHERE customer_id = $1
