@@ -10,8 +10,8 @@
  *     FROM <table> WHERE ctid >= $1 AND ctid < $2
  *
  * a TID range scan (PostgreSQL 14 and later) that reads those pages and
- * nothing else.  The last range is open-ended, so rows that land on pages
- * added since the measurement are counted too.  One thread drives every
+ * nothing else.  After the measured pages, one open-ended range counts the
+ * rows on pages added since (usually none).  One thread drives every
  * connection with libpq's asynchronous calls and poll(): the connections
  * share nothing, and the counts are summed where the results arrive.
  *
