@@ -121,6 +121,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_CREATE_INDEX,      /* create [unique] index [n] on t body */
 	ZDMC_ACTION_CREATE_TABLE,      /* create table t body */
 	ZDMC_ACTION_DROP_TABLE,        /* drop table t */
+	ZDMC_ACTION_SQL, /* sql (...) [reverse (...)] [at contract]; no table */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -303,6 +304,17 @@ typedef struct zdmc_create_table {
 typedef struct zdmc_drop_table {
 	zdmc_action action;
 } zdmc_drop_table;
+
+/* sql (STATEMENTS) [reverse (STATEMENTS)] [at contract]: the one action
+ * of a statement on no table (its zdmc_stmt's table.name is NULL) */
+typedef struct zdmc_sql {
+	zdmc_action action;
+	zdmc_expr body;
+	zdmc_expr reverse; /* text NULL: none */
+	bool at_contract;
+	zdmc_name at; /* the two words after the bodies, when written */
+	zdmc_name at_phase;
+} zdmc_sql;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -23,6 +23,7 @@
 #include "check.h"
 #include "ident.h"
 #include "ops/ops.h"
+#include "sqlstmt.h"
 
 /* A column name the migration mentions, for the duplicate/clash rules. */
 /* The change is kept by its index: the table's array of changes moves as
@@ -1076,6 +1077,13 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 					"schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
 					stmt->schema.name);
 		}
+		/* a statement on no table: sql (...) */
+		if (stmt->table.name == NULL) {
+			for (a = stmt->actions; a != NULL; a = a->next)
+				zdmc_sqlstmt_check(arena, diag, &out->options,
+				                   a, &out->sqls, &out->nsqls);
+			continue;
+		}
 		check_ident_length(&ctx, &stmt->table);
 		ct = check_table_for(&ctx, stmt);
 		ctx.cur = ct;
@@ -1089,6 +1097,12 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		}
 		ctx.cur = NULL;
 	}
+	/* the plan's new version is a schema of views of the tables: with
+	 * no table there is none to give it */
+	if (out->ntables == 0 && out->nsqls > 0)
+		zdmc_diag_error(
+			diag, out->sqls[0].offset,
+			"a migration of sql (...) statements alone is not supported yet: put them in a migration that changes a table");
 	for (i = 0; i < out->ntables; i++) {
 		size_t j;
 

@@ -31,12 +31,14 @@
  * and must not test which op a change is: what differs by operation is in
  * the op's hooks and facts.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "ident.h"
 #include "lower.h"
 #include "ops/ops.h"
 #include "replace.h"
+#include "sqlstmt.h"
 #include "zdmc.h"
 
 typedef zdmc_lower_ctx lower_ctx;
@@ -687,6 +689,21 @@ zdmc_lower_diagnose(zdmc_lower_ctx *l, zdmc_plan_step *s,
 	s->diagnose_examples = examples;
 }
 
+/*
+ * The sql (...) statements of the phase (contract: those "at contract";
+ * expand: the others) written before source offset before, that are not
+ * in the plan yet: their steps, in source order, between the tables'.
+ */
+static void
+lower_sqls_before(lower_ctx *ctx, bool contract, size_t before, size_t *next)
+{
+	const zdmc_model *m = ctx->model;
+
+	for (; *next < m->nsqls && m->sqls[*next].offset < before; (*next)++)
+		if (m->sqls[*next].at_contract == contract)
+			zdmc_sqlstmt_lower(ctx, &m->sqls[*next]);
+}
+
 /* Does the migration drop t (drop table)? */
 static bool
 lower_table_dropped(const zdmc_table *t)
@@ -712,7 +729,7 @@ static void
 lower_expand(lower_ctx *ctx)
 {
 	const zdmc_model *m = ctx->model;
-	size_t i;
+	size_t i, next_sql = 0;
 
 	lower_phase(ctx, ZDMC_PHASE_EXPAND);
 	lower_approval_gate(ctx, ZDMC_PHASE_EXPAND);
@@ -722,6 +739,7 @@ lower_expand(lower_ctx *ctx)
 		const zdmc_table *t = &m->tables[i];
 		const char *schema = Q(ctx, t->version_schema);
 
+		lower_sqls_before(ctx, false, t->offset, &next_sql);
 		ctx->tx_label =
 			zdmc_arena_printf(ctx->arena, "expand %s", t->qname);
 		if (lower_first_of_schema(m, i))
@@ -772,6 +790,7 @@ lower_expand(lower_ctx *ctx)
 		ctx->tx_label = NULL;
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_AFTER);
 	}
+	lower_sqls_before(ctx, false, SIZE_MAX, &next_sql);
 }
 
 static void
@@ -896,7 +915,7 @@ lower_contract_table(lower_ctx *ctx, const zdmc_table *t)
 static void
 lower_contract(lower_ctx *ctx)
 {
-	size_t i;
+	size_t i, next_sql = 0;
 
 	lower_phase(ctx, ZDMC_PHASE_CONTRACT);
 	lower_approval_gate(ctx, ZDMC_PHASE_CONTRACT);
@@ -913,8 +932,12 @@ lower_contract(lower_ctx *ctx)
 			"stop zdm sync after it has applied every change so far: contract drops what it writes to",
 			NULL, NULL);
 	}
-	for (i = 0; i < ctx->model->ntables; i++)
+	for (i = 0; i < ctx->model->ntables; i++) {
+		lower_sqls_before(ctx, true, ctx->model->tables[i].offset,
+		                  &next_sql);
 		lower_contract_table(ctx, &ctx->model->tables[i]);
+	}
+	lower_sqls_before(ctx, true, SIZE_MAX, &next_sql);
 	if (lower_is_native(ctx)) {
 		const char *name = lower_cdc_name(ctx);
 

@@ -144,7 +144,18 @@ typedef struct zdmc_model {
 	size_t nschemas;
 	zdmc_table *tables;
 	size_t ntables;
+	/* sql (...) statements, on no table, in source order */
+	struct zdmc_sqlstmt *sqls;
+	size_t nsqls;
 } zdmc_model;
+
+/* sql (STATEMENTS) [reverse (STATEMENTS)] [at contract] (sqlstmt.c). */
+typedef struct zdmc_sqlstmt {
+	const char *sql;
+	const char *reverse; /* NULL: none, a point of no return */
+	bool at_contract;
+	size_t offset;
+} zdmc_sqlstmt;
 
 /* Check mig; on success (no errors in diag) fill *out. Returns 0 or -1. */
 int zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,

@@ -1422,3 +1422,110 @@ cleanup:
 	json_decref(tree);
 	return error;
 }
+
+/* Statements a step cannot hold, by parse node, and why. */
+static const struct {
+	const char *node;
+	const char *flag; /* NULL: always; else only when this field is true */
+	const char *why;
+} sqlexpr_refused[] = {
+	{"TransactionStmt", NULL,
+         "a transaction command: zdm runs each step in a transaction of its own, and commits it with its journal row"},
+	{"VacuumStmt", NULL,
+         "VACUUM and ANALYZE cannot run in a transaction block"},
+	{"IndexStmt", "concurrent",
+         "CREATE INDEX CONCURRENTLY cannot run in a transaction block: write create index, which zdm builds concurrently"},
+	{"ReindexStmt", "concurrent",
+         "REINDEX CONCURRENTLY cannot run in a transaction block"},
+	{"DropStmt", "concurrent",
+         "DROP INDEX CONCURRENTLY cannot run in a transaction block"},
+	{"CreatedbStmt", NULL,
+         "CREATE DATABASE cannot run in a transaction block"},
+	{"DropdbStmt", NULL, "DROP DATABASE cannot run in a transaction block"},
+	{"AlterSystemStmt", NULL,
+         "ALTER SYSTEM cannot run in a transaction block"},
+	{"CreateTableSpaceStmt", NULL,
+         "CREATE TABLESPACE cannot run in a transaction block"},
+	{"DropTableSpaceStmt", NULL,
+         "DROP TABLESPACE cannot run in a transaction block"},
+	{"CreateSubscriptionStmt", NULL,
+         "CREATE SUBSCRIPTION cannot run in a transaction block"},
+};
+
+int
+zdmc_sqlexpr_check_statements(zdmc_arena *arena, zdmc_diag *diag,
+                              const zdmc_expr *body, const char *what)
+{
+	const char *text = body->text ? body->text : "";
+	size_t len = strlen(text), bad;
+	sqlexpr_failure fail;
+	sqlexpr_query q;
+	sqlexpr_run_status status;
+	json_t *tree = NULL, *stmts;
+	int error = -1;
+
+	if (sqlexpr_is_blank(text, len)) {
+		zdmc_diag_error(diag, body->offset, "empty %s: no statement",
+		                what);
+		goto cleanup;
+	}
+	bad = sqlexpr_utf8_invalid(text, len);
+	if (bad < len) {
+		zdmc_diag_error(diag, body->offset + bad,
+		                "invalid byte 0x%02x in %s",
+		                (unsigned char)text[bad], what);
+		goto cleanup;
+	}
+	sqlexpr_query_init(&q, arena, "", text, len, "", body->offset);
+	status = sqlexpr_run(arena, &q, &tree, &fail);
+	if (status == SQLEXPR_RUN_SYNTAX) {
+		zdmc_diag_error(diag, fail.offset, "syntax error in %s: %s",
+		                what, fail.message);
+		goto cleanup;
+	}
+	if (status == SQLEXPR_RUN_TREE) {
+		zdmc_diag_error(diag, fail.offset, "%s is too complex: %s",
+		                what, fail.message);
+		goto cleanup;
+	}
+	stmts = json_object_get(tree, "stmts");
+	if (json_array_size(stmts) == 0) {
+		zdmc_diag_error(diag, body->offset, "empty %s: no statement",
+		                what);
+		goto cleanup;
+	}
+	error = 0;
+	for (size_t i = 0; i < json_array_size(stmts); i++) {
+		json_t *raw = json_array_get(stmts, i);
+		json_t *stmt = json_object_get(raw, "stmt");
+		json_t *loc = json_object_get(raw, "stmt_location");
+		size_t at =
+			body->offset +
+			(json_is_integer(loc) ? (size_t)json_integer_value(loc)
+		                              : 0);
+
+		/* stmt_location counts leading blanks; point at the word */
+		while (at < body->offset + len &&
+		       sqlexpr_is_space((unsigned char)text[at - body->offset]))
+			at++;
+		for (size_t k = 0;
+		     k < sizeof(sqlexpr_refused) / sizeof(sqlexpr_refused[0]);
+		     k++) {
+			json_t *node =
+				json_object_get(stmt, sqlexpr_refused[k].node);
+
+			if (node == NULL ||
+			    (sqlexpr_refused[k].flag != NULL &&
+			     !json_is_true(json_object_get(
+				     node, sqlexpr_refused[k].flag))))
+				continue;
+			zdmc_diag_error(diag, at, "%s cannot hold this: %s",
+			                what, sqlexpr_refused[k].why);
+			error = -1;
+		}
+	}
+
+cleanup:
+	json_decref(tree);
+	return error;
+}

@@ -124,6 +124,19 @@ int zdmc_sqlexpr_check_table(zdmc_arena *arena, zdmc_diag *diag,
                              const zdmc_expr *body);
 
 /*
+ * The body of a sql (...) statement or its reverse: one or more of
+ * PostgreSQL's statements, parsed as they are.  Reports at its source
+ * position a syntax error, an empty body, and a statement a zdm step cannot
+ * hold, with the reason: a transaction command (BEGIN, COMMIT, SAVEPOINT,
+ * ...: each step is its own transaction), and what PostgreSQL will not run
+ * in a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, CREATE
+ * DATABASE, ...).  what names the clause ("sql", "reverse").  Returns 0 or
+ * -1.
+ */
+int zdmc_sqlexpr_check_statements(zdmc_arena *arena, zdmc_diag *diag,
+                                  const zdmc_expr *body, const char *what);
+
+/*
  * Rebind column references: a copy of the expression's text in which every
  * reference is replaced by map(ctx, ref) (or left as written when map returns
  * NULL).  The rest of the text, comments included, is kept byte for byte.

@@ -109,6 +109,7 @@ static zdmc_stmt *grammar_stmt(zdmc_parse_ctx *ctx, const zdmc_name *schema,
 %token <name> PRIMARY "primary" REFERENCES "references" RESTRICT "restrict"
 %token <name> UNIQUE "unique" UPDATE "update"
 %token <name> CREATE "create" INDEX "index" CONCURRENTLY "concurrently"
+%token <name> SQL_P "sql"
 
 %type <name> name type_word
 %type <option> opt_with option_list option
@@ -138,6 +139,7 @@ toplevel:
 	| create_index_stmt ';' { ctx->in_stmt = false; }
 	| create_table_stmt ';' { ctx->in_stmt = false; }
 	| drop_table_stmt ';'   { ctx->in_stmt = false; }
+	| sql_stmt ';'          { ctx->in_stmt = false; }
 	| error ';'             { yyerrok; ctx->in_stmt = false; }
 	;
 
@@ -312,6 +314,47 @@ drop_table_stmt:
 		ctx->mig->last_stmt->offset = @1.first;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
+	}
+	;
+
+/* sql (STATEMENTS) [reverse (STATEMENTS)] [at contract]: PostgreSQL's
+ * statements as they are, for libpg_query to judge; a statement on no
+ * table (compiler/sqlstmt.c) */
+sql_stmt:
+	SQL_P EXPR
+	{
+		zdmc_name none = {NULL, @1.first, false};
+		zdmc_sql *n = (zdmc_sql *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SQL, sizeof(zdmc_sql), @1.first);
+
+		grammar_stmt(ctx, NULL, &none, @1.first);
+		n->body = $2;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	opt_sql_reverse opt_sql_at
+	;
+
+opt_sql_reverse:
+	%empty
+	| REVERSE EXPR
+	{
+		zdmc_sql *n = (zdmc_sql *)ctx->mig->last_stmt->actions;
+
+		n->reverse = $2;
+	}
+	;
+
+/* "at contract": two plain words, judged by the check (not keywords, so
+ * that neither stops being a name) */
+opt_sql_at:
+	%empty
+	| IDENT IDENT
+	{
+		zdmc_sql *n = (zdmc_sql *)ctx->mig->last_stmt->actions;
+
+		n->at = $1;
+		n->at_phase = $2;
 	}
 	;
 
@@ -748,7 +791,7 @@ typmods:
 name:
 	IDENT | QIDENT | DATA | MIGRATION | IRREVERSIBLE | TYPE | INTO | REVERSE
 	| COLUMNS | ACTION | CASCADE | DELETE | KEY | NO | RESTRICT | UPDATE
-	| INDEX
+	| INDEX | SQL_P
 	;
 
 %%

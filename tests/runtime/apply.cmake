@@ -51,6 +51,8 @@
 #                           (--discard-new-rows); drop table hidden from the
 #                           new version, refused while something depends
 #                           on it
+#   apply_sql               apply_sql.sh: sql (...) without reverse is a
+#                           point of no return: rollback refused past it
 #   apply_rollback_versions_EXAMPLE  apply_rollback_versions.sh: rollback at
 #                           the switch gate after both versions wrote,
 #                           trigger and cdc (drop_column, set_not_null,
@@ -111,6 +113,7 @@ zdm_apply_test(apply_app apply_app.sh)
 zdm_apply_test(apply_autocommit apply_autocommit.sh)
 zdm_apply_test(apply_create_index apply_create_index.sh)
 zdm_apply_test(apply_tables apply_tables.sh)
+zdm_apply_test(apply_sql apply_sql.sh)
 # rollback after both versions wrote, trigger and cdc: the examples of the
 # operations whose rollback depends on what the new version wrote
 foreach(example drop_column set_not_null drop_not_null add_check_using)

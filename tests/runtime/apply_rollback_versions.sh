@@ -47,6 +47,19 @@ else
 	say "$example: $(grep -m1 'not supported with sync = cdc' "$work/${example}_cdc_probe.err"); the cdc case is skipped"
 fi
 
+# after a failure: what zdm sync said, and the server log's tail
+assert_on_fail()
+{
+	for f in "$work"/sync_*.out "$work"/sync_*.err; do
+		[ -s "$f" ] && { echo "--- $f" >&2; tail -30 "$f" >&2; }
+	done
+	echo "--- server log (last 30 lines)" >&2
+	pg_log | tail -n 30 >&2
+	echo "--- DEBUG rows" >&2
+	psql -X -d rb_cdc -c "SELECT id, name, phone, zdm_new_phone, zdm_sync_pending, region FROM customers WHERE phone IS NULL LIMIT 10" >&2 || true
+	pg_log | grep -n "Nul \|New " | tail -5 >&2 || true
+}
+
 sync_pid=
 sync_start()
 {
