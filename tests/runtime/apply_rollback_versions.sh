@@ -55,9 +55,6 @@ assert_on_fail()
 	done
 	echo "--- server log (last 30 lines)" >&2
 	pg_log | tail -n 30 >&2
-	echo "--- DEBUG rows" >&2
-	psql -X -d rb_cdc -c "SELECT id, name, phone, zdm_new_phone, zdm_sync_pending, region FROM customers WHERE phone IS NULL LIMIT 10" >&2 || true
-	pg_log | grep -n "Nul \|New " | tail -5 >&2 || true
 }
 
 sync_pid=
