@@ -2,9 +2,11 @@
 #
 # apply_autocommit.sh -- steps of kind autocommit (statements PostgreSQL will
 # not run in a transaction block) against a real PostgreSQL: hand-written
-# plans, since zdmc writes no such step yet, each with its plan_sha256
-# computed as docs/plan-format.md says (sha256 of every byte before the
-# plan_sha256 line).  One database per case:
+# plans of one step each, so that every path of the executor is reached
+# directly (zdmc writes such steps for create index, add constraint ...
+# unique and drop not null; their own tests cover them compiled), each with
+# its plan_sha256 computed as docs/plan-format.md says (sha256 of every byte
+# before the plan_sha256 line).  One database per case:
 #
 #   build     CREATE UNIQUE INDEX CONCURRENTLY while a session holds ROW
 #             EXCLUSIVE on the table: the build times out waiting for it
