@@ -1703,6 +1703,20 @@ zdmc_replace_backfill(zdmc_lower_ctx *ctx, const zdmc_table *t)
 		     k++)
 			zdmc_buf_printf(&sql, "\n   AND %s IS NULL",
 			                Q(ctx, t->changes[j].cols[k].physical));
+	/* cdc: so is a new-version insert that left the new columns NULL,
+	 * where the old version always gives the old column a value (drop
+	 * not null with reverse using): its old column NULL says it, as the
+	 * sync's INSERT rule reads it, and its reverse fills it; computed
+	 * forward here first, its marker cleared, that reverse would find the
+	 * row changed and the old column would stay NULL */
+	for (j = 0; zdmc_lower_is_cdc(ctx) && j < t->nchanges; j++) {
+		const zdmc_change *c = &t->changes[j];
+
+		for (k = 0; replace_has(c) && k < c->nnot_null_dropped; k++)
+			if (zdmc_change_replaces(c, c->not_null_dropped[k]))
+				zdmc_buf_printf(&sql, "\n   AND %s IS NOT NULL",
+				                Q(ctx, c->not_null_dropped[k]));
+	}
 	s = zdmc_lower_step(
 		ctx, ZDMC_STEP_BACKFILL, t,
 		zdmc_arena_printf(
