@@ -1176,6 +1176,51 @@ zdmc_sqlexpr_rewrite(zdmc_arena *arena, const zdmc_sqlexpr *expr,
 	return zdmc_buf_cstr(&buf);
 }
 
+/*
+ * A body of PostgreSQL's syntax written in the source (create index's or
+ * create table's, or a sql statement's), parsed behind prefix: *tree is
+ * the parse tree (the caller json_decref()s it) or, on -1, NULL and the
+ * problem reported at its place -- an empty body (empty names what it
+ * needs), an invalid byte, a syntax error.  what names it in messages.
+ */
+static int
+sqlexpr_parse_body(zdmc_arena *arena, zdmc_diag *diag, const zdmc_expr *body,
+                   const char *prefix, const char *what, const char *empty,
+                   json_t **tree)
+{
+	const char *text = body->text ? body->text : "";
+	size_t len = strlen(text), bad;
+	sqlexpr_failure fail;
+	sqlexpr_query q;
+	sqlexpr_run_status status;
+
+	*tree = NULL;
+	if (sqlexpr_is_blank(text, len)) {
+		zdmc_diag_error(diag, body->offset, "%s", empty);
+		return -1;
+	}
+	bad = sqlexpr_utf8_invalid(text, len);
+	if (bad < len) {
+		zdmc_diag_error(diag, body->offset + bad,
+		                "invalid byte 0x%02x in %s",
+		                (unsigned char)text[bad], what);
+		return -1;
+	}
+	sqlexpr_query_init(&q, arena, prefix, text, len, "", body->offset);
+	status = sqlexpr_run(arena, &q, tree, &fail);
+	if (status == SQLEXPR_RUN_SYNTAX) {
+		zdmc_diag_error(diag, fail.offset, "syntax error in %s: %s",
+		                what, fail.message);
+		return -1;
+	}
+	if (status == SQLEXPR_RUN_TREE) {
+		zdmc_diag_error(diag, fail.offset, "%s is too complex: %s",
+		                what, fail.message);
+		return -1;
+	}
+	return 0;
+}
+
 /* Where a plain column name (an element, an include column) is in the
  * body: its first whole-word occurrence, else the body's start. */
 static size_t
@@ -1250,11 +1295,8 @@ int
 zdmc_sqlexpr_check_index(zdmc_arena *arena, zdmc_diag *diag,
                          const zdmc_expr *body, zdmc_sqlindex *out)
 {
-	const char *text = body->text ? body->text : "";
-	size_t len = strlen(text), bad, cap = 0;
-	sqlexpr_failure fail;
+	size_t cap = 0;
 	sqlexpr_query q;
-	sqlexpr_run_status status;
 	sqlexpr_walk w;
 	json_t *tree = NULL, *stmts, *index, *lists[2];
 	zdmc_buf name;
@@ -1262,34 +1304,14 @@ zdmc_sqlexpr_check_index(zdmc_arena *arena, zdmc_diag *diag,
 
 	memset(out, 0, sizeof(*out));
 	memset(&w, 0, sizeof(w));
-	if (sqlexpr_is_blank(text, len)) {
-		zdmc_diag_error(
-			diag, body->offset,
-			"create index needs its columns, as in (email)");
+	if (sqlexpr_parse_body(arena, diag, body, SQLEXPR_INDEX_PREFIX,
+	                       "create index",
+	                       "create index needs its columns, as in (email)",
+	                       &tree) != 0)
 		goto cleanup;
-	}
-	bad = sqlexpr_utf8_invalid(text, len);
-	if (bad < len) {
-		zdmc_diag_error(diag, body->offset + bad,
-		                "invalid byte 0x%02x in create index",
-		                (unsigned char)text[bad]);
-		goto cleanup;
-	}
-	sqlexpr_query_init(&q, arena, SQLEXPR_INDEX_PREFIX, text, len,
-	                   SQLEXPR_INDEX_SUFFIX, body->offset);
-	status = sqlexpr_run(arena, &q, &tree, &fail);
-	if (status == SQLEXPR_RUN_SYNTAX) {
-		zdmc_diag_error(diag, fail.offset,
-		                "syntax error in create index: %s",
-		                fail.message);
-		goto cleanup;
-	}
-	if (status == SQLEXPR_RUN_TREE) {
-		zdmc_diag_error(diag, fail.offset,
-		                "create index is too complex: %s",
-		                fail.message);
-		goto cleanup;
-	}
+	/* the walk maps its locations through the same wrapping */
+	sqlexpr_query_init(&q, arena, SQLEXPR_INDEX_PREFIX, body->text,
+	                   strlen(body->text), "", body->offset);
 	stmts = json_object_get(tree, "stmts");
 	index = json_object_get(
 		json_object_get(json_array_get(stmts, 0), "stmt"), "IndexStmt");
@@ -1371,42 +1393,14 @@ int
 zdmc_sqlexpr_check_table(zdmc_arena *arena, zdmc_diag *diag,
                          const zdmc_expr *body)
 {
-	const char *text = body->text ? body->text : "";
-	size_t len = strlen(text), bad;
-	sqlexpr_failure fail;
-	sqlexpr_query q;
-	sqlexpr_run_status status;
 	json_t *tree = NULL, *stmts;
 	int error = -1;
 
-	if (sqlexpr_is_blank(text, len)) {
-		zdmc_diag_error(
-			diag, body->offset,
-			"create table needs its columns, as in (id bigint PRIMARY KEY)");
+	if (sqlexpr_parse_body(
+		    arena, diag, body, SQLEXPR_TABLE_PREFIX, "create table",
+		    "create table needs its columns, as in (id bigint PRIMARY KEY)",
+		    &tree) != 0)
 		goto cleanup;
-	}
-	bad = sqlexpr_utf8_invalid(text, len);
-	if (bad < len) {
-		zdmc_diag_error(diag, body->offset + bad,
-		                "invalid byte 0x%02x in create table",
-		                (unsigned char)text[bad]);
-		goto cleanup;
-	}
-	sqlexpr_query_init(&q, arena, SQLEXPR_TABLE_PREFIX, text, len, "",
-	                   body->offset);
-	status = sqlexpr_run(arena, &q, &tree, &fail);
-	if (status == SQLEXPR_RUN_SYNTAX) {
-		zdmc_diag_error(diag, fail.offset,
-		                "syntax error in create table: %s",
-		                fail.message);
-		goto cleanup;
-	}
-	if (status == SQLEXPR_RUN_TREE) {
-		zdmc_diag_error(diag, fail.offset,
-		                "create table is too complex: %s",
-		                fail.message);
-		goto cleanup;
-	}
 	stmts = json_object_get(tree, "stmts");
 	if (json_array_size(stmts) != 1 ||
 	    !json_is_object(json_object_get(
@@ -1457,37 +1451,15 @@ zdmc_sqlexpr_check_statements(zdmc_arena *arena, zdmc_diag *diag,
                               const zdmc_expr *body, const char *what)
 {
 	const char *text = body->text ? body->text : "";
-	size_t len = strlen(text), bad;
-	sqlexpr_failure fail;
-	sqlexpr_query q;
-	sqlexpr_run_status status;
+	size_t len = strlen(text);
 	json_t *tree = NULL, *stmts;
 	int error = -1;
 
-	if (sqlexpr_is_blank(text, len)) {
-		zdmc_diag_error(diag, body->offset, "empty %s: no statement",
-		                what);
+	if (sqlexpr_parse_body(
+		    arena, diag, body, "", what,
+		    zdmc_arena_printf(arena, "empty %s: no statement", what),
+		    &tree) != 0)
 		goto cleanup;
-	}
-	bad = sqlexpr_utf8_invalid(text, len);
-	if (bad < len) {
-		zdmc_diag_error(diag, body->offset + bad,
-		                "invalid byte 0x%02x in %s",
-		                (unsigned char)text[bad], what);
-		goto cleanup;
-	}
-	sqlexpr_query_init(&q, arena, "", text, len, "", body->offset);
-	status = sqlexpr_run(arena, &q, &tree, &fail);
-	if (status == SQLEXPR_RUN_SYNTAX) {
-		zdmc_diag_error(diag, fail.offset, "syntax error in %s: %s",
-		                what, fail.message);
-		goto cleanup;
-	}
-	if (status == SQLEXPR_RUN_TREE) {
-		zdmc_diag_error(diag, fail.offset, "%s is too complex: %s",
-		                what, fail.message);
-		goto cleanup;
-	}
 	stmts = json_object_get(tree, "stmts");
 	if (json_array_size(stmts) == 0) {
 		zdmc_diag_error(diag, body->offset, "empty %s: no statement",
