@@ -114,33 +114,33 @@ timed()
 
 # ---- the methods --------------------------------------------------------------
 
+# run_pg RUN M SQL...: PostgreSQL's own statements for constraint M, timed
+# on a fresh copy (run 0: the warm-up, not recorded).
+run_pg()
+{
+	local run=$1 m=$2 db=bench_pg_$2_$1 s
+	shift 2
+	fresh "$db"
+	s=$(timed "$db" "$@")
+	[ "$run" = 0 ] || record "$run" "pg-$m" wall_s "$s"
+	drop_db "$db"
+}
+
 run_pg_unique()
 {
-	local run=$1 db=bench_pg_unique_$1 s
-	fresh "$db"
-	s=$(timed "$db" 'CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON public.users (email)')
-	[ "$run" = 0 ] || record "$run" pg-unique wall_s "$s"
-	drop_db "$db"
+	run_pg "$1" unique 'CREATE UNIQUE INDEX CONCURRENTLY users_email_key ON public.users (email)'
 }
 
 run_pg_index()
 {
-	local run=$1 db=bench_pg_index_$1 s
-	fresh "$db"
-	s=$(timed "$db" 'CREATE INDEX CONCURRENTLY users_name_idx ON public.users (name)')
-	[ "$run" = 0 ] || record "$run" pg-index wall_s "$s"
-	drop_db "$db"
+	run_pg "$1" index 'CREATE INDEX CONCURRENTLY users_name_idx ON public.users (name)'
 }
 
 run_pg_fkey()
 {
-	local run=$1 db=bench_pg_fkey_$1 s
-	fresh "$db"
-	s=$(timed "$db" \
+	run_pg "$1" fkey \
 		'ALTER TABLE public.orders ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES public.users (id) NOT VALID' \
-		'ALTER TABLE public.orders VALIDATE CONSTRAINT orders_user_id_fkey')
-	[ "$run" = 0 ] || record "$run" pg-fkey wall_s "$s"
-	drop_db "$db"
+		'ALTER TABLE public.orders VALIDATE CONSTRAINT orders_user_id_fkey'
 }
 
 # step_seconds DB PLAN KIND|validate: seconds zdm's journal gives the steps
