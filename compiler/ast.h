@@ -122,6 +122,10 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_CREATE_TABLE,      /* create table t body */
 	ZDMC_ACTION_DROP_TABLE,        /* drop table t */
 	ZDMC_ACTION_SQL, /* sql (...) [reverse (...)] [at contract]; no table */
+	ZDMC_ACTION_DROP_INDEX,     /* drop index [s.]n; no table */
+	ZDMC_ACTION_CREATE_TYPE,    /* create type [s.]n as enum ('a', ...) */
+	ZDMC_ACTION_ADD_ENUM_VALUE, /* alter type n add value 'v' [before 'w'] */
+	ZDMC_ACTION_RENAME_ENUM_VALUE, /* alter type n rename value 'a' to 'b' */
 	ZDMC_NACTION_TAGS
 } zdmc_action_tag;
 
@@ -315,6 +319,31 @@ typedef struct zdmc_sql {
 	zdmc_name at; /* the two words after the bodies, when written */
 	zdmc_name at_phase;
 } zdmc_sql;
+
+/* drop index [concurrently] [schema.]name: on no table */
+typedef struct zdmc_drop_index {
+	zdmc_action action;
+	zdmc_name schema; /* name NULL: none written */
+	zdmc_name name;
+} zdmc_drop_index;
+
+/*
+ * create type [schema.]name as enum ('a', ...), and alter type's add value
+ * and rename value: on no table.  The words "as enum", "value", "before"
+ * and "after" are plain words the check judges (keywords would stop them
+ * being names).  An enum label is a zdmc_name with quoted set.
+ */
+typedef struct zdmc_enum_stmt {
+	zdmc_action action;
+	zdmc_name schema; /* name NULL: none written */
+	zdmc_name name;
+	zdmc_name words[2];    /* "as" "enum", or "value" (words[1] unused) */
+	zdmc_name_list labels; /* create type: the labels */
+	zdmc_name label;       /* add value 'v', rename value 'a' */
+	zdmc_name to;          /* rename value: 'b' */
+	zdmc_name position;    /* add value: "before" or "after", or none */
+	zdmc_name neighbour;   /* add value: the label it is placed by */
+} zdmc_enum_stmt;
 
 /* The node behind a header, checked against its tag (as PostgreSQL's
  * castNode): a mismatch is a programming error. */

@@ -795,6 +795,15 @@ check_schemas(check_ctx *ctx)
 		}
 		t->version_schema = model->version_schemas[j];
 	}
+	if (model->ntables == 0) {
+		/* statements on no table alone: the new version still gets its
+		 * schema (empty), so that both versions connect as for any
+		 * migration and the plan keeps its shape */
+		model->schemas[0] = "public";
+		model->version_schemas[0] = zdmc_arena_printf(
+			ctx->arena, "public_%s", model->migration);
+		model->nschemas = 1;
+	}
 	model->version_schema = model->version_schemas[0];
 	for (i = 0; i < model->nschemas; i++)
 		for (j = 0; j < model->ntables; j++) {
@@ -1077,11 +1086,11 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 					"schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
 					stmt->schema.name);
 		}
-		/* a statement on no table: sql (...) */
+		/* a statement on no table: sql (...), drop index, ... */
 		if (stmt->table.name == NULL) {
 			for (a = stmt->actions; a != NULL; a = a->next)
-				zdmc_sqlstmt_check(arena, diag, &out->options,
-				                   a, &out->sqls, &out->nsqls);
+				zdmc_sqlstmt_check(&ctx, &out->options, a,
+				                   &out->sqls, &out->nsqls);
 			continue;
 		}
 		check_ident_length(&ctx, &stmt->table);
@@ -1097,12 +1106,13 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		}
 		ctx.cur = NULL;
 	}
-	/* the plan's new version is a schema of views of the tables: with
-	 * no table there is none to give it */
-	if (out->ntables == 0 && out->nsqls > 0)
+	/* zdm sync carries the changes of tables: with none, it has
+	 * nothing to do */
+	if (out->ntables == 0 && out->nsqls > 0 &&
+	    strcmp(out->options.sync, "cdc") == 0)
 		zdmc_diag_error(
 			diag, out->sqls[0].offset,
-			"a migration of sql (...) statements alone is not supported yet: put them in a migration that changes a table");
+			"sync = cdc needs a table to keep in sync, and this migration changes none: leave sync out");
 	for (i = 0; i < out->ntables; i++) {
 		size_t j;
 
@@ -1128,7 +1138,7 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 			}
 	}
 	check_table_names(&ctx);
-	if (out->migration != NULL && out->ntables > 0)
+	if (out->migration != NULL && (out->ntables > 0 || out->nsqls > 0))
 		check_schemas(&ctx);
 	check_derived_names(&ctx, mig);
 	check_cdc(&ctx, mig);

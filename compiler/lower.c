@@ -735,6 +735,18 @@ lower_expand(lower_ctx *ctx)
 	lower_approval_gate(ctx, ZDMC_PHASE_EXPAND);
 	if (lower_is_native(ctx))
 		lower_cdc_expand_source(ctx);
+	if (m->ntables == 0)
+		/* statements on no table alone: an empty schema for the new
+		 * version, made as a table's first one would be */
+		lower_step(ctx, ZDMC_STEP_SQL, NULL,
+		           zdmc_arena_printf(
+				   ctx->arena,
+				   "create schema %s for the new version",
+				   m->version_schema),
+		           zdmc_arena_printf(ctx->arena, "CREATE SCHEMA %s",
+		                             Q(ctx, m->version_schema)),
+		           zdmc_arena_printf(ctx->arena, "DROP SCHEMA %s",
+		                             Q(ctx, m->version_schema)));
 	for (i = 0; i < m->ntables; i++) {
 		const zdmc_table *t = &m->tables[i];
 		const char *schema = Q(ctx, t->version_schema);
@@ -1081,6 +1093,7 @@ lower_summary(lower_ctx *ctx)
 {
 	const zdmc_model *m = ctx->model;
 	zdmc_plan_table **ttail = &ctx->plan->tables;
+	zdmc_plan_statement **stail = &ctx->plan->statements;
 	size_t i, j;
 
 	for (i = 0; i < m->ntables; i++) {
@@ -1095,6 +1108,23 @@ lower_summary(lower_ctx *ctx)
 		}
 		*ttail = pt;
 		ttail = &pt->next;
+	}
+	for (i = 0; i < m->nsqls; i++) {
+		const zdmc_sqlstmt *q = &m->sqls[i];
+		zdmc_plan_statement *ps =
+			ZDMC_NEW(ctx->arena, zdmc_plan_statement);
+
+		ps->statement = q->statement;
+		ps->at = lower_at(ctx, q->offset);
+		ps->summary = q->summary;
+		ps->index_dropped = q->index_dropped;
+		ps->type_created = q->type_created;
+		ps->enum_type = q->enum_type;
+		ps->label_added = q->label_added;
+		ps->label_renamed = q->label_renamed;
+		ps->label_renamed_to = q->label_renamed_to;
+		*stail = ps;
+		stail = &ps->next;
 	}
 }
 

@@ -149,12 +149,28 @@ typedef struct zdmc_model {
 	size_t nsqls;
 } zdmc_model;
 
-/* sql (STATEMENTS) [reverse (STATEMENTS)] [at contract] (sqlstmt.c). */
+/*
+ * A statement on no table (sqlstmt.h): sql (...), drop index, and the
+ * enum type statements.  One step each, placed among the tables' in
+ * source order; its facts are the plan's statements[] entry.
+ */
 typedef struct zdmc_sqlstmt {
+	const char *statement; /* the plan's statement: sql, drop_index, ... */
+	const char *summary;   /* one sentence for people */
+	const char *description; /* its step's */
 	const char *sql;
 	const char *reverse; /* NULL: none, a point of no return */
 	bool at_contract;
+	bool autocommit; /* outside a transaction block (DROP INDEX
+	                  * CONCURRENTLY) */
 	size_t offset;
+	/* facts, each NULL when it does not apply; names quoted, qualified */
+	const char *index_dropped;    /* must exist, back no constraint */
+	const char *type_created;     /* must be free */
+	const char *enum_type;        /* must be an enum, or created above */
+	const char *label_added;      /* enum_type must not have it yet */
+	const char *label_renamed;    /* enum_type must have it ... */
+	const char *label_renamed_to; /* ... and not this one */
 } zdmc_sqlstmt;
 
 /* Check mig; on success (no errors in diag) fill *out. Returns 0 or -1. */

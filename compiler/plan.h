@@ -161,6 +161,24 @@ typedef struct zdmc_plan_change {
 	struct zdmc_plan_change *next;
 } zdmc_plan_change;
 
+/*
+ * A statement on no table (statements[], plan format 3, optional): what
+ * it is, and the facts preflight checks before anything runs.  Each fact
+ * NULL when it does not apply.
+ */
+typedef struct zdmc_plan_statement {
+	const char *statement; /* sql, drop_index, create_type, ... */
+	const char *at;
+	const char *summary;
+	const char *index_dropped;    /* exists, backs no constraint */
+	const char *type_created;     /* the name is free */
+	const char *enum_type;        /* an enum, or created above */
+	const char *label_added;      /* enum_type lacks it */
+	const char *label_renamed;    /* enum_type has it ... */
+	const char *label_renamed_to; /* ... and lacks this one */
+	struct zdmc_plan_statement *next;
+} zdmc_plan_statement;
+
 typedef struct zdmc_plan_table {
 	const char *name; /* quoted qualified, e.g. public.users */
 	zdmc_plan_change *changes;
@@ -243,7 +261,8 @@ typedef struct zdmc_plan {
 	size_t nversion_schemas;
 	const char *search_path; /* what new-version clients set */
 	zdmc_plan_table *tables;
-	zdmc_plan_cdc *cdc; /* sync = cdc; else NULL */
+	zdmc_plan_statement *statements; /* NULL: none */
+	zdmc_plan_cdc *cdc;              /* sync = cdc; else NULL */
 	zdmc_plan_phase *phases;
 } zdmc_plan;
 

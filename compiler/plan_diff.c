@@ -857,7 +857,8 @@ diff_names(zdmc_buf *b, const char *key, char *const *names, size_t n)
 }
 
 /*
- * tables[].changes as plain lines, one per change, for a line diff: the
+ * tables[].changes and statements[] as plain lines, one per change, for
+ * a line diff: the
  * change's name, then its facts (never interpreted by name), so two plans
  * that do the same thing read the same whatever version wrote them.  The
  * summary is left out: it restates the facts.
@@ -949,6 +950,12 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 			zdmc_buf_puts(&b, "\n");
 		}
 	}
+	/* a statement on no table: its summary names its object and labels,
+	 * which are all its facts say */
+	for (t = 0; t < p->nstatements; t++)
+		zdmc_buf_printf(&b, "statement %s: %s\n",
+		                p->statements[t].statement,
+		                p->statements[t].summary);
 	return zdmc_buf_cstr(&b);
 }
 

@@ -302,7 +302,7 @@ explain_changes(zdmc_buf *b, const zdm_plan *plan)
 	size_t t, i;
 
 	zdmc_buf_puts(b, "## Changes\n\n");
-	if (plan->ntable_info == 0)
+	if (plan->ntable_info == 0 && plan->nstatements == 0)
 		zdmc_buf_puts(b, "The plan lists no tables.\n\n");
 	for (t = 0; t < plan->ntable_info; t++) {
 		const zdm_table_info *ti = &plan->table_info[t];
@@ -318,6 +318,20 @@ explain_changes(zdmc_buf *b, const zdm_plan *plan)
 		}
 		zdmc_buf_puts(b, "\n");
 	}
+	/* statements on no table, in the order written */
+	if (plan->nstatements > 0)
+		zdmc_buf_puts(b, "### Statements on no table\n\n");
+	for (i = 0; i < plan->nstatements; i++) {
+		const zdm_statement *st = &plan->statements[i];
+
+		zdmc_buf_puts(b, "- ");
+		zdmc_md_text(b, st->summary, false);
+		zdmc_buf_puts(b, " (");
+		zdmc_md_text(b, st->at, false);
+		zdmc_buf_puts(b, ")\n");
+	}
+	if (plan->nstatements > 0)
+		zdmc_buf_puts(b, "\n");
 }
 
 /* ---- at a glance ------------------------------------------------------- */

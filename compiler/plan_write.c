@@ -664,6 +664,34 @@ write_tables(plan_writer *w, const zdmc_plan *plan)
 	emit_sequence_end(w);
 }
 
+/* statements[]: left out when the migration has none, so that a plan
+ * without them reads as before */
+static void
+write_statements(plan_writer *w, const zdmc_plan *plan)
+{
+	size_t n = 0;
+
+	if (plan->statements == NULL)
+		return;
+	emit_key(w, "statements");
+	emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);
+	for (const zdmc_plan_statement *s = plan->statements; s; s = s->next) {
+		writer_where(w, "statements[%zu]", ++n);
+		emit_mapping_start(w);
+		put_string(w, "statement", s->statement);
+		put_string(w, "at", s->at);
+		put_string(w, "summary", s->summary);
+		put_optional_string(w, "index_dropped", s->index_dropped);
+		put_optional_string(w, "type_created", s->type_created);
+		put_optional_string(w, "enum_type", s->enum_type);
+		put_optional_string(w, "label_added", s->label_added);
+		put_optional_string(w, "label_renamed", s->label_renamed);
+		put_optional_string(w, "label_renamed_to", s->label_renamed_to);
+		emit_mapping_end(w);
+	}
+	emit_sequence_end(w);
+}
+
 static const char *
 step_kind_name(zdmc_step_kind kind)
 {
@@ -911,6 +939,7 @@ write_document(plan_writer *w, const zdmc_plan *plan)
 	emit_mapping_end(w);
 
 	write_tables(w, plan);
+	write_statements(w, plan);
 	if (plan->cdc)
 		write_cdc(w, plan->cdc);
 	write_phases(w, plan);

@@ -1,22 +1,97 @@
 /*
- * sqlstmt.c -- the sql (...) statement (sqlstmt.h).
+ * sqlstmt.c -- the statements on no table (sqlstmt.h): their table, and
+ * the sql (...) statement itself.
  *
- * Its text runs exactly as written, in a step of its own (a transaction of
- * its own, with the plan's lock_timeout): at expand, before the tables that
- * come after it in the source (a function created here can be used by an
- * index built below it), or at contract with "at contract".  Its reverse is
- * its compensation.  Without one, rollback cannot undo it: the step is a
- * point of no return, and the compiler wants a person to approve the phase
- * it runs in.  Its locks are the explain's to show, like any step's.
+ * Each runs in a step of its own: a transaction of its own with the
+ * plan's lock_timeout, or, for what PostgreSQL refuses in a transaction
+ * block, an autocommit step.  It is placed among the tables' steps in the
+ * order written: at expand, before the tables that come after it in the
+ * source (a function or a type created here can be used by a table's
+ * change below it), or at contract.  Its reverse is its compensation;
+ * without one, rollback cannot undo it and the step is a point of no
+ * return.
  *
- * Must not: rewrite the statements, or guess what they touch (no facts;
- * preflight knows nothing of them).
+ * sql (...)'s text runs exactly as written.  Without reverse, the compiler
+ * wants a person to approve the phase it runs in, since nobody but its
+ * author knows what it does.  Its locks are the explain's to show, like
+ * any step's.
+ *
+ * Must not: rewrite sql's statements, or guess what they touch (sql has
+ * no facts; preflight knows nothing of it).
  */
 #include "sqlstmt.h"
 
 #include <string.h>
+#include <strings.h>
 
+#include "ident.h"
 #include "sqlexpr.h"
+
+/* The statements on no table, by the tag of their action. */
+static const struct {
+	zdmc_action_tag tag;
+	zdmc_sqlstmt_check_fn check;
+} sqlstmt_table[] = {
+	{ZDMC_ACTION_SQL, zdmc_sql_check},
+	{ZDMC_ACTION_DROP_INDEX, zdmc_drop_index_check},
+	{ZDMC_ACTION_CREATE_TYPE, zdmc_create_type_check},
+	{ZDMC_ACTION_ADD_ENUM_VALUE, zdmc_add_enum_value_check},
+	{ZDMC_ACTION_RENAME_ENUM_VALUE, zdmc_rename_enum_value_check},
+};
+
+static zdmc_sqlstmt_check_fn
+sqlstmt_check_for(const zdmc_action *action)
+{
+	for (size_t i = 0; i < sizeof(sqlstmt_table) / sizeof(sqlstmt_table[0]);
+	     i++)
+		if (sqlstmt_table[i].tag == action->tag)
+			return sqlstmt_table[i].check;
+	return NULL;
+}
+
+bool
+zdmc_sqlstmt_is(const zdmc_action *action)
+{
+	return sqlstmt_check_for(action) != NULL;
+}
+
+void
+zdmc_sqlstmt_check(zdmc_check_ctx *ck, const zdmc_options *options,
+                   const zdmc_action *action, zdmc_sqlstmt **sqls,
+                   size_t *nsqls)
+{
+	zdmc_arena *arena = zdmc_check_arena(ck);
+	zdmc_sqlstmt s, *grown;
+
+	memset(&s, 0, sizeof(s));
+	s.offset = action->offset;
+	if (sqlstmt_check_for(action)(ck, options, action, &s) < 0)
+		return;
+	grown = zdmc_arena_alloc(arena, (*nsqls + 1) * sizeof(*grown));
+	if (*nsqls)
+		memcpy(grown, *sqls, *nsqls * sizeof(*grown));
+	grown[*nsqls] = s;
+	*sqls = grown;
+	(*nsqls)++;
+}
+
+const char *
+zdmc_sqlstmt_object(zdmc_check_ctx *ck, const zdmc_name *schema,
+                    const zdmc_name *name)
+{
+	zdmc_check_ident_length(ck, name);
+	if (schema->name == NULL)
+		return zdmc_ident_qualified(zdmc_check_arena(ck), "public",
+		                            name->name);
+	zdmc_check_ident_length(ck, schema);
+	if (strncasecmp(schema->name, "zdm", 3) == 0)
+		zdmc_diag_error(
+			zdmc_check_diag(ck), schema->offset,
+			"schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
+			schema->name);
+	return zdmc_ident_qualified(zdmc_check_arena(ck), schema->name,
+	                            name->name);
+}
 
 /* The statements without the blank lines and spaces around them (the
  * parentheses' own layout in the source). */
@@ -34,14 +109,14 @@ sqlstmt_trim(zdmc_arena *arena, const char *text)
 	return zdmc_arena_strndup(arena, text, len);
 }
 
-void
-zdmc_sqlstmt_check(zdmc_arena *arena, zdmc_diag *diag,
-                   const zdmc_options *options, const zdmc_action *action,
-                   zdmc_sqlstmt **sqls, size_t *nsqls)
+int
+zdmc_sql_check(zdmc_check_ctx *ck, const zdmc_options *options,
+               const zdmc_action *action, zdmc_sqlstmt *out)
 {
 	const zdmc_sql *n = ZDMC_ACTION_CAST(zdmc_sql, ZDMC_ACTION_SQL, action);
+	zdmc_arena *arena = zdmc_check_arena(ck);
+	zdmc_diag *diag = zdmc_check_diag(ck);
 	zdmc_phase phase;
-	zdmc_sqlstmt *grown;
 	int bad = 0;
 
 	bad |= zdmc_sqlexpr_check_statements(arena, diag, &n->body, "sql");
@@ -66,31 +141,38 @@ zdmc_sqlstmt_check(zdmc_arena *arena, zdmc_diag *diag,
 		bad = -1;
 	}
 	if (bad)
-		return;
-	grown = zdmc_arena_alloc(arena, (*nsqls + 1) * sizeof(*grown));
-	if (*nsqls)
-		memcpy(grown, *sqls, *nsqls * sizeof(*grown));
-	grown[*nsqls].sql = sqlstmt_trim(arena, n->body.text);
-	grown[*nsqls].reverse =
+		return -1;
+	out->statement = "sql";
+	out->sql = sqlstmt_trim(arena, n->body.text);
+	out->reverse =
 		n->reverse.text ? sqlstmt_trim(arena, n->reverse.text) : NULL;
-	grown[*nsqls].at_contract = n->at.name != NULL;
-	grown[*nsqls].offset = action->offset;
-	*sqls = grown;
-	(*nsqls)++;
+	out->at_contract = n->at.name != NULL;
+	out->summary = out->reverse
+	                       ? "the migration's own SQL"
+	                       : "the migration's own SQL, without reverse";
+	return 0;
 }
 
 void
 zdmc_sqlstmt_lower(zdmc_lower_ctx *l, const zdmc_sqlstmt *s)
 {
-	zdmc_plan_step *step = zdmc_lower_step(
-		l, ZDMC_STEP_SQL, NULL,
-		zdmc_arena_printf(
+	const char *description = s->description;
+	zdmc_plan_step *step;
+
+	if (description == NULL)
+		description = zdmc_arena_printf(
 			l->arena, "the migration's own SQL (%s)%s",
 			zdmc_lower_at(l, s->offset),
 			s->reverse
 				? ""
-				: "; rollback cannot undo it: a point of no return"),
-		zdmc_arena_strdup(l->arena, s->sql), s->reverse);
-
+				: "; rollback cannot undo it: a point of no return");
+	if (s->autocommit)
+		step = zdmc_lower_autocommit_step(
+			l, NULL, description,
+			zdmc_arena_strdup(l->arena, s->sql), s->reverse, NULL);
+	else
+		step = zdmc_lower_step(l, ZDMC_STEP_SQL, NULL, description,
+		                       zdmc_arena_strdup(l->arena, s->sql),
+		                       s->reverse);
 	step->point_of_no_return = s->reverse == NULL;
 }

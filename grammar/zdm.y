@@ -48,6 +48,12 @@ static zdmc_name_list grammar_name_list(const struct grammar_names *names,
 static zdmc_add_foreign_key *grammar_fkey(zdmc_parse_ctx *ctx, size_t offset);
 static zdmc_stmt *grammar_stmt(zdmc_parse_ctx *ctx, const zdmc_name *schema,
                                const zdmc_name *table, size_t offset);
+static struct grammar_names grammar_names_add(zdmc_parse_ctx *ctx,
+                                              const struct grammar_names *list,
+                                              const zdmc_name *name);
+static zdmc_enum_stmt *grammar_enum(zdmc_parse_ctx *ctx, zdmc_action_tag tag,
+                                    const zdmc_name *schema,
+                                    const zdmc_name *name, size_t offset);
 
 #define YYLLOC_DEFAULT(Cur, Rhs, N)                                \
 	do {                                                       \
@@ -89,6 +95,11 @@ static zdmc_stmt *grammar_stmt(zdmc_parse_ctx *ctx, const zdmc_name *schema,
 		size_t cap;
 	} names;
 	zdmc_add_foreign_key *fkey;
+	zdmc_enum_stmt *enumstmt;
+	struct {
+		zdmc_name schema; /* name NULL: none written */
+		zdmc_name name;
+	} qname;
 }
 
 %token <name> IDENT "identifier"
@@ -111,9 +122,11 @@ static zdmc_stmt *grammar_stmt(zdmc_parse_ctx *ctx, const zdmc_name *schema,
 %token <name> CREATE "create" INDEX "index" CONCURRENTLY "concurrently"
 %token <name> SQL_P "sql"
 
-%type <name> name type_word
+%type <name> name type_word label
+%type <qname> object_name
 %type <option> opt_with option_list option
-%type <names> name_list
+%type <names> name_list label_list
+%type <enumstmt> type_head
 %type <fkey> fk_references
 %type <coldef> coldef
 %type <reverse> opt_reverse
@@ -140,6 +153,8 @@ toplevel:
 	| create_table_stmt ';' { ctx->in_stmt = false; }
 	| drop_table_stmt ';'   { ctx->in_stmt = false; }
 	| sql_stmt ';'          { ctx->in_stmt = false; }
+	| drop_index_stmt ';'   { ctx->in_stmt = false; }
+	| type_stmt ';'         { ctx->in_stmt = false; }
 	| error ';'             { yyerrok; ctx->in_stmt = false; }
 	;
 
@@ -227,27 +242,8 @@ option:
 	;
 
 name_list:
-	name
-	{
-		$$.cap = 4;
-		$$.items = zdmc_arena_alloc(ctx->arena, $$.cap * sizeof(zdmc_name));
-		$$.items[0] = $1;
-		$$.n = 1;
-	}
-	| name_list ',' name
-	{
-		/* doubling: a list of n names costs O(n), not O(n^2) */
-		$$ = $1;
-		if ($$.n == $$.cap) {
-			zdmc_name *items = zdmc_arena_alloc(
-				ctx->arena, 2 * $$.cap * sizeof(zdmc_name));
-
-			memcpy(items, $$.items, $$.n * sizeof(zdmc_name));
-			$$.items = items;
-			$$.cap *= 2;
-		}
-		$$.items[$$.n++] = $3;
-	}
+	name                    { $$ = grammar_names_add(ctx, NULL, &$1); }
+	| name_list ',' name    { $$ = grammar_names_add(ctx, &$1, &$3); }
 	;
 
 alter_stmt:
@@ -355,6 +351,103 @@ opt_sql_at:
 
 		n->at = $1;
 		n->at_phase = $2;
+	}
+	;
+
+/* drop index [concurrently] [schema.]name: on no table, the index's
+ * table is the database's to know (compiler/ops/drop_index.c) */
+drop_index_stmt:
+	DROP INDEX opt_concurrently object_name
+	{
+		zdmc_name none = {NULL, @1.first, false};
+		zdmc_drop_index *n = (zdmc_drop_index *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_DROP_INDEX,
+			sizeof(zdmc_drop_index), @1.first);
+
+		grammar_stmt(ctx, NULL, &none, @1.first);
+		n->schema = $4.schema;
+		n->name = $4.name;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	;
+
+/*
+ * create type [schema.]name as enum ('a', ...);
+ * alter type [schema.]name add value 'v' [before | after 'w'];
+ * alter type [schema.]name rename value 'a' to 'b';
+ * statements on no table (compiler/ops/enum_type.c).  "as enum", "value",
+ * "before" and "after" are plain words the check judges.
+ */
+type_stmt:
+	CREATE TYPE object_name IDENT IDENT '(' label_list ')'
+	{
+		zdmc_enum_stmt *n = grammar_enum(ctx, ZDMC_ACTION_CREATE_TYPE,
+		                                 &$3.schema, &$3.name, @1.first);
+
+		n->words[0] = $4;
+		n->words[1] = $5;
+		n->labels = grammar_name_list(&$7, @6.first);
+	}
+	| type_head ADD IDENT label
+	{
+		$1->action.tag = ZDMC_ACTION_ADD_ENUM_VALUE;
+		$1->words[0] = $3;
+		$1->label = $4;
+	}
+	| type_head ADD IDENT label IDENT label
+	{
+		$1->action.tag = ZDMC_ACTION_ADD_ENUM_VALUE;
+		$1->words[0] = $3;
+		$1->label = $4;
+		$1->position = $5;
+		$1->neighbour = $6;
+	}
+	| type_head RENAME IDENT label TO label
+	{
+		$1->action.tag = ZDMC_ACTION_RENAME_ENUM_VALUE;
+		$1->words[0] = $3;
+		$1->label = $4;
+		$1->to = $6;
+	}
+	;
+
+/* alter type [schema.]name: what follows sets the node's tag */
+type_head:
+	ALTER TYPE object_name
+	{
+		$$ = grammar_enum(ctx, ZDMC_ACTION_ADD_ENUM_VALUE, &$3.schema,
+		                  &$3.name, @1.first);
+	}
+	;
+
+/* an enum label: a string, kept as a quoted name */
+label:
+	STRING
+	{
+		$$.name = $1.text;
+		$$.offset = $1.offset;
+		$$.quoted = true;
+	}
+	;
+
+label_list:
+	label                   { $$ = grammar_names_add(ctx, NULL, &$1); }
+	| label_list ',' label  { $$ = grammar_names_add(ctx, &$1, &$3); }
+	;
+
+object_name:
+	name
+	{
+		$$.schema.name = NULL;
+		$$.schema.offset = @1.first;
+		$$.schema.quoted = false;
+		$$.name = $1;
+	}
+	| name '.' name
+	{
+		$$.schema = $1;
+		$$.name = $3;
 	}
 	;
 
@@ -920,4 +1013,47 @@ grammar_stmt(zdmc_parse_ctx *ctx, const zdmc_name *schema,
 	ctx->mig->last_stmt = s;
 	ctx->in_stmt = true;
 	return s;
+}
+
+/* list (NULL: a new one) with name appended; doubling, so that a list of
+ * n names costs O(n), not O(n^2) */
+static struct grammar_names
+grammar_names_add(zdmc_parse_ctx *ctx, const struct grammar_names *list,
+                  const zdmc_name *name)
+{
+	struct grammar_names l;
+
+	if (list == NULL) {
+		l.cap = 4;
+		l.n = 0;
+		l.items = zdmc_arena_alloc(ctx->arena, l.cap * sizeof(zdmc_name));
+	} else
+		l = *list;
+	if (l.n == l.cap) {
+		zdmc_name *items =
+			zdmc_arena_alloc(ctx->arena, 2 * l.cap * sizeof(zdmc_name));
+
+		memcpy(items, l.items, l.n * sizeof(zdmc_name));
+		l.items = items;
+		l.cap *= 2;
+	}
+	l.items[l.n++] = *name;
+	return l;
+}
+
+/* A statement on enum type [schema.]name, on no table: its node, the
+ * statement's only action. */
+static zdmc_enum_stmt *
+grammar_enum(zdmc_parse_ctx *ctx, zdmc_action_tag tag, const zdmc_name *schema,
+             const zdmc_name *name, size_t offset)
+{
+	zdmc_name none = {NULL, offset, false};
+	zdmc_enum_stmt *n = (zdmc_enum_stmt *)zdmc_action_new(
+		ctx->arena, tag, sizeof(zdmc_enum_stmt), offset);
+
+	grammar_stmt(ctx, NULL, &none, offset);
+	n->schema = *schema;
+	n->name = *name;
+	zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action, NULL);
+	return n;
 }

@@ -1285,6 +1285,64 @@ read_change(plan_reader *r, const yaml_node_t *map, const char *what,
  * is set right after its array is allocated, so zdm_plan_free can free a
  * plan whose read stopped half way.
  */
+/* statements[] (optional): each entry's kind, place and facts; the
+ * count is set right after the array is allocated (zdm_plan_free). */
+static int
+read_statements(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
+{
+	static const char *const required[] = {"statement", "at", "summary"};
+	yaml_node_t *list;
+	char what[64];
+	int error;
+
+	if ((error = get_list(r, root, "", "statements", &list)) < 0)
+		return error;
+	if (!list || list_length(list) == 0)
+		return 0;
+	plan->statements = calloc(list_length(list), sizeof(zdm_statement));
+	if (!plan->statements)
+		return reader_fail(r, "out of memory");
+	plan->nstatements = list_length(list);
+	for (size_t i = 0; i < plan->nstatements; i++) {
+		yaml_node_t *item = list_item(r, list, i);
+		zdm_statement *s = &plan->statements[i];
+
+		snprintf(what, sizeof(what), "statements[%zu]", i + 1);
+		if ((error = check_mapping(r, item, what)) < 0 ||
+		    (error = require_keys(r, item, what, required,
+		                          NELEM(required))) < 0 ||
+		    (error = get_string(r, item, what, "statement", false,
+		                        &s->statement)) < 0 ||
+		    (error = get_string(r, item, what, "at", false, &s->at)) <
+		            0 ||
+		    (error = get_string(r, item, what, "summary", false,
+		                        &s->summary)) < 0 ||
+		    (error = get_string(r, item, what, "index_dropped", true,
+		                        &s->index_dropped)) < 0 ||
+		    (error = get_string(r, item, what, "type_created", true,
+		                        &s->type_created)) < 0 ||
+		    (error = get_string(r, item, what, "enum_type", true,
+		                        &s->enum_type)) < 0 ||
+		    (error = get_string(r, item, what, "label_added", true,
+		                        &s->label_added)) < 0 ||
+		    (error = get_string(r, item, what, "label_renamed", true,
+		                        &s->label_renamed)) < 0 ||
+		    (error = get_string(r, item, what, "label_renamed_to", true,
+		                        &s->label_renamed_to)) < 0)
+			return error;
+		if ((s->label_added || s->label_renamed) && !s->enum_type)
+			return reader_fail_at(
+				r, item, "%s: a label without \"enum_type\"",
+				what);
+		if ((s->label_renamed == NULL) != (s->label_renamed_to == NULL))
+			return reader_fail_at(
+				r, item,
+				"%s: \"label_renamed\" and \"label_renamed_to\" go together",
+				what);
+	}
+	return 0;
+}
+
 static int
 read_tables(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 {
@@ -2166,6 +2224,7 @@ read_plan(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 	    (error = read_options(r, root, plan)) < 0 ||
 	    (error = read_new_version(r, root, plan)) < 0 ||
 	    (error = read_tables(r, root, plan)) < 0 ||
+	    (error = read_statements(r, root, plan)) < 0 ||
 	    (error = read_cdc(r, root, plan)) < 0 ||
 	    (error = read_phases(r, root, plan)) < 0)
 		return error;
@@ -2462,6 +2521,20 @@ zdm_plan_free(zdm_plan *plan)
 		free(info->name);
 	}
 	free(plan->table_info);
+	for (size_t i = 0; i < plan->nstatements; i++) {
+		zdm_statement *st = &plan->statements[i];
+
+		free(st->statement);
+		free(st->at);
+		free(st->summary);
+		free(st->index_dropped);
+		free(st->type_created);
+		free(st->enum_type);
+		free(st->label_added);
+		free(st->label_renamed);
+		free(st->label_renamed_to);
+	}
+	free(plan->statements);
 	for (size_t i = 0; i < plan->nsteps; i++) {
 		zdm_step *s = &plan->steps[i];
 

@@ -249,6 +249,23 @@ typedef struct zdm_table_info {
 	size_t nchanges;
 } zdm_table_info;
 
+/*
+ * A statement on no table (statements[], format 3, optional): sql, a
+ * dropped index, an enum type.  Its facts are what preflight checks; each
+ * NULL when it does not apply.
+ */
+typedef struct zdm_statement {
+	char *statement; /* sql, drop_index, create_type, add_enum_value, ... */
+	char *at;
+	char *summary;
+	char *index_dropped;    /* exists, backs no constraint */
+	char *type_created;     /* the name is free */
+	char *enum_type;        /* an enum, or a type_created above */
+	char *label_added;      /* enum_type lacks it */
+	char *label_renamed;    /* enum_type has it ... */
+	char *label_renamed_to; /* ... and lacks this one */
+} zdm_statement;
+
 typedef struct zdm_plan {
 	int format_version;
 	char *migration;
@@ -278,6 +295,8 @@ typedef struct zdm_plan {
 	size_t ntables;
 	zdm_table_info *table_info; /* the same tables, with their changes */
 	size_t ntable_info;
+	zdm_statement *statements; /* statements[] (none: NULL, 0) */
+	size_t nstatements;
 	zdm_cdc_plan *cdc; /* sync = cdc (version 2); else NULL */
 	zdm_step *steps;   /* every step of every phase, in order */
 	size_t nsteps;

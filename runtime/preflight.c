@@ -463,10 +463,45 @@ static const char SQL_TABLE_NAME_TAKEN[] =
 	" WHERE r.oid = $1::pg_catalog.oid";
 
 /*
+ * An index the plan drops ($1, quoted and qualified): its kind ('i', or
+ * 'I' for a partitioned index, which DROP INDEX CONCURRENTLY refuses) and
+ * the constraints that depend on it (a primary key, unique or exclusion
+ * constraint it backs, a foreign key that references its columns), which
+ * make DROP INDEX fail: no row when nothing has the name.  to_regclass
+ * raises an error on a malformed name: run in a savepoint.
+ */
+static const char SQL_INDEX_TO_DROP[] =
+	"SELECT c.relkind,\n"
+	"       (SELECT pg_catalog.string_agg(pg_catalog.format('constraint %%I of %%s',\n"
+	"                 con.conname, con.conrelid::pg_catalog.regclass), ', '\n"
+	"                 ORDER BY con.conname)\n"
+	"          FROM pg_catalog.pg_constraint AS con\n"
+	"         WHERE con.conindid = c.oid)\n"
+	"  FROM pg_catalog.pg_class AS c\n"
+	" WHERE c.oid = pg_catalog.to_regclass($1::pg_catalog.text)";
+
+/*
+ * An enum type a statement changes ($1, quoted and qualified): whether it
+ * is an enum, and whether it has the labels $2 and $3 (NULL: not asked).
+ * No row: nothing has the name.  to_regtype raises an error on a
+ * malformed name: run in a savepoint.
+ */
+static const char SQL_ENUM_LABELS[] =
+	"SELECT t.typtype = 'e',\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_enum AS e\n"
+	"                WHERE e.enumtypid = t.oid AND e.enumlabel = $2),\n"
+	"       EXISTS (SELECT FROM pg_catalog.pg_enum AS e\n"
+	"                WHERE e.enumtypid = t.oid AND e.enumlabel = $3)\n"
+	"  FROM pg_catalog.pg_type AS t\n"
+	" WHERE t.oid = pg_catalog.to_regtype($1::pg_catalog.text)";
+
+/*
  * A table the plan creates ($1, quoted and qualified): whether its schema
  * exists, and whether a relation or type of its name is there already (a
  * table's row type has the table's name).
  */
+/* A type the plan creates is checked the same way (a table's row type
+ * takes a type's name). */
 static const char SQL_NEW_TABLE[] =
 	"SELECT n.oid IS NOT NULL,\n"
 	"       EXISTS (SELECT FROM pg_catalog.pg_class AS c\n"
@@ -1005,6 +1040,7 @@ static const char SQL_CDC_KEY_COLUMNS[] =
  */
 static const char SQL_CDC_EQUALITY_FMT[] = "SELECT DISTINCT NULL::%s";
 #define ZDM_SQLSTATE_UNDEFINED_FUNCTION "42883"
+#define ZDM_SQLSTATE_UNDEFINED_OBJECT "42704"
 
 /* ---- reporting ---------------------------------------------------------- */
 
@@ -1433,6 +1469,56 @@ check_publications(preflight *pf, const table_check *tc)
 	return 0;
 }
 
+/*
+ * Is type (as a column change writes it: "status_t", "public.status_t",
+ * "status_t[]") one that a statement of the plan creates ("public.status_t",
+ * quoted as needed)?  Such a type does not exist before expand, and
+ * preflight, which changes nothing, cannot create it to try.
+ */
+static bool
+plan_creates_type(const zdm_plan *plan, const char *type)
+{
+	size_t len = strlen(type);
+
+	while (len > 0 && (type[len - 1] == ']' || type[len - 1] == '[' ||
+	                   type[len - 1] == ' '))
+		len--;
+	for (size_t i = 0; i < plan->nstatements; i++) {
+		const char *created = plan->statements[i].type_created;
+		const char *dot;
+
+		if (created == NULL)
+			continue;
+		dot = strrchr(created, '.');
+		if ((strlen(created) == len &&
+		     strncmp(created, type, len) == 0) ||
+		    (dot && strlen(dot + 1) == len &&
+		     strncmp(dot + 1, type, len) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Does a server error message name a type the plan creates ("type
+ * \"public.status_t\" does not exist")? */
+static bool
+message_names_created_type(const zdm_plan *plan, const char *msg)
+{
+	const char *open, *close;
+	char *name;
+	bool found;
+
+	if (msg == NULL || (open = strchr(msg, '"')) == NULL ||
+	    (close = strchr(open + 1, '"')) == NULL)
+		return false;
+	name = strndup(open + 1, (size_t)(close - open - 1));
+	if (name == NULL)
+		return false;
+	found = plan_creates_type(plan, name);
+	free(name);
+	return found;
+}
+
 /* A type the plan will create a column of. */
 static int
 check_type(preflight *pf, const char *object, const char *type)
@@ -1441,6 +1527,8 @@ check_type(preflight *pf, const char *object, const char *type)
 	PGresult *res;
 	char why[256];
 
+	if (plan_creates_type(pf->plan, type))
+		return 0;
 	if (query_guarded(pf, SQL_TYPE_EXISTS, 1, params, &res, why,
 	                  sizeof(why)) < 0)
 		return -1;
@@ -2281,6 +2369,12 @@ analyse_expression(preflight *pf, const char *object, const char *clause,
 	if (state && strcmp(state, ZDM_SQLSTATE_LOCK_NOT_AVAILABLE) == 0)
 		report_info(pf, object, "%s not analysed (%s); expand will",
 		            clause, msg ? msg : "lock timeout");
+	else if (state && strcmp(state, ZDM_SQLSTATE_UNDEFINED_OBJECT) == 0 &&
+	         message_names_created_type(pf->plan, msg))
+		report_info(
+			pf, object,
+			"%s not analysed: it uses a type the plan creates; expand will",
+			clause);
 	else if (state && why_not_state && strcmp(state, why_not_state) == 0)
 		report_info(pf, object, "%s not analysed: %s", clause, why_not);
 	else
@@ -3178,6 +3272,145 @@ check_table(preflight *pf, const zdm_table_info *info)
 	return rc;
 }
 
+/* Was type created by a statement before statement i of the plan? */
+static bool
+created_before(const zdm_plan *plan, size_t i, const char *type)
+{
+	for (size_t j = 0; j < i; j++)
+		if (plan->statements[j].type_created &&
+		    strcmp(plan->statements[j].type_created, type) == 0)
+			return true;
+	return false;
+}
+
+/* drop index: the index exists, can be dropped concurrently, and no
+ * constraint needs it. */
+static int
+check_index_dropped(preflight *pf, const zdm_statement *st)
+{
+	const char *params[1] = {st->index_dropped};
+	PGresult *res;
+	char why[256], object[400];
+	const char *kind;
+
+	snprintf(object, sizeof(object), "index %s", st->index_dropped);
+	if (query_guarded(pf, SQL_INDEX_TO_DROP, 1, params, &res, why,
+	                  sizeof(why)) < 0)
+		return -1;
+	if (!res) {
+		report_problem(pf, object, "is not a relation name (%s)", why);
+		return 0;
+	}
+	if (PQntuples(res) == 0) {
+		report_problem(pf, object, "does not exist (%s)", st->at);
+		PQclear(res);
+		return 0;
+	}
+	kind = value(res, 0, 0);
+	if (strcmp(kind, "I") == 0)
+		report_problem(
+			pf, object,
+			"is an index of a partitioned table, which PostgreSQL cannot drop concurrently (%s)",
+			st->at);
+	else if (strcmp(kind, "i") != 0)
+		report_problem(pf, object, "is not an index (%s)", st->at);
+	else if (!PQgetisnull(res, 0, 1)) {
+		report_problem(pf, object,
+		               "cannot be dropped while %s depends on it (%s)",
+		               value(res, 0, 1), st->at);
+		report_hint(
+			pf,
+			"drop the constraint instead (alter table ... drop constraint)");
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* create type: the schema exists and the name is free. */
+static int
+check_type_created(preflight *pf, const zdm_statement *st)
+{
+	const char *params[1] = {st->type_created};
+	PGresult *res;
+	char object[400];
+
+	snprintf(object, sizeof(object), "type %s", st->type_created);
+	if (query(pf, SQL_NEW_TABLE, 1, params, &res) < 0)
+		return -1;
+	if (PQntuples(res) == 0 || !value_true(res, 0, 0))
+		report_problem(pf, object, "its schema does not exist (%s)",
+		               st->at);
+	else if (value_true(res, 0, 1))
+		report_problem(pf, object,
+		               "a type or relation of that name exists (%s)",
+		               st->at);
+	PQclear(res);
+	return 0;
+}
+
+/* add value, rename value: the type is an enum with the labels the
+ * statement needs.  ADD VALUE IF NOT EXISTS would let a label that is
+ * there pass silently; preflight says so instead (the plan would do
+ * nothing). */
+static int
+check_enum_labels(preflight *pf, const zdm_statement *st)
+{
+	const char *params[3];
+	PGresult *res;
+	char why[256], object[400];
+
+	snprintf(object, sizeof(object), "type %s", st->enum_type);
+	params[0] = st->enum_type;
+	params[1] = st->label_added ? st->label_added : st->label_renamed;
+	params[2] = st->label_renamed_to;
+	if (query_guarded(pf, SQL_ENUM_LABELS, 3, params, &res, why,
+	                  sizeof(why)) < 0)
+		return -1;
+	if (!res) {
+		report_problem(pf, object, "is not a type name (%s)", why);
+		return 0;
+	}
+	if (PQntuples(res) == 0)
+		report_problem(pf, object, "does not exist (%s)", st->at);
+	else if (!value_true(res, 0, 0))
+		report_problem(pf, object, "is not an enum type (%s)", st->at);
+	else if (st->label_added && value_true(res, 0, 1))
+		report_problem(pf, object, "already has the label '%s' (%s)",
+		               st->label_added, st->at);
+	else if (st->label_renamed && !value_true(res, 0, 1))
+		report_problem(pf, object, "has no label '%s' (%s)",
+		               st->label_renamed, st->at);
+	else if (st->label_renamed && value_true(res, 0, 2))
+		report_problem(pf, object, "already has the label '%s' (%s)",
+		               st->label_renamed_to, st->at);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * The statements on no table: what each needs of the database.  A label
+ * statement on a type created above in the plan needs nothing (the
+ * compiler saw both).
+ */
+static int
+check_statements(preflight *pf)
+{
+	const zdm_plan *plan = pf->plan;
+
+	for (size_t i = 0; i < plan->nstatements; i++) {
+		const zdm_statement *st = &plan->statements[i];
+
+		if (st->index_dropped && check_index_dropped(pf, st) < 0)
+			return -1;
+		if (st->type_created && check_type_created(pf, st) < 0)
+			return -1;
+		if (st->enum_type && !created_before(plan, i, st->enum_type) &&
+		    check_enum_labels(pf, st) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /*
  * No other migration is in flight on a table of the plan (its claim in the
  * journal, journal.h).  An early, complete report only: two runners can
@@ -3246,6 +3479,8 @@ zdm_preflight(PGconn *conn, const zdm_plan *plan, FILE *report, zdm_error *err)
 			if (check_table(&pf, &plan->table_info[i]) < 0)
 				goto cleanup;
 		if (plan->nversion_schemas > 1 && check_shadowed(&pf) < 0)
+			goto cleanup;
+		if (check_statements(&pf) < 0)
 			goto cleanup;
 	}
 	error = 0;

@@ -113,67 +113,75 @@ expect_grep "apply after rollback" "$work/again.out" '^migration .*: done$'
 check_columns $db
 check_no_leftovers $db
 
-say "case locked: rollback waits for a lock held by a long transaction"
-db=rb_locked
-fresh_db $db
-at_dump $db "$work/$db.before"
-zdm_run $db.apply 4 apply "$gplan" --db "dbname=$db" --approve expand,backfill,verify
-# Every table of the plan and every view in its version schemas, as the
-# catalog has them now (a view is named after the table's new name, in its
-# schema's version schema; DROP VIEW takes no lock on the table, and
-# rename_email's rollback touches only views).
-locked=$(sed -n 's/^- table: //p' "$gplan" | paste -sd, - | sed 's/,/, /g')
-locked="$locked, $(val $db "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ')
-  FROM pg_catalog.pg_class AS c
-  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
- WHERE n.nspname = ANY (pg_catalog.string_to_array('$version_schemas', ','))")"
-at_dump $db "$work/$db.gate"
-blocker_start $db "LOCK TABLE $locked IN ACCESS SHARE MODE"
-zdm_bg $db.rollback rollback "$gplan" --db "dbname=$db"
-pid=$zdm_pid
-sleep 2
-kill -0 $pid 2>/dev/null || {
-	cat "$work/$db.rollback.out" "$work/$db.rollback.err" >&2
-	die "rollback did not wait for the lock (ended within 2 s)"
-}
-at_dump $db "$work/$db.waiting"
-# The undo of an autocommit step that built an index (DROP INDEX
-# CONCURRENTLY) commits its first phase, marking the index invalid, before
-# it waits for the readers: while it waits, pg_dump no longer shows that
-# index.  Everything else must be as it was at the gate.
-for index in $(sed -n 's/^    index: [^.]*\.//p' "$gplan"); do
-	for dump in gate waiting; do
-		without_index "$work/$db.$dump.schema" "$index" >"$work/$db.$dump.schema.tmp"
-		mv "$work/$db.$dump.schema.tmp" "$work/$db.$dump.schema"
+# The two lock cases hold every table of the plan: a plan of statements on
+# no table alone (drop index, an enum type) locks none of them in rollback,
+# which only drops the new version's empty schema, so they have nothing to
+# wait for.
+if [ -z "$(sed -n 's/^- table: //p' "$gplan")" ]; then
+	say "case locked, case rollback_killed: skipped, the plan changes no table (rollback takes no table lock)"
+else
+	say "case locked: rollback waits for a lock held by a long transaction"
+	db=rb_locked
+	fresh_db $db
+	at_dump $db "$work/$db.before"
+	zdm_run $db.apply 4 apply "$gplan" --db "dbname=$db" --approve expand,backfill,verify
+	# Every table of the plan and every view in its version schemas, as the
+	# catalog has them now (a view is named after the table's new name, in its
+	# schema's version schema; DROP VIEW takes no lock on the table, and
+	# rename_email's rollback touches only views).
+	locked=$(sed -n 's/^- table: //p' "$gplan" | paste -sd, - | sed 's/,/, /g')
+	locked="$locked, $(val $db "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::text, ', ')
+	  FROM pg_catalog.pg_class AS c
+	  JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+	 WHERE n.nspname = ANY (pg_catalog.string_to_array('$version_schemas', ','))")"
+	at_dump $db "$work/$db.gate"
+	blocker_start $db "LOCK TABLE $locked IN ACCESS SHARE MODE"
+	zdm_bg $db.rollback rollback "$gplan" --db "dbname=$db"
+	pid=$zdm_pid
+	sleep 2
+	kill -0 $pid 2>/dev/null || {
+		cat "$work/$db.rollback.out" "$work/$db.rollback.err" >&2
+		die "rollback did not wait for the lock (ended within 2 s)"
+	}
+	at_dump $db "$work/$db.waiting"
+	# The undo of an autocommit step that built an index (DROP INDEX
+	# CONCURRENTLY) commits its first phase, marking the index invalid, before
+	# it waits for the readers: while it waits, pg_dump no longer shows that
+	# index.  Everything else must be as it was at the gate.
+	for index in $(sed -n 's/^    index: [^.]*\.//p' "$gplan"); do
+		for dump in gate waiting; do
+			without_index "$work/$db.$dump.schema" "$index" >"$work/$db.$dump.schema.tmp"
+			mv "$work/$db.$dump.schema.tmp" "$work/$db.$dump.schema"
+		done
 	done
-done
-same_schema "$work/$db.gate" "$work/$db.waiting" "while rollback waits for the lock"
-blocker_stop $db
-zdm_wait $pid $db.rollback 0 40
-at_dump $db "$work/$db.after"
-same_schema "$work/$db.before" "$work/$db.after" "rollback after a lock wait"
-same_data "$work/$db.before" "$work/$db.after" "rollback after a lock wait"
+	same_schema "$work/$db.gate" "$work/$db.waiting" "while rollback waits for the lock"
+	blocker_stop $db
+	zdm_wait $pid $db.rollback 0 40
+	at_dump $db "$work/$db.after"
+	same_schema "$work/$db.before" "$work/$db.after" "rollback after a lock wait"
+	same_data "$work/$db.before" "$work/$db.after" "rollback after a lock wait"
 
-say "case rollback_killed: kill -9 of a rollback waiting for a lock, then rollback again"
-db=rb_rollback_killed
-fresh_db $db
-at_dump $db "$work/$db.before"
-zdm_run $db.apply 4 apply "$gplan" --db "dbname=$db" --approve expand,backfill,verify
-blocker_start $db "LOCK TABLE $locked IN ACCESS SHARE MODE"
-zdm_bg $db.rollback rollback "$gplan" --db "dbname=$db"
-sleep 1.5
-kill -0 $zdm_pid 2>/dev/null || die "rollback did not wait for the lock"
-kill -9 $zdm_pid
-wait $zdm_pid 2>/dev/null || true
-blocker_stop $db
-at_wait_for "the killed zdm's sessions to end" 30 no_session $db 'zdm %'
-expect "journal state after the kill" "$(status_json $db 'd["journal_state"]')" rolling_back
-# no runner holds the migration's lock any more: status says so
-expect "status after the kill" "$(status_json $db 'd["state"]')" stopped
-zdm_run $db.rollback2 0 rollback "$gplan" --db "dbname=$db"
-at_dump $db "$work/$db.after"
-same_schema "$work/$db.before" "$work/$db.after" "rollback after a killed rollback"
-same_data "$work/$db.before" "$work/$db.after" "rollback after a killed rollback"
+	say "case rollback_killed: kill -9 of a rollback waiting for a lock, then rollback again"
+	db=rb_rollback_killed
+	fresh_db $db
+	at_dump $db "$work/$db.before"
+	zdm_run $db.apply 4 apply "$gplan" --db "dbname=$db" --approve expand,backfill,verify
+	blocker_start $db "LOCK TABLE $locked IN ACCESS SHARE MODE"
+	zdm_bg $db.rollback rollback "$gplan" --db "dbname=$db"
+	sleep 1.5
+	kill -0 $zdm_pid 2>/dev/null || die "rollback did not wait for the lock"
+	kill -9 $zdm_pid
+	wait $zdm_pid 2>/dev/null || true
+	blocker_stop $db
+	at_wait_for "the killed zdm's sessions to end" 30 no_session $db 'zdm %'
+	expect "journal state after the kill" "$(status_json $db 'd["journal_state"]')" rolling_back
+	# no runner holds the migration's lock any more: status says so
+	expect "status after the kill" "$(status_json $db 'd["state"]')" stopped
+	zdm_run $db.rollback2 0 rollback "$gplan" --db "dbname=$db"
+	at_dump $db "$work/$db.after"
+	same_schema "$work/$db.before" "$work/$db.after" "rollback after a killed rollback"
+	same_data "$work/$db.before" "$work/$db.after" "rollback after a killed rollback"
+fi
 
 if grep -q '^    kind: backfill$' "$gplan"; then
 	say "case killed: kill -9 mid-backfill, roll back, apply starts over"
