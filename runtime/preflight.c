@@ -472,7 +472,7 @@ static const char SQL_TABLE_NAME_TAKEN[] =
  */
 static const char SQL_INDEX_TO_DROP[] =
 	"SELECT c.relkind,\n"
-	"       (SELECT pg_catalog.string_agg(pg_catalog.format('constraint %%I of %%s',\n"
+	"       (SELECT pg_catalog.string_agg(pg_catalog.format('constraint %I of %s',\n"
 	"                 con.conname, con.conrelid::pg_catalog.regclass), ', '\n"
 	"                 ORDER BY con.conname)\n"
 	"          FROM pg_catalog.pg_constraint AS con\n"

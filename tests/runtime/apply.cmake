@@ -53,6 +53,10 @@
 #                           on it
 #   apply_sql               apply_sql.sh: sql (...) without reverse is a
 #                           point of no return: rollback refused past it
+#   apply_types             apply_types.sh: create type, add value, rename
+#                           value and drop index against what the database
+#                           holds; an unfit status stops verify; a
+#                           migration of sql (...) alone
 #   apply_rollback_versions_EXAMPLE  apply_rollback_versions.sh: rollback at
 #                           the switch gate after both versions wrote,
 #                           trigger and cdc (drop_column, set_not_null,
@@ -114,6 +118,7 @@ zdm_apply_test(apply_autocommit apply_autocommit.sh)
 zdm_apply_test(apply_create_index apply_create_index.sh)
 zdm_apply_test(apply_tables apply_tables.sh)
 zdm_apply_test(apply_sql apply_sql.sh)
+zdm_apply_test(apply_types apply_types.sh)
 # rollback after both versions wrote, trigger and cdc: the examples of the
 # operations whose rollback depends on what the new version wrote
 foreach(example drop_column set_not_null drop_not_null add_check_using)
