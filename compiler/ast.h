@@ -121,6 +121,7 @@ typedef enum zdmc_action_tag {
 	ZDMC_ACTION_CREATE_INDEX,      /* create [unique] index [n] on t body */
 	ZDMC_ACTION_CREATE_TABLE,      /* create table t body */
 	ZDMC_ACTION_DROP_TABLE,        /* drop table t */
+	ZDMC_ACTION_SPLIT_TABLE, /* split table t move (c, ...) into t2 key */
 	ZDMC_ACTION_SQL, /* sql (...) [reverse (...)] [at contract]; no table */
 	ZDMC_ACTION_DROP_INDEX,     /* drop index [s.]n; no table */
 	ZDMC_ACTION_CREATE_TYPE,    /* create type [s.]n as enum ('a', ...) */
@@ -303,6 +304,17 @@ typedef struct zdmc_create_table {
 	zdmc_action action;
 	zdmc_expr body;
 } zdmc_create_table;
+
+/* split table t move (c, ...) into [s.]t2 [key (k, ...)]: one action on
+ * t; "move" is a plain word the check judges */
+typedef struct zdmc_split_table {
+	zdmc_action action;
+	zdmc_name move; /* the word "move" */
+	zdmc_name_list columns;
+	zdmc_name into_schema; /* name NULL: t's schema */
+	zdmc_name into;
+	zdmc_name_list key; /* items NULL: none written */
+} zdmc_split_table;
 
 /* drop table t: nothing but the table, which the statement names */
 typedef struct zdmc_drop_table {

@@ -149,6 +149,9 @@ typedef struct zdmc_plan_change {
 	size_t nindexes_created;
 	zdmc_plan_reference *references;
 	const char *table_renamed_to;
+	/* split table: the new table the moved columns go to (quoted,
+	 * qualified); it must not exist yet */
+	const char *split_into;
 	zdmc_plan_default *defaults;
 	/* existing columns dropped at contract with what depends on them
 	 * alone; columns made NOT NULL; columns let be NULL */

@@ -932,6 +932,9 @@ diff_changes_text(zdmc_arena *arena, const zdm_plan *p)
 				           ch->references[k].columns,
 				           ch->references[k].ncolumns);
 			}
+			if (ch->split_into != NULL)
+				zdmc_buf_printf(&b, " splits into %s",
+				                ch->split_into);
 			if (ch->table_renamed_to != NULL)
 				zdmc_buf_printf(&b, " renames the table to %s",
 				                ch->table_renamed_to);

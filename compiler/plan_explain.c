@@ -266,6 +266,12 @@ explain_change(zdmc_buf *b, const zdm_change *c)
 		zdmc_md_code(b, c->table_renamed_to, false);
 		zdmc_buf_puts(b, "\n");
 	}
+	if (c->split_into != NULL) {
+		zdmc_buf_puts(b, "  - creates the table ");
+		zdmc_md_code(b, c->split_into, false);
+		zdmc_buf_puts(b, " for the dropped columns, kept equal to them "
+		                 "until contract\n");
+	}
 	if (c->ndrops > 0) {
 		zdmc_buf_puts(b, "  - drops ");
 		explain_names(b, c->drops, c->ndrops);

@@ -623,6 +623,7 @@ write_change(plan_writer *w, const zdmc_plan_change *change)
 		emit_sequence_end(w);
 	}
 	put_optional_string(w, "table_renamed_to", change->table_renamed_to);
+	put_optional_string(w, "split_into", change->split_into);
 	if (change->defaults) {
 		emit_key(w, "defaults");
 		emit_sequence_start(w, YAML_BLOCK_SEQUENCE_STYLE);

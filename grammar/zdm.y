@@ -152,6 +152,7 @@ toplevel:
 	| create_index_stmt ';' { ctx->in_stmt = false; }
 	| create_table_stmt ';' { ctx->in_stmt = false; }
 	| drop_table_stmt ';'   { ctx->in_stmt = false; }
+	| split_table_stmt ';'  { ctx->in_stmt = false; }
 	| sql_stmt ';'          { ctx->in_stmt = false; }
 	| drop_index_stmt ';'   { ctx->in_stmt = false; }
 	| type_stmt ';'         { ctx->in_stmt = false; }
@@ -310,6 +311,37 @@ drop_table_stmt:
 		ctx->mig->last_stmt->offset = @1.first;
 		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
 		                    NULL);
+	}
+	;
+
+/* split table [schema.]table move (c, ...) into [schema.]table2
+ * [key (k, ...)]: one action on the table ("move" is a plain word) */
+split_table_stmt:
+	SPLIT TABLE alter_target IDENT column_list INTO object_name
+	{
+		zdmc_split_table *n = (zdmc_split_table *)zdmc_action_new(
+			ctx->arena, ZDMC_ACTION_SPLIT_TABLE,
+			sizeof(zdmc_split_table), @1.first);
+
+		ctx->mig->last_stmt->offset = @1.first;
+		n->move = $4;
+		n->columns = grammar_name_list(&$5, @5.first);
+		n->into_schema = $7.schema;
+		n->into = $7.name;
+		zdmc_ast_add_action(ctx->diag, ctx->mig->last_stmt, &n->action,
+		                    NULL);
+	}
+	opt_split_key
+	;
+
+opt_split_key:
+	%empty
+	| KEY column_list
+	{
+		zdmc_split_table *n =
+			(zdmc_split_table *)ctx->mig->last_stmt->actions;
+
+		n->key = grammar_name_list(&$2, @2.first);
 	}
 	;
 

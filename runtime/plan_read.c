@@ -1031,6 +1031,8 @@ read_change_facts(plan_reader *r, const yaml_node_t *map, const char *what,
 	    (error = read_references(r, map, what, c)) < 0 ||
 	    (error = get_string(r, map, what, "table_renamed_to", true,
 	                        &c->table_renamed_to)) < 0 ||
+	    (error = get_string(r, map, what, "split_into", true,
+	                        &c->split_into)) < 0 ||
 	    (error = read_pairs(r, map, what, "defaults", "column", "default",
 	                        true, sizeof(zdm_column_default),
 	                        (void **)&c->defaults, &c->ndefaults)) < 0 ||
@@ -2486,6 +2488,7 @@ change_free(zdm_change *c)
 	}
 	free(c->references);
 	free(c->table_renamed_to);
+	free(c->split_into);
 	for (size_t i = 0; i < c->ndefaults; i++) {
 		free(c->defaults[i].column);
 		free(c->defaults[i].value);

@@ -229,6 +229,7 @@ typedef struct zdm_change {
 	zdm_reference *references;
 	size_t nreferences;
 	char *table_renamed_to; /* the table's new name (same schema); or NULL */
+	char *split_into; /* split table: the new table (quoted, qualified) */
 	zdm_column_default *defaults;
 	size_t ndefaults;
 	/* must exist; dropped at contract with what depends on them alone

@@ -2104,6 +2104,28 @@ check_table_name_free(preflight *pf, const table_check *tc, const char *name,
 	return 0;
 }
 
+/* split table's new table: its schema exists and its name is free. */
+static int
+check_split_into(preflight *pf, const char *name, const char *what)
+{
+	const char *params[1] = {name};
+	PGresult *res;
+
+	if (query(pf, SQL_NEW_TABLE, 1, params, &res) < 0)
+		return -1;
+	if (PQntuples(res) == 0 || !value_true(res, 0, 0))
+		report_problem(pf, name,
+		               "its schema does not exist, and %s creates it",
+		               what);
+	else if (value_true(res, 0, 1))
+		report_problem(
+			pf, name,
+			"already exists (a relation or a type of that name), and %s creates it",
+			what);
+	PQclear(res);
+	return 0;
+}
+
 /*
  * The facts about objects other than columns: constraints, indexes,
  * referenced tables, the table's new name.
@@ -2147,6 +2169,8 @@ check_change_objects(preflight *pf, const table_check *tc, const zdm_change *c)
 			return -1;
 	if (c->table_renamed_to &&
 	    check_table_name_free(pf, tc, c->table_renamed_to, what) < 0)
+		return -1;
+	if (c->split_into && check_split_into(pf, c->split_into, what) < 0)
 		return -1;
 	return 0;
 }

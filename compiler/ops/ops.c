@@ -31,6 +31,7 @@ static const zdmc_op *const ops_by_tag[ZDMC_NACTION_TAGS] = {
 	[ZDMC_ACTION_CREATE_INDEX] = &zdmc_op_create_index,
 	[ZDMC_ACTION_CREATE_TABLE] = &zdmc_op_create_table,
 	[ZDMC_ACTION_DROP_TABLE] = &zdmc_op_drop_table,
+	[ZDMC_ACTION_SPLIT_TABLE] = &zdmc_op_split_table,
 };
 
 const zdmc_op *

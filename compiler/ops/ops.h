@@ -115,6 +115,7 @@ extern const zdmc_op zdmc_op_rename_constraint;
 extern const zdmc_op zdmc_op_create_index;
 extern const zdmc_op zdmc_op_create_table;
 extern const zdmc_op zdmc_op_drop_table;
+extern const zdmc_op zdmc_op_split_table;
 
 /* The op of an action (by its tag). */
 const zdmc_op *zdmc_op_for(const zdmc_action *action);
