@@ -14,10 +14,12 @@
  *             NULL needs no T2 row), a new-version write to T2 reaches T
  *             (a deleted T2 row leaves NULLs in T).  Each sets the
  *             transaction-local zdm.splitting while it writes, so the other
- *             does not echo the write back.
+ *             does not echo the write back (SPLIT_NOT_OURS).
  *   backfill  INSERT INTO T2 ... SELECT from T over ranges of pages, for the
  *             rows with a moved value; ON CONFLICT DO NOTHING, since a row
- *             a trigger reached first holds a newer value.
+ *             a trigger reached first holds a newer value.  It sets
+ *             zdm.splitting for its batch: what it copies needs no carrying
+ *             back to T.
  *   verify    every row of T with a moved value, or with a T2 row, has a
  *             T2 row equal to its moved columns.
  *   contract  the triggers and their functions go, then the moved columns
@@ -39,6 +41,15 @@
 
 #include "../ident.h"
 #include "ops.h"
+
+/*
+ * A write that is not zdm's own: the triggers' functions, and the
+ * backfill, set zdm.splitting for their transaction (the functions only
+ * around their own write).  In the triggers' WHEN, so that zdm's writes do
+ * not even queue an event.
+ */
+#define SPLIT_NOT_OURS \
+	"pg_catalog.current_setting('zdm.splitting', true) IS DISTINCT FROM 'on'"
 
 typedef struct split_table_data {
 	const char *table;         /* T, quoted and qualified */
@@ -391,8 +402,10 @@ split_table_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 		zdmc_arena_printf(
 			l->arena,
 			"CREATE TRIGGER zdm_split AFTER INSERT OR UPDATE OF %s ON %s\n"
-			"    FOR EACH ROW EXECUTE FUNCTION %s()",
-			d->moved_list, t->qname, d->fwd_fn),
+			"    FOR EACH ROW\n"
+			"    WHEN (%s)\n"
+			"    EXECUTE FUNCTION %s()",
+			d->moved_list, t->qname, SPLIT_NOT_OURS, d->fwd_fn),
 		zdmc_arena_printf(l->arena, "DROP TRIGGER zdm_split ON %s",
 	                          t->qname));
 	zdmc_lower_step(
@@ -410,8 +423,10 @@ split_table_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 		zdmc_arena_printf(
 			l->arena,
 			"CREATE TRIGGER zdm_split_back AFTER INSERT OR UPDATE OR DELETE ON %s\n"
-			"    FOR EACH ROW EXECUTE FUNCTION %s()",
-			d->into, d->back_fn),
+			"    FOR EACH ROW\n"
+			"    WHEN (%s)\n"
+			"    EXECUTE FUNCTION %s()",
+			d->into, SPLIT_NOT_OURS, d->back_fn),
 		zdmc_arena_printf(l->arena, "DROP TRIGGER zdm_split_back ON %s",
 	                          d->into));
 }
@@ -435,10 +450,12 @@ split_table_backfill(zdmc_lower_ctx *l, const zdmc_table *t,
 			"  FROM ONLY %s\n"
 			" WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid\n"
 			"   AND %s\n"
+			"   -- these inserts copy what %s holds: nothing to carry back\n"
+			"   AND pg_catalog.set_config('zdm.splitting', 'on', true) = 'on'\n"
 			"ON CONFLICT (%s) DO NOTHING",
 			d->into, d->key_list, d->moved_list, d->key_list,
 			d->moved_list, t->qname, split_any_value(l, d, NULL),
-			d->key_list),
+			t->qname, d->key_list),
 		NULL);
 
 	s->key = "ctid";

@@ -53,6 +53,10 @@
 #                           on it
 #   apply_sql               apply_sql.sh: sql (...) without reverse is a
 #                           point of no return: rollback refused past it
+#   apply_split             apply_split.sh: split table against a name
+#                           taken, a key that is not unique, a NOT NULL
+#                           column; each version's writes reach the other's
+#                           shape, and rollback keeps them
 #   apply_types             apply_types.sh: create type, add value, rename
 #                           value and drop index against what the database
 #                           holds; an unfit status stops verify; a
@@ -119,6 +123,7 @@ zdm_apply_test(apply_create_index apply_create_index.sh)
 zdm_apply_test(apply_tables apply_tables.sh)
 zdm_apply_test(apply_sql apply_sql.sh)
 zdm_apply_test(apply_types apply_types.sh)
+zdm_apply_test(apply_split apply_split.sh)
 # rollback after both versions wrote, trigger and cdc: the examples of the
 # operations whose rollback depends on what the new version wrote
 foreach(example drop_column set_not_null drop_not_null add_check_using)
