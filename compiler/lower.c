@@ -798,6 +798,8 @@ lower_expand(lower_ctx *ctx)
 				lower_view_sql(ctx, t),
 				zdmc_arena_printf(ctx->arena, "DROP VIEW %s",
 			                          lower_view(ctx, t)));
+		if (t->needs_sync)
+			zdmc_replace_view_defaults(ctx, t);
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_VIEW);
 		ctx->tx_label = NULL;
 		lower_slot(ctx, t, ZDMC_SLOT_EXPAND_AFTER);

@@ -2005,10 +2005,103 @@ zdmc_replace_contract_sync(zdmc_lower_ctx *ctx, const zdmc_table *t)
 	                                        replace_sync_function(ctx, t)));
 }
 
+/*
+ * A created column that takes the place of the replaced column of its own
+ * name (a type change, a NOT NULL or a check with using) keeps that
+ * column's default, as ALTER COLUMN ... TYPE keeps it: cast to the new type
+ * (not converted by using, which PostgreSQL does not apply to a default
+ * either).  The compiler never sees the default; the catalog says at run
+ * time.  A column the change gives a default of its own (add column) has
+ * that one.
+ */
+static bool
+replace_keeps_default(const zdmc_change *c, const zdmc_newcol *col)
+{
+	return replace_has(c) && col->default_expr == NULL &&
+	       zdmc_change_replaces(c, col->name);
+}
+
+/*
+ * A DO block that gives target's column col (both quoted, col plain) the
+ * default of table's column from (plain), cast to type (NULL: the same
+ * type), if from has one.  format() with %%s: pg_get_expr gives the
+ * default as SQL text, and type is the plan's own, checked at compile time.
+ */
+static const char *
+replace_copy_default(lower_ctx *ctx, const zdmc_table *t, const char *from,
+                     const char *what, const char *target, const char *col,
+                     const char *type)
+{
+	return zdmc_arena_printf(
+		ctx->arena,
+		"DO $zdm$\n"
+		"DECLARE\n"
+		"    old_default text;\n"
+		"BEGIN\n"
+		"    SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid) INTO old_default\n"
+		"      FROM pg_catalog.pg_attrdef AS d\n"
+		"      JOIN pg_catalog.pg_attribute AS a\n"
+		"        ON a.attrelid = d.adrelid AND a.attnum = d.adnum\n"
+		"     WHERE d.adrelid = %s::pg_catalog.regclass AND a.attname = %s;\n"
+		"    IF old_default IS NOT NULL THEN\n"
+		"        EXECUTE pg_catalog.format('ALTER %s %%s ALTER COLUMN %%I SET DEFAULT (%%s)%s',\n"
+		"                                  %s, %s, old_default);\n"
+		"    END IF;\n"
+		"END\n"
+		"$zdm$",
+		zdmc_ident_literal(ctx->arena, t->qname),
+		zdmc_ident_literal(ctx->arena, from), what,
+		type ? zdmc_arena_printf(ctx->arena, "::%s", type) : "",
+		zdmc_ident_literal(ctx->arena, target),
+		zdmc_ident_literal(ctx->arena, col));
+}
+
+void
+zdmc_replace_view_defaults(zdmc_lower_ctx *ctx, const zdmc_table *t)
+{
+	for (size_t i = 0; i < t->nchanges; i++) {
+		const zdmc_change *c = &t->changes[i];
+
+		for (size_t k = 0; k < c->ncols; k++) {
+			const zdmc_newcol *col = &c->cols[k];
+
+			if (!replace_keeps_default(c, col))
+				continue;
+			zdmc_lower_step(
+				ctx, ZDMC_STEP_SQL, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"new-version inserts get %s's default, if it has one%s (the view's; the table's at contract)",
+					col->name,
+					col->type ? zdmc_arena_printf(
+							    ctx->arena,
+							    ", as %s",
+							    col->type)
+						  : ""),
+				replace_copy_default(ctx, t, col->name, "VIEW",
+			                             zdmc_lower_view(ctx, t),
+			                             col->name, col->type),
+				NULL);
+		}
+	}
+}
+
 void
 zdmc_replace_drop_replaced(zdmc_lower_ctx *ctx, const zdmc_table *t,
                            const zdmc_change *c)
 {
+	for (size_t k = 0; k < c->ncols; k++)
+		if (replace_keeps_default(c, &c->cols[k]))
+			zdmc_lower_final_step(
+				ctx, t,
+				zdmc_arena_printf(
+					ctx->arena,
+					"give %s the default of %s, if it has one",
+					c->cols[k].physical, c->cols[k].name),
+				replace_copy_default(ctx, t, c->cols[k].name,
+			                             "TABLE", t->qname,
+			                             c->cols[k].physical,
+			                             c->cols[k].type));
 	for (size_t i = 0; i < c->nreplaces; i++)
 		zdmc_lower_final_step(
 			ctx, t,

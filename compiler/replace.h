@@ -62,6 +62,9 @@ void zdmc_replace_verify_end(zdmc_lower_ctx *l, const zdmc_table *table);
 /* contract with cdc, before zdm sync stops: the NOT NULL checks that
  * verify leaves to contract (an old-version INSERT leaves the created
  * columns NULL until the sync fills them) */
+/* expand, after the table's view: the view's defaults of the created
+ * columns that keep a replaced column's name (its default, cast) */
+void zdmc_replace_view_defaults(zdmc_lower_ctx *l, const zdmc_table *table);
 void zdmc_replace_contract_prepare(zdmc_lower_ctx *l, const zdmc_table *table);
 void zdmc_replace_contract_sync(zdmc_lower_ctx *l, const zdmc_table *table);
 void zdmc_replace_contract_marker(zdmc_lower_ctx *l, const zdmc_table *table);

@@ -463,6 +463,19 @@ static const char SQL_TABLE_NAME_TAKEN[] =
 	" WHERE r.oid = $1::pg_catalog.oid";
 
 /*
+ * The default of column $2 (plain) of table oid $1, as SQL text; no row
+ * when it has none.  A change that replaces a column by one of its own
+ * name and another type keeps it, cast (zdmc's replace.c), so preflight
+ * analyses the cast.
+ */
+static const char SQL_KEPT_DEFAULT[] =
+	"SELECT pg_catalog.pg_get_expr(d.adbin, d.adrelid)\n"
+	"  FROM pg_catalog.pg_attrdef AS d\n"
+	"  JOIN pg_catalog.pg_attribute AS a\n"
+	"    ON a.attrelid = d.adrelid AND a.attnum = d.adnum\n"
+	" WHERE d.adrelid = $1::pg_catalog.oid AND a.attname = $2";
+
+/*
  * An index the plan drops ($1, quoted and qualified): its kind ('i', or
  * 'I' for a partitioned index, which DROP INDEX CONCURRENTLY refuses) and
  * the constraints that depend on it (a primary key, unique or exclusion
@@ -1565,9 +1578,29 @@ check_new_name(preflight *pf, const table_check *tc, const char *new_name,
 }
 
 /*
+ * Does c replace column name by a column of the same name with no default
+ * of its own?  Such a column keeps name's default, cast (zdmc's
+ * replace.c): the new version's view has it from expand, the table from
+ * contract.  So a new-version insert that leaves the column out sets the
+ * new column, and the sync trigger takes it for what it is.
+ */
+static bool
+change_keeps_default(const zdm_change *c, const char *name)
+{
+	bool created = false;
+
+	for (size_t k = 0; k < c->ncreates; k++)
+		created |= strcmp(c->creates[k].column, name) == 0;
+	for (size_t i = 0; i < c->ndefaults; i++)
+		if (strcmp(c->defaults[i].column, name) == 0)
+			return false;
+	return created;
+}
+
+/*
  * A column the migration replaces: everything on it or depending on it is
- * refused, except NOT NULL, which the plan carries over.  col is the
- * SQL_COLUMN row.
+ * refused, except NOT NULL, which the plan carries over, and a default
+ * that the column replacing it keeps.  col is the SQL_COLUMN row.
  */
 static int
 check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
@@ -1601,7 +1634,12 @@ check_replaced_column(preflight *pf, const table_check *tc, const zdm_change *c,
 			"is a generated column (GENERATED ALWAYS AS (%s) %s); zdm does not carry it over",
 			value(col, 0, 6) ? value(col, 0, 6) : "?",
 			v[0] == 's' ? "STORED" : "VIRTUAL");
-	else if ((v = value(col, 0, 6)))
+	else if ((v = value(col, 0, 6)) && change_keeps_default(c, name))
+		report_info(
+			pf, object,
+			"has a default (%s), which the column that replaces it keeps (cast to its type); while both versions run, a new-version insert that writes NULL to it gets the default",
+			v);
+	else if (v)
 		report_problem(
 			pf, object,
 			"has a default (%s); zdm does not carry it over, and its sync trigger would take a new-version insert, which gets the default, for an old-version write",
@@ -2663,6 +2701,43 @@ cleanup:
  * analyse: the table is otherwise as the plan expects (a missing column
  * is reported once, by the change's reads).
  */
+/*
+ * A column c replaces by one of its own name and another type keeps its
+ * default, cast to the new type (as ALTER COLUMN ... TYPE keeps it): the
+ * cast is analysed as a default the plan sets is.  It is not run: a value
+ * the new type refuses at run time only (an enum label the type lacks)
+ * makes the new version's inserts that leave the column out fail, which
+ * docs/language.md says.
+ */
+static int
+check_kept_defaults(preflight *pf, const table_check *tc, const zdm_change *c)
+{
+	for (size_t k = 0; k < c->ncreates; k++) {
+		const zdm_created_column *col = &c->creates[k];
+		const char *params[2] = {tc->oid, col->column};
+		bool replaced = false, own = false;
+		PGresult *res;
+		int rc = 0;
+
+		for (size_t i = 0; i < c->nreplaces; i++)
+			replaced |= strcmp(c->replaces[i], col->column) == 0;
+		for (size_t i = 0; i < c->ndefaults; i++)
+			own |= strcmp(c->defaults[i].column, col->column) == 0;
+		if (!replaced || own || col->type == NULL)
+			continue;
+		if (query(pf, SQL_KEPT_DEFAULT, 2, params, &res) < 0)
+			return -1;
+		if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
+			rc = check_one_expression(pf, "its default, kept",
+			                          tc->info->name, col->column,
+			                          PQgetvalue(res, 0, 0), col->type);
+		PQclear(res);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 check_defaults(preflight *pf, const table_check *tc, bool analyse)
 {
@@ -2706,6 +2781,8 @@ check_defaults(preflight *pf, const table_check *tc, bool analyse)
 			if (rc < 0)
 				return -1;
 		}
+		if (analyse && check_kept_defaults(pf, tc, c) < 0)
+			return -1;
 	}
 	return 0;
 }

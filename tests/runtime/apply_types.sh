@@ -23,6 +23,10 @@
 #              contract, and rollback before it keeps it.
 #   sqlonly    a migration of sql (...) alone, with its reverse: applied to
 #              its switch gate, rolled back, then applied to done.
+#   default    a type change keeps the column's default, cast to the new
+#              type (status's 'pending', checked by the example's fixture):
+#              preflight refuses one the new type cannot take
+#              (created_at's now() as an integer).
 set -euo pipefail
 
 me=apply_types.sh
@@ -138,4 +142,19 @@ expect "sqlonly: rolled back" "$(val $db "SELECT pg_catalog.obj_description('pub
 zdm_run sqlonly3 0 apply "$splan" --db "dbname=$db" --approve-all
 expect "sqlonly: done" "$(val $db "SELECT pg_catalog.obj_description('public.orders'::pg_catalog.regclass)")" "what people bought"
 check_no_leftovers $db
+
+say "default: a kept default the new type cannot take"
+db=ty_default
+fresh_db $db
+dplan=$(src default "migration orders_epoch;
+alter table public.orders
+  alter column created_at type integer
+    using (extract(epoch FROM created_at)::integer)
+    reverse using (pg_catalog.to_timestamp(created_at));")
+at_dump $db "$work/default.before"
+zdm_run default 2 apply "$dplan" --db "dbname=$db" --approve-all
+expect_grep default "$work/default.err" \
+	'public\.orders\.created_at: its default, kept \(now\(\)\) does not work on this table: cannot cast type timestamp with time zone to integer'
+at_dump $db "$work/default.after"
+same_schema "$work/default.before" "$work/default.after" "refused by preflight"
 at_done
