@@ -2073,11 +2073,11 @@ zdmc_replace_view_defaults(zdmc_lower_ctx *ctx, const zdmc_table *t)
 					ctx->arena,
 					"new-version inserts get %s's default, if it has one%s (the view's; the table's at contract)",
 					col->name,
-					col->type ? zdmc_arena_printf(
-							    ctx->arena,
-							    ", as %s",
-							    col->type)
-						  : ""),
+					col->type
+						? zdmc_arena_printf(ctx->arena,
+			                                            ", as %s",
+			                                            col->type)
+						: ""),
 				replace_copy_default(ctx, t, col->name, "VIEW",
 			                             zdmc_lower_view(ctx, t),
 			                             col->name, col->type),
