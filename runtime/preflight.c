@@ -2728,9 +2728,9 @@ check_kept_defaults(preflight *pf, const table_check *tc, const zdm_change *c)
 		if (query(pf, SQL_KEPT_DEFAULT, 2, params, &res) < 0)
 			return -1;
 		if (PQntuples(res) > 0 && !PQgetisnull(res, 0, 0))
-			rc = check_one_expression(pf, "its default, kept",
-			                          tc->info->name, col->column,
-			                          PQgetvalue(res, 0, 0), col->type);
+			rc = check_one_expression(
+				pf, "its default, kept", tc->info->name,
+				col->column, PQgetvalue(res, 0, 0), col->type);
 		PQclear(res);
 		if (rc < 0)
 			return -1;
