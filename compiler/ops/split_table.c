@@ -13,8 +13,9 @@
  *             reaches T2 (an upsert; a row of T whose moved columns are all
  *             NULL needs no T2 row), a new-version write to T2 reaches T
  *             (a deleted T2 row leaves NULLs in T).  Each sets the
- *             transaction-local zdm.splitting while it writes, so the other
- *             does not echo the write back (SPLIT_NOT_OURS).
+ *             transaction-local zdm.splitting while it writes, and the
+ *             other's WHEN lets such a write pass (SPLIT_NOT_OURS), so
+ *             neither echoes the other.
  *   backfill  INSERT INTO T2 ... SELECT from T over ranges of pages, for the
  *             rows with a moved value; ON CONFLICT DO NOTHING, since a row
  *             a trigger reached first holds a newer value.  It sets
@@ -269,11 +270,13 @@ split_any_value(zdmc_lower_ctx *l, const split_table_data *d, const char *row)
 	return zdmc_buf_cstr(&b);
 }
 
-/* The function behind the trigger on T: an old-version write of the moved
- * columns reaches T2. */
+/*
+ * CREATE FUNCTION name() for a trigger, whose write (what) sets
+ * zdm.splitting around itself: the other trigger's WHEN (SPLIT_NOT_OURS)
+ * then lets it pass without carrying it back.
+ */
 static const char *
-split_forward_sql(zdmc_lower_ctx *l, const zdmc_table *t,
-                  const split_table_data *d)
+split_function(zdmc_lower_ctx *l, const char *name, const char *what)
 {
 	zdmc_buf body, sql;
 	const char *tag;
@@ -282,73 +285,66 @@ split_forward_sql(zdmc_lower_ctx *l, const zdmc_table *t,
 	zdmc_buf_printf(
 		&body,
 		"\nBEGIN\n"
-		"    -- a write the trigger on %s makes: nothing to carry back\n"
-		"    IF pg_catalog.current_setting('zdm.splitting', true) = 'on' THEN\n"
-		"        RETURN NULL;\n"
-		"    END IF;\n"
 		"    PERFORM pg_catalog.set_config('zdm.splitting', 'on', true);\n"
-		"    IF %s THEN\n"
-		"        INSERT INTO %s (%s, %s)\n"
-		"        VALUES (%s, %s)\n"
-		"        ON CONFLICT (%s) DO UPDATE SET %s;\n"
-		"    ELSE\n"
-		"        -- no moved value: a row of %s needs none, one that is\n"
-		"        -- there keeps its key with NULLs\n"
-		"        UPDATE %s SET %s WHERE %s;\n"
-		"    END IF;\n"
+		"%s"
 		"    PERFORM pg_catalog.set_config('zdm.splitting', '', true);\n"
 		"    RETURN NULL;\n"
 		"END\n",
-		d->into, split_any_value(l, d, "NEW"), d->into, d->key_list,
-		d->moved_list, split_list(l->arena, d->key, d->nkey, "NEW."),
-		split_list(l->arena, d->moved, d->nmoved, "NEW."), d->key_list,
-		split_assign(l, d, "EXCLUDED"), d->into, d->into,
-		split_assign(l, d, NULL), split_key_match(l, d, "NEW"));
+		what);
 	tag = zdmc_lower_dollar_tag(l, zdmc_buf_cstr(&body));
 	zdmc_buf_init(&sql, l->arena);
 	zdmc_buf_printf(&sql,
 	                "CREATE FUNCTION %s() RETURNS trigger\n"
 	                "LANGUAGE plpgsql AS %s%s%s",
-	                d->fwd_fn, tag, zdmc_buf_cstr(&body), tag);
-	(void)t;
+	                name, tag, zdmc_buf_cstr(&body), tag);
 	return zdmc_buf_cstr(&sql);
 }
 
-/* The function behind the trigger on T2: a new-version write reaches T. */
+/* The function behind the trigger on T: an old-version write of the moved
+ * columns reaches T2. */
+static const char *
+split_forward_sql(zdmc_lower_ctx *l, const split_table_data *d)
+{
+	return split_function(
+		l, d->fwd_fn,
+		zdmc_arena_printf(
+			l->arena,
+			"    IF %s THEN\n"
+			"        INSERT INTO %s (%s, %s)\n"
+			"        VALUES (%s, %s)\n"
+			"        ON CONFLICT (%s) DO UPDATE SET %s;\n"
+			"    ELSE\n"
+			"        -- no moved value: a row of %s needs none, one that is\n"
+			"        -- there keeps its key with NULLs\n"
+			"        UPDATE %s SET %s WHERE %s;\n"
+			"    END IF;\n",
+			split_any_value(l, d, "NEW"), d->into, d->key_list,
+			d->moved_list,
+			split_list(l->arena, d->key, d->nkey, "NEW."),
+			split_list(l->arena, d->moved, d->nmoved, "NEW."),
+			d->key_list, split_assign(l, d, "EXCLUDED"), d->into,
+			d->into, split_assign(l, d, NULL),
+			split_key_match(l, d, "NEW")));
+}
+
+/* The function behind the trigger on T2: a new-version write reaches T (a
+ * deleted row leaves NULLs). */
 static const char *
 split_back_sql(zdmc_lower_ctx *l, const zdmc_table *t,
                const split_table_data *d)
 {
-	zdmc_buf body, sql;
-	const char *tag;
-
-	zdmc_buf_init(&body, l->arena);
-	zdmc_buf_printf(
-		&body,
-		"\nBEGIN\n"
-		"    -- a write the trigger on %s makes: nothing to carry back\n"
-		"    IF pg_catalog.current_setting('zdm.splitting', true) = 'on' THEN\n"
-		"        RETURN NULL;\n"
-		"    END IF;\n"
-		"    PERFORM pg_catalog.set_config('zdm.splitting', 'on', true);\n"
-		"    IF TG_OP = 'DELETE' THEN\n"
-		"        UPDATE ONLY %s SET %s WHERE %s;\n"
-		"    ELSE\n"
-		"        UPDATE ONLY %s SET %s WHERE %s;\n"
-		"    END IF;\n"
-		"    PERFORM pg_catalog.set_config('zdm.splitting', '', true);\n"
-		"    RETURN NULL;\n"
-		"END\n",
-		t->qname, t->qname, split_assign(l, d, NULL),
-		split_key_match(l, d, "OLD"), t->qname,
-		split_assign(l, d, "NEW"), split_key_match(l, d, "NEW"));
-	tag = zdmc_lower_dollar_tag(l, zdmc_buf_cstr(&body));
-	zdmc_buf_init(&sql, l->arena);
-	zdmc_buf_printf(&sql,
-	                "CREATE FUNCTION %s() RETURNS trigger\n"
-	                "LANGUAGE plpgsql AS %s%s%s",
-	                d->back_fn, tag, zdmc_buf_cstr(&body), tag);
-	return zdmc_buf_cstr(&sql);
+	return split_function(
+		l, d->back_fn,
+		zdmc_arena_printf(l->arena,
+	                          "    IF TG_OP = 'DELETE' THEN\n"
+	                          "        UPDATE ONLY %s SET %s WHERE %s;\n"
+	                          "    ELSE\n"
+	                          "        UPDATE ONLY %s SET %s WHERE %s;\n"
+	                          "    END IF;\n",
+	                          t->qname, split_assign(l, d, NULL),
+	                          split_key_match(l, d, "OLD"), t->qname,
+	                          split_assign(l, d, "NEW"),
+	                          split_key_match(l, d, "NEW")));
 }
 
 /* expand, in T's transaction: T2, its keys, the two triggers */
@@ -391,7 +387,7 @@ split_table_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 			l->arena,
 			"create the function that carries old-version writes of %s's %s to %s",
 			t->qname, d->moved_list, d->into),
-		split_forward_sql(l, t, d),
+		split_forward_sql(l, d),
 		zdmc_arena_printf(l->arena, "DROP FUNCTION %s()", d->fwd_fn));
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
