@@ -12,8 +12,8 @@
 #   unfit      a row's status fits no label: verify stops (exit 3) naming
 #              the row's key; rollback gives back the schema; once the row
 #              is fixed, the migration reaches done.
-#   labels     add value after a label, then rename value, on the type the
-#              first migration made: preflight refuses a label that is
+#   labels     plans/order_status_labels.zdm (add value after a label, then
+#              rename value) on the type the first migration made: preflight refuses a label that is
 #              there and a rename of a label that is not; the migration at
 #              its switch gate has the new label and not the rename
 #              (contract's); rollback is refused (add value is a point of
@@ -86,10 +86,7 @@ missing=$(src labels_missing "migration order_labels_missing;
 alter type order_status rename value 'refunded' to 'returned';")
 zdm_run labels2 2 apply "$missing" --db "dbname=$db" --approve-all
 expect_grep labels2 "$work/labels2.err" "type public\\.order_status: has no label 'refunded'"
-lplan=$(src labels "migration order_labels
-  with (approve = (switch, contract));
-alter type public.order_status add value 'refunded' after 'shipped';
-alter type public.order_status rename value 'cancelled' to 'canceled';")
+lplan=$(at_compile "$root/plans/order_status_labels.zdm" order_status_labels)
 zdm_run labels3 4 apply "$lplan" --db "dbname=$db"
 expect "labels: at the switch gate" "$(labels $db)" pending,paid,shipped,refunded,cancelled
 zdm_run labels4 3 rollback "$lplan" --db "dbname=$db"
