@@ -18,7 +18,17 @@
  *             neither echoes the other.
  *   backfill  INSERT INTO T2 ... SELECT from T over ranges of pages, for the
  *             rows with a moved value; ON CONFLICT DO NOTHING, since a row
- *             a trigger reached first holds a newer value.  It sets
+ *             a trigger reached first holds a newer value.  FOR SHARE: the
+ *             statement's snapshot may be older than a write that a trigger
+ *             carried to T2 and another then took away (an old-version
+ *             update to NULLs where T2 had no row yet, a new-version delete
+ *             of the T2 row), or than a delete of T's row (the foreign key
+ *             would refuse the copy); the lock waits for such a writer and
+ *             reads the row as it committed, or skips it if it is gone, so
+ *             nothing stale is copied.  A deadlock with a new-version write
+ *             (it holds the T2 row and waits for T's) ends on the
+ *             backfill's side: its lock_timeout is shorter than the
+ *             server's deadlock_timeout, and it tries the batch again.  It sets
  *             zdm.splitting for its batch: what it copies needs no carrying
  *             back to T.
  *   verify    every row of T with a moved value, or with a T2 row, has a
@@ -448,6 +458,8 @@ split_table_backfill(zdmc_lower_ctx *l, const zdmc_table *t,
 			"   AND %s\n"
 			"   -- these inserts copy what %s holds: nothing to carry back\n"
 			"   AND pg_catalog.set_config('zdm.splitting', 'on', true) = 'on'\n"
+			"   -- the row as it is now, not as the statement's snapshot saw it\n"
+			"   FOR SHARE\n"
 			"ON CONFLICT (%s) DO NOTHING",
 			d->into, d->key_list, d->moved_list, d->key_list,
 			d->moved_list, t->qname, split_any_value(l, d, NULL),
