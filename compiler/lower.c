@@ -270,6 +270,35 @@ lower_view_value(lower_ctx *ctx, zdmc_buf *values, const char *old_column,
  * the place of the first column it replaces and hides the others; created
  * columns that replace nothing come last; dropped columns are hidden.
  */
+const char *
+zdmc_lower_view_grants(zdmc_lower_ctx *l, const char *table, const char *view,
+                       const char *schema)
+{
+	return zdmc_arena_printf(
+		l->arena,
+		"    -- whoever may use the table may use its new shape: the view gets\n"
+		"    -- the table's grants, the schema USAGE (security_invoker: the\n"
+		"    -- table's own privileges and policies still apply beneath it)\n"
+		"    FOR acl IN\n"
+		"        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'\n"
+		"                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee))\n"
+		"               END AS grantee,\n"
+		"               a.privilege_type, a.is_grantable\n"
+		"          FROM pg_catalog.pg_class AS c,\n"
+		"               LATERAL pg_catalog.aclexplode(c.relacl) AS a\n"
+		"         WHERE c.oid = %s::pg_catalog.regclass AND a.grantee <> c.relowner\n"
+		"    LOOP\n"
+		"        EXECUTE pg_catalog.format('GRANT %%s ON %%s TO %%s%%s', acl.privilege_type,\n"
+		"                %s, acl.grantee,\n"
+		"                CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);\n"
+		"        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %%s TO %%s', %s,\n"
+		"                acl.grantee);\n"
+		"    END LOOP;\n",
+		zdmc_ident_literal(l->arena, table),
+		zdmc_ident_literal(l->arena, view),
+		zdmc_ident_literal(l->arena, schema));
+}
+
 static const char *
 lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 {
@@ -357,24 +386,7 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 		"%s"
 		"    EXECUTE pg_catalog.format('CREATE VIEW %%s WITH (security_invoker = true)'\n"
 		"                              ' AS SELECT %%s FROM %%s', %s, select_list, %s);\n"
-		"    -- whoever may use the table may use its new shape: the view gets\n"
-		"    -- the table's grants, the schema USAGE (security_invoker: the\n"
-		"    -- table's own privileges and policies still apply beneath it)\n"
-		"    FOR acl IN\n"
-		"        SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC'\n"
-		"                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee))\n"
-		"               END AS grantee,\n"
-		"               a.privilege_type, a.is_grantable\n"
-		"          FROM pg_catalog.pg_class AS c,\n"
-		"               LATERAL pg_catalog.aclexplode(c.relacl) AS a\n"
-		"         WHERE c.oid = %s::pg_catalog.regclass AND a.grantee <> c.relowner\n"
-		"    LOOP\n"
-		"        EXECUTE pg_catalog.format('GRANT %%s ON %%s TO %%s%%s', acl.privilege_type,\n"
-		"                %s, acl.grantee,\n"
-		"                CASE WHEN acl.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);\n"
-		"        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %%s TO %%s', %s,\n"
-		"                acl.grantee);\n"
-		"    END LOOP;\n"
+		"%s"
 		"END\n"
 		"$zdm$",
 		zdmc_buf_cstr(&select),
@@ -386,9 +398,8 @@ lower_view_sql(lower_ctx *ctx, const zdmc_table *t)
 			  : "",
 		zdmc_ident_literal(ctx->arena, lower_view(ctx, t)),
 		zdmc_ident_literal(ctx->arena, t->qname),
-		zdmc_ident_literal(ctx->arena, t->qname),
-		zdmc_ident_literal(ctx->arena, lower_view(ctx, t)),
-		zdmc_ident_literal(ctx->arena, Q(ctx, t->version_schema)));
+		zdmc_lower_view_grants(ctx, t->qname, lower_view(ctx, t),
+	                               Q(ctx, t->version_schema)));
 	return zdmc_buf_cstr(&sql);
 }
 

@@ -90,6 +90,15 @@ void zdmc_lower_scan_check(zdmc_lower_ctx *l, const zdmc_table *table,
                            const char *description, const char *cond,
                            const char *examples, bool in_flight);
 
+/*
+ * The statements of a DO block (which declares "acl record") that give
+ * view table's grants, and its grantees USAGE on schema (quoted): whoever
+ * may use the table may use the view over it (security_invoker: the
+ * table's own privileges and policies still apply beneath it).  table and
+ * view quoted and qualified.
+ */
+const char *zdmc_lower_view_grants(zdmc_lower_ctx *l, const char *table,
+                                   const char *view, const char *schema);
 /* "file.zdm:8:3" of a source offset. */
 const char *zdmc_lower_at(zdmc_lower_ctx *l, size_t offset);
 /* Source text made safe inside a -- comment of generated SQL. */

@@ -1,48 +1,47 @@
 /*
- * split_table.c -- split table T move (C1, C2, ...) into [S.]T2 key (K, ...).
+ * split_table.c -- split table T move (C1, C2, ...) into T2 key (K, ...).
  *
  * The seeds' "move optional fields into their own table".  The old version
- * keeps T as it is until contract; the new version sees T without the
- * moved columns (the driver's view leaves out what a change drops) and T2,
- * a real table, with them:
+ * keeps T as it is until contract.  The new version sees T without the
+ * moved columns (the driver's view leaves out what a change drops), and,
+ * under T2's name in the version schema, a view of T's rows that have a
+ * moved value: K and the moved columns.  T itself stays the one place both
+ * versions write, as for every change zdm makes; T2 is its shadow, a real
+ * table that contract leaves in place:
  *
  *   expand    T2 made from T's own column types (CREATE TABLE AS ... WITH
  *             NO DATA), keyed by K, with a foreign key to T that follows
- *             T's deletes and key updates.  Two AFTER triggers keep the two
- *             shapes equal: an old-version write of the moved columns to T
- *             reaches T2 (an upsert; a row of T whose moved columns are all
- *             NULL needs no T2 row), a new-version write to T2 reaches T
- *             (a deleted T2 row leaves NULLs in T).  Each sets the
- *             transaction-local zdm.splitting while it writes, and the
- *             other's WHEN lets such a write pass (SPLIT_NOT_OURS), so
- *             neither echoes the other.
+ *             T's deletes and key updates.  An AFTER trigger on T carries
+ *             every write of the moved columns to T2: an upsert when one
+ *             has a value, a delete of T2's row when none has.  The new
+ *             version's view has INSTEAD OF triggers that write T: an
+ *             insert sets the moved columns of a row of T that has none
+ *             (a row with some is a duplicate key; no row of T, a foreign
+ *             key violation, as T2 would say), an update sets them, a
+ *             delete sets them NULL.  Every write reaches T first and T2
+ *             from there, in one order: old and new versions writing one
+ *             row cannot deadlock on the two tables.
  *   backfill  INSERT INTO T2 ... SELECT from T over ranges of pages, for the
- *             rows with a moved value; ON CONFLICT DO NOTHING, since a row
- *             a trigger reached first holds a newer value.  FOR SHARE: the
- *             statement's snapshot may be older than a write that a trigger
- *             carried to T2 and another then took away (an old-version
- *             update to NULLs where T2 had no row yet, a new-version delete
- *             of the T2 row), or than a delete of T's row (the foreign key
- *             would refuse the copy); the lock waits for such a writer and
- *             reads the row as it committed, or skips it if it is gone, so
- *             nothing stale is copied.  A deadlock with a new-version write
- *             (it holds the T2 row and waits for T's) ends on the
- *             backfill's side: its lock_timeout is shorter than the
- *             server's deadlock_timeout, and it tries the batch again.  It sets
- *             zdm.splitting for its batch: what it copies needs no carrying
- *             back to T.
- *   verify    every row of T with a moved value, or with a T2 row, has a
- *             T2 row equal to its moved columns.
- *   contract  the triggers and their functions go, then the moved columns
- *             of T (the point of no return).  T2 stays, with its key and
- *             foreign key.
+ *             rows with a moved value, FOR SHARE, ON CONFLICT DO NOTHING: a
+ *             row the trigger reached first is as it is now; the lock waits
+ *             for a writer of the row, and reads it as it committed (or
+ *             skips it, gone or without a value), where the statement's
+ *             snapshot may be older than that write: the trigger may have
+ *             deleted T2's row meanwhile, and the foreign key would refuse
+ *             a row of T that is gone.
+ *   verify    a row of T has a row of T2 if and only if it has a moved
+ *             value, and then the same values.
+ *   contract  the view, the trigger and its function go, then the moved
+ *             columns of T (the point of no return).  T2 stays, with its
+ *             key and foreign key; the new version finds it under the same
+ *             name.
  *
- * Rollback drops T2: T's columns were kept equal all along, so nothing
- * written by either version is lost.  Preflight wants T2's name free, K a
- * unique key of T (a references fact), and the moved columns droppable as
- * drop column wants them (not NOT NULL without a default, nothing on them
- * and another column).  Facts: reads (K and the moved columns), drops (the
- * moved columns), references (T's K), split_into (T2).
+ * Rollback drops T2 and the view: T held every value all along.
+ * Preflight wants T2's name free, K a unique key of T (a references fact),
+ * and the moved columns droppable as drop column wants them (not NOT NULL
+ * without a default, nothing on them and another column).  Facts: reads
+ * (the moved columns, K), drops (the moved columns), references (T's K),
+ * split_into (T2).
  *
  * Must not: support sync = cdc yet (zdm sync knows one table per change),
  * or guess K (the compiler never sees the catalog: key (...) is required).
@@ -53,20 +52,12 @@
 #include "../ident.h"
 #include "ops.h"
 
-/*
- * A write that is not zdm's own: the triggers' functions, and the
- * backfill, set zdm.splitting for their transaction (the functions only
- * around their own write).  In the triggers' WHEN, so that zdm's writes do
- * not even queue an event.
- */
-#define SPLIT_NOT_OURS \
-	"pg_catalog.current_setting('zdm.splitting', true) IS DISTINCT FROM 'on'"
-
 typedef struct split_table_data {
 	const char *table;         /* T, quoted and qualified */
 	const char *into;          /* T2, quoted and qualified */
+	const char *into_name;     /* T2's own name, plain */
 	const char *fwd_fn;        /* zdm_split_<T>(), in T's schema */
-	const char *back_fn;       /* zdm_split_back_<T>(), in T's schema */
+	const char *view_fn;       /* zdm_split_view_<T>(), in T's schema */
 	const char *key_list;      /* "id" or "a, b", quoted */
 	const char *moved_list;    /* "bio, avatar_url", quoted */
 	const char **key, **moved; /* plain */
@@ -152,11 +143,12 @@ split_table_check(zdmc_check_ctx *ck, zdmc_change *change)
 	schema = n->into_schema.name ? n->into_schema.name : t->schema;
 	if (n->into_schema.name != NULL) {
 		zdmc_check_ident_length(ck, &n->into_schema);
-		if (strncasecmp(schema, "zdm", 3) == 0)
+		/* the new version finds it in the version schema of T's */
+		if (strcmp(schema, t->schema) != 0)
 			zdmc_diag_error(
 				diag, n->into_schema.offset,
-				"schema \"%s\": schema names starting with \"zdm\" are reserved for zdm's own objects",
-				schema);
+				"the new table goes in %s's schema, \"%s\", not \"%s\" (another schema is not supported yet)",
+				t->qname, t->schema, schema);
 	}
 	if (strncasecmp(n->into.name, "zdm", 3) == 0)
 		zdmc_diag_error(
@@ -192,13 +184,14 @@ split_table_check(zdmc_check_ctx *ck, zdmc_change *change)
 	d->fwd_fn = zdmc_ident_qualified(
 		arena, t->schema,
 		zdmc_arena_printf(arena, "zdm_split_%s", t->name));
-	d->back_fn = zdmc_ident_qualified(
+	d->view_fn = zdmc_ident_qualified(
 		arena, t->schema,
-		zdmc_arena_printf(arena, "zdm_split_back_%s", t->name));
-	if (strlen(t->name) + strlen("zdm_split_back_") > ZDMC_MAX_IDENT_BYTES)
+		zdmc_arena_printf(arena, "zdm_split_view_%s", t->name));
+	d->into_name = n->into.name;
+	if (strlen(t->name) + strlen("zdm_split_view_") > ZDMC_MAX_IDENT_BYTES)
 		zdmc_diag_error(
 			diag, change->offset,
-			"table name \"%s\" is too long for zdm's split functions (zdm_split_back_%s must fit in %d bytes)",
+			"table name \"%s\" is too long for zdm's split functions (zdm_split_view_%s must fit in %d bytes)",
 			t->name, t->name, ZDMC_MAX_IDENT_BYTES);
 	d->key_list = split_list(arena, d->key, d->nkey, "");
 	d->moved_list = split_list(arena, d->moved, d->nmoved, "");
@@ -280,84 +273,126 @@ split_any_value(zdmc_lower_ctx *l, const split_table_data *d, const char *row)
 	return zdmc_buf_cstr(&b);
 }
 
-/*
- * CREATE FUNCTION name() for a trigger, whose write (what) sets
- * zdm.splitting around itself: the other trigger's WHEN (SPLIT_NOT_OURS)
- * then lets it pass without carrying it back.
- */
+/* CREATE FUNCTION name() RETURNS trigger with body (plpgsql) */
 static const char *
-split_function(zdmc_lower_ctx *l, const char *name, const char *what)
+split_function(zdmc_lower_ctx *l, const char *name, const char *body)
 {
-	zdmc_buf body, sql;
-	const char *tag;
+	const char *tag = zdmc_lower_dollar_tag(l, body);
 
-	zdmc_buf_init(&body, l->arena);
-	zdmc_buf_printf(
-		&body,
-		"\nBEGIN\n"
-		"    PERFORM pg_catalog.set_config('zdm.splitting', 'on', true);\n"
-		"%s"
-		"    PERFORM pg_catalog.set_config('zdm.splitting', '', true);\n"
-		"    RETURN NULL;\n"
-		"END\n",
-		what);
-	tag = zdmc_lower_dollar_tag(l, zdmc_buf_cstr(&body));
-	zdmc_buf_init(&sql, l->arena);
-	zdmc_buf_printf(&sql,
-	                "CREATE FUNCTION %s() RETURNS trigger\n"
-	                "LANGUAGE plpgsql AS %s%s%s",
-	                name, tag, zdmc_buf_cstr(&body), tag);
-	return zdmc_buf_cstr(&sql);
+	return zdmc_arena_printf(l->arena,
+	                         "CREATE FUNCTION %s() RETURNS trigger\n"
+	                         "LANGUAGE plpgsql AS %s%s%s",
+	                         name, tag, body, tag);
 }
 
-/* The function behind the trigger on T: an old-version write of the moved
- * columns reaches T2. */
+/*
+ * The function behind the trigger on T: every write of the moved columns
+ * reaches T2.  It reads the row as it is when the trigger fires, not NEW:
+ * an AFTER trigger fires at the end of its statement, and a later write of
+ * the same statement (an INSTEAD OF trigger of the new version's view,
+ * setting the moved columns of a row inserted in a WITH clause) may have
+ * fired first.
+ */
 static const char *
-split_forward_sql(zdmc_lower_ctx *l, const split_table_data *d)
+split_forward_sql(zdmc_lower_ctx *l, const zdmc_table *t,
+                  const split_table_data *d)
 {
 	return split_function(
 		l, d->fwd_fn,
 		zdmc_arena_printf(
 			l->arena,
-			"    IF %s THEN\n"
+			"\nDECLARE\n"
+			"    cur record;\n"
+			"BEGIN\n"
+			"    SELECT %s INTO cur FROM ONLY %s WHERE %s;\n"
+			"    IF FOUND AND %s THEN\n"
 			"        INSERT INTO %s (%s, %s)\n"
 			"        VALUES (%s, %s)\n"
 			"        ON CONFLICT (%s) DO UPDATE SET %s;\n"
 			"    ELSE\n"
-			"        -- no moved value: a row of %s needs none, one that is\n"
-			"        -- there keeps its key with NULLs\n"
-			"        UPDATE %s SET %s WHERE %s;\n"
-			"    END IF;\n",
-			split_any_value(l, d, "NEW"), d->into, d->key_list,
+			"        -- no moved value (or no row): no row in %s\n"
+			"        DELETE FROM %s WHERE %s;\n"
+			"    END IF;\n"
+			"    RETURN NULL;\n"
+			"END\n",
+			d->moved_list, t->qname, split_key_match(l, d, "NEW"),
+			split_any_value(l, d, "cur"), d->into, d->key_list,
 			d->moved_list,
 			split_list(l->arena, d->key, d->nkey, "NEW."),
-			split_list(l->arena, d->moved, d->nmoved, "NEW."),
+			split_list(l->arena, d->moved, d->nmoved, "cur."),
 			d->key_list, split_assign(l, d, "EXCLUDED"), d->into,
-			d->into, split_assign(l, d, NULL),
-			split_key_match(l, d, "NEW")));
+			d->into, split_key_match(l, d, "NEW")));
 }
 
-/* The function behind the trigger on T2: a new-version write reaches T (a
- * deleted row leaves NULLs). */
+/*
+ * The function behind the INSTEAD OF triggers of the new version's view
+ * of T2: each write goes to T (the trigger on T carries it to T2), with
+ * the errors T2 itself would give.  A key is not updated through it.
+ */
 static const char *
-split_back_sql(zdmc_lower_ctx *l, const zdmc_table *t,
+split_view_sql(zdmc_lower_ctx *l, const zdmc_table *t,
                const split_table_data *d)
 {
+	zdmc_buf key_changed;
+
+	zdmc_buf_init(&key_changed, l->arena);
+	for (size_t i = 0; i < d->nkey; i++) {
+		const char *k = zdmc_lower_quote(l, d->key[i]);
+
+		zdmc_buf_printf(&key_changed,
+		                "%sNEW.%s IS DISTINCT FROM OLD.%s",
+		                i ? " OR " : "", k, k);
+	}
 	return split_function(
-		l, d->back_fn,
-		zdmc_arena_printf(l->arena,
-	                          "    IF TG_OP = 'DELETE' THEN\n"
-	                          "        UPDATE ONLY %s SET %s WHERE %s;\n"
-	                          "    ELSE\n"
-	                          "        UPDATE ONLY %s SET %s WHERE %s;\n"
-	                          "    END IF;\n",
-	                          t->qname, split_assign(l, d, NULL),
-	                          split_key_match(l, d, "OLD"), t->qname,
-	                          split_assign(l, d, "NEW"),
-	                          split_key_match(l, d, "NEW")));
+		l, d->view_fn,
+		zdmc_arena_printf(
+			l->arena,
+			"\nBEGIN\n"
+			"    IF TG_OP = 'INSERT' THEN\n"
+			"        UPDATE ONLY %s SET %s\n"
+			"         WHERE %s AND NOT %s;\n"
+			"        IF NOT FOUND THEN\n"
+			"            IF EXISTS (SELECT FROM ONLY %s WHERE %s) THEN\n"
+			"                RAISE unique_violation USING\n"
+			"                    MESSAGE = 'duplicate key value violates unique constraint \"%s_pkey\"',\n"
+			"                    DETAIL = 'a row of %s with this key exists already';\n"
+			"            END IF;\n"
+			"            RAISE foreign_key_violation USING\n"
+			"                MESSAGE = 'insert or update on table \"%s\" violates foreign key constraint',\n"
+			"                DETAIL = 'no row of %s has this key';\n"
+			"        END IF;\n"
+			"        RETURN NEW;\n"
+			"    ELSIF TG_OP = 'UPDATE' THEN\n"
+			"        IF %s THEN\n"
+			"            RAISE feature_not_supported USING\n"
+			"                MESSAGE = 'the key of %s cannot change while zdm splits %s';\n"
+			"        END IF;\n"
+			"        UPDATE ONLY %s SET %s WHERE %s;\n"
+			"        RETURN NEW;\n"
+			"    END IF;\n"
+			"    UPDATE ONLY %s SET %s WHERE %s;\n"
+			"    RETURN OLD;\n"
+			"END\n",
+			t->qname, split_assign(l, d, "NEW"),
+			split_key_match(l, d, "NEW"),
+			split_any_value(l, d, NULL), t->qname,
+			split_key_match(l, d, "NEW"), d->into_name, d->into,
+			d->into_name, t->qname, zdmc_buf_cstr(&key_changed),
+			d->into, t->qname, t->qname, split_assign(l, d, "NEW"),
+			split_key_match(l, d, "OLD"), t->qname,
+			split_assign(l, d, NULL),
+			split_key_match(l, d, "OLD")));
 }
 
-/* expand, in T's transaction: T2, its keys, the two triggers */
+/* The new version's name for T2 until contract: a view in T's version
+ * schema. */
+static const char *
+split_view(zdmc_lower_ctx *l, const zdmc_table *t, const split_table_data *d)
+{
+	return zdmc_ident_qualified(l->arena, t->version_schema, d->into_name);
+}
+
+/* expand, in T's transaction: T2, its keys, the trigger on T */
 static void
 split_table_expand(zdmc_lower_ctx *l, const zdmc_table *t,
                    const zdmc_change *change)
@@ -395,9 +430,9 @@ split_table_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
 			l->arena,
-			"create the function that carries old-version writes of %s's %s to %s",
+			"create the function that carries every write of %s's %s to %s",
 			t->qname, d->moved_list, d->into),
-		split_forward_sql(l, d),
+		split_forward_sql(l, t, d),
 		zdmc_arena_printf(l->arena, "DROP FUNCTION %s()", d->fwd_fn));
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
@@ -408,33 +443,62 @@ split_table_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 		zdmc_arena_printf(
 			l->arena,
 			"CREATE TRIGGER zdm_split AFTER INSERT OR UPDATE OF %s ON %s\n"
-			"    FOR EACH ROW\n"
-			"    WHEN (%s)\n"
-			"    EXECUTE FUNCTION %s()",
-			d->moved_list, t->qname, SPLIT_NOT_OURS, d->fwd_fn),
+			"    FOR EACH ROW EXECUTE FUNCTION %s()",
+			d->moved_list, t->qname, d->fwd_fn),
 		zdmc_arena_printf(l->arena, "DROP TRIGGER zdm_split ON %s",
 	                          t->qname));
+}
+
+/* expand, after T's view: the new version's T2, over T */
+static void
+split_table_expand_view(zdmc_lower_ctx *l, const zdmc_table *t,
+                        const zdmc_change *change)
+{
+	const split_table_data *d = change->op_data;
+	const char *view = split_view(l, t, d);
+
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
 			l->arena,
-			"create the function that carries new-version writes of %s back to %s",
-			d->into, t->qname),
-		split_back_sql(l, t, d),
-		zdmc_arena_printf(l->arena, "DROP FUNCTION %s()", d->back_fn));
-	zdmc_lower_step(
-		l, ZDMC_STEP_SQL, t,
-		zdmc_arena_printf(l->arena, "run it after every write to %s",
-	                          d->into),
+			"create view %s: the rows of %s with a value in %s, as the new version's %s until contract",
+			view, t->qname, d->moved_list, d->into),
 		zdmc_arena_printf(
 			l->arena,
-			"CREATE TRIGGER zdm_split_back AFTER INSERT OR UPDATE OR DELETE ON %s\n"
-			"    FOR EACH ROW\n"
-			"    WHEN (%s)\n"
-			"    EXECUTE FUNCTION %s()",
-			d->into, SPLIT_NOT_OURS, d->back_fn),
-		zdmc_arena_printf(l->arena, "DROP TRIGGER zdm_split_back ON %s",
-	                          d->into));
+			"DO $zdm$\n"
+			"DECLARE\n"
+			"    acl record;\n"
+			"BEGIN\n"
+			"    CREATE VIEW %s WITH (security_invoker = true) AS\n"
+			"        SELECT %s, %s FROM ONLY %s WHERE %s;\n"
+			"%s"
+			"END\n"
+			"$zdm$",
+			view, d->key_list, d->moved_list, t->qname,
+			split_any_value(l, d, NULL),
+			zdmc_lower_view_grants(
+				l, t->qname, view,
+				zdmc_lower_quote(l, t->version_schema))),
+		zdmc_arena_printf(l->arena, "DROP VIEW %s", view));
+	zdmc_lower_step(
+		l, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(
+			l->arena,
+			"create the function that writes what the new version writes to %s into %s",
+			view, t->qname),
+		split_view_sql(l, t, d),
+		zdmc_arena_printf(l->arena, "DROP FUNCTION %s()", d->view_fn));
+	zdmc_lower_step(
+		l, ZDMC_STEP_SQL, t,
+		zdmc_arena_printf(l->arena,
+	                          "run it instead of every write to %s", view),
+		zdmc_arena_printf(
+			l->arena,
+			"CREATE TRIGGER zdm_split INSTEAD OF INSERT OR UPDATE OR DELETE ON %s\n"
+			"    FOR EACH ROW EXECUTE FUNCTION %s()",
+			view, d->view_fn),
+		zdmc_arena_printf(l->arena, "DROP TRIGGER zdm_split ON %s",
+	                          view));
 }
 
 /* backfill: the rows of T with a moved value, page range by page range */
@@ -456,14 +520,12 @@ split_table_backfill(zdmc_lower_ctx *l, const zdmc_table *t,
 			"  FROM ONLY %s\n"
 			" WHERE ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid\n"
 			"   AND %s\n"
-			"   -- these inserts copy what %s holds: nothing to carry back\n"
-			"   AND pg_catalog.set_config('zdm.splitting', 'on', true) = 'on'\n"
 			"   -- the row as it is now, not as the statement's snapshot saw it\n"
 			"   FOR SHARE\n"
 			"ON CONFLICT (%s) DO NOTHING",
 			d->into, d->key_list, d->moved_list, d->key_list,
 			d->moved_list, t->qname, split_any_value(l, d, NULL),
-			t->qname, d->key_list),
+			d->key_list),
 		NULL);
 
 	s->key = "ctid";
@@ -494,19 +556,21 @@ split_table_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 		zdmc_buf_printf(&same, " AND s.%s IS NOT DISTINCT FROM %s.%s",
 		                c, t->qname, c);
 	}
+	/* with a value: no equal row in T2; without: a row in T2 */
 	cond = zdmc_arena_printf(
 		l->arena,
-		"(%s\n"
-		"     OR EXISTS (SELECT FROM %s AS s WHERE %s))\n"
-		"   AND NOT EXISTS (SELECT FROM %s AS s WHERE %s%s)",
+		"CASE WHEN %s\n"
+		"     THEN NOT EXISTS (SELECT FROM %s AS s WHERE %s%s)\n"
+		"     ELSE EXISTS (SELECT FROM %s AS s WHERE %s)\n"
+		"END",
 		split_any_value(l, d, t->qname), d->into, zdmc_buf_cstr(&key),
-		d->into, zdmc_buf_cstr(&key), zdmc_buf_cstr(&same));
+		zdmc_buf_cstr(&same), d->into, zdmc_buf_cstr(&key));
 	zdmc_lower_scan_check(
 		l, t,
 		zdmc_arena_printf(
 			l->arena,
-			"every row of %s with a value in %s, or a row in %s, has that row in %s with the same values",
-			t->qname, d->moved_list, d->into, d->into),
+			"a row of %s has a row in %s if and only if it has a value in %s, and then the same values",
+			t->qname, d->into, d->moved_list),
 		cond,
 		zdmc_arena_printf(l->arena,
 	                          "SELECT %s FROM %s WHERE %s LIMIT 5",
@@ -514,7 +578,8 @@ split_table_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 		false);
 }
 
-/* contract, after the view is gone: the triggers, then the moved columns */
+/* contract: the new version's view of T2 (before the table's view goes,
+ * new-version queries find T2 itself), the trigger, the moved columns */
 static void
 split_table_contract(zdmc_lower_ctx *l, const zdmc_table *t,
                      const zdmc_change *change)
@@ -524,15 +589,17 @@ split_table_contract(zdmc_lower_ctx *l, const zdmc_table *t,
 
 	zdmc_lower_final_step(
 		l, t,
+		zdmc_arena_printf(
+			l->arena,
+			"drop view %s and the trigger on %s: the new version uses %s itself, and nothing carries writes to it any more",
+			split_view(l, t, d), t->qname, d->into),
 		zdmc_arena_printf(l->arena,
-	                          "stop carrying writes between %s and %s",
-	                          t->qname, d->into),
-		zdmc_arena_printf(l->arena,
-	                          "DROP TRIGGER zdm_split ON %s;\n"
-	                          "DROP TRIGGER zdm_split_back ON %s;\n"
+	                          "DROP VIEW %s;\n"
 	                          "DROP FUNCTION %s();\n"
+	                          "DROP TRIGGER zdm_split ON %s;\n"
 	                          "DROP FUNCTION %s()",
-	                          t->qname, d->into, d->fwd_fn, d->back_fn));
+	                          split_view(l, t, d), d->view_fn, t->qname,
+	                          d->fwd_fn));
 	zdmc_buf_init(&drop, l->arena);
 	for (size_t i = 0; i < d->nmoved; i++)
 		zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s", i ? "," : "",
@@ -555,6 +622,7 @@ const zdmc_op zdmc_op_split_table = {
 	.lower =
 		{
 			[ZDMC_SLOT_EXPAND] = split_table_expand,
+			[ZDMC_SLOT_EXPAND_VIEW] = split_table_expand_view,
 			[ZDMC_SLOT_BACKFILL] = split_table_backfill,
 			[ZDMC_SLOT_VERIFY] = split_table_verify,
 			[ZDMC_SLOT_CONTRACT_DROP] = split_table_contract,

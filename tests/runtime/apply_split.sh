@@ -15,9 +15,11 @@
 #              new version's inserts into users could not fill it).
 #   writes     at the switch gate: an old-version delete removes the
 #              profile (the foreign key), an old-version update of bio
-#              reaches the profile, old-version NULLs keep the profile row;
-#              a new-version profile delete leaves NULLs in users, a
-#              new-version profile insert and update reach users.  Then
+#              reaches the profile, old-version NULLs remove it; a
+#              new-version profile delete leaves NULLs in users, a
+#              new-version profile insert and update reach users, and an
+#              insert of a profile that exists, or of one whose user does
+#              not, fails as the table would (23505, 23503).  Then
 #              rollback: users holds every value written, user_profiles
 #              and zdm's triggers are gone; apply again reaches done, and
 #              the profiles match what users held.
@@ -73,8 +75,8 @@ expect "writes: old delete removes the profile" \
 	"$(val $db "SELECT count(*) FROM public.user_profiles WHERE id = 3001")" 0
 expect "writes: old update reaches the profile" \
 	"$(val $db "SELECT bio FROM public.user_profiles WHERE id = 3002")" "old wrote this"
-expect "writes: old NULLs keep the profile row, with NULLs" \
-	"$(val $db "SELECT bio IS NULL AND avatar_url IS NULL FROM public.user_profiles WHERE id = 3004")" t
+expect "writes: old NULLs remove the profile row" \
+	"$(val $db "SELECT count(*) FROM public.user_profiles WHERE id = 3004")" 0
 # new version (3003 has no bio and no avatar: id % 15 = 0 is NULL in both)
 expect "writes: user 3015 has no profile" \
 	"$(val $db "SELECT count(*) FROM public.user_profiles WHERE id = 3015")" 0
@@ -87,6 +89,14 @@ expect "writes: new insert reaches users" \
 	"$(val $db "SELECT bio FROM public.users WHERE id = 3015")" "new wrote this"
 expect "writes: new update reaches users" \
 	"$(val $db "SELECT avatar_url FROM public.users WHERE id = 3007")" "https://new.example/3007"
+if new -c "INSERT INTO user_profiles (id, bio) VALUES (3002, 'twice')" 2>"$work/dup.err"; then
+	die "writes: a second profile for user 3002 was accepted"
+fi
+expect_grep "writes: duplicate profile" "$work/dup.err" 'duplicate key value violates unique constraint "user_profiles_pkey"'
+if new -c "INSERT INTO user_profiles (id, bio) VALUES (999999, 'nobody')" 2>"$work/fk.err"; then
+	die "writes: a profile for no user was accepted"
+fi
+expect_grep "writes: profile for no user" "$work/fk.err" 'violates foreign key constraint'
 expect "writes: the new version's users has no bio" \
 	"$(newval "SELECT count(*) FROM pg_catalog.pg_attribute WHERE attrelid = 'users'::pg_catalog.regclass AND attname = 'bio'")" 0
 zdm_run writes2 0 rollback "$plan" --db "dbname=$db"
