@@ -22,7 +22,7 @@ say "noreverse: the function's sql has no reverse"
 db=sql_noreverse
 fresh_db $db
 noreverse=$(at_variant "${example}_noreverse" \
-	"s/^\\) reverse \\(DROP FUNCTION public\\.user_slug\\(text\\)\\);/);/; s/approve = \\(switch, contract\\)/approve = (expand, switch, contract)/")
+	"s/^\\\$fn\\\$ reverse \\(DROP FUNCTION public\\.user_slug\\(text\\)\\);/\\\$fn\\\$;/; s/approve = \\(switch, contract\\)/approve = (expand, switch, contract)/")
 grep -q 'point_of_no_return: true' "$noreverse" || die "the variant has no point of no return"
 zdm_run noreverse1 4 apply "$noreverse" --db "dbname=$db" --approve expand
 expect_grep noreverse1 "$work/noreverse1.out" '^zdm: paused at gate "switch"'
