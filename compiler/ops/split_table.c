@@ -43,8 +43,10 @@
  * (the moved columns, K), drops (the moved columns), references (T's K),
  * split_into (T2).
  *
- * Must not: support sync = cdc yet (zdm sync knows one table per change),
- * or guess K (the compiler never sees the catalog: key (...) is required).
+ * Must not: support sync = cdc yet (zdm sync would need a forward statement
+ * that reads T's current rows, and a way for an op outside the column
+ * replacement to give it one), or guess K (the compiler never sees the
+ * catalog: key (...) is required).
  */
 #include <string.h>
 #include <strings.h>
@@ -131,7 +133,7 @@ split_table_check(zdmc_check_ctx *ck, zdmc_change *change)
 	if (zdmc_check_sync_is_cdc(ck))
 		zdmc_diag_error(
 			diag, change->offset,
-			"split table is not supported with sync = cdc yet: zdm sync carries the changes of one table per change, and a split writes two");
+			"split table is not supported with sync = cdc yet: the trigger that fills the new table from the old one has no zdm sync counterpart");
 	if (n->key.items == NULL) {
 		zdmc_diag_error(
 			diag, n->into.offset + strlen(n->into.name),
