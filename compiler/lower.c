@@ -1134,6 +1134,7 @@ lower_summary(lower_ctx *ctx)
 		ps->type_created = q->type_created;
 		ps->enum_type = q->enum_type;
 		ps->label_added = q->label_added;
+		ps->label_neighbour = q->label_neighbour;
 		ps->label_renamed = q->label_renamed;
 		ps->label_renamed_to = q->label_renamed_to;
 		*stail = ps;

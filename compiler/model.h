@@ -169,6 +169,7 @@ typedef struct zdmc_sqlstmt {
 	const char *type_created;     /* must be free */
 	const char *enum_type;        /* must be an enum, or created above */
 	const char *label_added;      /* enum_type must not have it yet */
+	const char *label_neighbour;  /* before/after it: must be there */
 	const char *label_renamed;    /* enum_type must have it ... */
 	const char *label_renamed_to; /* ... and not this one */
 } zdmc_sqlstmt;

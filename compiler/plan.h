@@ -176,7 +176,8 @@ typedef struct zdmc_plan_statement {
 	const char *index_dropped;    /* exists, backs no constraint */
 	const char *type_created;     /* the name is free */
 	const char *enum_type;        /* an enum, or created above */
-	const char *label_added;      /* enum_type lacks it */
+	const char *label_added;      /* enum_type lacks it ... */
+	const char *label_neighbour;  /* ... and has this one (or NULL) */
 	const char *label_renamed;    /* enum_type has it ... */
 	const char *label_renamed_to; /* ... and lacks this one */
 	struct zdmc_plan_statement *next;

@@ -686,6 +686,7 @@ write_statements(plan_writer *w, const zdmc_plan *plan)
 		put_optional_string(w, "type_created", s->type_created);
 		put_optional_string(w, "enum_type", s->enum_type);
 		put_optional_string(w, "label_added", s->label_added);
+		put_optional_string(w, "label_neighbour", s->label_neighbour);
 		put_optional_string(w, "label_renamed", s->label_renamed);
 		put_optional_string(w, "label_renamed_to", s->label_renamed_to);
 		emit_mapping_end(w);

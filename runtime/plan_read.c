@@ -1327,6 +1327,8 @@ read_statements(plan_reader *r, const yaml_node_t *root, zdm_plan *plan)
 		                        &s->enum_type)) < 0 ||
 		    (error = get_string(r, item, what, "label_added", true,
 		                        &s->label_added)) < 0 ||
+		    (error = get_string(r, item, what, "label_neighbour", true,
+		                        &s->label_neighbour)) < 0 ||
 		    (error = get_string(r, item, what, "label_renamed", true,
 		                        &s->label_renamed)) < 0 ||
 		    (error = get_string(r, item, what, "label_renamed_to", true,
@@ -2534,6 +2536,7 @@ zdm_plan_free(zdm_plan *plan)
 		free(st->type_created);
 		free(st->enum_type);
 		free(st->label_added);
+		free(st->label_neighbour);
 		free(st->label_renamed);
 		free(st->label_renamed_to);
 	}

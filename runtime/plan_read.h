@@ -262,7 +262,8 @@ typedef struct zdm_statement {
 	char *index_dropped;    /* exists, backs no constraint */
 	char *type_created;     /* the name is free */
 	char *enum_type;        /* an enum, or a type_created above */
-	char *label_added;      /* enum_type lacks it */
+	char *label_added;      /* enum_type lacks it ... */
+	char *label_neighbour;  /* ... and has this one (NULL: none) */
 	char *label_renamed;    /* enum_type has it ... */
 	char *label_renamed_to; /* ... and lacks this one */
 } zdm_statement;

@@ -3463,7 +3463,8 @@ check_enum_labels(preflight *pf, const zdm_statement *st)
 	snprintf(object, sizeof(object), "type %s", st->enum_type);
 	params[0] = st->enum_type;
 	params[1] = st->label_added ? st->label_added : st->label_renamed;
-	params[2] = st->label_renamed_to;
+	params[2] =
+		st->label_added ? st->label_neighbour : st->label_renamed_to;
 	if (query_guarded(pf, SQL_ENUM_LABELS, 3, params, &res, why,
 	                  sizeof(why)) < 0)
 		return -1;
@@ -3478,6 +3479,10 @@ check_enum_labels(preflight *pf, const zdm_statement *st)
 	else if (st->label_added && value_true(res, 0, 1))
 		report_problem(pf, object, "already has the label '%s' (%s)",
 		               st->label_added, st->at);
+	else if (st->label_neighbour && !value_true(res, 0, 2))
+		report_problem(pf, object,
+		               "has no label '%s' to place '%s' by (%s)",
+		               st->label_neighbour, st->label_added, st->at);
 	else if (st->label_renamed && !value_true(res, 0, 1))
 		report_problem(pf, object, "has no label '%s' (%s)",
 		               st->label_renamed, st->at);

@@ -141,6 +141,7 @@ zdmc_add_enum_value_check(zdmc_check_ctx *ck, const zdmc_options *options,
 	out->statement = "add_enum_value";
 	out->enum_type = type;
 	out->label_added = n->label.name;
+	out->label_neighbour = n->position.name ? n->neighbour.name : NULL;
 	out->summary = zdmc_arena_printf(arena, "add label %s to enum type %s",
 	                                 label, type);
 	out->description = zdmc_arena_printf(

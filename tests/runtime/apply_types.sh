@@ -13,8 +13,10 @@
 #              the row's key; rollback gives back the schema; once the row
 #              is fixed, the migration reaches done.
 #   labels     plans/order_status_labels.zdm (add value after a label, then
-#              rename value) on the type the first migration made: preflight refuses a label that is
-#              there and a rename of a label that is not; the migration at
+#              rename value) on the type the first migration made:
+#              preflight refuses a label that is there, one placed by a
+#              label that is not, and a rename of a label that is not; the
+#              migration at
 #              its switch gate has the new label and not the rename
 #              (contract's); rollback is refused (add value is a point of
 #              no return); at done the labels are in the order asked.
@@ -82,6 +84,10 @@ again=$(src labels_again "migration order_labels_again;
 alter type public.order_status add value 'paid';")
 zdm_run labels1 2 apply "$again" --db "dbname=$db" --approve-all
 expect_grep labels1 "$work/labels1.err" "type public\\.order_status: already has the label 'paid'"
+nowhere=$(src labels_nowhere "migration order_labels_nowhere;
+alter type public.order_status add value 'lost' before 'misplaced';")
+zdm_run labels1b 2 apply "$nowhere" --db "dbname=$db" --approve-all
+expect_grep labels1b "$work/labels1b.err" "type public\\.order_status: has no label 'misplaced' to place 'lost' by"
 missing=$(src labels_missing "migration order_labels_missing;
 alter type order_status rename value 'refunded' to 'returned';")
 zdm_run labels2 2 apply "$missing" --db "dbname=$db" --approve-all
