@@ -986,7 +986,7 @@ check_cdc(check_ctx *ctx, const zdmc_migration *mig)
 		return;
 	/* nothing would be in the publication (renames and columns added
 	 * from the catalog only keep no second shape in step) */
-	for (i = 0; i < model->ntables && !model->tables[i].needs_sync; i++)
+	for (i = 0; i < model->ntables && !model->tables[i].cdc_carried; i++)
 		;
 	if (model->ntables > 0 && i == model->ntables)
 		zdmc_diag_error(
@@ -1119,9 +1119,14 @@ zdmc_check(zdmc_arena *arena, zdmc_diag *diag, const zdmc_migration *mig,
 		check_clashes(&ctx, &ctx.tables[i]);
 		check_table_refs(&ctx, &ctx.tables[i]);
 		check_kept(&ctx, &ctx.tables[i]);
-		for (j = 0; j < out->tables[i].nchanges; j++)
-			if (out->tables[i].changes[j].replace != NULL)
+		for (j = 0; j < out->tables[i].nchanges; j++) {
+			const zdmc_change *c = &out->tables[i].changes[j];
+
+			if (c->replace != NULL)
 				out->tables[i].needs_sync = true;
+			if (c->replace != NULL || c->op->cdc_sync != NULL)
+				out->tables[i].cdc_carried = true;
+		}
 	}
 	/* an irreversible change makes switch a point of no return: a person
 	 * must decide to pass it */

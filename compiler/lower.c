@@ -457,13 +457,25 @@ lower_cdc(lower_ctx *ctx)
 		const zdmc_table *t = &m->tables[i];
 		zdmc_plan_cdc_table *pt;
 
-		if (!t->needs_sync)
+		zdmc_plan_cdc_sync **stail;
+
+		if (!t->cdc_carried)
 			continue;
 		pt = ZDMC_NEW(ctx->arena, zdmc_plan_cdc_table);
 		pt->table = t->qname;
 		pt->key = key;
 		pt->nkey = m->options.nkey;
-		pt->syncs = zdmc_replace_cdc_syncs(ctx, t);
+		pt->syncs =
+			t->needs_sync ? zdmc_replace_cdc_syncs(ctx, t) : NULL;
+		for (stail = &pt->syncs; *stail; stail = &(*stail)->next)
+			;
+		/* the changes that keep a second shape on their own */
+		for (size_t j = 0; j < t->nchanges; j++)
+			if (t->changes[j].op->cdc_sync != NULL) {
+				*stail = t->changes[j].op->cdc_sync(
+					ctx, t, &t->changes[j]);
+				stail = &(*stail)->next;
+			}
 		*ttail = pt;
 		ttail = &pt->next;
 	}
@@ -595,7 +607,7 @@ lower_cdc_expand_source(lower_ctx *ctx)
 
 	zdmc_buf_init(&tables, ctx->arena);
 	for (i = 0; i < m->ntables; i++)
-		if (m->tables[i].needs_sync)
+		if (m->tables[i].cdc_carried)
 			zdmc_buf_printf(&tables, "%s%s", tables.len ? ", " : "",
 			                m->tables[i].qname);
 	lower_step(

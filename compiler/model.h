@@ -123,7 +123,10 @@ typedef struct zdmc_table {
 	zdmc_change *changes;
 	size_t nchanges;
 	bool needs_sync; /* a change uses the column replacement */
-	size_t offset;   /* first statement about it */
+	/* with sync = cdc, zdm sync carries the table's changes: needs_sync, or
+	 * a change whose op has a cdc_sync */
+	bool cdc_carried;
+	size_t offset; /* first statement about it */
 	/* the name the new version knows it by: its view's in the version
 	 * schema, and the table's own after contract (a change's
 	 * table_renamed_to, else name) */

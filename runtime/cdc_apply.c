@@ -119,7 +119,7 @@ typedef struct ap_table {
 	char **slot_names; /* borrowed from the plan, or the literal below */
 	size_t nslots;
 	size_t slot_cap;
-	int pending_slot; /* zdm_sync_pending */
+	int pending_slot; /* zdm_sync_pending; -1: no sync reads it */
 	int *key_slots;   /* the key columns: a row's events keep their order */
 	int *new_idx;     /* per slot: index in the last after-image, or -1 */
 	int *old_idx;     /* per slot: index in the last before-image, or -1 */
@@ -359,6 +359,27 @@ ap_json_params(zdm_cdc_applier *a, const zdm_cdc_table *ct, ap_sync *s,
 	return 0;
 }
 
+/* Does a sync of table ct read the backfill marker, as a parameter or in a
+ * rule (a column replacement's sync does; split table's has no marker)? */
+static bool
+ap_reads_marker(const zdm_cdc_table *ct)
+{
+	for (size_t si = 0; si < ct->nsyncs; si++) {
+		const zdm_cdc_sync *cs = &ct->syncs[si];
+
+		for (size_t pi = 0; pi < cs->nparams; pi++)
+			if (strcmp(cs->params[pi], ap_pending_column) == 0)
+				return true;
+		for (size_t ri = 0; ri < cs->non_insert; ri++)
+			if (cs->on_insert[ri].cond == ZDM_CDC_COND_PENDING)
+				return true;
+		for (size_t ri = 0; ri < cs->non_update; ri++)
+			if (cs->on_update[ri].cond == ZDM_CDC_COND_PENDING)
+				return true;
+	}
+	return false;
+}
+
 int
 zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
                     const zdm_cdc_plan *cdc, bool lsn_positions, zdm_error *err)
@@ -430,8 +451,14 @@ zdm_cdc_applier_new(zdm_cdc_applier **out, PGconn *conn,
 					goto fail;
 			}
 		}
-		if ((t->pending_slot = ap_slot(t, ap_pending_column)) < 0 ||
-		    ap_slots(t, ct->key, ct->nkey, &t->key_slots) != 0)
+		/* the backfill marker, where a sync reads it (a column
+		 * replacement's); a table without one (split table's) has
+		 * none to miss in its events */
+		t->pending_slot = -1;
+		if (ap_reads_marker(ct) &&
+		    (t->pending_slot = ap_slot(t, ap_pending_column)) < 0)
+			goto oom;
+		if (ap_slots(t, ct->key, ct->nkey, &t->key_slots) != 0)
 			goto oom;
 		t->new_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
 		t->old_idx = malloc((t->nslots ? t->nslots : 1) * sizeof(int));
@@ -966,7 +993,9 @@ ap_send(zdm_cdc_applier *a, const zdm_cdc_change *changes, ap_sent what,
 static bool
 ap_touched_before(const ap_event *ev, int s)
 {
-	int pi = ev->t->old_idx[ev->t->pending_slot], oi = ev->t->old_idx[s];
+	int pi = ev->t->pending_slot < 0 ? -1
+	                                 : ev->t->old_idx[ev->t->pending_slot];
+	int oi = ev->t->old_idx[s];
 	const zdm_cdc_column *pending, *col;
 
 	if (ev->c->op != ZDM_CDC_UPDATE || pi < 0 || oi < 0)

@@ -20,6 +20,9 @@
  *   facts    (optional) the plan's facts that model.h has no field for
  *            (constraints, indexes, references, a table's new name,
  *            defaults); the common ones are written from the change.
+ *   cdc_sync (optional) with sync = cdc, the sync of the plan's cdc
+ *            section for a change that keeps a second shape in step on its
+ *            own (split table); the column replacement makes its own.
  *   lower    its steps, slot by slot.  The phase driver (lower.c) walks
  *            the phases table by table and, at each slot, calls the hook
  *            of every change of the table in source order; a NULL hook
@@ -93,6 +96,12 @@ typedef struct zdmc_op {
 	void (*facts)(zdmc_arena *arena, const zdmc_change *change,
 	              zdmc_plan_change *out);
 	zdmc_op_lower_fn lower[ZDMC_NSLOTS];
+	/* sync = cdc, for a change that keeps a second shape in step without
+	 * the column replacement: what zdm sync does with the table's change
+	 * events (one sync of the plan's cdc section); NULL: nothing */
+	zdmc_plan_cdc_sync *(*cdc_sync)(zdmc_lower_ctx *l,
+	                                const zdmc_table *table,
+	                                const zdmc_change *change);
 } zdmc_op;
 
 extern const zdmc_op zdmc_op_split_column;

@@ -20,7 +20,9 @@
  *             key violation, as T2 would say), an update sets them, a
  *             delete sets them NULL.  Every write reaches T first and T2
  *             from there, in one order: old and new versions writing one
- *             row cannot deadlock on the two tables.
+ *             row cannot deadlock on the two tables.  With sync = cdc,
+ *             there is no trigger on T: zdm sync does its work
+ *             (split_table_cdc_sync).
  *   backfill  INSERT INTO T2 ... SELECT from T over ranges of pages, for the
  *             rows with a moved value, FOR SHARE, ON CONFLICT DO NOTHING: a
  *             row the trigger reached first is as it is now; the lock waits
@@ -43,10 +45,8 @@
  * (the moved columns, K), drops (the moved columns), references (T's K),
  * split_into (T2).
  *
- * Must not: support sync = cdc yet (zdm sync would need a forward statement
- * that reads T's current rows, and a way for an op outside the column
- * replacement to give it one), or guess K (the compiler never sees the
- * catalog: key (...) is required).
+ * Must not: guess K (the compiler never sees the catalog: key (...) is
+ * required).
  */
 #include <string.h>
 #include <strings.h>
@@ -130,10 +130,6 @@ split_table_check(zdmc_check_ctx *ck, zdmc_change *change)
 			n->move.name);
 		return;
 	}
-	if (zdmc_check_sync_is_cdc(ck))
-		zdmc_diag_error(
-			diag, change->offset,
-			"split table is not supported with sync = cdc yet: the trigger that fills the new table from the old one has no zdm sync counterpart");
 	if (n->key.items == NULL) {
 		zdmc_diag_error(
 			diag, n->into.offset + strlen(n->into.name),
@@ -428,6 +424,9 @@ split_table_expand(zdmc_lower_ctx *l, const zdmc_table *t,
 			d->into, d->key_list, d->key_list, t->qname,
 			d->key_list),
 		NULL);
+	/* with sync = cdc, zdm sync carries them (split_table_cdc_sync) */
+	if (zdmc_lower_is_cdc(l))
+		return;
 	zdmc_lower_step(
 		l, ZDMC_STEP_SQL, t,
 		zdmc_arena_printf(
@@ -577,7 +576,7 @@ split_table_verify(zdmc_lower_ctx *l, const zdmc_table *t,
 		zdmc_arena_printf(l->arena,
 	                          "SELECT %s FROM %s WHERE %s LIMIT 5",
 	                          d->key_list, t->qname, cond),
-		false);
+		zdmc_lower_is_cdc(l));
 }
 
 /* contract: the new version's view of T2 (before the table's view goes,
@@ -593,15 +592,28 @@ split_table_contract(zdmc_lower_ctx *l, const zdmc_table *t,
 		l, t,
 		zdmc_arena_printf(
 			l->arena,
-			"drop view %s and the trigger on %s: the new version uses %s itself, and nothing carries writes to it any more",
-			split_view(l, t, d), t->qname, d->into),
-		zdmc_arena_printf(l->arena,
-	                          "DROP VIEW %s;\n"
-	                          "DROP FUNCTION %s();\n"
-	                          "DROP TRIGGER zdm_split ON %s;\n"
-	                          "DROP FUNCTION %s()",
-	                          split_view(l, t, d), d->view_fn, t->qname,
-	                          d->fwd_fn));
+			"drop view %s%s: the new version uses %s itself, and nothing carries writes to it any more",
+			split_view(l, t, d),
+			zdmc_lower_is_cdc(l)
+				? ""
+				: zdmc_arena_printf(l->arena,
+	                                            " and the trigger on %s",
+	                                            t->qname),
+			d->into),
+		zdmc_arena_printf(
+			l->arena,
+			"DROP VIEW %s;\n"
+			"DROP FUNCTION %s()%s",
+			split_view(l, t, d), d->view_fn,
+			/* with sync = cdc, zdm sync carried them */
+			zdmc_lower_is_cdc(l)
+				? ""
+				: zdmc_arena_printf(
+					  l->arena,
+					  ";\n"
+					  "DROP TRIGGER zdm_split ON %s;\n"
+					  "DROP FUNCTION %s()",
+					  t->qname, d->fwd_fn)));
 	zdmc_buf_init(&drop, l->arena);
 	for (size_t i = 0; i < d->nmoved; i++)
 		zdmc_buf_printf(&drop, "%s\n    DROP COLUMN %s", i ? "," : "",
@@ -616,11 +628,89 @@ split_table_contract(zdmc_lower_ctx *l, const zdmc_table *t,
 	                          zdmc_buf_cstr(&drop)));
 }
 
+/* a rule of a cdc sync: every event applies forward */
+static zdmc_plan_cdc_rule *
+split_cdc_always(zdmc_lower_ctx *l)
+{
+	zdmc_plan_cdc_rule *r = ZDMC_NEW(l->arena, zdmc_plan_cdc_rule);
+
+	r->cond = ZDMC_CDC_ALWAYS;
+	r->apply = "forward";
+	return r;
+}
+
+/*
+ * sync = cdc: zdm sync does what the trigger on T does with trigger sync.
+ * For each batch of T's events, the forward statement reads the rows of T
+ * as they are now (not the events' images: a later event of the row may
+ * still be on its way, and will bring it to the same end) and makes T2
+ * say the same: an upsert where a moved column has a value, a delete
+ * where none has or the row is gone (T's deletes also reach T2 by the
+ * foreign key).  So applying a batch twice, or late, changes nothing more.
+ * Every insert and update applies: reading the before-image to see which
+ * columns changed would need REPLICA IDENTITY FULL on T.
+ */
+static zdmc_plan_cdc_sync *
+split_table_cdc_sync(zdmc_lower_ctx *l, const zdmc_table *t,
+                     const zdmc_change *change)
+{
+	const split_table_data *d = change->op_data;
+	zdmc_plan_cdc_sync *s = ZDMC_NEW(l->arena, zdmc_plan_cdc_sync);
+	const char **params = zdmc_arena_alloc(
+		l->arena, (d->nkey + d->nmoved + 1) * sizeof(char *));
+	zdmc_buf keys, join;
+
+	for (size_t i = 0; i < d->nkey; i++)
+		params[i] = d->key[i];
+	for (size_t i = 0; i < d->nmoved; i++)
+		params[d->nkey + i] = d->moved[i];
+	s->at = zdmc_lower_at(l, change->offset);
+	s->params = params;
+	s->nparams = d->nkey + d->nmoved;
+	s->on_insert = split_cdc_always(l);
+	s->on_update = split_cdc_always(l);
+	zdmc_buf_init(&keys, l->arena);
+	zdmc_buf_init(&join, l->arena);
+	for (size_t i = 0; i < d->nkey; i++) {
+		const char *k = zdmc_lower_quote(l, d->key[i]);
+
+		zdmc_buf_printf(&keys, "%s(zdm_row).%s AS %s", i ? ", " : "", k,
+		                k);
+		zdmc_buf_printf(&join, "%sp.%s = zdm_event.%s",
+		                i ? " AND " : "", k, k);
+	}
+	s->forward = zdmc_arena_printf(
+		l->arena,
+		"WITH zdm_event AS MATERIALIZED (\n"
+		"  SELECT DISTINCT %s\n"
+		"    FROM (SELECT pg_catalog.jsonb_populate_record(NULL::%s, zdm_e.j) AS zdm_row\n"
+		"            FROM pg_catalog.jsonb_array_elements($1::pg_catalog.jsonb) AS zdm_e(j)) AS zdm_r),\n"
+		"zdm_now AS MATERIALIZED (\n"
+		"  SELECT %s, %s FROM ONLY %s JOIN zdm_event USING (%s)\n"
+		"   WHERE %s),\n"
+		"zdm_upserted AS (\n"
+		"  INSERT INTO %s (%s, %s)\n"
+		"  SELECT %s, %s FROM zdm_now\n"
+		"  ON CONFLICT (%s) DO UPDATE SET %s\n"
+		"  RETURNING 1)\n"
+		"DELETE FROM %s AS p\n"
+		" USING zdm_event\n"
+		" WHERE %s\n"
+		"   AND NOT EXISTS (SELECT FROM zdm_now WHERE %s)",
+		zdmc_buf_cstr(&keys), t->qname, d->key_list, d->moved_list,
+		t->qname, d->key_list, split_any_value(l, d, NULL), d->into,
+		d->key_list, d->moved_list, d->key_list, d->moved_list,
+		d->key_list, split_assign(l, d, "EXCLUDED"), d->into,
+		zdmc_buf_cstr(&join), split_key_match(l, d, "p"));
+	return s;
+}
+
 const zdmc_op zdmc_op_split_table = {
 	.name = "split_table",
 	.check = split_table_check,
 	.summary = split_table_summary,
 	.facts = split_table_facts,
+	.cdc_sync = split_table_cdc_sync,
 	.lower =
 		{
 			[ZDMC_SLOT_EXPAND] = split_table_expand,
