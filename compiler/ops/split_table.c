@@ -327,6 +327,14 @@ split_forward_sql(zdmc_lower_ctx *l, const zdmc_table *t,
  * of T2: each write goes to T (the trigger on T carries it to T2), with
  * the errors T2 itself would give.  A key is not updated through it.
  */
+/* fmt with a and b (or a alone), as a SQL string literal */
+static const char *
+split_literal(zdmc_lower_ctx *l, const char *fmt, const char *a, const char *b)
+{
+	return zdmc_ident_literal(l->arena,
+	                          zdmc_arena_printf(l->arena, fmt, a, b));
+}
+
 static const char *
 split_view_sql(zdmc_lower_ctx *l, const zdmc_table *t,
                const split_table_data *d)
@@ -352,18 +360,18 @@ split_view_sql(zdmc_lower_ctx *l, const zdmc_table *t,
 			"        IF NOT FOUND THEN\n"
 			"            IF EXISTS (SELECT FROM ONLY %s WHERE %s) THEN\n"
 			"                RAISE unique_violation USING\n"
-			"                    MESSAGE = 'duplicate key value violates unique constraint \"%s_pkey\"',\n"
-			"                    DETAIL = 'a row of %s with this key exists already';\n"
+			"                    MESSAGE = %s,\n"
+			"                    DETAIL = %s;\n"
 			"            END IF;\n"
 			"            RAISE foreign_key_violation USING\n"
-			"                MESSAGE = 'insert or update on table \"%s\" violates foreign key constraint',\n"
-			"                DETAIL = 'no row of %s has this key';\n"
+			"                MESSAGE = %s,\n"
+			"                DETAIL = %s;\n"
 			"        END IF;\n"
 			"        RETURN NEW;\n"
 			"    ELSIF TG_OP = 'UPDATE' THEN\n"
 			"        IF %s THEN\n"
 			"            RAISE feature_not_supported USING\n"
-			"                MESSAGE = 'the key of %s cannot change while zdm splits %s';\n"
+			"                MESSAGE = %s;\n"
 			"        END IF;\n"
 			"        UPDATE ONLY %s SET %s WHERE %s;\n"
 			"        RETURN NEW;\n"
@@ -374,9 +382,27 @@ split_view_sql(zdmc_lower_ctx *l, const zdmc_table *t,
 			t->qname, split_assign(l, d, "NEW"),
 			split_key_match(l, d, "NEW"),
 			split_any_value(l, d, NULL), t->qname,
-			split_key_match(l, d, "NEW"), d->into_name, d->into,
-			d->into_name, t->qname, zdmc_buf_cstr(&key_changed),
-			d->into, t->qname, t->qname, split_assign(l, d, "NEW"),
+			split_key_match(l, d, "NEW"),
+			/* the messages as literals: a quoted name may hold a ' */
+			split_literal(
+				l,
+				"duplicate key value violates unique constraint \"%s_pkey\"",
+				d->into_name, NULL),
+			split_literal(
+				l, "a row of %s with this key exists already",
+				d->into, NULL),
+			split_literal(
+				l,
+				"insert or update on table \"%s\" violates foreign key constraint",
+				d->into_name, NULL),
+			split_literal(l, "no row of %s has this key", t->qname,
+	                              NULL),
+			zdmc_buf_cstr(&key_changed),
+			split_literal(
+				l,
+				"the key of %s cannot change while zdm splits %s",
+				d->into, t->qname),
+			t->qname, split_assign(l, d, "NEW"),
 			split_key_match(l, d, "OLD"), t->qname,
 			split_assign(l, d, NULL),
 			split_key_match(l, d, "OLD")));
