@@ -16,10 +16,11 @@
 #              rename value) on the type the first migration made:
 #              preflight refuses a label that is there, one placed by a
 #              label that is not, and a rename of a label that is not; the
-#              migration at
-#              its switch gate has the new label and not the rename
-#              (contract's); rollback is refused (add value is a point of
-#              no return); at done the labels are in the order asked.
+#              migration at its switch gate, both versions' clients
+#              writing statuses all along with none failing, has the new
+#              label and not the rename (contract's); rollback is refused
+#              (add value is a point of no return); at done the labels are
+#              in the order asked.
 #   index      drop index: preflight refuses an index that does not exist
 #              and one a constraint depends on; the index stays until
 #              contract, and rollback before it keeps it.
@@ -93,7 +94,17 @@ alter type order_status rename value 'refunded' to 'returned';")
 zdm_run labels2 2 apply "$missing" --db "dbname=$db" --approve-all
 expect_grep labels2 "$work/labels2.err" "type public\\.order_status: has no label 'refunded'"
 lplan=$(at_compile "$root/plans/order_status_labels.zdm" order_status_labels)
+# both versions of the example's clients write statuses through expand
+# (add value) to the switch gate; the new one's 'cancelled' is renamed at
+# contract, after they stop
+search_path=$(at_plan_get "$lplan" new_version.search_path)
+traffic_start $db old old
+traffic_start $db new new
+sleep 1
 zdm_run labels3 4 apply "$lplan" --db "dbname=$db"
+sleep 1
+traffic_stop old
+traffic_stop new
 expect "labels: at the switch gate" "$(labels $db)" pending,paid,shipped,refunded,cancelled
 zdm_run labels4 3 rollback "$lplan" --db "dbname=$db"
 expect_grep labels4 "$work/labels4.err" 'point of no return'
