@@ -865,6 +865,7 @@ assert_same_change(const zdmc_plan_change *want, const zdm_change *got)
 	}
 	assert_int_equal(n, got->nreferences);
 	assert_same_string(want->table_renamed_to, got->table_renamed_to);
+	assert_same_string(want->split_into, got->split_into);
 	n = 0;
 	for (const zdmc_plan_default *d = want->defaults; d; d = d->next, n++) {
 		assert_true(n < got->ndefaults);
@@ -1866,6 +1867,70 @@ v3_plan(const char *from, const char *to)
 	return text;
 }
 
+/* statements[]: the statements on no table and their facts survive the
+ * round trip; a label without its type, or half a rename, is refused. */
+static void
+test_statements_round_trip(void **state)
+{
+	zdmc_plan_statement rename = {
+		.statement = "rename_enum_value",
+		.at = "m.zdm:5:1",
+		.summary =
+			"rename label 'a' of enum type public.t to 'b' at contract",
+		.enum_type = "public.t",
+		.label_renamed = "a",
+		.label_renamed_to = "b"};
+	zdmc_plan_statement add = {
+		.statement = "add_enum_value",
+		.at = "m.zdm:4:1",
+		.summary = "add label 'c' to enum type public.t",
+		.enum_type = "public.t",
+		.label_added = "c",
+		.label_neighbour = "it's",
+		.next = &rename};
+	zdmc_plan_statement drop = {
+		.statement = "drop_index",
+		.at = "m.zdm:3:1",
+		.summary = "drop index public.\"Odd\"\"idx\" at contract",
+		.index_dropped = "public.\"Odd\"\"idx\"",
+		.next = &add};
+	zdmc_plan plan = fixture;
+	size_t len;
+	char *text, *edited;
+	zdm_plan *got;
+
+	(void)state;
+	plan.statements = &drop;
+	text = write_plan(&plan, &len);
+	got = parse_ok(text, len);
+	assert_int_equal(got->nstatements, 3);
+	assert_string_equal(got->statements[0].statement, "drop_index");
+	assert_string_equal(got->statements[0].index_dropped,
+	                    "public.\"Odd\"\"idx\"");
+	assert_null(got->statements[0].enum_type);
+	assert_string_equal(got->statements[1].label_added, "c");
+	assert_string_equal(got->statements[1].label_neighbour, "it's");
+	assert_string_equal(got->statements[2].label_renamed, "a");
+	assert_string_equal(got->statements[2].label_renamed_to, "b");
+	assert_string_equal(got->statements[2].at, "m.zdm:5:1");
+	zdm_plan_free(got);
+
+	edited = edit(text, "  enum_type: public.t\n  label_added: c\n",
+	              "  label_added: c\n");
+	reseal(edited);
+	assert_refused(
+		edited, strlen(edited),
+		"plan.out:78:3: error: statements[2]: a label without \"enum_type\"");
+	free(edited);
+	edited = edit(text, "  label_renamed_to: b\n", "");
+	reseal(edited);
+	assert_refused(
+		edited, strlen(edited),
+		"plan.out:84:3: error: statements[3]: \"label_renamed\" and \"label_renamed_to\" go together");
+	free(edited);
+	free(text);
+}
+
 static void
 assert_v3_refused(const char *from, const char *to, const char *message)
 {
@@ -1975,6 +2040,7 @@ test_v3_every_fact(void **state)
 	assert_null(u->reads);
 	assert_null(u->creates);
 	assert_null(u->table_renamed_to);
+	assert_null(u->split_into);
 
 	assert_int_equal(plan->nsteps, 2);
 	assert_int_equal(plan->steps[0].kind, ZDM_STEP_AUTOCOMMIT);
@@ -2436,6 +2502,7 @@ round_trip_string(const char *s)
 		.nindexes_created = 1,
 		.references = &reference,
 		.table_renamed_to = s,
+		.split_into = s,
 		.defaults = &dflt,
 	};
 	zdmc_plan_table table = {.name = s, .changes = &change};
@@ -2591,6 +2658,7 @@ main(void)
 		cmocka_unit_test(test_v3_diagnose),
 		cmocka_unit_test(test_autocommit_needs_version3),
 		cmocka_unit_test(test_v3_version_schemas),
+		cmocka_unit_test(test_statements_round_trip),
 		cmocka_unit_test(test_tricky_strings_round_trip),
 		cmocka_unit_test(test_random_strings_round_trip),
 	};
