@@ -24,8 +24,20 @@
  * queues behind an ALTER TABLE waiting for its lock) retries the range
  * with backoff, up to lock_retries.
  *
- * Must not: write anything, hold a snapshot across ranges, or touch the
- * runner's connection after the measurement.
+ * One snapshot.  Every range is read in one MVCC snapshot, exported by a
+ * connection that only holds it (SQL_EXPORT) and imported by each counting
+ * connection's REPEATABLE READ transaction (SQL_IMPORT): a row that an
+ * update moves between pages while the pass runs is then seen exactly
+ * once, where the snapshot has it, and the counts are those of one
+ * statement over the table.  (With a snapshot per range, a bad row moved
+ * from a page not yet read to one already read was counted nowhere: a
+ * false pass.)  A range that fails (statement_timeout, a lock timeout)
+ * aborts its connection's transaction: the connection rolls back and
+ * imports the snapshot again before its next range.  The snapshot is
+ * held for the pass, as one statement over the table would hold its own.
+ *
+ * Must not: write anything, or touch the runner's connection after the
+ * measurement.
  */
 #include "verify_pass.h"
 
@@ -50,6 +62,17 @@
 #define BACKOFF_FIRST_MS 50
 #define BACKOFF_CAP_MS 2000
 
+/* The snapshot every range is read in: exported by a transaction that
+ * only holds it, imported by each counting connection. */
+static const char SQL_EXPORT_BEGIN[] =
+	"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+static const char SQL_EXPORT[] = "SELECT pg_catalog.pg_export_snapshot()";
+static const char SQL_IMPORT_BEGIN[] =
+	"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+/* SET takes no parameter: the server's own snapshot name, as a literal */
+static const char SQL_IMPORT_FMT[] = "SET TRANSACTION SNAPSHOT '%s'";
+static const char SQL_ROLLBACK[] = "ROLLBACK";
+
 /* The table's size now, in pages (pg_relation_size: every page it has,
  * not relpages as of the last VACUUM). */
 static const char SQL_TABLE_PAGES[] =
@@ -72,6 +95,7 @@ typedef struct vp_conn {
 
 typedef struct vp_pass {
 	const zdm_verify_pass_opts *opts;
+	char snapshot[64]; /* pg_export_snapshot()'s name */
 	size_t n;
 	long long *counts;
 	char *sql;
@@ -167,6 +191,22 @@ pass_claim(vp_pass *p, vp_conn *c, vp_range *out)
 	return true;
 }
 
+/* c's transaction, in the pass's snapshot (after a failed range too). */
+static int
+pass_import(vp_pass *p, PGconn *conn, zdm_error *err)
+{
+	char sql[128];
+
+	if (PQtransactionStatus(conn) != PQTRANS_IDLE &&
+	    zdm_conn_exec(conn, SQL_ROLLBACK, err) != 0)
+		return -1;
+	snprintf(sql, sizeof(sql), SQL_IMPORT_FMT, p->snapshot);
+	return zdm_conn_exec(conn, SQL_IMPORT_BEGIN, err) != 0 ||
+	                       zdm_conn_exec(conn, sql, err) != 0
+	               ? -1
+	               : 0;
+}
+
 static int
 pass_send(vp_pass *p, vp_conn *c, vp_range range, zdm_error *err)
 {
@@ -211,6 +251,16 @@ pass_result(vp_pass *p, vp_conn *c, PGresult *res, zdm_error *err)
 		return 0;
 	}
 	zdm_error_from_result(err, res, c->conn);
+	/* the failure aborted c's transaction: back in the snapshot */
+	{
+		zdm_error again;
+
+		zdm_error_clear(&again);
+		if (pass_import(p, c->conn, &again) != 0) {
+			*err = again;
+			return -1;
+		}
+	}
 	if (zdm_error_is_statement_timeout(err) && range.hi != PAGE_END &&
 	    range.hi - range.lo > 1) {
 		long long mid = range.lo + (range.hi - range.lo) / 2;
@@ -255,6 +305,7 @@ zdm_verify_pass(PGconn *control, const zdm_step *const *steps, size_t n,
 	double started = zdm_now();
 	int jobs = opts->jobs > 0 ? opts->jobs : 1;
 	int rc = -1, nopen = 0;
+	PGconn *exporter = NULL;
 
 	memset(&p, 0, sizeof(p));
 	memset(stats, 0, sizeof(*stats));
@@ -285,6 +336,21 @@ zdm_verify_pass(PGconn *control, const zdm_step *const *steps, size_t n,
 		zdm_error_set(err, "out of memory");
 		goto done;
 	}
+	exporter = zdm_conn_open(opts->conninfo, "verify", opts->schema, err);
+	if (exporter == NULL ||
+	    zdm_conn_exec(exporter, SQL_EXPORT_BEGIN, err) != 0 ||
+	    zdm_conn_query(exporter, SQL_EXPORT, 0, NULL, &res, err) != 0)
+		goto done;
+	snprintf(p.snapshot, sizeof(p.snapshot), "%s", PQgetvalue(res, 0, 0));
+	/* hex digits and dashes, as the server makes them: safe in quotes */
+	if (strspn(p.snapshot, "0123456789ABCDEFabcdef-") !=
+	    strlen(p.snapshot)) {
+		zdm_error_set(err, "pg_export_snapshot() gave \"%s\"",
+		              p.snapshot);
+		goto done;
+	}
+	PQclear(res);
+	res = NULL;
 	for (nopen = 0; nopen < jobs; nopen++) {
 		char set[96];
 
@@ -294,7 +360,8 @@ zdm_verify_pass(PGconn *control, const zdm_step *const *steps, size_t n,
 			goto done;
 		snprintf(set, sizeof(set), "SET lock_timeout = '%ldms'",
 		         opts->lock_timeout_ms);
-		if (zdm_conn_exec(conns[nopen].conn, set, err) != 0) {
+		if (zdm_conn_exec(conns[nopen].conn, set, err) != 0 ||
+		    pass_import(&p, conns[nopen].conn, err) != 0) {
 			nopen++;
 			goto done;
 		}
@@ -371,6 +438,8 @@ done:
 		snprintf(err->step, sizeof(err->step), "%s", steps[0]->id);
 	for (int i = 0; i < nopen; i++)
 		PQfinish(conns[i].conn);
+	if (exporter != NULL)
+		PQfinish(exporter);
 	free(conns);
 	free(p.sql);
 	free(p.retry);

@@ -55,15 +55,11 @@ typedef struct zdm_verify_pass_stats {
  * counts[0..n).  control is the runner's connection, used only to measure
  * the table before the counting starts.
  *
- * Each range is its own statement with its own snapshot.  A row that an
- * update moves from a range not yet read to one already read is counted in
- * neither: as a one-statement count taken a moment before that update
- * would have counted it (in its old version, which the update replaced),
- * and the update itself is a write that comes after verify, like any write
- * committed after a one-statement count.  A row moved the other way is
- * counted twice, which can only make a count too high; and a count that is
- * not the check's expect is not a verdict: the runner counts that check
- * again, on its own, in one snapshot.
+ * Every range is read in one snapshot, exported once and imported by each
+ * counting connection (verify_pass.c): the counts are those of one
+ * statement over the table, however rows move between pages meanwhile.
+ * A count that is not the check's expect is not a verdict: the runner
+ * counts that check again, on its own.
  *
  * Returns 0 with counts filled; 1 when interrupted; -1 with err filled
  * (err->sqlstate 55P03 when a range's lock retries ran out).
