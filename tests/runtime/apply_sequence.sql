@@ -10,6 +10,8 @@ INSERT INTO orders (user_id, amount, note) VALUES ($1, 0, $2)
 UPDATE orders SET note = $2 WHERE id = $1
 SELECT id, note, created_at FROM orders WHERE id = $1
 SELECT count(*) FROM orders WHERE user_id = $1
-UPDATE users SET updated_at = now() WHERE id = $1 + 1
+-- the next user, wrapping at the clients' last id (2000): the users above
+-- it are nobody's, and the data check holds them to the snapshot
+UPDATE users SET updated_at = now() WHERE id = $1 % 2000 + 1
 DELETE FROM orders WHERE id = $1
 DELETE FROM users WHERE id = $1 AND id % 10 = 0
